@@ -1,0 +1,321 @@
+"""The only module that talks to ClickHouse.
+
+Two transports behind one small interface (run a statement, stream a result, load a CSV file):
+- ChdbTransport: the embedded engine (chDB) in this process, persisting under GAMELENS_DATA_DIR;
+- ConnectTransport: clickhouse-connect, to a ClickHouse server (http[s]://) or, with a chdb:// URL,
+  to the same embedded engine through clickhouse-connect's chdb backend (used to test that path).
+
+Both speak the same SQL and the same output formats, so callers never know which one runs.
+Values are always bound as ClickHouse query parameters ({name:Type}); identifiers come from code.
+
+chDB facts designed around (each has a regression test in tests/test_engine.py):
+- one engine per process and data directory, so the service runs one worker process;
+- a chDB connection runs one statement at a time, so reads use a small pool of connections;
+- after a statement raises, the next one on that connection may return the failed one's partial
+  output, so a connection that raised is closed and replaced, never reused;
+- EXCHANGE TABLES needs an Atomic database and chDB's `default` is not one: we create our own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from clickhouse_connect.driver.binding import format_bind_value
+
+from .errors import EngineError, GameLensError
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*$")
+
+
+def ident(name: str) -> str:
+    """Quote an identifier that comes from code or the schema (never from a request)."""
+    if not _IDENT.match(name):
+        raise ValueError(f"not an identifier: {name!r}")
+    return f"`{name}`"
+
+
+def _ch_params(params: dict[str, Any] | None) -> dict[str, str]:
+    # ClickHouse's text form of a query parameter (as sent over HTTP as param_<name>).
+    return {k: format_bind_value(v) for k, v in (params or {}).items()}
+
+
+# --- transports ----------------------------------------------------------------------------------
+
+
+class ChdbTransport:
+    local_files = True
+
+    def __init__(self, path: str):
+        import chdb  # imported here: only this module may touch the driver
+
+        self._conn = chdb.connect(path)
+
+    def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
+        return self._conn.query(sql, fmt, params=_ch_params(params)).bytes()
+
+    def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
+        result = self._conn.send_query(sql, fmt, params=_ch_params(params))
+        try:
+            for chunk in result:
+                yield chunk.bytes()
+        finally:
+            result.close()
+
+    def insert_stream(self, table: str, columns: list[str], source, fmt: str, settings: dict) -> None:
+        raise NotImplementedError("the embedded engine reads files directly")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class ConnectTransport:
+    def __init__(self, url: str, database: str):
+        import clickhouse_connect
+
+        self.local_files = url.startswith("chdb:")
+        self._client = clickhouse_connect.get_client(dsn=url, autogenerate_session_id=False)
+
+    def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
+        return self._client.raw_query(sql, parameters=params or {}, fmt=fmt)
+
+    def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
+        with self._client.raw_stream(sql, parameters=params or {}, fmt=fmt) as chunks:
+            yield from chunks
+
+    def insert_stream(self, table: str, columns: list[str], source, fmt: str, settings: dict) -> None:
+        self._client.raw_insert(table, columns, insert_block=source, fmt=fmt, settings=settings)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# --- engine --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+    stats: dict = field(default_factory=dict)
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+
+# ClickHouse error codes a client can cause with a legal request, and how they are reported.
+_LIMIT_ERRORS = {
+    159: ("query_timeout", "The query took longer than the server allows; narrow the filters.", 503),
+    241: ("query_too_large", "The query needed more memory than the server allows.", 503),
+    396: ("result_too_large", "The query would return more rows than the server allows.", 400),
+    158: ("result_too_large", "The query would read more rows than the server allows.", 400),
+    160: ("query_timeout", "The query would take longer than the server allows.", 503),
+}
+_CODE = re.compile(r"Code: (\d+)\.")
+
+# JSON output that maps cleanly onto Python values: numbers as numbers, NaN never appears.
+_JSON_SETTINGS = {
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_quote_decimals": 0,
+    "output_format_json_named_tuples_as_objects": 1,
+}
+
+
+def engine_error(exc: Exception) -> EngineError | GameLensError:
+    text = str(exc)
+    m = _CODE.search(text)
+    code = int(m.group(1)) if m else None
+    if code in _LIMIT_ERRORS:
+        err_code, message, status = _LIMIT_ERRORS[code]
+        return GameLensError(err_code, message, status)
+    return EngineError(text.split("\n", 1)[0][:500], code)
+
+
+def settings_clause(settings: dict[str, Any]) -> str:
+    """Render engine-chosen settings (names and values from code, never from a request)."""
+    parts = []
+    for k, v in settings.items():
+        if not re.fullmatch(r"[a-z_0-9]+", k):
+            raise ValueError(k)
+        parts.append(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {int(v)}")
+    return " SETTINGS " + ", ".join(parts) if parts else ""
+
+
+class Engine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db = settings.database
+        self._pool: queue.LifoQueue = queue.LifoQueue()
+        self._created = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        # Limits a request cannot lift: appended by the engine to every read statement.
+        self.read_settings = {
+            "max_execution_time": max(1, int(settings.query_timeout_s)),
+            "timeout_overflow_mode": "throw",
+            "max_memory_usage": settings.query_max_memory_mb * 1024 * 1024,
+            "max_result_rows": settings.query_max_rows,
+            "result_overflow_mode": "throw",
+            "readonly": 2,  # 2: reads only; settings above stay as set here
+        }
+        if settings.clickhouse_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    # connections
+
+    def _open(self):
+        s = self.settings
+        if s.clickhouse_url:
+            return ConnectTransport(s.clickhouse_url, self.db)
+        return ChdbTransport(str(s.data_dir.resolve()))
+
+    @property
+    def local_files(self) -> bool:
+        with self.connection() as conn:
+            return conn.local_files
+
+    @contextmanager
+    def connection(self):
+        """A pooled connection; one that raised is closed and replaced (see module doc)."""
+        conn = self._take()
+        try:
+            yield conn
+        except BaseException:
+            self._discard(conn)
+            raise
+        else:
+            self._pool.put(conn)
+
+    def _take(self):
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._created < self.settings.query_pool_size + 1:  # +1: the upload worker
+                self._created += 1
+                try:
+                    return self._open()
+                except Exception:
+                    self._created -= 1
+                    raise
+        try:
+            return self._pool.get(timeout=self.settings.query_timeout_s)
+        except queue.Empty:
+            raise GameLensError("busy", "The database is busy; try again shortly.", 503) from None
+
+    def _discard(self, conn) -> None:
+        with self._lock:
+            self._created -= 1
+        try:
+            conn.close()
+        except Exception:  # a broken connection may fail to close; it is dropped either way
+            log.debug("closing a failed connection raised", exc_info=True)
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._discard(self._pool.get_nowait())
+            except queue.Empty:
+                return
+
+    # statements
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None, settings: dict | None = None) -> bytes:
+        """Run a statement on the write path (DDL, INSERT, bookkeeping)."""
+        try:
+            with self.connection() as conn:
+                return conn.run(sql + settings_clause(settings or {}), params, "TabSeparated")
+        except GameLensError:
+            raise
+        except Exception as exc:
+            raise engine_error(exc) from exc
+
+    def select(self, sql: str, params: dict[str, Any] | None = None, *, readonly: bool = True) -> Result:
+        settings = {**_JSON_SETTINGS, **(self.read_settings if readonly else {})}
+        try:
+            with self.connection() as conn:
+                raw = conn.run(sql + settings_clause(settings), params, "JSONCompact")
+        except GameLensError:
+            raise
+        except Exception as exc:
+            raise engine_error(exc) from exc
+        doc = json.loads(raw) if raw.strip() else {"meta": [], "data": []}
+        return Result(
+            [m["name"] for m in doc["meta"]],
+            [m["type"] for m in doc["meta"]],
+            doc["data"],
+            {"elapsed_ms": round(doc.get("statistics", {}).get("elapsed", 0) * 1000, 3),
+             "rows_before_limit": doc.get("rows_before_limit_at_least")},
+        )
+
+    def stream(self, sql: str, params: dict[str, Any] | None, fmt: str, settings: dict | None = None):
+        """Yield the result in `fmt`, block by block, on the read-only path."""
+        settings = {**self.read_settings, **(settings or {})}
+        try:
+            with self.connection() as conn:
+                yield from conn.stream(sql + settings_clause(settings), params, fmt)
+        except GameLensError:
+            raise
+        except Exception as exc:
+            raise engine_error(exc) from exc
+
+    def load_csv(self, table: str, columns: list[str], exprs: list[str], headers: list[str], path: str,
+                 settings: dict) -> None:
+        """INSERT INTO table(columns) SELECT exprs FROM the CSV at `path` (all fields read as String).
+
+        The database parses the file: chDB reads it with file(); a server receives the bytes
+        streamed from the file into a String-typed Log table, which the same SELECT then reads.
+        """
+        structure = ", ".join(f"{ident(h)} String" for h in headers)
+        target = f"{ident(self.db)}.{ident(table)} ({', '.join(ident(c) for c in columns)})"
+        select = ", ".join(exprs)
+        with self.connection() as conn:
+            local = conn.local_files
+        if local:
+            self.execute(
+                f"INSERT INTO {target} SELECT {select} "
+                "FROM file({path:String}, 'CSVWithNames', {structure:String})",
+                {"path": path, "structure": structure}, settings)
+            return
+        raw = ident(f"{table}_csv")
+        self.execute(f"CREATE TABLE {ident(self.db)}.{raw} ({structure}) ENGINE = Log")
+        try:
+            with self.connection() as conn, open(path, "rb") as f:
+                conn.insert_stream(f"{self.db}.{table}_csv", headers, f, "CSVWithNames", settings)
+            self.execute(f"INSERT INTO {target} SELECT {select} FROM {ident(self.db)}.{raw}",
+                         None, {"max_threads": 1})
+        except GameLensError:
+            raise
+        except Exception as exc:
+            raise engine_error(exc) from exc
+        finally:
+            self.execute(f"DROP TABLE IF EXISTS {ident(self.db)}.{raw}")
+
+    # catalogue
+
+    def ensure_database(self) -> None:
+        self.execute(f"CREATE DATABASE IF NOT EXISTS {ident(self.db)} ENGINE = Atomic")
+
+    def tables(self) -> dict[str, str]:
+        """name -> comment of every table in our database."""
+        res = self.select("SELECT name, comment FROM system.tables WHERE database = {db:String}",
+                          {"db": self.db}, readonly=False)
+        return {name: comment for name, comment in res.rows}
+
+    def ping(self) -> bool:
+        return self.select("SELECT 1").scalar() == 1

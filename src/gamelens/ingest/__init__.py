@@ -1,0 +1,1 @@
+"""Link -> temporary file -> staging table -> checks -> atomic swap (download, load, versions, jobs)."""

@@ -1,0 +1,185 @@
+"""A downloaded CSV -> a staging table -> checks -> swapped in (see versions.py).
+
+ClickHouse parses the file (Python only reads its header line): every field is read as text and
+turned into its stored type by the schema's parse expressions, in one INSERT ... SELECT. Each row
+also records its source row number and, when some field does not fit its column, which fields and
+what they said — so bad rows are reported precisely, never silently dropped or altered.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+
+from .. import schema
+from ..engine import Engine, ident
+from ..errors import GameLensError
+from . import versions
+
+MAX_REPORTED = 10
+# CSV reading: header names select columns; fields are kept exactly as written.
+CSV_SETTINGS = {
+    "input_format_with_names_use_header": 1,
+    "input_format_skip_unknown_fields": 1,
+    "format_csv_allow_single_quotes": 0,
+    "format_csv_allow_double_quotes": 1,
+    "input_format_csv_trim_whitespaces": 0,
+    "input_format_allow_errors_num": 0,
+    "input_format_allow_errors_ratio": 0,
+}
+
+
+@dataclass
+class LoadResult:
+    rows: int = 0
+    rejected: int = 0
+    rejected_rows: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def fail(code: str, message: str, **kw) -> GameLensError:
+    return GameLensError(code, message, 422, **kw)
+
+
+def read_header(path: str) -> list[str]:
+    """The header line, read with Python's csv module (the rest is ClickHouse's job)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), None)
+    except UnicodeDecodeError:
+        raise fail("not_utf8", "The file is not UTF-8 text.") from None
+    except csv.Error as exc:
+        raise fail("bad_header", f"The header line is not valid CSV: {exc}") from None
+    if not header or not any(h.strip() for h in header):
+        raise fail("empty_file", "The file is empty: it has no header line.")
+    return header
+
+
+def check_header(header: list[str]) -> list[str]:
+    """Fail naming the missing columns; return warnings for ignored extra ones."""
+    expected = [c.header for c in schema.COLUMNS]
+    missing = [h for h in expected if h not in header]
+    if missing:
+        raise fail("missing_columns", f"The header lacks required column(s): {', '.join(missing)}.",
+                   param="header", value=header, allowed=expected)
+    extra = [h for h in header if h.strip() and h not in expected]
+    return [f"Ignored unknown column(s): {', '.join(extra)}"] if extra else []
+
+
+def stage_ddl(db: str, table: str, upload_id: int) -> str:
+    cols = []
+    for c in schema.COLUMNS:
+        cols.append(f"{ident(c.name)} {c.ch_type}")
+        if c.raw_name:
+            cols.append(f"{ident(c.raw_name)} String")
+    cols += [f"{schema.ROW_COL} UInt64", f"{schema.BAD_COL} Map(String, String)"]
+    return (f"CREATE TABLE {ident(db)}.{ident(table)} ({', '.join(cols)}) "
+            f"ENGINE = MergeTree ORDER BY {ident(schema.KEY)} COMMENT {versions.comment_for(upload_id)!r}")
+
+
+def _parse_expr(c: schema.Column, r: str) -> str:
+    expr = c.kind.parse.format(r=r)
+    return f"if({r} = '', NULL, {expr})" if c.nullable else expr
+
+
+def _invalid_expr(c: schema.Column, r: str) -> str | None:
+    if not c.kind.invalid:
+        return None
+    expr = c.kind.invalid.format(r=r)
+    return f"({r} != '' AND {expr})" if c.nullable else f"({expr})"
+
+
+def select_exprs() -> tuple[list[str], list[str]]:
+    """Target columns and the SELECT expressions that fill them from the CSV's text fields."""
+    columns, exprs, checks = [], [], []
+    for c in schema.COLUMNS:
+        r = ident(c.header)
+        columns.append(c.name)
+        exprs.append(_parse_expr(c, r))
+        if c.raw_name:
+            columns.append(c.raw_name)
+            exprs.append(r)
+        invalid = _invalid_expr(c, r)
+        if invalid:
+            checks.append((c.name, invalid, r))
+    # Only rows with a bad field build the map (if() evaluates its branches lazily).
+    any_bad = " OR ".join(inv for _, inv, _ in checks)
+    pairs = ", ".join(f"if({inv}, '{name}', ''), {r}" for name, inv, r in checks)
+    bad = f"if({any_bad}, mapFilter((k, v) -> k != '', map({pairs})), CAST(map(), 'Map(String, String)'))"
+    columns += [schema.ROW_COL, schema.BAD_COL]
+    exprs += ["rowNumberInAllBlocks() + 1", bad]
+    return columns, exprs
+
+
+_ROW = re.compile(r"\(at row (\d+)\)")
+
+
+def _parse_failure(exc: GameLensError) -> GameLensError:
+    """Turn ClickHouse's CSV parse error into a clear one with the data row number."""
+    m = _ROW.search(exc.message)
+    detail = exc.message.split(": (at row")[0].split("DB::Exception: ")[-1]
+    where = f" at data row {m.group(1)} (line {int(m.group(1)) + 1} if no field spans lines)" if m else ""
+    return fail("malformed_csv", f"The file is not valid CSV for this schema{where}: {detail}",
+                value={"row": int(m.group(1))} if m else None)
+
+
+def load(engine: Engine, upload_id: int, path: str, max_rejected: int) -> LoadResult:
+    """Load `path` into the staging table of `upload_id` and check it; the caller swaps it in."""
+    header = read_header(path)
+    result = LoadResult(warnings=check_header(header))
+    table = versions.stage_name(upload_id)
+    engine.execute(f"DROP TABLE IF EXISTS {ident(engine.db)}.{ident(table)}")
+    engine.execute(stage_ddl(engine.db, table, upload_id))
+    columns, exprs = select_exprs()
+    headers = [c.header for c in schema.COLUMNS]
+    try:
+        engine.load_csv(table, columns, exprs, headers, path, CSV_SETTINGS)
+    except GameLensError as exc:
+        if exc.code == "engine_error" and getattr(exc, "engine_code", None) in (27, 117, 26, 6, 72, 38):
+            raise _parse_failure(exc) from exc
+        raise
+    _check(engine, table, result, max_rejected)
+    return result
+
+
+def _check(engine: Engine, table: str, result: LoadResult, max_rejected: int) -> None:
+    t = f"{ident(engine.db)}.{ident(table)}"
+    date_cols = [c for c in schema.COLUMNS if c.raw_name]
+    undated = ", ".join(f"countIf({ident(c.name)} IS NULL AND {ident(c.raw_name)} != '')" for c in date_cols)
+    stats = engine.select(
+        f"SELECT count(), countIf(notEmpty({schema.BAD_COL})), uniqExactIf({ident(schema.KEY)}, empty({schema.BAD_COL}))"
+        f"{', ' + undated if undated else ''} FROM {t}", readonly=False).rows[0]
+    total, bad, distinct = stats[0], stats[1], stats[2]
+    if total == 0:
+        raise fail("no_rows", "The file has a header but no data rows.")
+    if bad:
+        rows = engine.select(
+            f"SELECT {schema.ROW_COL}, {schema.BAD_COL} FROM {t} WHERE notEmpty({schema.BAD_COL}) "
+            f"ORDER BY {schema.ROW_COL} LIMIT {MAX_REPORTED}", readonly=False).rows
+        result.rejected_rows = [
+            {"row": row, "column": col, "value": value[:200], "expected": schema.BY_NAME[col].kind.expects}
+            for row, cols in rows for col, value in cols.items()
+        ]
+        if bad > max_rejected:
+            first = result.rejected_rows[0]
+            raise fail("bad_rows",
+                       f"{bad} row(s) have values that do not fit their column (limit "
+                       f"GAMELENS_MAX_REJECTED_ROWS={max_rejected}); first: data row {first['row']}, column "
+                       f"{first['column']}, value {first['value']!r}, expected {first['expected']}.",
+                       value=result.rejected_rows)
+        engine.execute(f"DELETE FROM {t} WHERE notEmpty({schema.BAD_COL})")
+        result.rejected = bad
+        result.warnings.append(f"Dropped {bad} row(s) with values that do not fit their column.")
+    for c, n in zip(date_cols, stats[3:], strict=True):
+        if n:
+            example = engine.select(
+                f"SELECT {schema.ROW_COL}, {ident(c.raw_name)} FROM {t} WHERE {ident(c.name)} IS NULL "
+                f"AND {ident(c.raw_name)} != '' ORDER BY {schema.ROW_COL} LIMIT 1", readonly=False).rows[0]
+            result.warnings.append(f"{n} {c.name} value(s) are not dates and are stored as empty with their "
+                                   f"text kept in {c.raw_name} (first: data row {example[0]}, {example[1]!r}).")
+    result.rows = total - result.rejected
+    if distinct < result.rows:
+        result.warnings.append(
+            f"{result.rows - distinct} row(s) repeat an {schema.KEY} already in the file; all rows are kept "
+            f"(GET /api/v1/games/{{{schema.KEY}}} returns the first in file order).")

@@ -1,0 +1,114 @@
+"""The dataset's columns, declared once, as data.
+
+Each column names its API name, its CSV header and a Kind. The Kind says how the column is stored
+(ClickHouse type), how ClickHouse turns the CSV text into it (`parse`, an SQL template over the raw
+text `{r}`), when the text does not fit (`invalid`: the row is rejected, never silently altered),
+and how the API filters it (`filter`). Table DDL, the ingest SELECT, API parameters, the UI and the
+docs are all derived from COLUMNS: adding a column is one line there.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    filter: str  # filter family: number | decimal | bool | date | string | list
+    ch_type: str
+    parse: str  # SQL over {r} (the CSV text) giving the stored value
+    invalid: str | None = None  # SQL over {r}: true when the text does not fit -> row rejected
+    expects: str = ""  # what a valid text looks like, for error messages
+
+
+_SPLIT = "arrayFilter(x -> x != '', arrayMap(x -> trimBoth(x), splitByChar(',', {r})))"
+# A Python list literal: ['English', "Ogre's"] -> its elements; anything else is a plain comma list.
+_PYLIST = (
+    "if(startsWith(trimLeft({r}), '['), "
+    "arrayFilter(x -> x != '', arrayMap(g -> if(g[1] != '', g[1], g[2]), "
+    "extractAllGroupsVertical({r}, '\\'([^\\']*)\\'|\"([^\"]*)\"'))), " + _SPLIT + ")"
+)
+# The CSV writes "Oct 21, 2008", or "May 2020" when only the month is known (stored as its 1st day).
+_DATE_FORMATS = ("%b %e, %Y", "%b %Y", "%M %e, %Y", "%M %Y", "%Y-%m-%d")
+_DATE = "toDate(coalesce(" + ", ".join(f"parseDateTimeOrNull(trimBoth({{r}}), '{f}')" for f in _DATE_FORMATS) + "))"
+
+KINDS = {
+    k.name: k
+    for k in (
+        Kind("uint", "number", "UInt32", "toUInt32OrZero({r})", "toUInt32OrNull({r}) IS NULL",
+             "a whole number from 0 to 4294967295"),
+        Kind("decimal", "decimal", "Decimal(12, 2)", "toDecimal64OrZero({r}, 2)",
+             "NOT match({r}, '^-?[0-9]{{1,10}}(\\\\.[0-9]{{1,2}})?$')", "a number with at most 2 decimals"),
+        Kind("bool", "bool", "Bool", "lower({r}) IN ('true', '1')", "lower({r}) NOT IN ('true', 'false', '1', '0')",
+             "TRUE or FALSE (any case) or 1/0"),
+        # An unparseable date is not an error: NULL, with the text kept in <name>_raw (and a warning).
+        Kind("date", "date", "Nullable(Date)", _DATE),
+        Kind("string", "string", "String", "{r}"),
+        Kind("list", "list", "Array(LowCardinality(String))", _SPLIT),
+        Kind("pylist", "list", "Array(LowCardinality(String))", _PYLIST),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # API name, snake_case
+    header: str  # CSV header
+    kind: Kind
+    nullable: bool = False  # an empty CSV field is NULL (otherwise it must parse)
+    doc: str = ""
+    example: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def ch_type(self) -> str:
+        t = self.kind.ch_type
+        return f"Nullable({t})" if self.nullable and not t.startswith("Nullable") else t
+
+    @property
+    def raw_name(self) -> str | None:
+        """Dates keep their original text beside the parsed value."""
+        return f"{self.name}_raw" if self.kind.name == "date" else None
+
+
+def _c(name, header, kind, **kw) -> Column:
+    return Column(name, header, KINDS[kind], **kw)
+
+
+KEY = "app_id"
+COLUMNS: tuple[Column, ...] = (
+    _c("app_id", "AppID", "uint", doc="Steam application id", example="20200"),
+    _c("name", "Name", "string", doc="Game title", example="Galactic Bowling"),
+    _c("release_date", "Release date", "date", doc="Release day; month-only dates are the 1st",
+       example="2008-10-21"),
+    _c("required_age", "Required age", "uint", doc="Minimum age", example="0"),
+    _c("price", "Price", "decimal", doc="Price in USD, exact", example="19.99"),
+    _c("dlc_count", "DLC count", "uint", doc="Number of DLCs", example="0"),
+    _c("about_the_game", "About the game", "string", doc="Description", example="bowling"),
+    _c("supported_languages", "Supported languages", "pylist", doc="Languages", example="English"),
+    _c("windows", "Windows", "bool", doc="Runs on Windows", example="true"),
+    _c("mac", "Mac", "bool", doc="Runs on macOS", example="false"),
+    _c("linux", "Linux", "bool", doc="Runs on Linux", example="false"),
+    _c("positive", "Positive", "uint", doc="Positive reviews", example="6"),
+    _c("negative", "Negative", "uint", doc="Negative reviews", example="11"),
+    _c("score_rank", "Score rank", "uint", nullable=True, doc="Score rank (often empty)", example="1"),
+    _c("developers", "Developers", "string", doc="Developers, as written", example="Perpetual FX Creative"),
+    _c("publishers", "Publishers", "string", doc="Publishers, as written", example="Perpetual FX Creative"),
+    _c("categories", "Categories", "list", doc="Steam categories", example="Single-player"),
+    _c("genres", "Genres", "list", doc="Genres", example="Indie"),
+    _c("tags", "Tags", "list", doc="User tags", example="Casual"),
+)
+BY_NAME = {c.name: c for c in COLUMNS}
+
+# Stored beside the data, never shown by the API: the data row number in the source file
+# (1 = first row after the header) and, for rejected rows, column -> offending text.
+ROW_COL, BAD_COL = "_row", "_bad"
+
+
+def output_names() -> list[str]:
+    """Every column the API returns, in order (date columns followed by their raw text)."""
+    names = []
+    for c in COLUMNS:
+        names.append(c.name)
+        if c.raw_name:
+            names.append(c.raw_name)
+    return names

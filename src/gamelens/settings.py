@@ -1,0 +1,48 @@
+"""Every GAMELENS_* setting, with its default and a one-line meaning.
+
+The README's configuration table is generated from this class (`gamelens settings-doc`).
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GAMELENS_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Where the embedded engine (chDB) keeps its data.")
+    clickhouse_url: str | None = Field(
+        None,
+        description="ClickHouse server URL (http[s]://user:pass@host:8123); unset = embedded chDB. "
+        "A chdb:// URL drives the embedded engine through clickhouse-connect.",
+    )
+    database: str = Field("gamelens", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="ClickHouse database.")
+    host: str = Field("127.0.0.1", description="Address `gamelens serve` listens on.")
+    port: int = Field(8000, description="Port `gamelens serve` listens on.")
+
+    max_upload_mb: int = Field(200, ge=1, description="Largest CSV accepted, counted on bytes received.")
+    allow_private_urls: bool = Field(
+        False, description="Allow links to private/loopback addresses (local use and tests only)."
+    )
+    connect_timeout_s: float = Field(10, description="Download: seconds to connect.")
+    read_timeout_s: float = Field(30, description="Download: longest silence between bytes.")
+    download_timeout_s: float = Field(900, description="Download: whole transfer, seconds.")
+    keep_versions: int = Field(3, ge=1, description="Dataset versions kept (the active one included).")
+    max_rejected_rows: int = Field(
+        0, ge=0, description="Rows that may fail to parse before an upload fails (they are then dropped "
+        "and listed in the upload record). 0 = any bad row fails the upload.",
+    )
+
+    query_timeout_s: float = Field(10, description="Longest a read query may run.")
+    query_max_memory_mb: int = Field(2048, description="Memory limit of one read query.")
+    query_max_rows: int = Field(1_000_000, description="Most rows a read query may return or group.")
+    query_pool_size: int = Field(4, ge=1, description="Read queries run in parallel on this many connections.")
+    export_max_rows: int = Field(1_000_000, ge=1, description="Most rows one export streams.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
