@@ -59,7 +59,13 @@ class ChdbTransport:
     def __init__(self, path: str):
         import chdb  # imported here: only this module may touch the driver
 
-        self._conn = chdb.connect(path)
+        try:
+            self._conn = chdb.connect(path)
+        except RuntimeError as exc:  # chDB says only "Error initializing EmbeddedServer"
+            raise GameLensError(
+                "data_dir_in_use", f"Cannot open the embedded database at {path}: another process (or another "
+                f"data directory in this process) holds it; one GameLens process per data directory. ({exc})",
+                503) from None
 
     def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
         return self._conn.query(sql, fmt, params=_ch_params(params)).bytes()

@@ -130,3 +130,32 @@ def _save(resp: httpx.Response, url: str, out, path: str, cap: int, deadline: fl
         raise fail("empty_file", "The link returned an empty file.")
     out.flush()
     return Downloaded(path, size, digest.hexdigest(), url, ctype)
+
+
+def copy_file(source: str, settings: Settings, progress=None, directory: str | None = None) -> Downloaded:
+    """The CLI's `gamelens load PATH`: the same caps and checksum as a download, from a local file."""
+    cap = settings.max_upload_mb * 1024 * 1024
+    fd, path = tempfile.mkstemp(prefix="gamelens-", suffix=".csv", dir=directory)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            total = os.fstat(src.fileno()).st_size
+            while chunk := src.read(CHUNK):
+                if size == 0 and _looks_like_html(chunk, ""):
+                    raise fail("html_not_csv", "The file is a web page (HTML), not a CSV file.")
+                size += len(chunk)
+                if size > cap:
+                    raise fail("too_large", f"The file is larger than the limit of {cap} bytes.", 413)
+                digest.update(chunk)
+                out.write(chunk)
+                if progress:
+                    progress(size, total)
+        if size == 0:
+            raise fail("empty_file", "The file is empty.")
+    except GameLensError:
+        os.unlink(path)
+        raise
+    except OSError as exc:
+        os.unlink(path)
+        raise fail("unreadable_file", f"The file cannot be read: {exc.strerror}", 400) from None
+    return Downloaded(path, size, digest.hexdigest(), source, "")

@@ -1,0 +1,71 @@
+"""create_app(): the engine, the upload worker, the routers, and the one error renderer."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..engine import Engine
+from ..errors import GameLensError
+from ..ingest.jobs import Uploads
+from ..settings import Settings, get_settings
+from . import meta, uploads
+
+log = logging.getLogger(__name__)
+
+
+def error_response(err: GameLensError) -> JSONResponse:
+    return JSONResponse(err.body(), err.status, headers=err.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GameLensError)
+    async def _own(_: Request, exc: GameLensError):
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        value = first.get("input")
+        return error_response(GameLensError(
+            "invalid_parameter", f"{'.'.join(where) or 'request'}: {first.get('msg')}", 400,
+            param=".".join(where) or None, value=value if isinstance(value, str | int | float) else None))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(GameLensError(code, str(exc.detail), exc.status_code))
+
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception):
+        log.exception("unhandled error")
+        return error_response(GameLensError("internal", "Internal error; it has been logged.", 500))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = Engine(settings)
+        jobs = Uploads(engine, settings)
+        jobs.start()
+        app.state.engine, app.state.uploads, app.state.settings = engine, jobs, settings
+        try:
+            yield
+        finally:
+            jobs.stop()
+            engine.close()
+
+    app = FastAPI(title="GameLens", version="0.1.0", lifespan=lifespan,
+                  description="Store a games CSV from a link; explore it by any field.")
+    install_error_handlers(app)
+    app.include_router(meta.router)
+    app.include_router(uploads.router)
+    return app

@@ -1,0 +1,19 @@
+"""Cross-cutting pieces routes receive as dependencies (so tests swap them without patching)."""
+
+from fastapi import Request
+
+from ..engine import Engine
+from ..ingest.jobs import Uploads
+from ..settings import Settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_uploads(request: Request) -> Uploads:
+    return request.app.state.uploads
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings

@@ -1,0 +1,62 @@
+"""Upload routes: submit a link, follow its progress, list history, re-activate a version."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ..engine import Engine
+from ..ingest import versions
+from ..ingest.jobs import Uploads
+from .deps import get_engine, get_uploads
+
+router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
+
+
+class UploadRequest(BaseModel):
+    url: str = Field(..., max_length=4096, examples=["https://example.com/games.csv"])
+    max_rejected_rows: int | None = Field(
+        None, ge=0, le=1_000_000, description="Rows allowed to fail parsing (dropped and listed); "
+        "default GAMELENS_MAX_REJECTED_ROWS.")
+
+
+@router.post("", status_code=202, summary="Load a CSV from a public link")
+def create_upload(
+    body: UploadRequest,
+    response: Response,
+    uploads: Annotated[Uploads, Depends(get_uploads)],
+    wait: Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")] = False,
+):
+    rec = uploads.submit(body.url, None, body.max_rejected_rows)
+    location = f"/api/v1/uploads/{rec['id']}"
+    if not wait:
+        response.headers["Location"] = location
+        return rec
+    rec = uploads.wait(rec["id"])
+    if rec["state"] == "failed":
+        status = 422 if rec["error"]["code"] not in _UPSTREAM else 502
+        return JSONResponse({"error": rec["error"], "upload": rec}, status, headers={"Location": location})
+    return JSONResponse(rec, 200, headers={"Location": location})
+
+
+# Failures of the remote host rather than of the file.
+_UPSTREAM = {"http_status", "download_failed", "download_timeout", "truncated"}
+
+
+@router.get("", summary="Upload history, newest first")
+def list_uploads(uploads: Annotated[Uploads, Depends(get_uploads)]):
+    return {"uploads": uploads.list()}
+
+
+@router.get("/{upload_id}", summary="One upload: state, progress, result")
+def get_upload(upload_id: int, uploads: Annotated[Uploads, Depends(get_uploads)]):
+    return uploads.get(upload_id)
+
+
+@router.post("/{upload_id}/activate", summary="Make a kept older version the active dataset")
+def activate(upload_id: int, uploads: Annotated[Uploads, Depends(get_uploads)],
+             engine: Annotated[Engine, Depends(get_engine)]):
+    uploads.get(upload_id)  # 404 for an unknown id
+    versions.activate(engine, upload_id)
+    return uploads.get(upload_id)

@@ -1,0 +1,83 @@
+"""The `gamelens` command: serve, load, settings-doc."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .settings import Settings, get_settings
+
+app = typer.Typer(help="GameLens: store a games CSV from a link and explore it.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Listen address (default GAMELENS_HOST)."),
+    port: int = typer.Option(None, help="Port (default GAMELENS_PORT)."),
+):
+    """Start the API and web UI (one worker process: the embedded engine allows one per data dir)."""
+    import uvicorn
+
+    from .api.app import create_app
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, workers=1)
+
+
+@app.command()
+def load(
+    source: str = typer.Argument(..., help="An http(s) link or a local file path."),
+    max_rejected_rows: int = typer.Option(None, help="Rows allowed to fail parsing (default from settings)."),
+):
+    """Load a CSV into the local data directory (stop `gamelens serve` first: one process per data dir)."""
+    from .engine import Engine
+    from .ingest.jobs import Uploads
+
+    settings = get_settings()
+    local = not source.startswith(("http://", "https://"))
+    if local:
+        source = str(Path(source).resolve())
+    engine = Engine(settings)
+    jobs = Uploads(engine, settings)
+    try:
+        jobs.start()
+        rec = jobs.submit(source, "cli", max_rejected_rows, local_file=local)
+        rec = _follow(jobs, rec["id"])
+    finally:
+        jobs.stop()
+        engine.close()
+    if rec["state"] != "succeeded":
+        console.print(f"[red]Upload {rec['id']} {rec['state']}:[/red] {rec['error']['message']}")
+        raise typer.Exit(1)
+    console.print(f"[green]Loaded {rec['rows_loaded']} rows[/green] (upload {rec['id']}, sha256 {rec['sha256']})")
+    for warning in rec["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def _follow(jobs, upload_id: int) -> dict:
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("queued", total=None)
+        while True:
+            rec = jobs.get(upload_id)
+            bar.update(task, description=rec["state"], completed=rec["bytes_received"],
+                       total=rec["bytes_expected"])
+            if rec["state"] not in ("queued", "downloading", "loading"):
+                return rec
+            time.sleep(0.2)
+
+
+@app.command("settings-doc")
+def settings_doc():
+    """Print the configuration table (Markdown) for the README."""
+    print("| variable | default | meaning |\n|---|---|---|")
+    for name, f in Settings.model_fields.items():
+        default = "unset" if f.default is None else f.default
+        print(f"| `GAMELENS_{name.upper()}` | `{default}` | {f.description} |")

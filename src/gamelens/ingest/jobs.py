@@ -1,0 +1,183 @@
+"""Upload records, the single worker that runs them in order, progress, and start-up recovery.
+
+Records live in ClickHouse (table `uploads`, one JSON document per upload, newest version wins).
+While an upload runs, its live progress is kept in memory and written at every change of state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import shutil
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..engine import Engine, ident
+from ..errors import GameLensError
+from ..settings import Settings
+from . import download, load, versions
+
+log = logging.getLogger(__name__)
+
+RUNNING = ("queued", "downloading", "loading")
+TABLE = "uploads"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Uploads:
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine, self.settings = engine, settings
+        self.tmp = Path(settings.data_dir) / "downloads"
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._live: dict[int, dict] = {}
+        self._done: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+
+    # start-up and shutdown
+
+    def start(self) -> None:
+        self.engine.ensure_database()
+        self.engine.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._t()} (id UInt64, version UInt64, doc String) "
+            "ENGINE = ReplacingMergeTree(version) ORDER BY id")
+        self.recover()
+        self._worker = threading.Thread(target=self._run, name="gamelens-uploads", daemon=True)
+        self._worker.start()
+
+    def recover(self) -> None:
+        """Uploads that were running when the process died are `interrupted`; their leftovers go."""
+        for rec in self.list():
+            if rec["state"] in RUNNING:
+                rec.update(state="interrupted", finished_at=_now(), error={
+                    "code": "interrupted", "message": "The server stopped while this upload was running; "
+                    "the previous dataset was kept. Submit it again."})
+                self._save(rec)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        versions.reconcile(self.engine, self.settings.keep_versions)
+
+    def stop(self, timeout: float = 30) -> None:
+        self._queue.put(None)
+        if self._worker:
+            self._worker.join(timeout)
+
+    # records
+
+    def _t(self) -> str:
+        return f"{ident(self.engine.db)}.{ident(TABLE)}"
+
+    def _save(self, rec: dict) -> None:
+        self.engine.execute(f"INSERT INTO {self._t()} SELECT {{id:UInt64}}, {{v:UInt64}}, {{doc:String}}",
+                            {"id": rec["id"], "v": time.time_ns(), "doc": json.dumps(rec)})
+
+    def list(self) -> list[dict]:
+        rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL ORDER BY id DESC", readonly=False).rows
+        stored = versions.stored_ids(self.engine)
+        return [self._present(json.loads(doc), stored) for (doc,) in rows]
+
+    def get(self, upload_id: int) -> dict:
+        with self._lock:
+            live = self._live.get(upload_id)
+            if live:
+                return self._present(dict(live), versions.stored_ids(self.engine))
+        rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL WHERE id = {{id:UInt64}}",
+                                  {"id": upload_id}, readonly=False).rows
+        if not rows:
+            raise GameLensError("not_found", f"There is no upload {upload_id}.", 404, param="id", value=upload_id)
+        return self._present(json.loads(rows[0][0]), versions.stored_ids(self.engine))
+
+    @staticmethod
+    def _present(rec: dict, stored: list[int]) -> dict:
+        rec["active"] = bool(stored) and stored[0] == rec["id"]
+        rec["stored"] = rec["id"] in stored
+        return rec
+
+    # submitting and waiting
+
+    def submit(self, url: str, created_by: str | None = None, max_rejected_rows: int | None = None,
+               local_file: bool = False) -> dict:
+        """Queue a link (or, from the CLI only, a local file path) for loading."""
+        if not local_file:
+            download.check_url(url, self.settings.allow_private_urls)  # again at every hop when it runs
+        with self._lock:
+            last = self.engine.select(f"SELECT max(id) FROM {self._t()}", readonly=False).scalar() or 0
+            rec = {
+                "id": last + 1, "url": url, "state": "queued", "created_by": created_by,
+                "created_at": _now(), "started_at": None, "finished_at": None,
+                "bytes_received": 0, "bytes_expected": None, "sha256": None,
+                "rows_loaded": 0, "rows_rejected": 0, "rejected_rows": [], "warnings": [], "error": None,
+                "timings_ms": {}, "max_rejected_rows": self._tolerance(max_rejected_rows), "local_file": local_file,
+            }
+            self._save(rec)
+            self._live[rec["id"]] = rec
+            self._done[rec["id"]] = threading.Event()
+        self._queue.put(rec["id"])
+        return dict(rec)
+
+    def _tolerance(self, requested: int | None) -> int:
+        return self.settings.max_rejected_rows if requested is None else requested
+
+    def wait(self, upload_id: int, timeout: float | None = None) -> dict:
+        event = self._done.get(upload_id)
+        if event:
+            event.wait(timeout)
+        return self.get(upload_id)
+
+    # the worker
+
+    def _run(self) -> None:
+        while (upload_id := self._queue.get()) is not None:
+            try:
+                self._process(self._live[upload_id])
+            except Exception:  # the worker must survive anything one upload does
+                log.exception("upload %s crashed the worker step", upload_id)
+            finally:
+                with self._lock:
+                    self._live.pop(upload_id, None)
+                self._done.pop(upload_id).set()
+
+    def _set(self, rec: dict, persist: bool = True, **changes: Any) -> None:
+        with self._lock:
+            rec.update(changes)
+        if persist:
+            self._save(rec)
+
+    def _process(self, rec: dict) -> None:
+        self._set(rec, state="downloading", started_at=_now())
+        path = None
+        try:
+            t0 = time.monotonic()
+            fetch = download.copy_file if rec.get("local_file") else download.download
+            got = fetch(rec["url"], self.settings, directory=str(self.tmp), progress=lambda n, total:
+                        self._set(rec, False, bytes_received=n, bytes_expected=total))
+            path = got.path
+            t1 = time.monotonic()
+            self._set(rec, state="loading", sha256=got.sha256, bytes_received=got.size, final_url=got.final_url,
+                      timings_ms={"download": round((t1 - t0) * 1000)})
+            result = load.load(self.engine, rec["id"], got.path, rec["max_rejected_rows"])
+            t2 = time.monotonic()
+            versions.swap_in(self.engine, rec["id"], self.settings.keep_versions)
+            t3 = time.monotonic()
+            timings = {**rec["timings_ms"], "load": round((t2 - t1) * 1000), "swap": round((t3 - t2) * 1000)}
+            self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=result.rows,
+                      rows_rejected=result.rejected, rejected_rows=result.rejected_rows,
+                      warnings=result.warnings, timings_ms=timings)
+        except Exception as exc:
+            err = exc if isinstance(exc, GameLensError) else GameLensError(
+                "internal", f"The upload failed unexpectedly: {type(exc).__name__}", 500)
+            if not isinstance(exc, GameLensError):
+                log.exception("upload %s failed", rec["id"])
+            versions.drop_stage(self.engine, rec["id"])
+            self._set(rec, state="failed", finished_at=_now(), error=err.body()["error"],
+                      rejected_rows=(err.value if err.code == "bad_rows" else rec["rejected_rows"]))
+        finally:
+            if path:
+                Path(path).unlink(missing_ok=True)

@@ -1,0 +1,118 @@
+"""A real local HTTP server that serves test files, with the misbehaviours real hosts have.
+
+Paths:
+  /files/NAME                 the file, with Content-Length
+  /gzip/NAME                  gzip Content-Encoding
+  /redirect/N/NAME            N redirects (302) then the file
+  /redirect-to?url=U          one redirect to U
+  /status/CODE                that status, empty body
+  /html                       a web page (a sharing or login page)
+  /slow/NAME                  headers, then silence longer than the test's read timeout
+  /truncated/NAME             Content-Length of the whole file, half the bytes, then close
+  /hold/NAME                  streams the file slowly while the `hold` event is clear
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+
+class FileServer:
+    def __init__(self, root: Path):
+        self.root = root
+        self.hold = threading.Event()
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                server.requests.append(self.path)
+                try:
+                    server.route(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def url(self, name: str, mode: str = "files") -> str:
+        return f"{self.base}/{mode}/{name}"
+
+    def close(self) -> None:
+        self.hold.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    @staticmethod
+    def _send(h, status: int, body: bytes = b"", ctype: str = "text/csv", extra: dict | None = None):
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
+
+    def route(self, h) -> None:
+        parts = urlsplit(h.path)
+        seg = parts.path.strip("/").split("/")
+        mode, rest = seg[0], seg[1:]
+        if mode == "files":
+            self._send(h, 200, (self.root / rest[0]).read_bytes())
+        elif mode == "gzip":
+            self._send(h, 200, gzip.compress((self.root / rest[0]).read_bytes()), extra={"Content-Encoding": "gzip"})
+        elif mode == "redirect":
+            n = int(rest[0])
+            target = f"/redirect/{n - 1}/{rest[1]}" if n > 1 else f"/files/{rest[1]}"
+            self._send(h, 302, extra={"Location": target})
+        elif mode == "redirect-to":
+            self._send(h, 302, extra={"Location": parse_qs(parts.query)["url"][0]})
+        elif mode == "status":
+            self._send(h, int(rest[0]), b"error")
+        elif mode == "html":
+            self._send(h, 200, b"<!DOCTYPE html><html><body>Sign in to continue</body></html>",
+                       "text/html; charset=utf-8")
+        elif mode == "slow":
+            h.send_response(200)
+            h.send_header("Content-Length", "100000")
+            h.end_headers()
+            h.wfile.write(b"AppID,Name\n")
+            h.wfile.flush()
+            time.sleep(5)
+        elif mode == "truncated":
+            data = (self.root / rest[0]).read_bytes()
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data[: len(data) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+        elif mode == "hold":
+            data = (self.root / rest[0]).read_bytes()
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            step = max(1, len(data) // 20)
+            for i in range(0, len(data), step):
+                h.wfile.write(data[i:i + step])
+                h.wfile.flush()
+                if not self.hold.is_set():
+                    self.hold.wait(0.5)
+        else:
+            self._send(h, 404, b"no such path")

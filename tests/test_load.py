@@ -1,0 +1,148 @@
+"""The sample loads exactly, and the same data written other ways stores the same result."""
+
+import ast
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from gamelens import schema
+
+from .conftest import dataset_rows, engine_of, read_sample, upload
+
+
+def expected(row: dict[str, str]) -> dict:
+    """What the CSV says, interpreted in plain Python (independent of the engine's parse rules)."""
+
+    def date(text):
+        for fmt in ("%b %d, %Y", "%b %Y"):
+            try:
+                return datetime.strptime(text, fmt).date().isoformat()
+            except ValueError:
+                pass
+        return None
+
+    def split(text):
+        return [x for x in text.split(",") if x]
+
+    return {
+        "app_id": int(row["AppID"]), "name": row["Name"], "release_date": date(row["Release date"]),
+        "release_date_raw": row["Release date"], "required_age": int(row["Required age"]),
+        "price": Decimal(row["Price"]), "dlc_count": int(row["DLC count"]),
+        "about_the_game": row["About the game"],
+        "supported_languages": ast.literal_eval(row["Supported languages"]),
+        "windows": row["Windows"] == "TRUE", "mac": row["Mac"] == "TRUE", "linux": row["Linux"] == "TRUE",
+        "positive": int(row["Positive"]), "negative": int(row["Negative"]),
+        "score_rank": int(row["Score rank"]) if row["Score rank"] else None,
+        "developers": row["Developers"], "publishers": row["Publishers"],
+        "categories": split(row["Categories"]), "genres": split(row["Genres"]), "tags": split(row["Tags"]),
+    }
+
+
+def stored(client) -> list[dict]:
+    engine = engine_of(client)
+    names = ", ".join(f"`{n}`" for n in schema.output_names())
+    # Prices as text: the comparison is exact, not through floats.
+    res = engine.select(f"SELECT {names}, toString(price) AS price_text FROM `{engine.db}`.games ORDER BY _row")
+    out = []
+    for row in res.dicts():
+        row["price"] = Decimal(row.pop("price_text"))
+        out.append(row)
+    return out
+
+
+def test_sample_loads_every_value(client, files):
+    rec = upload(client, files.url("sample.csv"))
+    assert rec["state"] == "succeeded", rec
+    assert rec["rows_loaded"] == 100 and rec["rows_rejected"] == 0
+    assert rec["warnings"] == []
+    assert rec["bytes_received"] == len(files.root.joinpath("sample.csv").read_bytes())
+    rows = stored(client)
+    want = [expected(r) for r in read_sample()]
+    assert len(rows) == 100
+    for got, exp in zip(rows, want, strict=True):
+        assert got == exp
+
+
+def test_sample_quirks(client, files):
+    upload(client, files.url("sample.csv"))
+    rows = {r["name"]: r for r in stored(client)}
+    may = [r for r in rows.values() if r["release_date_raw"] == "May 2020"]
+    assert [(r["release_date"], r["release_date_raw"]) for r in may] == [("2020-05-01", "May 2020")]
+    assert rows["Galactic Bowling"]["price"] == Decimal("19.99")
+    assert any(r["price"] == 0 for r in rows.values())
+    assert "Kanjozoku Game レーサー" in rows
+    assert any(r["developers"] == "Wise Wizard Games, LLC" for r in rows.values())
+    assert rows["Train Bandit"]["supported_languages"][:2] == ["English", "French"]
+    assert all(r["score_rank"] is None for r in rows.values())
+
+
+@pytest.mark.parametrize("name,mode", [
+    ("no_index.csv", "files"), ("lf.csv", "files"), ("bom.csv", "files"), ("reordered.csv", "files"),
+    ("sample.csv", "gzip"), ("sample.csv", "redirect/2"),
+])
+def test_variants_store_the_same(make_client, files, name, mode):
+    reference = make_client()
+    upload(reference, files.url("sample.csv"))
+    client = make_client()
+    rec = upload(client, files.url(name, mode))
+    assert rec["state"] == "succeeded", rec
+    assert rec["warnings"] == []
+    assert dataset_rows(client) == dataset_rows(reference)
+
+
+def test_row_numbers_follow_the_file(client, files):
+    upload(client, files.url("sample.csv"))
+    engine = engine_of(client)
+    ids = engine.select(f"SELECT app_id FROM `{engine.db}`.games ORDER BY _row").rows
+    assert [i for (i,) in ids] == [int(r["AppID"]) for r in read_sample()]
+
+
+def test_extra_columns_are_ignored_and_listed(client, files):
+    from .conftest import sample_table, write_csv
+
+    table = [row + [("Metacritic url" if i == 0 else "x")] for i, row in enumerate(sample_table())]
+    (files.root / "extra.csv").write_bytes(write_csv(table))
+    rec = upload(client, files.url("extra.csv"))
+    assert rec["state"] == "succeeded"
+    assert rec["warnings"] == ["Ignored unknown column(s): Metacritic url"]
+
+
+def test_unparseable_date_is_kept_as_text_with_a_warning(client, files):
+    from .conftest import sample_table, write_csv
+
+    table = sample_table()
+    table[3][3] = "Coming soon"
+    (files.root / "coming.csv").write_bytes(write_csv(table))
+    rec = upload(client, files.url("coming.csv"))
+    assert rec["state"] == "succeeded" and rec["rows_loaded"] == 100
+    assert len(rec["warnings"]) == 1 and "Coming soon" in rec["warnings"][0] and "data row 3" in rec["warnings"][0]
+    row = [r for r in stored(client) if r["app_id"] == int(table[3][1])][0]
+    assert row["release_date"] is None and row["release_date_raw"] == "Coming soon"
+
+
+def test_duplicate_app_ids_are_kept_and_reported(client, files):
+    from .conftest import sample_table, write_csv
+
+    table = sample_table()
+    table[5][1] = table[4][1]
+    (files.root / "dup.csv").write_bytes(write_csv(table))
+    rec = upload(client, files.url("dup.csv"))
+    assert rec["state"] == "succeeded" and rec["rows_loaded"] == 100
+    assert any("repeat an app_id" in w for w in rec["warnings"])
+
+
+def test_tolerated_bad_rows_are_dropped_and_listed(client, files):
+    from .conftest import sample_table, write_csv
+
+    table = sample_table()
+    table[2][5] = "abc"   # price of data row 2
+    table[7][12] = "-3"   # positive of data row 7
+    (files.root / "two_bad.csv").write_bytes(write_csv(table))
+    rec = upload(client, files.url("two_bad.csv"), max_rejected_rows=5)
+    assert rec["state"] == "succeeded", rec
+    assert rec["rows_loaded"] == 98 and rec["rows_rejected"] == 2
+    assert [(r["row"], r["column"], r["value"]) for r in rec["rejected_rows"]] == [
+        (2, "price", "abc"), (7, "positive", "-3")]
+    engine = engine_of(client)
+    assert engine.select(f"SELECT count() FROM `{engine.db}`.games").scalar() == 98
