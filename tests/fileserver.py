@@ -73,7 +73,9 @@ class FileServer:
         parts = urlsplit(h.path)
         seg = parts.path.strip("/").split("/")
         mode, rest = seg[0], seg[1:]
-        if mode == "files":
+        if mode in ("files", "gzip", "truncated", "hold") and not (self.root / rest[-1]).is_file():
+            self._send(h, 404, b"no such file")
+        elif mode == "files":
             self._send(h, 200, (self.root / rest[0]).read_bytes())
         elif mode == "gzip":
             self._send(h, 200, gzip.compress((self.root / rest[0]).read_bytes()), extra={"Content-Encoding": "gzip"})

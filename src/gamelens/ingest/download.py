@@ -6,6 +6,7 @@ followed here, one hop at a time, so each new host is checked before we connect 
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import ipaddress
 import os
@@ -34,6 +35,38 @@ class Downloaded:
     sha256: str
     final_url: str
     content_type: str
+
+
+class _Checks:
+    """Per-chunk checks shared by downloads and local files: HTML sniffing, the cap, UTF-8."""
+
+    def __init__(self, cap: int, content_type: str):
+        self.cap, self.content_type, self.size = cap, content_type, 0
+        self.digest = hashlib.sha256()
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+
+    def feed(self, chunk: bytes) -> None:
+        if self.size == 0 and chunk and _looks_like_html(chunk, self.content_type):
+            raise fail("html_not_csv", "The link returned a web page (HTML), not a CSV file: use a direct "
+                       "download link (e.g. a sheet published as CSV), not a sharing or login page.")
+        try:
+            self._utf8.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise fail("not_utf8", f"The file is not UTF-8 text (byte {self.size + exc.start}); "
+                       "save it as CSV UTF-8.") from None
+        self.size += len(chunk)
+        if self.size > self.cap:
+            raise fail("too_large", f"The file is larger than the limit of {self.cap} bytes "
+                       "(GAMELENS_MAX_UPLOAD_MB).", 413)
+        self.digest.update(chunk)
+
+    def finish(self) -> None:
+        if self.size == 0:
+            raise fail("empty_file", "The file is empty.")
+        try:
+            self._utf8.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise fail("not_utf8", "The file is not UTF-8 text (it ends inside a character).") from None
 
 
 def fail(code: str, message: str, status: int = 422) -> GameLensError:
@@ -93,6 +126,9 @@ def download(url: str, settings: Settings, progress: Callable[[int, int | None],
     except httpx.TimeoutException:
         os.unlink(path)
         raise fail("download_timeout", "The host stopped sending data (timeout).", 504) from None
+    except httpx.RemoteProtocolError:
+        os.unlink(path)
+        raise fail("truncated", "The host closed the connection before sending the whole file.", 502) from None
     except (httpx.HTTPError, OSError) as exc:
         os.unlink(path)
         raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}", 502) from None
@@ -107,55 +143,39 @@ def _save(resp: httpx.Response, url: str, out, path: str, cap: int, deadline: fl
     if expected is not None and expected > cap:
         raise fail("too_large", f"The file is {expected} bytes; the limit is {cap} bytes "
                    "(GAMELENS_MAX_UPLOAD_MB).", 413)
-    digest, size, first = hashlib.sha256(), 0, True
+    checks = _Checks(cap, ctype)
     for chunk in resp.iter_bytes(CHUNK):  # decoded: the cap applies to what we store (gzip too)
-        if first and chunk:
-            if _looks_like_html(chunk, ctype):
-                raise fail("html_not_csv", "The link returned a web page (HTML), not a CSV file: use a direct "
-                           "download link (e.g. a sheet published as CSV), not a sharing or login page.")
-            first = False
-        size += len(chunk)
-        if size > cap:
-            raise fail("too_large", f"The file is larger than the limit of {cap} bytes "
-                       "(GAMELENS_MAX_UPLOAD_MB).", 413)
+        checks.feed(chunk)
         if time.monotonic() > deadline:
             raise fail("download_timeout", "The download took longer than GAMELENS_DOWNLOAD_TIMEOUT_S.", 504)
-        digest.update(chunk)
         out.write(chunk)
         if progress:
-            progress(size, expected)
-    if expected is not None and size != expected:
-        raise fail("truncated", f"The transfer ended after {size} of {expected} bytes.", 502)
-    if size == 0:
-        raise fail("empty_file", "The link returned an empty file.")
+            progress(checks.size, expected)
+    if expected is not None and checks.size != expected:
+        raise fail("truncated", f"The transfer ended after {checks.size} of {expected} bytes.", 502)
+    checks.finish()
     out.flush()
-    return Downloaded(path, size, digest.hexdigest(), url, ctype)
+    return Downloaded(path, checks.size, checks.digest.hexdigest(), url, ctype)
 
 
 def copy_file(source: str, settings: Settings, progress=None, directory: str | None = None) -> Downloaded:
     """The CLI's `gamelens load PATH`: the same caps and checksum as a download, from a local file."""
     cap = settings.max_upload_mb * 1024 * 1024
     fd, path = tempfile.mkstemp(prefix="gamelens-", suffix=".csv", dir=directory)
-    digest, size = hashlib.sha256(), 0
+    checks = _Checks(cap, "")
     try:
         with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
             total = os.fstat(src.fileno()).st_size
             while chunk := src.read(CHUNK):
-                if size == 0 and _looks_like_html(chunk, ""):
-                    raise fail("html_not_csv", "The file is a web page (HTML), not a CSV file.")
-                size += len(chunk)
-                if size > cap:
-                    raise fail("too_large", f"The file is larger than the limit of {cap} bytes.", 413)
-                digest.update(chunk)
+                checks.feed(chunk)
                 out.write(chunk)
                 if progress:
-                    progress(size, total)
-        if size == 0:
-            raise fail("empty_file", "The file is empty.")
+                    progress(checks.size, total)
+        checks.finish()
     except GameLensError:
         os.unlink(path)
         raise
     except OSError as exc:
         os.unlink(path)
         raise fail("unreadable_file", f"The file cannot be read: {exc.strerror}", 400) from None
-    return Downloaded(path, size, digest.hexdigest(), source, "")
+    return Downloaded(path, checks.size, checks.digest.hexdigest(), source, "")

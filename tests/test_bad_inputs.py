@@ -1,0 +1,146 @@
+"""Bad links and bad files: each gets its clear error, and the stored dataset stays byte-identical.
+
+This table is the place new bad-input cases go: (id, how to build the link, expected code, status).
+"""
+
+import pytest
+
+from .conftest import dataset_rows, sample_table, upload, write_csv
+
+
+def _file(name: str, data: bytes):
+    def build(files, client):
+        (files.root / name).write_bytes(data)
+        return files.url(name)
+    return build
+
+
+def _rows_with(change):
+    table = sample_table()
+    change(table)
+    return write_csv(table)
+
+
+def _set(r, c, v):
+    def change(table):
+        table[r][c] = v
+    return change
+
+
+HEADER = sample_table()[0]
+CASES = [
+    # id, link builder, expected error code, HTTP status of POST ?wait=true
+    ("http_404", lambda f, c: f.url("missing.csv"), "http_status", 502),
+    ("http_500", lambda f, c: f"{f.base}/status/500", "http_status", 502),
+    ("timeout", lambda f, c: f.url("sample.csv", "slow"), "download_timeout", 502),
+    ("html_page", lambda f, c: f"{f.base}/html", "html_not_csv", 422),
+    ("truncated_body", lambda f, c: f.url("sample.csv", "truncated"), "truncated", 502),
+    ("too_many_redirects", lambda f, c: f.url("sample.csv", "redirect/6"), "too_many_redirects", 422),
+    ("empty_file", _file("empty.csv", b""), "empty_file", 422),
+    ("header_only", _file("header.csv", write_csv([HEADER])), "no_rows", 422),
+    ("missing_column", _file("nocol.csv", write_csv([r[:5] + r[6:] for r in sample_table()])),
+     "missing_columns", 422),
+    ("malformed_price", _file("price.csv", _rows_with(_set(3, 5, "abc"))), "bad_rows", 422),
+    ("price_3_decimals", _file("price3.csv", _rows_with(_set(3, 5, "1.999"))), "bad_rows", 422),
+    ("negative_count", _file("neg.csv", _rows_with(_set(3, 12, "-1"))), "bad_rows", 422),
+    ("bad_bool", _file("bool.csv", _rows_with(_set(3, 9, "yes please"))), "bad_rows", 422),
+    ("empty_app_id", _file("noid.csv", _rows_with(_set(3, 1, ""))), "bad_rows", 422),
+    ("too_few_fields", _file("few.csv", write_csv(sample_table()[:3] + [sample_table()[3][:10]]
+                                                  + sample_table()[4:])), "malformed_csv", 422),
+    ("too_many_fields", _file("many.csv", write_csv(sample_table()[:3] + [sample_table()[3] + ["x"]]
+                                                    + sample_table()[4:])), "malformed_csv", 422),
+    ("not_utf8", _file("latin1.csv", _rows_with(_set(3, 2, "Pok\xe9mon")).replace("Pokémon".encode(), b"Pok\xe9mon")), "not_utf8", 422),
+    ("unclosed_quote", _file("quote.csv", write_csv(sample_table()[:5]) + b'9,1,"unterminated,\r\n'),
+     "malformed_csv", 422),
+]
+
+
+@pytest.fixture
+def loaded(client, files):
+    rec = upload(client, files.url("sample.csv"))
+    assert rec["state"] == "succeeded"
+    return client
+
+
+@pytest.mark.parametrize("case_id,build,code,status", CASES, ids=[c[0] for c in CASES])
+def test_bad_link_or_file(loaded, files, case_id, build, code, status):
+    before = dataset_rows(loaded)
+    r = loaded.post("/api/v1/uploads?wait=true", json={"url": build(files, loaded)})
+    body = r.json()
+    assert r.status_code == status, body
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    assert body["upload"]["state"] == "failed"
+    assert dataset_rows(loaded) == before
+    # Nothing half-built is left behind.
+    names = set(loaded.app.state.engine.tables())
+    assert not any(n.startswith("stage_") for n in names), names
+
+
+def test_bad_row_is_reported_with_row_column_value(loaded, files):
+    (files.root / "badprice.csv").write_bytes(_rows_with(_set(3, 5, "abc")))
+    body = loaded.post("/api/v1/uploads?wait=true", json={"url": files.url("badprice.csv")}).json()
+    assert body["upload"]["rejected_rows"] == [
+        {"row": 3, "column": "price", "value": "abc", "expected": "a number with at most 2 decimals"}]
+    assert "data row 3" in body["error"]["message"]
+
+
+def test_too_few_fields_names_the_row(loaded, files):
+    rows = sample_table()
+    (files.root / "few2.csv").write_bytes(write_csv(rows[:3] + [rows[3][:10]] + rows[4:]))
+    body = loaded.post("/api/v1/uploads?wait=true", json={"url": files.url("few2.csv")}).json()
+    assert "data row 3" in body["error"]["message"], body
+
+
+def test_over_the_size_cap(make_client, files):
+    client = make_client(max_upload_mb=1)
+    big = write_csv(sample_table()[:1] + sample_table()[1:] * 40)  # ~1.4 MB
+    (files.root / "big.csv").write_bytes(big)
+    for mode in ("files", "gzip"):  # the cap counts bytes received, not Content-Length
+        r = client.post("/api/v1/uploads?wait=true", json={"url": files.url("big.csv", mode)})
+        assert r.json()["error"]["code"] == "too_large", r.json()
+
+
+@pytest.mark.parametrize("url,code", [
+    ("ftp://example.com/games.csv", "bad_scheme"),
+    ("file:///etc/passwd", "bad_scheme"),
+    ("javascript:alert(1)", "bad_scheme"),
+    ("http:///nohost", "bad_url"),
+])
+def test_refused_links_are_400_at_submit(client, url, code):
+    r = client.post("/api/v1/uploads", json={"url": url})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == code
+    assert r.json()["error"]["param"] == "url"
+
+
+def test_private_addresses_refused_unless_allowed(make_client, files):
+    client = make_client(allow_private_urls=False)
+    for url in (files.url("sample.csv"), "http://localhost:1/x.csv", "http://169.254.169.254/latest/meta-data",
+                "http://[::1]/x.csv", "http://10.0.0.1/x.csv"):
+        r = client.post("/api/v1/uploads", json={"url": url})
+        assert r.status_code == 400, url
+        assert r.json()["error"]["code"] == "private_address"
+
+
+def test_redirect_hop_check_runs_on_each_location(monkeypatch, files):
+    """The first host is allowed (a stand-in for a public host), the redirect target is not."""
+    from gamelens.errors import GameLensError
+    from gamelens.ingest import download
+
+    from .conftest import make_settings
+
+    settings = make_settings(allow_private_urls=False)
+    checked = []
+    real = download.check_url
+
+    def check(url, allow_private):
+        checked.append(url)
+        return real(url, allow_private=url.startswith(files.base))
+
+    monkeypatch.setattr(download, "check_url", check)
+    with pytest.raises(GameLensError) as err:
+        download.download(f"{files.base}/redirect-to?url=http://169.254.169.254/latest/", settings)
+    assert err.value.code == "private_address"
+    assert checked == [f"{files.base}/redirect-to?url=http://169.254.169.254/latest/",
+                       "http://169.254.169.254/latest/"]
