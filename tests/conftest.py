@@ -121,3 +121,71 @@ def dataset_rows(client: TestClient) -> list[list]:
     """Every stored row of the active dataset, in file order (for byte-identical comparisons)."""
     engine = engine_of(client)
     return engine.select(f"SELECT * EXCEPT (_bad) FROM `{engine.db}`.games ORDER BY _row").rows
+
+
+class ServerProcess:
+    """`gamelens serve` in its own process and data directory (for restarts and kills)."""
+
+    def __init__(self, data_dir: Path, **env):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.data_dir = data_dir
+        self.env = {**os.environ, "GAMELENS_DATA_DIR": str(data_dir), "GAMELENS_ALLOW_PRIVATE_URLS": "true",
+                    "GAMELENS_PORT": str(self.port), **{f"GAMELENS_{k.upper()}": str(v) for k, v in env.items()}}
+        self.proc = None
+        self.log = data_dir / "server.log"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        import subprocess
+        import sys
+
+        import httpx
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gamelens", "serve"], env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"server did not start: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except Exception:
+                self.kill()
+
+
+@pytest.fixture
+def server_process(tmp_path):
+    started = []
+
+    def make(**env) -> ServerProcess:
+        proc = ServerProcess(tmp_path / "server-data", **env)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()

@@ -14,6 +14,7 @@ Paths:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import threading
 import time
@@ -37,10 +38,8 @@ class FileServer:
 
             def do_GET(self):  # noqa: N802 (http.server's name)
                 server.requests.append(self.path)
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     server.route(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -73,7 +72,7 @@ class FileServer:
         parts = urlsplit(h.path)
         seg = parts.path.strip("/").split("/")
         mode, rest = seg[0], seg[1:]
-        if mode in ("files", "gzip", "truncated", "hold") and not (self.root / rest[-1]).is_file():
+        if mode in ("files", "gzip", "truncated", "hold", "slow") and not (self.root / rest[-1]).is_file():
             self._send(h, 404, b"no such file")
         elif mode == "files":
             self._send(h, 200, (self.root / rest[0]).read_bytes())
@@ -91,10 +90,11 @@ class FileServer:
             self._send(h, 200, b"<!DOCTYPE html><html><body>Sign in to continue</body></html>",
                        "text/html; charset=utf-8")
         elif mode == "slow":
+            data = (self.root / rest[0]).read_bytes()
             h.send_response(200)
-            h.send_header("Content-Length", "100000")
+            h.send_header("Content-Length", str(len(data)))
             h.end_headers()
-            h.wfile.write(b"AppID,Name\n")
+            h.wfile.write(data[:5000])
             h.wfile.flush()
             time.sleep(5)
         elif mode == "truncated":

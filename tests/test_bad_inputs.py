@@ -28,6 +28,7 @@ def _set(r, c, v):
 
 
 HEADER = sample_table()[0]
+SAMPLE_BYTES = write_csv(sample_table())
 CASES = [
     # id, link builder, expected error code, HTTP status of POST ?wait=true
     ("http_404", lambda f, c: f.url("missing.csv"), "http_status", 502),
@@ -49,7 +50,9 @@ CASES = [
                                                   + sample_table()[4:])), "malformed_csv", 422),
     ("too_many_fields", _file("many.csv", write_csv(sample_table()[:3] + [sample_table()[3] + ["x"]]
                                                     + sample_table()[4:])), "malformed_csv", 422),
-    ("not_utf8", _file("latin1.csv", _rows_with(_set(3, 2, "Pok\xe9mon")).replace("Pokémon".encode(), b"Pok\xe9mon")), "not_utf8", 422),
+    ("latin1_row", _file("latin1.csv", _rows_with(_set(3, 2, "Pokémon")).replace("é".encode(), b"\xe9")),
+     "bad_rows", 422),
+    ("latin1_header", _file("latin1h.csv", b"Nom \xe9t\xe9," + SAMPLE_BYTES), "not_utf8", 422),
     ("unclosed_quote", _file("quote.csv", write_csv(sample_table()[:5]) + b'9,1,"unterminated,\r\n'),
      "malformed_csv", 422),
 ]
@@ -139,8 +142,9 @@ def test_redirect_hop_check_runs_on_each_location(monkeypatch, files):
         return real(url, allow_private=url.startswith(files.base))
 
     monkeypatch.setattr(download, "check_url", check)
-    with pytest.raises(GameLensError) as err:
-        download.download(f"{files.base}/redirect-to?url=http://169.254.169.254/latest/", settings)
+    with pytest.raises(GameLensError) as err, \
+            download.open_url(f"{files.base}/redirect-to?url=http://169.254.169.254/latest/", settings):
+        pass
     assert err.value.code == "private_address"
     assert checked == [f"{files.base}/redirect-to?url=http://169.254.169.254/latest/",
                        "http://169.254.169.254/latest/"]

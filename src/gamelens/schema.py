@@ -17,7 +17,8 @@ class Kind:
     ch_type: str
     parse: str  # SQL over {r} (the CSV text) giving the stored value
     invalid: str | None = None  # SQL over {r}: true when the text does not fit -> row rejected
-    expects: str = ""  # what a valid text looks like, for error messages
+    expects: str = "valid UTF-8 text"  # what a valid text looks like, for error messages
+    text: bool = False  # stores text: the bytes must be valid UTF-8
 
 
 _SPLIT = "arrayFilter(x -> x != '', arrayMap(x -> trimBoth(x), splitByChar(',', {r})))"
@@ -41,10 +42,10 @@ KINDS = {
         Kind("bool", "bool", "Bool", "lower({r}) IN ('true', '1')", "lower({r}) NOT IN ('true', 'false', '1', '0')",
              "TRUE or FALSE (any case) or 1/0"),
         # An unparseable date is not an error: NULL, with the text kept in <name>_raw (and a warning).
-        Kind("date", "date", "Nullable(Date)", _DATE),
-        Kind("string", "string", "String", "{r}"),
-        Kind("list", "list", "Array(LowCardinality(String))", _SPLIT),
-        Kind("pylist", "list", "Array(LowCardinality(String))", _PYLIST),
+        Kind("date", "date", "Nullable(Date)", _DATE, text=True),
+        Kind("string", "string", "String", "{r}", text=True),
+        Kind("list", "list", "Array(LowCardinality(String))", _SPLIT, text=True),
+        Kind("pylist", "list", "Array(LowCardinality(String))", _PYLIST, text=True),
     )
 }
 

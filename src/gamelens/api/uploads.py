@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ..engine import Engine
-from ..ingest import versions
+from ..ingest import download, versions
 from ..ingest.jobs import Uploads
 from .deps import get_engine, get_uploads
 
@@ -35,13 +35,10 @@ def create_upload(
         return rec
     rec = uploads.wait(rec["id"])
     if rec["state"] == "failed":
-        status = 422 if rec["error"]["code"] not in _UPSTREAM else 502
+        code = rec["error"]["code"]
+        status = 502 if code in download.UPSTREAM else 413 if code == "too_large" else 422
         return JSONResponse({"error": rec["error"], "upload": rec}, status, headers={"Location": location})
     return JSONResponse(rec, 200, headers={"Location": location})
-
-
-# Failures of the remote host rather than of the file.
-_UPSTREAM = {"http_status", "download_failed", "download_timeout", "truncated"}
 
 
 @router.get("", summary="Upload history, newest first")

@@ -1,4 +1,6 @@
-"""A link -> a temporary file: http(s) only, address checks at every hop, caps, timeouts, sha256.
+"""A link -> a checked stream of bytes: http(s) only, address checks at every hop, caps, timeouts,
+sha256. The bytes are streamed straight into the database's CSV reader (see engine.load_csv); no
+copy of the file is kept, in memory or on disk.
 
 The link is never handed to ClickHouse (its url() would bypass these checks). Redirects are
 followed here, one hop at a time, so each new host is checked before we connect to it.
@@ -6,15 +8,13 @@ followed here, one hop at a time, so each new host is checked before we connect 
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import ipaddress
 import os
 import socket
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -23,50 +23,13 @@ from ..errors import GameLensError
 from ..settings import Settings
 
 MAX_REDIRECTS = 5
-CHUNK = 1 << 20
+FILE_CHUNK = 1 << 20
 # Cloud metadata services that are not already private/link-local ranges.
 _METADATA = {ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")}
+# Failures of the remote host rather than of the file (reported as 502/504, not 422).
+UPSTREAM = {"http_status", "download_failed", "download_timeout", "truncated", "unresolvable_host"}
 
-
-@dataclass
-class Downloaded:
-    path: str
-    size: int
-    sha256: str
-    final_url: str
-    content_type: str
-
-
-class _Checks:
-    """Per-chunk checks shared by downloads and local files: HTML sniffing, the cap, UTF-8."""
-
-    def __init__(self, cap: int, content_type: str):
-        self.cap, self.content_type, self.size = cap, content_type, 0
-        self.digest = hashlib.sha256()
-        self._utf8 = codecs.getincrementaldecoder("utf-8")()
-
-    def feed(self, chunk: bytes) -> None:
-        if self.size == 0 and chunk and _looks_like_html(chunk, self.content_type):
-            raise fail("html_not_csv", "The link returned a web page (HTML), not a CSV file: use a direct "
-                       "download link (e.g. a sheet published as CSV), not a sharing or login page.")
-        try:
-            self._utf8.decode(chunk)
-        except UnicodeDecodeError as exc:
-            raise fail("not_utf8", f"The file is not UTF-8 text (byte {self.size + exc.start}); "
-                       "save it as CSV UTF-8.") from None
-        self.size += len(chunk)
-        if self.size > self.cap:
-            raise fail("too_large", f"The file is larger than the limit of {self.cap} bytes "
-                       "(GAMELENS_MAX_UPLOAD_MB).", 413)
-        self.digest.update(chunk)
-
-    def finish(self) -> None:
-        if self.size == 0:
-            raise fail("empty_file", "The file is empty.")
-        try:
-            self._utf8.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise fail("not_utf8", "The file is not UTF-8 text (it ends inside a character).") from None
+Progress = Callable[[int, int | None], None]
 
 
 def fail(code: str, message: str, status: int = 422) -> GameLensError:
@@ -86,7 +49,7 @@ def check_url(url: str, allow_private: bool) -> None:
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise fail("unresolvable_host", f"The host {parts.hostname!r} could not be resolved.") from None
+        raise fail("unresolvable_host", f"The host {parts.hostname!r} could not be resolved.", 400) from None
     for info in infos:
         ip = ipaddress.ip_address(info[4][0].split("%")[0])
         if getattr(ip, "ipv4_mapped", None):
@@ -103,79 +66,96 @@ def _looks_like_html(first: bytes, content_type: str) -> bool:
     return "text/html" in content_type or head.startswith((b"<!doctype", b"<html", b"<head", b"<?xml"))
 
 
-def download(url: str, settings: Settings, progress: Callable[[int, int | None], None] | None = None,
-             directory: str | None = None) -> Downloaded:
-    cap = settings.max_upload_mb * 1024 * 1024
-    deadline = time.monotonic() + settings.download_timeout_s
+class Stream:
+    """The bytes of one source, checked as they pass: HTML sniffing, the size cap, the deadline,
+    the announced length; sha256 and size are known once it has been read to the end."""
+
+    def __init__(self, chunks: Iterable[bytes], settings: Settings, source: str, *, expected: int | None = None,
+                 content_type: str = "", progress: Progress | None = None):
+        self._chunks, self.source, self.expected = chunks, source, expected
+        self.content_type, self._progress = content_type, progress
+        self.cap = settings.max_upload_mb * 1024 * 1024
+        self.deadline = time.monotonic() + settings.download_timeout_s
+        self.size, self._digest = 0, hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._chunks:
+                self._feed(chunk)
+                yield chunk
+        except httpx.TimeoutException:
+            raise fail("download_timeout", "The host stopped sending data (timeout).", 504) from None
+        except httpx.RemoteProtocolError:
+            raise fail("truncated", "The host closed the connection before sending the whole file.", 502) from None
+        except httpx.HTTPError as exc:
+            raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}", 502) from None
+        if self.expected is not None and self.size != self.expected:
+            raise fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.", 502)
+        if self.size == 0:
+            raise fail("empty_file", "The link returned an empty file.")
+
+    def _feed(self, chunk: bytes) -> None:
+        if self.size == 0 and chunk and _looks_like_html(chunk, self.content_type):
+            raise fail("html_not_csv", "The link returned a web page (HTML), not a CSV file: use a direct "
+                       "download link (e.g. a sheet published as CSV), not a sharing or login page.")
+        self.size += len(chunk)
+        if self.size > self.cap:
+            raise fail("too_large", f"The file is larger than the limit of {self.cap} bytes "
+                       "(GAMELENS_MAX_UPLOAD_MB).", 413)
+        if time.monotonic() > self.deadline:
+            raise fail("download_timeout", "The download took longer than GAMELENS_DOWNLOAD_TIMEOUT_S.", 504)
+        self._digest.update(chunk)
+        if self._progress:
+            self._progress(self.size, self.expected)
+
+
+@contextmanager
+def open_url(url: str, settings: Settings, progress: Progress | None = None) -> Iterator[Stream]:
+    """Follow redirects (each hop checked) to a 200 answer and stream its body."""
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     headers = {"Accept": "text/csv, text/plain;q=0.9, */*;q=0.5", "User-Agent": "GameLens/0.1"}
-    fd, path = tempfile.mkstemp(prefix="gamelens-", suffix=".csv", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as out, httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
             for _hop in range(MAX_REDIRECTS + 1):
                 check_url(url, settings.allow_private_urls)
                 with client.stream("GET", url, headers=headers) as resp:
                     if resp.is_redirect:
                         url = urljoin(url, resp.headers.get("location", ""))
                         continue
-                    return _save(resp, url, out, path, cap, deadline, progress)
+                    yield _response_stream(resp, url, settings, progress)
+                    return
             raise fail("too_many_redirects", f"The link redirected more than {MAX_REDIRECTS} times.")
-    except GameLensError:
-        os.unlink(path)
-        raise
     except httpx.TimeoutException:
-        os.unlink(path)
-        raise fail("download_timeout", "The host stopped sending data (timeout).", 504) from None
-    except httpx.RemoteProtocolError:
-        os.unlink(path)
-        raise fail("truncated", "The host closed the connection before sending the whole file.", 502) from None
-    except (httpx.HTTPError, OSError) as exc:
-        os.unlink(path)
+        raise fail("download_timeout", "The host did not answer in time.", 504) from None
+    except httpx.HTTPError as exc:
         raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}", 502) from None
 
 
-def _save(resp: httpx.Response, url: str, out, path: str, cap: int, deadline: float, progress) -> Downloaded:
+def _response_stream(resp: httpx.Response, url: str, settings: Settings, progress) -> Stream:
     if resp.status_code != 200:
         raise fail("http_status", f"The link answered HTTP {resp.status_code}, not 200.", 502)
-    ctype = resp.headers.get("content-type", "")
-    expected = int(resp.headers["content-length"]) if "content-encoding" not in resp.headers and \
-        resp.headers.get("content-length", "").isdigit() else None
+    length = resp.headers.get("content-length", "")
+    # With a Content-Encoding the length counts compressed bytes; the cap counts what we store.
+    expected = int(length) if length.isdigit() and "content-encoding" not in resp.headers else None
+    cap = settings.max_upload_mb * 1024 * 1024
     if expected is not None and expected > cap:
         raise fail("too_large", f"The file is {expected} bytes; the limit is {cap} bytes "
                    "(GAMELENS_MAX_UPLOAD_MB).", 413)
-    checks = _Checks(cap, ctype)
-    for chunk in resp.iter_bytes(CHUNK):  # decoded: the cap applies to what we store (gzip too)
-        checks.feed(chunk)
-        if time.monotonic() > deadline:
-            raise fail("download_timeout", "The download took longer than GAMELENS_DOWNLOAD_TIMEOUT_S.", 504)
-        out.write(chunk)
-        if progress:
-            progress(checks.size, expected)
-    if expected is not None and checks.size != expected:
-        raise fail("truncated", f"The transfer ended after {checks.size} of {expected} bytes.", 502)
-    checks.finish()
-    out.flush()
-    return Downloaded(path, checks.size, checks.digest.hexdigest(), url, ctype)
+    return Stream(resp.iter_bytes(), settings, url, expected=expected,
+                  content_type=resp.headers.get("content-type", ""), progress=progress)
 
 
-def copy_file(source: str, settings: Settings, progress=None, directory: str | None = None) -> Downloaded:
-    """The CLI's `gamelens load PATH`: the same caps and checksum as a download, from a local file."""
-    cap = settings.max_upload_mb * 1024 * 1024
-    fd, path = tempfile.mkstemp(prefix="gamelens-", suffix=".csv", dir=directory)
-    checks = _Checks(cap, "")
+@contextmanager
+def open_file(path: str, settings: Settings, progress: Progress | None = None) -> Iterator[Stream]:
+    """The CLI's `gamelens load PATH`: the same checks as a download, from a local file."""
     try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            total = os.fstat(src.fileno()).st_size
-            while chunk := src.read(CHUNK):
-                checks.feed(chunk)
-                out.write(chunk)
-                if progress:
-                    progress(checks.size, total)
-        checks.finish()
-    except GameLensError:
-        os.unlink(path)
-        raise
+        f = open(path, "rb")  # noqa: SIM115 (closed below, after the stream is consumed)
     except OSError as exc:
-        os.unlink(path)
         raise fail("unreadable_file", f"The file cannot be read: {exc.strerror}", 400) from None
-    return Downloaded(path, checks.size, checks.digest.hexdigest(), source, "")
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        yield Stream(iter(lambda: f.read(FILE_CHUNK), b""), settings, path, expected=size, progress=progress)

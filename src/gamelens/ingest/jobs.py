@@ -13,7 +13,6 @@ import shutil
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ..engine import Engine, ident
@@ -34,7 +33,6 @@ def _now() -> str:
 class Uploads:
     def __init__(self, engine: Engine, settings: Settings):
         self.engine, self.settings = engine, settings
-        self.tmp = Path(settings.data_dir) / "downloads"
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._live: dict[int, dict] = {}
         self._done: dict[int, threading.Event] = {}
@@ -60,8 +58,7 @@ class Uploads:
                     "code": "interrupted", "message": "The server stopped while this upload was running; "
                     "the previous dataset was kept. Submit it again."})
                 self._save(rec)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.engine.pipes, ignore_errors=True)  # pipes of loads that were cut off
         versions.reconcile(self.engine, self.settings.keep_versions)
 
     def stop(self, timeout: float = 30) -> None:
@@ -152,22 +149,16 @@ class Uploads:
 
     def _process(self, rec: dict) -> None:
         self._set(rec, state="downloading", started_at=_now())
-        path = None
+        opener = download.open_file if rec.get("local_file") else download.open_url
+        t0 = time.monotonic()
         try:
-            t0 = time.monotonic()
-            fetch = download.copy_file if rec.get("local_file") else download.download
-            got = fetch(rec["url"], self.settings, directory=str(self.tmp), progress=lambda n, total:
-                        self._set(rec, False, bytes_received=n, bytes_expected=total))
-            path = got.path
+            with opener(rec["url"], self.settings, self._progress(rec)) as stream:
+                result = load.load(self.engine, rec["id"], self._then_loading(rec, stream), rec["max_rejected_rows"])
             t1 = time.monotonic()
-            self._set(rec, state="loading", sha256=got.sha256, bytes_received=got.size, final_url=got.final_url,
-                      timings_ms={"download": round((t1 - t0) * 1000)})
-            result = load.load(self.engine, rec["id"], got.path, rec["max_rejected_rows"])
-            t2 = time.monotonic()
             versions.swap_in(self.engine, rec["id"], self.settings.keep_versions)
-            t3 = time.monotonic()
-            timings = {**rec["timings_ms"], "load": round((t2 - t1) * 1000), "swap": round((t3 - t2) * 1000)}
-            self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=result.rows,
+            t2 = time.monotonic()
+            timings = {**rec["timings_ms"], "load": round((t1 - t0) * 1000), "swap": round((t2 - t1) * 1000)}
+            self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=result.rows, sha256=stream.sha256,
                       rows_rejected=result.rejected, rejected_rows=result.rejected_rows,
                       warnings=result.warnings, timings_ms=timings)
         except Exception as exc:
@@ -178,6 +169,12 @@ class Uploads:
             versions.drop_stage(self.engine, rec["id"])
             self._set(rec, state="failed", finished_at=_now(), error=err.body()["error"],
                       rejected_rows=(err.value if err.code == "bad_rows" else rec["rejected_rows"]))
-        finally:
-            if path:
-                Path(path).unlink(missing_ok=True)
+
+    def _progress(self, rec: dict):
+        return lambda n, total: self._set(rec, False, bytes_received=n, bytes_expected=total)
+
+    def _then_loading(self, rec: dict, stream: download.Stream):
+        """Pass the bytes on; once the last has arrived, the database is finishing: `loading`."""
+        t0 = time.monotonic()
+        yield from stream
+        self._set(rec, state="loading", timings_ms={"download": round((time.monotonic() - t0) * 1000)})

@@ -9,7 +9,9 @@ what they said — so bad rows are reported precisely, never silently dropped or
 from __future__ import annotations
 
 import csv
+import itertools
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .. import schema
@@ -42,18 +44,29 @@ def fail(code: str, message: str, **kw) -> GameLensError:
     return GameLensError(code, message, 422, **kw)
 
 
-def read_header(path: str) -> list[str]:
-    """The header line, read with Python's csv module (the rest is ClickHouse's job)."""
+MAX_HEADER = 1 << 20
+
+
+def read_header(chunks: Iterator[bytes]) -> tuple[list[str], bytes]:
+    """The header line, parsed with Python's csv module (the rest is ClickHouse's job).
+
+    Returns it with the bytes read so far, which still have to be passed on to the database."""
+    prefix = b""
+    while b"\n" not in prefix and len(prefix) < MAX_HEADER:
+        chunk = next(chunks, None)
+        if chunk is None:
+            break
+        prefix += chunk
+    line = prefix.split(b"\n", 1)[0]
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f), None)
+        header = next(csv.reader([line.decode("utf-8-sig").rstrip("\r")]), None)
     except UnicodeDecodeError:
-        raise fail("not_utf8", "The file is not UTF-8 text.") from None
+        raise fail("not_utf8", "The header line is not UTF-8 text; save the file as CSV UTF-8.") from None
     except csv.Error as exc:
         raise fail("bad_header", f"The header line is not valid CSV: {exc}") from None
     if not header or not any(h.strip() for h in header):
         raise fail("empty_file", "The file is empty: it has no header line.")
-    return header
+    return header, prefix
 
 
 def check_header(header: list[str]) -> list[str]:
@@ -84,6 +97,8 @@ def _parse_expr(c: schema.Column, r: str) -> str:
 
 
 def _invalid_expr(c: schema.Column, r: str) -> str | None:
+    if c.kind.text:
+        return f"(NOT isValidUTF8({r}))"
     if not c.kind.invalid:
         return None
     expr = c.kind.invalid.format(r=r)
@@ -124,9 +139,10 @@ def _parse_failure(exc: GameLensError) -> GameLensError:
                 value={"row": int(m.group(1))} if m else None)
 
 
-def load(engine: Engine, upload_id: int, path: str, max_rejected: int) -> LoadResult:
-    """Load `path` into the staging table of `upload_id` and check it; the caller swaps it in."""
-    header = read_header(path)
+def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: int) -> LoadResult:
+    """Stream `source` into the staging table of `upload_id` and check it; the caller swaps it in."""
+    chunks = iter(source)
+    header, prefix = read_header(chunks)
     result = LoadResult(warnings=check_header(header))
     table = versions.stage_name(upload_id)
     engine.execute(f"DROP TABLE IF EXISTS {ident(engine.db)}.{ident(table)}")
@@ -134,7 +150,7 @@ def load(engine: Engine, upload_id: int, path: str, max_rejected: int) -> LoadRe
     columns, exprs = select_exprs()
     headers = [c.header for c in schema.COLUMNS]
     try:
-        engine.load_csv(table, columns, exprs, headers, path, CSV_SETTINGS)
+        engine.load_csv(table, columns, exprs, headers, itertools.chain([prefix], chunks), CSV_SETTINGS)
     except GameLensError as exc:
         if exc.code == "engine_error" and getattr(exc, "engine_code", None) in (27, 117, 26, 6, 72, 38):
             raise _parse_failure(exc) from exc
@@ -148,7 +164,8 @@ def _check(engine: Engine, table: str, result: LoadResult, max_rejected: int) ->
     date_cols = [c for c in schema.COLUMNS if c.raw_name]
     undated = ", ".join(f"countIf({ident(c.name)} IS NULL AND {ident(c.raw_name)} != '')" for c in date_cols)
     stats = engine.select(
-        f"SELECT count(), countIf(notEmpty({schema.BAD_COL})), uniqExactIf({ident(schema.KEY)}, empty({schema.BAD_COL}))"
+        f"SELECT count(), countIf(notEmpty({schema.BAD_COL})), "
+        f"uniqExactIf({ident(schema.KEY)}, empty({schema.BAD_COL}))"
         f"{', ' + undated if undated else ''} FROM {t}", readonly=False).rows[0]
     total, bad, distinct = stats[0], stats[1], stats[2]
     if total == 0:

@@ -1,0 +1,138 @@
+"""Upload benchmark: a link -> stored and swapped, against the engine's own INSERT ... SELECT FROM file().
+
+    python bench/ingest.py 50 500        # sizes in MB (files are generated under bench/out once)
+
+For each size, in the same run:
+- baseline: a fresh chDB process runs `INSERT INTO t SELECT * FROM file(path, CSVWithNames, <typed
+  structure>)` into a MergeTree table with the natural types: the engine parsing the file, no checks;
+- gamelens: `gamelens serve` in its own process; POST /api/v1/uploads?wait=true with a link to the
+  file on a loopback HTTP server (download, sha256, UTF-8 check, typed load with row checks, swap).
+Prints seconds, the ratio gamelens / baseline, and the server's RSS: idle and peak during the upload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
+from generate import generate  # noqa: E402
+
+BASELINE = r"""
+import sys, time, json
+from gamelens.engine import Engine
+from gamelens.settings import Settings
+e = Engine(Settings(data_dir=sys.argv[1], database="bench"))
+e.ensure_database()
+structure = ("`idx` UInt32, `AppID` UInt32, `Name` String, `Release date` String, `Required age` UInt32, "
+  "`Price` Decimal(12, 2), `DLC count` UInt32, `About the game` String, `Supported languages` String, "
+  "`Windows` Bool, `Mac` Bool, `Linux` Bool, `Positive` UInt32, `Negative` UInt32, `Score rank` Nullable(UInt32), "
+  "`Developers` String, `Publishers` String, `Categories` String, `Genres` String, `Tags` String")
+e.execute("CREATE TABLE bench.t (" + structure.replace("`idx` UInt32, ", "") + ") ENGINE = MergeTree ORDER BY AppID")
+t = time.perf_counter()
+e.execute("INSERT INTO bench.t SELECT * EXCEPT idx FROM file({p:String}, 'CSVWithNames', {s:String})",
+          {"p": sys.argv[2], "s": structure}, {"input_format_with_names_use_header": 0})
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": e.select("SELECT count() FROM bench.t").scalar()}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def baseline(path: Path) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run([sys.executable, "-c", BASELINE, d, str(path)], capture_output=True, text=True,
+                             check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def gamelens_upload(url: str) -> dict:
+    data = Path(tempfile.mkdtemp(prefix="gamelens-bench-"))
+    port = free_port()
+    env = {**os.environ, "GAMELENS_DATA_DIR": str(data), "GAMELENS_PORT": str(port),
+           "GAMELENS_ALLOW_PRIVATE_URLS": "true", "GAMELENS_MAX_UPLOAD_MB": "2000", "GAMELENS_AUTH": "off"}
+    server = subprocess.Popen([sys.executable, "-m", "gamelens", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/readyz")
+        proc = psutil.Process(server.pid)
+        time.sleep(1)
+        idle = proc.memory_info().rss
+        peak, stop = [idle], threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], proc.memory_info().rss)
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        t = time.perf_counter()
+        rec = httpx.post(f"{base}/api/v1/uploads?wait=true", json={"url": url}, timeout=3600).json()
+        seconds = time.perf_counter() - t
+        stop.set()
+        sampler.join()
+        if rec.get("state") != "succeeded":
+            raise RuntimeError(f"upload failed: {rec}")
+        return {"seconds": seconds, "rows": rec["rows_loaded"], "idle_rss_mb": idle / 2**20,
+                "peak_rss_mb": peak[0] / 2**20, "timings_ms": rec["timings_ms"]}
+    finally:
+        server.terminate()
+        server.wait(60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main(sizes: list[float]) -> None:
+    OUT.mkdir(exist_ok=True)
+    port = free_port()
+    files = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                              "--directory", str(OUT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/")
+        print("| size | rows | engine INSERT…SELECT FROM file() s | gamelens upload s | ratio | idle RSS MB "
+              "| peak RSS MB | peak − idle MB | phases ms |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for mb in sizes:
+            path = OUT / f"games_{mb:g}mb.csv"
+            if not path.exists():
+                generate(mb, path)
+            base = baseline(path)
+            ours = gamelens_upload(f"http://127.0.0.1:{port}/{path.name}")
+            assert ours["rows"] == base["rows"], (ours, base)
+            print(f"| {mb:g} MB | {ours['rows']} | {base['seconds']:.2f} | {ours['seconds']:.2f} | "
+                  f"{ours['seconds'] / base['seconds']:.2f} | {ours['idle_rss_mb']:.0f} | {ours['peak_rss_mb']:.0f} | "
+                  f"{ours['peak_rss_mb'] - ours['idle_rss_mb']:.0f} | {ours['timings_ms']} |", flush=True)
+    finally:
+        files.terminate()
+
+
+if __name__ == "__main__":
+    main([float(a) for a in sys.argv[1:]] or [50, 500])

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs (a venv with the package and its test extras) and run it.
+# Used as is by the README and by .ci/run. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${GAMELENS_VENV:-.venv}
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -e '.[test]'
+
+"$VENV/bin/ruff" check .
+
+# pytest exits 5 when it collected no test: that is a failure here.
+set +e
+"$VENV/bin/python" -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "no tests ran" >&2
+  exit 1
+fi
+exit "$status"

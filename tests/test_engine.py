@@ -1,0 +1,90 @@
+"""Regression tests for the chDB facts the engine is designed around (see engine.py's docstring)."""
+
+import contextlib
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from gamelens.engine import Engine
+from gamelens.errors import GameLensError
+
+from .conftest import DATA_DIR, make_settings
+
+
+@pytest.fixture
+def engine():
+    e = Engine(make_settings())
+    e.ensure_database()
+    yield e
+    e.close()
+
+
+def test_failed_query_output_never_leaks_into_the_next(engine):
+    # chDB can return the failed statement's partial output to the next query on that connection.
+    with pytest.raises(GameLensError):
+        engine.select("SELECT number, throwIf(number = 300000) FROM numbers(1000000) SETTINGS max_block_size = 1000",
+                      readonly=False)
+    for _ in range(engine.settings.query_pool_size + 2):
+        assert engine.select("SELECT 42 AS x").rows == [[42]]
+
+
+def test_exchange_needs_our_atomic_database(engine):
+    engines = dict(engine.select("SELECT name, engine FROM system.databases").rows)
+    assert engines[engine.db] == "Atomic"
+    assert engines["default"] != "Atomic"  # why we create our own
+    db = f"`{engine.db}`"
+    engine.execute(f"CREATE TABLE {db}.a (x UInt8) ENGINE = MergeTree ORDER BY x")
+    engine.execute(f"CREATE TABLE {db}.b (x UInt8) ENGINE = MergeTree ORDER BY x")
+    engine.execute(f"INSERT INTO {db}.a VALUES (1)")
+    engine.execute(f"EXCHANGE TABLES {db}.a AND {db}.b")
+    assert engine.select(f"SELECT count() FROM {db}.b").scalar() == 1
+
+
+def test_one_process_per_data_directory(engine):
+    # While this process holds DATA_DIR open, another process gets a clear error, not chDB's bare one.
+    assert engine.ping()
+    code = ("from gamelens.engine import Engine; from gamelens.settings import Settings;"
+            f"Engine(Settings(data_dir={str(DATA_DIR)!r})).ping()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "one GameLens process per data directory" in out.stderr
+
+
+def test_reads_run_in_parallel_with_a_long_statement(engine):
+    # One chDB connection runs one statement at a time; the pool lets a short read pass a long one.
+    done = threading.Event()
+    slow = Engine(make_settings(database=engine.db, query_timeout_s=3))  # the long one stops after 3 s
+
+    def long():
+        with contextlib.suppress(GameLensError):
+            slow.select("SELECT count() FROM numbers(10000000000) WHERE sipHash64(number) % 7 = 1")
+        done.set()
+
+    threading.Thread(target=long, daemon=True).start()
+    time.sleep(0.3)
+    assert engine.select("SELECT 1").scalar() == 1
+    assert not done.is_set()  # the short read did not wait for the long one
+    assert done.wait(30)
+
+
+def test_read_path_is_read_only_and_limited(engine):
+    with pytest.raises(GameLensError) as err:
+        engine.select(f"CREATE TABLE `{engine.db}`.x (a UInt8) ENGINE = Memory")
+    assert err.value.status == 503
+    fast = Engine(make_settings(database=engine.db, query_timeout_s=1))
+    with pytest.raises(GameLensError) as err:
+        fast.select("SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 1")
+    assert err.value.code == "query_timeout" and err.value.status == 503
+    small = Engine(make_settings(database=engine.db, query_max_rows=10))
+    with pytest.raises(GameLensError) as err:
+        small.select("SELECT number FROM numbers(100)")
+    assert err.value.code == "result_too_large" and err.value.status == 400
+
+
+def test_values_are_bound_never_formatted(engine):
+    hostile = "x' OR 1=1 --\t\\ \n%_"
+    assert engine.select("SELECT {v:String}", {"v": hostile}).scalar() == hostile
+    assert engine.select("SELECT {v:Array(String)}", {"v": [hostile, "b"]}).scalar() == [hostile, "b"]

@@ -1,0 +1,157 @@
+"""The upload API: asynchronous submit and progress, history, versions, concurrency, restarts."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+
+from .conftest import dataset_rows, engine_of, sample_table, upload, wait_state, write_csv
+
+
+def _count(client) -> int:
+    engine = engine_of(client)
+    return engine.select(f"SELECT count() FROM `{engine.db}`.games").scalar()
+
+
+def _first_rows(files, name: str, n: int) -> str:
+    (files.root / name).write_bytes(write_csv(sample_table()[: n + 1]))
+    return files.url(name)
+
+
+def test_submit_returns_202_and_location_then_progress(client, files):
+    r = client.post("/api/v1/uploads", json={"url": files.url("sample.csv")})
+    assert r.status_code == 202
+    rec = r.json()
+    assert r.headers["location"] == f"/api/v1/uploads/{rec['id']}"
+    assert rec["state"] == "queued" and rec["url"] == files.url("sample.csv")
+    done = wait_state(client, rec["id"], ("succeeded", "failed"))
+    assert done["state"] == "succeeded", done
+    size = (files.root / "sample.csv").stat().st_size
+    assert done["bytes_received"] == size and done["bytes_expected"] == size
+    assert done["rows_loaded"] == 100 and done["active"] and done["stored"]
+    assert len(done["sha256"]) == 64
+    assert set(done["timings_ms"]) == {"download", "load", "swap"}
+
+
+def test_history_newest_first_and_404(client, files):
+    a = upload(client, _first_rows(files, "ten.csv", 10))
+    b = upload(client, f"{files.base}/status/404")
+    history = client.get("/api/v1/uploads").json()["uploads"]
+    assert [u["id"] for u in history] == [b["id"], a["id"]]
+    assert [u["state"] for u in history] == ["failed", "succeeded"]
+    r = client.get("/api/v1/uploads/999")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_versions_kept_pruned_and_reactivated(make_client, files):
+    client = make_client(keep_versions=2)
+    ids = [upload(client, _first_rows(files, f"n{n}.csv", n))["id"] for n in (10, 20, 30)]
+    assert _count(client) == 30
+    recs = {u["id"]: u for u in client.get("/api/v1/uploads").json()["uploads"]}
+    assert [recs[i]["stored"] for i in ids] == [False, True, True]
+    assert recs[ids[2]]["active"]
+
+    r = client.post(f"/api/v1/uploads/{ids[1]}/activate")
+    assert r.status_code == 200 and r.json()["active"]
+    assert _count(client) == 20
+    r = client.post(f"/api/v1/uploads/{ids[2]}/activate")
+    assert _count(client) == 30
+
+    r = client.post(f"/api/v1/uploads/{ids[0]}/activate")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "version_not_kept"
+    assert client.post("/api/v1/uploads/12345/activate").status_code == 404
+
+
+def test_queries_during_an_upload_see_old_or_new_never_a_mix(client, files):
+    upload(client, files.url("sample.csv"))
+    big = sample_table()[:1] + sample_table()[1:] * 60  # 6000 rows
+    (files.root / "big6000.csv").write_bytes(write_csv(big))
+    seen, errors, stop = set(), [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                seen.add(_count(client))
+            except Exception as exc:  # any failure is a finding
+                errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    rec = upload(client, files.url("big6000.csv"))
+    stop.set()
+    for t in threads:
+        t.join()
+    assert rec["state"] == "succeeded"
+    assert errors == []
+    assert seen <= {100, 6000} and 100 in seen
+
+
+def test_uploads_run_one_at_a_time_in_order(client, files):
+    files.hold.clear()
+    first = client.post("/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
+    second = client.post("/api/v1/uploads", json={"url": _first_rows(files, "five.csv", 5)}).json()
+    wait_state(client, first["id"], ("downloading",))
+    assert client.get(f"/api/v1/uploads/{second['id']}").json()["state"] == "queued"
+    files.hold.set()
+    assert wait_state(client, second["id"], ("succeeded",))["active"]
+    assert client.get(f"/api/v1/uploads/{first['id']}").json()["state"] == "succeeded"
+
+
+def test_killed_mid_download_is_interrupted_after_restart(server_process, files):
+    server = server_process().start()
+    httpx.post(f"{server.base}/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")}, timeout=60)
+    before = httpx.get(f"{server.base}/api/v1/uploads").json()
+    files.hold.clear()
+    rec = httpx.post(f"{server.base}/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
+    incoming = server.data_dir / "incoming"
+    for _ in range(200):  # until the database is reading the stream
+        if incoming.exists() and list(incoming.iterdir()):
+            break
+        time.sleep(0.05)
+    assert httpx.get(f"{server.base}/api/v1/uploads/{rec['id']}").json()["state"] == "downloading"
+    server.kill()
+    files.hold.set()
+    assert list((server.data_dir / "incoming").iterdir())  # the kill left the load's pipe behind
+    server.start()
+    after = httpx.get(f"{server.base}/api/v1/uploads/{rec['id']}").json()
+    assert after["state"] == "interrupted" and after["error"]["code"] == "interrupted"
+    assert httpx.get(f"{server.base}/api/v1/uploads/{before['uploads'][0]['id']}").json()["active"]
+    assert not (server.data_dir / "incoming").exists()  # cleaned at start-up
+    again = httpx.post(f"{server.base}/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")},
+                       timeout=60).json()
+    assert again["state"] == "succeeded"
+    server.stop()
+    assert sorted(tables_in(server.data_dir)) == ["games", f"games_v{before['uploads'][0]['id']}", "uploads"]
+
+
+def tables_in(data_dir) -> list[str]:
+    """The tables of a stopped server's data directory (read by another process: one per directory)."""
+    code = ("import sys; from gamelens.engine import Engine; from gamelens.settings import Settings;"
+            "print('\\n'.join(Engine(Settings(data_dir=sys.argv[1])).tables()))")
+    out = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_unknown_route_and_bad_body_use_the_error_body(client):
+    r = client.get("/api/v1/nope")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = client.post("/api/v1/uploads", json={"link": "x"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter"
+    assert r.json()["error"]["param"] == "url"
+    r = client.post("/api/v1/uploads", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+
+
+def test_dataset_unchanged_by_failed_upload(client, files):
+    upload(client, files.url("sample.csv"))
+    before = dataset_rows(client)
+    upload(client, f"{files.base}/html")
+    assert dataset_rows(client) == before
