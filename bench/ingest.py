@@ -110,13 +110,35 @@ def gamelens_upload(url: str) -> dict:
         shutil.rmtree(data, ignore_errors=True)
 
 
+# A static file server that sends with sendfile(): the remote host's CPU is not ours to measure,
+# and python -m http.server copies every byte through Python on the same two cores.
+FILE_SERVER = r"""
+import http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        path = os.path.join(sys.argv[2], os.path.basename(self.path))
+        if not os.path.isfile(path):
+            self.send_error(404); return
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            self.wfile.flush()
+            self.connection.sendfile(f)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
 def main(sizes: list[float]) -> None:
     OUT.mkdir(exist_ok=True)
     port = free_port()
-    files = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                              "--directory", str(OUT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    files = subprocess.Popen([sys.executable, "-c", FILE_SERVER, str(port), str(OUT)])
     try:
-        wait_http(f"http://127.0.0.1:{port}/")
+        wait_http(f"http://127.0.0.1:{port}/{(OUT / 'ready.csv').name}") if (OUT / "ready.csv").write_text("x") \
+            else None
         print("| size | rows | engine INSERT…SELECT FROM file() s | gamelens upload s | ratio | idle RSS MB "
               "| peak RSS MB | peak − idle MB | phases ms |")
         print("|---|---|---|---|---|---|---|---|---|")

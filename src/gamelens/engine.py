@@ -283,8 +283,10 @@ class Engine:
         except Exception as exc:
             raise engine_error(exc) from exc
 
-    def select(self, sql: str, params: dict[str, Any] | None = None, *, readonly: bool = True) -> Result:
-        settings = {**_JSON_SETTINGS, **(self.read_settings if readonly else {})}
+    def select(self, sql: str, params: dict[str, Any] | None = None, *, readonly: bool = True,
+               settings: dict | None = None) -> Result:
+        # Caller settings first: the read-only limits come last and win.
+        settings = {**_JSON_SETTINGS, **(settings or {}), **(self.read_settings if readonly else {})}
         try:
             with self.connection() as conn:
                 raw = conn.run(sql + settings_clause(settings), params, "JSONCompact")
@@ -302,8 +304,9 @@ class Engine:
         )
 
     def stream(self, sql: str, params: dict[str, Any] | None, fmt: str, settings: dict | None = None):
-        """Yield the result in `fmt`, block by block, on the read-only path."""
-        settings = {**self.read_settings, **(settings or {})}
+        """Yield the result in `fmt`, block by block, on the read-only path (`settings` may only
+        raise the result-row limit, for exports whose cap is set by the server)."""
+        settings = {**_JSON_SETTINGS, **self.read_settings, **(settings or {})}
         try:
             with self.connection() as conn:
                 yield from conn.stream(sql + settings_clause(settings), params, fmt)

@@ -113,3 +113,57 @@ def output_names() -> list[str]:
         if c.raw_name:
             names.append(c.raw_name)
     return names
+
+
+# --- derived buckets and metrics (aggregates group by buckets and columns, and compute metrics) ---
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    expr: str  # SQL over column identifiers
+    order: str  # SQL giving the bucket's natural order
+    doc: str
+    source: str  # the column it derives from
+
+
+_PRICE_BANDS = ((0, "free"), (5, "under 5"), (10, "5 to 10"), (20, "10 to 20"), (40, "20 to 40"))
+_BAND_IF = ", ".join(f"`price` {'=' if hi == 0 else '<'} {hi}, '{label}'" for hi, label in _PRICE_BANDS)
+_BAND_ORDER = ", ".join(f"`price` {'=' if hi == 0 else '<'} {hi}, {i}" for i, (hi, _) in enumerate(_PRICE_BANDS))
+
+BUCKETS = {
+    b.name: b
+    for b in (
+        Bucket("release_year", "toYear(`release_date`)", "toYear(`release_date`)", "Year of release_date",
+               "release_date"),
+        Bucket("release_month", "formatDateTime(`release_date`, '%Y-%m')", "toStartOfMonth(`release_date`)",
+               "Month of release_date, YYYY-MM", "release_date"),
+        Bucket("price_band", f"multiIf({_BAND_IF}, '40 and more')", f"multiIf({_BAND_ORDER}, {len(_PRICE_BANDS)})",
+               "Price band: free, under 5, 5 to 10, 10 to 20, 20 to 40, 40 and more", "price"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    sql: str  # over {c}, the column identifier
+    families: frozenset  # filter families of the columns it applies to; empty = count (no column)
+    doc: str
+
+
+_NUMERIC = frozenset({"number", "decimal"})
+METRICS = {
+    m.name: m
+    for m in (
+        Metric("count", "count()", frozenset(), "Number of games (of elements, when grouping by a list column)"),
+        Metric("sum", "sum({c})", _NUMERIC, "Sum"),
+        Metric("avg", "round(avg({c}), 4)", _NUMERIC, "Average"),
+        Metric("min", "min({c})", _NUMERIC | {"date"}, "Smallest value"),
+        Metric("max", "max({c})", _NUMERIC | {"date"}, "Largest value"),
+        Metric("median", "round(median({c}), 4)", _NUMERIC, "Median (approximate for large groups)"),
+        Metric("p90", "round(quantile(0.9)({c}), 4)", _NUMERIC, "90th percentile (approximate)"),
+        Metric("uniq", "uniqExact({c})", frozenset({"number", "decimal", "date", "string", "list", "bool"}),
+               "Number of distinct values"),
+    )
+}

@@ -14,7 +14,7 @@ from ..engine import Engine
 from ..errors import GameLensError
 from ..ingest.jobs import Uploads
 from ..settings import Settings, get_settings
-from . import meta, uploads
+from . import games, meta, uploads
 
 log = logging.getLogger(__name__)
 
@@ -68,4 +68,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(meta.router)
     app.include_router(uploads.router)
+    app.include_router(games.router)
     return app

@@ -29,6 +29,11 @@ CSV_SETTINGS = {
     "input_format_csv_trim_whitespaces": 0,
     "input_format_allow_errors_num": 0,
     "input_format_allow_errors_ratio": 0,
+    # Smaller insert blocks than the defaults (1M rows / 256 MB): the MergeTree writer holds a few
+    # blocks at once, so this bounds the load's memory (bench/ingest.py shows the effect).
+    "max_insert_block_size": 65536,
+    "min_insert_block_size_rows": 65536,
+    "min_insert_block_size_bytes": 32 << 20,
 }
 
 

@@ -1,0 +1,54 @@
+"""OpenAPI descriptions of the query-string parameters, generated from the schema.
+
+The routes read the raw query string (filters are open-ended: any column, any operator), so the
+parameters are declared here for /docs and for clients generated from the OpenAPI document.
+"""
+
+from .. import schema
+from ..query import build, filters
+
+
+def _param(name: str, description: str, example: str | None = None, schema_type: str = "string") -> dict:
+    p = {"name": name, "in": "query", "required": False, "description": description,
+         "schema": {"type": schema_type}}
+    if example is not None:
+        p["example"] = example
+    return p
+
+
+def _filter_params() -> list[dict]:
+    params = []
+    for col in schema.COLUMNS:
+        ops = filters.operators_for(col)
+        params.append(_param(col.name, f"{col.doc}. Bare value: {filters.REGISTRY[col.kind.filter][ops[0]].doc}. "
+                             f"Other operators as {col.name}__<op>: {', '.join(ops[1:])}.", col.example))
+        for op in ops[1:]:
+            params.append(_param(f"{col.name}__{op}", f"{col.doc}: {filters.REGISTRY[col.kind.filter][op].doc}."))
+    return params
+
+
+_COMMON = [
+    _param("limit", f"Rows per page, 1 to {build.MAX_LIMIT} (default {build.DEFAULT_LIMIT}).", "50", "integer"),
+    _param("offset", "Rows to skip (prefer cursor for deep pages).", "0", "integer"),
+    _param("format", "json (default), csv or ndjson; csv/ndjson stream every matching row up to "
+           "GAMELENS_EXPORT_MAX_ROWS (headers X-Total-Count, X-Truncated). Accept: text/csv works too.", "json"),
+]
+ROWS_PARAMS = [
+    _param("sort", "Comma-separated columns, - for descending; app_id breaks ties. One of: "
+           f"{', '.join(build.SORTABLE)}.", "-positive,name"),
+    _param("fields", "Comma-separated columns to return (default: all).", "name,price"),
+    _param("cursor", "The next_cursor of the previous page (keyset pagination, same sort)."),
+    _param("facet", "Repeatable: top values of a column or bucket with counts under the filters.", "genres"),
+    _param("facet_size", f"Values per facet (default {build.FACET_DEFAULT}, max {build.FACET_MAX}).", "10", "integer"),
+    *_COMMON, *_filter_params(),
+]
+AGGREGATE_PARAMS = [
+    _param("group_by", f"Comma-separated: {', '.join(build.GROUPABLE)}. List columns count a game once per element.",
+           "genres,release_year"),
+    _param("metrics", "Comma-separated: count, or fn:column with fn one of "
+           f"{', '.join(m for m in schema.METRICS if m != 'count')}. Output names are fn_column.",
+           "count,avg:price,sum:positive"),
+    _param("having", "Repeatable: metric__op:number, op one of gt, gte, lt, lte, exact, ne.", "count__gte:10"),
+    _param("sort", "Comma-separated metric or group names, - for descending (default -count).", "-count"),
+    *_COMMON, *_filter_params(),
+]

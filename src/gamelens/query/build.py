@@ -1,0 +1,345 @@
+"""A request's query string -> one parameterised SELECT (rows, count, facets, aggregates).
+
+Identifiers come only from the schema (columns, buckets, metrics); every value is bound.
+Row order is always total: the requested keys, then app_id, then the source row number, so pages
+never overlap or skip; the keyset cursor carries the last row's values of exactly those keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import schema
+from ..engine import ident
+from ..errors import GameLensError
+from . import filters
+
+MAX_LIMIT, DEFAULT_LIMIT, MAX_OFFSET = 1000, 50, 100_000_000
+FACET_DEFAULT, FACET_MAX = 10, 100
+FORMATS = ("json", "csv", "ndjson")
+ROWS_PARAMS = {"sort", "limit", "offset", "cursor", "fields", "format", "facet", "facet_size"}
+AGG_PARAMS = {"group_by", "metrics", "having", "sort", "limit", "offset", "format"}
+
+
+def bad(param: str, value: Any, message: str, allowed: Any = None, code: str = "invalid_parameter"):
+    if isinstance(value, str) and len(value) > 200:
+        value = value[:200] + "…"
+    return GameLensError(code, message, 400, param=param, value=value, allowed=allowed)
+
+
+def _int(items: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = items.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"\d{1,12}", raw.strip()) or not lo <= int(raw) <= hi:
+        raise bad(name, raw, f"{name} must be a whole number from {lo} to {hi}.")
+    return int(raw)
+
+
+def _csv_list(raw: str) -> list[str]:
+    return [v.strip() for v in raw.split(",") if v.strip()]
+
+
+def _single(items: list[tuple[str, str]], names: set[str]) -> dict[str, str]:
+    """The control parameters that may appear once (facet and having may repeat)."""
+    out: dict[str, str] = {}
+    for k, v in items:
+        if k in names and k not in ("facet", "having"):
+            if k in out:
+                raise bad(k, v, f"{k} may be given only once.")
+            out[k] = v
+    return out
+
+
+@dataclass
+class Where:
+    sql: str = "1"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def where(items: list[tuple[str, str]], control: set[str]) -> Where:
+    """AND of every filter parameter (anything that is not a control parameter)."""
+    conds = [filters.parse(k, v, i) for i, (k, v) in enumerate(items) if k not in control]
+    if not conds:
+        return Where()
+    params: dict[str, Any] = {}
+    for c in conds:
+        params.update(c.params)
+    return Where(" AND ".join(f"({c.sql})" for c in conds), params)
+
+
+def output_format(items: dict[str, str], accept: str | None) -> str:
+    fmt = items.get("format")
+    if fmt is None:
+        return "csv" if accept and "text/csv" in accept else "ndjson" if accept and "ndjson" in accept else "json"
+    if fmt not in FORMATS:
+        raise bad("format", fmt, "Unknown format.", list(FORMATS))
+    return fmt
+
+
+# --- sorting and the keyset cursor ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    sql: str
+    ch_type: str  # for binding a cursor value
+    desc: bool = False
+
+
+SORTABLE = [c.name for c in schema.COLUMNS if c.kind.filter != "list"]
+
+
+def _column_keys(col: schema.Column, desc: bool) -> list[Key]:
+    if not col.ch_type.startswith("Nullable("):
+        return [Key(ident(col.name), col.ch_type, desc)]
+    # NULLs last in either direction, and no NULL in a comparison: (isNull, value) pairs.
+    base = col.ch_type.removeprefix("Nullable(").removesuffix(")")
+    zero = {"Date": "toDate(0)", "String": "''"}.get(base, "0")
+    return [Key(f"isNull({ident(col.name)})", "UInt8"), Key(f"ifNull({ident(col.name)}, {zero})", base, desc)]
+
+
+def sort_keys(raw: str | None) -> tuple[str, list[Key]]:
+    """`-positive,name` -> ORDER BY keys; returns the normalised sort text too (for the cursor)."""
+    names = _csv_list(raw or "")
+    keys, seen = [], set()
+    for item in names:
+        desc, name = item.startswith("-"), item.lstrip("-+")
+        if name not in SORTABLE:
+            raise bad("sort", raw, f"Cannot sort by {name!r}.", SORTABLE, "unknown_sort")
+        if name in seen:
+            continue
+        seen.add(name)
+        keys += _column_keys(schema.BY_NAME[name], desc)
+    if schema.KEY not in seen:
+        keys.append(Key(ident(schema.KEY), "UInt32"))
+    keys.append(Key(schema.ROW_COL, "UInt64"))
+    return ",".join(names), keys
+
+
+def order_by(keys: list[Key]) -> str:
+    return ", ".join(f"{k.sql} {'DESC' if k.desc else 'ASC'}" for k in keys)
+
+
+def encode_cursor(sort: str, values: list[Any]) -> str:
+    raw = json.dumps({"s": sort, "k": values}, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_value_ok(value: Any, ch_type: str) -> bool:
+    if ch_type in ("String",):
+        return isinstance(value, str)
+    if ch_type == "Date":
+        return isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None
+    if ch_type == "Bool":
+        return isinstance(value, bool)
+    if ch_type.startswith("Decimal"):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
+
+
+def keyset(cursor: str, sort: str, keys: list[Key]) -> Where:
+    """Rows strictly after the cursor's row in the (key1, key2, ...) order, directions included."""
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        values = doc["k"]
+        ok = doc["s"] == sort and len(values) == len(keys)
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        ok = False
+    if not ok or not all(_cursor_value_ok(v, k.ch_type) for v, k in zip(values, keys, strict=True)):
+        raise bad("cursor", cursor, "Invalid cursor: use the next_cursor of a response with the same sort.",
+                  code="invalid_cursor")
+    params = {f"c{i}": v for i, v in enumerate(values)}
+    ors = []
+    for i, key in enumerate(keys):
+        eq = [f"{k.sql} = {{c{j}:{k.ch_type}}}" for j, k in enumerate(keys[:i])]
+        eq.append(f"{key.sql} {'<' if key.desc else '>'} {{c{i}:{key.ch_type}}}")
+        ors.append("(" + " AND ".join(eq) + ")")
+    return Where("(" + " OR ".join(ors) + ")", params)
+
+
+# --- rows ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RowsRequest:
+    where: Where
+    fields: list[str]
+    sort: str
+    keys: list[Key]
+    limit: int
+    offset: int
+    cursor: str | None
+    facets: list[str]
+    facet_size: int
+    format: str
+
+
+def parse_rows(items: list[tuple[str, str]], accept: str | None = None) -> RowsRequest:
+    single = _single(items, ROWS_PARAMS)
+    all_fields = schema.output_names()
+    fields = _csv_list(single.get("fields", "")) or all_fields
+    unknown = [f for f in fields if f not in all_fields]
+    if unknown:
+        raise bad("fields", single["fields"], f"Unknown field(s): {', '.join(unknown)}.", all_fields, "unknown_field")
+    sort, keys = sort_keys(single.get("sort"))
+    facets = [v for k, v in items if k == "facet"]
+    facetable = list(schema.BY_NAME) + list(schema.BUCKETS)
+    for f in facets:
+        if f not in facetable:
+            raise bad("facet", f, f"Cannot facet by {f!r}.", facetable, "unknown_facet")
+    cursor = single.get("cursor")
+    return RowsRequest(
+        where=where(items, ROWS_PARAMS), fields=list(dict.fromkeys(fields)), sort=sort, keys=keys,
+        limit=_int(single, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        offset=0 if cursor else _int(single, "offset", 0, 0, MAX_OFFSET),
+        cursor=cursor, facets=list(dict.fromkeys(facets)),
+        facet_size=_int(single, "facet_size", FACET_DEFAULT, 1, FACET_MAX), format=output_format(single, accept))
+
+
+def rows_sql(req: RowsRequest, table: str, limit: int | None = None) -> tuple[str, dict[str, Any]]:
+    """The page (or, with `limit`, an export): fields plus hidden sort-key columns __k0.. for the cursor."""
+    cond = req.where
+    if req.cursor:
+        after = keyset(req.cursor, req.sort, req.keys)
+        cond = Where(f"{cond.sql} AND {after.sql}", {**cond.params, **after.params})
+    cols = [ident(f) for f in req.fields]
+    hidden = [] if limit is not None else [f"{k.sql} AS __k{i}" for i, k in enumerate(req.keys)]
+    sql = (f"SELECT {', '.join(cols + hidden)} FROM {table} WHERE {cond.sql} ORDER BY {order_by(req.keys)} "
+           "LIMIT {lim:UInt64} OFFSET {off:UInt64}")
+    return sql, {**cond.params, "lim": limit if limit is not None else req.limit, "off": req.offset}
+
+
+def count_sql(cond: Where, table: str) -> tuple[str, dict[str, Any]]:
+    return f"SELECT count() FROM {table} WHERE {cond.sql}", cond.params
+
+
+def facet_sql(req: RowsRequest, name: str, table: str) -> tuple[str, dict[str, Any]]:
+    if name in schema.BUCKETS:
+        expr = schema.BUCKETS[name].expr
+    else:
+        col = schema.BY_NAME[name]
+        expr = f"arrayJoin({ident(name)})" if col.kind.filter == "list" else ident(name)
+    sql = (f"SELECT {expr} AS value, count() AS count FROM {table} WHERE {req.where.sql} "
+           "GROUP BY value ORDER BY count DESC, value ASC LIMIT {fsize:UInt64}")
+    return sql, {**req.where.params, "fsize": req.facet_size}
+
+
+# --- aggregates ------------------------------------------------------------------------------------
+
+
+@dataclass
+class AggMetric:
+    alias: str  # output name: count, avg_price, ...
+    sql: str
+
+
+@dataclass
+class AggRequest:
+    where: Where
+    group_by: list[str]
+    metrics: list[AggMetric]
+    having: Where
+    order: str
+    limit: int
+    offset: int
+    format: str
+
+
+GROUPABLE = [c.name for c in schema.COLUMNS if c.name != "about_the_game"] + list(schema.BUCKETS)
+
+
+def _metric(spec: str) -> AggMetric:
+    fn, _, col_name = spec.partition(":")
+    metric = schema.METRICS.get(fn)
+    allowed = [f"{m.name}:<column>" if m.families else m.name for m in schema.METRICS.values()]
+    if metric is None:
+        raise bad("metrics", spec, f"Unknown metric {fn!r}.", allowed, "unknown_metric")
+    if not metric.families:
+        if col_name:
+            raise bad("metrics", spec, f"{fn} takes no column.", allowed, "unknown_metric")
+        return AggMetric(fn, metric.sql)
+    col = schema.BY_NAME.get(col_name)
+    if col is None or col.kind.filter not in metric.families:
+        fits = [c.name for c in schema.COLUMNS if c.kind.filter in metric.families]
+        raise bad("metrics", spec, f"{fn} needs one of these columns: {', '.join(fits)}.",
+                  [f"{fn}:{c}" for c in fits], "unknown_metric")
+    return AggMetric(f"{fn}_{col_name}", metric.sql.format(c=ident(col_name)))
+
+
+def _group_expr(name: str) -> str:
+    if name in schema.BUCKETS:
+        return schema.BUCKETS[name].expr
+    col = schema.BY_NAME[name]
+    return f"arrayJoin({ident(name)})" if col.kind.filter == "list" else ident(name)
+
+
+_HAVING = re.compile(r"^([a-z0-9_]+)__(gt|gte|lt|lte|exact|ne):(.+)$")
+_HAVING_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "exact": "=", "ne": "!="}
+
+
+def _having(specs: list[str], metrics: list[AggMetric]) -> Where:
+    names = [m.alias for m in metrics]
+    conds, params = [], {}
+    for i, spec in enumerate(s for raw in specs for s in _csv_list(raw)):
+        m = _HAVING.match(spec)
+        if not m or m.group(1) not in names:
+            raise bad("having", spec, "having is metric__op:number, the metric among those requested "
+                      "(e.g. count__gte:10).", [f"{n}__{op}:<number>" for n in names for op in _HAVING_SQL])
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            raise bad("having", spec, f"{m.group(3)!r} is not a number.") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise bad("having", spec, "having needs a finite number.")
+        conds.append(f"{ident(m.group(1))} {_HAVING_SQL[m.group(2)]} {{h{i}:Float64}}")
+        params[f"h{i}"] = value
+    return Where(" AND ".join(conds) or "1", params)
+
+
+def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None) -> AggRequest:
+    single = _single(items, AGG_PARAMS)
+    group_by = _csv_list(single.get("group_by", ""))
+    for g in group_by:
+        if g not in GROUPABLE:
+            raise bad("group_by", g, f"Cannot group by {g!r}.", GROUPABLE, "unknown_group")
+    group_by = list(dict.fromkeys(group_by))
+    metrics = [_metric(s) for s in dict.fromkeys(_csv_list(single.get("metrics", "count")))]
+    if not metrics:
+        raise bad("metrics", single.get("metrics"), "Give at least one metric.")
+    having = _having([v for k, v in items if k == "having"], metrics)
+    return AggRequest(
+        where=where(items, AGG_PARAMS), group_by=group_by, metrics=metrics, having=having,
+        order=_agg_order(single.get("sort"), group_by, metrics),
+        limit=_int(single, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT), offset=_int(single, "offset", 0, 0, MAX_OFFSET),
+        format=output_format(single, accept))
+
+
+def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric]) -> str:
+    names = [m.alias for m in metrics] + group_by
+    items = _csv_list(raw) if raw else (["-count"] if "count" in names else [])
+    parts = []
+    for item in items:
+        desc, name = item.startswith("-"), item.lstrip("-+")
+        if name not in names:
+            raise bad("sort", raw, f"Cannot sort by {name!r}: sort by a requested metric or group.", names,
+                      "unknown_sort")
+        expr = f"min({schema.BUCKETS[name].order})" if name in schema.BUCKETS else ident(name)
+        parts.append(f"{expr} {'DESC' if desc else 'ASC'}")
+    parts += [f"{ident(g)} ASC" for g in group_by]  # a total order: stable pages
+    return ", ".join(parts) or "1"
+
+
+def aggregate_sql(req: AggRequest, table: str, limit: int | None = None) -> tuple[str, dict[str, Any]]:
+    keys = [f"{_group_expr(g)} AS {ident(g)}" for g in req.group_by]
+    mets = [f"{m.sql} AS {ident(m.alias)}" for m in req.metrics]
+    group = f" GROUP BY {', '.join(ident(g) for g in req.group_by)}" if req.group_by else ""
+    # Filters run on whole games first (inner query); then list columns are split into elements.
+    sql = (f"SELECT {', '.join(keys + mets)} FROM (SELECT * FROM {table} WHERE {req.where.sql}){group} "
+           f"HAVING {req.having.sql} ORDER BY {req.order} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}")
+    return sql, {**req.where.params, **req.having.params, "lim": limit or req.limit, "off": req.offset}

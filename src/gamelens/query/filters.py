@@ -1,0 +1,171 @@
+"""Filters as a small registry, Datasette style: (filter family, operator) -> an SQL condition.
+
+A request parameter `column__op=value` (or bare `column=value`, the family's natural operator)
+becomes one condition. Values are parsed here (a value that does not fit the column is a 400)
+and bound as query parameters; the column identifier comes from the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .. import schema
+from ..engine import ident
+from ..errors import GameLensError
+
+# --- values ----------------------------------------------------------------------------------------
+
+_DATE_FORMATS = ("%Y-%m-%d", "%b %d, %Y", "%B %d, %Y", "%b %Y", "%B %Y")
+_TRUE, _FALSE = {"true", "1", "yes", "t", "y"}, {"false", "0", "no", "f", "n"}
+INT64 = 2**63
+
+
+def _number(text: str) -> int:
+    if not re.fullmatch(r"[+-]?\d{1,19}", text.strip()) or abs(int(text)) >= INT64:
+        raise ValueError("a whole number")
+    return int(text)
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError("a number such as 19.99") from None
+    if not value.is_finite() or abs(value) >= 10**27 or value.as_tuple().exponent < -10:
+        raise ValueError("a number such as 19.99 (at most 10 decimals)")
+    return value
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE | _FALSE:
+        return low in _TRUE
+    raise ValueError("true or false")
+
+
+def parse_date(text: str) -> date:
+    for fmt in _DATE_FORMATS:
+        try:
+            value = datetime.strptime(text.strip(), fmt).date()
+        except ValueError:
+            continue
+        if date(1900, 1, 1) <= value <= date(2299, 12, 31):
+            return value
+    raise ValueError("a date: YYYY-MM-DD, 'Oct 21, 2008' or 'May 2020' (the 1st of that month)")
+
+
+# family -> (parser, ClickHouse type of the bound parameter)
+VALUES = {
+    "number": (_number, "Int64"),
+    "decimal": (_decimal, "Decimal(38, 10)"),
+    "bool": (_bool, "Bool"),
+    "date": (parse_date, "Date32"),
+    "string": (str, "String"),
+    "list": (str, "String"),
+}
+
+
+# --- operators -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    key: str
+    doc: str
+    sql: str  # over {c} (column) and {p} (bound value)
+    value: str = "scalar"  # scalar | list (comma-separated) | flag (true/false)
+    nullable_only: bool = False  # only for columns that can hold NULL
+
+
+def _ops(*ops: Op) -> dict[str, Op]:
+    return {o.key: o for o in ops}
+
+
+_ORDERED = (
+    Op("gt", "greater than", "{c} > {p}"),
+    Op("gte", "greater than or equal", "{c} >= {p}"),
+    Op("lt", "less than", "{c} < {p}"),
+    Op("lte", "less than or equal", "{c} <= {p}"),
+)
+_COMPARABLE = _ops(
+    Op("exact", "equals", "{c} = {p}"),
+    Op("ne", "does not equal (empty values included)", "({c} IS NULL OR {c} != {p})"),
+    *_ORDERED,
+    Op("in", "equals one of a comma-separated list", "{c} IN {p}", "list"),
+    Op("isnull", "is empty (true) or not (false)", "isNull({c}) = {p}", "flag", nullable_only=True),
+)
+REGISTRY: dict[str, dict[str, Op]] = {
+    "number": _COMPARABLE,
+    "decimal": _COMPARABLE,
+    "date": _COMPARABLE,
+    "bool": _ops(Op("exact", "equals", "{c} = {p}"), Op("ne", "does not equal", "{c} != {p}")),
+    "string": _ops(
+        Op("contains", "contains, any case (% _ \\ are plain characters)", "positionCaseInsensitiveUTF8({c}, {p}) > 0"),
+        Op("exact", "equals exactly", "{c} = {p}"),
+        Op("ne", "does not equal exactly", "{c} != {p}"),
+        Op("startswith", "starts with, any case", "startsWith(lowerUTF8({c}), lowerUTF8({p}))"),
+        Op("in", "equals one of a comma-separated list", "{c} IN {p}", "list"),
+        Op("isnull", "is empty (true) or not (false)", "({c} = '') = {p}", "flag"),
+    ),
+    "list": _ops(
+        Op("contains", "an element contains this, any case",
+           "arrayExists(x -> positionCaseInsensitiveUTF8(x, {p}) > 0, {c})"),
+        Op("has", "an element equals this exactly", "has({c}, {p})"),
+        Op("startswith", "an element starts with this, any case",
+           "arrayExists(x -> startsWith(lowerUTF8(x), lowerUTF8({p})), {c})"),
+        Op("in", "an element equals one of a comma-separated list", "hasAny({c}, {p})", "list"),
+        Op("ne", "no element equals this exactly", "NOT has({c}, {p})"),
+        Op("isnull", "the list is empty (true) or not (false)", "empty({c}) = {p}", "flag"),
+    ),
+}
+
+
+def operators_for(col: schema.Column) -> list[str]:
+    """The operators a column accepts; the first is what a bare `column=value` means."""
+    return [k for k, o in REGISTRY[col.kind.filter].items()
+            if not (o.nullable_only and not col.ch_type.startswith("Nullable"))]
+
+
+# --- parsing a request parameter -----------------------------------------------------------------
+
+
+@dataclass
+class Condition:
+    sql: str
+    params: dict[str, Any]
+
+
+def bad(param: str, value: Any, message: str, allowed: Any = None, code: str = "invalid_filter") -> GameLensError:
+    return GameLensError(code, message, 400, param=param, value=value, allowed=allowed)
+
+
+def parse(param: str, raw: str, index: int) -> Condition:
+    """`column[__op]=raw` -> a condition with its bound values named f{index}..."""
+    name, _, op_key = param.partition("__")
+    col = schema.BY_NAME.get(name)
+    if col is None:
+        raise bad(param, raw, f"Unknown column {name!r}.", sorted(schema.BY_NAME), "unknown_column")
+    allowed = operators_for(col)
+    op_key = op_key or allowed[0]
+    if op_key not in allowed:
+        raise bad(param, raw, f"Operator {op_key!r} does not apply to {name} ({col.kind.filter}).",
+                  allowed, "unknown_operator")
+    op = REGISTRY[col.kind.filter][op_key]
+    parser, ch_type = VALUES[col.kind.filter]
+    p = f"f{index}"
+    try:
+        if op.value == "flag":
+            value, ch_type = _bool(raw), "Bool"
+        elif op.value == "list":
+            value, ch_type = [parser(v) for v in raw.split(",")], f"Array({ch_type})"
+        else:
+            value = parser(raw)
+    except ValueError as exc:
+        expected = exc.args[0] if exc.args else "a valid value"
+        raise bad(param, raw, f"{param}: {raw[:100]!r} is not {expected}.") from None
+    sql = op.sql.format(c=ident(col.name), p=f"{{{p}:{ch_type}}}")
+    return Condition(sql, {p: value})
