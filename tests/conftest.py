@@ -3,12 +3,15 @@ a real local HTTP server serving the sample and its variants, and the app driven
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import itertools
 import os
 import tempfile
 import time
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,35 @@ def variants() -> dict[str, bytes]:
         "bom.csv": b"\xef\xbb\xbf" + SAMPLE.read_bytes(),
         "reordered.csv": write_csv(reordered, "\n"),
     }
+
+
+def python_row(row: dict[str, str]) -> dict:
+    """What the CSV says, interpreted in plain Python (independent of the engine's parse rules)."""
+
+    def date(text):
+        for fmt in ("%b %d, %Y", "%b %Y"):
+            try:
+                return datetime.strptime(text, fmt).date().isoformat()
+            except ValueError:
+                pass
+        return None
+
+    def split(text):
+        return [x for x in text.split(",") if x]
+
+    return {
+        "app_id": int(row["AppID"]), "name": row["Name"], "release_date": date(row["Release date"]),
+        "release_date_raw": row["Release date"], "required_age": int(row["Required age"]),
+        "price": Decimal(row["Price"]), "dlc_count": int(row["DLC count"]),
+        "about_the_game": row["About the game"],
+        "supported_languages": ast.literal_eval(row["Supported languages"]),
+        "windows": row["Windows"] == "TRUE", "mac": row["Mac"] == "TRUE", "linux": row["Linux"] == "TRUE",
+        "positive": int(row["Positive"]), "negative": int(row["Negative"]),
+        "score_rank": int(row["Score rank"]) if row["Score rank"] else None,
+        "developers": row["Developers"], "publishers": row["Publishers"],
+        "categories": split(row["Categories"]), "genres": split(row["Genres"]), "tags": split(row["Tags"]),
+    }
+
 
 
 def make_settings(**overrides) -> Settings:
@@ -189,3 +221,17 @@ def server_process(tmp_path):
     yield make
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sample_client(files):
+    """An app with the sample loaded, shared by a module's read-only tests."""
+    with TestClient(create_app(make_settings())) as client:
+        rec = upload(client, files.url("sample.csv"))
+        assert rec["state"] == "succeeded", rec
+        yield client
+
+
+@pytest.fixture(scope="session")
+def sample_rows() -> list[dict]:
+    return [python_row(r) for r in read_sample()]

@@ -1,42 +1,12 @@
 """The sample loads exactly, and the same data written other ways stores the same result."""
 
-import ast
-from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from gamelens import schema
 
-from .conftest import dataset_rows, engine_of, read_sample, upload
-
-
-def expected(row: dict[str, str]) -> dict:
-    """What the CSV says, interpreted in plain Python (independent of the engine's parse rules)."""
-
-    def date(text):
-        for fmt in ("%b %d, %Y", "%b %Y"):
-            try:
-                return datetime.strptime(text, fmt).date().isoformat()
-            except ValueError:
-                pass
-        return None
-
-    def split(text):
-        return [x for x in text.split(",") if x]
-
-    return {
-        "app_id": int(row["AppID"]), "name": row["Name"], "release_date": date(row["Release date"]),
-        "release_date_raw": row["Release date"], "required_age": int(row["Required age"]),
-        "price": Decimal(row["Price"]), "dlc_count": int(row["DLC count"]),
-        "about_the_game": row["About the game"],
-        "supported_languages": ast.literal_eval(row["Supported languages"]),
-        "windows": row["Windows"] == "TRUE", "mac": row["Mac"] == "TRUE", "linux": row["Linux"] == "TRUE",
-        "positive": int(row["Positive"]), "negative": int(row["Negative"]),
-        "score_rank": int(row["Score rank"]) if row["Score rank"] else None,
-        "developers": row["Developers"], "publishers": row["Publishers"],
-        "categories": split(row["Categories"]), "genres": split(row["Genres"]), "tags": split(row["Tags"]),
-    }
+from .conftest import dataset_rows, engine_of, python_row, read_sample, upload
 
 
 def stored(client) -> list[dict]:
@@ -58,7 +28,7 @@ def test_sample_loads_every_value(client, files):
     assert rec["warnings"] == []
     assert rec["bytes_received"] == len(files.root.joinpath("sample.csv").read_bytes())
     rows = stored(client)
-    want = [expected(r) for r in read_sample()]
+    want = [python_row(r) for r in read_sample()]
     assert len(rows) == 100
     for got, exp in zip(rows, want, strict=True):
         assert got == exp

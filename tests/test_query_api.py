@@ -1,0 +1,199 @@
+"""Pagination, keyset cursors, hostile input, exports, one game, schema and OpenAPI."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from .conftest import dataset_rows
+
+
+def _page(client, **params):
+    r = client.get("/api/v1/games", params=params)
+    assert r.status_code == 200, r.json()
+    return r.json()
+
+
+def _walk(client, first_params, use_cursor: bool) -> list[dict]:
+    rows, params = [], dict(first_params)
+    for _ in range(200):
+        body = _page(client, **params)
+        rows += body["rows"]
+        if not body["next"]:
+            return rows
+        if use_cursor:
+            params["cursor"] = body["next_cursor"]
+        else:
+            params["offset"] = body["offset"] + body["limit"]
+    raise AssertionError("pagination did not end")
+
+
+@pytest.mark.parametrize("sort", ["-positive,name", "price,-release_date", "-score_rank", "release_date", ""])
+def test_pages_concatenate_to_the_full_sorted_result(sample_client, sample_rows, sort):
+    fields = "app_id,name,positive,price,release_date,score_rank"
+    full = _page(sample_client, sort=sort, limit=1000, fields=fields)["rows"]
+    assert len(full) == len(sample_rows)
+    by_offset = _walk(sample_client, {"sort": sort, "limit": 7, "fields": fields}, use_cursor=False)
+    by_cursor = _walk(sample_client, {"sort": sort, "limit": 7, "fields": fields}, use_cursor=True)
+    assert by_offset == full
+    assert by_cursor == full
+
+
+def test_sort_order_matches_python(sample_client, sample_rows):
+    rows = _page(sample_client, sort="-positive,name", limit=1000, fields="app_id")["rows"]
+    want = sorted(sample_rows, key=lambda r: (-r["positive"], r["name"].encode(), r["app_id"]))
+    assert [r["app_id"] for r in rows] == [r["app_id"] for r in want]
+    dates = _page(sample_client, sort="-release_date", limit=1000, fields="release_date")["rows"]
+    values = [r["release_date"] for r in dates]
+    assert values == sorted(values, reverse=True)
+
+
+def test_page_shape_total_and_next(sample_client):
+    body = _page(sample_client, name="a", limit=5)
+    assert set(body) == {"rows", "total", "limit", "offset", "next", "next_cursor", "took_ms"}
+    assert body["total"] > 5 and len(body["rows"]) == 5
+    assert body["next"].startswith("/api/v1/games?") and "offset=5" in body["next"]
+    default = _page(sample_client)
+    assert default["total"] == 100 and len(default["rows"]) == 50  # no parameters: every row, paginated
+    last = _page(sample_client, offset=95)
+    assert len(last["rows"]) == 5 and last["next"] is None and last["total"] == 100
+
+
+def test_fields_choose_columns(sample_client):
+    body = _page(sample_client, fields="name,price", limit=2)
+    assert [set(r) for r in body["rows"]] == [{"name", "price"}] * 2
+
+
+def test_cursor_must_match_the_sort(sample_client):
+    cursor = _page(sample_client, sort="name", limit=2)["next_cursor"]
+    r = sample_client.get("/api/v1/games", params={"sort": "-price", "cursor": cursor})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor"
+    for junk in ["x", "eyJzIjoiIiwiayI6WyJhIiwiYiJdfQ", "e30", "!!!"]:
+        r = sample_client.get("/api/v1/games", params={"cursor": junk})
+        assert r.status_code == 400, junk
+
+
+HOSTILE = [
+    ("name", "' OR 1=1 --"), ("name", "%"), ("name", "_"), ("name", "\\"), ("name", '"; DROP TABLE games; --'),
+    ("name", "x" * 5000), ("name", "\x00"), ("genres", "') OR ('1'='1"), ("tags__in", "a,b,',\\"),
+    ("price", "1 OR 1=1"), ("price", "1e309"), ("price", "NaN"), ("app_id", "-1"), ("app_id", "99999999999999999999"),
+    ("release_date", "2020-13-45"), ("release_date__gte", "0001-01-01"), ("windows", "maybe"),
+    ("sort", "name;DROP TABLE x"), ("sort", "name DESC"), ("limit", "1000000"), ("limit", "-1"), ("offset", "abc"),
+    ("fields", "name,(SELECT 1)"), ("format", "xml"), ("facet", "about_the_game; --"), ("unknown", "1"),
+    ("name__regex", "x"), ("price__contains", "1"), ("genres__gt", "a"), ("score_rank__isnull", "perhaps"),
+    ("positive__isnull", "true"), ("name__", "x"), ("__", "x"),
+]
+
+
+@pytest.mark.parametrize("param,value", HOSTILE, ids=[f"{p}={v[:20]!r}" for p, v in HOSTILE])
+def test_hostile_input_is_a_4xx_or_a_literal_match(sample_client, param, value):
+    before = dataset_rows(sample_client)
+    r = sample_client.get("/api/v1/games", params={param: value})
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        err = r.json()["error"]
+        assert err["code"] and err["message"] and err["param"]
+    else:
+        body = r.json()
+        names = [row["name"] for row in body["rows"]]
+        if param == "name":
+            assert all(value.lower() in n.lower() for n in names)  # literal substring, no wildcards
+    assert dataset_rows(sample_client) == before
+
+
+@pytest.mark.parametrize("query", [
+    "group_by=name;DROP", "metrics=avg:name", "metrics=sum", "metrics=count:price", "metrics=evil()",
+    "having=count__gte:x", "having=avg_price__gte:1", "having=count__gte:inf", "sort=-nope", "group_by=about_the_game",
+    "limit=0", "group_by=genres&group_by=tags",
+])
+def test_hostile_aggregate_input(sample_client, query):
+    r = sample_client.get(f"/api/v1/games/aggregate?{query}")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"]
+
+
+def test_literal_wildcards_match_literally(sample_client, sample_rows):
+    for value in ("%", "_", "\\"):
+        want = sorted(r["app_id"] for r in sample_rows if value in r["name"])
+        rows = _page(sample_client, name=value, limit=1000, fields="app_id")["rows"]
+        assert sorted(r["app_id"] for r in rows) == want
+
+
+def test_one_game_and_404(sample_client, sample_rows):
+    first = sample_rows[0]
+    body = sample_client.get(f"/api/v1/games/{first['app_id']}").json()
+    assert body["name"] == first["name"] and body["release_date_raw"] == first["release_date_raw"]
+    r = sample_client.get("/api/v1/games/1")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert sample_client.get("/api/v1/games/abc").status_code == 400
+    assert sample_client.get("/api/v1/games/99999999999").status_code == 400
+
+
+def test_exports_round_trip_to_the_json_rows(sample_client):
+    params = {"genres": "indie", "sort": "-positive", "fields": "app_id,name,price,genres,release_date,windows"}
+    rows = _page(sample_client, **params, limit=1000)["rows"]
+    nd = sample_client.get("/api/v1/games", params={**params, "format": "ndjson"})
+    assert nd.status_code == 200 and nd.headers["content-type"].startswith("application/x-ndjson")
+    assert [json.loads(line) for line in nd.text.splitlines()] == rows
+    assert nd.headers["x-total-count"] == str(len(rows)) and nd.headers["x-truncated"] == "false"
+    for how in ({"params": {**params, "format": "csv"}}, {"params": params, "headers": {"Accept": "text/csv"}}):
+        r = sample_client.get("/api/v1/games", **how)
+        assert r.headers["content-type"].startswith("text/csv")
+        parsed = list(csv.DictReader(io.StringIO(r.text)))
+        assert [int(p["app_id"]) for p in parsed] == [row["app_id"] for row in rows]
+        assert [p["name"] for p in parsed] == [row["name"] for row in rows]
+        assert [p["price"] for p in parsed] == [f"{row['price']:g}" for row in rows]
+
+
+def test_export_cap_is_signalled(make_client, files):
+    from .conftest import upload
+
+    client = make_client(export_max_rows=10)
+    upload(client, files.url("sample.csv"))
+    r = client.get("/api/v1/games", params={"format": "ndjson"})
+    assert len(r.text.splitlines()) == 10
+    assert r.headers["x-truncated"] == "true" and r.headers["x-total-count"] == "100"
+    assert r.headers["x-exported-count"] == "10"
+
+
+def test_aggregate_export(sample_client):
+    r = sample_client.get("/api/v1/games/aggregate", params={"group_by": "genres", "format": "csv"})
+    parsed = list(csv.DictReader(io.StringIO(r.text)))
+    rows = sample_client.get("/api/v1/games/aggregate", params={"group_by": "genres", "limit": 1000}).json()["rows"]
+    assert [(p["genres"], int(p["count"])) for p in parsed] == [(x["genres"], x["count"]) for x in rows]
+
+
+def test_no_dataset_yet_is_409(client):
+    for path in ("/api/v1/games", "/api/v1/games/aggregate", "/api/v1/games/1", "/api/v1/games?format=csv"):
+        r = client.get(path)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "no_dataset", path
+
+
+def test_schema_describes_every_column(sample_client):
+    doc = sample_client.get("/api/v1/schema").json()
+    names = [c["name"] for c in doc["columns"]]
+    assert names[:3] == ["app_id", "name", "release_date"] and "release_date_raw" in names
+    price = next(c for c in doc["columns"] if c["name"] == "price")
+    assert price["type"] == "decimal" and price["example"] == "19.99" and "gte" in price["operators"]
+    assert {b["name"] for b in doc["buckets"]} == {"release_year", "release_month", "price_band"}
+    assert {m["name"] for m in doc["metrics"]} >= {"count", "sum", "avg", "min", "max", "median", "uniq"}
+
+
+def test_openapi_documents_parameters(sample_client):
+    spec = sample_client.get("/openapi.json").json()
+    params = {p["name"] for p in spec["paths"]["/api/v1/games"]["get"]["parameters"]}
+    assert {"sort", "limit", "offset", "cursor", "fields", "facet", "format", "name", "price__gte",
+            "genres__has"} <= params
+    agg = {p["name"] for p in spec["paths"]["/api/v1/games/aggregate"]["get"]["parameters"]}
+    assert {"group_by", "metrics", "having"} <= agg
+    assert sample_client.get("/docs").status_code == 200
+
+
+def test_limits_give_clear_errors(make_client, files):
+    from .conftest import upload
+
+    client = make_client(query_max_rows=5)
+    upload(client, files.url("sample.csv"))
+    r = client.get("/api/v1/games/aggregate", params={"group_by": "name", "limit": 1000})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "result_too_large"

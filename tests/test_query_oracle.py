@@ -1,0 +1,253 @@
+"""An oracle: for every column and every operator it accepts (read from /api/v1/schema, so a new
+column is covered automatically), the API's result equals a plain Python filter over the sample
+CSV parsed with the csv module. Aggregates are checked against Python's collections."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from gamelens import schema
+
+# --- Python's reading of each operator (written independently of the SQL) ---------------------
+
+
+def _scalar(value, family):
+    if family == "number":
+        return int(value)
+    if family == "decimal":
+        return Decimal(value)
+    if family == "date":
+        return date.fromisoformat(value).isoformat()
+    if family == "bool":
+        return value == "true"
+    return value
+
+
+PREDICATES = {
+    "string": {
+        "contains": lambda x, v: v.lower() in x.lower(),
+        "exact": lambda x, v: x == v,
+        "ne": lambda x, v: x != v,
+        "startswith": lambda x, v: x.lower().startswith(v.lower()),
+        "in": lambda x, vs: x in vs,
+        "isnull": lambda x, flag: (x == "") == flag,
+    },
+    "list": {
+        "contains": lambda xs, v: any(v.lower() in x.lower() for x in xs),
+        "has": lambda xs, v: v in xs,
+        "startswith": lambda xs, v: any(x.lower().startswith(v.lower()) for x in xs),
+        "in": lambda xs, vs: any(x in vs for x in xs),
+        "ne": lambda xs, v: v not in xs,
+        "isnull": lambda xs, flag: (len(xs) == 0) == flag,
+    },
+    "ordered": {
+        "exact": lambda x, v: x is not None and x == v,
+        "ne": lambda x, v: x is None or x != v,
+        "gt": lambda x, v: x is not None and x > v,
+        "gte": lambda x, v: x is not None and x >= v,
+        "lt": lambda x, v: x is not None and x < v,
+        "lte": lambda x, v: x is not None and x <= v,
+        "in": lambda x, vs: x in vs,
+        "isnull": lambda x, flag: (x is None) == flag,
+    },
+    "bool": {"exact": lambda x, v: x == v, "ne": lambda x, v: x != v},
+}
+
+
+def predicate(family: str, op: str):
+    group = "ordered" if family in ("number", "decimal", "date") else family
+    return PREDICATES[group][op]
+
+
+def _text(value, family) -> str:
+    if family == "bool":
+        return "true" if value else "false"
+    return str(value)
+
+
+def cases_for(col: dict, rows: list[dict]) -> list[tuple[str, str, object]]:
+    """(operator, query value, python value) cases drawn from the data itself."""
+    family, name = col["type"], col["name"]
+    values = [r[name] for r in rows]
+    out = []
+    for op in col["operators"]:
+        if op == "isnull":
+            out += [(op, "true", True), (op, "false", False)]
+            continue
+        if family == "list":
+            elements = sorted({e for v in values for e in v})
+            picks = [elements[0], elements[len(elements) // 2], elements[-1]]
+            if op == "in":
+                out.append((op, ",".join(picks[:2]), set(picks[:2])))
+            elif op in ("contains", "startswith"):
+                out += [(op, p[:3].upper(), p[:3].upper()) for p in picks]
+            else:
+                out += [(op, p, p) for p in picks]
+            continue
+        present = sorted({v for v in values if v is not None}, key=lambda v: (str(type(v)), v))
+        if not present:  # a column empty in the sample (score_rank): its example value matches nothing
+            present = [_scalar(col["example"], family)]
+        picks = [present[0], present[len(present) // 2], present[-1]]
+        if op == "in":
+            texts = [_text(p, family) for p in picks[:2] if "," not in _text(p, family)]
+            out.append((op, ",".join(texts), {_scalar(t, family) for t in texts}))
+        elif family == "string" and op in ("contains", "startswith"):
+            out += [(op, p[:4].swapcase(), p[:4].swapcase()) for p in picks if p]
+        else:
+            out += [(op, _text(p, family), p) for p in picks]
+    return out
+
+
+def all_cases(schema_doc, rows):
+    cases = []
+    for col in schema_doc["columns"]:
+        if col["type"] == "raw":
+            continue
+        for op, text, value in cases_for(col, rows):
+            cases.append((col["name"], col["type"], op, text, value))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def schema_doc(sample_client):
+    return sample_client.get("/api/v1/schema").json()
+
+
+def _ids(client, params) -> list[int]:
+    items = list(params.items()) if isinstance(params, dict) else list(params)
+    r = client.get("/api/v1/games", params=items + [("fields", "app_id"), ("limit", "1000")])
+    assert r.status_code == 200, r.json()
+    body = r.json()
+    assert body["total"] == len(body["rows"])
+    return sorted(row["app_id"] for row in body["rows"])
+
+
+def test_every_column_and_operator_matches_python(sample_client, schema_doc, sample_rows):
+    cases = all_cases(schema_doc, sample_rows)
+    filterable = {c["name"] for c in schema_doc["columns"] if c["type"] != "raw"}
+    assert filterable == set(schema.BY_NAME)  # every schema column is a filter
+    covered = {(name, op) for name, _, op, _, _ in cases}
+    expected = {(c["name"], op) for c in schema_doc["columns"] if c["type"] != "raw" for op in c["operators"]}
+    assert covered == expected
+    nonempty = 0
+    for name, family, op, text, value in cases:
+        test = predicate(family, op)
+        want = sorted(r["app_id"] for r in sample_rows if test(r[name], value))
+        got = _ids(sample_client, {f"{name}__{op}": text})
+        assert got == want, (name, op, text)
+        nonempty += bool(want)
+        if op == col_default(schema_doc, name):
+            assert _ids(sample_client, {name: text}) == want, (name, "bare", text)
+    assert nonempty > len(cases) // 2  # the cases are not vacuous
+
+
+def col_default(schema_doc, name):
+    return next(c["default_operator"] for c in schema_doc["columns"] if c["name"] == name)
+
+
+@pytest.mark.parametrize("params,test", [
+    ({"name": "bowl"}, lambda r: "bowl" in r["name"].lower()),
+    ({"name": "Collector's"}, lambda r: "collector's" in r["name"].lower()),
+    ({"price": "19.99"}, lambda r: r["price"] == Decimal("19.99")),
+    ({"price": "0"}, lambda r: r["price"] == 0),
+    ({"required_age": "17"}, lambda r: r["required_age"] == 17),
+    ({"windows": "true", "mac": "false"}, lambda r: r["windows"] and not r["mac"]),
+    ({"release_date": "2008-10-21"}, lambda r: r["release_date"] == "2008-10-21"),
+    ({"release_date": "Oct 21, 2008"}, lambda r: r["release_date"] == "2008-10-21"),
+    ({"release_date": "May 2020"}, lambda r: r["release_date"] == "2020-05-01"),
+    ([("release_date__gte", "2020-01-01"), ("release_date__lt", "2021-01-01")],
+     lambda r: r["release_date"] and "2020-01-01" <= r["release_date"] < "2021-01-01"),
+    ({"genres": "indie", "price__lt": "10", "linux": "true"},
+     lambda r: any("indie" in g.lower() for g in r["genres"]) and r["price"] < 10 and r["linux"]),
+    ({"supported_languages__has": "French"}, lambda r: "French" in r["supported_languages"]),
+    ({"publishers": "CFK Co., Ltd."}, lambda r: "cfk co., ltd." in r["publishers"].lower()),
+    ({"developers__exact": "Wise Wizard Games, LLC"}, lambda r: r["developers"] == "Wise Wizard Games, LLC"),
+    ({"name": "レーサー"}, lambda r: "レーサー" in r["name"]),
+])
+def test_named_queries(sample_client, sample_rows, params, test):
+    items = params if isinstance(params, list) else list(params.items())
+    want = sorted(r["app_id"] for r in sample_rows if test(r))
+    assert want, "a query that matches nothing proves little"
+    assert _ids(sample_client, items) == want
+
+
+# --- aggregates ------------------------------------------------------------------------------
+
+
+def _agg(client, **params) -> list[dict]:
+    r = client.get("/api/v1/games/aggregate", params={**params, "limit": 1000})
+    assert r.status_code == 200, r.json()
+    return r.json()["rows"]
+
+
+def test_group_by_list_column_counts_each_element(sample_client, sample_rows):
+    want = Counter(g for r in sample_rows for g in r["genres"])
+    got = {row["genres"]: row["count"] for row in _agg(sample_client, group_by="genres")}
+    assert got == dict(want)
+
+
+def test_group_by_year_with_metrics(sample_client, sample_rows):
+    groups = defaultdict(list)
+    for r in sample_rows:
+        groups[int(r["release_date"][:4]) if r["release_date"] else None].append(r)
+    rows = _agg(sample_client, group_by="release_year",
+                metrics="count,avg:price,sum:positive,max:negative,min:price,uniq:developers")
+    got = {row["release_year"]: row for row in rows}
+    assert set(got) == set(groups)
+    for year, members in groups.items():
+        row = got[year]
+        assert row["count"] == len(members)
+        assert row["sum_positive"] == sum(m["positive"] for m in members)
+        assert row["max_negative"] == max(m["negative"] for m in members)
+        assert Decimal(str(row["min_price"])) == min(m["price"] for m in members)
+        assert row["avg_price"] == pytest.approx(float(statistics.mean(m["price"] for m in members)), abs=1e-4)
+        assert row["uniq_developers"] == len({m["developers"] for m in members})
+
+
+def test_filters_apply_before_grouping_and_having(sample_client, sample_rows):
+    members = [r for r in sample_rows if r["price"] < 10]
+    want = {g: n for g, n in Counter(g for r in members for g in r["genres"]).items() if n >= 5}
+    rows = _agg(sample_client, group_by="genres", price__lt="10", having="count__gte:5", sort="-count")
+    assert {row["genres"]: row["count"] for row in rows} == want
+    counts = [row["count"] for row in rows]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_price_bands_and_month_buckets(sample_client, sample_rows):
+    def band(p):
+        for hi, label in ((0, "free"), (5, "under 5"), (10, "5 to 10"), (20, "10 to 20"), (40, "20 to 40")):
+            if (p == 0) if hi == 0 else (p < hi):
+                return label
+        return "40 and more"
+
+    rows = _agg(sample_client, group_by="price_band", sort="price_band")
+    assert {r["price_band"]: r["count"] for r in rows} == dict(Counter(band(r["price"]) for r in sample_rows))
+    order = ["free", "under 5", "5 to 10", "10 to 20", "20 to 40", "40 and more"]
+    labels = [r["price_band"] for r in rows]
+    assert labels == [x for x in order if x in labels]
+    months = _agg(sample_client, group_by="release_month")
+    assert {r["release_month"]: r["count"] for r in months} == dict(
+        Counter(r["release_date"][:7] if r["release_date"] else None for r in sample_rows))
+
+
+def test_median_and_total(sample_client, sample_rows):
+    [row] = _agg(sample_client, metrics="count,median:positive,sum:price")
+    assert row["count"] == len(sample_rows)
+    assert Decimal(str(row["sum_price"])) == sum(r["price"] for r in sample_rows)
+    assert row["median_positive"] == pytest.approx(statistics.median(r["positive"] for r in sample_rows), rel=0.05)
+
+
+def test_facets_match_python(sample_client, sample_rows):
+    body = sample_client.get("/api/v1/games", params=[("facet", "genres"), ("facet", "required_age"),
+                                                      ("price__lt", "5"), ("facet_size", "100")]).json()
+    members = [r for r in sample_rows if r["price"] < 5]
+    assert body["total"] == len(members)
+    assert {f["value"]: f["count"] for f in body["facets"]["genres"]} == dict(
+        Counter(g for r in members for g in r["genres"]))
+    assert {f["value"]: f["count"] for f in body["facets"]["required_age"]} == dict(
+        Counter(r["required_age"] for r in members))
