@@ -137,8 +137,8 @@ def main(sizes: list[float]) -> None:
     port = free_port()
     files = subprocess.Popen([sys.executable, "-c", FILE_SERVER, str(port), str(OUT)])
     try:
-        wait_http(f"http://127.0.0.1:{port}/{(OUT / 'ready.csv').name}") if (OUT / "ready.csv").write_text("x") \
-            else None
+        (OUT / "ready.csv").write_text("x")
+        wait_http(f"http://127.0.0.1:{port}/ready.csv")
         print("| size | rows | engine INSERT…SELECT FROM file() s | gamelens upload s | ratio | idle RSS MB "
               "| peak RSS MB | peak − idle MB | phases ms |")
         print("|---|---|---|---|---|---|---|---|---|")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,18 +14,24 @@ from ..errors import EngineError, GameLensError
 from ..ingest import versions
 from . import build, filters
 
-# The total of a page comes from the same query (rows before LIMIT), exactly.
-EXACT_TOTAL = {"exact_rows_before_limit": 1}
 UNKNOWN_TABLE = 60
+# A page's statements (rows, exact total, facets) run side by side on pooled connections. The total
+# is its own count() rather than the page's rows_before_limit: exact_rows_before_limit disables
+# ClickHouse's early LIMIT (measured 400 ms against 30 ms for an unfiltered page at 500 MB).
+_side_by_side = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gamelens-query")
 
 
 def table(engine: Engine) -> str:
     return f"{ident(engine.db)}.{ident(versions.ACTIVE)}"
 
 
-def select(engine: Engine, sql: str, params: dict, settings: dict | None = None):
+def select(engine: Engine, sql: str, params: dict, settings: dict | None = None, spent: list | None = None):
+    """Run a read; `spent` collects the engine's own time of each statement (reported as engine_ms)."""
     try:
-        return engine.select(sql, params, settings=settings)
+        res = engine.select(sql, params, settings=settings)
+        if spent is not None:
+            spent.append(res.stats.get("elapsed_ms", 0))
+        return res
     except EngineError as exc:
         if exc.engine_code == UNKNOWN_TABLE:
             raise GameLensError("no_dataset", "No dataset has been loaded yet: POST a link to /api/v1/uploads.",
@@ -43,17 +50,13 @@ def rows(engine: Engine, items: list[tuple[str, str]], path: str) -> dict:
     req = build.parse_rows(items)
     page_size = req.limit
     req.limit += 1  # one more row tells whether a next page exists
-    sql, params = build.rows_sql(req, table(engine))
-    res = select(engine, sql, params, EXACT_TOTAL)
+    spent: list[float] = []
+    page = _side_by_side.submit(select, engine, *build.rows_sql(req, table(engine)), spent=spent)
+    total = _side_by_side.submit(select, engine, *build.count_sql(req.where, table(engine)), spent=spent)
+    facets = {name: _side_by_side.submit(facet, engine, req, name, spent) for name in req.facets}
+    res = page.result()
     more, data = len(res.rows) > page_size, res.rows[:page_size]
     width = len(req.fields)
-    out_rows = [dict(zip(req.fields, r[:width], strict=True)) for r in data]
-    if req.cursor:
-        total = select(engine, *build.count_sql(req.where, table(engine))).scalar()
-    else:
-        total = res.stats.get("rows_before_limit")
-        if total is None:
-            total = select(engine, *build.count_sql(req.where, table(engine))).scalar()
     next_cursor = build.encode_cursor(req.sort, data[-1][width:]) if more else None
     if not more:
         next_url = None
@@ -61,16 +64,18 @@ def rows(engine: Engine, items: list[tuple[str, str]], path: str) -> dict:
         next_url = _url(path, items, cursor=next_cursor)
     else:
         next_url = _url(path, items, offset=req.offset + page_size)
-    answer = {"rows": out_rows, "total": total, "limit": page_size, "offset": req.offset,
+    answer = {"rows": [dict(zip(req.fields, r[:width], strict=True)) for r in data],
+              "total": total.result().scalar(), "limit": page_size, "offset": req.offset,
               "next": next_url, "next_cursor": next_cursor}
-    if req.facets:
-        answer["facets"] = {name: facet(engine, req, name) for name in req.facets}
+    if facets:
+        answer["facets"] = {name: f.result() for name, f in facets.items()}
     answer["took_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+    answer["engine_ms"] = round(max(spent, default=0), 2)  # statements ran side by side: the longest
     return answer
 
 
-def facet(engine: Engine, req: build.RowsRequest, name: str) -> list[dict]:
-    res = select(engine, *build.facet_sql(req, name, table(engine)))
+def facet(engine: Engine, req: build.RowsRequest, name: str, spent: list) -> list[dict]:
+    res = select(engine, *build.facet_sql(req, name, table(engine)), spent=spent)
     return [{"value": v, "count": n} for v, n in res.rows]
 
 
@@ -87,14 +92,15 @@ def game(engine: Engine, app_id: int) -> dict:
 def aggregate(engine: Engine, items: list[tuple[str, str]], path: str) -> dict:
     t0 = time.perf_counter()
     req = build.parse_aggregate(items)
-    res = select(engine, *build.aggregate_sql(req, table(engine)), EXACT_TOTAL)
+    spent: list[float] = []
+    res = select(engine, *build.aggregate_sql(req, table(engine)), {"exact_rows_before_limit": 1}, spent)
     total = res.stats.get("rows_before_limit")
     total = len(res.rows) + req.offset if total is None else total
     more = req.offset + len(res.rows) < total
     return {"rows": res.dicts(), "total_groups": total, "group_by": req.group_by,
             "metrics": [m.alias for m in req.metrics], "limit": req.limit, "offset": req.offset,
             "next": _url(path, items, offset=req.offset + req.limit) if more else None,
-            "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
+            "took_ms": round((time.perf_counter() - t0) * 1000, 2), "engine_ms": round(sum(spent), 2)}
 
 
 # --- export --------------------------------------------------------------------------------------
