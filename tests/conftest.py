@@ -29,6 +29,8 @@ from gamelens.settings import Settings  # noqa: E402
 from .fileserver import FileServer  # noqa: E402
 
 SAMPLE = Path(__file__).parent / "data" / "sample_games.csv"
+ADMIN_KEY = "test-admin-" + os.urandom(8).hex()  # GAMELENS_ADMIN_KEY of every test app
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 _db_counter = itertools.count(1)
 
 
@@ -93,7 +95,8 @@ def python_row(row: dict[str, str]) -> dict:
 
 def make_settings(**overrides) -> Settings:
     base = dict(data_dir=DATA_DIR, database=f"t{os.getpid()}_{next(_db_counter)}", allow_private_urls=True,
-                read_timeout_s=2, connect_timeout_s=2, download_timeout_s=30)
+                read_timeout_s=2, connect_timeout_s=2, download_timeout_s=30, admin_key=ADMIN_KEY,
+                rate_per_minute=100_000, uploads_per_hour=10_000, max_query_string=1 << 20)
     return Settings(**{**base, **overrides})
 
 
@@ -113,7 +116,7 @@ def make_client():
     opened = []
 
     def make(**overrides) -> TestClient:
-        client = TestClient(create_app(make_settings(**overrides)))
+        client = TestClient(create_app(make_settings(**overrides)), headers=AUTH)
         client.__enter__()
         opened.append(client)
         return client
@@ -166,6 +169,7 @@ class ServerProcess:
             self.port = s.getsockname()[1]
         self.data_dir = data_dir
         self.env = {**os.environ, "GAMELENS_DATA_DIR": str(data_dir), "GAMELENS_ALLOW_PRIVATE_URLS": "true",
+                    "GAMELENS_ADMIN_KEY": ADMIN_KEY,
                     "GAMELENS_PORT": str(self.port), **{f"GAMELENS_{k.upper()}": str(v) for k, v in env.items()}}
         self.proc = None
         self.log = data_dir / "server.log"
@@ -173,6 +177,11 @@ class ServerProcess:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def client(self, **kw):
+        import httpx
+
+        return httpx.Client(base_url=self.base, headers=AUTH, timeout=60, **kw)
 
     def start(self, timeout: float = 60) -> ServerProcess:
         import subprocess
@@ -226,7 +235,7 @@ def server_process(tmp_path):
 @pytest.fixture(scope="module")
 def sample_client(files):
     """An app with the sample loaded, shared by a module's read-only tests."""
-    with TestClient(create_app(make_settings())) as client:
+    with TestClient(create_app(make_settings()), headers=AUTH) as client:
         rec = upload(client, files.url("sample.csv"))
         assert rec["state"] == "succeeded", rec
         yield client

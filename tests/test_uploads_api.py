@@ -5,8 +5,6 @@ import sys
 import threading
 import time
 
-import httpx
-
 from .conftest import dataset_rows, engine_of, sample_table, upload, wait_state, write_csv
 
 
@@ -102,29 +100,31 @@ def test_uploads_run_one_at_a_time_in_order(client, files):
 
 def test_killed_mid_download_is_interrupted_after_restart(server_process, files):
     server = server_process().start()
-    httpx.post(f"{server.base}/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")}, timeout=60)
-    before = httpx.get(f"{server.base}/api/v1/uploads").json()
-    files.hold.clear()
-    rec = httpx.post(f"{server.base}/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
-    incoming = server.data_dir / "incoming"
-    for _ in range(200):  # until the database is reading the stream
-        if incoming.exists() and list(incoming.iterdir()):
-            break
-        time.sleep(0.05)
-    assert httpx.get(f"{server.base}/api/v1/uploads/{rec['id']}").json()["state"] == "downloading"
+    with server.client() as http:
+        http.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")})
+        before = http.get("/api/v1/uploads").json()
+        files.hold.clear()
+        rec = http.post("/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
+        incoming = server.data_dir / "incoming"
+        for _ in range(200):  # until the database is reading the stream
+            if incoming.exists() and list(incoming.iterdir()):
+                break
+            time.sleep(0.05)
+        assert http.get(f"/api/v1/uploads/{rec['id']}").json()["state"] == "downloading"
     server.kill()
     files.hold.set()
-    assert list((server.data_dir / "incoming").iterdir())  # the kill left the load's pipe behind
+    assert list(incoming.iterdir())  # the kill left the load's pipe behind
     server.start()
-    after = httpx.get(f"{server.base}/api/v1/uploads/{rec['id']}").json()
-    assert after["state"] == "interrupted" and after["error"]["code"] == "interrupted"
-    assert httpx.get(f"{server.base}/api/v1/uploads/{before['uploads'][0]['id']}").json()["active"]
-    assert not (server.data_dir / "incoming").exists()  # cleaned at start-up
-    again = httpx.post(f"{server.base}/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")},
-                       timeout=60).json()
-    assert again["state"] == "succeeded"
+    with server.client() as http:
+        after = http.get(f"/api/v1/uploads/{rec['id']}").json()
+        assert after["state"] == "interrupted" and after["error"]["code"] == "interrupted"
+        assert http.get(f"/api/v1/uploads/{before['uploads'][0]['id']}").json()["active"]
+        assert not incoming.exists()  # cleaned at start-up
+        again = http.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")}).json()
+        assert again["state"] == "succeeded"
     server.stop()
-    assert sorted(tables_in(server.data_dir)) == ["games", f"games_v{before['uploads'][0]['id']}", "uploads"]
+    assert sorted(tables_in(server.data_dir)) == [
+        "api_keys", "games", f"games_v{before['uploads'][0]['id']}", "uploads"]
 
 
 def tables_in(data_dir) -> list[str]:

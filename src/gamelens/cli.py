@@ -12,7 +12,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 
 from .settings import Settings, get_settings
 
-app = typer.Typer(help="GameLens: store a games CSV from a link and explore it.", no_args_is_help=True)
+app = typer.Typer(help="GameLens: store a games CSV from a link and explore it.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 console = Console(stderr=True)
 
 
@@ -81,3 +82,52 @@ def settings_doc():
     for name, f in Settings.model_fields.items():
         default = "unset" if f.default is None else f.default
         print(f"| `GAMELENS_{name.upper()}` | `{default}` | {f.description} |")
+
+
+keys_app = typer.Typer(help="Manage API keys in the local data directory (stop `gamelens serve` first, "
+                       "or use the /api/v1/keys routes with an admin key).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _key_store():
+    from .engine import Engine
+    from .keys import KeyStore
+
+    store = KeyStore(Engine(get_settings()))
+    store.start()
+    return store
+
+
+@keys_app.command("create")
+def keys_create(name: str = typer.Option(..., help="A name for the key's holder."),
+                role: str = typer.Option("reader", help="reader or admin")):
+    """Create a key; it is printed once and never again."""
+    created = _key_store().create(name, role)
+    console.print(f"Created {created['role']} key [bold]{created['name']}[/bold]; it will not be shown again:")
+    print(created["key"])
+
+
+@keys_app.command("list")
+def keys_list():
+    """List keys: names, roles, hints and dates (never the keys)."""
+    for k in _key_store().list():
+        state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
+        print(f"{k['name']}\t{k['role']}\t{k['hint']}\tcreated {k['created_at']}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str):
+    """Revoke the active key with this name."""
+    _key_store().revoke(name)
+    console.print(f"Revoked {name}.")
+
+
+def main() -> None:
+    """Console entry point: errors a user can cause are one clear line, not a traceback."""
+    from .errors import GameLensError
+
+    try:
+        app()
+    except GameLensError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise SystemExit(1) from None

@@ -5,8 +5,9 @@ The README's configuration table is generated from this class (`gamelens setting
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +42,17 @@ class Settings(BaseSettings):
     query_max_rows: int = Field(1_000_000, description="Most rows a read query may return or group.")
     query_pool_size: int = Field(4, ge=1, description="Read queries run in parallel on this many connections.")
     export_max_rows: int = Field(1_000_000, ge=1, description="Most rows one export streams.")
+
+    auth: Literal["on", "off"] = Field("on", description="`off` disables API keys (local experiments only).")
+    admin_key: SecretStr | None = Field(
+        None, description="An admin key accepted besides stored keys (e.g. from a secret store). If unset "
+        "and no key exists, the first start creates an admin key and prints it once in the log.")
+    rate_per_minute: int = Field(600, ge=1, description="Requests per minute per key (or per address "
+                                 "for unauthenticated calls); bursts up to a fifth of it.")
+    uploads_per_hour: int = Field(10, ge=1, description="Uploads per hour per key.")
+    max_query_string: int = Field(8192, ge=256, description="Longest query string accepted (bytes).")
+    max_body_kb: int = Field(64, ge=1, description="Largest request body accepted (KiB).")
+    cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty = CORS off.")
 
 
 @lru_cache

@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engine import Engine
 from ..errors import GameLensError
 from ..ingest.jobs import Uploads
+from ..keys import KeyStore
 from ..settings import Settings, get_settings
-from . import games, meta, uploads
+from . import games, keys, meta, uploads
+from .auth import Guard, principal
+from .hardening import Limits
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         engine = Engine(settings)
+        guard = Guard(settings, KeyStore(engine))
+        guard.keys.start()
+        guard.bootstrap()
         jobs = Uploads(engine, settings)
         jobs.start()
-        app.state.engine, app.state.uploads, app.state.settings = engine, jobs, settings
+        app.state.engine, app.state.uploads, app.state.settings, app.state.guard = engine, jobs, settings, guard
         try:
             yield
         finally:
@@ -66,7 +73,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="GameLens", version="0.1.0", lifespan=lifespan,
                   description="Store a games CSV from a link; explore it by any field.")
     install_error_handlers(app)
-    app.include_router(meta.router)
-    app.include_router(uploads.router)
-    app.include_router(games.router)
+    app.include_router(meta.router)  # health checks: no key
+    app.include_router(uploads.router)  # readers see uploads; admin routes say so themselves
+    app.include_router(games.router, dependencies=[Depends(principal)])
+    app.include_router(keys.router)
+    if settings.cors_origins:
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    app.add_middleware(Limits, max_query_string=settings.max_query_string, max_body=settings.max_body_kb * 1024)
     return app

@@ -2,16 +2,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ..engine import Engine
 from ..ingest import download, versions
 from ..ingest.jobs import Uploads
+from ..keys import Principal
+from .auth import admin, principal
 from .deps import get_engine, get_uploads
 
-router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
 
 class UploadRequest(BaseModel):
@@ -24,11 +26,15 @@ class UploadRequest(BaseModel):
 @router.post("", status_code=202, summary="Load a CSV from a public link")
 def create_upload(
     body: UploadRequest,
+    request: Request,
     response: Response,
+    who: Annotated[Principal, Depends(admin)],
     uploads: Annotated[Uploads, Depends(get_uploads)],
     wait: Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")] = False,
 ):
-    rec = uploads.submit(body.url, None, body.max_rejected_rows)
+    guard = request.app.state.guard
+    guard.limit(guard.uploads, who.name, "uploads")
+    rec = uploads.submit(body.url, who.name, body.max_rejected_rows)
     location = f"/api/v1/uploads/{rec['id']}"
     if not wait:
         response.headers["Location"] = location
@@ -53,7 +59,7 @@ def get_upload(upload_id: int, uploads: Annotated[Uploads, Depends(get_uploads)]
 
 @router.post("/{upload_id}/activate", summary="Make a kept older version the active dataset")
 def activate(upload_id: int, uploads: Annotated[Uploads, Depends(get_uploads)],
-             engine: Annotated[Engine, Depends(get_engine)]):
+             engine: Annotated[Engine, Depends(get_engine)], _: Annotated[Principal, Depends(admin)]):
     uploads.get(upload_id)  # 404 for an unknown id
     versions.activate(engine, upload_id)
     return uploads.get(upload_id)

@@ -1,0 +1,63 @@
+"""Request limits and security headers, before routing (a plain ASGI middleware)."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import GameLensError
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class Limits:
+    def __init__(self, app, max_query_string: int, max_body: int):
+        self.app, self.max_query, self.max_body = app, max_query_string, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        refused = self._refuse(scope)
+        if refused:
+            return await _send_error(send, refused)
+
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:  # a body without Content-Length, longer than allowed
+                raise GameLensError("body_too_large", f"The request body is over {self.max_body} bytes.", 413)
+            return message
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    h for h in SECURITY_HEADERS if h[0] not in present]
+            await send(message)
+
+        await self.app(scope, counted_receive, with_headers)
+
+    def _refuse(self, scope) -> GameLensError | None:
+        if len(scope.get("query_string", b"")) > self.max_query:
+            return GameLensError("query_too_long", f"The query string is over {self.max_query} bytes "
+                                 "(GAMELENS_MAX_QUERY_STRING).", 414)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
+                return GameLensError("body_too_large", f"The request body is over {self.max_body} bytes "
+                                     "(GAMELENS_MAX_BODY_KB).", 413)
+        return None
+
+
+async def _send_error(send, err: GameLensError) -> None:
+    body = json.dumps(err.body()).encode()
+    await send({"type": "http.response.start", "status": err.status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,113 @@
+"""API keys: random, shown once, stored only as a SHA-256 hash, compared in constant time.
+
+A key is `glk_` + 43 URL-safe characters (32 random bytes). Its hash is stored in ClickHouse
+(table `api_keys`, newest version of each name wins) and cached in memory for verification.
+Hashing with plain SHA-256 is enough here: the keys carry 256 bits of entropy, so there is nothing
+to brute-force that a slow hash would protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .engine import Engine, ident
+from .errors import GameLensError
+
+PREFIX = "glk_"
+ROLES = ("reader", "admin")
+TABLE = "api_keys"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+CACHE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._cache: list[tuple[str, Principal]] = []
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def _t(self) -> str:
+        return f"{ident(self.engine.db)}.{ident(TABLE)}"
+
+    def start(self) -> None:
+        self.engine.ensure_database()
+        self.engine.execute(f"CREATE TABLE IF NOT EXISTS {self._t()} (name String, version UInt64, doc String) "
+                            "ENGINE = ReplacingMergeTree(version) ORDER BY name")
+        self._reload()
+
+    def _records(self) -> list[dict]:
+        rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL ORDER BY name", readonly=False).rows
+        return [json.loads(doc) for (doc,) in rows]
+
+    def _save(self, rec: dict) -> None:
+        self.engine.execute(f"INSERT INTO {self._t()} SELECT {{name:String}}, {{v:UInt64}}, {{doc:String}}",
+                            {"name": rec["name"], "v": time.time_ns(), "doc": json.dumps(rec)})
+        self._reload()
+
+    def _reload(self) -> None:
+        active = [(r["hash"], Principal(r["name"], r["role"])) for r in self._records() if not r["revoked_at"]]
+        with self._lock:
+            self._cache, self._loaded_at = active, time.monotonic()
+
+    def create(self, name: str, role: str) -> dict:
+        if not _NAME.match(name or ""):
+            raise GameLensError("invalid_key_name", "A key name is 1-64 letters, digits or _.@- .", 400,
+                                param="name", value=name)
+        if role not in ROLES:
+            raise GameLensError("invalid_role", "Unknown role.", 400, param="role", value=role, allowed=list(ROLES))
+        if any(r["name"] == name and not r["revoked_at"] for r in self._records()):
+            raise GameLensError("key_exists", f"An active key named {name!r} exists; revoke it first.", 409,
+                                param="name", value=name)
+        key = PREFIX + secrets.token_urlsafe(32)
+        rec = {"name": name, "role": role, "hash": _hash(key), "hint": key[:8] + "…",
+               "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "revoked_at": None}
+        self._save(rec)
+        return {"name": name, "role": role, "key": key, "created_at": rec["created_at"]}
+
+    def list(self) -> list[dict]:
+        return [{k: r[k] for k in ("name", "role", "hint", "created_at", "revoked_at")} for r in self._records()]
+
+    def revoke(self, name: str) -> dict:
+        rec = next((r for r in self._records() if r["name"] == name and not r["revoked_at"]), None)
+        if rec is None:
+            raise GameLensError("not_found", f"There is no active key named {name!r}.", 404, param="name", value=name)
+        rec["revoked_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self._save(rec)
+        return {k: rec[k] for k in ("name", "role", "hint", "created_at", "revoked_at")}
+
+    def count_active(self) -> int:
+        return len(self._cache)
+
+    def verify(self, key: str) -> Principal | None:
+        if time.monotonic() - self._loaded_at > CACHE_SECONDS:  # keys changed by another process
+            self._reload()
+        digest = _hash(key)
+        found = None
+        with self._lock:
+            for stored, principal in self._cache:  # compare against every key: no early exit
+                if hmac.compare_digest(stored, digest):
+                    found = principal
+        return found

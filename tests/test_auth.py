@@ -1,0 +1,207 @@
+"""API keys, roles, rate limits and request hardening."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gamelens.api.app import create_app
+
+from .conftest import ADMIN_KEY, AUTH, make_settings, upload
+
+PUBLIC = {"/healthz", "/readyz"}
+ADMIN_ONLY = {("POST", "/api/v1/uploads"), ("POST", "/api/v1/uploads/{upload_id}/activate"),
+              ("POST", "/api/v1/keys"), ("GET", "/api/v1/keys"), ("DELETE", "/api/v1/keys/{name}")}
+PATH_VALUES = {"upload_id": "1", "app_id": "20200", "name": "nobody"}
+BODIES = {"/api/v1/uploads": {"url": "http://127.0.0.1:9/x.csv"}, "/api/v1/keys": {"name": "matrix", "role": "reader"}}
+
+
+@pytest.fixture(scope="module")
+def secured(files):
+    """An app with the sample, a reader key, a revoked key; and every log line it wrote."""
+    logs = _Capture()
+    logging.getLogger().addHandler(logs)
+    with TestClient(create_app(make_settings(uploads_per_hour=10_000)), headers=AUTH) as client:
+        assert upload(client, files.url("sample.csv"))["state"] == "succeeded"
+        reader = client.post("/api/v1/keys", json={"name": "reader1", "role": "reader"}).json()["key"]
+        revoked = client.post("/api/v1/keys", json={"name": "gone", "role": "admin"}).json()["key"]
+        assert client.delete("/api/v1/keys/gone").status_code == 200
+        yield client, {"reader": reader, "revoked": revoked}, logs
+    logging.getLogger().removeHandler(logs)
+
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+def _routes(client):
+    """Every route the app documents (new routes join the matrix by themselves)."""
+    for path, ops in client.get("/openapi.json").json()["paths"].items():
+        for method in ops:
+            yield method.upper(), path
+
+
+def _call(client, method, path, headers):
+    url = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)
+    if method == "DELETE" and path.startswith("/api/v1/keys"):
+        url = "/api/v1/keys/nobody"  # never revoke a real key in the matrix
+    return client.request(method, url, headers=headers, json=BODIES.get(path) if method == "POST" else None)
+
+
+IDENTITIES = ["none", "wrong", "revoked", "reader", "admin"]
+
+
+def test_every_route_for_every_identity(secured):
+    client, keys, _ = secured
+    headers = {"none": {"Authorization": ""}, "wrong": {"Authorization": "Bearer glk_wrong"},
+               "revoked": {"Authorization": f"Bearer {keys['revoked']}"},
+               "reader": {"X-API-Key": keys["reader"], "Authorization": ""}, "admin": AUTH}
+    routes = sorted(set(_routes(client)))
+    assert ("GET", "/api/v1/games") in routes and ("POST", "/api/v1/uploads") in routes
+    for method, path in routes:
+        for who in IDENTITIES:
+            status = _call(client, method, path, headers[who]).status_code
+            if path in PUBLIC or path.startswith(("/docs", "/openapi", "/redoc")) or not path.startswith("/api/"):
+                expected = "open"
+            elif who in ("none", "wrong", "revoked"):
+                expected = 401
+            elif who == "reader" and (method, path) in ADMIN_ONLY:
+                expected = 403
+            else:
+                expected = "open"
+            if expected == "open":
+                assert status not in (401, 403), (method, path, who, status)
+            else:
+                assert status == expected, (method, path, who, status)
+
+
+def test_401_and_403_bodies(secured):
+    client, keys, _ = secured
+    r = client.get("/api/v1/games", headers={"Authorization": ""})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    reader = {"Authorization": f"Bearer {keys['reader']}"}
+    r = client.post("/api/v1/uploads", json={"url": "http://x/y.csv"}, headers=reader)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+
+
+def test_keys_never_shown_again_nor_logged(secured):
+    client, keys, logs = secured
+    listing = client.get("/api/v1/keys").text
+    uploads = client.get("/api/v1/uploads").text
+    for key in (*keys.values(), ADMIN_KEY):
+        assert key not in listing and key not in uploads
+        assert not any(key in line for line in logs.lines)
+    names = {k["name"]: k for k in client.get("/api/v1/keys").json()["keys"]}
+    assert names["reader1"]["role"] == "reader" and names["reader1"]["hint"].endswith("…")
+    assert names["gone"]["revoked_at"]
+
+
+def test_created_keys_are_random_and_prefixed(secured):
+    client, _, _ = secured
+    made = [client.post("/api/v1/keys", json={"name": f"k{i}"}).json()["key"] for i in range(3)]
+    assert all(re.fullmatch(r"glk_[A-Za-z0-9_-]{43}", k) for k in made)
+    assert len(set(made)) == 3
+    assert client.post("/api/v1/keys", json={"name": "k0"}).status_code == 409
+    assert client.post("/api/v1/keys", json={"name": "bad name!"}).status_code == 400
+
+
+def test_upload_records_the_key_name(secured, files):
+    client, _, _ = secured
+    rec = upload(client, files.url("sample.csv"))
+    assert rec["created_by"] == "env-admin"
+
+
+def test_rate_limit_triggers_and_recovers(make_client):
+    client = make_client(rate_per_minute=120)  # bursts of 24, then 2 per second
+    statuses = [client.get("/api/v1/schema").status_code for _ in range(30)]
+    assert statuses[:24] == [200] * 24 and 429 in statuses[24:]
+    r = client.get("/api/v1/schema")
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert r.json()["error"]["code"] == "rate_limited"
+    time.sleep(1.1)
+    assert client.get("/api/v1/schema").status_code == 200
+    assert client.get("/healthz").status_code == 200  # health checks are never limited
+
+
+def test_uploads_are_limited_per_hour(make_client, files):
+    client = make_client(uploads_per_hour=2)
+    for _ in range(2):
+        assert client.post("/api/v1/uploads", json={"url": files.url("sample.csv")}).status_code == 202
+    r = client.post("/api/v1/uploads", json={"url": files.url("sample.csv")})
+    assert r.status_code == 429 and "retry-after" in r.headers
+
+
+def test_request_size_caps(make_client):
+    client = make_client(max_query_string=1000, max_body_kb=1)
+    r = client.get("/api/v1/games?name=" + "x" * 2000)
+    assert r.status_code == 414 and r.json()["error"]["code"] == "query_too_long"
+    r = client.post("/api/v1/uploads", json={"url": "http://example.com/" + "x" * 2000})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+
+def test_cors_off_unless_configured(make_client):
+    plain = make_client()
+    r = plain.get("/api/v1/schema", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+    cors = make_client(cors_origins="https://ok.example")
+    r = cors.get("/api/v1/schema", headers={"Origin": "https://ok.example"})
+    assert r.headers["access-control-allow-origin"] == "https://ok.example"
+
+
+def test_security_headers(client):
+    r = client.get("/healthz")
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+
+
+def test_auth_off_is_explicit_and_warned(caplog):
+    with caplog.at_level(logging.WARNING), TestClient(create_app(make_settings(auth="off", admin_key=None))) as c:
+        assert c.get("/api/v1/schema").status_code == 200
+    assert "GAMELENS_AUTH=off" in caplog.text
+
+
+def test_first_start_creates_an_admin_key_once(server_process):
+    server = server_process(admin_key="")
+    server.env.pop("GAMELENS_ADMIN_KEY")
+    server.start()
+    printed = re.findall(r"glk_[A-Za-z0-9_-]{43}", server.log.read_text())
+    assert len(printed) == 1
+    import httpx
+
+    ok = httpx.get(f"{server.base}/api/v1/schema", headers={"Authorization": f"Bearer {printed[0]}"})
+    assert ok.status_code == 200
+    assert httpx.get(f"{server.base}/api/v1/schema").status_code == 401
+    server.stop()
+    server.start()
+    assert re.findall(r"glk_[A-Za-z0-9_-]{43}", server.log.read_text()) == printed  # not re-created
+    assert httpx.get(f"{server.base}/api/v1/keys", headers={"X-API-Key": printed[0]}).status_code == 200
+
+
+def test_cli_manages_keys(tmp_path):
+    env_cmd = [sys.executable, "-m", "gamelens", "keys"]
+    env = {"GAMELENS_DATA_DIR": str(tmp_path / "d"), "PATH": "/usr/bin:/bin"}
+
+    def run(*args):
+        return subprocess.run([*env_cmd, *args], capture_output=True, text=True, env=env, timeout=120)
+
+    made = run("create", "--role", "reader", "--name", "alice")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("glk_")
+    listed = run("list")
+    assert "alice\treader" in listed.stdout and key not in listed.stdout
+    assert run("revoke", "alice").returncode == 0
+    assert "revoked" in run("list").stdout
+    missing = run("revoke", "bob")
+    assert missing.returncode == 1 and "no active key" in missing.stdout + missing.stderr
