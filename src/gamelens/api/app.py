@@ -16,7 +16,7 @@ from ..errors import GameLensError
 from ..ingest.jobs import Uploads
 from ..keys import KeyStore
 from ..settings import Settings, get_settings
-from . import games, keys, meta, uploads
+from . import games, keys, meta, ui, uploads
 from .auth import Guard, principal
 from .hardening import Limits
 
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)  # readers see uploads; admin routes say so themselves
     app.include_router(games.router, dependencies=[Depends(principal)])
     app.include_router(keys.router)
+    app.include_router(ui.router)
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
