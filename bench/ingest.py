@@ -66,11 +66,27 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+def peak_rss(proc: psutil.Process, stop: threading.Event, peak: list[int]) -> None:
+    while not stop.is_set():
+        try:
+            peak[0] = max(peak[0], proc.memory_info().rss)
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.02)
+
+
 def baseline(path: Path) -> dict:
     with tempfile.TemporaryDirectory() as d:
-        out = subprocess.run([sys.executable, "-c", BASELINE, d, str(path)], capture_output=True, text=True,
-                             check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        child = subprocess.Popen([sys.executable, "-c", BASELINE, d, str(path)], stdout=subprocess.PIPE, text=True)
+        peak, stop = [0], threading.Event()
+        sampler = threading.Thread(target=peak_rss, args=(psutil.Process(child.pid), stop, peak))
+        sampler.start()
+        out, _ = child.communicate()
+        stop.set()
+        sampler.join()
+    if child.returncode:
+        raise RuntimeError("baseline failed")
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_mb": peak[0] / 2**20}
 
 
 def gamelens_upload(url: str) -> dict:
@@ -87,13 +103,7 @@ def gamelens_upload(url: str) -> dict:
         time.sleep(1)
         idle = proc.memory_info().rss
         peak, stop = [idle], threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], proc.memory_info().rss)
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample)
+        sampler = threading.Thread(target=peak_rss, args=(proc, stop, peak))
         sampler.start()
         t = time.perf_counter()
         rec = httpx.post(f"{base}/api/v1/uploads?wait=true", json={"url": url}, timeout=3600).json()
@@ -140,8 +150,8 @@ def main(sizes: list[float]) -> None:
         (OUT / "ready.csv").write_text("x")
         wait_http(f"http://127.0.0.1:{port}/ready.csv")
         print("| size | rows | engine INSERT…SELECT FROM file() s | gamelens upload s | ratio | idle RSS MB "
-              "| peak RSS MB | peak − idle MB | phases ms |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "| peak RSS MB | peak − idle MB | engine-only process peak RSS MB | phases ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for mb in sizes:
             path = OUT / f"games_{mb:g}mb.csv"
             if not path.exists():
@@ -151,7 +161,8 @@ def main(sizes: list[float]) -> None:
             assert ours["rows"] == base["rows"], (ours, base)
             print(f"| {mb:g} MB | {ours['rows']} | {base['seconds']:.2f} | {ours['seconds']:.2f} | "
                   f"{ours['seconds'] / base['seconds']:.2f} | {ours['idle_rss_mb']:.0f} | {ours['peak_rss_mb']:.0f} | "
-                  f"{ours['peak_rss_mb'] - ours['idle_rss_mb']:.0f} | {ours['timings_ms']} |", flush=True)
+                  f"{ours['peak_rss_mb'] - ours['idle_rss_mb']:.0f} | {base['peak_rss_mb']:.0f} | "
+                  f"{ours['timings_ms']} |", flush=True)
     finally:
         files.terminate()
 
