@@ -22,12 +22,18 @@ VENV=${GAMELENS_VENV:-.venv}
 "$VENV/bin/ruff" check .
 
 # pytest exits 5 when it collected no test: that is a failure here.
-set +e
-"$VENV/bin/python" -m pytest "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-  echo "no tests ran" >&2
-  exit 1
-fi
-exit "$status"
+run_pytest() {
+  set +e
+  "$VENV/bin/python" -m pytest "$@"
+  local status=$?
+  set -e
+  if [ "$status" -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi
+  [ "$status" -eq 0 ] || exit "$status"
+}
+
+# 1. The embedded engine through chDB's own driver (the default).
+run_pytest "$@"
+# 2. The same suite through clickhouse-connect, the server-mode code path (its chdb:// backend drives
+#    the same engine in-process). With GAMELENS_TEST_CLICKHOUSE_URL set, run 2 uses that server.
+echo "--- again, through clickhouse-connect ---"
+GAMELENS_TEST_ENGINE=connect run_pytest "$@"

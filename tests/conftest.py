@@ -93,8 +93,19 @@ def python_row(row: dict[str, str]) -> dict:
 
 
 
+def test_clickhouse_url() -> str | None:
+    """The suite's engine path: the embedded chDB driver by default; with GAMELENS_TEST_ENGINE=connect the
+    same engine through clickhouse-connect (chdb://); with GAMELENS_TEST_CLICKHOUSE_URL a real server."""
+    if os.environ.get("GAMELENS_TEST_CLICKHOUSE_URL"):
+        return os.environ["GAMELENS_TEST_CLICKHOUSE_URL"]
+    if os.environ.get("GAMELENS_TEST_ENGINE") == "connect":
+        return f"chdb://{DATA_DIR.resolve()}"
+    return None
+
+
 def make_settings(**overrides) -> Settings:
-    base = dict(data_dir=DATA_DIR, database=f"t{os.getpid()}_{next(_db_counter)}", allow_private_urls=True,
+    base = dict(clickhouse_url=test_clickhouse_url(),
+                data_dir=DATA_DIR, database=f"t{os.getpid()}_{next(_db_counter)}", allow_private_urls=True,
                 read_timeout_s=2, connect_timeout_s=2, download_timeout_s=30, admin_key=ADMIN_KEY,
                 rate_per_minute=100_000, uploads_per_hour=10_000, max_query_string=1 << 20)
     return Settings(**{**base, **overrides})
@@ -171,6 +182,8 @@ class ServerProcess:
         self.env = {**os.environ, "GAMELENS_DATA_DIR": str(data_dir), "GAMELENS_ALLOW_PRIVATE_URLS": "true",
                     "GAMELENS_ADMIN_KEY": ADMIN_KEY,
                     "GAMELENS_PORT": str(self.port), **{f"GAMELENS_{k.upper()}": str(v) for k, v in env.items()}}
+        if os.environ.get("GAMELENS_TEST_ENGINE") == "connect":  # the server takes the same engine path
+            self.env["GAMELENS_CLICKHOUSE_URL"] = f"chdb://{data_dir.resolve()}"
         self.proc = None
         self.log = data_dir / "server.log"
 

@@ -75,6 +75,9 @@ class ChdbTransport:
     def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
         return self._conn.query(sql, fmt, params=_ch_params(params)).bytes()
 
+    def command(self, sql: str, params: dict[str, Any] | None) -> None:
+        self._conn.query(sql, "TabSeparated", params=_ch_params(params))
+
     def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
         result = self._conn.send_query(sql, fmt, params=_ch_params(params))
         try:
@@ -95,10 +98,15 @@ class ConnectTransport:
         import clickhouse_connect
 
         self.local_files = url.startswith("chdb:")
-        self._client = clickhouse_connect.get_client(dsn=url, autogenerate_session_id=False)
+        # Over HTTP, no session: concurrent statements must not queue behind a session lock.
+        extra = {} if self.local_files else {"autogenerate_session_id": False}
+        self._client = clickhouse_connect.get_client(dsn=url, **extra)
 
     def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
         return self._client.raw_query(sql, parameters=params or {}, fmt=fmt)
+
+    def command(self, sql: str, params: dict[str, Any] | None) -> None:
+        self._client.command(sql, parameters=params or {})
 
     def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
         with self._client.raw_stream(sql, parameters=params or {}, fmt=fmt) as chunks:
@@ -209,8 +217,7 @@ class Engine:
             "result_overflow_mode": "throw",
             "readonly": 2,  # 2: reads only; settings above stay as set here
         }
-        if settings.clickhouse_url is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # the engine's files, and load pipes
         self.pipes = Path(settings.data_dir) / "incoming"
 
     # connections
@@ -273,11 +280,11 @@ class Engine:
 
     # statements
 
-    def execute(self, sql: str, params: dict[str, Any] | None = None, settings: dict | None = None) -> bytes:
+    def execute(self, sql: str, params: dict[str, Any] | None = None, settings: dict | None = None) -> None:
         """Run a statement on the write path (DDL, INSERT, bookkeeping)."""
         try:
             with self.connection() as conn:
-                return conn.run(sql + settings_clause(settings or {}), params, "TabSeparated")
+                conn.command(sql + settings_clause(settings or {}), params)
         except GameLensError:
             raise
         except Exception as exc:
