@@ -20,7 +20,7 @@ echo "hadolint: Dockerfile clean"
 
 "$SHARED/container/build-base-image.sh"
 export CONTAINERS_CONF="$SHARED/container/containers.conf"
-podman build --pull=never --build-arg BASE_IMAGE=localhost/gamelens-base:3.11 -t "$IMAGE" .
+podman build --format docker --pull=never --build-arg BASE_IMAGE=localhost/gamelens-base:3.11 -t "$IMAGE" .
 podman image inspect "$IMAGE" --format 'image size: {{.Size}} bytes'
 
 # The shared smoke test: the image starts and answers /healthz on $PORT.

@@ -95,7 +95,8 @@ def python_row(row: dict[str, str]) -> dict:
 
 def test_clickhouse_url() -> str | None:
     """The suite's engine path: the embedded chDB driver by default; with GAMELENS_TEST_ENGINE=connect the
-    same engine through clickhouse-connect (chdb://); with GAMELENS_TEST_CLICKHOUSE_URL a real server."""
+    same engine through clickhouse-connect (chdb://), loading CSVs the server way (streamed INSERT
+    bodies); with GAMELENS_TEST_CLICKHOUSE_URL a real server."""
     if os.environ.get("GAMELENS_TEST_CLICKHOUSE_URL"):
         return os.environ["GAMELENS_TEST_CLICKHOUSE_URL"]
     if os.environ.get("GAMELENS_TEST_ENGINE") == "connect":
@@ -104,7 +105,7 @@ def test_clickhouse_url() -> str | None:
 
 
 def make_settings(**overrides) -> Settings:
-    base = dict(clickhouse_url=test_clickhouse_url(),
+    base = dict(clickhouse_url=test_clickhouse_url(), load_via="insert" if test_clickhouse_url() else "auto",
                 data_dir=DATA_DIR, database=f"t{os.getpid()}_{next(_db_counter)}", allow_private_urls=True,
                 read_timeout_s=2, connect_timeout_s=2, download_timeout_s=30, admin_key=ADMIN_KEY,
                 rate_per_minute=100_000, uploads_per_hour=10_000, max_query_string=1 << 20)
@@ -184,6 +185,7 @@ class ServerProcess:
                     "GAMELENS_PORT": str(self.port), **{f"GAMELENS_{k.upper()}": str(v) for k, v in env.items()}}
         if os.environ.get("GAMELENS_TEST_ENGINE") == "connect":  # the server takes the same engine path
             self.env["GAMELENS_CLICKHOUSE_URL"] = f"chdb://{data_dir.resolve()}"
+            self.env["GAMELENS_LOAD_VIA"] = "insert"
         self.proc = None
         self.log = data_dir / "server.log"
 

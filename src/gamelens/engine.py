@@ -228,11 +228,6 @@ class Engine:
             return ConnectTransport(s.clickhouse_url, self.db)
         return ChdbTransport(str(s.data_dir.resolve()))
 
-    @property
-    def local_files(self) -> bool:
-        with self.connection() as conn:
-            return conn.local_files
-
     @contextmanager
     def connection(self):
         """A pooled connection; one that raised is closed and replaced (see module doc)."""
@@ -335,7 +330,7 @@ class Engine:
         select = ", ".join(exprs)
         with self.connection() as conn:
             local = conn.local_files
-        if local:
+        if local and self.settings.load_via != "insert":
             sql = (f"INSERT INTO {target} SELECT {select} "
                    "FROM file({path:String}, 'CSVWithNames', {structure:String})")
             self._through_pipe(table, chunks, lambda path: self.execute(

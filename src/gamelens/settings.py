@@ -20,6 +20,9 @@ class Settings(BaseSettings):
         description="ClickHouse server URL (http[s]://user:pass@host:8123); unset = embedded chDB. "
         "A chdb:// URL drives the embedded engine through clickhouse-connect.",
     )
+    load_via: Literal["auto", "pipe", "insert"] = Field(
+        "auto", description="How CSV bytes reach the engine: `pipe` (a named pipe read by file(), same "
+        "machine only), `insert` (streamed as an INSERT body, as to a server); `auto` picks pipe when it can.")
     database: str = Field("gamelens", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="ClickHouse database.")
     host: str = Field("127.0.0.1", description="Address `gamelens serve` listens on.")
     port: int = Field(8000, description="Port `gamelens serve` listens on.")
