@@ -160,7 +160,7 @@ class Uploads:
             timings = {**rec["timings_ms"], "load": round((t1 - t0) * 1000), "swap": round((t2 - t1) * 1000)}
             self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=result.rows, sha256=stream.sha256,
                       rows_rejected=result.rejected, rejected_rows=result.rejected_rows,
-                      warnings=result.warnings, timings_ms=timings)
+                      warnings=result.warnings, timings_ms=timings, stored_bytes=result.stored_bytes)
         except Exception as exc:
             err = exc if isinstance(exc, GameLensError) else GameLensError(
                 "internal", f"The upload failed unexpectedly: {type(exc).__name__}", 500)

@@ -43,6 +43,7 @@ class LoadResult:
     rejected: int = 0
     rejected_rows: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    stored_bytes: int = 0  # compressed size on disk
 
 
 def fail(code: str, message: str, **kw) -> GameLensError:
@@ -201,6 +202,9 @@ def _check(engine: Engine, table: str, result: LoadResult, max_rejected: int) ->
             result.warnings.append(f"{n} {c.name} value(s) are not dates and are stored as empty with their "
                                    f"text kept in {c.raw_name} (first: data row {example[0]}, {example[1]!r}).")
     result.rows = total - result.rejected
+    result.stored_bytes = engine.select(
+        "SELECT sum(data_compressed_bytes) FROM system.parts WHERE database = {db:String} "
+        "AND table = {t:String} AND active", {"db": engine.db, "t": table}, readonly=False).scalar() or 0
     if distinct < result.rows:
         result.warnings.append(
             f"{result.rows - distinct} row(s) repeat an {schema.KEY} already in the file; all rows are kept "
