@@ -112,7 +112,8 @@ def gamelens_upload(url: str) -> dict:
         sampler.join()
         if rec.get("state") != "succeeded":
             raise RuntimeError(f"upload failed: {rec}")
-        return {"seconds": seconds, "rows": rec["rows_loaded"], "stored_mb": rec["stored_bytes"] / 2**20, "idle_rss_mb": idle / 2**20,
+        return {"seconds": seconds, "rows": rec["rows_loaded"], "stored_mb": rec["stored_bytes"] / 2**20,
+                "idle_rss_mb": idle / 2**20,
                 "peak_rss_mb": peak[0] / 2**20, "timings_ms": rec["timings_ms"]}
     finally:
         server.terminate()
