@@ -88,7 +88,7 @@ def test_3_filter_sort_page(page, server):
     assert page.get_attribute("#total", "data-total") == "100"
     page.fill("#f-name", "bowl")
     page.click("#apply")
-    page.wait_for_function("document.querySelector('#total').dataset.total !== '100'")
+    page.wait_for_selector("#total:not([data-total='100'])")
     names = page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.appId)")
     want = [r for r in read_sample() if "bowl" in r["Name"].lower()]
     assert len(names) == len(want) and "name=bowl" in page.url
@@ -99,7 +99,7 @@ def test_3_filter_sort_page(page, server):
     page.fill("#f-release_date-to", "2020-12-31")
     page.click("#apply")
     in_2020 = [r for r in read_sample() if r["Release date"].endswith("2020")]
-    page.wait_for_function(f"document.querySelector('#total').dataset.total === '{len(in_2020)}'")
+    page.wait_for_selector(f"#total[data-total='{len(in_2020)}']")
 
     page.goto(f"{server.base}/?view=explore&fields=app_id,name,positive")
     page.click("th[data-field=positive]")
