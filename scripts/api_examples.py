@@ -43,6 +43,7 @@ REQUESTS = [
     ("POST", "/api/v1/keys", {"name": "alice", "role": "reader"}, "create a reader key (shown once)"),
     ("GET", "/api/v1/keys", None, "list keys"),
     ("DELETE", "/api/v1/keys/alice", None, "revoke a key"),
+    ("GET", "/metrics", None, "Prometheus metrics (the HELP lines shown)"),
     ("GET", "/api/v1/games?price=abc", None, "an error"),
     ("GET", "/api/v1/games", None, "without a key (sent without the Authorization header)"),
 ]
@@ -91,6 +92,8 @@ def run(base: str, key: str, sample_url: str) -> str:
             request = request.replace("{sample}", FILES_URL) + f"'http://127.0.0.1:8000{shown_path}'"
             if r.headers.get("content-type", "").startswith("text/csv"):
                 shown = r.text.strip()
+            elif path == "/metrics":
+                shown = "\n".join(line for line in r.text.splitlines() if line.startswith("# HELP"))
             else:
                 doc = _normalise(r.json(), sample_url)
                 if path == "/api/v1/schema":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -26,10 +25,12 @@ def serve(
     import uvicorn
 
     from .api.app import create_app
+    from .observe import configure_logging
 
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, workers=1)
+    configure_logging(settings.log_format, settings.log_level)
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, workers=1,
+                log_config=None, access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
 
 
 @app.command()

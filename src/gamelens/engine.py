@@ -36,6 +36,7 @@ from typing import Any
 from clickhouse_connect.driver.binding import format_bind_value
 
 from .errors import EngineError, GameLensError
+from .observe import ENGINE_ERRORS
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ def engine_error(exc: Exception) -> EngineError | GameLensError:
     text = str(exc)
     m = _CODE.search(text)
     code = int(m.group(1)) if m else None
+    ENGINE_ERRORS.labels(str(code)).inc()
     if code in _LIMIT_ERRORS:
         err_code, message, status = _LIMIT_ERRORS[code]
         return GameLensError(err_code, message, status)

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(10, description="Download: seconds to connect.")
     read_timeout_s: float = Field(30, description="Download: longest silence between bytes.")
     download_timeout_s: float = Field(900, description="Download: whole transfer, seconds.")
+    load_max_memory_mb: int = Field(0, ge=0, description="Memory limit of one load's INSERT (0 = the engine's "
+                                    "own limit).")
     keep_versions: int = Field(3, ge=1, description="Dataset versions kept (the active one included).")
     max_rejected_rows: int = Field(
         0, ge=0, description="Rows that may fail to parse before an upload fails (they are then dropped "
@@ -56,6 +58,11 @@ class Settings(BaseSettings):
     max_query_string: int = Field(8192, ge=256, description="Longest query string accepted (bytes).")
     max_body_kb: int = Field(64, ge=1, description="Largest request body accepted (KiB).")
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty = CORS off.")
+
+    log_format: Literal["json", "text"] = Field("json", description="Log lines as JSON objects, or plain text.")
+    log_level: str = Field("INFO", description="Logging level.")
+    shutdown_grace_s: float = Field(20, ge=0, description="On shutdown, how long a running upload may take to "
+                                    "finish before it is marked interrupted.")
 
 
 @lru_cache

@@ -15,6 +15,7 @@ from ..engine import Engine
 from ..errors import GameLensError
 from ..ingest.jobs import Uploads
 from ..keys import KeyStore
+from ..observe import RequestContext
 from ..settings import Settings, get_settings
 from . import games, keys, meta, ui, uploads
 from .auth import Guard, principal
@@ -83,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     app.add_middleware(Limits, max_query_string=settings.max_query_string, max_body=settings.max_body_kb * 1024)
+    app.add_middleware(RequestContext)  # outermost: every response, errors included, has a request id
     return app

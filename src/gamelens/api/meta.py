@@ -2,10 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from ..engine import Engine
 from ..errors import GameLensError
+from ..observe import metrics_text
+from .auth import principal
 from .deps import get_engine
 
 router = APIRouter(tags=["meta"])
@@ -14,6 +16,11 @@ router = APIRouter(tags=["meta"])
 @router.get("/healthz", summary="The process is alive")
 def healthz():
     return {"status": "ok"}
+
+
+@router.get("/metrics", summary="Prometheus metrics (needs a key)", dependencies=[Depends(principal)])
+def metrics():
+    return Response(metrics_text(), media_type="text/plain; version=0.0.4")
 
 
 @router.get("/readyz", summary="The database answers")

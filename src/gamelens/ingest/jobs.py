@@ -17,6 +17,7 @@ from typing import Any
 
 from ..engine import Engine, ident
 from ..errors import GameLensError
+from ..observe import UPLOAD_ROWS, UPLOAD_SECONDS, UPLOADS
 from ..settings import Settings
 from . import download, load, versions
 
@@ -38,6 +39,7 @@ class Uploads:
         self._done: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # start-up and shutdown
 
@@ -61,10 +63,23 @@ class Uploads:
         shutil.rmtree(self.engine.pipes, ignore_errors=True)  # pipes of loads that were cut off
         versions.reconcile(self.engine, self.settings.keep_versions)
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self) -> None:
+        """Graceful shutdown: queued uploads do not start; the running one gets GAMELENS_SHUTDOWN_GRACE_S
+        to finish, then is marked interrupted (the next start removes what it left)."""
+        self._stopping.set()
         self._queue.put(None)
         if self._worker:
-            self._worker.join(timeout)
+            self._worker.join(self.settings.shutdown_grace_s)
+        with self._lock:
+            cut = [rec for rec in self._live.values() if rec["state"] in RUNNING]
+        for rec in cut:
+            self._interrupt(rec, "The server shut down during this upload; the previous dataset was kept. "
+                            "Submit it again.")
+            log.warning("upload %s marked interrupted at shutdown", rec["id"])
+
+    def _interrupt(self, rec: dict, message: str) -> None:
+        self._set(rec, state="interrupted", finished_at=_now(), error={"code": "interrupted", "message": message})
+        UPLOADS.labels("interrupted").inc()
 
     # records
 
@@ -133,6 +148,8 @@ class Uploads:
     def _run(self) -> None:
         while (upload_id := self._queue.get()) is not None:
             try:
+                if self._stopping.is_set():
+                    break
                 self._process(self._live[upload_id])
             except Exception:  # the worker must survive anything one upload does
                 log.exception("upload %s crashed the worker step", upload_id)
@@ -153,14 +170,19 @@ class Uploads:
         t0 = time.monotonic()
         try:
             with opener(rec["url"], self.settings, self._progress(rec)) as stream:
-                result = load.load(self.engine, rec["id"], self._then_loading(rec, stream), rec["max_rejected_rows"])
+                result = load.load(self.engine, rec["id"], self._then_loading(rec, stream), rec["max_rejected_rows"],
+                                   self.settings.load_max_memory_mb)
             t1 = time.monotonic()
+            if rec["state"] == "interrupted":  # shutdown gave up on it while it loaded: never swap it in
+                versions.drop_stage(self.engine, rec["id"])
+                return
             versions.swap_in(self.engine, rec["id"], self.settings.keep_versions)
             t2 = time.monotonic()
             timings = {**rec["timings_ms"], "load": round((t1 - t0) * 1000), "swap": round((t2 - t1) * 1000)}
             self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=result.rows, sha256=stream.sha256,
                       rows_rejected=result.rejected, rejected_rows=result.rejected_rows,
                       warnings=result.warnings, timings_ms=timings, stored_bytes=result.stored_bytes)
+            UPLOAD_ROWS.inc(result.rows)
         except Exception as exc:
             err = exc if isinstance(exc, GameLensError) else GameLensError(
                 "internal", f"The upload failed unexpectedly: {type(exc).__name__}", 500)
@@ -169,6 +191,9 @@ class Uploads:
             versions.drop_stage(self.engine, rec["id"])
             self._set(rec, state="failed", finished_at=_now(), error=err.body()["error"],
                       rejected_rows=(err.value if err.code == "bad_rows" else rec["rejected_rows"]))
+        finally:
+            UPLOADS.labels(rec["state"]).inc()
+            UPLOAD_SECONDS.observe(time.monotonic() - t0)
 
     def _progress(self, rec: dict):
         return lambda n, total: self._set(rec, False, bytes_received=n, bytes_expected=total)

@@ -145,7 +145,8 @@ def _parse_failure(exc: GameLensError) -> GameLensError:
                 value={"row": int(m.group(1))} if m else None)
 
 
-def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: int) -> LoadResult:
+def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: int, max_memory_mb: int = 0
+         ) -> LoadResult:
     """Stream `source` into the staging table of `upload_id` and check it; the caller swaps it in."""
     chunks = iter(source)
     header, prefix = read_header(chunks)
@@ -156,7 +157,8 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
     columns, exprs = select_exprs()
     headers = [c.header for c in schema.COLUMNS]
     try:
-        engine.load_csv(table, columns, exprs, headers, itertools.chain([prefix], chunks), CSV_SETTINGS)
+        limits = {"max_memory_usage": max_memory_mb << 20} if max_memory_mb else {}
+        engine.load_csv(table, columns, exprs, headers, itertools.chain([prefix], chunks), {**CSV_SETTINGS, **limits})
     except GameLensError as exc:
         if exc.code == "engine_error" and getattr(exc, "engine_code", None) in (27, 117, 26, 6, 72, 38):
             raise _parse_failure(exc) from exc

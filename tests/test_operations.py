@@ -1,0 +1,109 @@
+"""Operations: JSON logs with request ids, metrics, graceful shutdown, engine failure mid-load,
+and queries running throughout an upload."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from fastapi.testclient import TestClient
+
+from gamelens.api.app import create_app
+
+from .conftest import AUTH, dataset_rows, make_settings, sample_table, upload, write_csv
+
+
+def test_json_logs_carry_the_request_id(server_process, files):
+    server = server_process().start()
+    with server.client() as http:
+        r = http.get("/api/v1/schema", headers={"X-Request-ID": "trace-abc.123"})
+        assert r.headers["x-request-id"] == "trace-abc.123"
+        generated = http.get("/healthz").headers["x-request-id"]
+        assert len(generated) == 32
+        http.get("/api/v1/games?evil=1")
+    server.stop()
+    lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
+    assert len(lines) >= 4 and {"ts", "level", "logger", "msg"} <= set(lines[0])
+    access = [x for x in lines if x["logger"] == "gamelens.access"]
+    mine = [x for x in access if x.get("request_id") == "trace-abc.123"]
+    assert mine and mine[0]["path"] == "/api/v1/schema" and mine[0]["status"] == 200 and "duration_ms" in mine[0]
+    assert any(x.get("request_id") == generated for x in access)
+    assert any(x["status"] == 400 and x["route"] == "/api/v1/games" for x in access)
+
+
+def test_metrics(client, files):
+    upload(client, files.url("sample.csv"))
+    client.get("/api/v1/games?name=bowl")
+    client.get("/api/v1/games?price=abc")
+    text = client.get("/metrics").text
+    assert 'gamelens_requests_total{method="GET",route="/api/v1/games",status="200"}' in text
+    assert 'gamelens_requests_total{method="GET",route="/api/v1/games",status="400"}' in text
+    assert "gamelens_request_seconds_bucket" in text
+    assert 'gamelens_uploads_total{state="succeeded"}' in text
+    assert "gamelens_upload_rows_total" in text and "gamelens_engine_errors_total" in text
+    assert client.get("/metrics", headers={"Authorization": ""}).status_code == 401
+
+
+def test_graceful_shutdown_marks_the_running_upload(server_process, files):
+    server = server_process(shutdown_grace_s=1).start()
+    with server.client() as http:
+        first = http.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")}).json()
+        files.hold.clear()
+        rec = http.post("/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
+        queued = http.post("/api/v1/uploads", json={"url": files.url("sample.csv")}).json()
+        for _ in range(200):
+            if http.get(f"/api/v1/uploads/{rec['id']}").json()["bytes_received"]:
+                break
+            time.sleep(0.05)
+    server.stop()  # SIGTERM
+    files.hold.set()
+    assert "marked interrupted at shutdown" in server.log.read_text()
+    server.start()
+    with server.client() as http:
+        for upload_id in (rec["id"], queued["id"]):
+            after = http.get(f"/api/v1/uploads/{upload_id}").json()
+            assert after["state"] == "interrupted" and "shut down" in after["error"]["message"], after
+        assert http.get(f"/api/v1/uploads/{first['id']}").json()["active"]
+
+
+def test_engine_failure_mid_load_keeps_the_previous_dataset(files):
+    settings = make_settings()
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        upload(client, files.url("sample.csv"))
+        before = dataset_rows(client)
+    big = sample_table()[:1] + sample_table()[1:] * 30
+    (files.root / "big3000.csv").write_bytes(write_csv(big))
+    starved = settings.model_copy(update={"load_max_memory_mb": 1})  # the INSERT cannot get its memory
+    with TestClient(create_app(starved), headers=AUTH) as client:
+        r = client.post("/api/v1/uploads?wait=true", json={"url": files.url("big3000.csv")})
+        assert r.status_code in (422, 502, 503) and r.json()["upload"]["state"] == "failed", r.json()
+        assert dataset_rows(client) == before
+        assert not any(n.startswith("stage_") for n in client.app.state.engine.tables())
+
+
+def test_twenty_queries_during_an_upload_see_old_or_new(client, files):
+    upload(client, files.url("sample.csv"))
+    big = sample_table()[:1] + sample_table()[1:] * 60
+    (files.root / "big6000b.csv").write_bytes(write_csv(big))
+    seen, errors, stop = [], [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            r = client.get("/api/v1/games?limit=1&fields=app_id")
+            if r.status_code != 200:
+                errors.append(r.text)
+            else:
+                seen.append(r.json()["total"])
+
+    threads = [threading.Thread(target=reader) for _ in range(20)]
+    for t in threads:
+        t.start()
+    rec = upload(client, files.url("big6000b.csv"))
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert rec["state"] == "succeeded"
+    assert errors == []
+    assert set(seen) <= {100, 6000} and seen.count(100) and seen.count(6000)
