@@ -148,3 +148,39 @@ def test_redirect_hop_check_runs_on_each_location(monkeypatch, files):
     assert err.value.code == "private_address"
     assert checked == [f"{files.base}/redirect-to?url=http://169.254.169.254/latest/",
                        "http://169.254.169.254/latest/"]
+
+
+# --- query inputs: (param, value, expected status, expected error code or None for a literal match) ---
+
+QUERY_CASES = [
+    ("name", "' OR 1=1 --", 200, None), ("name", "%", 200, None), ("name", "_", 200, None),
+    ("name", "\\", 200, None), ("name", '"; DROP TABLE games; --', 200, None), ("name", "x" * 5000, 200, None),
+    ("name", "\x00", 200, None), ("genres", "') OR ('1'='1", 200, None), ("tags__in", "a,b,',\\", 200, None),
+    ("price", "1 OR 1=1", 400, "invalid_filter"), ("price", "1e309", 400, "invalid_filter"),
+    ("price", "NaN", 400, "invalid_filter"), ("app_id", "99999999999999999999", 400, "invalid_filter"),
+    ("release_date", "2020-13-45", 400, "invalid_filter"), ("release_date__gte", "0001-01-01", 400, "invalid_filter"),
+    ("windows", "maybe", 400, "invalid_filter"), ("score_rank__isnull", "perhaps", 400, "invalid_filter"),
+    ("sort", "name;DROP TABLE x", 400, "unknown_sort"), ("sort", "name DESC", 400, "unknown_sort"),
+    ("limit", "1000000", 400, "invalid_parameter"), ("limit", "-1", 400, "invalid_parameter"),
+    ("offset", "abc", 400, "invalid_parameter"), ("format", "xml", 400, "invalid_parameter"),
+    ("fields", "name,(SELECT 1)", 400, "unknown_field"), ("facet", "about_the_game; --", 400, "unknown_facet"),
+    ("unknown", "1", 400, "unknown_column"), ("__", "x", 400, "unknown_column"),
+    ("name__regex", "x", 400, "unknown_operator"), ("price__contains", "1", 400, "unknown_operator"),
+    ("genres__gt", "a", 400, "unknown_operator"), ("positive__isnull", "true", 400, "unknown_operator"),
+    ("cursor", "not-a-cursor", 400, "invalid_cursor"),
+]
+
+
+@pytest.mark.parametrize("param,value,status,code", QUERY_CASES, ids=[f"{c[0]}={c[1][:15]!r}" for c in QUERY_CASES])
+def test_bad_query_input(sample_client, param, value, status, code):
+    before = dataset_rows(sample_client)
+    r = sample_client.get("/api/v1/games", params={param: value})
+    assert r.status_code == status, r.text
+    if code:
+        err = r.json()["error"]
+        assert err["code"] == code and err["message"] and err["param"] == param
+    elif param in ("name", "genres"):  # a literal, case-insensitive substring: no wildcards, no SQL
+        for row in r.json()["rows"]:
+            text = row[param] if param == "name" else " ".join(row[param])
+            assert value.lower() in text.lower()
+    assert dataset_rows(sample_client) == before

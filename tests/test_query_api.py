@@ -6,8 +6,6 @@ import json
 
 import pytest
 
-from .conftest import dataset_rows
-
 
 def _page(client, **params):
     r = client.get("/api/v1/games", params=params)
@@ -72,34 +70,6 @@ def test_cursor_must_match_the_sort(sample_client):
     for junk in ["x", "eyJzIjoiIiwiayI6WyJhIiwiYiJdfQ", "e30", "!!!"]:
         r = sample_client.get("/api/v1/games", params={"cursor": junk})
         assert r.status_code == 400, junk
-
-
-HOSTILE = [
-    ("name", "' OR 1=1 --"), ("name", "%"), ("name", "_"), ("name", "\\"), ("name", '"; DROP TABLE games; --'),
-    ("name", "x" * 5000), ("name", "\x00"), ("genres", "') OR ('1'='1"), ("tags__in", "a,b,',\\"),
-    ("price", "1 OR 1=1"), ("price", "1e309"), ("price", "NaN"), ("app_id", "-1"), ("app_id", "99999999999999999999"),
-    ("release_date", "2020-13-45"), ("release_date__gte", "0001-01-01"), ("windows", "maybe"),
-    ("sort", "name;DROP TABLE x"), ("sort", "name DESC"), ("limit", "1000000"), ("limit", "-1"), ("offset", "abc"),
-    ("fields", "name,(SELECT 1)"), ("format", "xml"), ("facet", "about_the_game; --"), ("unknown", "1"),
-    ("name__regex", "x"), ("price__contains", "1"), ("genres__gt", "a"), ("score_rank__isnull", "perhaps"),
-    ("positive__isnull", "true"), ("name__", "x"), ("__", "x"),
-]
-
-
-@pytest.mark.parametrize("param,value", HOSTILE, ids=[f"{p}={v[:20]!r}" for p, v in HOSTILE])
-def test_hostile_input_is_a_4xx_or_a_literal_match(sample_client, param, value):
-    before = dataset_rows(sample_client)
-    r = sample_client.get("/api/v1/games", params={param: value})
-    assert r.status_code in (200, 400), r.text
-    if r.status_code == 400:
-        err = r.json()["error"]
-        assert err["code"] and err["message"] and err["param"]
-    else:
-        body = r.json()
-        names = [row["name"] for row in body["rows"]]
-        if param == "name":
-            assert all(value.lower() in n.lower() for n in names)  # literal substring, no wildcards
-    assert dataset_rows(sample_client) == before
 
 
 @pytest.mark.parametrize("query", [
