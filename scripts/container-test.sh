@@ -64,5 +64,25 @@ podman restart "$NAME" >/dev/null
 start
 check "data survives a restart" "$(api "http://127.0.0.1:$PORT/api/v1/games?limit=1")" "d['total'] == 100"
 check "the upload history survives" "$(api "http://127.0.0.1:$PORT/api/v1/uploads")" "d['uploads'][0]['active']"
-podman inspect "$NAME" --format 'user: {{.Config.User}}' 
+podman inspect "$NAME" --format 'user: {{.Config.User}}'
+
+# Optional (GAMELENS_CI_RSS_MB=50): the container's memory idle and during an upload of that size.
+if [ -n "${GAMELENS_CI_RSS_MB:-}" ]; then
+  big="games_${GAMELENS_CI_RSS_MB}mb.csv"
+  [ -f "bench/out/$big" ] || "$VENV/bin/python" bench/generate.py "$GAMELENS_CI_RSS_MB" "bench/out/$big"
+  cp "bench/out/$big" "tests/data/$big"
+  podman restart "$NAME" >/dev/null && start && sleep 3
+  podman stats --no-stream --format 'idle: {{.MemUsage}}' "$NAME"
+  peak=0
+  api -X POST -H 'Content-Type: application/json' -d "{\"url\": \"http://127.0.0.1:$FILES_PORT/$big\"}" \
+    "http://127.0.0.1:$PORT/api/v1/uploads" >/dev/null
+  for _ in $(seq 1 120); do
+    mem=$(podman stats --no-stream --format '{{.MemUsage}}' "$NAME" | awk '{print $1}')
+    echo "during upload: $mem"
+    state=$(api "http://127.0.0.1:$PORT/api/v1/uploads" | python3 -c "import json,sys; print(json.load(sys.stdin)['uploads'][0]['state'])")
+    [ "$state" = succeeded ] || [ "$state" = failed ] && break
+  done
+  echo "upload state: $state"
+  rm -f "tests/data/$big"
+fi
 echo "container smoke test passed"

@@ -23,3 +23,11 @@ def test_every_route_has_an_example(client):
     templated = {(m, p.replace("/1", "/{upload_id}").replace("/20200", "/{app_id}").replace("/alice", "/{name}"))
                  for m, p in shown}
     assert documented <= templated, documented - templated
+
+
+def test_readme_configuration_table_is_current():
+    from gamelens.settings import settings_table
+
+    text = api_examples.README.read_text()
+    block = text[text.index("<!-- settings:start -->") + 23:text.index("<!-- settings:end -->")].strip()
+    assert block == settings_table(), "run `gamelens settings-doc` and paste it into README.md"

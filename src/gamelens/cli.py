@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .settings import Settings, get_settings
+from .settings import get_settings
 
 app = typer.Typer(help="GameLens: store a games CSV from a link and explore it.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -79,10 +79,9 @@ def _follow(jobs, upload_id: int) -> dict:
 @app.command("settings-doc")
 def settings_doc():
     """Print the configuration table (Markdown) for the README."""
-    print("| variable | default | meaning |\n|---|---|---|")
-    for name, f in Settings.model_fields.items():
-        default = "unset" if f.default is None else f.default
-        print(f"| `GAMELENS_{name.upper()}` | `{default}` | {f.description} |")
+    from .settings import settings_table
+
+    print(settings_table())
 
 
 keys_app = typer.Typer(help="Manage API keys in the local data directory (stop `gamelens serve` first, "
