@@ -20,7 +20,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from generate import generate  # noqa: E402
-from ingest import FILE_SERVER, OUT, free_port, wait_http  # noqa: E402
+from harness import OUT, file_server, gamelens_server, pct  # noqa: E402
 
 REPEAT, WARMUP = 40, 3
 MIX = {
@@ -38,73 +38,40 @@ MIX = {
 }
 
 
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p * (len(values) - 1)))]
-
-
 def run(mb: float, files_base: str) -> None:
-    import os
-    import shutil
-    import subprocess
-    import tempfile
-
     path = OUT / f"games_{mb:g}mb.csv"
     if not path.exists():
         generate(mb, path)
-    data = Path(tempfile.mkdtemp(prefix="gamelens-bench-"))
-    port = free_port()
-    env = {**os.environ, "GAMELENS_DATA_DIR": str(data), "GAMELENS_PORT": str(port),
-           "GAMELENS_ALLOW_PRIVATE_URLS": "true", "GAMELENS_MAX_UPLOAD_MB": "2000", "GAMELENS_AUTH": "off"}
-    server = subprocess.Popen([sys.executable, "-m", "gamelens", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/readyz")
-        with httpx.Client(base_url=base, timeout=120) as client:
-            rec = client.post("/api/v1/uploads?wait=true", json={"url": f"{files_base}/{path.name}"}).json()
-            assert rec["state"] == "succeeded", rec
-            rows = rec["rows_loaded"]
-            deep = rows // 2
-            cursor = client.get(f"/api/v1/games?sort=-positive,name&limit=1&offset={deep - 1}&fields=app_id"
-                                ).json()["next_cursor"]
-            print(f"\n{mb:g} MB, {rows} rows, {REPEAT} runs each\n")
-            print("| query | HTTP p50 ms | HTTP p95 ms | engine p50 ms | engine p95 ms | p95 ratio |")
-            print("|---|---|---|---|---|---|")
-            for name, url in MIX.items():
-                url = url.format(deep=deep, cursor=cursor)
-                http_ms, engine_ms = [], []
-                for i in range(WARMUP + REPEAT):
-                    t = time.perf_counter()
-                    r = client.get(url)
-                    elapsed = (time.perf_counter() - t) * 1000
-                    assert r.status_code == 200, r.text
-                    if i >= WARMUP:
-                        http_ms.append(elapsed)
-                        engine_ms.append(r.json()["engine_ms"])
-                print(f"| {name} | {statistics.median(http_ms):.1f} | {pct(http_ms, .95):.1f} | "
-                      f"{statistics.median(engine_ms):.1f} | {pct(engine_ms, .95):.1f} | "
-                      f"{pct(http_ms, .95) / max(pct(engine_ms, .95), 0.01):.2f} |", flush=True)
-    finally:
-        server.terminate()
-        server.wait(60)
-        shutil.rmtree(data, ignore_errors=True)
+    with gamelens_server() as (base, _), httpx.Client(base_url=base, timeout=120) as client:
+        rec = client.post("/api/v1/uploads?wait=true", json={"url": f"{files_base}/{path.name}"}).json()
+        assert rec["state"] == "succeeded", rec
+        rows = rec["rows_loaded"]
+        deep = rows // 2
+        cursor = client.get(f"/api/v1/games?sort=-positive,name&limit=1&offset={deep - 1}&fields=app_id"
+                            ).json()["next_cursor"]
+        print(f"\n{mb:g} MB, {rows} rows, {REPEAT} runs each\n")
+        print("| query | HTTP p50 ms | HTTP p95 ms | engine p50 ms | engine p95 ms | p95 ratio |")
+        print("|---|---|---|---|---|---|")
+        for name, url in MIX.items():
+            url = url.format(deep=deep, cursor=cursor)
+            http_ms, engine_ms = [], []
+            for i in range(WARMUP + REPEAT):
+                t = time.perf_counter()
+                r = client.get(url)
+                elapsed = (time.perf_counter() - t) * 1000
+                assert r.status_code == 200, r.text
+                if i >= WARMUP:
+                    http_ms.append(elapsed)
+                    engine_ms.append(r.json()["engine_ms"])
+            print(f"| {name} | {statistics.median(http_ms):.1f} | {pct(http_ms, .95):.1f} | "
+                  f"{statistics.median(engine_ms):.1f} | {pct(engine_ms, .95):.1f} | "
+                  f"{pct(http_ms, .95) / max(pct(engine_ms, .95), 0.01):.2f} |", flush=True)
 
 
 def main(sizes: list[float]) -> None:
-    import subprocess
-
-    OUT.mkdir(exist_ok=True)
-    port = free_port()
-    files = subprocess.Popen([sys.executable, "-c", FILE_SERVER, str(port), str(OUT)])
-    try:
-        base = f"http://127.0.0.1:{port}"
-        (OUT / "ready.csv").write_text("x")
-        wait_http(f"{base}/ready.csv")
+    with file_server() as files:
         for mb in sizes:
-            run(mb, base)
-    finally:
-        files.terminate()
+            run(mb, files)
 
 
 if __name__ == "__main__":
