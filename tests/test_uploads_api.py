@@ -104,6 +104,7 @@ def test_killed_mid_download_is_interrupted_after_restart(server_process, files)
     with server.client() as http:
         http.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")})
         before = http.get("/api/v1/uploads").json()
+        checksum = _checksum(http)
         files.hold.clear()
         rec = http.post("/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
         incoming = server.data_dir / "incoming"
@@ -123,12 +124,22 @@ def test_killed_mid_download_is_interrupted_after_restart(server_process, files)
         after = http.get(f"/api/v1/uploads/{rec['id']}").json()
         assert after["state"] == "interrupted" and after["error"]["code"] == "interrupted"
         assert http.get(f"/api/v1/uploads/{before['uploads'][0]['id']}").json()["active"]
+        assert _checksum(http) == checksum  # every row of the previous dataset, unchanged
         assert not incoming.exists()  # cleaned at start-up
         again = http.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")}).json()
         assert again["state"] == "succeeded"
     server.stop()
     assert sorted(tables_in(server.data_dir)) == [
         "api_keys", "games", f"games_v{before['uploads'][0]['id']}", "uploads"]
+
+
+def _checksum(http) -> str:
+    """sha256 of every stored row, exported in a fixed order."""
+    import hashlib
+
+    body = http.get("/api/v1/games", params={"format": "ndjson", "sort": "app_id"}).content
+    assert body.count(b"\n") == 100
+    return hashlib.sha256(body).hexdigest()
 
 
 def tables_in(data_dir) -> list[str]:
