@@ -31,11 +31,11 @@ HEADER = sample_table()[0]
 SAMPLE_BYTES = write_csv(sample_table())
 CASES = [
     # id, link builder, expected error code, HTTP status of POST ?wait=true
-    ("http_404", lambda f, c: f.url("missing.csv"), "http_status", 502),
-    ("http_500", lambda f, c: f"{f.base}/status/500", "http_status", 502),
-    ("timeout", lambda f, c: f.url("sample.csv", "slow"), "download_timeout", 502),
+    ("http_404", lambda f, c: f.url("missing.csv"), "http_status", 422),
+    ("http_500", lambda f, c: f"{f.base}/status/500", "http_status", 422),
+    ("timeout", lambda f, c: f.url("sample.csv", "slow"), "download_timeout", 422),
     ("html_page", lambda f, c: f"{f.base}/html", "html_not_csv", 422),
-    ("truncated_body", lambda f, c: f.url("sample.csv", "truncated"), "truncated", 502),
+    ("truncated_body", lambda f, c: f.url("sample.csv", "truncated"), "truncated", 422),
     ("too_many_redirects", lambda f, c: f.url("sample.csv", "redirect/6"), "too_many_redirects", 422),
     ("empty_file", _file("empty.csv", b""), "empty_file", 422),
     ("header_only", _file("header.csv", write_csv([HEADER])), "no_rows", 422),

@@ -77,7 +77,8 @@ def test_engine_failure_mid_load_keeps_the_previous_dataset(files):
     starved = settings.model_copy(update={"load_max_memory_mb": 1})  # the INSERT cannot get its memory
     with TestClient(create_app(starved), headers=AUTH) as client:
         r = client.post("/api/v1/uploads?wait=true", json={"url": files.url("big3000.csv")})
-        assert r.status_code in (422, 502, 503) and r.json()["upload"]["state"] == "failed", r.json()
+        assert r.status_code == 422 and r.json()["upload"]["state"] == "failed", r.json()
+        assert r.json()["error"]["code"] == "load_out_of_memory"
         assert dataset_rows(client) == before
         assert not any(n.startswith("stage_") for n in client.app.state.engine.tables())
 

@@ -5,6 +5,8 @@
 
 from typing import Any
 
+from pydantic import BaseModel
+
 
 class GameLensError(Exception):
     def __init__(
@@ -29,6 +31,29 @@ class GameLensError(Exception):
             if getattr(self, key) is not None:
                 err[key] = getattr(self, key)
         return {"error": err}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+    value: Any = None
+    allowed: Any = None
+
+
+class ErrorBody(BaseModel):
+    """The one error body (documented in OpenAPI for every route)."""
+
+    error: ErrorDetail
+
+
+# Every route may answer these (bad input, auth, limits, a busy or failing upstream).
+ERROR_RESPONSES = {status: {"model": ErrorBody, "description": text} for status, text in {
+    400: "Bad input: unknown column, operator or value", 401: "Missing, wrong or revoked API key",
+    403: "Needs an admin key", 404: "Not found", 405: "Method not allowed", 409: "Conflict (e.g. no dataset yet)",
+    413: "Body or file too large", 414: "Query string too long",
+    422: "The link or its file cannot be loaded (the host failed, or the file is not a valid games CSV)",
+    429: "Rate limited (see Retry-After)", 503: "The database is busy or a query hit a server limit"}.items()}
 
 
 class EngineError(GameLensError):

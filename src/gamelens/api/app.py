@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engine import Engine
-from ..errors import GameLensError
+from ..errors import ERROR_RESPONSES, GameLensError
 from ..ingest.jobs import Uploads
 from ..keys import KeyStore
 from ..observe import RequestContext
@@ -43,14 +44,24 @@ def install_error_handlers(app: FastAPI) -> None:
             param=".".join(where) or None, value=value if isinstance(value, str | int | float) else None))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(GameLensError(code, str(exc.detail), exc.status_code))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not just those of the route that matched
+            headers["Allow"] = ", ".join(_methods_for(request.app, request.url.path))
+        return error_response(GameLensError(code, str(exc.detail), exc.status_code, headers=headers))
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception):
         log.exception("unhandled error")
         return error_response(GameLensError("internal", "Internal error; it has been logged.", 500))
+
+
+def _methods_for(app: FastAPI, path: str) -> list[str]:
+    for template, ops in app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            return sorted(m.upper() for m in ops)
+    return []
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jobs.stop()
             engine.close()
 
-    app = FastAPI(title="GameLens", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="GameLens", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES,
                   description="Store a games CSV from a link; explore it by any field.")
     install_error_handlers(app)
     app.include_router(meta.router)  # health checks: no key

@@ -28,15 +28,19 @@ def _export(request: Request, engine: Engine, settings: Settings, aggregate: boo
     return StreamingResponse(body, media_type=media, headers=headers)
 
 
+EXPORTS = {200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {}},
+                  "description": "JSON, or the export in the format asked for"}}
+
+
 @router.get("/games", summary="Rows matching the filters: sorted, paginated, with facets; or exported",
-            openapi_extra={"parameters": ROWS_PARAMS})
+            openapi_extra={"parameters": ROWS_PARAMS}, responses=EXPORTS)
 def games(request: Request, engine: Annotated[Engine, Depends(get_engine)],
           settings: Annotated[Settings, Depends(get_settings)]):
     return _export(request, engine, settings, False) or run.rows(engine, _items(request), request.url.path)
 
 
 @router.get("/games/aggregate", summary="Group and summarise the matching rows",
-            openapi_extra={"parameters": AGGREGATE_PARAMS})
+            openapi_extra={"parameters": AGGREGATE_PARAMS}, responses=EXPORTS)
 def aggregate(request: Request, engine: Annotated[Engine, Depends(get_engine)],
               settings: Annotated[Settings, Depends(get_settings)]):
     return _export(request, engine, settings, True) or run.aggregate(engine, _items(request), request.url.path)

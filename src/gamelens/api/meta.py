@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.responses import PlainTextResponse
 
 from ..engine import Engine
 from ..errors import GameLensError
@@ -18,7 +19,8 @@ def healthz():
     return {"status": "ok"}
 
 
-@router.get("/metrics", summary="Prometheus metrics (needs a key)", dependencies=[Depends(principal)])
+@router.get("/metrics", summary="Prometheus metrics (needs a key)", dependencies=[Depends(principal)],
+            response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
 def metrics():
     return Response(metrics_text(), media_type="text/plain; version=0.0.4")
 

@@ -2,17 +2,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ..engine import Engine
-from ..ingest import download, versions
+from ..ingest import versions
 from ..ingest.jobs import Uploads
 from ..keys import Principal
 from .auth import admin, principal
 from .deps import get_engine, get_uploads
 
+UploadId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1])]
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
 
@@ -41,8 +42,7 @@ def create_upload(
         return rec
     rec = uploads.wait(rec["id"])
     if rec["state"] == "failed":
-        code = rec["error"]["code"]
-        status = 502 if code in download.UPSTREAM else 413 if code == "too_large" else 422
+        status = 413 if rec["error"]["code"] == "too_large" else 422
         return JSONResponse({"error": rec["error"], "upload": rec}, status, headers={"Location": location})
     return JSONResponse(rec, 200, headers={"Location": location})
 
@@ -53,12 +53,12 @@ def list_uploads(uploads: Annotated[Uploads, Depends(get_uploads)]):
 
 
 @router.get("/{upload_id}", summary="One upload: state, progress, result")
-def get_upload(upload_id: int, uploads: Annotated[Uploads, Depends(get_uploads)]):
+def get_upload(upload_id: UploadId, uploads: Annotated[Uploads, Depends(get_uploads)]):
     return uploads.get(upload_id)
 
 
 @router.post("/{upload_id}/activate", summary="Make a kept older version the active dataset")
-def activate(upload_id: int, uploads: Annotated[Uploads, Depends(get_uploads)],
+def activate(upload_id: UploadId, uploads: Annotated[Uploads, Depends(get_uploads)],
              engine: Annotated[Engine, Depends(get_engine)], _: Annotated[Principal, Depends(admin)]):
     uploads.get(upload_id)  # 404 for an unknown id
     versions.activate(engine, upload_id)

@@ -26,13 +26,12 @@ MAX_REDIRECTS = 5
 FILE_CHUNK = 1 << 20
 # Cloud metadata services that are not already private/link-local ranges.
 _METADATA = {ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")}
-# Failures of the remote host rather than of the file (reported as 502/504, not 422).
-UPSTREAM = {"http_status", "download_failed", "download_timeout", "truncated", "unresolvable_host"}
 
 Progress = Callable[[int, int | None], None]
 
 
 def fail(code: str, message: str, status: int = 422) -> GameLensError:
+    """A link that cannot be loaded is the request's problem, whoever failed: 4xx, never 5xx."""
     return GameLensError(code, message, status, param="url")
 
 
@@ -88,13 +87,13 @@ class Stream:
                 self._feed(chunk)
                 yield chunk
         except httpx.TimeoutException:
-            raise fail("download_timeout", "The host stopped sending data (timeout).", 504) from None
+            raise fail("download_timeout", "The host stopped sending data (timeout).") from None
         except httpx.RemoteProtocolError:
-            raise fail("truncated", "The host closed the connection before sending the whole file.", 502) from None
+            raise fail("truncated", "The host closed the connection before sending the whole file.") from None
         except httpx.HTTPError as exc:
-            raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}", 502) from None
+            raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
         if self.expected is not None and self.size != self.expected:
-            raise fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.", 502)
+            raise fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.")
         if self.size == 0:
             raise fail("empty_file", "The link returned an empty file.")
 
@@ -107,7 +106,7 @@ class Stream:
             raise fail("too_large", f"The file is larger than the limit of {self.cap} bytes "
                        "(GAMELENS_MAX_UPLOAD_MB).", 413)
         if time.monotonic() > self.deadline:
-            raise fail("download_timeout", "The download took longer than GAMELENS_DOWNLOAD_TIMEOUT_S.", 504)
+            raise fail("download_timeout", "The download took longer than GAMELENS_DOWNLOAD_TIMEOUT_S.")
         self._digest.update(chunk)
         if self._progress:
             self._progress(self.size, self.expected)
@@ -130,14 +129,14 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None) -> 
                     return
             raise fail("too_many_redirects", f"The link redirected more than {MAX_REDIRECTS} times.")
     except httpx.TimeoutException:
-        raise fail("download_timeout", "The host did not answer in time.", 504) from None
+        raise fail("download_timeout", "The host did not answer in time.") from None
     except httpx.HTTPError as exc:
-        raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}", 502) from None
+        raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
 
 
 def _response_stream(resp: httpx.Response, url: str, settings: Settings, progress) -> Stream:
     if resp.status_code != 200:
-        raise fail("http_status", f"The link answered HTTP {resp.status_code}, not 200.", 502)
+        raise fail("http_status", f"The link answered HTTP {resp.status_code}, not 200.")
     length = resp.headers.get("content-length", "")
     # With a Content-Encoding the length counts compressed bytes; the cap counts what we store.
     expected = int(length) if length.isdigit() and "content-encoding" not in resp.headers else None

@@ -162,6 +162,9 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
     except GameLensError as exc:
         if exc.code == "engine_error" and getattr(exc, "engine_code", None) in (27, 117, 26, 6, 72, 38):
             raise _parse_failure(exc) from exc
+        if exc.code == "query_too_large":
+            raise fail("load_out_of_memory", "Loading the file needed more memory than allowed "
+                       "(GAMELENS_LOAD_MAX_MEMORY_MB, or the machine's memory).") from exc
         raise
     _check(engine, table, result, max_rejected)
     return result
