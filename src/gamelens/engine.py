@@ -256,7 +256,7 @@ class Engine:
                     self._created -= 1
                     raise
         try:
-            return self._pool.get(timeout=self.settings.query_timeout_s)
+            return self._pool.get(timeout=self.settings.queue_timeout_s)
         except queue.Empty:
             raise GameLensError("busy", "The database is busy; try again shortly.", 503) from None
 

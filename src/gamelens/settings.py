@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     query_max_memory_mb: int = Field(2048, description="Memory limit of one read query.")
     query_max_rows: int = Field(1_000_000, description="Most rows a read query may return or group.")
     query_pool_size: int = Field(4, ge=1, description="Read queries run in parallel on this many connections.")
+    queue_timeout_s: float = Field(30, gt=0, description="How long a request may wait for a free connection "
+                                   "before it gets 503 busy.")
     export_max_rows: int = Field(1_000_000, ge=1, description="Most rows one export streams.")
 
     auth: Literal["on", "off"] = Field("on", description="`off` disables API keys (local experiments only).")
