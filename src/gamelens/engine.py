@@ -60,8 +60,6 @@ def _ch_params(params: dict[str, Any] | None) -> dict[str, str]:
 
 
 class ChdbTransport:
-    local_files = True
-
     def __init__(self, path: str):
         import chdb  # imported here: only this module may touch the driver
 
@@ -98,9 +96,8 @@ class ConnectTransport:
     def __init__(self, url: str, database: str):
         import clickhouse_connect
 
-        self.local_files = url.startswith("chdb:")
         # Over HTTP, no session: concurrent statements must not queue behind a session lock.
-        extra = {} if self.local_files else {"autogenerate_session_id": False}
+        extra = {} if url.startswith("chdb:") else {"autogenerate_session_id": False}
         self._client = clickhouse_connect.get_client(dsn=url, **extra)
 
     def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
@@ -152,7 +149,6 @@ def _write_all(fd: int, chunks: Iterable[bytes]) -> None:
 @dataclass
 class Result:
     columns: list[str]
-    types: list[str]
     rows: list[list[Any]]
     stats: dict = field(default_factory=dict)
 
@@ -209,7 +205,6 @@ class Engine:
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._created = 0
         self._lock = threading.Lock()
-        self._closed = False
         # Limits a request cannot lift: appended by the engine to every read statement.
         self.read_settings = {
             "max_execution_time": max(1, int(settings.query_timeout_s)),
@@ -221,6 +216,10 @@ class Engine:
         }
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the engine's files, and load pipes
         self.pipes = Path(settings.data_dir) / "incoming"
+        # The engine runs in this process (chDB, directly or through clickhouse-connect's chdb://),
+        # so it can read a local named pipe; a server cannot.
+        url = settings.clickhouse_url
+        self.in_process = url is None or url.startswith("chdb:")
 
     # connections
 
@@ -232,11 +231,18 @@ class Engine:
 
     @contextmanager
     def connection(self):
-        """A pooled connection; one that raised is closed and replaced (see module doc)."""
+        """A pooled connection. One that raised is closed and replaced (see module doc); the
+        driver's exceptions leave as GameLensError, so no caller sees chdb or clickhouse_connect."""
         conn = self._take()
         try:
             yield conn
-        except BaseException:
+        except GameLensError:
+            self._discard(conn)
+            raise
+        except Exception as exc:
+            self._discard(conn)
+            raise engine_error(exc) from exc
+        except BaseException:  # e.g. a closed export stream: the connection may hold a half-read result
             self._discard(conn)
             raise
         else:
@@ -252,9 +258,11 @@ class Engine:
                 self._created += 1
                 try:
                     return self._open()
-                except Exception:
+                except Exception as exc:
                     self._created -= 1
-                    raise
+                    if isinstance(exc, GameLensError):
+                        raise
+                    raise engine_error(exc) from exc  # e.g. the server is unreachable
         try:
             return self._pool.get(timeout=self.settings.queue_timeout_s)
         except queue.Empty:
@@ -279,29 +287,18 @@ class Engine:
 
     def execute(self, sql: str, params: dict[str, Any] | None = None, settings: dict | None = None) -> None:
         """Run a statement on the write path (DDL, INSERT, bookkeeping)."""
-        try:
-            with self.connection() as conn:
-                conn.command(sql + settings_clause(settings or {}), params)
-        except GameLensError:
-            raise
-        except Exception as exc:
-            raise engine_error(exc) from exc
+        with self.connection() as conn:
+            conn.command(sql + settings_clause(settings or {}), params)
 
     def select(self, sql: str, params: dict[str, Any] | None = None, *, readonly: bool = True,
                settings: dict | None = None) -> Result:
         # Caller settings first: the read-only limits come last and win.
         settings = {**_JSON_SETTINGS, **(settings or {}), **(self.read_settings if readonly else {})}
-        try:
-            with self.connection() as conn:
-                raw = conn.run(sql + settings_clause(settings), params, "JSONCompact")
-        except GameLensError:
-            raise
-        except Exception as exc:
-            raise engine_error(exc) from exc
+        with self.connection() as conn:
+            raw = conn.run(sql + settings_clause(settings), params, "JSONCompact")
         doc = json.loads(raw) if raw.strip() else {"meta": [], "data": []}
         return Result(
             [m["name"] for m in doc["meta"]],
-            [m["type"] for m in doc["meta"]],
             doc["data"],
             {"elapsed_ms": round(doc.get("statistics", {}).get("elapsed", 0) * 1000, 3),
              "rows_before_limit": doc.get("rows_before_limit_at_least")},
@@ -311,13 +308,8 @@ class Engine:
         """Yield the result in `fmt`, block by block, on the read-only path (`settings` may only
         raise the result-row limit, for exports whose cap is set by the server)."""
         settings = {**_JSON_SETTINGS, **self.read_settings, **(settings or {})}
-        try:
-            with self.connection() as conn:
-                yield from conn.stream(sql + settings_clause(settings), params, fmt)
-        except GameLensError:
-            raise
-        except Exception as exc:
-            raise engine_error(exc) from exc
+        with self.connection() as conn:
+            yield from conn.stream(sql + settings_clause(settings), params, fmt)
 
     def load_csv(self, table: str, columns: list[str], exprs: list[str], headers: list[str],
                  chunks: Iterable[bytes], settings: dict) -> None:
@@ -330,9 +322,7 @@ class Engine:
         structure = ", ".join(f"{ident(h)} String" for h in headers)
         target = f"{ident(self.db)}.{ident(table)} ({', '.join(ident(c) for c in columns)})"
         select = ", ".join(exprs)
-        with self.connection() as conn:
-            local = conn.local_files
-        if local and self.settings.load_via != "insert":
+        if self.in_process and self.settings.load_via != "insert":
             sql = (f"INSERT INTO {target} SELECT {select} "
                    "FROM file({path:String}, 'CSVWithNames', {structure:String})")
             self._through_pipe(table, chunks, lambda path: self.execute(
@@ -345,10 +335,6 @@ class Engine:
                 conn.insert_stream(f"{self.db}.{table}_csv", headers, iter(chunks), "CSVWithNames", settings)
             self.execute(f"INSERT INTO {target} SELECT {select} FROM {ident(self.db)}.{raw}",
                          None, {"max_threads": 1})
-        except GameLensError:
-            raise
-        except Exception as exc:
-            raise engine_error(exc) from exc
         finally:
             self.execute(f"DROP TABLE IF EXISTS {ident(self.db)}.{raw}")
 
