@@ -7,7 +7,7 @@ and how the API filters it (`filter`). Table DDL, the ingest SELECT, API paramet
 docs are all derived from COLUMNS: adding a column is one line there.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,6 @@ class Column:
     nullable: bool = False  # an empty CSV field is NULL (otherwise it must parse)
     doc: str = ""
     example: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def ch_type(self) -> str:

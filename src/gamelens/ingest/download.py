@@ -69,9 +69,9 @@ class Stream:
     """The bytes of one source, checked as they pass: HTML sniffing, the size cap, the deadline,
     the announced length; sha256 and size are known once it has been read to the end."""
 
-    def __init__(self, chunks: Iterable[bytes], settings: Settings, source: str, *, expected: int | None = None,
+    def __init__(self, chunks: Iterable[bytes], settings: Settings, *, expected: int | None = None,
                  content_type: str = "", progress: Progress | None = None):
-        self._chunks, self.source, self.expected = chunks, source, expected
+        self._chunks, self.expected = chunks, expected
         self.content_type, self._progress = content_type, progress
         self.cap = settings.max_upload_mb * 1024 * 1024
         self.deadline = time.monotonic() + settings.download_timeout_s
@@ -125,7 +125,7 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None) -> 
                     if resp.is_redirect:
                         url = urljoin(url, resp.headers.get("location", ""))
                         continue
-                    yield _response_stream(resp, url, settings, progress)
+                    yield _response_stream(resp, settings, progress)
                     return
             raise fail("too_many_redirects", f"The link redirected more than {MAX_REDIRECTS} times.")
     except httpx.TimeoutException:
@@ -134,7 +134,7 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None) -> 
         raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
 
 
-def _response_stream(resp: httpx.Response, url: str, settings: Settings, progress) -> Stream:
+def _response_stream(resp: httpx.Response, settings: Settings, progress) -> Stream:
     if resp.status_code != 200:
         raise fail("http_status", f"The link answered HTTP {resp.status_code}, not 200.")
     length = resp.headers.get("content-length", "")
@@ -144,7 +144,7 @@ def _response_stream(resp: httpx.Response, url: str, settings: Settings, progres
     if expected is not None and expected > cap:
         raise fail("too_large", f"The file is {expected} bytes; the limit is {cap} bytes "
                    "(GAMELENS_MAX_UPLOAD_MB).", 413)
-    return Stream(resp.iter_bytes(), settings, url, expected=expected,
+    return Stream(resp.iter_bytes(), settings, expected=expected,
                   content_type=resp.headers.get("content-type", ""), progress=progress)
 
 
@@ -157,4 +157,4 @@ def open_file(path: str, settings: Settings, progress: Progress | None = None) -
         raise fail("unreadable_file", f"The file cannot be read: {exc.strerror}", 400) from None
     with f:
         size = os.fstat(f.fileno()).st_size
-        yield Stream(iter(lambda: f.read(FILE_CHUNK), b""), settings, path, expected=size, progress=progress)
+        yield Stream(iter(lambda: f.read(FILE_CHUNK), b""), settings, expected=size, progress=progress)

@@ -56,10 +56,8 @@ class Uploads:
         """Uploads that were running when the process died are `interrupted`; their leftovers go."""
         for rec in self.list():
             if rec["state"] in RUNNING:
-                rec.update(state="interrupted", finished_at=_now(), error={
-                    "code": "interrupted", "message": "The server stopped while this upload was running; "
-                    "the previous dataset was kept. Submit it again."})
-                self._save(rec)
+                self._interrupt(rec, "The server stopped while this upload was running; the previous dataset "
+                                "was kept. Submit it again.")
         shutil.rmtree(self.engine.pipes, ignore_errors=True)  # pipes of loads that were cut off
         versions.reconcile(self.engine, self.settings.keep_versions)
 

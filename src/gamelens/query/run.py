@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,18 +26,25 @@ def table(engine: Engine) -> str:
     return f"{ident(engine.db)}.{ident(versions.ACTIVE)}"
 
 
-def select(engine: Engine, sql: str, params: dict, settings: dict | None = None, spent: list | None = None):
-    """Run a read; `spent` collects the engine's own time of each statement (reported as engine_ms)."""
+@contextmanager
+def needs_dataset():
+    """Before the first upload there is no table to read: the client's 409, not an engine failure."""
     try:
-        res = engine.select(sql, params, settings=settings)
-        if spent is not None:
-            spent.append(res.stats.get("elapsed_ms", 0))
-        return res
+        yield
     except EngineError as exc:
         if exc.engine_code == UNKNOWN_TABLE:
             raise GameLensError("no_dataset", "No dataset has been loaded yet: POST a link to /api/v1/uploads.",
                                 409) from None
         raise
+
+
+def select(engine: Engine, sql: str, params: dict, settings: dict | None = None, spent: list | None = None):
+    """Run a read; `spent` collects the engine's own time of each statement (reported as engine_ms)."""
+    with needs_dataset():
+        res = engine.select(sql, params, settings=settings)
+    if spent is not None:
+        spent.append(res.stats.get("elapsed_ms", 0))
+    return res
 
 
 def _url(path: str, items: list[tuple[str, str]], **changes: Any) -> str:
@@ -124,12 +132,8 @@ def export(engine: Engine, items: list[tuple[str, str]], fmt: str, cap: int, agg
         sql, params = build.rows_sql(req, table(engine), limit=cap)
     engine_fmt, media = ENGINE_FORMATS[fmt]
     chunks = engine.stream(sql, params, engine_fmt, {"max_result_rows": cap + 1})
-    try:
+    with needs_dataset():
         first = next(chunks, b"")  # errors before the first byte still get a proper error response
-    except EngineError as exc:
-        if exc.engine_code == UNKNOWN_TABLE:
-            raise GameLensError("no_dataset", "No dataset has been loaded yet.", 409) from None
-        raise
     headers = {"Content-Disposition": f'attachment; filename="games{"-aggregate" if aggregate_view else ""}.{fmt}"'}
     if total is not None:
         exported = min(total, cap)
