@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${GAMELENS_SHARED:-$(cd .. && pwd)/shared}
+[ -x "$SHARED/container/build-base-image.sh" ] || {
+  echo "no $SHARED/container: clone next to shared/ (as CI does) or set GAMELENS_SHARED" >&2; exit 2; }
 VENV=${GAMELENS_VENV:-.venv}
 IMAGE=gamelens:ci
 NAME=gamelens-ci-$$
