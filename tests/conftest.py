@@ -164,10 +164,15 @@ def engine_of(client: TestClient) -> Engine:
     return client.app.state.engine
 
 
+def active_table(client: TestClient) -> str:
+    """The quoted table of the active dataset version."""
+    versions = client.app.state.uploads.versions
+    return versions.table(versions.active(fresh=True))
+
+
 def dataset_rows(client: TestClient) -> list[list]:
     """Every stored row of the active dataset, in file order (for byte-identical comparisons)."""
-    engine = engine_of(client)
-    return engine.select(f"SELECT * EXCEPT (_bad) FROM `{engine.db}`.games ORDER BY _row").rows
+    return engine_of(client).select(f"SELECT * EXCEPT (_bad) FROM {active_table(client)} ORDER BY _row").rows
 
 
 class ServerProcess:

@@ -6,14 +6,14 @@ import pytest
 
 from gamelens import schema
 
-from .conftest import dataset_rows, engine_of, python_row, read_sample, upload
+from .conftest import active_table, dataset_rows, engine_of, python_row, read_sample, upload
 
 
 def stored(client) -> list[dict]:
     engine = engine_of(client)
     names = ", ".join(f"`{n}`" for n in schema.output_names())
     # Prices as text: the comparison is exact, not through floats.
-    res = engine.select(f"SELECT {names}, toString(price) AS price_text FROM `{engine.db}`.games ORDER BY _row")
+    res = engine.select(f"SELECT {names}, toString(price) AS price_text FROM {active_table(client)} ORDER BY _row")
     out = []
     for row in res.dicts():
         row["price"] = Decimal(row.pop("price_text"))
@@ -64,7 +64,7 @@ def test_variants_store_the_same(make_client, files, name, mode):
 def test_row_numbers_follow_the_file(client, files):
     upload(client, files.url("sample.csv"))
     engine = engine_of(client)
-    ids = engine.select(f"SELECT app_id FROM `{engine.db}`.games ORDER BY _row").rows
+    ids = engine.select(f"SELECT app_id FROM {active_table(client)} ORDER BY _row").rows
     assert [i for (i,) in ids] == [int(r["AppID"]) for r in read_sample()]
 
 
@@ -115,4 +115,4 @@ def test_tolerated_bad_rows_are_dropped_and_listed(client, files):
     assert [(r["row"], r["column"], r["value"]) for r in rec["rejected_rows"]] == [
         (2, "price", "abc"), (7, "positive", "-3")]
     engine = engine_of(client)
-    assert engine.select(f"SELECT count() FROM `{engine.db}`.games").scalar() == 98
+    assert engine.select(f"SELECT count() FROM {active_table(client)}").scalar() == 98

@@ -49,7 +49,7 @@ def test_sort_order_matches_python(sample_client, sample_rows):
 
 def test_page_shape_total_and_next(sample_client):
     body = _page(sample_client, name="a", limit=5)
-    assert set(body) == {"rows", "total", "limit", "offset", "next", "next_cursor", "took_ms", "engine_ms"}
+    assert set(body) == {"rows", "total", "limit", "offset", "next", "next_cursor", "version", "took_ms", "engine_ms"}
     assert body["total"] > 5 and len(body["rows"]) == 5
     assert body["next"].startswith("/api/v1/games?") and "offset=5" in body["next"]
     default = _page(sample_client)

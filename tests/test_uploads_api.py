@@ -5,12 +5,12 @@ import sys
 import threading
 import time
 
-from .conftest import dataset_rows, engine_of, sample_table, upload, wait_state, write_csv
+from .conftest import active_table, dataset_rows, engine_of, sample_table, upload, wait_state, write_csv
 
 
 def _count(client) -> int:
     engine = engine_of(client)
-    return engine.select(f"SELECT count() FROM `{engine.db}`.games").scalar()
+    return engine.select(f"SELECT count() FROM {active_table(client)}").scalar()
 
 
 def _first_rows(files, name: str, n: int) -> str:
@@ -129,8 +129,8 @@ def test_killed_mid_download_is_interrupted_after_restart(server_process, files)
         again = http.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")}).json()
         assert again["state"] == "succeeded"
     server.stop()
-    assert sorted(tables_in(server.data_dir)) == [
-        "api_keys", "games", f"games_v{before['uploads'][0]['id']}", "uploads"]
+    kept = sorted(f"games_v{i}" for i in (before["uploads"][0]["id"], again["id"]))
+    assert sorted(tables_in(server.data_dir)) == ["active_version", "api_keys", *kept, "uploads"]
 
 
 def _checksum(http) -> str:

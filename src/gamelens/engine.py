@@ -159,13 +159,31 @@ class Result:
         return self.rows[0][0] if self.rows else None
 
 
-# ClickHouse error codes a client can cause with a legal request, and how they are reported.
+# ClickHouse error codes we branch on (src/Common/ErrorCodes.cpp), kept together here: callers
+# compare against these names, never against message text.
+CANNOT_PARSE_TEXT = 6
+CANNOT_PARSE_QUOTED_STRING = 26
+CANNOT_PARSE_INPUT_ASSERTION_FAILED = 27
+CANNOT_PARSE_DATE = 38
+UNKNOWN_TABLE = 60
+CANNOT_PARSE_NUMBER = 72
+INCORRECT_DATA = 117
+TOO_MANY_ROWS = 158
+TIMEOUT_EXCEEDED = 159
+TOO_SLOW = 160
+MEMORY_LIMIT_EXCEEDED = 241
+TOO_MANY_ROWS_OR_BYTES = 396
+# A CSV that does not fit the declared structure fails its load with one of these.
+CSV_PARSE_ERRORS = frozenset({CANNOT_PARSE_TEXT, CANNOT_PARSE_QUOTED_STRING, CANNOT_PARSE_INPUT_ASSERTION_FAILED,
+                              CANNOT_PARSE_DATE, CANNOT_PARSE_NUMBER, INCORRECT_DATA})
+
+# Limits a client can hit with a legal request, and how they are reported.
 _LIMIT_ERRORS = {
-    159: ("query_timeout", "The query took longer than the server allows; narrow the filters.", 503),
-    241: ("query_too_large", "The query needed more memory than the server allows.", 503),
-    396: ("result_too_large", "The query would return more rows than the server allows.", 400),
-    158: ("result_too_large", "The query would read more rows than the server allows.", 400),
-    160: ("query_timeout", "The query would take longer than the server allows.", 503),
+    TIMEOUT_EXCEEDED: ("query_timeout", "The query took longer than the server allows; narrow the filters.", 503),
+    TOO_SLOW: ("query_timeout", "The query would take longer than the server allows.", 503),
+    MEMORY_LIMIT_EXCEEDED: ("query_too_large", "The query needed more memory than the server allows.", 503),
+    TOO_MANY_ROWS_OR_BYTES: ("result_too_large", "The query would return more rows than the server allows.", 400),
+    TOO_MANY_ROWS: ("result_too_large", "The query would read or group more rows than the server allows.", 400),
 }
 _CODE = re.compile(r"Code: (\d+)\.")
 
@@ -178,6 +196,8 @@ _JSON_SETTINGS = {
 
 
 def engine_error(exc: Exception) -> EngineError | GameLensError:
+    """The driver's exception as our error. The engine's own text goes to the log (with the request
+    id), never to the client: it can name tables, settings and internals."""
     text = str(exc)
     m = _CODE.search(text)
     code = int(m.group(1)) if m else None
@@ -185,7 +205,8 @@ def engine_error(exc: Exception) -> EngineError | GameLensError:
     if code in _LIMIT_ERRORS:
         err_code, message, status = _LIMIT_ERRORS[code]
         return GameLensError(err_code, message, status)
-    return EngineError(text.split("\n", 1)[0][:500], code)
+    log.warning("engine error %s: %s", code, text.split("\n", 1)[0][:2000])
+    return EngineError(text.split("\n", 1)[0][:2000], code)
 
 
 def settings_clause(settings: dict[str, Any]) -> str:
@@ -198,10 +219,22 @@ def settings_clause(settings: dict[str, Any]) -> str:
     return " SETTINGS " + ", ".join(parts) if parts else ""
 
 
+# The upload worker's own connections: the load's INSERT holds one while the worker thread feeds
+# the pipe and saves the upload's progress on the other.
+WORKER_CONNECTIONS = 2
+
+
 class Engine:
-    def __init__(self, settings: Settings):
+    """One pool of connections and the statements that run on them.
+
+    The app makes two: one for requests (GAMELENS_QUERY_POOL_SIZE connections) and one reserved
+    for the upload worker (WORKER_CONNECTIONS), so readers can never make an upload wait or fail busy.
+    """
+
+    def __init__(self, settings: Settings, pool_size: int | None = None):
         self.settings = settings
         self.db = settings.database
+        self.pool_size = pool_size or settings.query_pool_size
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._created = 0
         self._lock = threading.Lock()
@@ -212,6 +245,8 @@ class Engine:
             "max_memory_usage": settings.query_max_memory_mb * 1024 * 1024,
             "max_result_rows": settings.query_max_rows,
             "result_overflow_mode": "throw",
+            "max_rows_to_group_by": settings.query_max_rows,
+            "group_by_overflow_mode": "throw",
             "readonly": 2,  # 2: reads only; settings above stay as set here
         }
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the engine's files, and load pipes
@@ -254,7 +289,7 @@ class Engine:
         except queue.Empty:
             pass
         with self._lock:
-            if self._created < self.settings.query_pool_size + 1:  # +1: the upload worker
+            if self._created < self.pool_size:
                 self._created += 1
                 try:
                     return self._open()
@@ -304,12 +339,20 @@ class Engine:
              "rows_before_limit": doc.get("rows_before_limit_at_least")},
         )
 
-    def stream(self, sql: str, params: dict[str, Any] | None, fmt: str, settings: dict | None = None):
-        """Yield the result in `fmt`, block by block, on the read-only path (`settings` may only
-        raise the result-row limit, for exports whose cap is set by the server)."""
+    def spool(self, sql: str, params: dict[str, Any] | None, fmt: str, out, settings: dict | None = None) -> int:
+        """Write the whole result in `fmt` into the binary file `out`; returns the bytes written.
+
+        Exports are computed to the end before their first byte is sent: a client's reading speed then
+        never holds a connection or a running query (whose time limit would cut the export), and an
+        engine failure is still a proper error response. `settings` may only be the server's own
+        export limits (rows, time)."""
         settings = {**_JSON_SETTINGS, **self.read_settings, **(settings or {})}
+        written = 0
         with self.connection() as conn:
-            yield from conn.stream(sql + settings_clause(settings), params, fmt)
+            for chunk in conn.stream(sql + settings_clause(settings), params, fmt):
+                out.write(chunk)
+                written += len(chunk)
+        return written
 
     def load_csv(self, table: str, columns: list[str], exprs: list[str], headers: list[str],
                  chunks: Iterable[bytes], settings: dict) -> None:

@@ -33,6 +33,19 @@ class GameLensError(Exception):
         return {"error": err}
 
 
+def invalid(param: str, value: Any, message: str, allowed: Any = None, code: str = "invalid_parameter"
+            ) -> GameLensError:
+    """A request parameter the client must change: 400, naming the parameter and what is allowed."""
+    if isinstance(value, str) and len(value) > 200:
+        value = value[:200] + "…"
+    return GameLensError(code, message, 400, param=param, value=value, allowed=allowed)
+
+
+def unloadable(code: str, message: str, status: int = 422, **kw: Any) -> GameLensError:
+    """A link or file that cannot be loaded is the request's problem, whoever failed: 4xx, never 5xx."""
+    return GameLensError(code, message, status, **kw)
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -57,8 +70,10 @@ ERROR_RESPONSES = {status: {"model": ErrorBody, "description": text} for status,
 
 
 class EngineError(GameLensError):
-    """The database refused or failed a statement; `engine_code` is ClickHouse's numeric code."""
+    """The database refused or failed a statement. The client sees a fixed message; the engine's
+    own text stays in `detail` (logged with the request id) and `engine_code` is its numeric code."""
 
-    def __init__(self, message: str, engine_code: int | None = None):
-        super().__init__("engine_error", message, 503)
-        self.engine_code = engine_code
+    def __init__(self, detail: str, engine_code: int | None = None):
+        super().__init__("engine_error", "The database could not run this request; it has been logged "
+                         "under this response's X-Request-ID. Try again shortly.", 503)
+        self.detail, self.engine_code = detail, engine_code

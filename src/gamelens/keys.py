@@ -48,6 +48,9 @@ class KeyStore:
         self._cache: list[tuple[str, Principal]] = []
         self._loaded_at = 0.0
         self._lock = threading.Lock()
+        # Bumped by every change made here: a reload that started before a change (and so may have
+        # read the keys as they were) must not install its stale copy over the change.
+        self._generation = 0
 
     def _t(self) -> str:
         return f"{ident(self.engine.db)}.{ident(TABLE)}"
@@ -65,12 +68,19 @@ class KeyStore:
     def _save(self, rec: dict) -> None:
         self.engine.execute(f"INSERT INTO {self._t()} SELECT {{name:String}}, {{v:UInt64}}, {{doc:String}}",
                             {"name": rec["name"], "v": time.time_ns(), "doc": json.dumps(rec)})
+        with self._lock:
+            self._generation += 1
+            if rec["revoked_at"]:  # effective at once in this process, whatever reload is under way
+                self._cache = [(h, p) for h, p in self._cache if h != rec["hash"]]
         self._reload()
 
     def _reload(self) -> None:
+        with self._lock:
+            generation = self._generation
         active = [(r["hash"], Principal(r["name"], r["role"])) for r in self._records() if not r["revoked_at"]]
         with self._lock:
-            self._cache, self._loaded_at = active, time.monotonic()
+            if generation == self._generation:
+                self._cache, self._loaded_at = active, time.monotonic()
 
     def create(self, name: str, role: str) -> dict:
         if not _NAME.match(name or ""):

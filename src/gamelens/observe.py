@@ -15,6 +15,9 @@ import uuid
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+# Metric labels come from a fixed set: a client must not be able to create new series (any token is
+# a valid HTTP method to the server; unmatched paths are one label, not one series per path).
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}  # uvicorn's ANSI copy
@@ -90,7 +93,8 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(route).observe(elapsed)
             access_log.info("%s %s %s", scope["method"], scope["path"], status, extra={
                 "method": scope["method"], "path": scope["path"], "route": route, "status": status,

@@ -19,6 +19,9 @@ class Kind:
     invalid: str | None = None  # SQL over {r}: true when the text does not fit -> row rejected
     expects: str = "valid UTF-8 text"  # what a valid text looks like, for error messages
     text: bool = False  # stores text: the bytes must be valid UTF-8
+    # SQL over {c} (the column) and {raw} (its raw text column) writing the value back the way the
+    # source file writes it, so that a CSV export uploads again to the same rows.
+    csv: str = "{c}"
 
 
 _SPLIT = "arrayFilter(x -> x != '', arrayMap(x -> trimBoth(x), splitByChar(',', {r})))"
@@ -28,6 +31,15 @@ _PYLIST = (
     "arrayFilter(x -> x != '', arrayMap(g -> if(g[1] != '', g[1], g[2]), "
     "extractAllGroupsVertical({r}, '\\'([^\\']*)\\'|\"([^\"]*)\"'))), " + _SPLIT + ")"
 )
+# CSV injection (OWASP): a text cell that starts with = + - @ tab or CR is exported with a leading '
+# so that spreadsheets show it as text, not run it; an upload drops that one ' again (as spreadsheets
+# do), so exports round-trip. Templates over {e}, an SQL text expression.
+_FORMULA = "[=+\\\\-@\\t\\r]"  # an RE2 class inside an SQL string literal
+NEUTRALISE = "if(match({e}, '^" + _FORMULA + "'), concat('''', {e}), {e})"
+UNESCAPE = "if(match({e}, '^''" + _FORMULA + "'), substring({e}, 2), {e})"
+# ...and back: ['English', "Ogre's"] (an element holding a quote is written in double quotes).
+_PYLIST_CSV = ("concat('[', arrayStringConcat(arrayMap(x -> if(position(x, '''') > 0, concat('\"', x, '\"'), "
+               "concat('''', x, '''')), {c}), ', '), ']')")
 # The CSV writes "Oct 21, 2008", or "May 2020" when only the month is known (stored as its 1st day).
 _DATE_FORMATS = ("%b %e, %Y", "%b %Y", "%M %e, %Y", "%M %Y", "%Y-%m-%d")
 _DATE = "toDate(coalesce(" + ", ".join(f"parseDateTimeOrNull(trimBoth({{r}}), '{f}')" for f in _DATE_FORMATS) + "))"
@@ -42,10 +54,10 @@ KINDS = {
         Kind("bool", "bool", "Bool", "lower({r}) IN ('true', '1')", "lower({r}) NOT IN ('true', 'false', '1', '0')",
              "TRUE or FALSE (any case) or 1/0"),
         # An unparseable date is not an error: NULL, with the text kept in <name>_raw (and a warning).
-        Kind("date", "date", "Nullable(Date)", _DATE, text=True),
+        Kind("date", "date", "Nullable(Date)", _DATE, text=True, csv="{raw}"),
         Kind("string", "string", "String", "{r}", text=True),
-        Kind("list", "list", "Array(LowCardinality(String))", _SPLIT, text=True),
-        Kind("pylist", "list", "Array(LowCardinality(String))", _PYLIST, text=True),
+        Kind("list", "list", "Array(LowCardinality(String))", _SPLIT, text=True, csv="arrayStringConcat({c}, ',')"),
+        Kind("pylist", "list", "Array(LowCardinality(String))", _PYLIST, text=True, csv=_PYLIST_CSV),
     )
 }
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,8 +29,12 @@ class Settings(BaseSettings):
 
     max_upload_mb: int = Field(200, ge=1, description="Largest CSV accepted, counted on bytes received.")
     allow_private_urls: bool = Field(
-        False, description="Allow links to private/loopback addresses (local use and tests only)."
+        False, description="Allow links to addresses that are not globally routable (private, loopback, CGNAT...; "
+        "local use and tests only)."
     )
+    download_proxy: str | None = Field(
+        None, description="Proxy for downloads (http://host:port). Unset = direct; proxy variables of the "
+        "environment (HTTP_PROXY...) are ignored. With a proxy, the proxy resolves and connects.")
     connect_timeout_s: float = Field(10, description="Download: seconds to connect.")
     read_timeout_s: float = Field(30, description="Download: longest silence between bytes.")
     download_timeout_s: float = Field(900, description="Download: whole transfer, seconds.")
@@ -49,6 +53,8 @@ class Settings(BaseSettings):
     queue_timeout_s: float = Field(30, gt=0, description="How long a request may wait for a free connection "
                                    "before it gets 503 busy.")
     export_max_rows: int = Field(1_000_000, ge=1, description="Most rows one export streams.")
+    export_timeout_s: float = Field(300, gt=0, description="Longest the database may take to compute one export "
+                                    "(the client's download time does not count).")
 
     auth: Literal["on", "off"] = Field("on", description="`off` disables API keys (local experiments only).")
     admin_key: SecretStr | None = Field(
@@ -65,6 +71,15 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Logging level.")
     shutdown_grace_s: float = Field(20, ge=0, description="On shutdown, how long a running upload may take to "
                                     "finish before it is marked interrupted.")
+
+
+    @field_validator("admin_key", "clickhouse_url", "download_proxy", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        # compose and shells pass VAR="" for "not set": an empty secret must never become a key.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
 
 @lru_cache

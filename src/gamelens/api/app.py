@@ -17,6 +17,7 @@ from ..errors import ERROR_RESPONSES, GameLensError
 from ..ingest.jobs import Uploads
 from ..keys import KeyStore
 from ..observe import RequestContext
+from ..query.run import Explorer
 from ..settings import Settings, get_settings
 from . import games, keys, meta, ui, uploads
 from .auth import Guard, principal
@@ -75,15 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         guard.bootstrap()
         jobs = Uploads(engine, settings)
         jobs.start()
+        explorer = Explorer(engine, jobs.versions, settings)
         app.state.engine, app.state.uploads, app.state.settings, app.state.guard = engine, jobs, settings, guard
+        app.state.explorer = explorer
         try:
             yield
         finally:
             jobs.stop()
+            explorer.close()
             engine.close()
 
     app = FastAPI(title="GameLens", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES,
-                  description="Store a games CSV from a link; explore it by any field.")
+                  description="Store a games CSV from a link; explore it by any field.",
+                  docs_url=None, redoc_url=None)  # /docs is served by api/ui.py, from local files
     install_error_handlers(app)
     app.include_router(meta.router)  # health checks: no key
     app.include_router(uploads.router)  # readers see uploads; admin routes say so themselves

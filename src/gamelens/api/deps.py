@@ -4,6 +4,8 @@ from fastapi import Request
 
 from ..engine import Engine
 from ..ingest.jobs import Uploads
+from ..ingest.versions import Versions
+from ..query.run import Explorer
 from ..settings import Settings
 
 
@@ -17,3 +19,11 @@ def get_uploads(request: Request) -> Uploads:
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def get_explorer(request: Request) -> Explorer:
+    return request.app.state.explorer
+
+
+def get_versions(request: Request) -> Versions:
+    return request.app.state.uploads.versions

@@ -5,26 +5,25 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import StreamingResponse
 
-from ..engine import Engine
-from ..query import build, run
-from ..settings import Settings
-from .deps import get_engine, get_settings
+from ..query import build
+from ..query.run import Explorer, schema_doc
+from .deps import get_explorer
 from .docs import AGGREGATE_PARAMS, ROWS_PARAMS
 
 router = APIRouter(prefix="/api/v1", tags=["games"])
+Reader = Annotated[Explorer, Depends(get_explorer)]
 
 
 def _items(request: Request) -> list[tuple[str, str]]:
     return list(request.query_params.multi_items())
 
 
-def _export(request: Request, engine: Engine, settings: Settings, aggregate: bool):
+def _export(request: Request, explorer: Explorer, aggregate: bool):
     """The same query as CSV or NDJSON when asked by ?format= or Accept; None for JSON."""
-    items = _items(request)
-    fmt = build.output_format(dict(i for i in items if i[0] == "format"), request.headers.get("accept"))
-    if fmt == "json":
+    items, accept = _items(request), request.headers.get("accept")
+    if build.output_format(dict(i for i in items if i[0] == "format"), accept) == "json":
         return None
-    body, media, headers = run.export(engine, items, fmt, settings.export_max_rows, aggregate)
+    body, media, headers = explorer.export(items, accept, aggregate)
     return StreamingResponse(body, media_type=media, headers=headers)
 
 
@@ -34,27 +33,21 @@ EXPORTS = {200: {"content": {"application/json": {}, "text/csv": {}, "applicatio
 
 @router.get("/games", summary="Rows matching the filters: sorted, paginated, with facets; or exported",
             openapi_extra={"parameters": ROWS_PARAMS}, responses=EXPORTS)
-def games(request: Request, engine: Annotated[Engine, Depends(get_engine)],
-          settings: Annotated[Settings, Depends(get_settings)]):
-    return _export(request, engine, settings, False) or run.rows(engine, _items(request), request.url.path)
+def games(request: Request, explorer: Reader):
+    return _export(request, explorer, False) or explorer.rows(_items(request), request.url.path)
 
 
 @router.get("/games/aggregate", summary="Group and summarise the matching rows",
             openapi_extra={"parameters": AGGREGATE_PARAMS}, responses=EXPORTS)
-def aggregate(request: Request, engine: Annotated[Engine, Depends(get_engine)],
-              settings: Annotated[Settings, Depends(get_settings)]):
-    return _export(request, engine, settings, True) or run.aggregate(engine, _items(request), request.url.path)
+def aggregate(request: Request, explorer: Reader):
+    return _export(request, explorer, True) or explorer.aggregate(_items(request), request.url.path)
 
 
 @router.get("/games/{app_id}", summary="One game by app_id")
-def game(app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])],
-         engine: Annotated[Engine, Depends(get_engine)]):
-    return run.game(engine, app_id)
+def game(app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])], explorer: Reader):
+    return explorer.game(app_id)
 
 
 @router.get("/schema", summary="Columns, their operators and examples; buckets and metrics")
 def schema_route():
-    return run.schema_doc()
-
-
-
+    return schema_doc()

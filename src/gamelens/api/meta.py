@@ -1,5 +1,6 @@
 """Health, readiness."""
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
@@ -11,6 +12,7 @@ from ..observe import metrics_text
 from .auth import principal
 from .deps import get_engine
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["meta"])
 
 
@@ -29,6 +31,7 @@ def metrics():
 def readyz(engine: Annotated[Engine, Depends(get_engine)]):
     try:
         engine.ping()
-    except Exception as exc:
-        raise GameLensError("not_ready", f"The database does not answer: {exc}", 503) from None
+    except Exception:  # whatever the cause, it is logged; the answer says only "not ready"
+        log.warning("readiness check failed", exc_info=True)
+        raise GameLensError("not_ready", "The database does not answer.", 503) from None
     return {"status": "ready"}

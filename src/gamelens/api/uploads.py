@@ -1,19 +1,32 @@
 """Upload routes: submit a link, follow its progress, list history, re-activate a version."""
 
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ..engine import Engine
-from ..ingest import versions
 from ..ingest.jobs import Uploads
 from ..keys import Principal
 from .auth import admin, principal
-from .deps import get_engine, get_uploads
+from .deps import get_uploads
 
 UploadId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1])]
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def shown_to(who: Principal, rec: dict) -> dict:
+    """An upload record as this caller may see it: links can be signed or carry credentials, so
+    reader keys see them without user info, query string or fragment; admins see them whole."""
+    if who.is_admin:
+        return rec
+    parts = urlsplit(rec["url"])
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return {**rec, "url": urlunsplit((parts.scheme, netloc, parts.path, "", ""))}
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
 
@@ -48,18 +61,18 @@ def create_upload(
 
 
 @router.get("", summary="Upload history, newest first")
-def list_uploads(uploads: Annotated[Uploads, Depends(get_uploads)]):
-    return {"uploads": uploads.list()}
+def list_uploads(uploads: Annotated[Uploads, Depends(get_uploads)], who: Caller):
+    return {"uploads": [shown_to(who, rec) for rec in uploads.list()]}
 
 
 @router.get("/{upload_id}", summary="One upload: state, progress, result")
-def get_upload(upload_id: UploadId, uploads: Annotated[Uploads, Depends(get_uploads)]):
-    return uploads.get(upload_id)
+def get_upload(upload_id: UploadId, uploads: Annotated[Uploads, Depends(get_uploads)], who: Caller):
+    return shown_to(who, uploads.get(upload_id))
 
 
 @router.post("/{upload_id}/activate", summary="Make a kept older version the active dataset")
 def activate(upload_id: UploadId, uploads: Annotated[Uploads, Depends(get_uploads)],
-             engine: Annotated[Engine, Depends(get_engine)], _: Annotated[Principal, Depends(admin)]):
+             _: Annotated[Principal, Depends(admin)]):
     uploads.get(upload_id)  # 404 for an unknown id
-    versions.activate(engine, upload_id)
+    uploads.versions.activate(upload_id)
     return uploads.get(upload_id)

@@ -8,6 +8,7 @@ followed here, one hop at a time, so each new host is checked before we connect 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -17,47 +18,109 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
-from ..errors import GameLensError
+from ..errors import unloadable
 from ..settings import Settings
 
 MAX_REDIRECTS = 5
 FILE_CHUNK = 1 << 20
-# Cloud metadata services that are not already private/link-local ranges.
+# Cloud metadata services (both are already outside the global ranges; named here for the reader).
 _METADATA = {ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")}
+# NAT64 (RFC 6052): the last 32 bits are an IPv4 address the gateway connects to.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 Progress = Callable[[int, int | None], None]
+# Every error about a link names the `url` parameter.
+fail = functools.partial(unloadable, param="url")
 
 
-def fail(code: str, message: str, status: int = 422) -> GameLensError:
-    """A link that cannot be loaded is the request's problem, whoever failed: 4xx, never 5xx."""
-    return GameLensError(code, message, status, param="url")
+def _effective(ip: ipaddress.IPv4Address | ipaddress.IPv6Address):
+    """The IPv4 address an IPv6 address really reaches, when it embeds one (mapped, 6to4, Teredo, NAT64)."""
+    if ip.version == 4:
+        return ip
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Only globally routable unicast addresses: not private, loopback, link-local, CGNAT (100.64/10),
+    benchmarking, documentation, reserved, multicast or a metadata service."""
+    ip = _effective(ip)
+    return ip.is_global and not ip.is_multicast and ip not in _METADATA
+
+
+def resolve(host: str, port: int, allow_private: bool) -> list[str]:
+    """The addresses of `host`, resolved once; refused unless every one is public."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise fail("unresolvable_host", f"The host {host!r} could not be resolved.", 400) from None
+    addresses = list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
+    if not allow_private:
+        for address in addresses:
+            if not is_public(ipaddress.ip_address(address)):
+                raise fail("private_address",
+                           f"The host {host!r} resolves to an address that is not public ({address}); only "
+                           "public hosts can be loaded (set GAMELENS_ALLOW_PRIVATE_URLS=true for local use).", 400)
+    return addresses
 
 
 def check_url(url: str, allow_private: bool) -> None:
-    """Refuse non-http(s) links and hosts that resolve to internal addresses."""
+    """Refuse non-http(s) links and hosts that do not resolve to public addresses (a first check at
+    submit time; the connection itself is made to an address checked again, see _GuardedBackend)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise fail("bad_scheme", f"Only http and https links can be loaded, not {parts.scheme or 'no'} scheme.",
                    400)
     if not parts.hostname:
         raise fail("bad_url", "The link has no host name.", 400)
-    if allow_private:
-        return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise fail("unresolvable_host", f"The host {parts.hostname!r} could not be resolved.", 400) from None
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%")[0])
-        if getattr(ip, "ipv4_mapped", None):
-            ip = ip.ipv4_mapped
-        if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
-                or ip.is_unspecified or ip in _METADATA):
-            raise fail("private_address",
-                       f"The host {parts.hostname!r} resolves to an internal address ({ip}); only public "
-                       "hosts can be loaded (set GAMELENS_ALLOW_PRIVATE_URLS=true for local use).", 400)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise fail("bad_url", "The link's port is not a number from 0 to 65535.", 400) from None
+    if not allow_private:
+        resolve(parts.hostname, port, allow_private)
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Connects only to the addresses it has just resolved and checked: no second DNS lookup between
+    the check and the connection (DNS rebinding), at every redirect hop. TLS still verifies the
+    certificate against the host name (httpcore passes the URL's host as server_hostname)."""
+
+    def __init__(self, allow_private: bool):
+        self.allow_private = allow_private
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        addresses = resolve(host, port, self.allow_private)
+        for address in addresses[:-1]:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                continue  # the host has other addresses: try the next
+        return super().connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
+
+
+def _client(settings: Settings) -> httpx.Client:
+    """Downloads ignore the environment's proxy variables and .netrc (trust_env=False). Without a
+    proxy, connections go through _GuardedBackend; with GAMELENS_DOWNLOAD_PROXY the proxy connects,
+    so only the submit-time check of the host applies."""
+    timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
+    transport = httpx.HTTPTransport(proxy=settings.download_proxy)
+    if not settings.download_proxy:
+        # httpx has no public hook for the network backend: its pool is rebuilt with ours (pinned
+        # httpx; tests/test_link_guard.py fails if this stops taking effect).
+        transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
+                                                  network_backend=_GuardedBackend(settings.allow_private_urls))
+    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport)
 
 
 def _looks_like_html(first: bytes, content_type: str) -> bool:
@@ -115,10 +178,9 @@ class Stream:
 @contextmanager
 def open_url(url: str, settings: Settings, progress: Progress | None = None) -> Iterator[Stream]:
     """Follow redirects (each hop checked) to a 200 answer and stream its body."""
-    timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     headers = {"Accept": "text/csv, text/plain;q=0.9, */*;q=0.5", "User-Agent": "GameLens/0.1"}
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        with _client(settings) as client:
             for _hop in range(MAX_REDIRECTS + 1):
                 check_url(url, settings.allow_private_urls)
                 with client.stream("GET", url, headers=headers) as resp:

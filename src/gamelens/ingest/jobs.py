@@ -15,11 +15,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ..engine import Engine, ident
+from ..engine import WORKER_CONNECTIONS, Engine, ident
 from ..errors import GameLensError
 from ..observe import UPLOAD_ROWS, UPLOAD_SECONDS, UPLOADS
 from ..settings import Settings
-from . import download, load, versions
+from . import download, load
+from .versions import Versions
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,13 @@ def _now() -> str:
 
 
 class Uploads:
+    """`engine` serves the request side (submit, list, get); the worker runs on connections of its own."""
+
     def __init__(self, engine: Engine, settings: Settings):
         self.engine, self.settings = engine, settings
+        self.worker = Engine(settings, pool_size=WORKER_CONNECTIONS)
+        self.versions = Versions(engine, self.worker)
+        self.before_switch = None  # set by the app: warms the response cache of a new version
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._live: dict[int, dict] = {}
         self._done: dict[int, threading.Event] = {}
@@ -48,18 +54,28 @@ class Uploads:
         self.engine.execute(
             f"CREATE TABLE IF NOT EXISTS {self._t()} (id UInt64, version UInt64, doc String) "
             "ENGINE = ReplacingMergeTree(version) ORDER BY id")
+        self.versions.start()
         self.recover()
         self._worker = threading.Thread(target=self._run, name="gamelens-uploads", daemon=True)
         self._worker.start()
 
     def recover(self) -> None:
-        """Uploads that were running when the process died are `interrupted`; their leftovers go."""
-        for rec in self.list():
-            if rec["state"] in RUNNING:
+        """Uploads that were running when the process died are `interrupted` (or `succeeded`, when
+        the switch to their data had happened); their leftovers go."""
+        active = self.versions.active(fresh=True)
+        records = self._records()
+        for rec in records:
+            if rec["state"] in RUNNING and rec["id"] == active:
+                rows = self.worker.select(f"SELECT count() FROM {self.versions.table(active)}", readonly=False).scalar()
+                self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=rows,
+                          warnings=[*rec["warnings"], "The server stopped just after this upload was switched in; "
+                                    "its record was completed at the next start."])
+            elif rec["state"] in RUNNING:
                 self._interrupt(rec, "The server stopped while this upload was running; the previous dataset "
                                 "was kept. Submit it again.")
         shutil.rmtree(self.engine.pipes, ignore_errors=True)  # pipes of loads that were cut off
-        versions.reconcile(self.engine, self.settings.keep_versions)
+        acknowledged = {rec["id"] for rec in records if rec["state"] == "succeeded"}
+        self.versions.reconcile(self.settings.keep_versions, acknowledged)
 
     def stop(self) -> None:
         """Graceful shutdown: queued uploads do not start; the running one gets GAMELENS_SHUTDOWN_GRACE_S
@@ -74,6 +90,7 @@ class Uploads:
             self._interrupt(rec, "The server shut down during this upload; the previous dataset was kept. "
                             "Submit it again.")
             log.warning("upload %s marked interrupted at shutdown", rec["id"])
+        self.worker.close()
 
     def _interrupt(self, rec: dict, message: str) -> None:
         self._set(rec, state="interrupted", finished_at=_now(), error={"code": "interrupted", "message": message})
@@ -84,25 +101,30 @@ class Uploads:
     def _t(self) -> str:
         return f"{ident(self.engine.db)}.{ident(TABLE)}"
 
-    def _save(self, rec: dict) -> None:
-        self.engine.execute(f"INSERT INTO {self._t()} SELECT {{id:UInt64}}, {{v:UInt64}}, {{doc:String}}",
-                            {"id": rec["id"], "v": time.time_ns(), "doc": json.dumps(rec)})
+    def _save(self, rec: dict, engine: Engine | None = None) -> None:
+        """Write the record (the worker's own connections unless a request thread passes its engine)."""
+        (engine or self.worker).execute(
+            f"INSERT INTO {self._t()} SELECT {{id:UInt64}}, {{v:UInt64}}, {{doc:String}}",
+            {"id": rec["id"], "v": time.time_ns(), "doc": json.dumps(rec)})
+
+    def _records(self) -> list[dict]:
+        rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL ORDER BY id DESC", readonly=False).rows
+        return [json.loads(doc) for (doc,) in rows]
 
     def list(self) -> list[dict]:
-        rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL ORDER BY id DESC", readonly=False).rows
-        stored = versions.stored_ids(self.engine)
-        return [self._present(json.loads(doc), stored) for (doc,) in rows]
+        stored = self.versions.stored_ids()
+        return [self._present(rec, stored) for rec in self._records()]
 
     def get(self, upload_id: int) -> dict:
         with self._lock:
             live = self._live.get(upload_id)
             if live:
-                return self._present(dict(live), versions.stored_ids(self.engine))
+                return self._present(dict(live), self.versions.stored_ids())
         rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL WHERE id = {{id:UInt64}}",
                                   {"id": upload_id}, readonly=False).rows
         if not rows:
             raise GameLensError("not_found", f"There is no upload {upload_id}.", 404, param="id", value=upload_id)
-        return self._present(json.loads(rows[0][0]), versions.stored_ids(self.engine))
+        return self._present(json.loads(rows[0][0]), self.versions.stored_ids())
 
     @staticmethod
     def _present(rec: dict, stored: list[int]) -> dict:
@@ -126,7 +148,7 @@ class Uploads:
                 "rows_loaded": 0, "rows_rejected": 0, "rejected_rows": [], "warnings": [], "error": None,
                 "timings_ms": {}, "max_rejected_rows": self._tolerance(max_rejected_rows), "local_file": local_file,
             }
-            self._save(rec)
+            self._save(rec, self.engine)
             self._live[rec["id"]] = rec
             self._done[rec["id"]] = threading.Event()
         self._queue.put(rec["id"])
@@ -166,32 +188,54 @@ class Uploads:
         self._set(rec, state="downloading", started_at=_now())
         opener = download.open_file if rec.get("local_file") else download.open_url
         t0 = time.monotonic()
+        result = None
         try:
             with opener(rec["url"], self.settings, self._progress(rec)) as stream:
-                result = load.load(self.engine, rec["id"], self._then_loading(rec, stream), rec["max_rejected_rows"],
+                result = load.load(self.worker, rec["id"], self._then_loading(rec, stream), rec["max_rejected_rows"],
                                    self.settings.load_max_memory_mb)
+            self._set(rec, False, sha256=stream.sha256)
             t1 = time.monotonic()
-            if rec["state"] == "interrupted":  # shutdown gave up on it while it loaded: never swap it in
-                versions.drop_stage(self.engine, rec["id"])
+            if rec["state"] == "interrupted":  # shutdown gave up on it while it loaded: never switch to it
+                self.versions.discard(rec["id"])
                 return
-            versions.swap_in(self.engine, rec["id"], self.settings.keep_versions)
-            t2 = time.monotonic()
-            timings = {**rec["timings_ms"], "load": round((t1 - t0) * 1000), "swap": round((t2 - t1) * 1000)}
-            self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=result.rows, sha256=stream.sha256,
-                      rows_rejected=result.rejected, rejected_rows=result.rejected_rows,
-                      warnings=result.warnings, timings_ms=timings, stored_bytes=result.stored_bytes)
-            UPLOAD_ROWS.inc(result.rows)
+            result.warnings += self.versions.publish(rec["id"], self.settings.keep_versions, self.before_switch)
+            timings = {**rec["timings_ms"], "load": round((t1 - t0) * 1000),
+                       "swap": round((time.monotonic() - t1) * 1000)}
+            self._succeeded(rec, result, timings)
         except Exception as exc:
-            err = exc if isinstance(exc, GameLensError) else GameLensError(
-                "internal", f"The upload failed unexpectedly: {type(exc).__name__}", 500)
-            if not isinstance(exc, GameLensError):
-                log.exception("upload %s failed", rec["id"])
-            versions.drop_stage(self.engine, rec["id"])
-            self._set(rec, state="failed", finished_at=_now(), error=err.body()["error"],
-                      rejected_rows=(err.value if err.code == "bad_rows" else rec["rejected_rows"]))
+            self._after_error(rec, exc, result)
         finally:
             UPLOADS.labels(rec["state"]).inc()
             UPLOAD_SECONDS.observe(time.monotonic() - t0)
+
+    def _succeeded(self, rec: dict, result: load.LoadResult, timings: dict) -> None:
+        self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=result.rows, rows_rejected=result.rejected,
+                  rejected_rows=result.rejected_rows, warnings=result.warnings, timings_ms=timings,
+                  stored_bytes=result.stored_bytes, error=None)
+        UPLOAD_ROWS.inc(result.rows)
+
+    def _after_error(self, rec: dict, exc: Exception, result: load.LoadResult | None) -> None:
+        """Tell the truth: if the switch to this upload's data happened (the pointer says so), it
+        succeeded, with a warning; otherwise it failed and what it built goes. When the pointer cannot
+        be read, nothing is dropped (the next start reconciles)."""
+        err = exc if isinstance(exc, GameLensError) else GameLensError(
+            "internal", f"The upload failed unexpectedly: {type(exc).__name__}", 500)
+        if not isinstance(exc, GameLensError):
+            log.exception("upload %s failed", rec["id"])
+        try:
+            switched = self.versions.active(fresh=True) == rec["id"]
+            if not switched:
+                self.versions.discard(rec["id"])
+        except GameLensError:
+            log.warning("upload %s: cannot tell whether it was switched in; the next start reconciles", rec["id"])
+            switched = False
+        if switched and result is not None:
+            result.warnings.append(f"A step after the switch failed ({err.code}: {err.message}); the new data is "
+                                   "served and the rest is repaired at the next upload or restart.")
+            self._succeeded(rec, result, rec["timings_ms"])
+            return
+        self._set(rec, state="failed", finished_at=_now(), error=err.body()["error"],
+                  rejected_rows=(err.value if err.code == "bad_rows" else rec["rejected_rows"]))
 
     def _progress(self, rec: dict):
         return lambda n, total: self._set(rec, False, bytes_received=n, bytes_expected=total)

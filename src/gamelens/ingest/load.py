@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .. import schema
-from ..engine import Engine, ident
-from ..errors import GameLensError
+from ..engine import CSV_PARSE_ERRORS, Engine, ident
+from ..errors import EngineError, GameLensError, unloadable
 from . import versions
 
 MAX_REPORTED = 10
@@ -46,10 +46,6 @@ class LoadResult:
     stored_bytes: int = 0  # compressed size on disk
 
 
-def fail(code: str, message: str, **kw) -> GameLensError:
-    return GameLensError(code, message, 422, **kw)
-
-
 MAX_HEADER = 1 << 20
 
 
@@ -67,23 +63,30 @@ def read_header(chunks: Iterator[bytes]) -> tuple[list[str], bytes]:
     try:
         header = next(csv.reader([line.decode("utf-8-sig").rstrip("\r")]), None)
     except UnicodeDecodeError:
-        raise fail("not_utf8", "The header line is not UTF-8 text; save the file as CSV UTF-8.") from None
+        raise unloadable("not_utf8", "The header line is not UTF-8 text; save the file as CSV UTF-8.") from None
     except csv.Error as exc:
-        raise fail("bad_header", f"The header line is not valid CSV: {exc}") from None
+        raise unloadable("bad_header", f"The header line is not valid CSV: {exc}") from None
     if not header or not any(h.strip() for h in header):
-        raise fail("empty_file", "The file is empty: it has no header line.")
+        raise unloadable("empty_file", "The file is empty: it has no header line.")
     return header, prefix
 
 
-def check_header(header: list[str]) -> list[str]:
-    """Fail naming the missing columns; return warnings for ignored extra ones."""
-    expected = [c.header for c in schema.COLUMNS]
-    missing = [h for h in expected if h not in header]
+def check_header(header: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Map each column to its field in the file, by its CSV header or its API name (a GameLens CSV
+    export uses API names); fail naming the missing columns; warn about ignored unknown ones."""
+    present = set(header)
+    fields, missing = {}, []
+    for c in schema.COLUMNS:
+        found = next((h for h in (c.header, c.name) if h in present), None)
+        if found is None:
+            missing.append(c.header)
+        fields[c.name] = found
     if missing:
-        raise fail("missing_columns", f"The header lacks required column(s): {', '.join(missing)}.",
-                   param="header", value=header, allowed=expected)
-    extra = [h for h in header if h.strip() and h not in expected]
-    return [f"Ignored unknown column(s): {', '.join(extra)}"] if extra else []
+        raise unloadable("missing_columns", f"The header lacks required column(s): {', '.join(missing)}.",
+                         param="header", value=header, allowed=[c.header for c in schema.COLUMNS])
+    known = set(fields.values()) | set(schema.output_names())  # an export's extra columns are ours
+    extra = [h for h in header if h.strip() and h not in known]
+    return fields, [f"Ignored unknown column(s): {', '.join(extra)}"] if extra else []
 
 
 def stage_ddl(db: str, table: str, upload_id: int) -> str:
@@ -111,16 +114,18 @@ def _invalid_expr(c: schema.Column, r: str) -> str | None:
     return f"({r} != '' AND {expr})" if c.nullable else f"({expr})"
 
 
-def select_exprs() -> tuple[list[str], list[str]]:
-    """Target columns and the SELECT expressions that fill them from the CSV's text fields."""
+def select_exprs(fields: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Target columns and the SELECT expressions that fill them from the CSV's text fields
+    (`fields`: column name -> its field name in the file)."""
     columns, exprs, checks = [], [], []
     for c in schema.COLUMNS:
-        r = ident(c.header)
+        r = ident(fields[c.name])
+        text = schema.UNESCAPE.format(e=r) if c.kind.text else r
         columns.append(c.name)
-        exprs.append(_parse_expr(c, r))
+        exprs.append(_parse_expr(c, text))
         if c.raw_name:
             columns.append(c.raw_name)
-            exprs.append(r)
+            exprs.append(text)
         invalid = _invalid_expr(c, r)
         if invalid:
             checks.append((c.name, invalid, r))
@@ -136,12 +141,13 @@ def select_exprs() -> tuple[list[str], list[str]]:
 _ROW = re.compile(r"\(at row (\d+)\)")
 
 
-def _parse_failure(exc: GameLensError) -> GameLensError:
-    """Turn ClickHouse's CSV parse error into a clear one with the data row number."""
-    m = _ROW.search(exc.message)
-    detail = exc.message.split(": (at row")[0].split("DB::Exception: ")[-1]
+def _parse_failure(exc: EngineError) -> GameLensError:
+    """Turn ClickHouse's CSV parse error into a clear one with the data row number. (Its text is
+    about the client's own file, so, unlike other engine errors, it is shown.)"""
+    m = _ROW.search(exc.detail)
+    detail = exc.detail.split(": (at row")[0].split("DB::Exception: ")[-1]
     where = f" at data row {m.group(1)} (line {int(m.group(1)) + 1} if no field spans lines)" if m else ""
-    return fail("malformed_csv", f"The file is not valid CSV for this schema{where}: {detail}",
+    return unloadable("malformed_csv", f"The file is not valid CSV for this schema{where}: {detail}",
                 value={"row": int(m.group(1))} if m else None)
 
 
@@ -150,20 +156,23 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
     """Stream `source` into the staging table of `upload_id` and check it; the caller swaps it in."""
     chunks = iter(source)
     header, prefix = read_header(chunks)
-    result = LoadResult(warnings=check_header(header))
+    fields, warnings = check_header(header)
+    result = LoadResult(warnings=warnings)
     table = versions.stage_name(upload_id)
     engine.execute(f"DROP TABLE IF EXISTS {ident(engine.db)}.{ident(table)}")
     engine.execute(stage_ddl(engine.db, table, upload_id))
-    columns, exprs = select_exprs()
-    headers = [c.header for c in schema.COLUMNS]
+    columns, exprs = select_exprs(fields)
+    headers = list(fields.values())
     try:
         limits = {"max_memory_usage": max_memory_mb << 20} if max_memory_mb else {}
         engine.load_csv(table, columns, exprs, headers, itertools.chain([prefix], chunks), {**CSV_SETTINGS, **limits})
-    except GameLensError as exc:
-        if exc.code == "engine_error" and getattr(exc, "engine_code", None) in (27, 117, 26, 6, 72, 38):
+    except EngineError as exc:
+        if exc.engine_code in CSV_PARSE_ERRORS:
             raise _parse_failure(exc) from exc
+        raise
+    except GameLensError as exc:
         if exc.code == "query_too_large":
-            raise fail("load_out_of_memory", "Loading the file needed more memory than allowed "
+            raise unloadable("load_out_of_memory", "Loading the file needed more memory than allowed "
                        "(GAMELENS_LOAD_MAX_MEMORY_MB, or the machine's memory).") from exc
         raise
     _check(engine, table, result, max_rejected)
@@ -180,7 +189,7 @@ def _check(engine: Engine, table: str, result: LoadResult, max_rejected: int) ->
         f"{', ' + undated if undated else ''} FROM {t}", readonly=False).rows[0]
     total, bad, distinct = stats[0], stats[1], stats[2]
     if total == 0:
-        raise fail("no_rows", "The file has a header but no data rows.")
+        raise unloadable("no_rows", "The file has a header but no data rows.")
     if bad:
         rows = engine.select(
             f"SELECT {schema.ROW_COL}, {schema.BAD_COL} FROM {t} WHERE notEmpty({schema.BAD_COL}) "
@@ -191,7 +200,7 @@ def _check(engine: Engine, table: str, result: LoadResult, max_rejected: int) ->
         ]
         if bad > max_rejected:
             first = result.rejected_rows[0]
-            raise fail("bad_rows",
+            raise unloadable("bad_rows",
                        f"{bad} row(s) have values that do not fit their column (limit "
                        f"GAMELENS_MAX_REJECTED_ROWS={max_rejected}); first: data row {first['row']}, column "
                        f"{first['column']}, value {first['value']!r}, expected {first['expected']}.",

@@ -1,22 +1,40 @@
-"""Dataset versions: one table per successful upload; the active one is always named `games`.
+"""Dataset versions: one table per successful upload (`games_v<id>`) and a pointer to the active one.
 
-Each table carries its upload id in its COMMENT, so the catalogue itself says which version a
-table holds: EXCHANGE TABLES swaps names atomically (a query sees the old or the new dataset,
-never a mix or nothing), and a crash between two steps is repaired at start-up by `reconcile`.
+Why a pointer rather than a well-known table name swapped by EXCHANGE: one request runs several
+statements (a page, its total and facets; an export's count and rows). Each request resolves the
+active version once (`reading`) and reads every statement from that version's own table, so an
+answer never mixes two datasets, and the response cache has a key that a switch makes stale.
+
+Switching is a single INSERT into `active_version` (the commit). Before it, a failure costs only
+the new upload; after it, nothing can fail the upload or drop a kept version: pruning errors become
+warnings, repaired by `reconcile` at the next start. Every dataset table carries `upload:<id>` in its
+COMMENT, so the catalogue itself says what each table holds.
+
+A version a request is reading is leased: pruning skips it and drops it when the last lease ends.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 import re
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from ..engine import Engine, ident
 from ..errors import GameLensError
 
-ACTIVE = "games"
+log = logging.getLogger(__name__)
+
+POINTER = "active_version"
+LEGACY_ACTIVE = "games"  # before the pointer, the active version was the table named `games`
+# Another GameLens process on the same ClickHouse server may switch versions: the pointer is
+# re-read when the cached value is older than this.
+REFRESH_S = 1.0
 _COMMENT = re.compile(r"^upload:(\d+)$")
-# Swaps, re-activations and pruning change table names: one at a time.
-lock = threading.Lock()
 
 
 def comment_for(upload_id: int) -> str:
@@ -31,79 +49,184 @@ def version_name(upload_id: int) -> str:
     return f"games_v{int(upload_id)}"
 
 
-def _holdings(engine: Engine) -> dict[str, int]:
-    """table name -> upload id it holds, for every dataset table."""
-    out = {}
-    for name, comment in engine.tables().items():
-        m = _COMMENT.match(comment or "")
-        if m:
-            out[name] = int(m.group(1))
-    return out
+def no_dataset() -> GameLensError:
+    return GameLensError("no_dataset", "No dataset has been loaded yet: POST a link to /api/v1/uploads.", 409)
 
 
-def active_id(engine: Engine) -> int | None:
-    return _holdings(engine).get(ACTIVE)
+@dataclass(frozen=True)
+class Snapshot:
+    """The version one request reads: its upload id and its quoted table name."""
+
+    upload_id: int
+    table: str
 
 
-def stored_ids(engine: Engine) -> list[int]:
-    """Upload ids whose data is kept (active first, then newest first)."""
-    held = _holdings(engine)
-    kept = sorted((i for n, i in held.items() if n == version_name(i)), reverse=True)
-    return ([held[ACTIVE]] if ACTIVE in held else []) + kept
+class Versions:
+    def __init__(self, engine: Engine, writer: Engine | None = None):
+        self.engine = engine  # reads of the pointer and the catalogue (request side)
+        self.writer = writer or engine  # renames, switches, drops (the upload worker's connections)
+        self._lock = threading.Lock()  # switches, re-activations and pruning: one at a time
+        self._leases: collections.Counter[int] = collections.Counter()
+        self._doomed: set[int] = set()
+        self._lease_lock = threading.Lock()
+        self._active: int | None = None
+        self._checked = 0.0
 
+    def _q(self, name: str) -> str:
+        return f"{ident(self.engine.db)}.{ident(name)}"
 
-def _q(engine: Engine, name: str) -> str:
-    return f"{ident(engine.db)}.{ident(name)}"
+    def table(self, upload_id: int) -> str:
+        """The quoted table of a stored version."""
+        return self._q(version_name(upload_id))
 
+    def start(self) -> None:
+        self.writer.execute(f"CREATE TABLE IF NOT EXISTS {self._q(POINTER)} (at UInt64, upload_id UInt64) "
+                            "ENGINE = MergeTree ORDER BY at")
 
-def swap_in(engine: Engine, upload_id: int, keep: int) -> None:
-    """Make the staging table of `upload_id` the active dataset."""
-    stage = stage_name(upload_id)
-    with lock:
-        previous = active_id(engine)
-        if previous is None:
-            engine.execute(f"RENAME TABLE {_q(engine, stage)} TO {_q(engine, ACTIVE)}")
-        else:
-            engine.execute(f"EXCHANGE TABLES {_q(engine, ACTIVE)} AND {_q(engine, stage)}")
-            engine.execute(f"RENAME TABLE {_q(engine, stage)} TO {_q(engine, version_name(previous))}")
-        _prune(engine, keep)
+    # --- which version is active --------------------------------------------------------------
 
+    def _read_pointer(self) -> int | None:
+        res = self.engine.select(f"SELECT upload_id FROM {self._q(POINTER)} ORDER BY at DESC LIMIT 1",
+                                 readonly=False)
+        upload_id = res.scalar()
+        self._active, self._checked = upload_id, time.monotonic()
+        return upload_id
 
-def activate(engine: Engine, upload_id: int) -> None:
-    """Make a kept older version active again (the current one becomes a kept version)."""
-    with lock:
-        held = _holdings(engine)
-        if held.get(ACTIVE) == upload_id:
-            return
-        if held.get(version_name(upload_id)) != upload_id:
-            raise GameLensError("version_not_kept", f"Upload {upload_id} has no stored data to re-activate "
-                                "(it failed, or it is older than GAMELENS_KEEP_VERSIONS).", 409,
-                                param="id", value=upload_id, allowed=stored_ids(engine))
-        old = _q(engine, version_name(upload_id))
-        engine.execute(f"EXCHANGE TABLES {_q(engine, ACTIVE)} AND {old}")
-        engine.execute(f"RENAME TABLE {old} TO {_q(engine, version_name(held[ACTIVE]))}")
+    def active(self, fresh: bool = False) -> int | None:
+        """The active upload id (None before the first upload), cached for REFRESH_S."""
+        if fresh or time.monotonic() - self._checked > REFRESH_S:
+            return self._read_pointer()
+        return self._active
 
+    @contextmanager
+    def reading(self) -> Iterator[Snapshot]:
+        """Resolve the active version once for a request and keep its table while the request reads it."""
+        upload_id = self.active()
+        if upload_id is None:
+            raise no_dataset()
+        with self._lease_lock:
+            self._leases[upload_id] += 1
+        try:
+            yield Snapshot(upload_id, self.table(upload_id))
+        finally:
+            with self._lease_lock:
+                self._leases[upload_id] -= 1
+                drop = self._leases[upload_id] == 0 and upload_id in self._doomed
+                if self._leases[upload_id] == 0:
+                    del self._leases[upload_id]
+                if drop:
+                    self._doomed.discard(upload_id)
+            if drop:
+                self._drop_quietly(version_name(upload_id))
 
-def _prune(engine: Engine, keep: int) -> None:
-    for upload_id in stored_ids(engine)[keep:]:
-        engine.execute(f"DROP TABLE IF EXISTS {_q(engine, version_name(upload_id))} SYNC")
+    # --- the catalogue ----------------------------------------------------------------------------
 
+    def _holdings(self) -> dict[str, int]:
+        """table name -> upload id it holds, for every dataset table."""
+        out = {}
+        for name, comment in self.engine.tables().items():
+            m = _COMMENT.match(comment or "")
+            if m:
+                out[name] = int(m.group(1))
+        return out
 
-def drop_stage(engine: Engine, upload_id: int) -> None:
-    engine.execute(f"DROP TABLE IF EXISTS {_q(engine, stage_name(upload_id))} SYNC")
+    def stored_ids(self) -> list[int]:
+        """Upload ids whose data is kept: the active one first, then newest first."""
+        kept = sorted((i for n, i in self._holdings().items() if n == version_name(i)), reverse=True)
+        active = self.active(fresh=True)
+        return ([active] if active in kept else []) + [i for i in kept if i != active]
 
+    # --- switching --------------------------------------------------------------------------------
 
-def reconcile(engine: Engine, keep: int) -> None:
-    """At start-up: drop half-built tables and give every kept version its proper name."""
-    with lock:
-        for name, upload_id in _holdings(engine).items():
-            if name == ACTIVE or name == version_name(upload_id):
-                continue
-            if name == stage_name(upload_id):  # never swapped in: an interrupted load
-                engine.execute(f"DROP TABLE IF EXISTS {_q(engine, name)} SYNC")
-            else:  # swapped out, but the rename after the exchange did not happen
-                engine.execute(f"RENAME TABLE {_q(engine, name)} TO {_q(engine, version_name(upload_id))}")
-        for name in engine.tables():
-            if name.endswith("_csv") and name.startswith("stage_"):
-                engine.execute(f"DROP TABLE IF EXISTS {_q(engine, name)} SYNC")
-        _prune(engine, keep)
+    def publish(self, upload_id: int, keep: int, before_switch: Callable[[Snapshot], None] | None = None
+                ) -> list[str]:
+        """Make the checked staging table of `upload_id` the active version; returns warnings.
+
+        `before_switch` runs on the new version before anyone can read it (the cache warms there).
+        """
+        with self._lock:
+            self.writer.execute(f"RENAME TABLE {self._q(stage_name(upload_id))} TO {self._q(version_name(upload_id))}")
+            warnings = []
+            if before_switch:
+                try:
+                    before_switch(Snapshot(upload_id, self.table(upload_id)))
+                except GameLensError as exc:
+                    warnings.append(f"Preparing the new version's cache failed ({exc.code}); it fills as pages "
+                                    "are read.")
+            self._switch(upload_id)
+            return warnings + self._prune_with_warning(keep)
+
+    def activate(self, upload_id: int) -> None:
+        """Make a kept older version active again."""
+        with self._lock:
+            if self.active(fresh=True) == upload_id:
+                return
+            if upload_id not in self.stored_ids():
+                raise GameLensError("version_not_kept", f"Upload {upload_id} has no stored data to re-activate "
+                                    "(it failed, or it is older than GAMELENS_KEEP_VERSIONS).", 409,
+                                    param="id", value=upload_id, allowed=self.stored_ids())
+            self._switch(upload_id)
+
+    def _switch(self, upload_id: int) -> None:
+        """The commit: one INSERT. If it raises, the pointer itself says whether it happened."""
+        try:
+            self.writer.execute(f"INSERT INTO {self._q(POINTER)} SELECT {{at:UInt64}}, {{id:UInt64}}",
+                                {"at": time.time_ns(), "id": upload_id})
+        except GameLensError:
+            if self._read_pointer() != upload_id:
+                raise
+            log.warning("switching to upload %s raised, but the switch happened", upload_id)
+        self._active, self._checked = upload_id, time.monotonic()
+
+    def _prune_with_warning(self, keep: int) -> list[str]:
+        try:
+            self._prune(keep)
+        except GameLensError as exc:
+            log.warning("pruning old versions failed: %s", exc.message)
+            return [f"Removing versions beyond GAMELENS_KEEP_VERSIONS failed ({exc.code}); they are removed at "
+                    "the next upload or restart."]
+        return []
+
+    def _prune(self, keep: int) -> None:
+        for upload_id in self.stored_ids()[keep:]:
+            with self._lease_lock:
+                if self._leases[upload_id]:  # a request still reads it: dropped when it is done
+                    self._doomed.add(upload_id)
+                    continue
+            self.writer.execute(f"DROP TABLE IF EXISTS {self._q(version_name(upload_id))} SYNC")
+
+    def _drop_quietly(self, name: str) -> None:
+        try:
+            self.writer.execute(f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
+        except GameLensError:
+            log.warning("dropping %s failed; the next start removes it", name)
+
+    def discard(self, upload_id: int) -> None:
+        """Drop what a failed upload built: its staging table and, if it got that far, its version
+        table. Never the active version (checked against the pointer itself)."""
+        self.writer.execute(f"DROP TABLE IF EXISTS {self._q(stage_name(upload_id))} SYNC")
+        if self.active(fresh=True) != upload_id:
+            self.writer.execute(f"DROP TABLE IF EXISTS {self._q(version_name(upload_id))} SYNC")
+
+    # --- start-up ---------------------------------------------------------------------------------
+
+    def reconcile(self, keep: int, acknowledged: set[int]) -> None:
+        """At start-up: drop half-built tables and versions no upload record acknowledges, adopt a data
+        directory written before the pointer existed, and prune to `keep` versions."""
+        with self._lock:
+            holdings = self._holdings()
+            legacy = holdings.pop(LEGACY_ACTIVE, None)
+            if legacy is not None:
+                self.writer.execute(f"RENAME TABLE {self._q(LEGACY_ACTIVE)} TO {self._q(version_name(legacy))}")
+                holdings[version_name(legacy)] = legacy
+                if self.active(fresh=True) is None:
+                    self._switch(legacy)
+            active = self.active(fresh=True)
+            for name, upload_id in holdings.items():
+                never_served = name == version_name(upload_id) and upload_id != active and upload_id not in acknowledged
+                if name != version_name(upload_id) or never_served:
+                    self.writer.execute(f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
+            for name in self.engine.tables():
+                if name.startswith("stage_") and name.endswith("_csv"):
+                    self.writer.execute(f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
+            self._prune(keep)

@@ -10,26 +10,26 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from .. import schema
 from ..engine import ident
-from ..errors import GameLensError
+from ..errors import invalid as bad
 from . import filters
 
 MAX_LIMIT, DEFAULT_LIMIT, MAX_OFFSET = 1000, 50, 100_000_000
 FACET_DEFAULT, FACET_MAX = 10, 100
+# Each facet is a GROUP BY over the matching rows: a few per request, on groupable columns only.
+MAX_FACETS = 5
+# Each list column in a GROUP BY multiplies the rows (one arrayJoin each): at most this many.
+MAX_LIST_GROUPS = 2
 FORMATS = ("json", "csv", "ndjson")
 ROWS_PARAMS = {"sort", "limit", "offset", "cursor", "fields", "format", "facet", "facet_size"}
 AGG_PARAMS = {"group_by", "metrics", "having", "sort", "limit", "offset", "format"}
-
-
-def bad(param: str, value: Any, message: str, allowed: Any = None, code: str = "invalid_parameter"):
-    if isinstance(value, str) and len(value) > 200:
-        value = value[:200] + "…"
-    return GameLensError(code, message, 400, param=param, value=value, allowed=allowed)
 
 
 def _int(items: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -93,6 +93,8 @@ class Key:
 
 
 SORTABLE = [c.name for c in schema.COLUMNS if c.kind.filter != "list"]
+# Long free text is no group: every value is its own (facets and group_by alike).
+GROUPABLE = [c.name for c in schema.COLUMNS if c.name != "about_the_game"] + list(schema.BUCKETS)
 
 
 def _column_keys(col: schema.Column, desc: bool) -> list[Key]:
@@ -131,25 +133,38 @@ def encode_cursor(sort: str, values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_INT_RANGES = {"UInt8": 2**8, "UInt32": 2**32, "UInt64": 2**64}
+
+
 def _cursor_value_ok(value: Any, ch_type: str) -> bool:
-    if ch_type in ("String",):
+    """A cursor value must fit its key's type: a cursor is client input like any other."""
+    if ch_type == "String":
         return isinstance(value, str)
-    if ch_type == "Date":
-        return isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None
     if ch_type == "Bool":
         return isinstance(value, bool)
-    if ch_type.startswith("Decimal"):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
+    if isinstance(value, bool):
+        return False
+    if ch_type == "Date":
+        try:
+            return date(1970, 1, 1) <= date.fromisoformat(value) <= date(2149, 6, 6)
+        except (TypeError, ValueError):
+            return False
+    if ch_type.startswith("Decimal") or ch_type == "Float64":
+        return isinstance(value, int | float) and math.isfinite(value) and abs(value) < 10**10
+    return isinstance(value, int) and 0 <= value < _INT_RANGES[ch_type]
+
+
+def _no_constants(name: str):
+    raise ValueError(name)  # NaN, Infinity: not JSON, and not a value of any key
 
 
 def keyset(cursor: str, sort: str, keys: list[Key]) -> Where:
     """Rows strictly after the cursor's row in the (key1, key2, ...) order, directions included."""
     try:
-        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), parse_constant=_no_constants)
         values = doc["k"]
-        ok = doc["s"] == sort and len(values) == len(keys)
-    except (ValueError, TypeError, KeyError, binascii.Error):
+        ok = doc["s"] == sort and isinstance(values, list) and len(values) == len(keys)
+    except (ValueError, TypeError, KeyError, binascii.Error, RecursionError):
         ok = False
     if not ok or not all(_cursor_value_ok(v, k.ch_type) for v, k in zip(values, keys, strict=True)):
         raise bad("cursor", cursor, "Invalid cursor: use the next_cursor of a response with the same sort.",
@@ -178,41 +193,71 @@ class RowsRequest:
     facets: list[str]
     facet_size: int
     format: str
+    limited: bool = False  # the client gave a limit (an export then stops there, not at the cap)
 
 
-def parse_rows(items: list[tuple[str, str]], accept: str | None = None) -> RowsRequest:
+def parse_rows(items: list[tuple[str, str]], accept: str | None = None, max_limit: int = MAX_LIMIT) -> RowsRequest:
+    """A rows request; exports pass their own `max_limit` (the export cap)."""
     single = _single(items, ROWS_PARAMS)
+    fmt = output_format(single, accept)
     all_fields = schema.output_names()
-    fields = _csv_list(single.get("fields", "")) or all_fields
+    # In CSV a date is written as the source file wrote it, so its raw copy is left out by default.
+    default = [f for f in all_fields if f in schema.BY_NAME] if fmt == "csv" else all_fields
+    fields = _csv_list(single.get("fields", "")) or default
     unknown = [f for f in fields if f not in all_fields]
     if unknown:
         raise bad("fields", single["fields"], f"Unknown field(s): {', '.join(unknown)}.", all_fields, "unknown_field")
     sort, keys = sort_keys(single.get("sort"))
-    facets = [v for k, v in items if k == "facet"]
-    facetable = list(schema.BY_NAME) + list(schema.BUCKETS)
+    facets = list(dict.fromkeys(v for k, v in items if k == "facet"))
     for f in facets:
-        if f not in facetable:
-            raise bad("facet", f, f"Cannot facet by {f!r}.", facetable, "unknown_facet")
+        if f not in GROUPABLE:
+            raise bad("facet", f, f"Cannot facet by {f!r}.", GROUPABLE, "unknown_facet")
+    if len(facets) > MAX_FACETS:
+        raise bad("facet", ",".join(facets), f"At most {MAX_FACETS} facets per request.", code="too_many_facets")
     cursor = single.get("cursor")
     return RowsRequest(
         where=where(items, ROWS_PARAMS), fields=list(dict.fromkeys(fields)), sort=sort, keys=keys,
-        limit=_int(single, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        limit=_int(single, "limit", DEFAULT_LIMIT, 1, max_limit),
         offset=0 if cursor else _int(single, "offset", 0, 0, MAX_OFFSET),
-        cursor=cursor, facets=list(dict.fromkeys(facets)),
-        facet_size=_int(single, "facet_size", FACET_DEFAULT, 1, FACET_MAX), format=output_format(single, accept))
+        cursor=cursor, facets=facets, limited="limit" in single,
+        facet_size=_int(single, "facet_size", FACET_DEFAULT, 1, FACET_MAX), format=fmt)
 
 
-def rows_sql(req: RowsRequest, table: str, limit: int | None = None) -> tuple[str, dict[str, Any]]:
-    """The page (or, with `limit`, an export): fields plus hidden sort-key columns __k0.. for the cursor."""
-    cond = req.where
-    if req.cursor:
-        after = keyset(req.cursor, req.sort, req.keys)
-        cond = Where(f"{cond.sql} AND {after.sql}", {**cond.params, **after.params})
-    cols = [ident(f) for f in req.fields]
-    hidden = [] if limit is not None else [f"{k.sql} AS __k{i}" for i, k in enumerate(req.keys)]
-    sql = (f"SELECT {', '.join(cols + hidden)} FROM {table} WHERE {cond.sql} ORDER BY {order_by(req.keys)} "
+def _after_cursor(req: RowsRequest) -> Where:
+    if not req.cursor:
+        return req.where
+    after = keyset(req.cursor, req.sort, req.keys)
+    return Where(f"{req.where.sql} AND {after.sql}", {**req.where.params, **after.params})
+
+
+def rows_sql(req: RowsRequest, table: str) -> tuple[str, dict[str, Any]]:
+    """The page: its fields plus hidden sort-key columns __k0.. for the next cursor."""
+    cond = _after_cursor(req)
+    cols = [ident(f) for f in req.fields] + [f"{k.sql} AS __k{i}" for i, k in enumerate(req.keys)]
+    sql = (f"SELECT {', '.join(cols)} FROM {table} WHERE {cond.sql} ORDER BY {order_by(req.keys)} "
            "LIMIT {lim:UInt64} OFFSET {off:UInt64}")
-    return sql, {**cond.params, "lim": limit if limit is not None else req.limit, "off": req.offset}
+    return sql, {**cond.params, "lim": req.limit, "off": req.offset}
+
+
+def csv_expr(name: str) -> str:
+    """A field as a CSV export writes it: the way the source file does, formula-looking text neutralised."""
+    col = schema.BY_NAME.get(name)
+    if col is None:  # a raw text column (release_date_raw)
+        return schema.NEUTRALISE.format(e=ident(name))
+    expr = col.kind.csv.format(c=ident(col.name), raw=ident(col.raw_name or col.name))
+    return schema.NEUTRALISE.format(e=expr) if col.kind.text else expr
+
+
+def export_sql(req: RowsRequest, table: str, limit: int) -> tuple[str, dict[str, Any]]:
+    """Every requested row from `offset`, at most `limit`; CSV columns in the source file's form."""
+    cond = _after_cursor(req)
+    if req.format == "csv":
+        cols = [f"{csv_expr(f)} AS {ident(f)}" for f in req.fields]
+    else:
+        cols = [ident(f) for f in req.fields]
+    sql = (f"SELECT {', '.join(cols)} FROM {table} WHERE {cond.sql} ORDER BY {order_by(req.keys)} "
+           "LIMIT {lim:UInt64} OFFSET {off:UInt64}")
+    return sql, {**cond.params, "lim": limit, "off": req.offset}
 
 
 def count_sql(cond: Where, table: str) -> tuple[str, dict[str, Any]]:
@@ -220,12 +265,7 @@ def count_sql(cond: Where, table: str) -> tuple[str, dict[str, Any]]:
 
 
 def facet_sql(req: RowsRequest, name: str, table: str) -> tuple[str, dict[str, Any]]:
-    if name in schema.BUCKETS:
-        expr = schema.BUCKETS[name].expr
-    else:
-        col = schema.BY_NAME[name]
-        expr = f"arrayJoin({ident(name)})" if col.kind.filter == "list" else ident(name)
-    sql = (f"SELECT {expr} AS value, count() AS count FROM {table} WHERE {req.where.sql} "
+    sql = (f"SELECT {_group_expr(name)} AS value, count() AS count FROM {table} WHERE {req.where.sql} "
            "GROUP BY value ORDER BY count DESC, value ASC LIMIT {fsize:UInt64}")
     return sql, {**req.where.params, "fsize": req.facet_size}
 
@@ -249,9 +289,7 @@ class AggRequest:
     limit: int
     offset: int
     format: str
-
-
-GROUPABLE = [c.name for c in schema.COLUMNS if c.name != "about_the_game"] + list(schema.BUCKETS)
+    limited: bool = False  # the client gave a limit (an export then stops there, not at the cap)
 
 
 def _metric(spec: str) -> AggMetric:
@@ -273,10 +311,12 @@ def _metric(spec: str) -> AggMetric:
 
 
 def _group_expr(name: str) -> str:
+    """A group key: a bucket, a column, or each distinct element of a list column (a game is counted
+    once per element, never twice for a repeated one)."""
     if name in schema.BUCKETS:
         return schema.BUCKETS[name].expr
     col = schema.BY_NAME[name]
-    return f"arrayJoin({ident(name)})" if col.kind.filter == "list" else ident(name)
+    return f"arrayJoin(arrayDistinct({ident(name)}))" if col.kind.filter == "list" else ident(name)
 
 
 _HAVING = re.compile(r"^([a-z0-9_]+)__(gt|gte|lt|lte|exact|ne):(.+)$")
@@ -302,13 +342,17 @@ def _having(specs: list[str], metrics: list[AggMetric]) -> Where:
     return Where(" AND ".join(conds) or "1", params)
 
 
-def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None) -> AggRequest:
+def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None, max_limit: int = MAX_LIMIT
+                    ) -> AggRequest:
     single = _single(items, AGG_PARAMS)
-    group_by = _csv_list(single.get("group_by", ""))
+    group_by = list(dict.fromkeys(_csv_list(single.get("group_by", ""))))
     for g in group_by:
         if g not in GROUPABLE:
             raise bad("group_by", g, f"Cannot group by {g!r}.", GROUPABLE, "unknown_group")
-    group_by = list(dict.fromkeys(group_by))
+    lists = [g for g in group_by if g in schema.BY_NAME and schema.BY_NAME[g].kind.filter == "list"]
+    if len(lists) > MAX_LIST_GROUPS:
+        raise bad("group_by", single["group_by"], f"Group by at most {MAX_LIST_GROUPS} list columns at once "
+                  f"(each multiplies the rows); got {', '.join(lists)}.", code="too_many_list_groups")
     metrics = [_metric(s) for s in dict.fromkeys(_csv_list(single.get("metrics", "count")))]
     if not metrics:
         raise bad("metrics", single.get("metrics"), "Give at least one metric.")
@@ -316,8 +360,8 @@ def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None) -> 
     return AggRequest(
         where=where(items, AGG_PARAMS), group_by=group_by, metrics=metrics, having=having,
         order=_agg_order(single.get("sort"), group_by, metrics),
-        limit=_int(single, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT), offset=_int(single, "offset", 0, 0, MAX_OFFSET),
-        format=output_format(single, accept))
+        limit=_int(single, "limit", DEFAULT_LIMIT, 1, max_limit), offset=_int(single, "offset", 0, 0, MAX_OFFSET),
+        format=output_format(single, accept), limited="limit" in single)
 
 
 def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric]) -> str:
@@ -335,11 +379,36 @@ def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric]) -
     return ", ".join(parts) or "1"
 
 
-def aggregate_sql(req: AggRequest, table: str, limit: int | None = None) -> tuple[str, dict[str, Any]]:
+def _grouped(req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
     keys = [f"{_group_expr(g)} AS {ident(g)}" for g in req.group_by]
     mets = [f"{m.sql} AS {ident(m.alias)}" for m in req.metrics]
     group = f" GROUP BY {', '.join(ident(g) for g in req.group_by)}" if req.group_by else ""
     # Filters run on whole games first (inner query); then list columns are split into elements.
     sql = (f"SELECT {', '.join(keys + mets)} FROM (SELECT * FROM {table} WHERE {req.where.sql}){group} "
-           f"HAVING {req.having.sql} ORDER BY {req.order} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}")
-    return sql, {**req.where.params, **req.having.params, "lim": limit or req.limit, "off": req.offset}
+           f"HAVING {req.having.sql}")
+    return sql, {**req.where.params, **req.having.params}
+
+
+def aggregate_sql(req: AggRequest, table: str, limit: int | None = None) -> tuple[str, dict[str, Any]]:
+    sql, params = _grouped(req, table)
+    sql += f" ORDER BY {req.order} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}"
+    return sql, {**params, "lim": req.limit if limit is None else limit, "off": req.offset}
+
+
+def aggregate_count_sql(req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
+    sql, params = _grouped(req, table)
+    return f"SELECT count() FROM ({sql})", params
+
+
+def aggregate_export_sql(req: AggRequest, table: str, limit: int) -> tuple[str, dict[str, Any]]:
+    """The groups from `offset`, at most `limit`; in CSV, text group values are neutralised."""
+    sql, params = aggregate_sql(req, table, limit)
+    if req.format != "csv":
+        return sql, params
+    outer = []
+    for g in req.group_by:
+        col = schema.BY_NAME.get(g)
+        text = col is not None and col.kind.text
+        outer.append(f"{schema.NEUTRALISE.format(e=ident(g))} AS {ident(g)}" if text else ident(g))
+    outer += [ident(m.alias) for m in req.metrics]
+    return f"SELECT {', '.join(outer)} FROM ({sql})", params

@@ -1,50 +1,26 @@
-"""Run a parsed request on the engine and shape the answer (rows page, one game, aggregate, export)."""
+"""Run parsed requests on the engine and shape the answers: a rows page, one game, an aggregate, an
+export. Every request reads one dataset version, resolved once (see ingest/versions.py).
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlencode
 
 from .. import schema
 from ..engine import Engine, ident
-from ..errors import EngineError, GameLensError
-from ..ingest import versions
+from ..errors import GameLensError
+from ..ingest.versions import Snapshot, Versions
+from ..settings import Settings
 from . import build, filters
 
-UNKNOWN_TABLE = 60
-# A page's statements (rows, exact total, facets) run side by side on pooled connections. The total
-# is its own count() rather than the page's rows_before_limit: exact_rows_before_limit disables
-# ClickHouse's early LIMIT (measured 400 ms against 30 ms for an unfiltered page at 500 MB).
-_side_by_side = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gamelens-query")
-
-
-def table(engine: Engine) -> str:
-    return f"{ident(engine.db)}.{ident(versions.ACTIVE)}"
-
-
-@contextmanager
-def needs_dataset():
-    """Before the first upload there is no table to read: the client's 409, not an engine failure."""
-    try:
-        yield
-    except EngineError as exc:
-        if exc.engine_code == UNKNOWN_TABLE:
-            raise GameLensError("no_dataset", "No dataset has been loaded yet: POST a link to /api/v1/uploads.",
-                                409) from None
-        raise
-
-
-def select(engine: Engine, sql: str, params: dict, settings: dict | None = None, spent: list | None = None):
-    """Run a read; `spent` collects the engine's own time of each statement (reported as engine_ms)."""
-    with needs_dataset():
-        res = engine.select(sql, params, settings=settings)
-    if spent is not None:
-        spent.append(res.stats.get("elapsed_ms", 0))
-    return res
+ENGINE_FORMATS = {"csv": ("CSVWithNames", "text/csv; charset=utf-8"),
+                  "ndjson": ("JSONEachRow", "application/x-ndjson")}
+SEND_CHUNK = 1 << 20
 
 
 def _url(path: str, items: list[tuple[str, str]], **changes: Any) -> str:
@@ -53,98 +29,149 @@ def _url(path: str, items: list[tuple[str, str]], **changes: Any) -> str:
     return f"{path}?{urlencode(kept)}"
 
 
-def rows(engine: Engine, items: list[tuple[str, str]], path: str) -> dict:
-    t0 = time.perf_counter()
-    req = build.parse_rows(items)
-    page_size = req.limit
-    req.limit += 1  # one more row tells whether a next page exists
-    spent: list[float] = []
-    page = _side_by_side.submit(select, engine, *build.rows_sql(req, table(engine)), spent=spent)
-    total = _side_by_side.submit(select, engine, *build.count_sql(req.where, table(engine)), spent=spent)
-    facets = {name: _side_by_side.submit(facet, engine, req, name, spent) for name in req.facets}
-    res = page.result()
-    more, data = len(res.rows) > page_size, res.rows[:page_size]
-    width = len(req.fields)
-    next_cursor = build.encode_cursor(req.sort, data[-1][width:]) if more else None
-    if not more:
-        next_url = None
-    elif req.cursor:
-        next_url = _url(path, items, cursor=next_cursor)
-    else:
-        next_url = _url(path, items, offset=req.offset + page_size)
-    answer = {"rows": [dict(zip(req.fields, r[:width], strict=True)) for r in data],
-              "total": total.result().scalar(), "limit": page_size, "offset": req.offset,
-              "next": next_url, "next_cursor": next_cursor}
-    if facets:
-        answer["facets"] = {name: f.result() for name, f in facets.items()}
-    answer["took_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-    answer["engine_ms"] = round(max(spent, default=0), 2)  # statements ran side by side: the longest
-    return answer
+class Explorer:
+    """The read side: rows, games, aggregates and exports, each on one version of the dataset.
 
+    A page's statements (rows, exact total, facets) run side by side on pooled connections. The total
+    is its own count() rather than the page's rows_before_limit: exact_rows_before_limit disables
+    ClickHouse's early LIMIT (measured 400 ms against 30 ms for an unfiltered page at 500 MB).
+    """
 
-def facet(engine: Engine, req: build.RowsRequest, name: str, spent: list) -> list[dict]:
-    res = select(engine, *build.facet_sql(req, name, table(engine)), spent=spent)
-    return [{"value": v, "count": n} for v, n in res.rows]
+    def __init__(self, engine: Engine, versions: Versions, settings: Settings):
+        self.engine, self.versions, self.settings = engine, versions, settings
+        self._parallel = ThreadPoolExecutor(max_workers=settings.query_pool_size, thread_name_prefix="gamelens-query")
+        self.spool_dir = settings.data_dir / "tmp"
 
+    def close(self) -> None:
+        self._parallel.shutdown(wait=False, cancel_futures=True)
 
-def game(engine: Engine, app_id: int) -> dict:
-    names = schema.output_names()
-    res = select(engine, f"SELECT {', '.join(ident(n) for n in names)} FROM {table(engine)} "
-                 f"WHERE {ident(schema.KEY)} = {{id:UInt32}} ORDER BY {schema.ROW_COL} LIMIT 1", {"id": app_id})
-    if not res.rows:
-        raise GameLensError("not_found", f"There is no game with app_id {app_id}.", 404, param="app_id",
-                            value=app_id)
-    return dict(zip(names, res.rows[0], strict=True))
+    def _select(self, sql: str, params: dict, settings: dict | None = None, spent: list | None = None):
+        """Run a read; `spent` collects the engine's own time of each statement (reported as engine_ms)."""
+        res = self.engine.select(sql, params, settings=settings)
+        if spent is not None:
+            spent.append(res.stats.get("elapsed_ms", 0))
+        return res
 
+    # --- pages ---------------------------------------------------------------------------------
 
-def aggregate(engine: Engine, items: list[tuple[str, str]], path: str) -> dict:
-    t0 = time.perf_counter()
-    req = build.parse_aggregate(items)
-    spent: list[float] = []
-    res = select(engine, *build.aggregate_sql(req, table(engine)), {"exact_rows_before_limit": 1}, spent)
-    total = res.stats.get("rows_before_limit")
-    total = len(res.rows) + req.offset if total is None else total
-    more = req.offset + len(res.rows) < total
-    return {"rows": res.dicts(), "total_groups": total, "group_by": req.group_by,
-            "metrics": [m.alias for m in req.metrics], "limit": req.limit, "offset": req.offset,
-            "next": _url(path, items, offset=req.offset + req.limit) if more else None,
-            "took_ms": round((time.perf_counter() - t0) * 1000, 2), "engine_ms": round(sum(spent), 2)}
-
-
-# --- export --------------------------------------------------------------------------------------
-
-ENGINE_FORMATS = {"csv": ("CSVWithNames", "text/csv; charset=utf-8"),
-                  "ndjson": ("JSONEachRow", "application/x-ndjson")}
-
-
-def export(engine: Engine, items: list[tuple[str, str]], fmt: str, cap: int, aggregate_view: bool
-           ) -> tuple[Iterator[bytes], str, dict[str, str]]:
-    """All matching rows (up to `cap`), streamed block by block, with headers saying if the cap cut it."""
-    if aggregate_view:
-        req = build.parse_aggregate(items)
-        req.offset = 0
-        sql, params = build.aggregate_sql(req, table(engine), limit=cap)
-        total = None
-    else:
+    def rows(self, items: list[tuple[str, str]], path: str) -> dict:
+        t0 = time.perf_counter()
         req = build.parse_rows(items)
-        req.offset, req.cursor = 0, None
-        total = select(engine, *build.count_sql(req.where, table(engine))).scalar()
-        sql, params = build.rows_sql(req, table(engine), limit=cap)
-    engine_fmt, media = ENGINE_FORMATS[fmt]
-    chunks = engine.stream(sql, params, engine_fmt, {"max_result_rows": cap + 1})
-    with needs_dataset():
-        first = next(chunks, b"")  # errors before the first byte still get a proper error response
-    headers = {"Content-Disposition": f'attachment; filename="games{"-aggregate" if aggregate_view else ""}.{fmt}"'}
-    if total is not None:
-        exported = min(total, cap)
-        headers.update({"X-Total-Count": str(total), "X-Exported-Count": str(exported),
-                        "X-Truncated": "true" if total > cap else "false"})
+        with self.versions.reading() as snap:
+            answer = self._rows(req, snap, items, path)
+        answer["took_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        return answer
 
-    def body():
-        yield first
-        yield from chunks
+    def _rows(self, req: build.RowsRequest, snap: Snapshot, items: list[tuple[str, str]], path: str) -> dict:
+        page_size = req.limit
+        req.limit += 1  # one more row tells whether a next page exists
+        spent: list[float] = []
+        page = self._parallel.submit(self._select, *build.rows_sql(req, snap.table), spent=spent)
+        total = self._parallel.submit(self._select, *build.count_sql(req.where, snap.table), spent=spent)
+        facets = {name: self._parallel.submit(self._facet, req, name, snap, spent) for name in req.facets}
+        res = page.result()
+        more, data = len(res.rows) > page_size, res.rows[:page_size]
+        width = len(req.fields)
+        next_cursor = build.encode_cursor(req.sort, data[-1][width:]) if more else None
+        if not more:
+            next_url = None
+        elif req.cursor:
+            next_url = _url(path, items, cursor=next_cursor)
+        else:
+            next_url = _url(path, items, offset=req.offset + page_size)
+        answer = {"rows": [dict(zip(req.fields, r[:width], strict=True)) for r in data],
+                  "total": total.result().scalar(), "limit": page_size, "offset": req.offset,
+                  "next": next_url, "next_cursor": next_cursor, "version": snap.upload_id}
+        if facets:
+            answer["facets"] = {name: f.result() for name, f in facets.items()}
+        answer["engine_ms"] = round(max(spent, default=0), 2)  # statements ran side by side: the longest
+        return answer
 
-    return body(), media, headers
+    def _facet(self, req: build.RowsRequest, name: str, snap: Snapshot, spent: list) -> list[dict]:
+        res = self._select(*build.facet_sql(req, name, snap.table), spent=spent)
+        return [{"value": v, "count": n} for v, n in res.rows]
+
+    def game(self, app_id: int) -> dict:
+        names = schema.output_names()
+        with self.versions.reading() as snap:
+            res = self._select(f"SELECT {', '.join(ident(n) for n in names)} FROM {snap.table} "
+                               f"WHERE {ident(schema.KEY)} = {{id:UInt32}} ORDER BY {schema.ROW_COL} LIMIT 1",
+                               {"id": app_id})
+        if not res.rows:
+            raise GameLensError("not_found", f"There is no game with app_id {app_id}.", 404, param="app_id",
+                                value=app_id)
+        return dict(zip(names, res.rows[0], strict=True))
+
+    def aggregate(self, items: list[tuple[str, str]], path: str) -> dict:
+        t0 = time.perf_counter()
+        req = build.parse_aggregate(items)
+        spent: list[float] = []
+        with self.versions.reading() as snap:
+            res = self._select(*build.aggregate_sql(req, snap.table), {"exact_rows_before_limit": 1}, spent)
+        total = res.stats.get("rows_before_limit")
+        total = len(res.rows) + req.offset if total is None else total
+        more = req.offset + len(res.rows) < total
+        return {"rows": res.dicts(), "total_groups": total, "group_by": req.group_by,
+                "metrics": [m.alias for m in req.metrics], "limit": req.limit, "offset": req.offset,
+                "next": _url(path, items, offset=req.offset + req.limit) if more else None,
+                "version": snap.upload_id,
+                "took_ms": round((time.perf_counter() - t0) * 1000, 2), "engine_ms": round(sum(spent), 2)}
+
+    # --- exports -------------------------------------------------------------------------------
+
+    def export(self, items: list[tuple[str, str]], accept: str | None, aggregate_view: bool
+               ) -> tuple[Iterator[bytes], str, dict[str, str]]:
+        """Every matching row (or group) from `offset`, up to `limit` if given, else up to the export
+        cap; the count and whether the cap cut it are in the headers. The result is computed to the
+        end first (see Engine.spool) and sent with its Content-Length."""
+        cap = self.settings.export_max_rows
+        parse = build.parse_aggregate if aggregate_view else build.parse_rows
+        req = parse(items, accept, max_limit=cap)
+        fmt = req.format
+        if getattr(req, "cursor", None):
+            raise build.bad("cursor", req.cursor, "Exports take offset and limit, not a cursor.")
+        limit = req.limit if req.limited else cap
+        with self.versions.reading() as snap:
+            if aggregate_view:
+                total = self._select(*build.aggregate_count_sql(req, snap.table)).scalar()
+                sql, params = build.aggregate_export_sql(req, snap.table, limit)
+            else:
+                total = self._select(*build.count_sql(req.where, snap.table)).scalar()
+                sql, params = build.export_sql(req, snap.table, limit)
+            spool = self._spool(sql, params, fmt)
+        exported = min(max(total - req.offset, 0), limit)
+        name = "games-aggregate" if aggregate_view else "games"
+        headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"',
+                   "Content-Length": str(spool.seek(0, 2)), "X-Total-Count": str(total),
+                   "X-Exported-Count": str(exported), "X-Dataset-Version": str(snap.upload_id),
+                   "X-Truncated": "true" if not req.limited and total - req.offset > cap else "false"}
+        spool.seek(0)
+        return _send(spool), ENGINE_FORMATS[fmt][1], headers
+
+    def _spool(self, sql: str, params: dict, fmt: str) -> IO[bytes]:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        # Unlinked at once (nothing is left after a crash); closed by _send or just below.
+        out = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115
+        settings = {"max_result_rows": self.settings.export_max_rows + 1,
+                    "max_execution_time": max(1, int(self.settings.export_timeout_s)),
+                    "format_csv_null_representation": "",
+                    # CSV columns are written as `expr AS name`: filters and sort keys must still
+                    # read the stored column `name`, not that expression.
+                    "prefer_column_name_to_alias": 1}
+        try:
+            self.engine.spool(sql, params, ENGINE_FORMATS[fmt][0], out, settings)
+        except BaseException:
+            out.close()
+            raise
+        return out
+
+
+def _send(spool: IO[bytes]) -> Iterator[bytes]:
+    """The spooled export, block by block. An error here propagates: the server then drops the
+    connection short of Content-Length, so a client can always tell a cut export from a whole one."""
+    with spool:
+        while block := spool.read(SEND_CHUNK):
+            yield block
 
 
 def schema_doc() -> dict:
@@ -168,5 +195,6 @@ def schema_doc() -> dict:
                                                                if c.kind.filter in m.families]}
                     for m in schema.METRICS.values()],
         "limits": {"max_limit": build.MAX_LIMIT, "default_limit": build.DEFAULT_LIMIT,
-                   "formats": list(build.FORMATS)},
+                   "formats": list(build.FORMATS), "max_facets": build.MAX_FACETS,
+                   "max_list_groups": build.MAX_LIST_GROUPS},
     }
