@@ -126,30 +126,6 @@ def test_private_addresses_refused_unless_allowed(make_client, files):
         assert r.json()["error"]["code"] == "private_address"
 
 
-def test_redirect_hop_check_runs_on_each_location(monkeypatch, files):
-    """The first host is allowed (a stand-in for a public host), the redirect target is not."""
-    from gamelens.errors import GameLensError
-    from gamelens.ingest import download
-
-    from .conftest import make_settings
-
-    settings = make_settings(allow_private_urls=False)
-    checked = []
-    real = download.check_url
-
-    def check(url, allow_private):
-        checked.append(url)
-        return real(url, allow_private=url.startswith(files.base))
-
-    monkeypatch.setattr(download, "check_url", check)
-    with pytest.raises(GameLensError) as err, \
-            download.open_url(f"{files.base}/redirect-to?url=http://169.254.169.254/latest/", settings):
-        pass
-    assert err.value.code == "private_address"
-    assert checked == [f"{files.base}/redirect-to?url=http://169.254.169.254/latest/",
-                       "http://169.254.169.254/latest/"]
-
-
 # --- query inputs: (param, value, expected status, expected error code or None for a literal match) ---
 
 QUERY_CASES = [

@@ -1,9 +1,11 @@
-"""A link -> a checked stream of bytes: http(s) only, address checks at every hop, caps, timeouts,
-sha256. The bytes are streamed straight into the database's CSV reader (see engine.load_csv); no
-copy of the file is kept, in memory or on disk.
+"""A link -> a checked stream of bytes: http(s) only, public addresses only, caps, timeouts, sha256.
+The bytes are streamed straight into the database's CSV reader (see engine.load_csv); no copy of
+the file is kept, in memory or on disk.
 
 The link is never handed to ClickHouse (its url() would bypass these checks). Redirects are
-followed here, one hop at a time, so each new host is checked before we connect to it.
+followed here, one hop at a time. Every connection, at every hop, goes to an address that the same
+lookup found and checked (_GuardedBackend): a name cannot answer one address to the check and
+another to the connection (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -75,8 +77,16 @@ def resolve(host: str, port: int, allow_private: bool) -> list[str]:
 
 
 def check_url(url: str, allow_private: bool) -> None:
-    """Refuse non-http(s) links and hosts that do not resolve to public addresses (a first check at
-    submit time; the connection itself is made to an address checked again, see _GuardedBackend)."""
+    """At submit: refuse non-http(s) links and hosts that do not resolve to public addresses, so the
+    client hears at once. (The download itself connects only to addresses its own lookup checked:
+    see _GuardedBackend.)"""
+    host, port = check_link(url)
+    if not allow_private:
+        resolve(host, port, allow_private)
+
+
+def check_link(url: str) -> tuple[str, int]:
+    """The link's form: http(s), a host name, a valid port. Returns (host, port)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise fail("bad_scheme", f"Only http and https links can be loaded, not {parts.scheme or 'no'} scheme.",
@@ -87,8 +97,7 @@ def check_url(url: str, allow_private: bool) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise fail("bad_url", "The link's port is not a number from 0 to 65535.", 400) from None
-    if not allow_private:
-        resolve(parts.hostname, port, allow_private)
+    return parts.hostname, port
 
 
 class _GuardedBackend(httpcore.SyncBackend):
@@ -182,7 +191,7 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None) -> 
     try:
         with _client(settings) as client:
             for _hop in range(MAX_REDIRECTS + 1):
-                check_url(url, settings.allow_private_urls)
+                check_link(url)  # a redirect may point anywhere; the address is checked at connection
                 with client.stream("GET", url, headers=headers) as resp:
                     if resp.is_redirect:
                         url = urljoin(url, resp.headers.get("location", ""))

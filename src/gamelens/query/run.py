@@ -138,7 +138,7 @@ class Explorer:
             else:
                 total = self._select(*build.count_sql(req.where, snap.table)).scalar()
                 sql, params = build.export_sql(req, snap.table, limit)
-            spool = self._spool(sql, params, fmt)
+            spool = self._spool(sql, params, fmt, aggregate_view)
         exported = min(max(total - req.offset, 0), limit)
         name = "games-aggregate" if aggregate_view else "games"
         headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"',
@@ -148,16 +148,17 @@ class Explorer:
         spool.seek(0)
         return _send(spool), ENGINE_FORMATS[fmt][1], headers
 
-    def _spool(self, sql: str, params: dict, fmt: str) -> IO[bytes]:
+    def _spool(self, sql: str, params: dict, fmt: str, aggregate_view: bool) -> IO[bytes]:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         # Unlinked at once (nothing is left after a crash); closed by _send or just below.
         out = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115
         settings = {"max_result_rows": self.settings.export_max_rows + 1,
                     "max_execution_time": max(1, int(self.settings.export_timeout_s)),
-                    "format_csv_null_representation": "",
-                    # CSV columns are written as `expr AS name`: filters and sort keys must still
-                    # read the stored column `name`, not that expression.
-                    "prefer_column_name_to_alias": 1}
+                    "format_csv_null_representation": ""}
+        if not aggregate_view:
+            # Row exports write CSV columns as `expr AS name`: filters and sort keys must still read
+            # the stored column `name`. (Aggregates group by their aliases, so not there.)
+            settings["prefer_column_name_to_alias"] = 1
         try:
             self.engine.spool(sql, params, ENGINE_FORMATS[fmt][0], out, settings)
         except BaseException:

@@ -1,0 +1,138 @@
+"""The guard on links: only globally routable addresses, checked where the connection is made (no DNS
+rebinding), at every redirect hop; no proxy from the environment; links shown to readers without
+their credentials."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+from gamelens.errors import GameLensError
+from gamelens.ingest import download
+
+from .conftest import make_settings, upload
+
+REFUSED = [
+    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "255.255.255.255",
+    "100.64.0.1",  # CGNAT (Tailscale's range)
+    "100.100.100.200",  # a cloud metadata service inside CGNAT
+    "198.18.0.1", "198.19.255.254",  # benchmarking
+    "192.0.2.1", "198.51.100.1", "203.0.113.1",  # documentation
+    "224.0.0.1", "239.255.255.250",  # multicast
+    "240.0.0.1",  # reserved
+    "::1", "::", "fe80::1", "fd00::1", "fd00:ec2::254", "ff02::1", "2001:db8::1",
+    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:100.64.0.1",  # IPv4-mapped
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+]
+ALLOWED = ["1.1.1.1", "8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_addresses_that_are_not_public_are_refused(address):
+    assert not download.is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ALLOWED)
+def test_public_addresses_are_allowed(address):
+    assert download.is_public(ipaddress.ip_address(address))
+
+
+class Resolver:
+    """A local resolver stub: names ending in .test resolve to the addresses listed for them, one
+    answer per lookup (the last repeats); every other name goes to the real resolver."""
+
+    def __init__(self, monkeypatch, answers: dict[str, list[str]]):
+        self.answers, self.lookups, self._real = answers, [], socket.getaddrinfo
+        monkeypatch.setattr(socket, "getaddrinfo", self)
+
+    def __call__(self, host, port, *args, **kw):
+        if isinstance(host, bytes):
+            host = host.decode()
+        if host not in self.answers:
+            return self._real(host, port, *args, **kw)
+        self.lookups.append(host)
+        queue = self.answers[host]
+        address = queue.pop(0) if len(queue) > 1 else queue[0]
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
+
+
+def test_a_name_resolving_to_loopback_is_refused(monkeypatch, files):
+    Resolver(monkeypatch, {"sneaky.test": ["127.0.0.1"]})
+    port = files.base.rsplit(":", 1)[1]
+    with pytest.raises(GameLensError) as err:
+        download.check_url(f"http://sneaky.test:{port}/files/sample.csv", allow_private=False)
+    assert err.value.code == "private_address" and err.value.status == 400
+
+
+def test_dns_rebinding_cannot_reach_a_private_address(monkeypatch, files):
+    """The name answers a public address to the check and loopback to any later lookup. The
+    connection must go to the checked address (refused here, so no traffic leaves), never to the
+    local file server."""
+    resolver = Resolver(monkeypatch, {"rebind.test": ["1.1.1.1", "127.0.0.1"]})
+    connected, real_connect = [], socket.create_connection
+
+    def create_connection(address, *args, **kw):
+        host = address[0]
+        try:
+            public = download.is_public(ipaddress.ip_address(host))
+        except ValueError:  # a name: resolved by the real create_connection through the stub
+            public = False
+        connected.append(host)
+        if public:  # never send traffic off this machine
+            raise ConnectionRefusedError("test: no traffic to public addresses")
+        return real_connect(address, *args, **kw)
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    served_before = len(files.requests)
+    port = files.base.rsplit(":", 1)[1]
+    with pytest.raises(GameLensError) as err, \
+            download.open_url(f"http://rebind.test:{port}/files/sample.csv", make_settings(allow_private_urls=False)):
+        pass
+    assert err.value.code == "download_failed"
+    assert connected == ["1.1.1.1"] and resolver.lookups == ["rebind.test"]
+    assert len(files.requests) == served_before  # the file server never saw the request
+
+
+def test_every_redirect_hop_is_checked_at_connection(monkeypatch, files):
+    """The first host stands in for a public one (loopback counts as public for this test); its
+    redirect to the metadata address is refused when connecting, not only by the pre-check."""
+    real = download.is_public
+    monkeypatch.setattr(download, "is_public", lambda ip: str(ip) == "127.0.0.1" or real(ip))
+    settings = make_settings(allow_private_urls=False)
+    with pytest.raises(GameLensError) as err, \
+            download.open_url(f"{files.base}/redirect-to?url=http://169.254.169.254/latest/", settings):
+        pass
+    assert err.value.code == "private_address"
+    with download.open_url(files.url("sample.csv", "redirect/2"), settings) as stream:
+        assert sum(len(chunk) for chunk in stream) == (files.root / "sample.csv").stat().st_size
+
+
+def test_proxy_variables_of_the_environment_are_ignored(monkeypatch, make_client, files):
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make_client()
+    assert upload(client, files.url("sample.csv"))["state"] == "succeeded"
+    proxied = make_client(download_proxy="http://127.0.0.1:9")  # an explicit proxy is used
+    rec = upload(proxied, files.url("sample.csv"))
+    assert rec["state"] == "failed" and rec["error"]["code"] == "download_failed"
+
+
+def test_readers_see_links_without_credentials_or_query(make_client, files):
+    client = make_client()
+    base = files.base.replace("http://", "http://user:s3cret@")
+    url = f"{base}/files/sample.csv?X-Amz-Signature=abc123&token=t0k#frag"
+    rec = upload(client, url)
+    assert rec["state"] == "succeeded", rec
+    reader = client.post("/api/v1/keys", json={"name": "viewer", "role": "reader"}).json()["key"]
+    as_reader = {"Authorization": f"Bearer {reader}"}
+    plain = f"{files.base}/files/sample.csv"
+    assert client.get(f"/api/v1/uploads/{rec['id']}", headers=as_reader).json()["url"] == plain
+    assert client.get("/api/v1/uploads", headers=as_reader).json()["uploads"][0]["url"] == plain
+    assert client.get(f"/api/v1/uploads/{rec['id']}").json()["url"] == url  # admins see it whole
