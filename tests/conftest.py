@@ -75,8 +75,8 @@ def python_row(row: dict[str, str]) -> dict:
                 pass
         return None
 
-    def split(text):
-        return [x for x in text.split(",") if x]
+    def split(text):  # elements trimmed, empty ones dropped, as the loader does
+        return [x.strip() for x in text.split(",") if x.strip()]
 
     return {
         "app_id": int(row["AppID"]), "name": row["Name"], "release_date": date(row["Release date"]),

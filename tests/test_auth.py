@@ -173,8 +173,10 @@ def test_auth_off_is_explicit_and_warned(caplog):
 
 
 def test_first_start_creates_an_admin_key_once(server_process):
+    """Started the way compose starts it, with GAMELENS_ADMIN_KEY set to an empty string: that means
+    "no key", so the first start creates one and prints it once."""
     server = server_process(admin_key="")
-    server.env.pop("GAMELENS_ADMIN_KEY")
+    assert server.env["GAMELENS_ADMIN_KEY"] == ""
     server.start()
     printed = re.findall(r"glk_[A-Za-z0-9_-]{43}", server.log.read_text())
     assert len(printed) == 1
@@ -187,6 +189,88 @@ def test_first_start_creates_an_admin_key_once(server_process):
     server.start()
     assert re.findall(r"glk_[A-Za-z0-9_-]{43}", server.log.read_text()) == printed  # not re-created
     assert httpx.get(f"{server.base}/api/v1/keys", headers={"X-API-Key": printed[0]}).status_code == 200
+
+
+def test_an_empty_admin_key_is_never_a_key():
+    from gamelens.settings import Settings
+
+    assert Settings(admin_key="").admin_key is None
+    assert Settings(admin_key="  ").admin_key is None
+
+
+def test_the_first_start_key_is_logged_once_and_never_again(files):
+    """The one path that logs a key (the first start) logs it in exactly one line; using the key,
+    creating and revoking keys, failing with keys, never writes a key to the log again."""
+    logs, root = _Capture(), logging.getLogger()
+    level = root.level
+    root.addHandler(logs)
+    root.setLevel(logging.DEBUG)  # access lines too
+    try:
+        with TestClient(create_app(make_settings(admin_key=None))) as client:
+            [key] = {k for line in logs.lines for k in re.findall(r"glk_[A-Za-z0-9_-]{43}", line)}
+            admin = {"Authorization": f"Bearer {key}"}
+            assert upload_with(client, admin, files.url("sample.csv"))
+            made = client.post("/api/v1/keys", json={"name": "logged", "role": "reader"}, headers=admin).json()["key"]
+            client.get("/api/v1/games?price=abc", headers={"X-API-Key": made})
+            client.get("/api/v1/games", headers={"Authorization": f"Bearer {made}x"})
+            client.delete("/api/v1/keys/logged", headers=admin)
+            client.get("/api/v1/games", headers={"X-API-Key": made})
+    finally:
+        root.removeHandler(logs)
+        root.setLevel(level)
+    assert sum(key in line for line in logs.lines) == 1
+    assert not any(made in line for line in logs.lines)
+    assert len(logs.lines) > 5  # the requests above were logged, without their keys
+
+
+def upload_with(client, headers, url) -> bool:
+    r = client.post("/api/v1/uploads?wait=true", json={"url": url}, headers=headers)
+    return r.json().get("state") == "succeeded"
+
+
+def test_a_revoked_key_stops_at_once_even_during_a_reload(make_client):
+    """A cache reload that read the keys before a revoke must not bring the revoked key back."""
+    import threading
+
+    client = make_client()
+    store = client.app.state.guard.keys
+    key = client.post("/api/v1/keys", json={"name": "racer", "role": "reader"}).json()["key"]
+    assert store.verify(key) is not None
+    read, resume = threading.Event(), threading.Event()
+    real = store._records
+
+    def slow_records():
+        records = real()  # the keys as they are now: racer still active
+        if threading.current_thread().name == "stale-reload":
+            read.set()
+            resume.wait(10)
+        return records
+
+    store._records = slow_records
+    stale = threading.Thread(target=store._reload, name="stale-reload")
+    stale.start()
+    assert read.wait(10)
+    assert client.delete("/api/v1/keys/racer").status_code == 200
+    resume.set()
+    stale.join()
+    assert store.verify(key) is None
+    assert client.get("/api/v1/schema", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_docs_are_served_from_the_package_under_the_strict_csp(client):
+    from gamelens.api.ui import CSP
+
+    r = client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-security-policy"] == CSP
+    assert "'unsafe-inline'" not in CSP and "'unsafe-eval'" not in CSP
+    sources = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert sources and all(s.startswith("/") for s in sources), sources  # nothing from another origin
+    assert "<script>" not in r.text  # no inline script
+    for path in sources:
+        asset = client.get(path)
+        assert asset.status_code == 200 and len(asset.content) > 100, path
+    assert client.get("/").headers["content-security-policy"] == CSP
+    assert client.get("/redoc").status_code == 404
 
 
 def test_cli_manages_keys(tmp_path):

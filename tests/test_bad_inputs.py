@@ -144,19 +144,98 @@ QUERY_CASES = [
     ("name__regex", "x", 400, "unknown_operator"), ("price__contains", "1", 400, "unknown_operator"),
     ("genres__gt", "a", 400, "unknown_operator"), ("positive__isnull", "true", 400, "unknown_operator"),
     ("cursor", "not-a-cursor", 400, "invalid_cursor"),
+    ("facet", "about_the_game", 400, "unknown_facet"),
 ]
 
 
 @pytest.mark.parametrize("param,value,status,code", QUERY_CASES, ids=[f"{c[0]}={c[1][:15]!r}" for c in QUERY_CASES])
-def test_bad_query_input(sample_client, param, value, status, code):
+def test_bad_query_input(sample_client, sample_rows, param, value, status, code):
     before = dataset_rows(sample_client)
-    r = sample_client.get("/api/v1/games", params={param: value})
+    r = sample_client.get("/api/v1/games", params={"limit": "1000", param: value})
     assert r.status_code == status, r.text
     if code:
         err = r.json()["error"]
         assert err["code"] == code and err["message"] and err["param"] == param
-    elif param in ("name", "genres"):  # a literal, case-insensitive substring: no wildcards, no SQL
-        for row in r.json()["rows"]:
-            text = row[param] if param == "name" else " ".join(row[param])
-            assert value.lower() in text.lower()
+    elif param in ("name", "genres", "tags__in"):  # literal values: exactly what Python finds, no wildcards, no SQL
+        if param == "name":
+            want = [x for x in sample_rows if value.lower() in x["name"].lower()]
+        elif param == "genres":
+            want = [x for x in sample_rows if any(value.lower() in g.lower() for g in x["genres"])]
+        else:
+            want = [x for x in sample_rows if set(value.split(",")) & set(x["tags"])]
+        assert r.json()["total"] == len(want)
+        assert sorted(x["app_id"] for x in r.json()["rows"]) == sorted(x["app_id"] for x in want)
     assert dataset_rows(sample_client) == before
+
+
+def _cursor(sort: str, values: list) -> str:
+    import base64
+    import json
+
+    raw = json.dumps({"s": sort, "k": values}, separators=(",", ":"), allow_nan=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+# A cursor is client input: each value must fit its sort key's type (sort, then app_id and row number).
+CURSORS = [
+    ("", [2**40, 1]), ("", [-1, 1]), ("", [1.5, 1]), ("", [True, 1]), ("", ["1", 1]), ("", [1, 2**64]),
+    ("price", [float("nan"), 1, 1]), ("price", [float("inf"), 1, 1]), ("price", [1e30, 1, 1]),
+    ("price", ["19.99", 1, 1]), ("release_date", [0, "2020-02-30", 1, 1]), ("release_date", [0, "1969-12-31", 1, 1]),
+    ("windows", ["true", 1, 1]), ("name", [5, 1, 1]), ("", [1]), ("", {"a": 1, "b": 2}),
+]
+
+
+@pytest.mark.parametrize("sort,values", CURSORS, ids=[f"{s or 'default'}:{v!r}"[:40] for s, v in CURSORS])
+def test_cursor_values_must_fit_their_keys(sample_client, sort, values):
+    r = sample_client.get("/api/v1/games", params={"sort": sort, "cursor": _cursor(sort, values)})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_a_valid_handmade_cursor_still_works(sample_client):
+    first = sample_client.get("/api/v1/games", params={"sort": "price", "limit": 1, "fields": "app_id"}).json()
+    r = sample_client.get("/api/v1/games", params={"sort": "price", "cursor": first["next_cursor"], "limit": 1})
+    assert r.status_code == 200 and r.json()["rows"][0]["app_id"] != first["rows"][0]["app_id"]
+
+
+def test_facets_are_few_and_on_groupable_columns(sample_client):
+    six = [("facet", f) for f in ("genres", "tags", "categories", "required_age", "windows", "mac")]
+    r = sample_client.get("/api/v1/games", params=six)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_many_facets"
+    assert sample_client.get("/api/v1/games", params=six[:5]).status_code == 200
+
+
+def test_group_by_at_most_two_list_columns(sample_client):
+    r = sample_client.get("/api/v1/games/aggregate", params={"group_by": "genres,tags,categories"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "too_many_list_groups"
+    assert sample_client.get("/api/v1/games/aggregate", params={"group_by": "genres,tags"}).status_code == 200
+
+
+def test_engine_text_never_reaches_a_client(make_client, files, caplog):
+    """A statement the engine fails (here: the version's table vanished behind the app's back) is a
+    503 with our words; ClickHouse's own message is in the log, under the request id."""
+    import logging
+
+    client = make_client()
+    upload(client, files.url("sample.csv"))
+    versions = client.app.state.uploads.versions
+    client.app.state.engine.execute(f"DROP TABLE {versions.table(versions.active(fresh=True))} SYNC")
+    with caplog.at_level(logging.WARNING):
+        r = client.get("/api/v1/games")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "engine_error"
+    assert "DB::Exception" not in r.text and "Code:" not in r.text and "games_v" not in r.text
+    assert any("UNKNOWN_TABLE" in line or "does not exist" in line for line in caplog.messages)
+
+
+def test_readiness_says_only_ready_or_not(make_client, monkeypatch):
+    from gamelens.errors import EngineError
+
+    client = make_client()
+
+    def broken():
+        raise EngineError("Code: 210. DB::Exception: Connection refused (secret-host:9000)", 210)
+
+    monkeypatch.setattr(client.app.state.engine, "ping", broken)
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["error"] == {"code": "not_ready", "message": "The database does not answer."}

@@ -116,3 +116,19 @@ def test_tolerated_bad_rows_are_dropped_and_listed(client, files):
         (2, "price", "abc"), (7, "positive", "-3")]
     engine = engine_of(client)
     assert engine.select(f"SELECT count() FROM {active_table(client)}").scalar() == 98
+
+
+def test_list_elements_are_trimmed_as_the_oracle_says(client, files):
+    """Spaces around list elements (as hand-edited files have) are not part of the elements."""
+    from .conftest import sample_table, write_csv
+
+    table = sample_table()
+    for row in table[1:]:
+        for i in (table[0].index(h) for h in ("Categories", "Genres", "Tags")):
+            row[i] = " , ".join(f" {x} " for x in row[i].split(",")) if row[i] else " "
+    (files.root / "spaced.csv").write_bytes(write_csv(table))
+    upload(client, files.url("spaced.csv"))
+    want = [python_row(dict(zip(table[0], row, strict=True))) for row in table[1:]]
+    assert [r["genres"] for r in stored(client)] == [r["genres"] for r in want]
+    assert [r["tags"] for r in stored(client)] == [r["tags"] for r in want]
+    assert want[0]["genres"] == ["Casual", "Indie", "Sports"]

@@ -108,3 +108,47 @@ def test_twenty_queries_during_an_upload_see_old_or_new(client, files):
     assert rec["state"] == "succeeded"
     assert errors == []
     assert set(seen) <= {100, 6000} and seen.count(100) and seen.count(6000)
+
+
+def test_readers_holding_every_connection_cannot_fail_an_upload(make_client, files):
+    """The upload worker has connections of its own: with every request connection taken (readers
+    stuck on long queries), an upload still downloads, loads, switches and records its result."""
+    import contextlib
+
+    from gamelens.errors import GameLensError
+
+    from .conftest import engine_of
+
+    client = make_client(query_pool_size=1, queue_timeout_s=0.5)
+    files.hold.clear()
+    rec = client.post("/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
+    uploads = client.app.state.uploads
+    held = contextlib.ExitStack()
+    with held:
+        while True:  # take every connection the request side can get
+            try:
+                held.enter_context(engine_of(client).connection())
+            except GameLensError as exc:
+                assert exc.code == "busy"
+                break
+        files.hold.set()
+        assert uploads._done[rec["id"]].wait(60)
+    done = client.get(f"/api/v1/uploads/{rec['id']}").json()
+    assert done["state"] == "succeeded" and done["active"], done
+
+
+def test_metric_labels_cannot_be_chosen_by_clients(server_process):
+    import socket
+
+    server = server_process().start()
+    for method in ("FOO1", "BREW", "get"):
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(f"{method} /nowhere/{method} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            s.recv(4096)
+    with server.client() as http:
+        text = http.get("/metrics").text
+    series = [line for line in text.splitlines() if line.startswith("gamelens_requests_total{")]
+    methods = {line.split('method="')[1].split('"')[0] for line in series}
+    routes = {line.split('route="')[1].split('"')[0] for line in series}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    assert "other" in methods and not any("nowhere" in r for r in routes)

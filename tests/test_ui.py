@@ -31,9 +31,15 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, files):
-    from .conftest import ServerProcess
+    """A server with the sample loaded through the API, so that every test can run alone."""
+    import httpx
+
+    from .conftest import AUTH, ServerProcess
 
     proc = ServerProcess(tmp_path_factory.mktemp("ui") / "data").start()
+    rec = httpx.post(f"{proc.base}/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")},
+                     headers=AUTH, timeout=60).json()
+    assert rec["state"] == "succeeded", rec
     yield proc
     proc.stop()
 
@@ -69,7 +75,7 @@ def test_1_key_upload_and_progress(page, server, files):
     page.wait_for_selector("#upload-state[data-state=succeeded]")
     assert page.eval_on_selector("#upload-bar", "b => b.value") == 100
     assert "100 rows stored" in page.text_content("#upload-result")
-    page.wait_for_selector("#upload-history tbody tr")
+    page.wait_for_selector("#upload-history tbody tr:nth-child(2)")  # this upload above the fixture's
     shot(page, "upload")
 
 
@@ -160,3 +166,16 @@ def test_7_reader_key_is_told_it_cannot_upload(page, server):
     page.click("#upload-button")
     page.wait_for_selector("#message.error")
     assert "admin key" in page.text_content("#message")
+
+
+def test_8_api_docs_render_from_local_files_under_the_csp(page, server):
+    """Swagger UI loads from the package (no other origin is contacted) and renders the operations
+    with the strict CSP in force (a violation would be a console error)."""
+    problems, origins = [], set()
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("request", lambda r: origins.add(r.url.split("/")[2]))
+    page.goto(f"{server.base}/docs")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/v1/games']")
+    assert problems == []
+    assert origins == {f"127.0.0.1:{server.port}"}

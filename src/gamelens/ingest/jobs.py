@@ -62,7 +62,7 @@ class Uploads:
     def recover(self) -> None:
         """Uploads that were running when the process died are `interrupted` (or `succeeded`, when
         the switch to their data had happened); their leftovers go."""
-        active = self.versions.active(fresh=True)
+        active = self.versions.active(fresh=True, engine=self.worker)
         records = self._records()
         for rec in records:
             if rec["state"] in RUNNING and rec["id"] == active:
@@ -223,7 +223,7 @@ class Uploads:
         if not isinstance(exc, GameLensError):
             log.exception("upload %s failed", rec["id"])
         try:
-            switched = self.versions.active(fresh=True) == rec["id"]
+            switched = self.versions.active(fresh=True, engine=self.worker) == rec["id"]
             if not switched:
                 self.versions.discard(rec["id"])
         except GameLensError:

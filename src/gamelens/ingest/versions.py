@@ -85,17 +85,18 @@ class Versions:
 
     # --- which version is active --------------------------------------------------------------
 
-    def _read_pointer(self) -> int | None:
-        res = self.engine.select(f"SELECT upload_id FROM {self._q(POINTER)} ORDER BY at DESC LIMIT 1",
-                                 readonly=False)
+    def _read_pointer(self, engine: Engine | None = None) -> int | None:
+        res = (engine or self.engine).select(f"SELECT upload_id FROM {self._q(POINTER)} ORDER BY at DESC LIMIT 1",
+                                             readonly=False)
         upload_id = res.scalar()
         self._active, self._checked = upload_id, time.monotonic()
         return upload_id
 
-    def active(self, fresh: bool = False) -> int | None:
-        """The active upload id (None before the first upload), cached for REFRESH_S."""
+    def active(self, fresh: bool = False, engine: Engine | None = None) -> int | None:
+        """The active upload id (None before the first upload), cached for REFRESH_S. The worker
+        passes its own `engine`, so it never waits for a request's connection."""
         if fresh or time.monotonic() - self._checked > REFRESH_S:
-            return self._read_pointer()
+            return self._read_pointer(engine)
         return self._active
 
     @contextmanager
@@ -121,19 +122,20 @@ class Versions:
 
     # --- the catalogue ----------------------------------------------------------------------------
 
-    def _holdings(self) -> dict[str, int]:
+    def _holdings(self, engine: Engine) -> dict[str, int]:
         """table name -> upload id it holds, for every dataset table."""
         out = {}
-        for name, comment in self.engine.tables().items():
+        for name, comment in engine.tables().items():
             m = _COMMENT.match(comment or "")
             if m:
                 out[name] = int(m.group(1))
         return out
 
-    def stored_ids(self) -> list[int]:
+    def stored_ids(self, engine: Engine | None = None) -> list[int]:
         """Upload ids whose data is kept: the active one first, then newest first."""
-        kept = sorted((i for n, i in self._holdings().items() if n == version_name(i)), reverse=True)
-        active = self.active(fresh=True)
+        engine = engine or self.engine
+        kept = sorted((i for n, i in self._holdings(engine).items() if n == version_name(i)), reverse=True)
+        active = self.active(fresh=True, engine=engine)
         return ([active] if active in kept else []) + [i for i in kept if i != active]
 
     # --- switching --------------------------------------------------------------------------------
@@ -159,12 +161,13 @@ class Versions:
     def activate(self, upload_id: int) -> None:
         """Make a kept older version active again."""
         with self._lock:
-            if self.active(fresh=True) == upload_id:
+            stored = self.stored_ids(self.writer)
+            if stored and stored[0] == upload_id:
                 return
-            if upload_id not in self.stored_ids():
+            if upload_id not in stored:
                 raise GameLensError("version_not_kept", f"Upload {upload_id} has no stored data to re-activate "
                                     "(it failed, or it is older than GAMELENS_KEEP_VERSIONS).", 409,
-                                    param="id", value=upload_id, allowed=self.stored_ids())
+                                    param="id", value=upload_id, allowed=stored)
             self._switch(upload_id)
 
     def _switch(self, upload_id: int) -> None:
@@ -173,7 +176,7 @@ class Versions:
             self.writer.execute(f"INSERT INTO {self._q(POINTER)} SELECT {{at:UInt64}}, {{id:UInt64}}",
                                 {"at": time.time_ns(), "id": upload_id})
         except GameLensError:
-            if self._read_pointer() != upload_id:
+            if self._read_pointer(self.writer) != upload_id:
                 raise
             log.warning("switching to upload %s raised, but the switch happened", upload_id)
         self._active, self._checked = upload_id, time.monotonic()
@@ -188,7 +191,7 @@ class Versions:
         return []
 
     def _prune(self, keep: int) -> None:
-        for upload_id in self.stored_ids()[keep:]:
+        for upload_id in self.stored_ids(self.writer)[keep:]:
             with self._lease_lock:
                 if self._leases[upload_id]:  # a request still reads it: dropped when it is done
                     self._doomed.add(upload_id)
@@ -205,7 +208,7 @@ class Versions:
         """Drop what a failed upload built: its staging table and, if it got that far, its version
         table. Never the active version (checked against the pointer itself)."""
         self.writer.execute(f"DROP TABLE IF EXISTS {self._q(stage_name(upload_id))} SYNC")
-        if self.active(fresh=True) != upload_id:
+        if self.active(fresh=True, engine=self.writer) != upload_id:
             self.writer.execute(f"DROP TABLE IF EXISTS {self._q(version_name(upload_id))} SYNC")
 
     # --- start-up ---------------------------------------------------------------------------------
@@ -214,19 +217,19 @@ class Versions:
         """At start-up: drop half-built tables and versions no upload record acknowledges, adopt a data
         directory written before the pointer existed, and prune to `keep` versions."""
         with self._lock:
-            holdings = self._holdings()
+            holdings = self._holdings(self.writer)
             legacy = holdings.pop(LEGACY_ACTIVE, None)
             if legacy is not None:
                 self.writer.execute(f"RENAME TABLE {self._q(LEGACY_ACTIVE)} TO {self._q(version_name(legacy))}")
                 holdings[version_name(legacy)] = legacy
-                if self.active(fresh=True) is None:
+                if self.active(fresh=True, engine=self.writer) is None:
                     self._switch(legacy)
-            active = self.active(fresh=True)
+            active = self.active(fresh=True, engine=self.writer)
             for name, upload_id in holdings.items():
                 never_served = name == version_name(upload_id) and upload_id != active and upload_id not in acknowledged
                 if name != version_name(upload_id) or never_served:
                     self.writer.execute(f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
-            for name in self.engine.tables():
+            for name in self.writer.tables():
                 if name.startswith("stage_") and name.endswith("_csv"):
                     self.writer.execute(f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
             self._prune(keep)
