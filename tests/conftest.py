@@ -7,6 +7,7 @@ import ast
 import csv
 import io
 import itertools
+import math
 import os
 import tempfile
 import time
@@ -64,6 +65,31 @@ def variants() -> dict[str, bytes]:
     }
 
 
+REVIEW_MULTIPLE = 30.0  # GAMELENS_REVIEW_MULTIPLE's default, which the test apps use
+
+
+def studios(text: str) -> list[str]:
+    """Names joined by a comma with no space after it; ", " belongs to a name."""
+    names, current = [], ""
+    for i, ch in enumerate(text):
+        if ch == "," and text[i + 1:i + 2] != " ":
+            names.append(current)
+            current = ""
+        else:
+            current += ch
+    return [n.strip() for n in [*names, current] if n.strip()]
+
+
+def derived(positive: int, negative: int, price: Decimal) -> dict:
+    """The derived columns, computed in Python from their published formulas."""
+    reviews = positive + negative
+    score = positive / reviews if reviews else None
+    rating = score - (score - 0.5) * 2 ** (-math.log10(reviews + 1)) if reviews else None
+    owners = round(reviews * REVIEW_MULTIPLE)
+    return {"reviews": reviews, "review_score": score, "rating": rating, "est_owners": owners,
+            "est_revenue": round(owners * float(price), 2)}
+
+
 def python_row(row: dict[str, str]) -> dict:
     """What the CSV says, interpreted in plain Python (independent of the engine's parse rules)."""
 
@@ -78,16 +104,17 @@ def python_row(row: dict[str, str]) -> dict:
     def split(text):  # elements trimmed, empty ones dropped, as the loader does
         return [x.strip() for x in text.split(",") if x.strip()]
 
+    positive, negative, price = int(row["Positive"]), int(row["Negative"]), Decimal(row["Price"])
     return {
         "app_id": int(row["AppID"]), "name": row["Name"], "release_date": date(row["Release date"]),
         "release_date_raw": row["Release date"], "required_age": int(row["Required age"]),
-        "price": Decimal(row["Price"]), "dlc_count": int(row["DLC count"]),
+        "price": price, "dlc_count": int(row["DLC count"]),
         "about_the_game": row["About the game"],
         "supported_languages": ast.literal_eval(row["Supported languages"]),
         "windows": row["Windows"] == "TRUE", "mac": row["Mac"] == "TRUE", "linux": row["Linux"] == "TRUE",
-        "positive": int(row["Positive"]), "negative": int(row["Negative"]),
+        "positive": positive, "negative": negative, **derived(positive, negative, price),
         "score_rank": int(row["Score rank"]) if row["Score rank"] else None,
-        "developers": row["Developers"], "publishers": row["Publishers"],
+        "developers": studios(row["Developers"]), "publishers": studios(row["Publishers"]),
         "categories": split(row["Categories"]), "genres": split(row["Genres"]), "tags": split(row["Tags"]),
     }
 

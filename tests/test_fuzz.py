@@ -42,7 +42,7 @@ def test_aggregate_endpoint_never_fails(sample_client, params):
 @given(name=PARAM, value=VALUES)
 def test_filter_parser_accepts_or_says_why(name, value):
     try:
-        cond = filters.parse(name, value, 0)
+        cond = filters.parse(name, value, "f0")
     except GameLensError as exc:
         assert exc.status == 400 and exc.param == name
     else:
@@ -50,7 +50,7 @@ def test_filter_parser_accepts_or_says_why(name, value):
         # The value is bound, never part of the SQL: another valid value gives the very same SQL text.
         for other in ("1", "true", "2020-01-01", "a"):
             try:
-                assert filters.parse(name, other, 0).sql == cond.sql
+                assert filters.parse(name, other, "f0").sql == cond.sql
                 break
             except GameLensError:
                 continue

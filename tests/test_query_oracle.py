@@ -21,6 +21,8 @@ def _scalar(value, family):
         return int(value)
     if family == "decimal":
         return Decimal(value)
+    if family == "float":
+        return float(value)
     if family == "date":
         return date.fromisoformat(value).isoformat()
     if family == "bool":
@@ -60,14 +62,14 @@ PREDICATES = {
 
 
 def predicate(family: str, op: str):
-    group = "ordered" if family in ("number", "decimal", "date") else family
+    group = "ordered" if family in ("number", "decimal", "float", "date") else family
     return PREDICATES[group][op]
 
 
 def _text(value, family) -> str:
     if family == "bool":
         return "true" if value else "false"
-    return str(value)
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def cases_for(col: dict, rows: list[dict]) -> list[tuple[str, str, object]]:
@@ -127,7 +129,17 @@ def _ids(client, params) -> list[int]:
     return sorted(row["app_id"] for row in body["rows"])
 
 
-def test_every_column_and_operator_matches_python(sample_client, schema_doc, sample_rows):
+@pytest.fixture(scope="module")
+def oracle_rows(sample_client, sample_rows):
+    """The Python rows, with float columns (computed with log10 and pow) as the engine stored them:
+    filters are checked for their meaning here; the values themselves in test_data_model.py."""
+    api = {r["app_id"]: r for r in sample_client.get("/api/v1/games", params={"limit": 1000}).json()["rows"]}
+    floats = [c.name for c in schema.COLUMNS if c.kind.filter == "float"]
+    return [{**r, **{f: api[r["app_id"]][f] for f in floats}} for r in sample_rows]
+
+
+def test_every_column_and_operator_matches_python(sample_client, schema_doc, oracle_rows):
+    sample_rows = oracle_rows
     cases = all_cases(schema_doc, sample_rows)
     filterable = {c["name"] for c in schema_doc["columns"] if c["type"] != "raw"}
     assert filterable == set(schema.BY_NAME)  # every schema column is a filter
@@ -165,14 +177,20 @@ def col_default(schema_doc, name):
     ({"genres": "indie", "price__lt": "10", "linux": "true"},
      lambda r: any("indie" in g.lower() for g in r["genres"]) and r["price"] < 10 and r["linux"]),
     ({"supported_languages__has": "French"}, lambda r: "French" in r["supported_languages"]),
-    ({"publishers": "CFK Co., Ltd."}, lambda r: "cfk co., ltd." in r["publishers"].lower()),
-    ({"developers__exact": "Wise Wizard Games, LLC"}, lambda r: r["developers"] == "Wise Wizard Games, LLC"),
+    ({"publishers": "CFK Co., Ltd."}, lambda r: any("cfk co., ltd." in p.lower() for p in r["publishers"])),
+    ({"developers__has": "Wise Wizard Games, LLC"}, lambda r: "Wise Wizard Games, LLC" in r["developers"]),
+    ({"developers__has": "fuzz, Inc."}, lambda r: "fuzz, Inc." in r["developers"]),
+    ({"publishers": "inc.,clouded"}, lambda r: False),  # names are matched one by one, never across the join
+    ({"rating__gte": "0.8"}, lambda r: r["rating"] is not None and r["rating"] >= 0.8),
+    ({"reviews__lt": "10", "price": "0"}, lambda r: r["reviews"] < 10 and r["price"] == 0),
+    ({"review_score__isnull": "true"}, lambda r: r["reviews"] == 0),
     ({"name": "レーサー"}, lambda r: "レーサー" in r["name"]),
 ])
 def test_named_queries(sample_client, sample_rows, params, test):
     items = params if isinstance(params, list) else list(params.items())
     want = sorted(r["app_id"] for r in sample_rows if test(r))
-    assert want, "a query that matches nothing proves little"
+    if params != {"publishers": "inc.,clouded"}:
+        assert want, "a query that matches nothing proves little"
     assert _ids(sample_client, items) == want
 
 
@@ -206,7 +224,7 @@ def test_group_by_year_with_metrics(sample_client, sample_rows):
         assert row["max_negative"] == max(m["negative"] for m in members)
         assert Decimal(str(row["min_price"])) == min(m["price"] for m in members)
         assert row["avg_price"] == pytest.approx(float(statistics.mean(m["price"] for m in members)), abs=1e-4)
-        assert row["uniq_developers"] == len({m["developers"] for m in members})
+        assert row["uniq_developers"] == len({tuple(m["developers"]) for m in members})
 
 
 def test_filters_apply_before_grouping_and_having(sample_client, sample_rows):

@@ -354,15 +354,19 @@ class Engine:
                 written += len(chunk)
         return written
 
-    def load_csv(self, table: str, columns: list[str], exprs: list[str], headers: list[str],
+    def load_csv(self, table: str, columns: list[str], exprs: list[str], width: int,
                  chunks: Iterable[bytes], settings: dict) -> None:
-        """INSERT INTO table(columns) SELECT exprs FROM the CSV streamed as `chunks` (fields read as String).
+        """INSERT INTO table(columns) SELECT exprs FROM the CSV streamed as `chunks`.
 
+        The file's `width` fields are read by position as text named c0, c1, ... (its header line is
+        skipped: the caller has matched it already), so no header text ever becomes an identifier.
         The database parses the bytes while they arrive. chDB reads them with file() from a named
         pipe that this thread fills; a server receives them as the body of an INSERT into a
         String-typed Log table, which the same SELECT then reads.
         """
-        structure = ", ".join(f"{ident(h)} String" for h in headers)
+        headers = [f"c{i}" for i in range(width)]
+        structure = ", ".join(f"{h} String" for h in headers)
+        settings = {**settings, "input_format_with_names_use_header": 0}
         target = f"{ident(self.db)}.{ident(table)} ({', '.join(ident(c) for c in columns)})"
         select = ", ".join(exprs)
         if self.in_process and self.settings.load_via != "insert":

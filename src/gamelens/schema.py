@@ -5,6 +5,10 @@ Each column names its API name, its CSV header and a Kind. The Kind says how the
 text `{r}`), when the text does not fit (`invalid`: the row is rejected, never silently altered),
 and how the API filters it (`filter`). Table DDL, the ingest SELECT, API parameters, the UI and the
 docs are all derived from COLUMNS: adding a column is one line there.
+
+Derived columns (review counts, ratings, estimates) are columns like the others, with no CSV header:
+`stored` ones are computed by the engine while it loads a row, from that row's parsed columns;
+`virtual` ones are computed in each query, because they depend on a server setting.
 """
 
 from dataclasses import dataclass
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Kind:
     name: str
-    filter: str  # filter family: number | decimal | bool | date | string | list
+    filter: str  # filter family: number | decimal | float | bool | date | string | list
     ch_type: str
     parse: str  # SQL over {r} (the CSV text) giving the stored value
     invalid: str | None = None  # SQL over {r}: true when the text does not fit -> row rejected
@@ -25,6 +29,9 @@ class Kind:
 
 
 _SPLIT = "arrayFilter(x -> x != '', arrayMap(x -> trimBoth(x), splitByChar(',', {r})))"
+# Studios are joined by a comma with no space after it; a comma followed by a space is part of a
+# name: "aNCHOR Inc.,fuzz, Inc." -> ["aNCHOR Inc.", "fuzz, Inc."].
+_STUDIOS = "arrayFilter(x -> x != '', arrayMap(x -> trimBoth(x), extractAll({r}, '(?:[^,]|, )+')))"
 # A Python list literal: ['English', "Ogre's"] -> its elements; anything else is a plain comma list.
 _PYLIST = (
     "if(startsWith(trimLeft({r}), '['), "
@@ -58,6 +65,11 @@ KINDS = {
         Kind("string", "string", "String", "{r}", text=True),
         Kind("list", "list", "Array(LowCardinality(String))", _SPLIT, text=True, csv="arrayStringConcat({c}, ',')"),
         Kind("pylist", "list", "Array(LowCardinality(String))", _PYLIST, text=True, csv=_PYLIST_CSV),
+        # Tens of thousands of distinct studios: plain strings rather than a dictionary.
+        Kind("studios", "list", "Array(String)", _STUDIOS, text=True, csv="arrayStringConcat({c}, ',')"),
+        # Kinds of derived columns (no CSV text to parse).
+        Kind("count", "number", "UInt64", ""),
+        Kind("float", "float", "Float64", ""),
     )
 }
 
@@ -70,6 +82,16 @@ class Column:
     nullable: bool = False  # an empty CSV field is NULL (otherwise it must parse)
     doc: str = ""
     example: str = ""
+    # Derived columns: SQL over other columns' identifiers. `stored`: computed at load and kept;
+    # `virtual`: computed by every query (may use {review_multiple:Float64}, bound from settings).
+    stored: str | None = None
+    virtual: str | None = None
+    formula: str = ""  # the formula in words, for /schema, the README and the page
+    source: str = ""  # where the formula comes from
+
+    @property
+    def derived(self) -> bool:
+        return self.stored is not None or self.virtual is not None
 
     @property
     def ch_type(self) -> str:
@@ -85,6 +107,19 @@ class Column:
 def _c(name, header, kind, **kw) -> Column:
     return Column(name, header, KINDS[kind], **kw)
 
+
+def _d(name, kind, sql, formula, doc, example, source="", *, virtual=False, nullable=False) -> Column:
+    """A derived column: no CSV header; `sql` over other columns' identifiers."""
+    return Column(name, "", KINDS[kind], nullable, doc, example, None if virtual else sql, sql if virtual else None,
+                  formula, source)
+
+
+# The review multiple ("Boxleiter number"): estimated copies sold per Steam review. Bound as a
+# query parameter from GAMELENS_REVIEW_MULTIPLE (see settings.py for the sources of the default).
+_OWNERS = "toUInt64(round(`reviews` * {review_multiple:Float64}))"
+_STEAMDB = "https://steamdb.info/blog/steamdb-rating/ (Torn, SteamDB blog, 27 Sep 2017)"
+REVENUE_CAVEAT = ("A rough gross figure in USD: estimated owners times today's price, before Steam's cut, taxes, "
+                  "discounts, regional prices and refunds.")
 
 KEY = "app_id"
 COLUMNS: tuple[Column, ...] = (
@@ -102,13 +137,30 @@ COLUMNS: tuple[Column, ...] = (
     _c("linux", "Linux", "bool", doc="Runs on Linux", example="false"),
     _c("positive", "Positive", "uint", doc="Positive reviews", example="6"),
     _c("negative", "Negative", "uint", doc="Negative reviews", example="11"),
+    _d("reviews", "count", "toUInt64(`positive`) + `negative`", "positive + negative",
+       "Reviews, positive and negative", "17"),
+    _d("review_score", "float", "if(`reviews` = 0, NULL, `positive` / `reviews`)",
+       "positive / reviews (0 to 1); empty when there are no reviews", "Share of positive reviews", "0.8",
+       nullable=True),
+    _d("rating", "float",
+       "if(`reviews` = 0, NULL, `review_score` - (`review_score` - 0.5) * pow(2, -log10(`reviews` + 1)))",
+       "score - (score - 0.5) * 2^(-log10(reviews + 1)), score = review_score; empty when there are no reviews",
+       "SteamDB's rating: the review score pulled towards 50% the fewer reviews there are", "0.8", _STEAMDB,
+       nullable=True),
+    _d("est_owners", "count", _OWNERS, "reviews * the review multiple (GAMELENS_REVIEW_MULTIPLE)",
+       "Estimated copies sold (the Boxleiter method); a rough figure", "1000",
+       "The Boxleiter method: Mike Boxleiter (2014), ranges by Jake Birkett and GameDiscoverCo", virtual=True),
+    _d("est_revenue", "float", f"round(toFloat64({_OWNERS}) * toFloat64(`price`), 2)", "est_owners * price",
+       "Estimated gross revenue in USD. " + REVENUE_CAVEAT, "100000", virtual=True),
     _c("score_rank", "Score rank", "uint", nullable=True, doc="Score rank (often empty)", example="1"),
-    _c("developers", "Developers", "string", doc="Developers, as written", example="Perpetual FX Creative"),
-    _c("publishers", "Publishers", "string", doc="Publishers, as written", example="Perpetual FX Creative"),
+    _c("developers", "Developers", "studios", doc="Developers (a list of studios)", example="Perpetual FX Creative"),
+    _c("publishers", "Publishers", "studios", doc="Publishers (a list of studios)", example="Perpetual FX Creative"),
     _c("categories", "Categories", "list", doc="Steam categories", example="Single-player"),
     _c("genres", "Genres", "list", doc="Genres", example="Indie"),
     _c("tags", "Tags", "list", doc="User tags", example="Casual"),
 )
+SOURCE_COLUMNS = tuple(c for c in COLUMNS if not c.derived)  # those read from the CSV
+STORED_COLUMNS = tuple(c for c in COLUMNS if c.virtual is None)  # those in the table
 BY_NAME = {c.name: c for c in COLUMNS}
 
 # Stored beside the data, never shown by the API: the data row number in the source file
@@ -163,18 +215,22 @@ class Metric:
     doc: str
 
 
-_NUMERIC = frozenset({"number", "decimal"})
+_NUMERIC = frozenset({"number", "decimal", "float"})
+# Exact, as analysts compute them: the median of an even count is the mean of the two middle values;
+# p90 interpolates between ranks (numpy's and Python's "inclusive" method).
+_MEDIAN = "round((quantileExactLow(0.5)(toFloat64({c})) + quantileExactHigh(0.5)(toFloat64({c}))) / 2, 4)"
 METRICS = {
     m.name: m
     for m in (
         Metric("count", "count()", frozenset(), "Number of games (of elements, when grouping by a list column)"),
         Metric("sum", "sum({c})", _NUMERIC, "Sum"),
-        Metric("avg", "round(avg({c}), 4)", _NUMERIC, "Average"),
+        Metric("avg", "round(avg({c}), 4)", _NUMERIC, "Average (empty values are skipped)"),
         Metric("min", "min({c})", _NUMERIC | {"date"}, "Smallest value"),
         Metric("max", "max({c})", _NUMERIC | {"date"}, "Largest value"),
-        Metric("median", "round(median({c}), 4)", _NUMERIC, "Median (approximate for large groups)"),
-        Metric("p90", "round(quantile(0.9)({c}), 4)", _NUMERIC, "90th percentile (approximate)"),
-        Metric("uniq", "uniqExact({c})", frozenset({"number", "decimal", "date", "string", "list", "bool"}),
+        Metric("median", _MEDIAN, _NUMERIC, "Median, exact (the mean of the two middle values for an even count)"),
+        Metric("p90", "round(quantileExactInclusive(0.9)(toFloat64({c})), 4)", _NUMERIC,
+               "90th percentile, exact (linear between ranks)"),
+        Metric("uniq", "uniqExact({c})", frozenset({"number", "decimal", "float", "date", "string", "list", "bool"}),
                "Number of distinct values"),
     )
 }

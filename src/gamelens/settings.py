@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     query_pool_size: int = Field(4, ge=1, description="Read queries run in parallel on this many connections.")
     queue_timeout_s: float = Field(30, gt=0, description="How long a request may wait for a free connection "
                                    "before it gets 503 busy.")
+    review_multiple: float = Field(
+        30, gt=0, le=1000, description="Estimated copies sold per Steam review (the \"Boxleiter number\") behind "
+        "est_owners and est_revenue. Published estimates run from about 20 to 60 (Boxleiter 2014: ~50; Birkett: "
+        "20-60; lower since Steam's 2019 review prompt); 30 is a cautious middle.")
     export_max_rows: int = Field(1_000_000, ge=1, description="Most rows one export streams.")
     export_timeout_s: float = Field(300, gt=0, description="Longest the database may take to compute one export "
                                     "(the client's download time does not count).")

@@ -33,6 +33,7 @@ _COMMON = [
     _param("format", "json (default), csv or ndjson; csv/ndjson stream every matching row up to "
            "GAMELENS_EXPORT_MAX_ROWS (headers X-Total-Count, X-Truncated). Accept: text/csv works too.", "json"),
 ]
+FILTERS = _filter_params()
 ROWS_PARAMS = [
     _param("sort", "Comma-separated columns, - for descending; app_id breaks ties. One of: "
            f"{', '.join(build.SORTABLE)}.", "-positive,name"),
@@ -40,15 +41,18 @@ ROWS_PARAMS = [
     _param("cursor", "The next_cursor of the previous page (keyset pagination, same sort)."),
     _param("facet", "Repeatable: top values of a column or bucket with counts under the filters.", "genres"),
     _param("facet_size", f"Values per facet (default {build.FACET_DEFAULT}, max {build.FACET_MAX}).", "10", "integer"),
-    *_COMMON, *_filter_params(),
+    *_COMMON, *FILTERS,
 ]
 AGGREGATE_PARAMS = [
     _param("group_by", f"Comma-separated: {', '.join(build.GROUPABLE)}. List columns count a game once per element.",
            "genres,release_year"),
-    _param("metrics", "Comma-separated: count, or fn:column with fn one of "
-           f"{', '.join(m for m in schema.METRICS if m != 'count')}. Output names are fn_column.",
-           "count,avg:price,sum:positive"),
+    _param("metrics", "Comma-separated: count; fn:column with fn one of "
+           f"{', '.join(m for m in schema.METRICS if m != 'count')} (output name fn_column); or "
+           "share(<filter>), the share of the group's games meeting one filter written as a query parameter "
+           "(output name share_<column>_<op>).", "count,avg:price,share(rating__gte=0.8)"),
+    _param("top", f"1 to {build.MAX_TOP}: keep only the first group_by key's top N values by number of games "
+           "(e.g. group_by=tags,release_year&top=8: a trend of 8 series); rows come in rank order.", "8", "integer"),
     _param("having", "Repeatable: metric__op:number, op one of gt, gte, lt, lte, exact, ne.", "count__gte:10"),
     _param("sort", "Comma-separated metric or group names, - for descending (default -count).", "-count"),
-    *_COMMON, *_filter_params(),
+    *_COMMON, *FILTERS,
 ]

@@ -7,8 +7,9 @@ from fastapi.responses import StreamingResponse
 
 from ..query import build
 from ..query.run import Explorer, schema_doc
-from .deps import get_explorer
-from .docs import AGGREGATE_PARAMS, ROWS_PARAMS
+from ..settings import Settings
+from .deps import get_explorer, get_settings
+from .docs import AGGREGATE_PARAMS, FILTERS, ROWS_PARAMS
 
 router = APIRouter(prefix="/api/v1", tags=["games"])
 Reader = Annotated[Explorer, Depends(get_explorer)]
@@ -43,11 +44,17 @@ def aggregate(request: Request, explorer: Reader):
     return _export(request, explorer, True) or explorer.aggregate(_items(request), request.url.path)
 
 
+@router.get("/games/summary", summary="The matching games at a glance: counts, prices, reviews, ratings, "
+            "estimated revenue, price bands, top tags and genres, top games", openapi_extra={"parameters": FILTERS})
+def summary(request: Request, explorer: Reader):
+    return explorer.summary(_items(request))
+
+
 @router.get("/games/{app_id}", summary="One game by app_id")
 def game(app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])], explorer: Reader):
     return explorer.game(app_id)
 
 
 @router.get("/schema", summary="Columns, their operators and examples; buckets and metrics")
-def schema_route():
-    return schema_doc()
+def schema_route(settings: Annotated[Settings, Depends(get_settings)]):
+    return schema_doc(settings)

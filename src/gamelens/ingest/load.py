@@ -20,10 +20,8 @@ from ..errors import EngineError, GameLensError, unloadable
 from . import versions
 
 MAX_REPORTED = 10
-# CSV reading: header names select columns; fields are kept exactly as written.
+# CSV reading: fields by position (the header was matched here), kept exactly as written.
 CSV_SETTINGS = {
-    "input_format_with_names_use_header": 1,
-    "input_format_skip_unknown_fields": 1,
     "format_csv_allow_single_quotes": 0,
     "format_csv_allow_double_quotes": 1,
     "input_format_csv_trim_whitespaces": 0,
@@ -71,27 +69,31 @@ def read_header(chunks: Iterator[bytes]) -> tuple[list[str], bytes]:
     return header, prefix
 
 
-def check_header(header: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Map each column to its field in the file, by its CSV header or its API name (a GameLens CSV
-    export uses API names); fail naming the missing columns; warn about ignored unknown ones."""
-    present = set(header)
+def check_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Map each column to its field's position in the file, found by its CSV header or by its API
+    name (a GameLens CSV export uses API names); fail naming the missing columns; warn about ignored
+    unknown ones."""
+    position = {}
+    for i, h in enumerate(header):
+        position.setdefault(h, i)  # a repeated name: its first field
     fields, missing = {}, []
-    for c in schema.COLUMNS:
-        found = next((h for h in (c.header, c.name) if h in present), None)
+    for c in schema.SOURCE_COLUMNS:
+        found = next((position[h] for h in (c.header, c.name) if h in position), None)
         if found is None:
             missing.append(c.header)
         fields[c.name] = found
     if missing:
         raise unloadable("missing_columns", f"The header lacks required column(s): {', '.join(missing)}.",
-                         param="header", value=header, allowed=[c.header for c in schema.COLUMNS])
-    known = set(fields.values()) | set(schema.output_names())  # an export's extra columns are ours
-    extra = [h for h in header if h.strip() and h not in known]
+                         param="header", value=header, allowed=[c.header for c in schema.SOURCE_COLUMNS])
+    used = set(fields.values())
+    ours = set(schema.output_names())  # an export's other columns (derived, raw text) are ours
+    extra = [h for i, h in enumerate(header) if h.strip() and i not in used and h not in ours]
     return fields, [f"Ignored unknown column(s): {', '.join(extra)}"] if extra else []
 
 
 def stage_ddl(db: str, table: str, upload_id: int) -> str:
     cols = []
-    for c in schema.COLUMNS:
+    for c in schema.STORED_COLUMNS:
         cols.append(f"{ident(c.name)} {c.ch_type}")
         if c.raw_name:
             cols.append(f"{ident(c.raw_name)} String")
@@ -114,15 +116,19 @@ def _invalid_expr(c: schema.Column, r: str) -> str | None:
     return f"({r} != '' AND {expr})" if c.nullable else f"({expr})"
 
 
-def select_exprs(fields: dict[str, str]) -> tuple[list[str], list[str]]:
+def select_exprs(fields: dict[str, int]) -> tuple[list[str], list[str]]:
     """Target columns and the SELECT expressions that fill them from the CSV's text fields
-    (`fields`: column name -> its field name in the file)."""
+    (`fields`: column name -> its position in the file, read as c<position>). Each parsed value is
+    aliased with its column's name, so stored derived columns compute from the parsed values."""
     columns, exprs, checks = [], [], []
-    for c in schema.COLUMNS:
-        r = ident(fields[c.name])
-        text = schema.UNESCAPE.format(e=r) if c.kind.text else r
+    for c in schema.STORED_COLUMNS:
         columns.append(c.name)
-        exprs.append(_parse_expr(c, text))
+        if c.stored:
+            exprs.append(f"{c.stored} AS {ident(c.name)}")
+            continue
+        r = f"c{fields[c.name]}"
+        text = schema.UNESCAPE.format(e=r) if c.kind.text else r
+        exprs.append(f"{_parse_expr(c, text)} AS {ident(c.name)}")
         if c.raw_name:
             columns.append(c.raw_name)
             exprs.append(text)
@@ -162,10 +168,10 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
     engine.execute(f"DROP TABLE IF EXISTS {ident(engine.db)}.{ident(table)}")
     engine.execute(stage_ddl(engine.db, table, upload_id))
     columns, exprs = select_exprs(fields)
-    headers = list(fields.values())
     try:
         limits = {"max_memory_usage": max_memory_mb << 20} if max_memory_mb else {}
-        engine.load_csv(table, columns, exprs, headers, itertools.chain([prefix], chunks), {**CSV_SETTINGS, **limits})
+        engine.load_csv(table, columns, exprs, len(header), itertools.chain([prefix], chunks),
+                        {**CSV_SETTINGS, **limits})
     except EngineError as exc:
         if exc.engine_code in CSV_PARSE_ERRORS:
             raise _parse_failure(exc) from exc

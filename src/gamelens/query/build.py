@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import schema
 from ..engine import ident
+from ..errors import GameLensError
 from ..errors import invalid as bad
 from . import filters
 
@@ -29,7 +30,8 @@ MAX_FACETS = 5
 MAX_LIST_GROUPS = 2
 FORMATS = ("json", "csv", "ndjson")
 ROWS_PARAMS = {"sort", "limit", "offset", "cursor", "fields", "format", "facet", "facet_size"}
-AGG_PARAMS = {"group_by", "metrics", "having", "sort", "limit", "offset", "format"}
+AGG_PARAMS = {"group_by", "metrics", "having", "sort", "limit", "offset", "format", "top"}
+SUMMARY_PARAMS: set[str] = set()
 
 
 def _int(items: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -64,7 +66,7 @@ class Where:
 
 def where(items: list[tuple[str, str]], control: set[str]) -> Where:
     """AND of every filter parameter (anything that is not a control parameter)."""
-    conds = [filters.parse(k, v, i) for i, (k, v) in enumerate(items) if k not in control]
+    conds = [filters.parse(k, v, f"f{i}") for i, (k, v) in enumerate(items) if k not in control]
     if not conds:
         return Where()
     params: dict[str, Any] = {}
@@ -93,17 +95,19 @@ class Key:
 
 
 SORTABLE = [c.name for c in schema.COLUMNS if c.kind.filter != "list"]
-# Long free text is no group: every value is its own (facets and group_by alike).
-GROUPABLE = [c.name for c in schema.COLUMNS if c.name != "about_the_game"] + list(schema.BUCKETS)
+# Long free text and continuous numbers are no groups: nearly every value is its own.
+GROUPABLE = [c.name for c in schema.COLUMNS if c.name != "about_the_game" and c.kind.filter != "float"
+             ] + list(schema.BUCKETS)
 
 
 def _column_keys(col: schema.Column, desc: bool) -> list[Key]:
+    sql = filters.column_sql(col)
     if not col.ch_type.startswith("Nullable("):
-        return [Key(ident(col.name), col.ch_type, desc)]
+        return [Key(sql, col.ch_type, desc)]
     # NULLs last in either direction, and no NULL in a comparison: (isNull, value) pairs.
     base = col.ch_type.removeprefix("Nullable(").removesuffix(")")
     zero = {"Date": "toDate(0)", "String": "''"}.get(base, "0")
-    return [Key(f"isNull({ident(col.name)})", "UInt8"), Key(f"ifNull({ident(col.name)}, {zero})", base, desc)]
+    return [Key(f"isNull({sql})", "UInt8"), Key(f"ifNull({sql}, {zero})", base, desc)]
 
 
 def sort_keys(raw: str | None) -> tuple[str, list[Key]]:
@@ -233,10 +237,18 @@ def _after_cursor(req: RowsRequest) -> Where:
 def rows_sql(req: RowsRequest, table: str) -> tuple[str, dict[str, Any]]:
     """The page: its fields plus hidden sort-key columns __k0.. for the next cursor."""
     cond = _after_cursor(req)
-    cols = [ident(f) for f in req.fields] + [f"{k.sql} AS __k{i}" for i, k in enumerate(req.keys)]
+    cols = [field_sql(f) for f in req.fields] + [f"{k.sql} AS __k{i}" for i, k in enumerate(req.keys)]
     sql = (f"SELECT {', '.join(cols)} FROM {table} WHERE {cond.sql} ORDER BY {order_by(req.keys)} "
            "LIMIT {lim:UInt64} OFFSET {off:UInt64}")
     return sql, {**cond.params, "lim": req.limit, "off": req.offset}
+
+
+def field_sql(name: str) -> str:
+    """A returned field: its column, or a virtual column's expression named after it."""
+    col = schema.BY_NAME.get(name)
+    if col is not None and col.virtual:
+        return f"{filters.column_sql(col)} AS {ident(name)}"
+    return ident(name)
 
 
 def csv_expr(name: str) -> str:
@@ -244,7 +256,7 @@ def csv_expr(name: str) -> str:
     col = schema.BY_NAME.get(name)
     if col is None:  # a raw text column (release_date_raw)
         return schema.NEUTRALISE.format(e=ident(name))
-    expr = col.kind.csv.format(c=ident(col.name), raw=ident(col.raw_name or col.name))
+    expr = col.kind.csv.format(c=filters.column_sql(col), raw=ident(col.raw_name or col.name))
     return schema.NEUTRALISE.format(e=expr) if col.kind.text else expr
 
 
@@ -254,7 +266,7 @@ def export_sql(req: RowsRequest, table: str, limit: int) -> tuple[str, dict[str,
     if req.format == "csv":
         cols = [f"{csv_expr(f)} AS {ident(f)}" for f in req.fields]
     else:
-        cols = [ident(f) for f in req.fields]
+        cols = [field_sql(f) for f in req.fields]
     sql = (f"SELECT {', '.join(cols)} FROM {table} WHERE {cond.sql} ORDER BY {order_by(req.keys)} "
            "LIMIT {lim:UInt64} OFFSET {off:UInt64}")
     return sql, {**cond.params, "lim": limit, "off": req.offset}
@@ -275,8 +287,10 @@ def facet_sql(req: RowsRequest, name: str, table: str) -> tuple[str, dict[str, A
 
 @dataclass
 class AggMetric:
-    alias: str  # output name: count, avg_price, ...
-    sql: str
+    alias: str  # output name: count, avg_price, share_rating_gte, ...
+    sql: str  # over the columns of the inner, per-game query
+    inner: str | None = None  # a per-game expression the inner query adds (share conditions)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -290,12 +304,34 @@ class AggRequest:
     offset: int
     format: str
     limited: bool = False  # the client gave a limit (an export then stops there, not at the cap)
+    top: int | None = None  # keep only the first key's top N values (by games), e.g. for trends
 
 
-def _metric(spec: str) -> AggMetric:
+MAX_TOP = 100
+_SHARE = re.compile(r"^share\((.*)\)$", re.S)
+
+
+def _metric_specs(raw: str) -> list[str]:
+    """Split the metrics list on commas outside parentheses (a share condition may hold commas)."""
+    specs, depth, current = [], 0, ""
+    for ch in raw:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth <= 0:
+            specs.append(current)
+            current, depth = "", 0
+        else:
+            current += ch
+    return [x.strip() for x in [*specs, current] if x.strip()]
+
+
+def _metric(spec: str, index: int) -> AggMetric:
+    share = _SHARE.match(spec)
+    if share:
+        return _share(spec, share.group(1), index)
     fn, _, col_name = spec.partition(":")
     metric = schema.METRICS.get(fn)
     allowed = [f"{m.name}:<column>" if m.families else m.name for m in schema.METRICS.values()]
+    allowed.append("share(<column>[__op]=<value>)")
     if metric is None:
         raise bad("metrics", spec, f"Unknown metric {fn!r}.", allowed, "unknown_metric")
     if not metric.families:
@@ -307,7 +343,25 @@ def _metric(spec: str) -> AggMetric:
         fits = [c.name for c in schema.COLUMNS if c.kind.filter in metric.families]
         raise bad("metrics", spec, f"{fn} needs one of these columns: {', '.join(fits)}.",
                   [f"{fn}:{c}" for c in fits], "unknown_metric")
-    return AggMetric(f"{fn}_{col_name}", metric.sql.format(c=ident(col_name)))
+    return AggMetric(f"{fn}_{col_name}", metric.sql.format(c=filters.column_sql(col)))
+
+
+def _share(spec: str, condition: str, index: int) -> AggMetric:
+    """share(<filter>): the share (0 to 1) of the group's games meeting one filter, written exactly as
+    a filter parameter: share(rating__gte=0.8), share(genres__has=Indie), share(price=0)."""
+    param, sep, value = condition.partition("=")
+    if not sep or not param.strip():
+        raise bad("metrics", spec, "share(...) takes one filter written as a query parameter, e.g. "
+                  "share(rating__gte=0.8) or share(tags__has=Roguelike).", code="invalid_metric")
+    try:
+        cond = filters.parse(param.strip(), value, f"s{index}")
+    except GameLensError as exc:
+        raise bad("metrics", spec, f"In {spec}: {exc.message}", exc.allowed, "invalid_metric") from None
+    name, _, op = param.strip().partition("__")
+    alias = f"share_{name}_{op or 'is'}"
+    # An empty value never meets a condition (as in filters): NULL counts as 0, not as missing.
+    return AggMetric(alias, f"round(avg(__s{index}), 4)", f"ifNull(toUInt8({cond.sql}), 0) AS __s{index}",
+                     cond.params)
 
 
 def _group_expr(name: str) -> str:
@@ -316,7 +370,9 @@ def _group_expr(name: str) -> str:
     if name in schema.BUCKETS:
         return schema.BUCKETS[name].expr
     col = schema.BY_NAME[name]
-    return f"arrayJoin(arrayDistinct({ident(name)}))" if col.kind.filter == "list" else ident(name)
+    if col.kind.filter == "list":
+        return f"arrayJoin(arrayDistinct({ident(name)}))"
+    return filters.column_sql(col)
 
 
 _HAVING = re.compile(r"^([a-z0-9_]+)__(gt|gte|lt|lte|exact|ne):(.+)$")
@@ -342,6 +398,15 @@ def _having(specs: list[str], metrics: list[AggMetric]) -> Where:
     return Where(" AND ".join(conds) or "1", params)
 
 
+def _unique_aliases(metrics: list[AggMetric]) -> list[AggMetric]:
+    seen: dict[str, int] = {}
+    for m in metrics:
+        seen[m.alias] = seen.get(m.alias, 0) + 1
+        if seen[m.alias] > 1:
+            m.alias = f"{m.alias}_{seen[m.alias]}"
+    return metrics
+
+
 def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None, max_limit: int = MAX_LIMIT
                     ) -> AggRequest:
     single = _single(items, AGG_PARAMS)
@@ -353,21 +418,33 @@ def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None, max
     if len(lists) > MAX_LIST_GROUPS:
         raise bad("group_by", single["group_by"], f"Group by at most {MAX_LIST_GROUPS} list columns at once "
                   f"(each multiplies the rows); got {', '.join(lists)}.", code="too_many_list_groups")
-    metrics = [_metric(s) for s in dict.fromkeys(_csv_list(single.get("metrics", "count")))]
-    if not metrics:
+    specs = list(dict.fromkeys(_metric_specs(single.get("metrics", "count"))))
+    if not specs:
         raise bad("metrics", single.get("metrics"), "Give at least one metric.")
+    metrics = _unique_aliases([_metric(spec, i) for i, spec in enumerate(specs)])
+    top = _int(single, "top", 0, 1, MAX_TOP) if "top" in single else None
+    if top and not group_by:
+        raise bad("top", single["top"], "top keeps the top N values of the first group_by key: give group_by.")
     having = _having([v for k, v in items if k == "having"], metrics)
+    default_limit = MAX_LIMIT if top else DEFAULT_LIMIT  # a trend: every point of its N series
     return AggRequest(
         where=where(items, AGG_PARAMS), group_by=group_by, metrics=metrics, having=having,
-        order=_agg_order(single.get("sort"), group_by, metrics),
-        limit=_int(single, "limit", DEFAULT_LIMIT, 1, max_limit), offset=_int(single, "offset", 0, 0, MAX_OFFSET),
-        format=output_format(single, accept), limited="limit" in single)
+        order=_agg_order(single.get("sort"), group_by, metrics, bool(top)),
+        limit=_int(single, "limit", default_limit, 1, max_limit), offset=_int(single, "offset", 0, 0, MAX_OFFSET),
+        format=output_format(single, accept), limited="limit" in single, top=top)
 
 
-def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric]) -> str:
+def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric], top: bool) -> str:
     names = [m.alias for m in metrics] + group_by
-    items = _csv_list(raw) if raw else (["-count"] if "count" in names else [])
     parts = []
+    if raw:
+        items = _csv_list(raw)
+    elif top:  # series in rank order, then each series in its keys' natural order (years in time order)
+        items = []
+        parts.append(f"indexOf(__top, {ident(group_by[0])}) ASC")
+        parts += [f"min({schema.BUCKETS[g].order}) ASC" for g in group_by[1:] if g in schema.BUCKETS]
+    else:
+        items = ["-count"] if "count" in names else []
     for item in items:
         desc, name = item.startswith("-"), item.lstrip("-+")
         if name not in names:
@@ -383,10 +460,22 @@ def _grouped(req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
     keys = [f"{_group_expr(g)} AS {ident(g)}" for g in req.group_by]
     mets = [f"{m.sql} AS {ident(m.alias)}" for m in req.metrics]
     group = f" GROUP BY {', '.join(ident(g) for g in req.group_by)}" if req.group_by else ""
+    inner = ", ".join(["*", *(m.inner for m in req.metrics if m.inner)])
+    params = {**req.where.params, **req.having.params}
+    for m in req.metrics:
+        params.update(m.params)
+    having, prefix = req.having.sql, ""
+    if req.top:
+        # The first key's top N values by number of games under the same filters: N series, not thousands.
+        first = req.group_by[0]
+        prefix = (f"WITH (SELECT groupArray(v) FROM (SELECT {_group_expr(first)} AS v FROM {table} "
+                  f"WHERE {req.where.sql} GROUP BY v ORDER BY count() DESC, v ASC LIMIT {{top:UInt64}})) AS __top ")
+        having = f"has(__top, {ident(first)}) AND {having}"
+        params["top"] = req.top
     # Filters run on whole games first (inner query); then list columns are split into elements.
-    sql = (f"SELECT {', '.join(keys + mets)} FROM (SELECT * FROM {table} WHERE {req.where.sql}){group} "
-           f"HAVING {req.having.sql}")
-    return sql, {**req.where.params, **req.having.params}
+    sql = (f"{prefix}SELECT {', '.join(keys + mets)} FROM (SELECT {inner} FROM {table} WHERE {req.where.sql})"
+           f"{group} HAVING {having}")
+    return sql, params
 
 
 def aggregate_sql(req: AggRequest, table: str, limit: int | None = None) -> tuple[str, dict[str, Any]]:
@@ -412,3 +501,38 @@ def aggregate_export_sql(req: AggRequest, table: str, limit: int) -> tuple[str, 
         outer.append(f"{schema.NEUTRALISE.format(e=ident(g))} AS {ident(g)}" if text else ident(g))
     outer += [ident(m.alias) for m in req.metrics]
     return f"SELECT {', '.join(outer)} FROM ({sql})", params
+
+
+# --- the segment summary -----------------------------------------------------------------------
+
+SUMMARY_TOP = 10
+
+
+def _col(name: str) -> str:
+    return filters.column_sql(schema.BY_NAME[name])
+
+
+def summary_sql(cond: Where, table: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The statements of GET /games/summary, each over the matching games (run side by side)."""
+    median = schema.METRICS["median"].sql
+    p90 = schema.METRICS["p90"].sql
+    band = schema.BUCKETS["price_band"]
+    t, w, p = table, cond.sql, cond.params
+    top = {"n": SUMMARY_TOP}
+    return {
+        "overview": (f"SELECT count() AS games, round(countIf({_col('price')} = 0) / count(), 4) AS share_free, "
+                     f"{median.format(c=_col('price'))} AS median_price, {p90.format(c=_col('price'))} AS p90_price, "
+                     f"{median.format(c=_col('reviews'))} AS median_reviews, "
+                     f"round(avg({_col('rating')}), 4) AS avg_rating, "
+                     f"round(sum({_col('est_revenue')}), 2) AS est_revenue FROM {t} WHERE {w}", p),
+        "price_bands": (f"SELECT {band.expr} AS band, count() AS games FROM {t} WHERE {w} "
+                        f"GROUP BY band ORDER BY min({band.order})", p),
+        "top_tags": (f"SELECT {_group_expr('tags')} AS value, count() AS games FROM {t} WHERE {w} "
+                     "GROUP BY value ORDER BY games DESC, value ASC LIMIT {n:UInt64}", {**p, **top}),
+        "top_genres": (f"SELECT {_group_expr('genres')} AS value, count() AS games FROM {t} WHERE {w} "
+                       "GROUP BY value ORDER BY games DESC, value ASC LIMIT {n:UInt64}", {**p, **top}),
+        "top_rated": (f"SELECT app_id, name, rating, reviews FROM {t} WHERE ({w}) AND rating IS NOT NULL "
+                      "ORDER BY rating DESC, reviews DESC, app_id ASC LIMIT {n:UInt64}", {**p, **top}),
+        "most_reviewed": (f"SELECT app_id, name, reviews, rating FROM {t} WHERE {w} "
+                          "ORDER BY reviews DESC, app_id ASC LIMIT {n:UInt64}", {**p, **top}),
+    }

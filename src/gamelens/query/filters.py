@@ -7,6 +7,7 @@ and bound as query parameters; the column identifier comes from the schema.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -40,6 +41,16 @@ def _decimal(text: str) -> Decimal:
     return value
 
 
+def _float(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError("a number such as 0.8") from None
+    if not math.isfinite(value) or abs(value) >= 1e300:
+        raise ValueError("a finite number such as 0.8")
+    return value
+
+
 def _bool(text: str) -> bool:
     low = text.strip().lower()
     if low in _TRUE | _FALSE:
@@ -62,6 +73,7 @@ def parse_date(text: str) -> date:
 VALUES = {
     "number": (_number, "Int64"),
     "decimal": (_decimal, "Decimal(38, 10)"),
+    "float": (_float, "Float64"),
     "bool": (_bool, "Bool"),
     "date": (parse_date, "Date32"),
     "string": (str, "String"),
@@ -101,6 +113,7 @@ _COMPARABLE = _ops(
 REGISTRY: dict[str, dict[str, Op]] = {
     "number": _COMPARABLE,
     "decimal": _COMPARABLE,
+    "float": _COMPARABLE,
     "date": _COMPARABLE,
     "bool": _ops(Op("exact", "equals", "{c} = {p}"), Op("ne", "does not equal", "{c} != {p}")),
     "string": _ops(
@@ -130,6 +143,11 @@ def operators_for(col: schema.Column) -> list[str]:
             if not (o.nullable_only and not col.ch_type.startswith("Nullable"))]
 
 
+def column_sql(col: schema.Column) -> str:
+    """A column in SQL: its identifier, or, for a virtual column, the expression computing it."""
+    return f"({col.virtual})" if col.virtual else ident(col.name)
+
+
 # --- parsing a request parameter -----------------------------------------------------------------
 
 
@@ -143,8 +161,8 @@ def bad(param: str, value: Any, message: str, allowed: Any = None, code: str = "
     return GameLensError(code, message, 400, param=param, value=value, allowed=allowed)
 
 
-def parse(param: str, raw: str, index: int) -> Condition:
-    """`column[__op]=raw` -> a condition with its bound values named f{index}..."""
+def parse(param: str, raw: str, key: str) -> Condition:
+    """`column[__op]=raw` -> a condition whose bound value is named `key`."""
     name, _, op_key = param.partition("__")
     col = schema.BY_NAME.get(name)
     if col is None:
@@ -156,7 +174,7 @@ def parse(param: str, raw: str, index: int) -> Condition:
                   allowed, "unknown_operator")
     op = REGISTRY[col.kind.filter][op_key]
     parser, ch_type = VALUES[col.kind.filter]
-    p = f"f{index}"
+    p = key
     try:
         if op.value == "flag":
             value, ch_type = _bool(raw), "Bool"
@@ -167,5 +185,5 @@ def parse(param: str, raw: str, index: int) -> Condition:
     except ValueError as exc:
         expected = exc.args[0] if exc.args else "a valid value"
         raise bad(param, raw, f"{param}: {raw[:100]!r} is not {expected}.") from None
-    sql = op.sql.format(c=ident(col.name), p=f"{{{p}:{ch_type}}}")
+    sql = op.sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}")
     return Condition(sql, {p: value})

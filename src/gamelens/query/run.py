@@ -39,6 +39,8 @@ class Explorer:
 
     def __init__(self, engine: Engine, versions: Versions, settings: Settings):
         self.engine, self.versions, self.settings = engine, versions, settings
+        # Bound into every read: virtual columns (est_owners, est_revenue) use it (see schema.py).
+        self.constants = {"review_multiple": settings.review_multiple}
         self._parallel = ThreadPoolExecutor(max_workers=settings.query_pool_size, thread_name_prefix="gamelens-query")
         self.spool_dir = settings.data_dir / "tmp"
 
@@ -47,7 +49,7 @@ class Explorer:
 
     def _select(self, sql: str, params: dict, settings: dict | None = None, spent: list | None = None):
         """Run a read; `spent` collects the engine's own time of each statement (reported as engine_ms)."""
-        res = self.engine.select(sql, params, settings=settings)
+        res = self.engine.select(sql, {**self.constants, **params}, settings=settings)
         if spent is not None:
             spent.append(res.stats.get("elapsed_ms", 0))
         return res
@@ -94,7 +96,7 @@ class Explorer:
     def game(self, app_id: int) -> dict:
         names = schema.output_names()
         with self.versions.reading() as snap:
-            res = self._select(f"SELECT {', '.join(ident(n) for n in names)} FROM {snap.table} "
+            res = self._select(f"SELECT {', '.join(build.field_sql(n) for n in names)} FROM {snap.table} "
                                f"WHERE {ident(schema.KEY)} = {{id:UInt32}} ORDER BY {schema.ROW_COL} LIMIT 1",
                                {"id": app_id})
         if not res.rows:
@@ -111,11 +113,27 @@ class Explorer:
         total = res.stats.get("rows_before_limit")
         total = len(res.rows) + req.offset if total is None else total
         more = req.offset + len(res.rows) < total
-        return {"rows": res.dicts(), "total_groups": total, "group_by": req.group_by,
-                "metrics": [m.alias for m in req.metrics], "limit": req.limit, "offset": req.offset,
-                "next": _url(path, items, offset=req.offset + req.limit) if more else None,
-                "version": snap.upload_id,
-                "took_ms": round((time.perf_counter() - t0) * 1000, 2), "engine_ms": round(sum(spent), 2)}
+        answer = {"rows": res.dicts(), "total_groups": total, "group_by": req.group_by,
+                  "metrics": [m.alias for m in req.metrics], "limit": req.limit, "offset": req.offset,
+                  "next": _url(path, items, offset=req.offset + req.limit) if more else None,
+                  "version": snap.upload_id}
+        if req.top:  # the series, in the order the rows give them (rank order unless sorted otherwise)
+            answer["series"] = list(dict.fromkeys(row[req.group_by[0]] for row in answer["rows"]))
+        answer.update(took_ms=round((time.perf_counter() - t0) * 1000, 2), engine_ms=round(sum(spent), 2))
+        return answer
+
+    def summary(self, items: list[tuple[str, str]]) -> dict:
+        """One segment at a glance (the matching games), from one version, statements side by side."""
+        t0 = time.perf_counter()
+        cond = build.where(items, build.SUMMARY_PARAMS)
+        spent: list[float] = []
+        with self.versions.reading() as snap:
+            futures = {name: self._parallel.submit(self._select, sql, params, spent=spent)
+                       for name, (sql, params) in build.summary_sql(cond, snap.table).items()}
+            parts = {name: f.result().dicts() for name, f in futures.items()}
+        return {**parts.pop("overview")[0], **parts, "version": snap.upload_id,
+                "est_revenue_note": schema.REVENUE_CAVEAT, "review_multiple": self.settings.review_multiple,
+                "took_ms": round((time.perf_counter() - t0) * 1000, 2), "engine_ms": round(max(spent, default=0), 2)}
 
     # --- exports -------------------------------------------------------------------------------
 
@@ -160,7 +178,7 @@ class Explorer:
             # the stored column `name`. (Aggregates group by their aliases, so not there.)
             settings["prefer_column_name_to_alias"] = 1
         try:
-            self.engine.spool(sql, params, ENGINE_FORMATS[fmt][0], out, settings)
+            self.engine.spool(sql, {**self.constants, **params}, ENGINE_FORMATS[fmt][0], out, settings)
         except BaseException:
             out.close()
             raise
@@ -175,17 +193,21 @@ def _send(spool: IO[bytes]) -> Iterator[bytes]:
             yield block
 
 
-def schema_doc() -> dict:
-    """Every column with its type, operators and an example; buckets and metrics (drives UI and docs)."""
+def schema_doc(settings: Settings) -> dict:
+    """Every column with its type, operators and an example (derived ones with their formula and
+    source); buckets and metrics. Drives the page and the docs."""
     cols = []
     for c in schema.COLUMNS:
         ops = filters.operators_for(c)
-        cols.append({
-            "name": c.name, "header": c.header, "type": c.kind.filter, "clickhouse_type": c.ch_type,
+        doc = {
+            "name": c.name, "header": c.header or None, "type": c.kind.filter, "clickhouse_type": c.ch_type,
             "doc": c.doc, "example": c.example, "operators": ops, "default_operator": ops[0],
             "operator_docs": {k: filters.REGISTRY[c.kind.filter][k].doc for k in ops},
             "sortable": c.name in build.SORTABLE, "groupable": c.name in build.GROUPABLE,
-        })
+        }
+        if c.derived:
+            doc.update(derived="virtual" if c.virtual else "stored", formula=c.formula, source=c.source or None)
+        cols.append(doc)
         if c.raw_name:
             cols.append({"name": c.raw_name, "type": "raw", "doc": f"{c.name} as written in the CSV",
                          "operators": [], "sortable": False, "groupable": False})
@@ -194,8 +216,12 @@ def schema_doc() -> dict:
         "buckets": [{"name": b.name, "doc": b.doc, "source": b.source} for b in schema.BUCKETS.values()],
         "metrics": [{"name": m.name, "doc": m.doc, "columns": [c.name for c in schema.COLUMNS
                                                                if c.kind.filter in m.families]}
-                    for m in schema.METRICS.values()],
+                    for m in schema.METRICS.values()]
+        + [{"name": "share", "doc": "share(<filter>): the share (0 to 1) of the group's games that meet one filter, "
+            "written as a query parameter, e.g. share(rating__gte=0.8)", "columns": []}],
+        "review_multiple": settings.review_multiple,
+        "est_revenue_note": schema.REVENUE_CAVEAT,
         "limits": {"max_limit": build.MAX_LIMIT, "default_limit": build.DEFAULT_LIMIT,
                    "formats": list(build.FORMATS), "max_facets": build.MAX_FACETS,
-                   "max_list_groups": build.MAX_LIST_GROUPS},
+                   "max_list_groups": build.MAX_LIST_GROUPS, "max_top": build.MAX_TOP},
     }

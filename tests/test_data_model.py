@@ -1,0 +1,236 @@
+"""The Steam data model against Python: studio lists, derived metrics, the share metric, top-N trends
+and the segment summary, over the real sample and over a generated file with the hard cases (ties,
+zero reviews, free games, studio names with ", Inc.", a studio listed twice)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, defaultdict
+from decimal import Decimal
+
+import pytest
+
+from .conftest import python_row, read_sample, sample_table, upload, write_csv
+
+HARD = [  # (Developers, Publishers, Positive, Negative, Price)
+    ("Garage Games,Jan Hess", "Garage Games", "0", "0", "0"),
+    ("aNCHOR Inc.,fuzz, Inc.", "aNCHOR Inc.", "10", "0", "4.99"),
+    ("Gemdrops, Inc.", "Gemdrops, Inc.,Clouded Leopard Entertainment Inc.", "10", "0", "4.99"),
+    ("Same Studio,Same Studio", " Spaced ,Out ", "90", "10", "0"),
+    ("Wise Wizard Games, LLC", "", "5000000", "1000000", "59.99"),
+    ("Solo", "Solo", "1", "1", "0.99"),
+    ("Solo", "Solo", "1", "1", "0.99"),  # a tie with the row above on every metric
+    ("Tiny Dev,Big Pub, Ltd.,Other", "Big Pub, Ltd.", "3", "0", "19.99"),
+]
+
+
+@pytest.fixture(scope="module")
+def generated(files):
+    """The sample followed by the hard cases, each a copy of a sample row with new studios and numbers."""
+    table = sample_table()
+    h = table[0]
+    rows = [list(r) for r in table[1:]]
+    for i, (dev, pub, pos, neg, price) in enumerate(HARD):
+        row = list(table[1 + i])
+        row[h.index("AppID")] = str(9_000_000 + i)
+        row[h.index("Developers")], row[h.index("Publishers")] = dev, pub
+        row[h.index("Positive")], row[h.index("Negative")], row[h.index("Price")] = pos, neg, price
+        rows.append(row)
+    (files.root / "model.csv").write_bytes(write_csv([h, *rows]))
+    return [python_row(dict(zip(h, r, strict=True))) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def model_client(files, generated):
+    from fastapi.testclient import TestClient
+
+    from gamelens.api.app import create_app
+
+    from .conftest import AUTH, make_settings
+
+    with TestClient(create_app(make_settings()), headers=AUTH) as client:
+        assert upload(client, files.url("model.csv"))["state"] == "succeeded"
+        yield client
+
+
+def _rows(client, **params) -> list[dict]:
+    r = client.get("/api/v1/games", params={"limit": 1000, "sort": "app_id", **params})
+    assert r.status_code == 200, r.text
+    return r.json()["rows"]
+
+
+def _close(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
+
+
+def test_studio_lists_split_as_the_source_joins_them(model_client, generated):
+    got = {r["app_id"]: r for r in _rows(model_client, fields="app_id,developers,publishers")}
+    for want in generated:
+        assert got[want["app_id"]]["developers"] == want["developers"]
+        assert got[want["app_id"]]["publishers"] == want["publishers"]
+    hard = {r["app_id"]: r for r in generated if r["app_id"] >= 9_000_000}
+    assert hard[9_000_001]["developers"] == ["aNCHOR Inc.", "fuzz, Inc."]
+    assert hard[9_000_002]["publishers"] == ["Gemdrops, Inc.", "Clouded Leopard Entertainment Inc."]
+    assert hard[9_000_003]["publishers"] == ["Spaced", "Out"]
+    assert hard[9_000_004]["publishers"] == []
+
+
+def test_derived_values_equal_their_formulas(model_client, generated):
+    got = {r["app_id"]: r for r in _rows(model_client)}
+    for want in generated:
+        row = got[want["app_id"]]
+        assert row["reviews"] == want["reviews"] and row["est_owners"] == want["est_owners"]
+        for name in ("review_score", "rating", "est_revenue"):
+            assert _close(row[name], want[name]), (want["app_id"], name, row[name], want[name])
+    zero = got[9_000_000]
+    assert zero["reviews"] == 0 and zero["review_score"] is None and zero["rating"] is None
+    assert zero["est_owners"] == 0 and zero["est_revenue"] == 0
+    # 10 positive of 10: the rating is pulled towards 50% the fewer the reviews
+    assert 0.5 < got[9_000_001]["rating"] < got[9_000_001]["review_score"] == 1
+
+
+def test_filters_sorts_and_metrics_on_derived_columns(model_client, generated):
+    rated = [r for r in generated if r["rating"] is not None]
+    got = _rows(model_client, rating__gte="0.8", fields="app_id")
+    assert sorted(r["app_id"] for r in got) == sorted(r["app_id"] for r in rated if r["rating"] >= 0.8)
+    by_revenue = _rows(model_client, sort="-est_revenue", fields="app_id,est_revenue")
+    want = sorted(generated, key=lambda r: (-r["est_revenue"], r["app_id"]))
+    assert [r["app_id"] for r in by_revenue] == [r["app_id"] for r in want]
+    [agg] = model_client.get("/api/v1/games/aggregate", params={
+        "metrics": "median:rating,sum:est_revenue,avg:review_score,p90:reviews"}).json()["rows"]
+    assert _close(agg["median_rating"], round(statistics.median(r["rating"] for r in rated), 4))
+    assert _close(agg["sum_est_revenue"], sum(r["est_revenue"] for r in generated))
+    scores = [r["review_score"] for r in rated]
+    assert _close(agg["avg_review_score"], round(sum(scores) / len(scores), 4))
+    p90 = statistics.quantiles([r["reviews"] for r in generated], n=10, method="inclusive")[8]
+    assert _close(agg["p90_reviews"], round(p90, 4))
+
+
+def test_group_by_developers_credits_each_studio_once(model_client, generated):
+    rows = model_client.get("/api/v1/games/aggregate", params={"group_by": "developers", "limit": 1000}).json()["rows"]
+    want = Counter(d for r in generated for d in set(r["developers"]))
+    assert {r["developers"]: r["count"] for r in rows} == dict(want)
+    assert want["Same Studio"] == 1 and want["fuzz, Inc."] == 2  # the sample's row and the hard case
+
+
+def test_share_of_a_group_meeting_a_condition(model_client, generated):
+    body = model_client.get("/api/v1/games/aggregate", params={
+        "group_by": "genres", "metrics": "count,share(rating__gte=0.8),share(tags__in=Indie,Casual)",
+        "limit": 1000}).json()
+    assert body["metrics"] == ["count", "share_rating_gte", "share_tags_in"]
+    groups = defaultdict(list)
+    for r in generated:
+        for g in set(r["genres"]):
+            groups[g].append(r)
+    for row in body["rows"]:
+        members = groups[row["genres"]]
+        high = sum(1 for m in members if m["rating"] is not None and m["rating"] >= 0.8)
+        tagged = sum(1 for m in members if {"Indie", "Casual"} & set(m["tags"]))
+        assert row["count"] == len(members)
+        assert row["share_rating_gte"] == round(high / len(members), 4)
+        assert row["share_tags_in"] == round(tagged / len(members), 4)
+
+
+@pytest.mark.parametrize("metrics,says", [
+    ("share(rating)", "one filter"), ("share(nope__gte=1)", "nope"), ("share(rating__gte=abc)", "not a number"),
+    ("share(rating__regex=1)", "regex"), ("share()", "one filter"),
+])
+def test_a_malformed_share_is_a_clear_400(model_client, metrics, says):
+    r = model_client.get("/api/v1/games/aggregate", params={"group_by": "genres", "metrics": metrics})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "metrics" and says in err["message"], err
+
+
+def test_trends_keep_the_top_n_series(model_client, generated):
+    """Games per year for the 3 biggest tags among games under $10, as 3 series in rank order."""
+    cheap = [r for r in generated if r["price"] < 10]
+    totals = Counter(t for r in cheap for t in set(r["tags"]))
+    top = [t for t, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
+    body = model_client.get("/api/v1/games/aggregate", params={
+        "group_by": "tags,release_year", "metrics": "count", "top": 3, "price__lt": 10}).json()
+    assert body["series"] == top
+    want = Counter((t, int(r["release_date"][:4]) if r["release_date"] else None)
+                   for r in cheap for t in set(r["tags"]) if t in top)
+    assert {(r["tags"], r["release_year"]): r["count"] for r in body["rows"]} == dict(want)
+    order = [(top.index(r["tags"]), r["release_year"] or 0) for r in body["rows"]]
+    assert order == sorted(order)  # rank, then years in time order
+
+
+def test_median_price_per_year_for_the_top_genres(model_client, generated):
+    body = model_client.get("/api/v1/games/aggregate", params={
+        "group_by": "genres,release_year", "metrics": "median:price", "top": 2}).json()
+    totals = Counter(g for r in generated for g in set(r["genres"]))
+    top = [g for g, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:2]]
+    prices = defaultdict(list)
+    for r in generated:
+        for g in set(r["genres"]) & set(top):
+            prices[(g, int(r["release_date"][:4]) if r["release_date"] else None)].append(r["price"])
+    got = {(r["genres"], r["release_year"]): r["median_price"] for r in body["rows"]}
+    assert got == {k: round(float(statistics.median(v)), 4) for k, v in prices.items()}
+
+
+def test_top_needs_a_group(model_client):
+    r = model_client.get("/api/v1/games/aggregate", params={"top": 3})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "top"
+
+
+def _band(price: Decimal) -> str:
+    for hi, label in ((0, "free"), (5, "under 5"), (10, "5 to 10"), (20, "10 to 20"), (40, "20 to 40")):
+        if (price == 0) if hi == 0 else (price < hi):
+            return label
+    return "40 and more"
+
+
+@pytest.mark.parametrize("params,test", [
+    ({}, lambda r: True),
+    ({"genres": "indie", "price__lt": "10"},
+     lambda r: any("indie" in g.lower() for g in r["genres"]) and r["price"] < 10),
+])
+def test_segment_summary(model_client, generated, params, test):
+    games = [r for r in generated if test(r)]
+    body = model_client.get("/api/v1/games/summary", params=params).json()
+    prices = [float(r["price"]) for r in games]
+    rated = [r["rating"] for r in games if r["rating"] is not None]
+    assert body["games"] == len(games)
+    assert body["share_free"] == round(sum(p == 0 for p in prices) / len(games), 4)
+    assert _close(body["median_price"], round(statistics.median(prices), 4))
+    assert _close(body["p90_price"], round(statistics.quantiles(prices, n=10, method="inclusive")[8], 4))
+    assert _close(body["median_reviews"], statistics.median(r["reviews"] for r in games))
+    assert _close(body["avg_rating"], round(sum(rated) / len(rated), 4))
+    assert _close(body["est_revenue"], round(sum(r["est_revenue"] for r in games), 2))
+    bands = Counter(_band(r["price"]) for r in games)
+    assert {b["band"]: b["games"] for b in body["price_bands"]} == dict(bands)
+    for field, key in (("top_tags", "tags"), ("top_genres", "genres")):
+        counts = Counter(x for r in games for x in set(r[key]))
+        want = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        assert [(t["value"], t["games"]) for t in body[field]] == want
+    by_rating = sorted((r for r in games if r["rating"] is not None),
+                       key=lambda r: (-r["rating"], -r["reviews"], r["app_id"]))[:10]
+    assert [g["app_id"] for g in body["top_rated"]] == [r["app_id"] for r in by_rating]
+    by_reviews = sorted(games, key=lambda r: (-r["reviews"], r["app_id"]))[:10]
+    assert [g["app_id"] for g in body["most_reviewed"]] == [r["app_id"] for r in by_reviews]
+    assert "before Steam's cut" in body["est_revenue_note"] and body["review_multiple"] == 30
+
+
+def test_the_schema_documents_derived_columns(model_client):
+    doc = model_client.get("/api/v1/schema").json()
+    cols = {c["name"]: c for c in doc["columns"]}
+    assert cols["rating"]["derived"] == "stored" and "steamdb.info" in cols["rating"]["source"]
+    assert cols["est_owners"]["derived"] == "virtual" and "GAMELENS_REVIEW_MULTIPLE" in cols["est_owners"]["formula"]
+    assert "before Steam's cut" in cols["est_revenue"]["doc"]
+    assert cols["developers"]["type"] == "list" and "has" in cols["developers"]["operators"]
+    assert doc["review_multiple"] == 30
+    assert any(m["name"] == "share" for m in doc["metrics"])
+
+
+def test_the_review_multiple_is_a_setting(make_client, files):
+    client = make_client(review_multiple=50)
+    upload(client, files.url("sample.csv"))
+    row = client.get("/api/v1/games/20200").json()
+    want = python_row(next(r for r in read_sample() if r["AppID"] == "20200"))
+    assert row["est_owners"] == want["reviews"] * 50
+    assert client.get("/api/v1/schema").json()["review_multiple"] == 50
