@@ -17,6 +17,7 @@ from .conftest import ADMIN_KEY, AUTH, make_settings, upload
 
 PUBLIC = {"/healthz", "/readyz"}
 ADMIN_ONLY = {("POST", "/api/v1/uploads"), ("POST", "/api/v1/uploads/{upload_id}/activate"),
+              ("POST", "/api/v1/uploads/sample"),
               ("POST", "/api/v1/keys"), ("GET", "/api/v1/keys"), ("DELETE", "/api/v1/keys/{name}")}
 PATH_VALUES = {"upload_id": "1", "app_id": "20200", "name": "nobody"}
 BODIES = {"/api/v1/uploads": {"url": "http://127.0.0.1:9/x.csv"}, "/api/v1/keys": {"name": "matrix", "role": "reader"}}

@@ -178,3 +178,50 @@ def test_dataset_unchanged_by_failed_upload(client, files):
     before = dataset_rows(client)
     upload(client, f"{files.base}/html")
     assert dataset_rows(client) == before
+
+
+def test_upload_a_file_from_disk(client, files):
+    """The same pipeline as a link: a multipart file is streamed to disk, loaded, swapped, recorded,
+    and its copy removed."""
+    data = (files.root / "sample.csv").read_bytes()
+    r = client.post("/api/v1/uploads?wait=true", files={"file": ("my games.csv", data, "text/csv")})
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert rec["state"] == "succeeded" and rec["rows_loaded"] == 100 and rec["active"]
+    assert (rec["source"], rec["url"], rec["bytes_received"]) == ("file", "my games.csv", len(data))
+    assert "path" not in rec
+    assert not list(engine_of(client).pipes.glob("upload-*"))  # the copy is gone
+    assert client.get("/api/v1/games", params={"limit": 1}).json()["total"] == 100
+
+
+def test_a_bad_file_fails_like_a_bad_link_and_keeps_the_data(client, files):
+    upload(client, files.url("sample.csv"))
+    before = dataset_rows(client)
+    rows = sample_table()
+    rows[3][5] = "abc"
+    r = client.post("/api/v1/uploads?wait=true", files={"file": ("bad.csv", write_csv(rows), "text/csv")},
+                    data={"max_rejected_rows": "0"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_rows"
+    assert dataset_rows(client) == before
+    tolerated = client.post("/api/v1/uploads?wait=true", files={"file": ("bad.csv", write_csv(rows), "text/csv")},
+                            data={"max_rejected_rows": "1"}).json()
+    assert tolerated["state"] == "succeeded" and tolerated["rows_rejected"] == 1
+
+
+def test_file_uploads_are_capped_and_checked(make_client, files):
+    client = make_client(max_upload_mb=1)
+    big = write_csv(sample_table()[:1] + sample_table()[1:] * 40)  # ~6.6 MB
+    r = client.post("/api/v1/uploads", files={"file": ("big.csv", big, "text/csv")})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    assert not list(engine_of(client).pipes.glob("upload-*"))
+    r = client.post("/api/v1/uploads", files={"other": ("x.csv", b"a,b\n", "text/csv")})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "file"
+    r = client.post("/api/v1/uploads", files={"file": ("x.csv", b"a,b\n", "text/csv")},
+                    data={"max_rejected_rows": "lots"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "max_rejected_rows"
+
+
+def test_load_the_bundled_sample(client):
+    rec = client.post("/api/v1/uploads/sample?wait=true").json()
+    assert rec["state"] == "succeeded" and rec["rows_loaded"] == 100 and rec["source"] == "sample"
+    assert client.get("/api/v1/games/20200").json()["name"] == "Galactic Bowling"

@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
-    app.add_middleware(Limits, max_query_string=settings.max_query_string, max_body=settings.max_body_kb * 1024)
+    app.add_middleware(Limits, max_query_string=settings.max_query_string, max_body=settings.max_body_kb * 1024,
+                       max_upload=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(RequestContext)  # outermost: every response, errors included, has a request id
     return app

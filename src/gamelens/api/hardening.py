@@ -15,13 +15,27 @@ SECURITY_HEADERS = [
 
 
 class Limits:
-    def __init__(self, app, max_query_string: int, max_body: int):
+    """Caps on the query string and the body. A file sent to /api/v1/uploads (multipart) may be as
+    large as GAMELENS_MAX_UPLOAD_MB (plus a little for the form around it); any other body is small."""
+
+    FORM_OVERHEAD = 64 * 1024
+
+    def __init__(self, app, max_query_string: int, max_body: int, max_upload: int):
         self.app, self.max_query, self.max_body = app, max_query_string, max_body
+        self.max_upload = max_upload + self.FORM_OVERHEAD
+
+    def _body_cap(self, scope) -> int:
+        headers = dict(scope.get("headers", []))
+        multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        if multipart and scope["method"] == "POST" and scope["path"] == "/api/v1/uploads":
+            return self.max_upload
+        return self.max_body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        refused = self._refuse(scope)
+        cap = self._body_cap(scope)
+        refused = self._refuse(scope, cap)
         if refused:
             return await _send_error(send, refused)
 
@@ -31,8 +45,8 @@ class Limits:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body:  # a body without Content-Length, longer than allowed
-                raise GameLensError("body_too_large", f"The request body is over {self.max_body} bytes.", 413)
+            if received > cap:  # a body without Content-Length, longer than allowed
+                raise GameLensError("body_too_large", f"The request body is over {cap} bytes.", 413)
             return message
 
         async def with_headers(message):
@@ -44,14 +58,14 @@ class Limits:
 
         await self.app(scope, counted_receive, with_headers)
 
-    def _refuse(self, scope) -> GameLensError | None:
+    def _refuse(self, scope, cap: int) -> GameLensError | None:
         if len(scope.get("query_string", b"")) > self.max_query:
             return GameLensError("query_too_long", f"The query string is over {self.max_query} bytes "
                                  "(GAMELENS_MAX_QUERY_STRING).", 414)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
-                return GameLensError("body_too_large", f"The request body is over {self.max_body} bytes "
-                                     "(GAMELENS_MAX_BODY_KB).", 413)
+            if name == b"content-length" and (not value.isdigit() or int(value) > cap):
+                setting = "GAMELENS_MAX_UPLOAD_MB" if cap == self.max_upload else "GAMELENS_MAX_BODY_KB"
+                return GameLensError("body_too_large", f"The request body is over {cap} bytes ({setting}).", 413)
         return None
 
 

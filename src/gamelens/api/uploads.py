@@ -1,32 +1,33 @@
-"""Upload routes: submit a link, follow its progress, list history, re-activate a version."""
+"""Upload routes: a link (JSON) or a file (multipart) to load, the bundled sample, progress, history,
+re-activating a kept version."""
 
+from importlib.resources import files
+from pathlib import Path as FilePath
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from ..errors import invalid
 from ..ingest.jobs import Uploads
+from ..ingest.received import receive_file
 from ..keys import Principal
+from ..settings import Settings
 from .auth import admin, principal
-from .deps import get_uploads
+from .deps import get_settings, get_uploads
 
 UploadId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1])]
 Caller = Annotated[Principal, Depends(principal)]
+Admin = Annotated[Principal, Depends(admin)]
+Jobs = Annotated[Uploads, Depends(get_uploads)]
+Wait = Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")]
+SAMPLE = files("gamelens") / "data" / "sample_games.csv"
+WAITED = {200: {"description": "With wait=true: the upload ended and succeeded (failures are 413/422)"}}
 
-
-def shown_to(who: Principal, rec: dict) -> dict:
-    """An upload record as this caller may see it: links can be signed or carry credentials, so
-    reader keys see them without user info, query string or fragment; admins see them whole."""
-    if who.is_admin:
-        return rec
-    parts = urlsplit(rec["url"])
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return {**rec, "url": urlunsplit((parts.scheme, netloc, parts.path, "", ""))}
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
 
@@ -37,42 +38,93 @@ class UploadRequest(BaseModel):
         "default GAMELENS_MAX_REJECTED_ROWS.")
 
 
-@router.post("", status_code=202, summary="Load a CSV from a public link")
-def create_upload(
-    body: UploadRequest,
-    request: Request,
-    response: Response,
-    who: Annotated[Principal, Depends(admin)],
-    uploads: Annotated[Uploads, Depends(get_uploads)],
-    wait: Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")] = False,
-):
-    guard = request.app.state.guard
-    guard.limit(guard.uploads, who.name, "uploads")
-    rec = uploads.submit(body.url, who.name, body.max_rejected_rows)
+_BODIES = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": UploadRequest.model_json_schema()},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "The CSV file"},
+        "max_rejected_rows": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}}}}}}
+
+
+def shown_to(who: Principal, rec: dict) -> dict:
+    """An upload record as this caller may see it: links can be signed or carry credentials, so
+    reader keys see them without user info, query string or fragment; admins see them whole."""
+    if who.is_admin or rec.get("source", "link") != "link":
+        return rec
+    parts = urlsplit(rec["url"])
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return {**rec, "url": urlunsplit((parts.scheme, netloc, parts.path, "", ""))}
+
+
+def _tolerance(fields: dict[str, str]) -> int | None:
+    raw = fields.get("max_rejected_rows", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) > 1_000_000:
+        raise invalid("max_rejected_rows", raw, "max_rejected_rows is a whole number from 0 to 1000000.")
+    return int(raw)
+
+
+async def _submit(request: Request, uploads: Uploads, settings: Settings, who: Principal) -> dict:
+    """A link in a JSON body, or a file in a multipart body."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        got = await receive_file(request, uploads.engine.pipes, settings.max_upload_mb * 1024 * 1024)
+        try:
+            return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name,
+                                           _tolerance(got.fields))
+        except BaseException:
+            got.path.unlink(missing_ok=True)
+            raise
+    try:
+        body = UploadRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    return await run_in_threadpool(uploads.submit, body.url, who.name, body.max_rejected_rows)
+
+
+async def _answer(uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
     location = f"/api/v1/uploads/{rec['id']}"
     if not wait:
-        response.headers["Location"] = location
-        return rec
-    rec = uploads.wait(rec["id"])
+        return JSONResponse(rec, 202, headers={"Location": location})
+    rec = await run_in_threadpool(uploads.wait, rec["id"])
     if rec["state"] == "failed":
         status = 413 if rec["error"]["code"] == "too_large" else 422
         return JSONResponse({"error": rec["error"], "upload": rec}, status, headers={"Location": location})
     return JSONResponse(rec, 200, headers={"Location": location})
 
 
+@router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
+             openapi_extra=_BODIES, responses=WAITED)
+async def create_upload(request: Request, who: Admin, uploads: Jobs,
+                        settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False):
+    guard = request.app.state.guard
+    guard.limit(guard.uploads, who.name, "uploads")
+    return await _answer(uploads, await _submit(request, uploads, settings, who), wait)
+
+
+@router.post("/sample", status_code=202, summary="Load the 100-row sample that ships with GameLens",
+             responses=WAITED)
+async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = False):
+    guard = request.app.state.guard
+    guard.limit(guard.uploads, who.name, "uploads")
+    rec = await run_in_threadpool(uploads.submit_file, FilePath(str(SAMPLE)), "sample_games.csv", "sample", who.name)
+    return await _answer(uploads, rec, wait)
+
+
 @router.get("", summary="Upload history, newest first")
-def list_uploads(uploads: Annotated[Uploads, Depends(get_uploads)], who: Caller):
+def list_uploads(uploads: Jobs, who: Caller):
     return {"uploads": [shown_to(who, rec) for rec in uploads.list()]}
 
 
-@router.get("/{upload_id}", summary="One upload: state, progress, result")
-def get_upload(upload_id: UploadId, uploads: Annotated[Uploads, Depends(get_uploads)], who: Caller):
+@router.get("/{upload_id:int}", summary="One upload: state, progress, result")
+def get_upload(upload_id: UploadId, uploads: Jobs, who: Caller):
     return shown_to(who, uploads.get(upload_id))
 
 
-@router.post("/{upload_id}/activate", summary="Make a kept older version the active dataset")
-def activate(upload_id: UploadId, uploads: Annotated[Uploads, Depends(get_uploads)],
-             _: Annotated[Principal, Depends(admin)]):
+@router.post("/{upload_id:int}/activate", summary="Make a kept older version the active dataset")
+def activate(upload_id: UploadId, uploads: Jobs, _: Admin):
     uploads.get(upload_id)  # 404 for an unknown id
     uploads.versions.activate(upload_id)
     return uploads.get(upload_id)

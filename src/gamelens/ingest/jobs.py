@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ..engine import WORKER_CONNECTIONS, Engine, ident
@@ -128,31 +129,40 @@ class Uploads:
 
     @staticmethod
     def _present(rec: dict, stored: list[int]) -> dict:
+        rec.pop("path", None)  # where a file waited on this machine: no business of clients
+        rec.setdefault("source", "link")
         rec["active"] = bool(stored) and stored[0] == rec["id"]
         rec["stored"] = rec["id"] in stored
         return rec
 
     # submitting and waiting
 
-    def submit(self, url: str, created_by: str | None = None, max_rejected_rows: int | None = None,
-               local_file: bool = False) -> dict:
-        """Queue a link (or, from the CLI only, a local file path) for loading."""
-        if not local_file:
-            download.check_url(url, self.settings.allow_private_urls)  # again at every hop when it runs
+    def submit(self, url: str, created_by: str | None = None, max_rejected_rows: int | None = None) -> dict:
+        """Queue a link for loading (checked now, and again at every connection when it runs)."""
+        download.check_url(url, self.settings.allow_private_urls)
+        return self._queue_record({"source": "link", "url": url}, created_by, max_rejected_rows)
+
+    def submit_file(self, path: Path, name: str, source: str, created_by: str | None = None,
+                    max_rejected_rows: int | None = None) -> dict:
+        """Queue a local file: `file` (sent in a request; removed once loaded), `sample` (the one shipped
+        in the package) or `path` (a file the CLI names; left where it is)."""
+        return self._queue_record({"source": source, "url": name, "path": str(path)}, created_by, max_rejected_rows)
+
+    def _queue_record(self, origin: dict, created_by: str | None, max_rejected_rows: int | None) -> dict:
         with self._lock:
             last = self.engine.select(f"SELECT max(id) FROM {self._t()}", readonly=False).scalar() or 0
             rec = {
-                "id": last + 1, "url": url, "state": "queued", "created_by": created_by,
+                "id": last + 1, **origin, "state": "queued", "created_by": created_by,
                 "created_at": _now(), "started_at": None, "finished_at": None,
                 "bytes_received": 0, "bytes_expected": None, "sha256": None,
                 "rows_loaded": 0, "rows_rejected": 0, "rejected_rows": [], "warnings": [], "error": None,
-                "timings_ms": {}, "max_rejected_rows": self._tolerance(max_rejected_rows), "local_file": local_file,
+                "timings_ms": {}, "max_rejected_rows": self._tolerance(max_rejected_rows),
             }
             self._save(rec, self.engine)
             self._live[rec["id"]] = rec
             self._done[rec["id"]] = threading.Event()
         self._queue.put(rec["id"])
-        return dict(rec)
+        return self._present(dict(rec), [])
 
     def _tolerance(self, requested: int | None) -> int:
         return self.settings.max_rejected_rows if requested is None else requested
@@ -185,12 +195,22 @@ class Uploads:
             self._save(rec)
 
     def _process(self, rec: dict) -> None:
+        try:
+            self._load(rec)
+        finally:
+            if rec.get("source") == "file":  # the copy a request sent: done with it, whatever happened
+                Path(rec["path"]).unlink(missing_ok=True)
+
+    def _load(self, rec: dict) -> None:
         self._set(rec, state="downloading", started_at=_now())
-        opener = download.open_file if rec.get("local_file") else download.open_url
         t0 = time.monotonic()
         result = None
         try:
-            with opener(rec["url"], self.settings, self._progress(rec)) as stream:
+            if rec.get("source", "link") == "link":
+                opened = download.open_url(rec["url"], self.settings, self._progress(rec))
+            else:
+                opened = download.open_file(rec["path"], self.settings, self._progress(rec))
+            with opened as stream:
                 result = load.load(self.worker, rec["id"], self._then_loading(rec, stream), rec["max_rejected_rows"],
                                    self.settings.load_max_memory_mb)
             self._set(rec, False, sha256=stream.sha256)

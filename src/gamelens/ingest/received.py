@@ -1,0 +1,114 @@
+"""A CSV sent in the request body (multipart/form-data) -> a file in the data directory, streamed to
+disk as it arrives (never held in memory) and capped like a download. The upload worker then loads
+that file exactly as it loads a link, and removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from ..errors import GameLensError, invalid, unloadable
+
+FIELD_LIMIT = 1024  # a form field other than the file (max_rejected_rows) is short
+
+
+@dataclass
+class Received:
+    path: Path
+    filename: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _Form:
+    """python-multipart callbacks: the part named `file` goes to `path`, other parts to `fields`."""
+
+    def __init__(self, path: Path, cap: int):
+        self.path, self.cap = path, cap
+        self.out = None
+        self.size = 0
+        self.filename: str | None = None
+        self.fields: dict[str, str] = {}
+        self._header, self._value, self._headers = b"", b"", {}
+        self._name: str | None = None
+        self._text = b""
+
+    def callbacks(self) -> dict:
+        return {"on_part_begin": self._begin, "on_part_data": self._data, "on_part_end": self._end,
+                "on_header_field": self._header_field, "on_header_value": self._header_value,
+                "on_header_end": self._header_end, "on_headers_finished": self._headers_done}
+
+    def _begin(self):
+        self._headers, self._name, self._text = {}, None, b""
+
+    def _header_field(self, data, start, end):
+        self._header += data[start:end]
+
+    def _header_value(self, data, start, end):
+        self._value += data[start:end]
+
+    def _header_end(self):
+        self._headers[self._header.lower()] = self._value
+        self._header, self._value = b"", b""
+
+    def _headers_done(self):
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        if self._name == "file":
+            if self.out is not None:
+                raise invalid("file", None, "Send one file per upload.")
+            self.filename = os.path.basename(options.get(b"filename", b"upload.csv").decode("utf-8", "replace"))
+            self.out = open(self.path, "wb")  # noqa: SIM115 (closed in receive_file)
+
+    def _data(self, data, start, end):
+        if self._name == "file":
+            self.size += end - start
+            if self.size > self.cap:
+                raise unloadable("too_large", f"The file is larger than the limit of {self.cap} bytes "
+                                 "(GAMELENS_MAX_UPLOAD_MB).", 413, param="file")
+            self.out.write(data[start:end])
+        else:
+            self._text += data[start:end]
+            if len(self._text) > FIELD_LIMIT:
+                raise invalid(self._name or "form", None, "A form field other than the file is at most 1 KiB.")
+
+    def _end(self):
+        if self._name and self._name != "file":
+            self.fields[self._name] = self._text.decode("utf-8", "replace")
+
+
+async def receive_file(request, directory: Path, cap: int) -> Received:
+    """Stream the multipart body's `file` part into a new file under `directory`."""
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise invalid("content-type", request.headers.get("content-type"), "A multipart body needs its boundary.")
+    directory.mkdir(parents=True, exist_ok=True)
+    form = _Form(directory / f"upload-{uuid.uuid4().hex}.csv", cap)
+    parser = MultipartParser(boundary, form.callbacks())
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except GameLensError:
+        _discard(form)
+        raise
+    except Exception as exc:  # the body is not valid multipart
+        _discard(form)
+        raise invalid("file", None, f"The request body is not valid multipart/form-data ({type(exc).__name__})."
+                      ) from None
+    if form.out is None:
+        raise invalid("file", None, "Send the CSV as the form field named 'file' (multipart/form-data).",
+                      allowed=["file"])
+    form.out.close()
+    return Received(form.path, form.filename or "upload.csv", form.fields)
+
+
+def _discard(form: _Form) -> None:
+    if form.out is not None:
+        form.out.close()
+    form.path.unlink(missing_ok=True)
