@@ -1,19 +1,36 @@
-"""The `gamelens` command: serve, load, settings-doc."""
+"""The `gamelens` command: serve; load data (a link, a file, the bundled sample); ask questions
+(games, aggregate, summary); manage keys.
+
+Data commands work on the local data directory (GAMELENS_DATA_DIR, printed on every run), or, with
+--server URL (or GAMELENS_SERVER) and GAMELENS_KEY, through a running server. The embedded engine
+allows one process per data directory, so while `gamelens serve` runs, send commands through it.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .errors import GameLensError
 from .settings import get_settings
 
-app = typer.Typer(help="GameLens: store a games CSV from a link and explore it.", no_args_is_help=True,
+app = typer.Typer(help="GameLens: store a games CSV and explore it.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
+RUNNING = ("queued", "downloading", "loading")
+Server = typer.Option(None, "--server", envvar="GAMELENS_SERVER",
+                      help="Send the command to a running GameLens (e.g. http://127.0.0.1:8000) with the key in "
+                      "GAMELENS_KEY, instead of opening the data directory.")
+Params = typer.Argument(None, help="Query parameters as name=value, as in the API: genres=indie sort=-rating "
+                        "format=csv ...")
 
 
 @app.command()
@@ -33,28 +50,121 @@ def serve(
                 log_config=None, access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
 
 
+# --- where commands run: the data directory, or a server ----------------------------------------
+
+
+@contextmanager
+def _local():
+    """The engine on the local data directory, said out loud; one clear sentence when a server has it."""
+    from .engine import Engine
+
+    settings = get_settings()
+    console.print(f"Data directory: {settings.data_dir.resolve()}")
+    engine = Engine(settings)
+    try:
+        engine.ensure_database()
+    except GameLensError as exc:
+        if exc.code == "data_dir_in_use":
+            raise GameLensError("data_dir_in_use", f"A running GameLens server is using {settings.data_dir.resolve()}: "
+                                f"send this through it with --server http://{settings.host}:{settings.port} and "
+                                "GAMELENS_KEY set to an admin key, or stop the server first.", 409) from None
+        raise
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def _client(server: str):
+    import httpx
+
+    key = os.environ.get("GAMELENS_KEY", "")
+    if not key:
+        raise GameLensError("no_key", "Set GAMELENS_KEY to an API key to use --server.", 401)
+    console.print(f"Server: {server}")
+    return httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=600)
+
+
+def _checked(response) -> dict:
+    body = response.json()
+    if response.status_code >= 400:
+        err = body.get("error", {})
+        raise GameLensError(err.get("code", "error"), err.get("message", response.text), response.status_code)
+    return body
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
 @app.command()
 def load(
     source: str = typer.Argument(..., help="An http(s) link or a local file path."),
     max_rejected_rows: int = typer.Option(None, help="Rows allowed to fail parsing (default from settings)."),
+    server: str = Server,
 ):
-    """Load a CSV into the local data directory (stop `gamelens serve` first: one process per data dir)."""
-    from .engine import Engine
+    """Load a CSV from a link or a file (the previous dataset stays until the new one is checked)."""
+    link = source.startswith(("http://", "https://"))
+    if server:
+        with _client(server) as http:
+            if link:
+                body = {"url": source, "max_rejected_rows": max_rejected_rows}
+                rec = _checked(http.post("/api/v1/uploads", json=body))
+            else:
+                with open(source, "rb") as f:
+                    form = {} if max_rejected_rows is None else {"max_rejected_rows": str(max_rejected_rows)}
+                    rec = _checked(http.post("/api/v1/uploads", files={"file": (Path(source).name, f)}, data=form))
+            _report(_follow(lambda: _checked(http.get(f"/api/v1/uploads/{rec['id']}"))))
+        return
+    with _uploads() as jobs:
+        if link:
+            rec = jobs.submit(source, "cli", max_rejected_rows)
+        else:
+            path = Path(source).resolve()
+            rec = jobs.submit_file(path, str(path), "path", "cli", max_rejected_rows)
+        _report(_follow(lambda: jobs.get(rec["id"])))
+
+
+@app.command()
+def sample(server: str = Server):
+    """Load the 100-row sample that ships with GameLens (to try it without a file of your own)."""
+    if server:
+        with _client(server) as http:
+            rec = _checked(http.post("/api/v1/uploads/sample"))
+            _report(_follow(lambda: _checked(http.get(f"/api/v1/uploads/{rec['id']}"))))
+        return
+    from .api.uploads import SAMPLE
+
+    with _uploads() as jobs:
+        rec = jobs.submit_file(Path(str(SAMPLE)), "sample_games.csv", "sample", "cli")
+        _report(_follow(lambda: jobs.get(rec["id"])))
+
+
+@contextmanager
+def _uploads():
     from .ingest.jobs import Uploads
 
-    settings = get_settings()
-    local = not source.startswith(("http://", "https://"))
-    if local:
-        source = str(Path(source).resolve())
-    engine = Engine(settings)
-    jobs = Uploads(engine, settings)
-    try:
-        jobs.start()
-        rec = jobs.submit(source, "cli", max_rejected_rows, local_file=local)
-        rec = _follow(jobs, rec["id"])
-    finally:
-        jobs.stop()
-        engine.close()
+    with _local() as engine:
+        jobs = Uploads(engine, get_settings())
+        try:
+            jobs.start()
+            yield jobs
+        finally:
+            jobs.stop()
+
+
+def _follow(poll) -> dict:
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("queued", total=None)
+        while True:
+            rec = poll()
+            bar.update(task, description=rec["state"], completed=rec["bytes_received"], total=rec["bytes_expected"])
+            if rec["state"] not in RUNNING:
+                return rec
+            time.sleep(0.2)
+
+
+def _report(rec: dict) -> None:
     if rec["state"] != "succeeded":
         console.print(f"[red]Upload {rec['id']} {rec['state']}:[/red] {rec['error']['message']}")
         raise typer.Exit(1)
@@ -63,17 +173,68 @@ def load(
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
-def _follow(jobs, upload_id: int) -> dict:
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("queued", total=None)
-        while True:
-            rec = jobs.get(upload_id)
-            bar.update(task, description=rec["state"], completed=rec["bytes_received"],
-                       total=rec["bytes_expected"])
-            if rec["state"] not in ("queued", "downloading", "loading"):
-                return rec
-            time.sleep(0.2)
+# --- questions -----------------------------------------------------------------------------------
+
+
+def _items(params: list[str] | None) -> list[tuple[str, str]]:
+    items = []
+    for p in params or []:
+        name, sep, value = p.partition("=")
+        if not sep or not name:
+            raise GameLensError("invalid_parameter", f"{p!r} is not name=value.", 400)
+        items.append((name, value))
+    return items
+
+
+def _ask(path: str, params: list[str] | None, server: str | None) -> None:
+    """Print the answer of GET /api/v1/games<path> for these parameters: JSON, or the export."""
+    items = _items(params)
+    export = any(name == "format" and value in ("csv", "ndjson") for name, value in items)
+    if server:
+        with _client(server) as http:
+            response = http.get(f"/api/v1/games{path}", params=items)
+            if response.status_code >= 400 or not export:
+                print(json.dumps(_checked(response), indent=1, ensure_ascii=False))
+            else:
+                sys.stdout.buffer.write(response.content)
+        return
+    from .ingest.versions import Versions
+    from .query.run import Explorer
+
+    with _local() as engine:
+        versions = Versions(engine)
+        versions.start()
+        explorer = Explorer(engine, versions, get_settings())
+        try:
+            if export:
+                body, _, _ = explorer.export(items, None, path == "/aggregate")
+                for block in body:
+                    sys.stdout.buffer.write(block)
+            elif path == "/summary":
+                print(json.dumps(explorer.summary(items), indent=1, ensure_ascii=False, default=str))
+            else:
+                ask = explorer.aggregate if path == "/aggregate" else explorer.rows
+                print(json.dumps(ask(items, f"/api/v1/games{path}"), indent=1, ensure_ascii=False, default=str))
+        finally:
+            explorer.close()
+
+
+@app.command()
+def games(params: list[str] = Params, server: str = Server):
+    """Rows matching filters, sorted and paged (as GET /api/v1/games); format=csv|ndjson exports."""
+    _ask("", params, server)
+
+
+@app.command()
+def aggregate(params: list[str] = Params, server: str = Server):
+    """Groups and metrics (as GET /api/v1/games/aggregate): group_by=genres metrics=count,median:price ..."""
+    _ask("/aggregate", params, server)
+
+
+@app.command()
+def summary(params: list[str] = Params, server: str = Server):
+    """The matching games at a glance (as GET /api/v1/games/summary)."""
+    _ask("/summary", params, server)
 
 
 @app.command("settings-doc")
@@ -84,25 +245,29 @@ def settings_doc():
     print(settings_table())
 
 
-keys_app = typer.Typer(help="Manage API keys in the local data directory (stop `gamelens serve` first, "
-                       "or use the /api/v1/keys routes with an admin key).", no_args_is_help=True)
+# --- keys ----------------------------------------------------------------------------------------
+
+keys_app = typer.Typer(help="Manage API keys in the local data directory (while a server runs, use the "
+                       "/api/v1/keys routes with an admin key instead).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
+@contextmanager
 def _key_store():
-    from .engine import Engine
     from .keys import KeyStore
 
-    store = KeyStore(Engine(get_settings()))
-    store.start()
-    return store
+    with _local() as engine:
+        store = KeyStore(engine)
+        store.start()
+        yield store
 
 
 @keys_app.command("create")
 def keys_create(name: str = typer.Option(..., help="A name for the key's holder."),
                 role: str = typer.Option("reader", help="reader or admin")):
     """Create a key; it is printed once and never again."""
-    created = _key_store().create(name, role)
+    with _key_store() as store:
+        created = store.create(name, role)
     console.print(f"Created {created['role']} key [bold]{created['name']}[/bold]; it will not be shown again:")
     print(created["key"])
 
@@ -110,22 +275,22 @@ def keys_create(name: str = typer.Option(..., help="A name for the key's holder.
 @keys_app.command("list")
 def keys_list():
     """List keys: names, roles, hints and dates (never the keys)."""
-    for k in _key_store().list():
-        state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
-        print(f"{k['name']}\t{k['role']}\t{k['hint']}\tcreated {k['created_at']}\t{state}")
+    with _key_store() as store:
+        for k in store.list():
+            state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
+            print(f"{k['name']}\t{k['role']}\t{k['hint']}\tcreated {k['created_at']}\t{state}")
 
 
 @keys_app.command("revoke")
 def keys_revoke(name: str):
     """Revoke the active key with this name."""
-    _key_store().revoke(name)
+    with _key_store() as store:
+        store.revoke(name)
     console.print(f"Revoked {name}.")
 
 
 def main() -> None:
     """Console entry point: errors a user can cause are one clear line, not a traceback."""
-    from .errors import GameLensError
-
     try:
         app()
     except GameLensError as exc:

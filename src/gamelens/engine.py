@@ -26,6 +26,7 @@ import logging
 import os
 import queue
 import re
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -59,16 +60,38 @@ def _ch_params(params: dict[str, Any] | None) -> dict[str, str]:
 # --- transports ----------------------------------------------------------------------------------
 
 
+@contextmanager
+def _stderr_to_log():
+    """chDB's engine writes start-up failures (e.g. "Code: 76 ... Cannot lock file") straight to file
+    descriptor 2: keep them off the user's terminal and in the log, where our own message explains."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace").strip()
+            if text:
+                log.debug("chDB while opening: %s", text)
+
+
 class ChdbTransport:
     def __init__(self, path: str):
         import chdb  # imported here: only this module may touch the driver
 
         try:
-            self._conn = chdb.connect(path)
-        except RuntimeError as exc:  # chDB says only "Error initializing EmbeddedServer"
+            with _stderr_to_log():
+                self._conn = chdb.connect(path)
+        except RuntimeError:  # chDB says only "Error initializing EmbeddedServer" (or its raw lock error)
             raise GameLensError(
                 "data_dir_in_use", f"Cannot open the embedded database at {path}: another process (or another "
-                f"data directory in this process) holds it; one GameLens process per data directory. ({exc})",
+                "data directory in this process) holds it; one GameLens process per data directory.",
                 503) from None
 
     def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
