@@ -1,22 +1,31 @@
-"""The web UI in a real browser: Playwright for Python driving Debian's chromium (never a downloaded one)."""
+"""The web UI in a real browser: Playwright for Python driving Debian's chromium (never a downloaded one).
+
+Every test runs alone (`pytest -k`): the module's server has the sample loaded through the API.
+Screenshots land in test-artifacts/ (the README's copies are in docs/).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
+import re
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from playwright import sync_api as playwright_api
 
-from .conftest import ADMIN_KEY, read_sample
+from .conftest import ADMIN_KEY, AUTH, SAMPLE, ServerProcess, python_row, read_sample
 
 CHROMIUM = os.environ.get("GAMELENS_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]
-
+WIDE, NARROW = {"width": 1366, "height": 768}, {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -29,28 +38,38 @@ def browser():
         b.close()
 
 
+def _server(tmp_path_factory, name: str, files=None) -> ServerProcess:
+    proc = ServerProcess(tmp_path_factory.mktemp(name) / "data").start()
+    if files is not None:
+        rec = httpx.post(f"{proc.base}/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")},
+                         headers=AUTH, timeout=60).json()
+        assert rec["state"] == "succeeded", rec
+    return proc
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, files):
     """A server with the sample loaded through the API, so that every test can run alone."""
-    import httpx
-
-    from .conftest import AUTH, ServerProcess
-
-    proc = ServerProcess(tmp_path_factory.mktemp("ui") / "data").start()
-    rec = httpx.post(f"{proc.base}/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")},
-                     headers=AUTH, timeout=60).json()
-    assert rec["state"] == "succeeded", rec
+    proc = _server(tmp_path_factory, "ui", files)
     yield proc
     proc.stop()
 
 
+def _page(browser, server, key=ADMIN_KEY, viewport=WIDE, **context):
+    ctx = browser.new_context(accept_downloads=True, viewport=viewport, **context)
+    pg = ctx.new_page()
+    pg.set_default_timeout(15_000)
+    pg.goto(f"{server.base}/?view=upload")
+    if key:
+        pg.evaluate("k => localStorage.setItem('gamelens.key', k)", key)
+    return pg
+
+
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(15_000)
+    pg = _page(browser, server)
     yield pg
-    context.close()
+    pg.context.close()
 
 
 def shot(page, name: str) -> None:
@@ -58,117 +77,326 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def enter_key(page, server, key=ADMIN_KEY):
-    page.goto(f"{server.base}/?view=upload")
-    page.fill("#api-key", key)
-    page.click("#key-form button")
-    page.wait_for_selector("#key-state:has-text('saved')")
+def open_filters(page) -> None:
+    if not page.eval_on_selector("#filters-box", "d => d.open"):
+        page.click("#filters-box summary")
 
 
-def test_1_key_upload_and_progress(page, server, files):
+def wait_count(page, selector: str, n: int, timeout: float = 15) -> None:
+    """Until `selector` matches n elements (wait_for_function would need eval, which the CSP forbids)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while page.locator(selector).count() != n:
+        assert time.monotonic() < deadline, (selector, n, page.locator(selector).count())
+        page.wait_for_timeout(50)
+
+
+def no_page_overflow(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+# --- the first minutes -----------------------------------------------------------------------------
+
+
+def test_without_a_key_a_welcome_says_where_keys_come_from(browser, server):
+    pg = _page(browser, server, key=None)
+    pg.goto(f"{server.base}/")
+    pg.wait_for_selector("#welcome:not([hidden])")
+    text = pg.text_content("#welcome")
+    assert "No API key existed, so an admin key was created" in text and "gamelens keys create" in text
+    assert pg.is_hidden("#message") or "error" not in (pg.get_attribute("#message", "class") or "")
+    assert pg.is_hidden("#view-explore") and "locked" in pg.get_attribute("nav", "class")
+    pg.fill("#welcome-key", ADMIN_KEY)
+    pg.click("#welcome-form button")
+    pg.wait_for_selector("#total[data-total='100']")
+    assert pg.is_hidden("#welcome")
+    shot(pg, "welcome-done")
+    pg.context.close()
+
+
+def test_with_no_data_the_sample_is_one_click_away(browser, tmp_path_factory):
+    empty = _server(tmp_path_factory, "ui-empty")
+    try:
+        pg = _page(browser, empty)
+        pg.goto(f"{empty.base}/")
+        pg.wait_for_selector("#empty:not([hidden])")
+        assert pg.is_visible("#questions") and pg.is_hidden("#view-explore")
+        shot(pg, "empty")
+        pg.click("#empty-sample")
+        pg.wait_for_selector("#upload-state[data-state=succeeded]")
+        pg.click("#upload-result a")
+        pg.wait_for_selector("#total[data-total='100']")
+        pg.context.close()
+    finally:
+        empty.stop()
+
+
+def test_upload_a_link_with_live_progress(page, server, files):
     page.goto(f"{server.base}/?view=upload")
-    page.wait_for_selector("#message.error")  # no key yet: the page says so
-    assert "API key" in page.text_content("#message")
-    enter_key(page, server)
     page.fill("#upload-url", files.url("sample.csv"))
     page.click("#upload-button")
     page.wait_for_selector("#upload-state[data-state=succeeded]")
     assert page.eval_on_selector("#upload-bar", "b => b.value") == 100
     assert "100 rows stored" in page.text_content("#upload-result")
-    page.wait_for_selector("#upload-history tbody tr:nth-child(2)")  # this upload above the fixture's
+    page.wait_for_selector("#upload-history tbody tr:nth-child(2)")
     shot(page, "upload")
 
 
-def test_2_bad_link_shows_its_error(page, server, files):
-    enter_key(page, server)
+def test_upload_a_file_from_disk(page, server):
+    page.goto(f"{server.base}/?view=upload")
+    page.set_input_files("#upload-file", str(SAMPLE))
+    page.wait_for_selector("#upload-state[data-state=succeeded]")
+    assert "100 rows stored" in page.text_content("#upload-result")
+    assert page.locator("#upload-history tbody tr").first.text_content().count("file: sample_games.csv") == 1
+
+
+def test_a_failed_upload_says_why_and_copies_as_curl(page, server, files):
+    page.goto(f"{server.base}/?view=upload")
     page.fill("#upload-url", f"{files.base}/html")
     page.click("#upload-button")
     page.wait_for_selector("#upload-state[data-state=failed]")
     assert "web page (HTML)" in page.text_content("#upload-result")
+    page.fill("#upload-url", "ftp://example.com/x.csv")
+    page.click("#upload-button")
+    page.wait_for_selector("#upload-result .error")
+    page.click("#copy-curl")
+    curl = page.get_attribute("#copy-curl", "data-copied")
+    assert curl.startswith("curl -X POST") and "ftp://example.com/x.csv" in curl and "/api/v1/uploads" in curl
 
 
-def test_3_filter_sort_page(page, server):
-    enter_key(page, server)
+def test_history_shows_a_running_upload_and_times_in_the_browser_zone(browser, server, files):
+    files.hold.clear()
+    pg = _page(browser, server, timezone_id="Asia/Tokyo")
+    try:
+        rec = httpx.post(f"{server.base}/api/v1/uploads", json={"url": files.url("sample.csv", "hold")},
+                         headers=AUTH).json()
+        pg.goto(f"{server.base}/?view=upload")
+        pg.wait_for_selector(f"#upload-history tbody tr[data-state=downloading] >> text={rec['id']}")
+        files.hold.set()
+        pg.wait_for_selector("#upload-history tbody tr:first-child[data-state=succeeded]", timeout=30_000)
+        done = httpx.get(f"{server.base}/api/v1/uploads/{rec['id']}", headers=AUTH).json()
+        shown = pg.locator("#upload-history tbody tr:first-child td").nth(3).text_content()
+        tokyo = datetime.fromisoformat(done["finished_at"]).astimezone(ZoneInfo("Asia/Tokyo"))
+        assert f"{tokyo.hour % 12 or 12}:{tokyo.minute:02d}" in shown, (shown, tokyo)
+        utc = datetime.fromisoformat(done["finished_at"]).astimezone(UTC)
+        assert utc.hour == tokyo.hour or f"{utc.hour % 12 or 12}:{utc.minute:02d}:" not in shown
+    finally:
+        files.hold.set()
+        pg.context.close()
+
+
+def test_a_reader_key_is_told_it_cannot_upload(browser, server):
+    reader = httpx.post(f"{server.base}/api/v1/keys", json={"name": "ui-reader", "role": "reader"},
+                        headers=AUTH).json()["key"]
+    pg = _page(browser, server, key=reader)
+    pg.goto(f"{server.base}/?view=upload")
+    pg.fill("#upload-url", "http://example.com/x.csv")
+    pg.click("#upload-button")
+    pg.wait_for_selector("#message.error")
+    assert "admin key" in pg.text_content("#message")
+    pg.context.close()
+
+
+# --- exploring -------------------------------------------------------------------------------------
+
+
+def test_filter_sort_and_page_with_the_cursor(page, server):
     page.goto(f"{server.base}/?view=explore")
-    page.wait_for_selector("#results tbody tr")
-    assert page.get_attribute("#total", "data-total") == "100"
+    page.wait_for_selector("#total[data-total='100']")
+    assert page.text_content("#total") == "100 games"
+    open_filters(page)
     page.fill("#f-name", "bowl")
     page.click("#apply")
-    page.wait_for_selector("#total:not([data-total='100'])")
-    names = page.eval_on_selector_all("#results tbody tr", "rows => rows.map(r => r.dataset.appId)")
-    want = [r for r in read_sample() if "bowl" in r["Name"].lower()]
-    assert len(names) == len(want) and "name=bowl" in page.url
-    shot(page, "explore")
+    page.wait_for_selector("#total[data-total='1']")
+    assert page.text_content("#total") == "1 game" and "name=bowl" in page.url
 
-    page.goto(f"{server.base}/?view=explore")
-    page.fill("#f-release_date-from", "2020-01-01")
-    page.fill("#f-release_date-to", "2020-12-31")
-    page.click("#apply")
-    in_2020 = [r for r in read_sample() if r["Release date"].endswith("2020")]
-    page.wait_for_selector(f"#total[data-total='{len(in_2020)}']")
-
-    page.goto(f"{server.base}/?view=explore&fields=app_id,name,positive")
+    page.goto(f"{server.base}/?view=explore&fields=name,positive")
     page.click("th[data-field=positive]")
     page.wait_for_url("**sort=positive**")
     page.click("th[data-field=positive]")
     page.wait_for_url("**sort=-positive**")
     page.wait_for_selector("th[data-field=positive]:has-text('▼')")
-    values = page.eval_on_selector_all("#results tbody tr td:nth-child(3)", "c => c.map(x => Number(x.textContent))")
+    values = page.eval_on_selector_all("#results tbody tr td:nth-child(2)",
+                                       "c => c.map(x => Number(x.textContent.replaceAll(',', '')))")
     assert values == sorted(values, reverse=True) and len(values) == 50
     page.click("#next")
-    page.wait_for_url("**offset=50**")
+    page.wait_for_url("**cursor=**")
     page.wait_for_selector("#page:has-text('51–100')")
+    page.click("#prev")
+    page.wait_for_selector("#page:has-text('1–50')")
     page.go_back()
-    page.wait_for_selector("#page:has-text('1–50')")  # the back button restores the previous view
-    assert "curl" not in page.text_content("#api-url") and "/api/v1/games?" in page.text_content("#api-url")
+    page.wait_for_selector("#page:has-text('51–100')")  # Back returns to the second page
+    assert "/api/v1/games?" in page.text_content("#api-url")
 
 
-def test_4_row_detail(page, server):
-    enter_key(page, server)
+def test_booleans_filter_true_false_or_either(page, server):
+    linux = sum(r["Linux"] == "TRUE" for r in read_sample())
+    page.goto(f"{server.base}/?view=explore")
+    open_filters(page)
+    page.select_option("#f-linux", "false")
+    page.click("#apply")
+    page.wait_for_selector(f"#total[data-total='{100 - linux}']")
+    page.select_option("#f-linux", "true")
+    page.click("#apply")
+    page.wait_for_selector(f"#total[data-total='{linux}']")
+    page.select_option("#f-linux", "")
+    page.click("#apply")
+    page.wait_for_selector("#total[data-total='100']")
+
+
+def test_row_detail_shows_derived_columns_with_their_formula(page, server):
     page.goto(f"{server.base}/?view=explore&name=Galactic")
     page.click("#results tbody tr >> nth=0")
     page.wait_for_selector("#detail:not([hidden])")
     assert "Galactic Bowling" in page.text_content("#detail-title")
+    rating = page.locator("#detail-body dt", has_text="rating").first
+    assert "2^(-log10(reviews + 1))" in rating.get_attribute("title")
+    assert "steamdb.info" in rating.get_attribute("title")
+    assert page.get_attribute("th[data-field=rating]", "title").count("=") >= 1
 
 
-def test_5_aggregate_chart(page, server):
-    enter_key(page, server)
-    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count&limit=50")
-    page.wait_for_selector("#agg-chart rect")
-    genres = {g for r in read_sample() for g in r["Genres"].split(",") if g}
-    assert page.eval_on_selector_all("#agg-chart rect", "r => r.length") == len(genres)
-    assert page.eval_on_selector_all("#agg-table tbody tr", "r => r.length") == len(genres)
-    years = {r["Release date"][-4:] for r in read_sample()}
-    page.wait_for_selector("#year-chart rect")
-    assert page.eval_on_selector_all("#year-chart rect", "r => r.length") == len(years)
-    shot(page, "aggregate")
+def test_summary_panel_reads_the_current_filters(page, server):
+    indie = [r for r in read_sample() if "Indie" in r["Genres"].split(",")]
+    page.goto(f"{server.base}/?view=explore&genres__has=Indie")
+    page.wait_for_selector(f"#summary[data-games='{len(indie)}']")
+    text = page.text_content("#summary")
+    assert "Median price" in text and "Top tags" in text and "Best rated" in text
+    shot(page, "explore")
 
 
-def test_6_export_downloads_the_filtered_rows(page, server):
-    enter_key(page, server)
+def test_ready_made_questions_are_links_to_views(page, server):
+    page.goto(f"{server.base}/")
+    page.wait_for_selector("#questions:not([hidden])")
+    page.click("a.question:has-text('Studios with the most games rated 80%+')")
+    page.wait_for_url("**view=aggregate**rating__gte=0.8**")
+    page.wait_for_selector("#agg-table tbody tr")
+    assert page.input_value("#agg-group") == "developers" and page.input_value("#f-rating") == "0.8"
+
+
+def test_export_downloads_the_filtered_rows(page, server):
     page.goto(f"{server.base}/?view=explore&name=bowl&fields=app_id,name")
     page.wait_for_selector("#results tbody tr")
     with page.expect_download() as download:
         page.click("#export-csv")
-    text = Path(download.value.path()).read_text()
-    rows = list(csv.DictReader(io.StringIO(text)))
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     want = sorted(int(r["AppID"]) for r in read_sample() if "bowl" in r["Name"].lower())
     assert sorted(int(r["app_id"]) for r in rows) == want
 
 
-def test_7_reader_key_is_told_it_cannot_upload(page, server):
-    import httpx
-
-    reader = httpx.post(f"{server.base}/api/v1/keys", json={"name": "ui-reader", "role": "reader"},
-                        headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["key"]
-    enter_key(page, server, reader)
-    page.fill("#upload-url", "http://example.com/x.csv")
-    page.click("#upload-button")
-    page.wait_for_selector("#message.error")
-    assert "admin key" in page.text_content("#message")
+# --- aggregates, charts, trends ----------------------------------------------------------------------
 
 
-def test_8_api_docs_render_from_local_files_under_the_csp(page, server):
+def test_aggregate_form_chart_table_and_url_always_agree(page, server):
+    genres = {g for r in read_sample() for g in r["Genres"].split(",") if g}
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count&limit=50&genres=racing")
+    page.wait_for_selector("#agg-chart rect")
+    racing = page.eval_on_selector_all("#agg-table tbody tr", "r => r.length")
+    assert racing < len(genres) and page.input_value("#f-genres") == "racing"
+    open_filters(page)
+    page.click("#clear")
+    wait_count(page, "#agg-table tbody tr", len(genres))
+    assert "genres=" not in page.url and page.input_value("#f-genres") == ""
+    page.go_back()
+    wait_count(page, "#agg-table tbody tr", racing)
+    assert "genres=racing" in page.url and page.input_value("#f-genres") == "racing"
+    page.go_forward()
+    wait_count(page, "#agg-table tbody tr", len(genres))
+    assert page.input_value("#f-genres") == ""
+    assert page.eval_on_selector_all("#agg-chart rect.bar", "r => r.length") == len(genres)
+    assert page.input_value("#agg-group") == "genres"
+
+
+def test_bars_follow_their_measure_and_years_follow_time(page, server):
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,avg:price&limit=50")
+    page.wait_for_selector("#agg-chart rect.bar")
+    widths = page.eval_on_selector_all("#agg-chart rect.bar", "r => r.map(x => Number(x.getAttribute('width')))")
+    assert widths == sorted(widths, reverse=True)
+    assert page.input_value("#agg-metric") == "avg" and page.input_value("#agg-column") == "price"
+    assert page.locator("#agg-chart text").filter(has_text="$").count() > 3  # rounded dollar values and axis
+    years = [int(r["Release date"][-4:]) for r in read_sample()]
+    page.wait_for_selector("#year-chart rect")
+    bars = page.eval_on_selector_all("#year-chart rect", "r => r.map(x => Number(x.dataset.year))")
+    assert bars == list(range(min(years), max(years) + 1))  # every year, empty ones as zero
+    heights = dict(zip(bars, page.eval_on_selector_all(
+        "#year-chart rect", "r => r.map(x => Number(x.getAttribute('height')))"), strict=True))
+    assert all(heights[y] == 0 for y in set(bars) - set(years))
+    page.goto(f"{server.base}/?view=aggregate&group_by=price_band&metrics=count")
+    page.wait_for_selector("#agg-table tbody tr")
+    bands = page.eval_on_selector_all("#agg-table tbody tr td:first-child", "c => c.map(x => x.textContent)")
+    order = ["free", "under 5", "5 to 10", "10 to 20", "20 to 40", "40 and more"]
+    assert bands == [b for b in order if b in bands]
+    shot(page, "aggregate")
+
+
+def test_trends_draw_n_series_with_a_legend_and_a_table(page, server):
+    rows = [python_row(r) for r in read_sample()]
+    counts = Counter(t for r in rows for t in set(r["tags"]))
+    top = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:4]]
+    page.goto(f"{server.base}/?view=trends&group_by=tags,release_year&metrics=count&top=4")
+    page.wait_for_selector("#trend-chart path.series")
+    drawn = page.eval_on_selector_all("#trend-chart path.series", "p => p.map(x => x.dataset.series)")
+    assert sorted(drawn) == sorted(top)
+    assert page.eval_on_selector_all("#trend-legend li", "l => l.map(x => x.textContent)") == top
+    header = page.eval_on_selector_all("#trend-table thead th", "h => h.map(x => x.textContent)")
+    assert header == ["year", *top]
+    assert page.input_value("#trend-dim") == "tags" and page.input_value("#trend-n") == "4"
+    shot(page, "trends")
+    page.select_option("#trend-metric", "avg:rating")
+    page.click("#trend-form button")
+    page.wait_for_url("**metrics=avg%3Arating**")
+    page.wait_for_selector("#trend-caption:has-text('Average rating')")
+
+
+# --- any screen ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("viewport", [NARROW, WIDE], ids=["390x844", "1366x768"])
+def test_no_page_level_horizontal_scroll(browser, server, viewport):
+    pg = _page(browser, server, viewport=viewport)
+    wide = "name,about_the_game,tags,categories,developers,publishers,supported_languages,rating"
+    for view, ready in ((f"explore&fields={wide}", "#results tbody tr"),
+                        ("aggregate&group_by=tags&metrics=count,avg:price", "#agg-chart rect"),
+                        ("trends&group_by=genres,release_year&metrics=count&top=8", "#trend-chart path"),
+                        ("upload", "#upload-history tbody tr")):
+        pg.goto(f"{server.base}/?view={view}")
+        pg.wait_for_selector(ready)
+        assert no_page_overflow(pg), (viewport, view, pg.evaluate("document.documentElement.scrollWidth"))
+    pg.goto(f"{server.base}/?view=explore")
+    pg.wait_for_selector("#results tbody tr")
+    shot(pg, f"explore-{viewport['width']}")
+    pg.context.close()
+
+
+@pytest.mark.parametrize("viewport", [NARROW, WIDE], ids=["390x844", "1366x768"])
+def test_the_name_stays_in_view_after_sorting_by_a_right_hand_column(browser, server, viewport):
+    pg = _page(browser, server, viewport=viewport)
+    fields = "name,release_date,price,reviews,genres,tags,categories,developers,est_owners"
+    pg.goto(f"{server.base}/?view=explore&fields={fields}")
+    pg.wait_for_selector("#results tbody tr")
+    pg.eval_on_selector("#results-wrap", "w => { w.scrollLeft = w.scrollWidth; }")
+    pg.click("th[data-field=est_owners]")
+    pg.wait_for_url("**sort=est_owners**")
+    pg.wait_for_selector("th[data-field=est_owners]:has-text('▲')")
+    pg.eval_on_selector("#results-wrap", "w => { w.scrollLeft = w.scrollWidth; }")
+    wrap = pg.locator("#results-wrap").bounding_box()
+    name = pg.locator("#results tbody tr:first-child td.sticky").bounding_box()
+    assert wrap["x"] - 1 <= name["x"] and name["x"] + name["width"] <= wrap["x"] + wrap["width"]
+    assert pg.locator("#results tbody tr:first-child td.sticky").is_visible()
+    assert no_page_overflow(pg)
+    pg.context.close()
+
+
+def test_filters_fold_away_on_a_phone(browser, server):
+    pg = _page(browser, server, viewport=NARROW)
+    pg.goto(f"{server.base}/?view=explore&genres=indie")
+    pg.wait_for_selector("#results tbody tr")
+    assert not pg.eval_on_selector("#filters-box", "d => d.open")
+    assert "1 active" in pg.text_content("#filter-count")
+    pg.context.close()
+
+
+def test_api_docs_render_from_local_files_under_the_csp(page, server):
     """Swagger UI loads from the package (no other origin is contacted) and renders the operations
     with the strict CSP in force (a violation would be a console error)."""
     problems, origins = [], set()
@@ -179,3 +407,4 @@ def test_8_api_docs_render_from_local_files_under_the_csp(page, server):
     page.wait_for_selector(".opblock-summary-path[data-path='/api/v1/games']")
     assert problems == []
     assert origins == {f"127.0.0.1:{server.port}"}
+    assert re.search(r"/api/v1/games/summary", page.content())

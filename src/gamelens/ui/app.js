@@ -1,58 +1,113 @@
 // GameLens web UI: plain JavaScript, no build step, nothing from a CDN.
-// The page's state lives in its URL (?view=explore&name=bowl&sort=-positive...), so views can be
-// bookmarked and shared and the back button works; every view shows the API call behind it.
+// The page's state lives in its URL (?view=explore&genres=indie&sort=-rating...), in the API's own
+// parameter names, so a view can be bookmarked and shared, the Back button works, and every view
+// doubles as an example of the URL API (shown in the footer, copyable as curl).
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
     if (k === "class") node.className = v;
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
+    else node.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
   return node;
 };
-const SVG = "http://www.w3.org/2000/svg";
+const SVGNS = "http://www.w3.org/2000/svg";
 const svg = (tag, attrs = {}, text) => {
-  const node = document.createElementNS(SVG, tag);
+  const node = document.createElementNS(SVGNS, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   if (text !== undefined) node.textContent = text;
   return node;
 };
 
-const CONTROL = new Set(["view", "sort", "offset", "limit", "fields", "group_by", "metrics", "cursor", "format"]);
-const PAGE = 50;
-let schema = null;
-let lastApiUrl = "";
+const VIEWS = ["explore", "aggregate", "trends", "upload"];
+const CONTROL = new Set(["view", "sort", "offset", "limit", "fields", "group_by", "metrics", "cursor", "format",
+  "top", "facet", "facet_size", "page"]);
+const DEFAULT_FIELDS = ["name", "release_date", "price", "reviews", "rating", "est_owners", "genres"];
+const TREND_DIMS = ["genres", "tags", "categories", "developers", "publishers"];
+const TREND_METRICS = [["count", "Games"], ["median:price", "Median price"], ["avg:rating", "Average rating"],
+  ["share(rating__gte=0.8)", "Share rated 80%+"], ["sum:est_revenue", "Estimated revenue"],
+  ["median:reviews", "Median reviews"]];
+const SHARE_80 = "share(rating__gte=0.8)";
+const QUESTIONS = [
+  ["Top tags by estimated revenue since 2020",
+    "view=aggregate&group_by=tags&metrics=count,sum:est_revenue&sort=-sum_est_revenue&release_date__gte=2020-01-01&limit=15"],
+  ["Which price bands are rated best", `view=aggregate&group_by=price_band&metrics=count,avg:rating,${SHARE_80}&sort=price_band`],
+  ["Studios with the most games rated 80%+", "view=aggregate&group_by=developers&metrics=count&rating__gte=0.8&limit=15"],
+  ["How has the roguelike tag grown", "view=trends&group_by=release_year&metrics=count&tags=rogue"],
+  ["The 8 biggest genres, year by year", "view=trends&group_by=genres,release_year&metrics=count&top=8"],
+  ["Best-rated games with 1,000+ reviews", "view=explore&reviews__gte=1000&sort=-rating"],
+];
+const PALETTE = ["#2456c7", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#5b8c2a", "#c2185b", "#00838f", "#6d4c41", "#546e7a"];
 
-// --- the key and the API --------------------------------------------------------------------------
+let schema = null;
+let lastCall = null;  // the last request the page made: what "Copy as curl" copies
+let pollTimer = null;
+
+// --- numbers and words --------------------------------------------------------------------------
+
+const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+const plural = (n, word) => `${Number(n).toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
+
+function fmtNumber(v) {
+  if (typeof v !== "number") return v === null || v === undefined ? "" : String(v);
+  const a = Math.abs(v);
+  if (Number.isInteger(v)) return a >= 1e6 ? COMPACT.format(v) : v.toLocaleString("en-US");
+  return v.toLocaleString("en-US", { maximumFractionDigits: a >= 100 ? 0 : a >= 1 ? 2 : 3 });
+}
+const fmtPercent = (v) => (typeof v === "number" ? `${(v * 100).toFixed(1)}%` : "");
+const fmtMoney = (v) => (typeof v !== "number" ? "" : v >= 10000 ? `$${COMPACT.format(v)}` : `$${v.toFixed(2)}`);
+
+// How a value of this column or metric reads best.
+function formatterFor(name) {
+  if (/(^|_)(rating|review_score)$|^share_/.test(name)) return fmtPercent;
+  if (/price$|est_revenue$/.test(name)) return fmtMoney;
+  return fmtNumber;
+}
+function cell(name, value) {
+  if (Array.isArray(value)) return value.join(", ");
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (value === null || value === undefined) return "";
+  return typeof value === "number" ? formatterFor(name)(value) : String(value);
+}
+const column = (name) => schema.columns.find((c) => c.name === name);
+const label = (name) => name.replaceAll("_", " ");
+const hint = (col) => (col && col.formula ? `${col.doc}\n= ${col.formula}${col.source ? `\nSource: ${col.source}` : ""}` : col?.doc);
+
+// --- the key, the API, and what the page asked it ----------------------------------------------
 
 const key = () => localStorage.getItem("gamelens.key") || "";
 
+function record(method, path, body) {
+  lastCall = { method, url: new URL(path, location.origin).href, body };
+  $("#api-url").textContent = `${method} ${lastCall.url}`;
+}
+
 async function api(path, options = {}) {
+  const method = options.method || "GET";
+  record(method, path, options.show);
   const headers = { ...(options.headers || {}) };
-  if (key()) headers["Authorization"] = `Bearer ${key()}`;
-  lastApiUrl = new URL(path, location.origin).href;
-  $("#api-url").textContent = (options.method || "GET") + " " + lastApiUrl;
-  const response = await fetch(path, { ...options, headers });
+  if (key()) headers.Authorization = `Bearer ${key()}`;
+  const response = await fetch(path, { method, body: options.body, headers });
   if (!response.ok) {
     let err = {};
     try { err = (await response.json()).error || {}; } catch (e) { /* not JSON */ }
     const text = {
-      401: "Your API key is missing or not valid: enter a key above.",
+      401: "Your API key is missing or not valid: enter a key (see the welcome notes).",
       403: "Your key is a reader key; this needs an admin key.",
       429: `Too many requests; retry in ${response.headers.get("Retry-After") || "a few"} s.`,
     }[response.status] || err.message || `HTTP ${response.status}`;
-    showMessage(text, "error");
     const error = new Error(text);
-    error.body = err;
-    error.status = response.status;
+    Object.assign(error, { status: response.status, code: err.code, body: err });
     throw error;
   }
   return response;
 }
+const getJson = async (path) => (await api(path)).json();
 
 function showMessage(text, kind = "info") {
   const box = $("#message");
@@ -61,12 +116,13 @@ function showMessage(text, kind = "info") {
   box.hidden = !text;
 }
 
-// --- URL state ----------------------------------------------------------------------------------
+// --- URL state -----------------------------------------------------------------------------------
 
 const state = () => new URLSearchParams(location.search);
-function go(params, replace = false) {
+function go(params, replace = false, historyState = null) {
+  for (const [k, v] of [...params]) if (v === "") params.delete(k);
   const url = `${location.pathname}?${params.toString()}`;
-  (replace ? history.replaceState : history.pushState).call(history, null, "", url);
+  (replace ? history.replaceState : history.pushState).call(history, historyState, "", url);
   render();
 }
 function filterParams(params) {
@@ -74,56 +130,65 @@ function filterParams(params) {
   for (const [k, v] of params) if (!CONTROL.has(k)) out.append(k, v);
   return out;
 }
+const viewOf = (params) => (VIEWS.includes(params.get("view")) ? params.get("view") : "explore");
 
-// --- explore -----------------------------------------------------------------------------------
+// --- the filter form (from /schema) --------------------------------------------------------------
 
 const OPS = [["exact", "="], ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"], ["ne", "≠"]];
+
+function filterField(col) {
+  const id = `f-${col.name}`;
+  if (col.type === "string" || col.type === "list") {
+    const input = el("input", { type: "search", id, name: col.name,
+      placeholder: col.type === "list" ? "any element contains" : "contains", list: col.type === "list" ? `${id}-values` : null });
+    return [input, col.type === "list" ? el("datalist", { id: `${id}-values` }) : ""];
+  }
+  if (["number", "decimal", "float"].includes(col.type)) {
+    const op = el("select", { id: `${id}-op`, "aria-label": `${label(col.name)} operator` },
+      ...OPS.map(([k, text]) => el("option", { value: k }, text)));
+    return el("span", { class: "pair" }, op, el("input", { type: "number", id, "data-op-for": col.name,
+      step: col.type === "number" ? "1" : "any", "aria-label": label(col.name) }));
+  }
+  if (col.type === "date") {
+    return el("span", { class: "pair" },
+      el("input", { type: "date", id: `${id}-from`, name: `${col.name}__gte`, "aria-label": `${label(col.name)} from` }), "–",
+      el("input", { type: "date", id: `${id}-to`, name: `${col.name}__lte`, "aria-label": `${label(col.name)} to` }));
+  }
+  // A boolean filters true, false, or either.
+  return el("select", { id, name: col.name, "data-bool": "1" },
+    el("option", { value: "" }, "either"), el("option", { value: "true" }, "yes"), el("option", { value: "false" }, "no"));
+}
 
 function buildFilterForm() {
   const form = $("#filters");
   form.replaceChildren();
   for (const col of schema.columns) {
     if (col.type === "raw") continue;
-    const id = `f-${col.name}`;
-    let field;
-    if (col.type === "string" || col.type === "list") {
-      field = el("input", { type: "search", id, name: col.name, placeholder: col.type === "list" ? "any element contains" : "contains" });
-      if (col.type === "list") {
-        field.setAttribute("list", `${id}-values`);
-        form.append(el("datalist", { id: `${id}-values` }));
-      }
-    } else if (col.type === "number" || col.type === "decimal") {
-      const op = el("select", { id: `${id}-op`, "aria-label": `${col.name} operator` },
-        ...OPS.map(([k, label]) => el("option", { value: k }, label)));
-      field = el("span", { class: "pair" }, op,
-        el("input", { type: "number", id, step: col.type === "decimal" ? "0.01" : "1", "data-op-for": col.name }));
-    } else if (col.type === "date") {
-      field = el("span", { class: "pair" },
-        el("input", { type: "date", id: `${id}-from`, name: `${col.name}__gte`, "aria-label": `${col.name} from` }),
-        "–",
-        el("input", { type: "date", id: `${id}-to`, name: `${col.name}__lte`, "aria-label": `${col.name} to` }));
-    } else if (col.type === "bool") {
-      field = el("input", { type: "checkbox", id, name: col.name, value: "true" });
-    }
-    form.append(el("label", { for: id, title: col.doc }, col.name.replaceAll("_", " "), field));
+    const title = el("span", {}, label(col.name), col.derived ? el("span", { class: "derived-mark", title: hint(col) }, " ƒ") : "");
+    form.append(el("label", { for: `f-${col.name}`, title: hint(col) }, title, filterField(col)));
   }
   form.append(el("span", { class: "actions" },
-    el("button", { type: "submit", id: "apply" }, "Filter"),
-    el("button", { type: "button", id: "clear", onclick: () => go(new URLSearchParams({ view: state().get("view") || "explore" })) }, "Clear")));
+    el("button", { type: "submit", id: "apply", class: "primary" }, "Filter"),
+    el("button", { type: "button", id: "clear", onclick: clearFilters }, "Clear")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const params = readFilterForm();
     const current = state();
-    params.set("view", current.get("view") || "explore");
-    for (const k of ["sort", "fields", "group_by", "metrics", "limit"]) if (current.get(k)) params.set(k, current.get(k));
+    for (const k of ["view", "sort", "fields", "group_by", "metrics", "limit", "top"]) if (current.get(k)) params.set(k, current.get(k));
     go(params);
   });
 }
 
+function clearFilters() {
+  const params = state();
+  const kept = new URLSearchParams();
+  for (const [k, v] of params) if (CONTROL.has(k) && !["cursor", "offset", "page"].includes(k)) kept.append(k, v);
+  go(kept);
+}
+
 function readFilterForm() {
   const params = new URLSearchParams();
-  for (const input of $("#filters").querySelectorAll("input")) {
-    if (input.type === "checkbox") { if (input.checked) params.append(input.name, "true"); continue; }
+  for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
     if (!input.value) continue;
     if (input.dataset.opFor) params.append(`${input.dataset.opFor}__${$(`#f-${input.dataset.opFor}-op`).value}`, input.value);
     else params.append(input.name, input.value);
@@ -131,304 +196,562 @@ function readFilterForm() {
   return params;
 }
 
+// The form always shows what the URL says (after Clear, Back, Forward, or a link).
 function fillFilterForm(params) {
-  for (const input of $("#filters").querySelectorAll("input")) {
-    if (input.type === "checkbox") input.checked = params.get(input.name) === "true";
-    else if (input.dataset.opFor) {
+  let count = 0;
+  for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
+    if (input.dataset.opFor) {
       const col = input.dataset.opFor;
       const op = OPS.map(([k]) => k).find((k) => params.has(`${col}__${k}`) || (k === "exact" && params.has(col)));
       $(`#f-${col}-op`).value = op || "exact";
       input.value = op ? (params.get(`${col}__${op}`) ?? params.get(col)) : "";
     } else input.value = params.get(input.name) || "";
+    if (input.value) count += 1;
   }
+  const other = [...filterParams(params).keys()].length - count;
+  $("#filter-count").textContent = count + Math.max(other, 0) ? `(${count + Math.max(other, 0)} active)` : "";
 }
 
 async function loadSuggestions() {
-  const lists = schema.columns.filter((c) => c.type === "list").map((c) => c.name);
+  const lists = ["genres", "tags", "categories"];
   const q = new URLSearchParams(lists.map((n) => ["facet", n]));
   q.set("limit", "1"); q.set("fields", "app_id"); q.set("facet_size", "100");
   try {
-    const body = await (await fetch(`/api/v1/games?${q}`, { headers: key() ? { Authorization: `Bearer ${key()}` } : {} })).json();
-    for (const name of lists) {
-      const list = $(`#f-${name}-values`);
-      if (list && body.facets) list.replaceChildren(...body.facets[name].map((f) => el("option", { value: f.value })));
-    }
+    const body = await (await fetch(`/api/v1/games?${q}`, { headers: { Authorization: `Bearer ${key()}` } })).json();
+    for (const name of lists) $(`#f-${name}-values`)?.replaceChildren(...(body.facets?.[name] || []).map((f) => el("option", { value: f.value })));
   } catch (e) { /* suggestions are a convenience */ }
 }
 
-function allFields() { return schema.columns.map((c) => c.name); }
+// --- explore --------------------------------------------------------------------------------------
+
+function chosenFields(params) {
+  return params.get("fields") ? params.get("fields").split(",").filter((f) => column(f) || f.endsWith("_raw")) : DEFAULT_FIELDS;
+}
 
 function buildColumnChooser() {
-  const box = $("#column-list");
-  box.replaceChildren(...allFields().map((name) => el("label", {},
-    el("input", { type: "checkbox", value: name, checked: "" }), name)));
-  box.addEventListener("change", () => {
-    const chosen = [...box.querySelectorAll("input:checked")].map((i) => i.value);
+  const names = schema.columns.map((c) => c.name);
+  $("#column-list").replaceChildren(...names.map((name) => el("label", { title: hint(column(name)) },
+    el("input", { type: "checkbox", value: name }), label(name))));
+  $("#column-list").addEventListener("change", () => {
+    const chosen = [...$("#column-list").querySelectorAll("input:checked")].map((i) => i.value);
     const params = state();
-    if (chosen.length === allFields().length) params.delete("fields"); else params.set("fields", chosen.join(","));
+    params.set("fields", chosen.join(","));
+    params.delete("cursor"); params.delete("page");
     go(params);
   });
 }
 
-function cell(value) {
-  if (Array.isArray(value)) return value.join(", ");
-  if (value === null || value === undefined) return "";
-  return String(value);
-}
-
 async function renderExplore(params) {
-  fillFilterForm(params);
-  const fields = params.get("fields") ? params.get("fields").split(",") : allFields();
+  const fields = chosenFields(params);
   for (const box of $("#column-list").querySelectorAll("input")) box.checked = fields.includes(box.value);
+  const shown = ["name", ...fields.filter((f) => f !== "name")].filter((f) => fields.includes(f));
   const q = new URLSearchParams(params);
-  q.delete("view");
-  if (!q.get("limit")) q.set("limit", PAGE);
-  const body = await (await api(`/api/v1/games?${q}`)).json();
+  for (const k of ["view", "page"]) q.delete(k);
+  q.set("fields", [...new Set([...shown, "app_id"])].join(","));
+  if (!q.get("limit")) q.set("limit", "50");
+  renderSummary(params);
+  const body = await getJson(`/api/v1/games?${q}`);
   const sort = params.get("sort") || "";
-  const head = el("tr", {}, ...fields.map((f) => {
+  $("#results thead").replaceChildren(el("tr", {}, ...shown.map((f, i) => {
+    const col = column(f);
     const dir = sort === f ? " ▲" : sort === `-${f}` ? " ▼" : "";
-    const sortable = schema.columns.find((c) => c.name === f)?.sortable;
-    return el("th", sortable ? { class: "sortable", "data-field": f, onclick: () => sortBy(f) } : {}, f + dir);
-  }));
-  $("#results thead").replaceChildren(head);
-  $("#results tbody").replaceChildren(...body.rows.map((row) => el("tr", {
-    onclick: () => row.app_id !== undefined && showDetail(row.app_id), "data-app-id": row.app_id ?? "",
-  }, ...fields.map((f) => el("td", { class: typeof row[f] === "number" ? "num" : "" }, cell(row[f]))))));
-  const offset = body.offset, limit = body.limit;
-  $("#total").textContent = `${body.total.toLocaleString()} games`;
+    const classes = [col?.sortable ? "sortable" : "", i === 0 && f === "name" ? "sticky" : "", isNumeric(col) ? "num" : ""].join(" ").trim();
+    return el("th", { class: classes, "data-field": f, title: hint(col), onclick: col?.sortable ? () => sortBy(f) : null },
+      label(f) + (col?.derived ? " ƒ" : "") + dir);
+  })));
+  $("#results tbody").replaceChildren(...body.rows.map((row) => el("tr", { "data-app-id": row.app_id, onclick: () => showDetail(row.app_id) },
+    ...shown.map((f, i) => el("td", { class: [i === 0 && f === "name" ? "sticky" : "", isNumeric(column(f)) ? "num" : ""].join(" ").trim(),
+      title: typeof row[f] === "string" && row[f].length > 40 ? row[f].slice(0, 300) : null }, cell(f, row[f]))))));
+  const pageIndex = history.state?.stack?.length || 0;
+  const first = pageIndex * body.limit + 1;
+  $("#total").textContent = plural(body.total, "game");
   $("#total").dataset.total = body.total;
-  $("#page").textContent = body.total ? `${offset + 1}–${offset + body.rows.length}` : "none";
-  $("#prev").disabled = offset === 0;
-  $("#next").disabled = !body.next;
-  $("#prev").onclick = () => { const p = state(); p.set("offset", Math.max(0, offset - limit)); go(p); };
-  $("#next").onclick = () => { const p = state(); p.set("offset", offset + limit); go(p); };
+  $("#page").textContent = body.total ? `${first.toLocaleString("en-US")}–${(first + body.rows.length - 1).toLocaleString("en-US")}` : "none";
+  // Pages follow the keyset cursor (fast at any depth); Prev walks back the cursors this tab has seen.
+  $("#prev").disabled = !params.get("cursor");
+  $("#next").disabled = !body.next_cursor;
+  $("#prev").onclick = () => {
+    const stack = [...(history.state?.stack || [])];
+    const p = state();
+    const previous = stack.pop();
+    if (previous) p.set("cursor", previous); else p.delete("cursor");
+    go(p, false, { stack });
+  };
+  $("#next").onclick = () => {
+    const stack = [...(history.state?.stack || []), params.get("cursor") || ""];
+    const p = state();
+    p.set("cursor", body.next_cursor);
+    go(p, false, { stack });
+  };
+  for (const b of ["#export-csv", "#export-ndjson"]) $(b).disabled = !body.total;
 }
+const isNumeric = (col) => col && ["number", "decimal", "float"].includes(col.type);
 
 function sortBy(field) {
   const params = state();
-  const current = params.get("sort");
-  params.set("sort", current === field ? `-${field}` : field);
-  params.delete("offset");
+  params.set("sort", params.get("sort") === field ? `-${field}` : field);
+  params.delete("cursor"); params.delete("offset"); params.delete("page");
   go(params);
 }
 
 async function showDetail(appId) {
-  const game = await (await api(`/api/v1/games/${appId}`)).json();
+  const game = await getJson(`/api/v1/games/${appId}`);
   $("#detail-title").textContent = game.name;
-  $("#detail-body").replaceChildren(...Object.entries(game).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, cell(v))]));
+  $("#detail-body").replaceChildren(...Object.entries(game).flatMap(([k, v]) => {
+    const col = column(k);
+    return [el("dt", { title: hint(col) }, label(k) + (col?.derived ? " ƒ" : "")), el("dd", {}, cell(k, v))];
+  }));
   $("#detail").hidden = false;
 }
 
-async function exportAs(format) {
+async function renderSummary(params) {
+  const box = $("#summary");
+  try {
+    const s = await (await fetch(`/api/v1/games/summary?${filterParams(params)}`, { headers: { Authorization: `Bearer ${key()}` } })).json();
+    if (s.error) { box.replaceChildren(); return; }
+    const tile = (labelText, value, title) => el("div", { class: "tile", title }, el("div", { class: "label" }, labelText), el("div", { class: "value" }, value));
+    const list = (labelText, items) => el("div", { class: "tile list" }, el("div", { class: "label" }, labelText),
+      el("ol", {}, ...items.map((text) => el("li", { title: text }, text))));
+    box.replaceChildren(
+      tile("Games", s.games.toLocaleString("en-US")),
+      tile("Free", fmtPercent(s.share_free)),
+      tile("Median price", fmtMoney(s.median_price)),
+      tile("90th pct. price", fmtMoney(s.p90_price)),
+      tile("Median reviews", fmtNumber(s.median_reviews)),
+      tile("Average rating", fmtPercent(s.avg_rating), "SteamDB's rating; games without reviews are left out"),
+      tile("Est. revenue", fmtMoney(s.est_revenue), s.est_revenue_note),
+      list("Price bands", s.price_bands.map((b) => `${b.band}: ${plural(b.games, "game")}`)),
+      list("Top tags", s.top_tags.slice(0, 5).map((t) => `${t.value} (${t.games})`)),
+      list("Top genres", s.top_genres.slice(0, 5).map((t) => `${t.value} (${t.games})`)),
+      list("Best rated", s.top_rated.slice(0, 5).map((g) => `${g.name} · ${fmtPercent(g.rating)}`)),
+      list("Most reviewed", s.most_reviewed.slice(0, 5).map((g) => `${g.name} · ${fmtNumber(g.reviews)}`)));
+    box.dataset.games = s.games;
+  } catch (e) { box.replaceChildren(); }
+}
+
+async function exportAs(format, path = "/api/v1/games") {
   const params = state();
-  params.delete("view"); params.delete("offset"); params.delete("limit");
+  for (const k of ["view", "offset", "limit", "cursor", "page"]) params.delete(k);
   params.set("format", format);
-  const view = state().get("view") === "aggregate" ? "/api/v1/games/aggregate" : "/api/v1/games";
-  const response = await api(`${view}?${params}`);
+  const response = await api(`${path}?${params}`);
   const blob = await response.blob();
   const link = el("a", { href: URL.createObjectURL(blob), download: `gamelens.${format}` });
   document.body.append(link);
   link.click();
   link.remove();
   const cut = response.headers.get("X-Truncated") === "true";
-  showMessage(cut ? `Export cut at ${response.headers.get("X-Exported-Count")} of ${response.headers.get("X-Total-Count")} rows.` : "", cut ? "error" : "info");
+  showMessage(cut ? `Export cut at ${response.headers.get("X-Exported-Count")} of ${response.headers.get("X-Total-Count")} rows (GAMELENS_EXPORT_MAX_ROWS).`
+    : `Exported ${plural(Number(response.headers.get("X-Exported-Count")), "row")}.`, cut ? "error" : "info");
 }
 
-// --- aggregate ---------------------------------------------------------------------------------
+// --- aggregate ----------------------------------------------------------------------------------
+
+const isBucket = (name) => schema.buckets.some((b) => b.name === name);
+// The output name the API gives a metric: count, fn_column, share_column_op.
+function aliasOf(metric) {
+  const share = /^share\((\w+?)(?:__(\w+))?=/.exec(metric);
+  if (share) return `share_${share[1]}_${share[2] || "is"}`;
+  return metric.replace(":", "_");
+}
+const measureOf = (metricsParam) => metricsParam.split(/,(?![^(]*\))/).find((m) => m !== "count") || "count";
 
 function buildAggregateForm() {
   const groups = [...schema.columns.filter((c) => c.groupable).map((c) => c.name), ...schema.buckets.map((b) => b.name)];
-  $("#agg-group").replaceChildren(...groups.map((g) => el("option", { value: g }, g)));
-  $("#agg-metric").replaceChildren(...schema.metrics.map((m) => el("option", { value: m.name }, m.name)));
-  const columnsFor = () => {
-    const metric = schema.metrics.find((m) => m.name === $("#agg-metric").value);
-    $("#agg-column").replaceChildren(...metric.columns.map((c) => el("option", { value: c }, c)));
-    $("#agg-column").disabled = metric.columns.length === 0;
-  };
-  $("#agg-metric").addEventListener("change", columnsFor);
-  columnsFor();
+  $("#agg-group").replaceChildren(...groups.map((g) => el("option", { value: g }, label(g))));
+  const metrics = [...schema.metrics.filter((m) => m.name !== "share").map((m) => [m.name, m.name]), ["share80", "share rated 80%+"]];
+  $("#agg-metric").replaceChildren(...metrics.map(([v, text]) => el("option", { value: v }, text)));
+  $("#agg-metric").addEventListener("change", columnsForMetric);
+  columnsForMetric();
   $("#agg-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const params = state();
+    const params = filterParams(state());
     params.set("view", "aggregate");
     params.set("group_by", $("#agg-group").value);
-    const metric = $("#agg-metric").value;
-    params.set("metrics", metric === "count" ? "count" : `count,${metric}:${$("#agg-column").value}`);
+    const fn = $("#agg-metric").value;
+    const metric = fn === "share80" ? SHARE_80 : fn === "count" ? "count" : `${fn}:${$("#agg-column").value}`;
+    params.set("metrics", metric === "count" ? "count" : `count,${metric}`);
     params.set("limit", $("#agg-limit").value || "20");
+    go(params);
+  });
+  $("#agg-export").addEventListener("click", () => exportAs("csv", "/api/v1/games/aggregate"));
+}
+
+function columnsForMetric() {
+  const metric = schema.metrics.find((m) => m.name === $("#agg-metric").value);
+  const columns = metric ? metric.columns : [];
+  $("#agg-column").replaceChildren(...columns.map((c) => el("option", { value: c }, label(c))));
+  $("#agg-column").disabled = columns.length === 0;
+}
+
+async function renderAggregate(params) {
+  const group = (params.get("group_by") || "genres").split(",")[0];
+  const metrics = params.get("metrics") || "count";
+  const limit = params.get("limit") || "20";
+  const measure = measureOf(metrics);
+  // The form says what the URL says.
+  $("#agg-group").value = group;
+  const [fn, col] = measure === SHARE_80 ? ["share80", ""] : measure.split(":");
+  $("#agg-metric").value = fn;
+  columnsForMetric();
+  if (col) $("#agg-column").value = col;
+  $("#agg-limit").value = limit;
+  const q = filterParams(params);
+  q.set("group_by", group); q.set("metrics", metrics); q.set("limit", limit);
+  // Bars of a measure in its order, or a bucket (years, price bands) in its natural order.
+  q.set("sort", params.get("sort") || (isBucket(group) ? group : `-${aliasOf(measure)}`));
+  const body = await getJson(`/api/v1/games/aggregate?${q}`);
+  const alias = body.metrics[body.metrics.length - 1];
+  const names = [...body.group_by, ...body.metrics];
+  $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n, i) => el("th", { class: i >= body.group_by.length ? "num" : "" }, label(n)))));
+  $("#agg-table tbody").replaceChildren(...body.rows.map((r) => el("tr", {}, ...names.map((n, i) =>
+    el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))))));
+  $("#agg-caption").textContent = `${label(alias)} by ${label(group)} (${plural(body.total_groups, "group")})`;
+  barChart($("#agg-chart"), body.rows.map((r) => [r[group] === null ? "(none)" : String(r[group]), r[alias]]), formatterFor(alias));
+  const years = filterParams(params);
+  years.set("group_by", "release_year"); years.set("sort", "release_year"); years.set("limit", "500");
+  const byYear = await (await fetch(`/api/v1/games/aggregate?${years}`, { headers: { Authorization: `Bearer ${key()}` } })).json();
+  yearChart($("#year-chart"), (byYear.rows || []).filter((r) => r.release_year !== null).map((r) => [r.release_year, r.count]));
+}
+
+// --- trends -------------------------------------------------------------------------------------
+
+function buildTrendForm() {
+  $("#trend-dim").replaceChildren(el("option", { value: "" }, "all matching games"), ...TREND_DIMS.map((d) => el("option", { value: d }, label(d))));
+  $("#trend-metric").replaceChildren(...TREND_METRICS.map(([v, text]) => el("option", { value: v }, text)));
+  $("#trend-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = filterParams(state());
+    params.set("view", "trends");
+    const dim = $("#trend-dim").value;
+    params.set("group_by", dim ? `${dim},release_year` : "release_year");
+    params.set("metrics", $("#trend-metric").value);
+    if (dim) params.set("top", $("#trend-n").value || "8");
     go(params);
   });
 }
 
-async function renderAggregate(params) {
-  const group = params.get("group_by") || "genres";
-  const metrics = params.get("metrics") || "count";
-  $("#agg-group").value = group;
-  const [fn, col] = (metrics.split(",").find((m) => m !== "count") || "count").split(":");
-  $("#agg-metric").value = fn;
-  $("#agg-metric").dispatchEvent(new Event("change"));
-  if (col) $("#agg-column").value = col;
-  $("#agg-limit").value = params.get("limit") || "20";
+async function renderTrends(params) {
+  const keys = (params.get("group_by") || "genres,release_year").split(",");
+  const dim = keys.length > 1 ? keys[0] : "";
+  const metric = params.get("metrics") || "count";
+  const top = params.get("top") || "8";
+  $("#trend-dim").value = dim;
+  $("#trend-metric").value = metric;
+  $("#trend-n").value = top;
+  $("#trend-n").disabled = !dim;
   const q = filterParams(params);
-  q.set("group_by", group); q.set("metrics", metrics); q.set("limit", params.get("limit") || "20");
-  if (params.get("sort")) q.set("sort", params.get("sort"));
-  const body = await (await api(`/api/v1/games/aggregate?${q}`)).json();
-  const names = [...body.group_by, ...body.metrics];
-  $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n) => el("th", {}, n))));
-  $("#agg-table tbody").replaceChildren(...body.rows.map((r) => el("tr", {}, ...names.map((n) => el("td", {}, cell(r[n]))))));
-  const measure = body.metrics.find((m) => m !== "count") || "count";
-  $("#agg-caption").textContent = `${measure} by ${group}`;
-  barChart($("#agg-chart"), body.rows.map((r) => [cell(r[group]) || "(none)", r[measure] ?? 0]));
-  const years = filterParams(params);
-  years.set("group_by", "release_year"); years.set("sort", "release_year"); years.set("limit", "200");
-  const byYear = await (await fetch(`/api/v1/games/aggregate?${years}`, { headers: { Authorization: `Bearer ${key()}` } })).json();
-  barChart($("#year-chart"), byYear.rows.filter((r) => r.release_year !== null).map((r) => [String(r.release_year), r.count]), true);
+  q.set("group_by", dim ? `${dim},release_year` : "release_year");
+  q.set("metrics", metric);
+  q.set("limit", "1000");
+  if (dim) q.set("top", top); else q.set("sort", "release_year");
+  const body = await getJson(`/api/v1/games/aggregate?${q}`);
+  const alias = body.metrics[0];
+  const rows = body.rows.filter((r) => r.release_year !== null);
+  const names = dim ? body.series || [] : ["all matching games"];
+  const series = names.map((name) => ({ name, points: new Map(rows.filter((r) => !dim || r[dim] === name).map((r) => [r.release_year, r[alias]])) }));
+  const metricName = TREND_METRICS.find(([v]) => v === metric)?.[1] || label(alias);
+  $("#trend-caption").textContent = `${metricName} per release year${dim ? `, top ${names.length} ${label(dim)}` : ""}`;
+  // Counts and sums are 0 in a year without games; medians, averages and shares have no value there.
+  const additive = /^(count|sum_)/.test(alias);
+  const years = yearRange(rows.map((r) => r.release_year));
+  lineChart($("#trend-chart"), $("#trend-legend"), series, years, additive, formatterFor(alias));
+  $("#trend-table thead").replaceChildren(el("tr", {}, el("th", {}, "year"), ...names.map((n) => el("th", { class: "num" }, String(n)))));
+  $("#trend-table tbody").replaceChildren(...years.map((y) => el("tr", {}, el("td", {}, String(y)),
+    ...series.map((s) => el("td", { class: "num" }, s.points.has(y) ? cell(alias, s.points.get(y)) : additive ? "0" : "")))));
 }
 
-function barChart(target, data, vertical = false) {
+function yearRange(values) {
+  if (!values.length) return [];
+  const lo = Math.min(...values), hi = Math.max(...values);
+  return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+}
+
+// --- charts (plain SVG) ---------------------------------------------------------------------------
+
+function niceMax(max) {
+  if (max <= 0) return 1;
+  const step = 10 ** Math.floor(Math.log10(max));
+  return Math.ceil(max / step) * step;
+}
+
+function barChart(target, data, fmt) {
   target.replaceChildren();
-  const max = Math.max(1, ...data.map(([, v]) => Number(v) || 0));
-  if (vertical) {  // a time series: one column per year
-    const w = Math.max(6, Math.floor(600 / Math.max(1, data.length)));
-    target.setAttribute("viewBox", `0 0 ${w * data.length + 10} 170`);
-    data.forEach(([label, value], i) => {
-      const h = Math.round((Number(value) / max) * 140);
-      const bar = svg("rect", { x: i * w + 5, y: 150 - h, width: w - 2, height: h, class: "bar" });
-      bar.append(svg("title", {}, `${label}: ${value}`));
-      target.append(bar);
-      if (i % Math.ceil(data.length / 8) === 0) target.append(svg("text", { x: i * w + 5, y: 165, class: "tick" }, label));
-    });
-    return;
+  const rowH = 22, left = 150, width = 620, plot = width - left - 70;
+  const top = niceMax(Math.max(0, ...data.map(([, v]) => Number(v) || 0)));
+  target.setAttribute("viewBox", `0 0 ${width} ${rowH * data.length + 28}`);
+  for (const t of [0, 0.5, 1]) {
+    const x = left + t * plot;
+    target.append(svg("line", { x1: x, x2: x, y1: 0, y2: rowH * data.length, class: "grid-line" }),
+      svg("text", { x, y: rowH * data.length + 16, class: "muted", "text-anchor": "middle" }, fmt(top * t)));
   }
-  const rowH = 22;
-  target.setAttribute("viewBox", `0 0 620 ${rowH * data.length + 4}`);
-  data.forEach(([label, value], i) => {
-    const width = Math.round((Number(value) / max) * 400);
-    const bar = svg("rect", { x: 180, y: i * rowH + 3, width: Math.max(1, width), height: rowH - 6, class: "bar" });
-    bar.append(svg("title", {}, `${label}: ${value}`));
-    target.append(svg("text", { x: 175, y: i * rowH + 16, class: "label" }, label.slice(0, 28)), bar,
-      svg("text", { x: 185 + width, y: i * rowH + 16, class: "value" }, String(value)));
+  data.forEach(([name, value], i) => {
+    const w = Math.round(((Number(value) || 0) / top) * plot);
+    const bar = svg("rect", { x: left, y: i * rowH + 3, width: Math.max(1, w), height: rowH - 6, class: "bar" });
+    bar.append(svg("title", {}, `${name}: ${fmt(value)}`));
+    target.append(svg("text", { x: left - 6, y: i * rowH + 15, "text-anchor": "end" }, name.length > 22 ? `${name.slice(0, 21)}…` : name),
+      bar, svg("text", { x: left + w + 5, y: i * rowH + 15, class: "muted" }, fmt(value)));
   });
+  target.append(svg("line", { x1: left, x2: left, y1: 0, y2: rowH * data.length, class: "axis" }));
 }
 
-// --- upload ------------------------------------------------------------------------------------
+// One column per year, years without games shown as zero, with value and year axes.
+function yearChart(target, points) {
+  target.replaceChildren();
+  const values = new Map(points);
+  const years = yearRange(points.map(([y]) => y));
+  const left = 40, bottom = 20, height = 170, width = 620, plot = width - left - 10;
+  const top = niceMax(Math.max(0, ...points.map(([, v]) => v)));
+  target.setAttribute("viewBox", `0 0 ${width} ${height + bottom}`);
+  for (const t of [0, 0.5, 1]) {
+    const y = height - t * (height - 10);
+    target.append(svg("line", { x1: left, x2: width - 10, y1: y, y2: y, class: "grid-line" }),
+      svg("text", { x: left - 4, y: y + 4, class: "muted", "text-anchor": "end" }, fmtNumber(top * t)));
+  }
+  const w = plot / Math.max(1, years.length);
+  const every = Math.ceil(years.length / 8);
+  years.forEach((year, i) => {
+    const v = values.get(year) || 0;
+    const h = (v / top) * (height - 10);
+    const bar = svg("rect", { x: left + i * w + 1, y: height - h, width: Math.max(1, w - 2), height: h, class: "bar", "data-year": year });
+    bar.append(svg("title", {}, `${year}: ${plural(v, "game")}`));
+    target.append(bar);
+    if (i % every === 0) target.append(svg("text", { x: left + i * w + w / 2, y: height + 14, class: "muted", "text-anchor": "middle" }, String(year)));
+  });
+  target.append(svg("line", { x1: left, x2: width - 10, y1: height, y2: height, class: "axis" }));
+}
 
-async function submitUpload(event) {
-  event.preventDefault();
-  const url = $("#upload-url").value.trim();
+function lineChart(target, legend, series, years, additive, fmt) {
+  target.replaceChildren();
+  legend.replaceChildren();
+  const left = 56, bottom = 22, height = 260, width = 760, plot = width - left - 14;
+  const values = series.flatMap((s) => [...s.points.values()]).map(Number);
+  const top = niceMax(Math.max(0, ...values));
+  target.setAttribute("viewBox", `0 0 ${width} ${height + bottom}`);
+  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+    const y = height - t * (height - 10);
+    target.append(svg("line", { x1: left, x2: width - 14, y1: y, y2: y, class: "grid-line" }),
+      svg("text", { x: left - 5, y: y + 4, class: "muted", "text-anchor": "end" }, fmt(top * t)));
+  }
+  const x = (year) => left + (years.length > 1 ? ((year - years[0]) / (years.length - 1)) * plot : plot / 2);
+  const y = (v) => height - (Number(v) / top) * (height - 10);
+  const every = Math.ceil(years.length / 10);
+  years.forEach((year, i) => {
+    if (i % every === 0) target.append(svg("text", { x: x(year), y: height + 15, class: "muted", "text-anchor": "middle" }, String(year)));
+  });
+  series.forEach((s, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    let path = "", pen = "M";
+    for (const year of years) {
+      const has = s.points.has(year);
+      if (!has && !additive) { pen = "M"; continue; }
+      const v = has ? s.points.get(year) : 0;
+      path += `${pen}${x(year).toFixed(1)},${y(v).toFixed(1)} `;
+      pen = "L";
+      const dot = svg("circle", { cx: x(year), cy: y(v), r: 2.5, fill: color });
+      dot.append(svg("title", {}, `${s.name}, ${year}: ${fmt(v)}`));
+      target.append(dot);
+    }
+    target.prepend(svg("path", { d: path.trim(), class: "series", stroke: color, "data-series": s.name }));
+    const swatch = el("span", { class: "swatch" });
+    swatch.style.background = color;  // CSSOM, allowed by the CSP (inline style attributes are not)
+    legend.append(el("li", {}, swatch, String(s.name)));
+  });
+  target.append(svg("line", { x1: left, x2: width - 14, y1: height, y2: height, class: "axis" }),
+    svg("line", { x1: left, x2: left, y1: 10, y2: height, class: "axis" }));
+}
+
+// --- upload ---------------------------------------------------------------------------------------
+
+async function startUpload(request) {
   $("#upload-result").replaceChildren();
   let rec;
   try {
-    rec = await (await api("/api/v1/uploads", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ url }),
-    })).json();
+    rec = await (await request()).json();
   } catch (e) {
     $("#upload-result").replaceChildren(el("p", { class: "error" }, e.message));
+    showMessage(e.message, "error");
     return;
   }
   $("#upload-progress").hidden = false;
   while (["queued", "downloading", "loading"].includes(rec.state)) {
     showProgress(rec);
-    await new Promise((r) => setTimeout(r, 250));
-    rec = await (await api(`/api/v1/uploads/${rec.id}`)).json();
+    renderHistory();
+    await new Promise((r) => setTimeout(r, 300));
+    rec = await getJson(`/api/v1/uploads/${rec.id}`);
   }
   showProgress(rec);
   showResult(rec);
   renderHistory();
 }
 
+const uploadLink = () => startUpload(() => {
+  const body = JSON.stringify({ url: $("#upload-url").value.trim() });
+  return api("/api/v1/uploads", { method: "POST", headers: { "Content-Type": "application/json" }, body, show: { json: body } });
+});
+const uploadFile = (file) => startUpload(() => {
+  const form = new FormData();
+  form.append("file", file);
+  return api("/api/v1/uploads", { method: "POST", body: form, show: { file: file.name } });
+});
+const uploadSample = () => startUpload(() => api("/api/v1/uploads/sample", { method: "POST" }));
+
 function showProgress(rec) {
   const bar = $("#upload-bar");
-  if (rec.state === "downloading" && rec.bytes_expected) bar.value = Math.round(100 * rec.bytes_received / rec.bytes_expected) * 0.9;
+  if (rec.state === "downloading" && rec.bytes_expected) bar.value = Math.round(90 * rec.bytes_received / rec.bytes_expected);
   else if (rec.state === "loading") bar.value = 95;
   else if (rec.state === "succeeded") bar.value = 100;
   const mb = (rec.bytes_received / 1e6).toFixed(1);
-  $("#upload-state").textContent = rec.state === "succeeded" ? `done: ${rec.rows_loaded.toLocaleString()} rows loaded`
-    : rec.state === "loading" ? `loading rows (${mb} MB received)` : `${rec.state} ${mb} MB`;
+  const words = { succeeded: `done: ${plural(rec.rows_loaded, "row")} loaded`, loading: `loading rows (${mb} MB received)` };
+  $("#upload-state").textContent = words[rec.state] || `${rec.state} ${mb} MB`;
   $("#upload-state").dataset.state = rec.state;
 }
 
 function showResult(rec) {
   const out = [];
-  if (rec.state === "succeeded") out.push(el("p", { class: "ok" }, `Upload ${rec.id}: ${rec.rows_loaded.toLocaleString()} rows stored` + (rec.rows_rejected ? `, ${rec.rows_rejected} rejected` : "") + "."));
-  else out.push(el("p", { class: "error" }, `Upload ${rec.id} ${rec.state}: ${rec.error?.message || ""}`));
+  if (rec.state === "succeeded") {
+    out.push(el("p", { class: "ok" }, `Upload ${rec.id}: ${plural(rec.rows_loaded, "row")} stored` + (rec.rows_rejected ? `, ${rec.rows_rejected} rejected` : "") + ". ",
+      el("a", { href: "?view=explore" }, "Explore them")));
+  } else out.push(el("p", { class: "error" }, `Upload ${rec.id} ${rec.state}: ${rec.error?.message || ""}`));
   for (const w of rec.warnings || []) out.push(el("p", { class: "warning" }, `Warning: ${w}`));
   if ((rec.rejected_rows || []).length) {
-    out.push(el("table", { class: "grid" }, el("tr", {}, el("th", {}, "row"), el("th", {}, "column"), el("th", {}, "value"), el("th", {}, "expected")),
-      ...rec.rejected_rows.map((r) => el("tr", {}, el("td", {}, r.row), el("td", {}, r.column), el("td", {}, r.value), el("td", {}, r.expected)))));
+    out.push(el("div", { class: "table-wrap" }, el("table", { class: "grid" },
+      el("tr", {}, el("th", {}, "row"), el("th", {}, "column"), el("th", {}, "value"), el("th", {}, "expected")),
+      ...rec.rejected_rows.map((r) => el("tr", {}, el("td", {}, r.row), el("td", {}, r.column), el("td", {}, r.value), el("td", {}, r.expected))))));
   }
   $("#upload-result").replaceChildren(...out);
 }
 
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");  // the browser's own time zone
+
 async function renderHistory() {
-  const body = await (await api("/api/v1/uploads")).json();
-  $("#upload-history tbody").replaceChildren(...body.uploads.map((u) => el("tr", {},
-    el("td", {}, u.id), el("td", {}, u.state + (u.active ? " (active)" : "")), el("td", {}, u.rows_loaded),
-    el("td", {}, (u.finished_at || u.created_at || "").replace("T", " ").slice(0, 19)), el("td", {}, u.created_by || ""),
-    el("td", { class: "url" }, u.url),
+  const body = await getJson("/api/v1/uploads");
+  const running = body.uploads.some((u) => ["queued", "downloading", "loading"].includes(u.state));
+  $("#upload-history tbody").replaceChildren(...body.uploads.map((u) => el("tr", { "data-state": u.state },
+    el("td", {}, u.id),
+    el("td", {}, u.state + (u.active ? " (active)" : "") + (u.state === "downloading" ? ` ${(u.bytes_received / 1e6).toFixed(1)} MB` : "")),
+    el("td", { class: "num" }, u.rows_loaded ? u.rows_loaded.toLocaleString("en-US") : ""),
+    el("td", { title: u.finished_at || u.created_at }, when(u.finished_at || u.started_at || u.created_at)),
+    el("td", {}, u.created_by || ""),
+    el("td", { class: "url", title: u.url }, u.source === "link" ? u.url : `${u.source}: ${u.url}`),
     el("td", {}, u.stored && !u.active ? el("button", { type: "button", class: "activate", onclick: async () => {
       await api(`/api/v1/uploads/${u.id}/activate`, { method: "POST" });
       showMessage(`Upload ${u.id} is active again.`);
       renderHistory();
     } }, "Activate") : ""))));
+  clearTimeout(pollTimer);
+  if (running && viewOf(state()) === "upload") pollTimer = setTimeout(() => renderHistory().catch(() => {}), 1000);
 }
 
-// --- page ----------------------------------------------------------------------------------------
+function curlOf(call) {
+  const parts = ["curl"];
+  if (call.method !== "GET") parts.push(`-X ${call.method}`);
+  parts.push('-H "Authorization: Bearer $GAMELENS_KEY"');
+  if (call.body?.json) parts.push("-H 'Content-Type: application/json'", `-d '${call.body.json.replaceAll("'", "'\\''")}'`);
+  if (call.body?.file) parts.push(`-F 'file=@${call.body.file.replaceAll("'", "'\\''")}'`);
+  parts.push(`'${call.url}'`);
+  return parts.join(" ");
+}
+
+// --- the page -------------------------------------------------------------------------------------
+
+function showOnly(view, { welcome = false, empty = false } = {}) {
+  $("#welcome").hidden = !welcome;
+  $("#empty").hidden = !empty;
+  $("nav").classList.toggle("locked", welcome);
+  for (const name of VIEWS) {
+    $(`#view-${name}`).hidden = welcome || name !== view || (empty && name !== "upload");
+    $(`#nav-${name}`).classList.toggle("current", name === view);
+  }
+  $("#filters-box").hidden = welcome || empty || view === "upload";
+  const filtered = [...filterParams(state())].length > 0;
+  $("#questions").hidden = welcome || !(empty || (view === "explore" && !filtered && !state().get("cursor")));
+}
 
 async function render() {
   const params = state();
-  const view = params.get("view") || "explore";
-  for (const name of ["explore", "aggregate", "upload"]) {
-    $(`#view-${name}`).hidden = name !== view;
-    $(`#nav-${name}`).classList.toggle("current", name === view);
+  const view = viewOf(params);
+  showMessage("");
+  if (!key()) {
+    showOnly(view, { welcome: true });
+    $("#key-state").textContent = "API key: none";
+    return;
   }
-  $("#filters").hidden = false;
-  $(view === "aggregate" ? "#view-aggregate" : "#view-explore").prepend($("#filters"));
-  if (view === "aggregate") $("#view-explore").hidden = true;
+  showOnly(view);
+  const home = view === "aggregate" ? "#view-aggregate" : view === "trends" ? "#view-trends" : "#view-explore";
+  $(home).prepend($("#filters-box"));
   try {
     if (!schema) await init();
+    fillFilterForm(params);
+    $("#filters-box").open = window.innerWidth > 700 && [...filterParams(params)].length > 0;
     if (view === "explore") await renderExplore(params);
     else if (view === "aggregate") await renderAggregate(params);
+    else if (view === "trends") await renderTrends(params);
     else await renderHistory();
   } catch (e) {
-    if (!e.status) showMessage(e.message, "error");
+    if (e.code === "no_dataset") showOnly(view, { empty: true });
+    else if (e.status === 401) { showMessage(e.message, "error"); showOnly(view, { welcome: true }); }
+    else showMessage(e.message, "error");
   }
 }
 
 async function init() {
-  schema = await (await api("/api/v1/schema")).json();
+  schema = await getJson("/api/v1/schema");
   buildFilterForm();
   buildColumnChooser();
   buildAggregateForm();
+  buildTrendForm();
   loadSuggestions();
+}
+
+function useKey(value) {
+  localStorage.setItem("gamelens.key", value.trim());
+  $("#key-state").textContent = value.trim() ? "API key: saved" : "API key: none";
+  $("#key-box").open = false;
+  schema = null;
+  render();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("#api-key").value = key();
-  $("#key-state").textContent = key() ? "saved" : "";
-  $("#key-form").addEventListener("submit", (event) => {
+  $("#key-state").textContent = key() ? "API key: saved" : "API key: none";
+  $("#key-form").addEventListener("submit", (event) => { event.preventDefault(); useKey($("#api-key").value); });
+  $("#key-forget").addEventListener("click", () => { $("#api-key").value = ""; useKey(""); });
+  $("#welcome-form").addEventListener("submit", (event) => { event.preventDefault(); useKey($("#welcome-key").value); });
+  $("#question-list").replaceChildren(...QUESTIONS.map(([text, query]) => el("li", {}, el("a", { href: `?${query}`, class: "question" }, text))));
+  for (const a of document.querySelectorAll("nav a, a.question, #empty-upload, a.brand")) a.addEventListener("click", (event) => {
     event.preventDefault();
-    localStorage.setItem("gamelens.key", $("#api-key").value.trim());
-    $("#key-state").textContent = "saved";
-    showMessage("");
-    schema = null;
-    render();
-  });
-  for (const a of document.querySelectorAll("nav a")) a.addEventListener("click", (event) => {
-    event.preventDefault();
-    const params = filterParams(state());
-    params.set("view", a.dataset.view);
+    const target = new URLSearchParams(a.getAttribute("href").slice(1));
+    const params = a.dataset.view ? filterParams(state()) : target;
+    if (a.dataset.view) params.set("view", a.dataset.view);
     go(params);
   });
-  $("#upload-form").addEventListener("submit", submitUpload);
+  $("#upload-form").addEventListener("submit", (event) => { event.preventDefault(); uploadLink(); });
+  $("#upload-file").addEventListener("change", () => { if ($("#upload-file").files[0]) uploadFile($("#upload-file").files[0]); });
+  const drop = $("#file-form");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("dragging"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("dragging"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("dragging");
+    if (event.dataTransfer.files[0]) uploadFile(event.dataTransfer.files[0]);
+  });
+  $("#sample-button").addEventListener("click", uploadSample);
+  $("#empty-sample").addEventListener("click", async () => {
+    const params = state();
+    params.set("view", "upload");
+    history.pushState(null, "", `?${params}`);
+    showOnly("upload");
+    await uploadSample();
+  });
   $("#export-csv").addEventListener("click", () => exportAs("csv"));
   $("#export-ndjson").addEventListener("click", () => exportAs("ndjson"));
   $("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; });
   $("#copy-curl").addEventListener("click", () => {
-    const [method, url] = $("#api-url").textContent.split(" ");
-    const curl = `curl ${method === "GET" ? "" : `-X ${method} `}-H "Authorization: Bearer $GAMELENS_KEY" '${url}'`;
-    navigator.clipboard?.writeText(curl);
+    if (!lastCall) return;
+    const curl = curlOf(lastCall);
+    navigator.clipboard?.writeText(curl).catch(() => {});
     $("#copy-curl").dataset.copied = curl;
-    showMessage("Copied: " + curl);
+    showMessage(`Copied: ${curl}`);
   });
   window.addEventListener("popstate", render);
   render();
