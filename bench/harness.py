@@ -78,6 +78,7 @@ def gamelens_server(**env: str):
     port = free_port()
     full = {**os.environ, "GAMELENS_DATA_DIR": str(data), "GAMELENS_PORT": str(port), "GAMELENS_AUTH": "off",
             "GAMELENS_ALLOW_PRIVATE_URLS": "true", "GAMELENS_MAX_UPLOAD_MB": "2000", "GAMELENS_LOG_LEVEL": "WARNING",
+            "GAMELENS_RATE_PER_MINUTE": "100000000",
             **env}
     server = subprocess.Popen([sys.executable, "-m", "gamelens", "serve"], env=full,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

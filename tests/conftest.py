@@ -171,10 +171,23 @@ def client(make_client):
 
 
 def upload(client: TestClient, url: str, **body) -> dict:
-    """Submit and wait; returns the final upload record."""
+    """Submit and wait, also for its indexes (built after the switch), so that the next step of a
+    test starts on an idle worker; returns the final upload record."""
     r = client.post("/api/v1/uploads?wait=true", json={"url": url, **body})
     assert r.status_code in (200, 422, 413, 400), r.text
-    return r.json().get("upload", r.json())
+    rec = r.json().get("upload", r.json())
+    if rec.get("indexes") == "building":
+        rec = wait_indexes(client, rec["id"])
+    return rec
+
+
+def wait_indexes(client: TestClient, upload_id: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        rec = client.get(f"/api/v1/uploads/{upload_id}").json()
+        if rec.get("indexes") != "building" or time.monotonic() > deadline:
+            return rec
+        time.sleep(0.05)
 
 
 def wait_state(client: TestClient, upload_id: int, states: tuple[str, ...], timeout: float = 30) -> dict:

@@ -46,7 +46,7 @@ def test_filter_parser_accepts_or_says_why(name, value):
     except GameLensError as exc:
         assert exc.status == 400 and exc.param == name
     else:
-        assert list(cond.params) == ["f0"]
+        assert cond.params and all(k in ("f0", "f0_like") for k in cond.params)
         # The value is bound, never part of the SQL: another valid value gives the very same SQL text.
         for other in ("1", "true", "2020-01-01", "a"):
             try:

@@ -269,3 +269,23 @@ def test_facets_match_python(sample_client, sample_rows):
         Counter(g for r in members for g in r["genres"]))
     assert {f["value"]: f["count"] for f in body["facets"]["required_age"]} == dict(
         Counter(r["required_age"] for r in members))
+
+
+NEEDLES = ["bowl", "BOWL", "zombie", "open world", "open-wor", "single-player", "multi", "vr", "VR", "レーサー", "é",
+           "É", "ü", "Ü", "ß", "ñ", "™", "100%", "%", "_", "a_b", "'s", "it's", '"', "\\", "sci-fi", "3D", "x"]
+
+
+@pytest.mark.parametrize("needle", NEEDLES)
+def test_substrings_match_as_python_does_on_indexed_text(sample_client, sample_rows, needle):
+    """name and about_the_game have text indexes (built after the switch, waited for here): an ILIKE
+    the index serves and one it scans must both equal Python's case-insensitive substring test."""
+    versions = sample_client.app.state.uploads.versions
+    indexed = {n for (n,) in sample_client.app.state.engine.select(
+        "SELECT name FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String}",
+        {"db": sample_client.app.state.engine.db, "t": f"games_v{versions.active(fresh=True)}"}).rows}
+    assert {"i_name", "i_about_the_game", "i_tags"} <= indexed
+    for column in ("name", "about_the_game"):
+        want = sorted(r["app_id"] for r in sample_rows if needle.lower() in r[column].lower())
+        assert _ids(sample_client, {column: needle}) == want, (column, needle)
+    want = sorted(r["app_id"] for r in sample_rows if any(needle.lower() in t.lower() for t in r["tags"]))
+    assert _ids(sample_client, {"tags": needle}) == want, ("tags", needle)

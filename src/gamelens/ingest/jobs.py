@@ -175,7 +175,18 @@ class Uploads:
 
     # the worker
 
+    def _resume_indexes(self) -> None:
+        """Indexes a stop interrupted are built again (the statements are idempotent)."""
+        stored = set(self.versions.stored_ids(self.worker))
+        for rec in self._records():
+            if rec.get("indexes") == "building" and rec["id"] in stored:
+                self._index(rec)
+
     def _run(self) -> None:
+        try:
+            self._resume_indexes()
+        except Exception:  # the worker must survive anything
+            log.exception("resuming index builds failed")
         while (upload_id := self._queue.get()) is not None:
             try:
                 if self._stopping.is_set():
@@ -186,7 +197,8 @@ class Uploads:
             finally:
                 with self._lock:
                     self._live.pop(upload_id, None)
-                self._done.pop(upload_id).set()
+                    done = self._done.pop(upload_id)
+                done.set()
 
     def _set(self, rec: dict, persist: bool = True, **changes: Any) -> None:
         with self._lock:
@@ -198,8 +210,12 @@ class Uploads:
         try:
             self._load(rec)
         finally:
-            if rec.get("source") == "file":  # the copy a request sent: done with it, whatever happened
-                Path(rec["path"]).unlink(missing_ok=True)
+            self._drop_received(rec)
+
+    @staticmethod
+    def _drop_received(rec: dict) -> None:
+        if rec.get("source") == "file":  # the copy a request sent: done with it, whatever happened
+            Path(rec["path"]).unlink(missing_ok=True)
 
     def _load(self, rec: dict) -> None:
         self._set(rec, state="downloading", started_at=_now())
@@ -214,6 +230,7 @@ class Uploads:
                 result = load.load(self.worker, rec["id"], self._then_loading(rec, stream), rec["max_rejected_rows"],
                                    self.settings.load_max_memory_mb)
             self._set(rec, False, sha256=stream.sha256)
+            self._drop_received(rec)
             t1 = time.monotonic()
             if rec["state"] == "interrupted":  # shutdown gave up on it while it loaded: never switch to it
                 self.versions.discard(rec["id"])
@@ -227,12 +244,28 @@ class Uploads:
         finally:
             UPLOADS.labels(rec["state"]).inc()
             UPLOAD_SECONDS.observe(time.monotonic() - t0)
+        if rec["state"] == "succeeded":
+            self._index(rec)
 
     def _succeeded(self, rec: dict, result: load.LoadResult, timings: dict) -> None:
         self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=result.rows, rows_rejected=result.rejected,
                   rejected_rows=result.rejected_rows, warnings=result.warnings, timings_ms=timings,
-                  stored_bytes=result.stored_bytes, error=None)
+                  stored_bytes=result.stored_bytes, error=None, indexes="building")
         UPLOAD_ROWS.inc(result.rows)
+        self._done[rec["id"]].set()  # the data is served: a waiting client need not wait for the indexes
+
+    def _index(self, rec: dict) -> None:
+        """Build the new version's indexes while it is already served; the record says when they are
+        ready (a failure only leaves searches slower: answers are exact either way)."""
+        t0 = time.monotonic()
+        try:
+            self.versions.build_indexes(rec["id"])
+            state = "ready"
+        except GameLensError as exc:
+            log.warning("building the indexes of upload %s failed: %s", rec["id"], exc.message)
+            state = "failed"
+        took = round((time.monotonic() - t0) * 1000)
+        self._set(rec, indexes=state, timings_ms={**rec["timings_ms"], "indexes": took})
 
     def _after_error(self, rec: dict, exc: Exception, result: load.LoadResult | None) -> None:
         """Tell the truth: if the switch to this upload's data happened (the pointer says so), it

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .. import schema
 from ..engine import CSV_PARSE_ERRORS, Engine, ident
 from ..errors import EngineError, GameLensError, unloadable
-from . import versions
+from . import physical, versions
 
 MAX_REPORTED = 10
 # CSV reading: fields by position (the header was matched here), kept exactly as written.
@@ -27,11 +27,7 @@ CSV_SETTINGS = {
     "input_format_csv_trim_whitespaces": 0,
     "input_format_allow_errors_num": 0,
     "input_format_allow_errors_ratio": 0,
-    # Smaller insert blocks than the defaults (1M rows / 256 MB): the MergeTree writer holds a few
-    # blocks at once, so this bounds the load's memory (bench/ingest.py shows the effect).
-    "max_insert_block_size": 65536,
-    "min_insert_block_size_rows": 65536,
-    "min_insert_block_size_bytes": 32 << 20,
+    **physical.INSERT_SETTINGS,
 }
 
 
@@ -89,17 +85,6 @@ def check_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
     ours = set(schema.output_names())  # an export's other columns (derived, raw text) are ours
     extra = [h for i, h in enumerate(header) if h.strip() and i not in used and h not in ours]
     return fields, [f"Ignored unknown column(s): {', '.join(extra)}"] if extra else []
-
-
-def stage_ddl(db: str, table: str, upload_id: int) -> str:
-    cols = []
-    for c in schema.STORED_COLUMNS:
-        cols.append(f"{ident(c.name)} {c.ch_type}")
-        if c.raw_name:
-            cols.append(f"{ident(c.raw_name)} String")
-    cols += [f"{schema.ROW_COL} UInt64", f"{schema.BAD_COL} Map(String, String)"]
-    return (f"CREATE TABLE {ident(db)}.{ident(table)} ({', '.join(cols)}) "
-            f"ENGINE = MergeTree ORDER BY {ident(schema.KEY)} COMMENT {versions.comment_for(upload_id)!r}")
 
 
 def _parse_expr(c: schema.Column, r: str) -> str:
@@ -166,7 +151,7 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
     result = LoadResult(warnings=warnings)
     table = versions.stage_name(upload_id)
     engine.execute(f"DROP TABLE IF EXISTS {ident(engine.db)}.{ident(table)}")
-    engine.execute(stage_ddl(engine.db, table, upload_id))
+    engine.execute(physical.table_ddl(engine.db, table, versions.comment_for(upload_id)))
     columns, exprs = select_exprs(fields)
     try:
         limits = {"max_memory_usage": max_memory_mb << 20} if max_memory_mb else {}

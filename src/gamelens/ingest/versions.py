@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..engine import Engine, ident
 from ..errors import GameLensError
+from . import physical
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,11 @@ class Versions:
                 raise
             log.warning("switching to upload %s raised, but the switch happened", upload_id)
         self._active, self._checked = upload_id, time.monotonic()
+
+    def build_indexes(self, upload_id: int) -> None:
+        """Build the version's indexes (see physical.py) while it is served; answers stay exact."""
+        for sql in physical.index_statements(self.table(upload_id)):
+            self.writer.execute(sql, settings={"mutations_sync": 2})
 
     def _prune_with_warning(self, keep: int) -> list[str]:
         try:

@@ -116,8 +116,10 @@ REGISTRY: dict[str, dict[str, Op]] = {
     "float": _COMPARABLE,
     "date": _COMPARABLE,
     "bool": _ops(Op("exact", "equals", "{c} = {p}"), Op("ne", "does not equal", "{c} != {p}")),
+    # Substrings are matched with ILIKE on an escaped pattern ({like}): the text indexes on name and
+    # about_the_game answer it from the index (see ingest/load.py), and it is the same test everywhere.
     "string": _ops(
-        Op("contains", "contains, any case (% _ \\ are plain characters)", "positionCaseInsensitiveUTF8({c}, {p}) > 0"),
+        Op("contains", "contains, any case (% _ \\ are plain characters)", "{c} ILIKE {like}"),
         Op("exact", "equals exactly", "{c} = {p}"),
         Op("ne", "does not equal exactly", "{c} != {p}"),
         Op("startswith", "starts with, any case", "startsWith(lowerUTF8({c}), lowerUTF8({p}))"),
@@ -125,8 +127,7 @@ REGISTRY: dict[str, dict[str, Op]] = {
         Op("isnull", "is empty (true) or not (false)", "({c} = '') = {p}", "flag"),
     ),
     "list": _ops(
-        Op("contains", "an element contains this, any case",
-           "arrayExists(x -> positionCaseInsensitiveUTF8(x, {p}) > 0, {c})"),
+        Op("contains", "an element contains this, any case", "arrayExists(x -> x ILIKE {like}, {c})"),
         Op("has", "an element equals this exactly", "has({c}, {p})"),
         Op("startswith", "an element starts with this, any case",
            "arrayExists(x -> startsWith(lowerUTF8(x), lowerUTF8({p})), {c})"),
@@ -185,5 +186,13 @@ def parse(param: str, raw: str, key: str) -> Condition:
     except ValueError as exc:
         expected = exc.args[0] if exc.args else "a valid value"
         raise bad(param, raw, f"{param}: {raw[:100]!r} is not {expected}.") from None
-    sql = op.sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}")
-    return Condition(sql, {p: value})
+    sql = op.sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}")
+    params = {p: value} if "{p}" in op.sql else {}
+    if "{like}" in op.sql:
+        params[f"{p}_like"] = like_pattern(value)
+    return Condition(sql, params)
+
+
+def like_pattern(text: str) -> str:
+    """`text` as a substring pattern for LIKE/ILIKE: its own % _ and \\ are plain characters."""
+    return "%" + re.sub(r"([%_\\])", r"\\\1", text) + "%"
