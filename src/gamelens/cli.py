@@ -210,11 +210,10 @@ def _ask(path: str, params: list[str] | None, server: str | None) -> None:
                 body, _, _ = explorer.export(items, None, path == "/aggregate")
                 for block in body:
                     sys.stdout.buffer.write(block)
-            elif path == "/summary":
-                print(json.dumps(explorer.summary(items), indent=1, ensure_ascii=False, default=str))
             else:
-                ask = explorer.aggregate if path == "/aggregate" else explorer.rows
-                print(json.dumps(ask(items, f"/api/v1/games{path}"), indent=1, ensure_ascii=False, default=str))
+                kind = path.lstrip("/") or "rows"
+                body = explorer.answer(kind, items, f"/api/v1/games{path}").body
+                print(json.dumps(body, indent=1, ensure_ascii=False, default=str))
         finally:
             explorer.close()
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import logging
 import os
 import queue
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from clickhouse_connect.driver.binding import format_bind_value
 
 from .errors import EngineError, GameLensError
@@ -354,7 +354,7 @@ class Engine:
         settings = {**_JSON_SETTINGS, **(settings or {}), **(self.read_settings if readonly else {})}
         with self.connection() as conn:
             raw = conn.run(sql + settings_clause(settings), params, "JSONCompact")
-        doc = json.loads(raw) if raw.strip() else {"meta": [], "data": []}
+        doc = orjson.loads(raw) if raw.strip() else {"meta": [], "data": []}
         return Result(
             [m["name"] for m in doc["meta"]],
             doc["data"],

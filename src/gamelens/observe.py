@@ -30,6 +30,7 @@ UPLOADS = Counter("gamelens_uploads_total", "Uploads that ended, by final state"
 UPLOAD_SECONDS = Histogram("gamelens_upload_seconds", "Upload duration, submit to end", registry=REGISTRY,
                            buckets=(.1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900))
 UPLOAD_ROWS = Counter("gamelens_upload_rows_total", "Rows stored by successful uploads", registry=REGISTRY)
+CACHE_REQUESTS = Counter("gamelens_cache_requests_total", "Response cache look-ups", ["result"], registry=REGISTRY)
 ENGINE_ERRORS = Counter("gamelens_engine_errors_total", "Statements the database refused or failed",
                         ["code"], registry=REGISTRY)
 

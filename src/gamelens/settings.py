@@ -56,6 +56,8 @@ class Settings(BaseSettings):
         30, gt=0, le=1000, description="Estimated copies sold per Steam review (the \"Boxleiter number\") behind "
         "est_owners and est_revenue. Published estimates run from about 20 to 60 (Boxleiter 2014: ~50; Birkett: "
         "20-60; lower since Steam's 2019 review prompt); 30 is a cautious middle.")
+    cache_mb: int = Field(64, ge=0, description="Memory for cached answers (per dataset version; a new version "
+                          "drops the old one's). 0 turns the cache off.")
     export_max_rows: int = Field(1_000_000, ge=1, description="Most rows one export streams.")
     export_timeout_s: float = Field(300, gt=0, description="Longest the database may take to compute one export "
                                     "(the client's download time does not count).")

@@ -75,8 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         guard.keys.start()
         guard.bootstrap()
         jobs = Uploads(engine, settings)
-        jobs.start()
         explorer = Explorer(engine, jobs.versions, settings)
+        jobs.before_switch = explorer.warm
+        jobs.start()
         app.state.engine, app.state.uploads, app.state.settings, app.state.guard = engine, jobs, settings, guard
         app.state.explorer = explorer
         try:

@@ -2,8 +2,9 @@
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from ..query import build
 from ..query.run import Explorer, schema_doc
@@ -17,6 +18,20 @@ Reader = Annotated[Explorer, Depends(get_explorer)]
 
 def _items(request: Request) -> list[tuple[str, str]]:
     return list(request.query_params.multi_items())
+
+
+# Answers change only when another dataset version is switched in: clients keep them and revalidate.
+CACHING = {"Cache-Control": "private, no-cache"}
+
+
+def _answer(request: Request, explorer: Explorer, kind: str, items: list[tuple[str, str]] | None = None) -> Response:
+    """A JSON answer with its ETag; 304 when the client's copy (If-None-Match) is current."""
+    answer = explorer.answer(kind, _items(request) if items is None else items, request.url.path,
+                             request.headers.get("if-none-match", ""))
+    headers = {"ETag": answer.etag, "X-Cache": "hit" if answer.cached else "miss", **CACHING}
+    if answer.body is None:
+        return Response(status_code=304, headers=headers)
+    return Response(orjson.dumps(answer.body), media_type="application/json", headers=headers)
 
 
 def _export(request: Request, explorer: Explorer, aggregate: bool):
@@ -35,24 +50,25 @@ EXPORTS = {200: {"content": {"application/json": {}, "text/csv": {}, "applicatio
 @router.get("/games", summary="Rows matching the filters: sorted, paginated, with facets; or exported",
             openapi_extra={"parameters": ROWS_PARAMS}, responses=EXPORTS)
 def games(request: Request, explorer: Reader):
-    return _export(request, explorer, False) or explorer.rows(_items(request), request.url.path)
+    return _export(request, explorer, False) or _answer(request, explorer, "rows")
 
 
 @router.get("/games/aggregate", summary="Group and summarise the matching rows",
             openapi_extra={"parameters": AGGREGATE_PARAMS}, responses=EXPORTS)
 def aggregate(request: Request, explorer: Reader):
-    return _export(request, explorer, True) or explorer.aggregate(_items(request), request.url.path)
+    return _export(request, explorer, True) or _answer(request, explorer, "aggregate")
 
 
 @router.get("/games/summary", summary="The matching games at a glance: counts, prices, reviews, ratings, "
             "estimated revenue, price bands, top tags and genres, top games", openapi_extra={"parameters": FILTERS})
 def summary(request: Request, explorer: Reader):
-    return explorer.summary(_items(request))
+    return _answer(request, explorer, "summary")
 
 
 @router.get("/games/{app_id}", summary="One game by app_id")
-def game(app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])], explorer: Reader):
-    return explorer.game(app_id)
+def game(request: Request, app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])],
+         explorer: Reader):
+    return _answer(request, explorer, "game", [("app_id", str(app_id))])
 
 
 @router.get("/schema", summary="Columns, their operators and examples; buckets and metrics")

@@ -72,6 +72,7 @@ class Versions:
         self._lease_lock = threading.Lock()
         self._active: int | None = None
         self._checked = 0.0
+        self.on_switch: list[Callable[[int], None]] = []  # told the new active version (the cache)
 
     def _q(self, name: str) -> str:
         return f"{ident(self.engine.db)}.{ident(name)}"
@@ -90,7 +91,11 @@ class Versions:
         res = (engine or self.engine).select(f"SELECT upload_id FROM {self._q(POINTER)} ORDER BY at DESC LIMIT 1",
                                              readonly=False)
         upload_id = res.scalar()
+        changed = upload_id != self._active and upload_id is not None
         self._active, self._checked = upload_id, time.monotonic()
+        if changed:  # switched here or by another process on the same server
+            for listener in self.on_switch:
+                listener(upload_id)
         return upload_id
 
     def active(self, fresh: bool = False, engine: Engine | None = None) -> int | None:
@@ -153,9 +158,10 @@ class Versions:
             if before_switch:
                 try:
                     before_switch(Snapshot(upload_id, self.table(upload_id)))
-                except GameLensError as exc:
-                    warnings.append(f"Preparing the new version's cache failed ({exc.code}); it fills as pages "
-                                    "are read.")
+                except Exception:  # only a cache: it fills as pages are read
+                    log.exception("preparing the cache of upload %s failed", upload_id)
+                    warnings.append("Preparing the new version's cached answers failed; they are computed as "
+                                    "pages are read.")
             self._switch(upload_id)
             return warnings + self._prune_with_warning(keep)
 
@@ -181,6 +187,8 @@ class Versions:
                 raise
             log.warning("switching to upload %s raised, but the switch happened", upload_id)
         self._active, self._checked = upload_id, time.monotonic()
+        for listener in self.on_switch:
+            listener(upload_id)
 
     def build_indexes(self, upload_id: int) -> None:
         """Build the version's indexes (see physical.py) while it is served; answers stay exact."""

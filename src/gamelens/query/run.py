@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlencode
 
@@ -17,6 +18,7 @@ from ..errors import GameLensError
 from ..ingest.versions import Snapshot, Versions
 from ..settings import Settings
 from . import build, filters
+from .cache import Cache, etag, make_key
 
 ENGINE_FORMATS = {"csv": ("CSVWithNames", "text/csv; charset=utf-8"),
                   "ndjson": ("JSONEachRow", "application/x-ndjson")}
@@ -29,12 +31,32 @@ def _url(path: str, items: list[tuple[str, str]], **changes: Any) -> str:
     return f"{path}?{urlencode(kept)}"
 
 
+@dataclass
+class Answer:
+    etag: str
+    body: dict | None  # None: the client's copy (If-None-Match) is current
+    cached: bool
+
+
+# The page's first requests (ui/app.js), answered for a new version before it is switched in.
+WARM = {
+    "rows": [[], [("fields", "name,release_date,price,reviews,rating,est_owners,genres,app_id"), ("limit", "50")],
+             [("facet", "genres"), ("facet", "tags"), ("facet", "categories"), ("limit", "1"), ("fields", "app_id"),
+              ("facet_size", "100")]],
+    "summary": [[]],
+    "aggregate": [[("group_by", "genres"), ("metrics", "count"), ("limit", "20"), ("sort", "-count")],
+                  [("group_by", "release_year"), ("sort", "release_year"), ("limit", "500")],
+                  [("group_by", "genres,release_year"), ("metrics", "count"), ("limit", "1000"), ("top", "8")]],
+}
+
+
 class Explorer:
-    """The read side: rows, games, aggregates and exports, each on one version of the dataset.
+    """The read side: pages, games, aggregates, summaries and exports, each on one version.
 
     A page's statements (rows, exact total, facets) run side by side on pooled connections. The total
     is its own count() rather than the page's rows_before_limit: exact_rows_before_limit disables
     ClickHouse's early LIMIT (measured 400 ms against 30 ms for an unfiltered page at 500 MB).
+    JSON answers are cached per version (query/cache.py).
     """
 
     def __init__(self, engine: Engine, versions: Versions, settings: Settings):
@@ -43,6 +65,11 @@ class Explorer:
         self.constants = {"review_multiple": settings.review_multiple}
         self._parallel = ThreadPoolExecutor(max_workers=settings.query_pool_size, thread_name_prefix="gamelens-query")
         self.spool_dir = settings.data_dir / "tmp"
+        self.cache = Cache(settings.cache_mb << 20)
+        # kind -> (parse the parameters, compute the answer from them on a snapshot)
+        self._kinds = {"rows": (build.parse_rows, self._rows), "aggregate": (build.parse_aggregate, self._aggregate),
+                       "summary": (_parse_summary, self._summary), "game": (_parse_game, self._game)}
+        versions.on_switch.append(self.cache.keep_only)
 
     def close(self) -> None:
         self._parallel.shutdown(wait=False, cancel_futures=True)
@@ -54,17 +81,38 @@ class Explorer:
             spent.append(res.stats.get("elapsed_ms", 0))
         return res
 
-    # --- pages ---------------------------------------------------------------------------------
+    # --- answers (cached) ----------------------------------------------------------------------
 
-    def rows(self, items: list[tuple[str, str]], path: str) -> dict:
+    def answer(self, kind: str, items: list[tuple[str, str]], path: str, if_none_match: str = "") -> Answer:
+        """The JSON answer of `kind` (rows | aggregate | summary | game) for these parameters, from
+        the active version: from the cache when it has it, else computed (and kept)."""
         t0 = time.perf_counter()
-        req = build.parse_rows(items)
+        parse, compute = self._kinds[kind]
+        req = parse(items)  # a bad parameter is a 400 whether or not there is data
         with self.versions.reading() as snap:
-            answer = self._rows(req, snap, items, path)
-        answer["took_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        return answer
+            key = make_key(snap.upload_id, kind, items)
+            tag = etag(key)
+            if tag in if_none_match:
+                return Answer(tag, None, True)
+            body = self.cache.get(key)
+            cached = body is not None
+            if cached:  # the engine did nothing for this one
+                body = {**body, "engine_ms": 0} if "engine_ms" in body else dict(body)
+            else:
+                body = compute(req, items, path, snap)
+                self.cache.put(key, body)
+        body["took_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        return Answer(tag, body, cached)
 
-    def _rows(self, req: build.RowsRequest, snap: Snapshot, items: list[tuple[str, str]], path: str) -> dict:
+    def warm(self, snap: Snapshot) -> None:
+        """Answer the page's first requests for a version before anyone can read it."""
+        for kind, requests in WARM.items():
+            for items in requests:
+                parse, compute = self._kinds[kind]
+                path = "/api/v1/games" + ("" if kind == "rows" else f"/{kind}")
+                self.cache.put(make_key(snap.upload_id, kind, items), compute(parse(items), items, path, snap))
+
+    def _rows(self, req: build.RowsRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         page_size = req.limit
         req.limit += 1  # one more row tells whether a next page exists
         spent: list[float] = []
@@ -93,23 +141,20 @@ class Explorer:
         res = self._select(*build.facet_sql(req, name, snap.table), spent=spent)
         return [{"value": v, "count": n} for v, n in res.rows]
 
-    def game(self, app_id: int) -> dict:
+    def _game(self, app_id: int, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         names = schema.output_names()
-        with self.versions.reading() as snap:
-            res = self._select(f"SELECT {', '.join(build.field_sql(n) for n in names)} FROM {snap.table} "
-                               f"WHERE {ident(schema.KEY)} = {{id:UInt32}} ORDER BY {schema.ROW_COL} LIMIT 1",
-                               {"id": app_id})
+        spent: list[float] = []
+        res = self._select(f"SELECT {', '.join(build.field_sql(n) for n in names)} FROM {snap.table} "
+                           f"WHERE {ident(schema.KEY)} = {{id:UInt32}} ORDER BY {schema.ROW_COL} LIMIT 1",
+                           {"id": app_id}, spent=spent)
         if not res.rows:
             raise GameLensError("not_found", f"There is no game with app_id {app_id}.", 404, param="app_id",
                                 value=app_id)
         return dict(zip(names, res.rows[0], strict=True))
 
-    def aggregate(self, items: list[tuple[str, str]], path: str) -> dict:
-        t0 = time.perf_counter()
-        req = build.parse_aggregate(items)
+    def _aggregate(self, req: build.AggRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         spent: list[float] = []
-        with self.versions.reading() as snap:
-            res = self._select(*build.aggregate_sql(req, snap.table), {"exact_rows_before_limit": 1}, spent)
+        res = self._select(*build.aggregate_sql(req, snap.table), {"exact_rows_before_limit": 1}, spent)
         total = res.stats.get("rows_before_limit")
         total = len(res.rows) + req.offset if total is None else total
         more = req.offset + len(res.rows) < total
@@ -119,21 +164,18 @@ class Explorer:
                   "version": snap.upload_id}
         if req.top:  # the series, in the order the rows give them (rank order unless sorted otherwise)
             answer["series"] = list(dict.fromkeys(row[req.group_by[0]] for row in answer["rows"]))
-        answer.update(took_ms=round((time.perf_counter() - t0) * 1000, 2), engine_ms=round(sum(spent), 2))
+        answer["engine_ms"] = round(sum(spent), 2)
         return answer
 
-    def summary(self, items: list[tuple[str, str]]) -> dict:
-        """One segment at a glance (the matching games), from one version, statements side by side."""
-        t0 = time.perf_counter()
-        cond = build.where(items, build.SUMMARY_PARAMS)
+    def _summary(self, cond: build.Where, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
+        """One segment at a glance (the matching games), its statements side by side."""
         spent: list[float] = []
-        with self.versions.reading() as snap:
-            futures = {name: self._parallel.submit(self._select, sql, params, spent=spent)
-                       for name, (sql, params) in build.summary_sql(cond, snap.table).items()}
-            parts = {name: f.result().dicts() for name, f in futures.items()}
+        futures = {name: self._parallel.submit(self._select, sql, params, spent=spent)
+                   for name, (sql, params) in build.summary_sql(cond, snap.table).items()}
+        parts = {name: f.result().dicts() for name, f in futures.items()}
         return {**parts.pop("overview")[0], **parts, "version": snap.upload_id,
                 "est_revenue_note": schema.REVENUE_CAVEAT, "review_multiple": self.settings.review_multiple,
-                "took_ms": round((time.perf_counter() - t0) * 1000, 2), "engine_ms": round(max(spent, default=0), 2)}
+                "engine_ms": round(max(spent, default=0), 2)}
 
     # --- exports -------------------------------------------------------------------------------
 
@@ -183,6 +225,14 @@ class Explorer:
             out.close()
             raise
         return out
+
+
+def _parse_summary(items: list[tuple[str, str]]) -> build.Where:
+    return build.where(items, build.SUMMARY_PARAMS)
+
+
+def _parse_game(items: list[tuple[str, str]]) -> int:
+    return int(dict(items)["app_id"])  # the route has checked it
 
 
 def _send(spool: IO[bytes]) -> Iterator[bytes]:

@@ -1,0 +1,71 @@
+"""The response cache: keyed by (dataset version, canonical request), bounded, emptied by a switch,
+warmed before a version is visible; ETag and If-None-Match on every read answer."""
+
+from __future__ import annotations
+
+from .conftest import sample_table, upload, write_csv
+
+READS = ["/api/v1/games?genres=indie&sort=-rating&limit=5", "/api/v1/games/aggregate?group_by=tags&metrics=count",
+         "/api/v1/games/summary?price__lt=5", "/api/v1/games/20200"]
+
+
+def test_repeats_are_answered_from_the_cache_with_etags(make_client, files):
+    client = make_client()
+    upload(client, files.url("sample.csv"))
+    for path in READS:
+        first = client.get(path)
+        again = client.get(path)
+        assert first.status_code == again.status_code == 200, path
+        assert (first.headers["x-cache"], again.headers["x-cache"]) == ("miss", "hit"), path
+        assert first.headers["etag"] == again.headers["etag"] and first.headers["cache-control"] == "private, no-cache"
+        assert again.json().get("engine_ms", 0) == 0
+        strip = {"took_ms", "engine_ms"}
+        assert {k: v for k, v in first.json().items() if k not in strip} == \
+            {k: v for k, v in again.json().items() if k not in strip}
+        fresh = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+        assert fresh.status_code == 304 and fresh.content == b"" and fresh.headers["etag"] == first.headers["etag"]
+
+
+def test_the_same_question_in_another_order_is_the_same_answer(make_client, files):
+    client = make_client()
+    upload(client, files.url("sample.csv"))
+    a = client.get("/api/v1/games?genres=indie&price__lt=10&limit=3")
+    b = client.get("/api/v1/games?limit=3&price__lt=10&genres=indie")
+    assert a.headers["etag"] == b.headers["etag"] and b.headers["x-cache"] == "hit"
+
+
+def test_a_switch_changes_every_answer_and_drops_the_old_ones(make_client, files):
+    client = make_client()
+    upload(client, files.url("sample.csv"))
+    before = client.get(READS[0])
+    cache = client.app.state.explorer.cache
+    (files.root / "forty.csv").write_bytes(write_csv(sample_table()[:41]))
+    rec = upload(client, files.url("forty.csv"))
+    after = client.get(READS[0], headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
+    assert after.json()["version"] == rec["id"] and after.json()["total"] <= 40
+    assert {key[0] for key in cache._items} == {rec["id"]}  # only the active version's answers are kept
+
+
+def test_the_default_views_are_ready_before_the_switch(make_client, files):
+    client = make_client()
+    upload(client, files.url("sample.csv"))
+    ui_default = "/api/v1/games?fields=name,release_date,price,reviews,rating,est_owners,genres,app_id&limit=50"
+    for path in ("/api/v1/games", ui_default, "/api/v1/games/summary",
+                 "/api/v1/games/aggregate?group_by=genres,release_year&metrics=count&limit=1000&top=8"):
+        assert client.get(path).headers["x-cache"] == "hit", path
+
+
+def test_the_cache_is_bounded_and_can_be_off(make_client, files):
+    small = make_client(cache_mb=1)
+    upload(small, files.url("sample.csv"))
+    for i in range(60):  # full rows with descriptions: far more than 1 MB of answers
+        assert small.get("/api/v1/games", params={"limit": 100, "offset": i}).status_code == 200
+    cache = small.app.state.explorer.cache
+    assert 0 < cache.size_bytes <= 1 << 20
+    off = make_client(cache_mb=0)
+    upload(off, files.url("sample.csv"))
+    for _ in range(2):
+        r = off.get(READS[0])
+        assert r.headers["x-cache"] == "miss" and r.headers["etag"]
+    assert off.get(READS[0], headers={"If-None-Match": r.headers["etag"]}).status_code == 304
