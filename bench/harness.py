@@ -123,3 +123,14 @@ class PeakRss:
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, round(p * (len(values) - 1)))]
+
+
+def wait_indexes(client: httpx.Client, upload_id: int, timeout: float = 600) -> dict:
+    """Until the upload's indexes (built after the switch) are ready; returns the record."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rec = client.get(f"/api/v1/uploads/{upload_id}").json()
+        if rec.get("indexes") != "building":
+            return rec
+        time.sleep(0.2)
+    raise RuntimeError(f"indexes of upload {upload_id} not ready after {timeout} s")

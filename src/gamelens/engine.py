@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import queue
@@ -234,8 +235,13 @@ def engine_error(exc: Exception) -> EngineError | GameLensError:
 
 def settings_clause(settings: dict[str, Any]) -> str:
     """Render engine-chosen settings (names and values from code, never from a request)."""
+    return _settings_clause(tuple(settings.items()))
+
+
+@functools.lru_cache(maxsize=256)  # the same few combinations, on every read
+def _settings_clause(settings: tuple[tuple[str, Any], ...]) -> str:
     parts = []
-    for k, v in settings.items():
+    for k, v in settings:
         if not re.fullmatch(r"[a-z_0-9]+", k):
             raise ValueError(k)
         parts.append(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {int(v)}")
@@ -270,6 +276,7 @@ class Engine:
             "result_overflow_mode": "throw",
             "max_rows_to_group_by": settings.query_max_rows,
             "group_by_overflow_mode": "throw",
+            "use_query_condition_cache": int(settings.query_condition_cache),
             "readonly": 2,  # 2: reads only; settings above stay as set here
         }
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the engine's files, and load pipes

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
         30, gt=0, le=1000, description="Estimated copies sold per Steam review (the \"Boxleiter number\") behind "
         "est_owners and est_revenue. Published estimates run from about 20 to 60 (Boxleiter 2014: ~50; Birkett: "
         "20-60; lower since Steam's 2019 review prompt); 30 is a cautious middle.")
+    query_condition_cache: bool = Field(True, description="ClickHouse's query condition cache (remembers which "
+                                        "granules a filter ruled out). Off: every query runs as the first time.")
     cache_mb: int = Field(64, ge=0, description="Memory for cached answers (per dataset version; a new version "
                           "drops the old one's). 0 turns the cache off.")
     export_max_rows: int = Field(1_000_000, ge=1, description="Most rows one export streams.")

@@ -255,11 +255,11 @@ class Uploads:
         self._done[rec["id"]].set()  # the data is served: a waiting client need not wait for the indexes
 
     def _index(self, rec: dict) -> None:
-        """Build the new version's indexes while it is already served; the record says when they are
-        ready (a failure only leaves searches slower: answers are exact either way)."""
+        """Give the new version its final layout (one part, with indexes) while it is already served;
+        the record says when it is ready (a failure only leaves queries slower: answers are exact)."""
         t0 = time.monotonic()
         try:
-            self.versions.build_indexes(rec["id"])
+            self.versions.finish(rec["id"])
             state = "ready"
         except GameLensError as exc:
             log.warning("building the indexes of upload %s failed: %s", rec["id"], exc.message)

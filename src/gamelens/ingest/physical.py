@@ -6,14 +6,18 @@ A version's table is written once, by one load, and then only read:
 - `index_granularity = 1024` (default 8192): a page reads its rows' granules, and one granule of
   this table holds ~1 KB descriptions, so smaller granules read less for a page
   [bench line "page, all fields" and "page sorted by reviews"].
-- no merges (`max_bytes_to_merge_at_*_space_in_pool = 1`): merging the parts a load wrote is where
-  a load's memory went (+550 MB merging 500 MB); nothing is ever inserted again, and the text
-  indexes below keep substring search fast on the parts as written [bench line "load peak RSS"].
-- text indexes, built right after the switch (one mutation), so a load is not slowed by them
-  (they doubled the INSERT's time): `name` and `about_the_game` split into lower-case words answer
-  `ILIKE '%word%'` from the index (a dictionary scan; needles of letters and digits only, others are
-  scanned, exactly); list columns by element answer `has`, `hasAny` [bench lines "description
-  substring", "name substring", "tag has"]. Until an index is built, answers are the same, slower.
+- no merges while loading (`max_bytes_to_merge_at_*_space_in_pool = 1`): merges running beside
+  the INSERT were where a load's memory went [bench line "load peak RSS"]. A load writes many
+  small parts (one per insert block, see INSERT_SETTINGS).
+- right after the switch, one `OPTIMIZE ... FINAL` merges them into one part, vertically (a column
+  at a time, small blocks: +~300 MB at 500 MB) and, in the same pass, builds the text indexes,
+  declared just before it. One part answers several times faster than fifty (every statement opens
+  every part; a text index's dictionary is scanned per part) [bench lines "one part vs the load's
+  parts"], and building indexes at insert doubled a load's time.
+- text indexes: `name` and `about_the_game` split into lower-case words answer `ILIKE '%word%'`
+  from the index (a dictionary scan; needles of letters and digits only, others are scanned, with
+  the same answer); list columns by element answer `has`, `hasAny` [bench lines "description
+  substring", "name substring", "tag has"]. Until they are built, answers are the same, slower.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ TABLE_SETTINGS = {
     "index_granularity": 1024,
     "max_bytes_to_merge_at_max_space_in_pool": 1,
     "max_bytes_to_merge_at_min_space_in_pool": 1,
+    "vertical_merge_algorithm_min_rows_to_activate": 1,
+    "vertical_merge_algorithm_min_columns_to_activate": 1,
+    "merge_max_block_size": 2048,
+}
+# Merges allowed again for the one OPTIMIZE after the switch (ClickHouse's defaults).
+MERGE_SETTINGS = {
+    "max_bytes_to_merge_at_max_space_in_pool": 161061273600,
+    "max_bytes_to_merge_at_min_space_in_pool": 1048576,
 }
 
 # How a load feeds the engine: small insert blocks and parse chunks bound its memory, since the
@@ -64,9 +76,11 @@ def table_ddl(db: str, table: str, comment: str) -> str:
             f"ORDER BY {ident(schema.KEY)} SETTINGS {settings} COMMENT {comment!r}")
 
 
-def index_statements(table: str) -> list[str]:
-    """Add the indexes, then build them for every part in one mutation (run with mutations_sync)."""
+def finishing_statements(table: str) -> list[str]:
+    """After the switch: declare the indexes, allow merges, and merge every part into one (which
+    builds the indexes as it writes). Idempotent: run again after a stop, it finishes the job."""
     added = ", ".join(f"ADD INDEX IF NOT EXISTS {name} {ident(col)} TYPE {kind}"
                       for name, (col, kind) in INDEXES.items())
-    built = ", ".join(f"MATERIALIZE INDEX {name}" for name in INDEXES)
-    return [f"ALTER TABLE {table} {added}", f"ALTER TABLE {table} {built}"]
+    merges = ", ".join(f"{k} = {v}" for k, v in MERGE_SETTINGS.items())
+    return [f"ALTER TABLE {table} {added}", f"ALTER TABLE {table} MODIFY SETTING {merges}",
+            f"OPTIMIZE TABLE {table} FINAL"]

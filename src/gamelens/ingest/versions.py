@@ -190,10 +190,11 @@ class Versions:
         for listener in self.on_switch:
             listener(upload_id)
 
-    def build_indexes(self, upload_id: int) -> None:
-        """Build the version's indexes (see physical.py) while it is served; answers stay exact."""
-        for sql in physical.index_statements(self.table(upload_id)):
-            self.writer.execute(sql, settings={"mutations_sync": 2})
+    def finish(self, upload_id: int) -> None:
+        """Give a served version its final layout: one part, with its indexes (see physical.py).
+        Readers keep reading meanwhile; their answers stay the same."""
+        for sql in physical.finishing_statements(self.table(upload_id)):
+            self.writer.execute(sql, settings={"mutations_sync": 2, "alter_sync": 2})
 
     def _prune_with_warning(self, keep: int) -> list[str]:
         try:

@@ -116,10 +116,9 @@ class Explorer:
         page_size = req.limit
         req.limit += 1  # one more row tells whether a next page exists
         spent: list[float] = []
-        page = self._parallel.submit(self._select, *build.rows_sql(req, snap.table), spent=spent)
         total = self._parallel.submit(self._select, *build.count_sql(req.where, snap.table), spent=spent)
         facets = {name: self._parallel.submit(self._facet, req, name, snap, spent) for name in req.facets}
-        res = page.result()
+        res = self._select(*build.rows_sql(req, snap.table), spent=spent)  # on this thread: one hop fewer
         more, data = len(res.rows) > page_size, res.rows[:page_size]
         width = len(req.fields)
         next_cursor = build.encode_cursor(req.sort, data[-1][width:]) if more else None

@@ -1,0 +1,144 @@
+"""The physical design of a version's table (src/gamelens/ingest/physical.py), choice by choice, on
+the engine alone (chDB), from the same generated file, in the same run.
+
+    python bench/physical.py 500
+
+1. "load peak RSS": GameLens's loader with physical.INSERT_SETTINGS and merges off, against the
+   engine's default insert blocks and parse chunks with merges on; each in a fresh process.
+2. Then, from one load, four tables: as loaded (many parts, no index), finished (one part + text
+   indexes, as GameLens serves it), finished without indexes, and finished with the default
+   granularity (8192); each query is timed on them (median of 7, condition cache off).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from generate import generate  # noqa: E402
+from harness import OUT  # noqa: E402
+
+LOAD = r"""
+import json, os, sys, threading, time
+import psutil
+from gamelens.engine import Engine
+from gamelens.ingest import load, physical
+from gamelens.ingest.download import open_file
+from gamelens.settings import Settings
+mode = sys.argv[3]
+if mode == "defaults":  # the engine's own insert blocks and parse chunks, merges on
+    for k in physical.INSERT_SETTINGS:
+        load.CSV_SETTINGS.pop(k, None)
+    for k in ("max_bytes_to_merge_at_max_space_in_pool", "max_bytes_to_merge_at_min_space_in_pool"):
+        physical.TABLE_SETTINGS.pop(k, None)
+s = Settings(data_dir=sys.argv[1], database="b", max_upload_mb=100000, query_timeout_s=600)
+e = Engine(s, pool_size=2)
+e.ensure_database()
+proc = psutil.Process(os.getpid())
+peak = [proc.memory_info().rss]
+def sample():
+    while True:
+        peak[0] = max(peak[0], proc.memory_info().rss); time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
+idle = proc.memory_info().rss
+t = time.perf_counter()
+with open_file(sys.argv[2], s) as stream:
+    r = load.load(e, 1, stream, 0)
+took = time.perf_counter() - t
+parts = e.select("SELECT count() FROM system.parts WHERE database = 'b' AND active", readonly=False).scalar()
+e.execute("RENAME TABLE b.stage_1 TO b.loaded")
+print(json.dumps({"seconds": took, "peak_mb": (peak[0] - idle) / 2**20, "parts": parts, "rows": r.rows}))
+"""
+
+TABLES = r"""
+import json, statistics, sys, time
+from gamelens.engine import Engine
+from gamelens.ingest import physical
+from gamelens.query import build
+from gamelens.settings import Settings
+e = Engine(Settings(data_dir=sys.argv[1], database="b", query_timeout_s=600), pool_size=1)
+ddl = e.select("SELECT create_table_query FROM system.tables WHERE database = 'b' AND name = 'loaded'",
+               readonly=False).scalar()
+def copy(name, finish, granularity=1024, indexes=True):
+    e.execute(ddl.replace("b.loaded", f"b.{name}").replace("index_granularity = 1024",
+                                                              f"index_granularity = {granularity}"))
+    e.execute(f"ALTER TABLE b.{name} ATTACH PARTITION tuple() FROM b.loaded")
+    if finish:
+        statements = physical.finishing_statements(f"b.{name}")
+        t = time.perf_counter()
+        for sql in statements[0 if indexes else 1:]:
+            e.execute(sql, settings={"mutations_sync": 2})
+        return time.perf_counter() - t
+tables = {"as loaded": "loaded"}
+finish_s = copy("finished", True)
+tables["finished (GameLens)"] = "finished"
+copy("noindex", True, indexes=False)
+tables["finished, no indexes"] = "noindex"
+e.execute(ddl.replace("b.loaded", "b.g8192b").replace("index_granularity = 1024", "index_granularity = 8192"))
+e.execute("INSERT INTO b.g8192b SELECT * FROM b.finished")
+e.execute("ALTER TABLE b.g8192b MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
+e.execute("OPTIMIZE TABLE b.g8192b FINAL")
+tables["granularity 8192"] = "g8192b"
+QUERIES = {
+    "description substring": ([("about_the_game", "zombie")], "count"),
+    "name substring": ([("name", "bowl")], "count"),
+    "tag has": ([("tags__has", "Horror")], "count"),
+    "date range": ([("release_date__gte", "2020-01-01"), ("release_date__lt", "2021-01-01")], "count"),
+    "page, all fields": ([("price", "19.99")], "page"),
+    "page sorted by reviews": ([("sort", "-reviews"), ("fields", "name,price,reviews,rating,genres")], "page"),
+}
+def timed(sql, params):
+    xs = []
+    for _ in range(7):
+        r = e.select(sql, {"review_multiple": 30.0, **params}, settings={"use_query_condition_cache": 0})
+        xs.append(r.stats["elapsed_ms"])
+    return statistics.median(xs)
+out = {"finish_s": finish_s, "parts": {}, "queries": {}}
+for label, t in tables.items():
+    out["parts"][label] = e.select(f"SELECT count() FROM system.parts WHERE database = 'b' AND table = '{t}' "
+                                   "AND active", readonly=False).scalar()
+for q, (items, what) in QUERIES.items():
+    req = build.parse_rows(items)
+    row = {}
+    for label, t in tables.items():
+        sql, params = build.count_sql(req.where, f"b.{t}") if what == "count" else build.rows_sql(req, f"b.{t}")
+        row[label] = timed(sql, params)
+    out["queries"][q] = row
+print(json.dumps(out))
+"""
+
+
+def child(code: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(mb: float) -> None:
+    path = OUT / f"games_{mb:g}mb.csv"
+    if not path.exists():
+        generate(mb, path)
+    print(f"\n{mb:g} MB\n\n| load peak RSS | seconds | RSS over idle MB | parts |\n|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as ours, tempfile.TemporaryDirectory() as theirs:
+        mine = child(LOAD, ours, str(path), "gamelens")
+        default = child(LOAD, theirs, str(path), "defaults")
+        for label, r in (("GameLens (physical.INSERT_SETTINGS, no merges)", mine),
+                         ("engine defaults, merges on", default)):
+            print(f"| {label} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {r['parts']} |")
+        res = child(TABLES, ours)
+    labels = list(res["parts"])
+    print(f"\nfinishing (one OPTIMIZE building the indexes): {res['finish_s']:.1f} s")
+    print("\n| one part vs the load's parts, ms | " + " | ".join(f"{k} ({res['parts'][k]} parts)" for k in labels)
+          + " | as loaded / finished |")
+    print("|---" * (len(labels) + 2) + "|")
+    for q, row in res["queries"].items():
+        print(f"| {q} | " + " | ".join(f"{row[k]:.1f}" for k in labels)
+              + f" | {row['as loaded'] / row['finished (GameLens)']:.2f} |")
+
+
+if __name__ == "__main__":
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 500)
