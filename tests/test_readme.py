@@ -1,20 +1,22 @@
-"""The README's API examples are what the server really returns (scripts/api_examples.py writes them)."""
+"""The README's and docs/api.md's API examples are what the server really returns
+(scripts/api_examples.py writes them); the configuration table is what the code says."""
 
 import sys
 from pathlib import Path
 
-from .conftest import ADMIN_KEY
+from .conftest import ADMIN_KEY, SAMPLE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import api_examples  # noqa: E402
 
 
-def test_readme_examples_match_a_live_server(server_process, files):
+def test_examples_match_a_live_server(server_process, files):
     (files.root / "sample_games.csv").write_bytes(files.root.joinpath("sample.csv").read_bytes())
     server = server_process().start()
-    fresh = api_examples.run(server.base, ADMIN_KEY, files.url("sample_games.csv"))
-    assert fresh.strip() == api_examples.readme_block(), (
-        "README.md's API examples drifted: run `python scripts/api_examples.py` and review the diff")
+    readme, api = api_examples.blocks(api_examples.run(server.base, ADMIN_KEY, files.url("sample_games.csv"), SAMPLE))
+    hint = "run `python scripts/api_examples.py` and review the diff"
+    assert api.strip() == api_examples.block_of(api_examples.API_DOC), f"docs/api.md drifted: {hint}"
+    assert readme.strip() == api_examples.block_of(api_examples.README), f"README.md's examples drifted: {hint}"
 
 
 def test_every_route_has_an_example(client):
@@ -31,3 +33,7 @@ def test_readme_configuration_table_is_current():
     text = api_examples.README.read_text()
     block = text[text.index("<!-- settings:start -->") + 23:text.index("<!-- settings:end -->")].strip()
     assert block == settings_table(), "run `gamelens settings-doc` and paste it into README.md"
+
+
+def test_the_readme_is_short():
+    assert len(api_examples.README.read_text().splitlines()) < 400
