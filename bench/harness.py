@@ -72,9 +72,12 @@ def file_server(directory: Path = OUT):
 
 
 @contextmanager
-def gamelens_server(**env: str):
-    """`gamelens serve` on a fresh data directory, auth off; yields (base URL, psutil.Process)."""
-    data = Path(tempfile.mkdtemp(prefix="gamelens-bench-"))
+def gamelens_server(data: Path | None = None, **env: str):
+    """`gamelens serve`, auth off, on `data` (kept) or a fresh data directory (removed after);
+    yields (base URL, psutil.Process)."""
+    keep = data is not None
+    if data is None:
+        data = Path(tempfile.mkdtemp(prefix="gamelens-bench-"))
     port = free_port()
     full = {**os.environ, "GAMELENS_DATA_DIR": str(data), "GAMELENS_PORT": str(port), "GAMELENS_AUTH": "off",
             "GAMELENS_ALLOW_PRIVATE_URLS": "true", "GAMELENS_MAX_UPLOAD_MB": "2000", "GAMELENS_LOG_LEVEL": "WARNING",
@@ -89,7 +92,8 @@ def gamelens_server(**env: str):
     finally:
         server.terminate()
         server.wait(60)
-        shutil.rmtree(data, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 class PeakRss:

@@ -8,12 +8,18 @@ with the response cache off and ClickHouse's query condition cache off, so each 
 first execution of that query costs. Each response carries `engine_ms`, ClickHouse's own elapsed
 time for the statements of that request; the table prints both, and HTTP - engine at p50 (the
 time spent outside the engine: HTTP, parsing, Python, JSON).
+
+Then the same data directory is served again with the response cache on (the default), and each
+query of the mix is repeated: the first run fills the cache, the next REPEAT are what a repeat costs,
+and one more with `If-None-Match` shows the 304.
 """
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,13 +70,24 @@ def measure(client: httpx.Client, url: str) -> tuple[list[float], list[float]]:
     return http_ms, engine_ms
 
 
-def run(mb: float, files_base: str) -> dict[str, float]:
-    """Prints the table; returns each query's HTTP p50 (for bench/datasette.py)."""
+def run(mb: float, files_base: str, *, cached: bool = True) -> dict[str, float]:
+    """Prints the tables; returns each query's HTTP p50 without the cache (for bench/datasette.py)."""
     path = OUT / f"games_{mb:g}mb.csv"
     if not path.exists():
         generate(mb, path)
-    medians = {}
-    with gamelens_server(**SERVER) as (base, _), httpx.Client(base_url=base, timeout=120) as client:
+    data = Path(tempfile.mkdtemp(prefix="gamelens-bench-"))
+    try:
+        medians, urls = first_runs(mb, path, files_base, data)
+        if cached:
+            repeats(data, urls)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    return medians
+
+
+def first_runs(mb: float, path: Path, files_base: str, data: Path) -> tuple[dict[str, float], list[str]]:
+    medians, urls = {}, []
+    with gamelens_server(data, **SERVER) as (base, _), httpx.Client(base_url=base, timeout=120) as client:
         rec = client.post("/api/v1/uploads?wait=true", json={"url": f"{files_base}/{path.name}"}).json()
         assert rec["state"] == "succeeded", rec
         wait_indexes(client, rec["id"])
@@ -82,12 +99,30 @@ def run(mb: float, files_base: str) -> dict[str, float]:
         print("| query | HTTP p50 ms | HTTP p95 ms | engine p50 ms | engine p95 ms | HTTP − engine p50 ms |")
         print("|---|---|---|---|---|---|")
         for name, url in {**MIX, **SCANNED}.items():
-            http_ms, engine_ms = measure(client, url.format(deep=deep, cursor=cursor))
+            urls.append(url.format(deep=deep, cursor=cursor))
+            http_ms, engine_ms = measure(client, urls[-1])
             medians[name] = statistics.median(http_ms)
             print(f"| {name} | {statistics.median(http_ms):.1f} | {pct(http_ms, .95):.1f} | "
                   f"{statistics.median(engine_ms):.1f} | {pct(engine_ms, .95):.1f} | "
                   f"{statistics.median(http_ms) - statistics.median(engine_ms):.1f} |", flush=True)
-    return medians
+    return medians, urls
+
+
+def repeats(data: Path, urls: list[str]) -> None:
+    """Every query of the mix, repeated with the response cache on: p50/p95 of the repeats, and one 304."""
+    hits = []
+    with gamelens_server(data) as (base, _), httpx.Client(base_url=base, timeout=120) as client:
+        for url in urls:
+            etag = client.get(url).headers["etag"]  # the first run fills the cache
+            for _ in range(REPEAT):
+                t = time.perf_counter()
+                r = client.get(url)
+                hits.append((time.perf_counter() - t) * 1000)
+                assert r.headers["x-cache"] == "hit", r.headers
+            assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    print(f"\nrepeats with the response cache on: {len(hits)} requests ({len(urls)} queries x {REPEAT}), "
+          f"HTTP p50 {statistics.median(hits):.2f} ms, p95 {pct(hits, .95):.2f} ms, max {max(hits):.2f} ms; "
+          "If-None-Match -> 304 for every query", flush=True)
 
 
 def main(sizes: list[float]) -> None:

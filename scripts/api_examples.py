@@ -35,8 +35,8 @@ REQUESTS = [
     ("GET", "/api/v1/uploads", None, "upload history, newest first"),
     ("GET", "/api/v1/uploads/1", None, "one upload"),
     ("POST", "/api/v1/uploads/1/activate", None, "re-activate a kept version"),
-    ("GET", "/api/v1/games?genres=indie&price__lt=5&sort=-rating&limit=2"
-            "&fields=app_id,name,price,reviews,rating,est_revenue,genres", None, "filter, sort, page, choose fields"),
+    ("GET", "/api/v1/games?genres=indie&price__lt=5&sort=-rating&limit=3"
+            "&fields=name,price,reviews,rating,est_revenue", None, "filter, sort, page, choose fields"),
     ("GET", "/api/v1/games?name=bowl&fields=app_id,name,developers&facet=genres&facet_size=3", None, "with facets"),
     ("GET", "/api/v1/games?release_date__gte=2020-01-01&release_date__lt=2021-01-01&fields=name,release_date,tags"
             "&sort=release_date&format=csv&limit=3", None, "export as CSV (the source file's own form)"),
@@ -57,8 +57,7 @@ REQUESTS = [
     ("GET", "/api/v1/games", None, "without a key (sent without the Authorization header)"),
 ]
 # The few the README shows (the rest are in docs/api.md).
-IN_README = ["load a CSV from a link and wait for the result", "filter, sort, page, choose fields",
-             "aggregate, with the share of games rated 80%+", "a segment at a glance", "an error"]
+IN_README = ["filter, sort, page, choose fields", "aggregate, with the share of games rated 80%+", "an error"]
 
 _VOLATILE = [
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00"), "2026-01-01T00:00:00+00:00"),
@@ -114,7 +113,20 @@ def _shown(path: str, r: httpx.Response, sample_url: str) -> tuple[str, str]:
     doc = _normalise(r.json(), sample_url)
     if path == "/api/v1/schema":
         doc["columns"] = doc["columns"][:2] + [c for c in doc["columns"] if c["name"] == "rating"]
-    return "json", json.dumps(doc, indent=1, ensure_ascii=False)
+    return "json", compact(doc)
+
+
+def compact(value, indent: str = "", width: int = 120) -> str:
+    """JSON with each value on one line when it fits in `width`, broken into its items otherwise."""
+    flat = json.dumps(value, ensure_ascii=False)
+    if len(indent) + len(flat) <= width or not isinstance(value, (dict, list)) or not value:
+        return flat
+    inner = indent + " "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {compact(v, inner, width).lstrip()}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    items = [inner + compact(v, inner, width).lstrip() for v in value]
+    return "[\n" + ",\n".join(items) + f"\n{indent}]"
 
 
 def _finished(client: httpx.Client, upload_id: int, headers: dict) -> None:

@@ -18,8 +18,7 @@ from typing import Any
 
 from .. import schema
 from ..engine import ident
-from ..errors import GameLensError
-from ..errors import invalid as bad
+from ..errors import GameLensError, invalid
 from . import filters
 
 MAX_LIMIT, DEFAULT_LIMIT, MAX_OFFSET = 1000, 50, 100_000_000
@@ -39,7 +38,7 @@ def _int(items: dict[str, str], name: str, default: int, lo: int, hi: int) -> in
     if raw is None:
         return default
     if not re.fullmatch(r"\d{1,12}", raw.strip()) or not lo <= int(raw) <= hi:
-        raise bad(name, raw, f"{name} must be a whole number from {lo} to {hi}.")
+        raise invalid(name, raw, f"{name} must be a whole number from {lo} to {hi}.")
     return int(raw)
 
 
@@ -53,7 +52,7 @@ def _single(items: list[tuple[str, str]], names: set[str]) -> dict[str, str]:
     for k, v in items:
         if k in names and k not in ("facet", "having"):
             if k in out:
-                raise bad(k, v, f"{k} may be given only once.")
+                raise invalid(k, v, f"{k} may be given only once.")
             out[k] = v
     return out
 
@@ -80,7 +79,7 @@ def output_format(items: dict[str, str], accept: str | None) -> str:
     if fmt is None:
         return "csv" if accept and "text/csv" in accept else "ndjson" if accept and "ndjson" in accept else "json"
     if fmt not in FORMATS:
-        raise bad("format", fmt, "Unknown format.", list(FORMATS))
+        raise invalid("format", fmt, "Unknown format.", list(FORMATS))
     return fmt
 
 
@@ -117,7 +116,7 @@ def sort_keys(raw: str | None) -> tuple[str, list[Key]]:
     for item in names:
         desc, name = item.startswith("-"), item.lstrip("-+")
         if name not in SORTABLE:
-            raise bad("sort", raw, f"Cannot sort by {name!r}.", SORTABLE, "unknown_sort")
+            raise invalid("sort", raw, f"Cannot sort by {name!r}.", SORTABLE, "unknown_sort")
         if name in seen:
             continue
         seen.add(name)
@@ -171,7 +170,7 @@ def keyset(cursor: str, sort: str, keys: list[Key]) -> Where:
     except (ValueError, TypeError, KeyError, binascii.Error, RecursionError):
         ok = False
     if not ok or not all(_cursor_value_ok(v, k.ch_type) for v, k in zip(values, keys, strict=True)):
-        raise bad("cursor", cursor, "Invalid cursor: use the next_cursor of a response with the same sort.",
+        raise invalid("cursor", cursor, "Invalid cursor: use the next_cursor of a response with the same sort.",
                   code="invalid_cursor")
     params = {f"c{i}": v for i, v in enumerate(values)}
     ors = []
@@ -210,14 +209,15 @@ def parse_rows(items: list[tuple[str, str]], accept: str | None = None, max_limi
     fields = _csv_list(single.get("fields", "")) or default
     unknown = [f for f in fields if f not in all_fields]
     if unknown:
-        raise bad("fields", single["fields"], f"Unknown field(s): {', '.join(unknown)}.", all_fields, "unknown_field")
+        raise invalid("fields", single["fields"], f"Unknown field(s): {', '.join(unknown)}.",
+                      all_fields, "unknown_field")
     sort, keys = sort_keys(single.get("sort"))
     facets = list(dict.fromkeys(v for k, v in items if k == "facet"))
     for f in facets:
         if f not in GROUPABLE:
-            raise bad("facet", f, f"Cannot facet by {f!r}.", GROUPABLE, "unknown_facet")
+            raise invalid("facet", f, f"Cannot facet by {f!r}.", GROUPABLE, "unknown_facet")
     if len(facets) > MAX_FACETS:
-        raise bad("facet", ",".join(facets), f"At most {MAX_FACETS} facets per request.", code="too_many_facets")
+        raise invalid("facet", ",".join(facets), f"At most {MAX_FACETS} facets per request.", code="too_many_facets")
     cursor = single.get("cursor")
     return RowsRequest(
         where=where(items, ROWS_PARAMS), fields=list(dict.fromkeys(fields)), sort=sort, keys=keys,
@@ -333,15 +333,15 @@ def _metric(spec: str, index: int) -> AggMetric:
     allowed = [f"{m.name}:<column>" if m.families else m.name for m in schema.METRICS.values()]
     allowed.append("share(<column>[__op]=<value>)")
     if metric is None:
-        raise bad("metrics", spec, f"Unknown metric {fn!r}.", allowed, "unknown_metric")
+        raise invalid("metrics", spec, f"Unknown metric {fn!r}.", allowed, "unknown_metric")
     if not metric.families:
         if col_name:
-            raise bad("metrics", spec, f"{fn} takes no column.", allowed, "unknown_metric")
+            raise invalid("metrics", spec, f"{fn} takes no column.", allowed, "unknown_metric")
         return AggMetric(fn, metric.sql)
     col = schema.BY_NAME.get(col_name)
     if col is None or col.kind.filter not in metric.families:
         fits = [c.name for c in schema.COLUMNS if c.kind.filter in metric.families]
-        raise bad("metrics", spec, f"{fn} needs one of these columns: {', '.join(fits)}.",
+        raise invalid("metrics", spec, f"{fn} needs one of these columns: {', '.join(fits)}.",
                   [f"{fn}:{c}" for c in fits], "unknown_metric")
     return AggMetric(f"{fn}_{col_name}", metric.sql.format(c=filters.column_sql(col)))
 
@@ -351,12 +351,12 @@ def _share(spec: str, condition: str, index: int) -> AggMetric:
     a filter parameter: share(rating__gte=0.8), share(genres__has=Indie), share(price=0)."""
     param, sep, value = condition.partition("=")
     if not sep or not param.strip():
-        raise bad("metrics", spec, "share(...) takes one filter written as a query parameter, e.g. "
+        raise invalid("metrics", spec, "share(...) takes one filter written as a query parameter, e.g. "
                   "share(rating__gte=0.8) or share(tags__has=Roguelike).", code="invalid_metric")
     try:
         cond = filters.parse(param.strip(), value, f"s{index}")
     except GameLensError as exc:
-        raise bad("metrics", spec, f"In {spec}: {exc.message}", exc.allowed, "invalid_metric") from None
+        raise invalid("metrics", spec, f"In {spec}: {exc.message}", exc.allowed, "invalid_metric") from None
     name, _, op = param.strip().partition("__")
     alias = f"share_{name}_{op or 'is'}"
     # An empty value never meets a condition (as in filters): NULL counts as 0, not as missing.
@@ -385,14 +385,14 @@ def _having(specs: list[str], metrics: list[AggMetric]) -> Where:
     for i, spec in enumerate(s for raw in specs for s in _csv_list(raw)):
         m = _HAVING.match(spec)
         if not m or m.group(1) not in names:
-            raise bad("having", spec, "having is metric__op:number, the metric among those requested "
+            raise invalid("having", spec, "having is metric__op:number, the metric among those requested "
                       "(e.g. count__gte:10).", [f"{n}__{op}:<number>" for n in names for op in _HAVING_SQL])
         try:
             value = float(m.group(3))
         except ValueError:
-            raise bad("having", spec, f"{m.group(3)!r} is not a number.") from None
+            raise invalid("having", spec, f"{m.group(3)!r} is not a number.") from None
         if value != value or value in (float("inf"), float("-inf")):
-            raise bad("having", spec, "having needs a finite number.")
+            raise invalid("having", spec, "having needs a finite number.")
         conds.append(f"{ident(m.group(1))} {_HAVING_SQL[m.group(2)]} {{h{i}:Float64}}")
         params[f"h{i}"] = value
     return Where(" AND ".join(conds) or "1", params)
@@ -413,18 +413,18 @@ def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None, max
     group_by = list(dict.fromkeys(_csv_list(single.get("group_by", ""))))
     for g in group_by:
         if g not in GROUPABLE:
-            raise bad("group_by", g, f"Cannot group by {g!r}.", GROUPABLE, "unknown_group")
+            raise invalid("group_by", g, f"Cannot group by {g!r}.", GROUPABLE, "unknown_group")
     lists = [g for g in group_by if g in schema.BY_NAME and schema.BY_NAME[g].kind.filter == "list"]
     if len(lists) > MAX_LIST_GROUPS:
-        raise bad("group_by", single["group_by"], f"Group by at most {MAX_LIST_GROUPS} list columns at once "
+        raise invalid("group_by", single["group_by"], f"Group by at most {MAX_LIST_GROUPS} list columns at once "
                   f"(each multiplies the rows); got {', '.join(lists)}.", code="too_many_list_groups")
     specs = list(dict.fromkeys(_metric_specs(single.get("metrics", "count"))))
     if not specs:
-        raise bad("metrics", single.get("metrics"), "Give at least one metric.")
+        raise invalid("metrics", single.get("metrics"), "Give at least one metric.")
     metrics = _unique_aliases([_metric(spec, i) for i, spec in enumerate(specs)])
     top = _int(single, "top", 0, 1, MAX_TOP) if "top" in single else None
     if top and not group_by:
-        raise bad("top", single["top"], "top keeps the top N values of the first group_by key: give group_by.")
+        raise invalid("top", single["top"], "top keeps the top N values of the first group_by key: give group_by.")
     having = _having([v for k, v in items if k == "having"], metrics)
     default_limit = MAX_LIMIT if top else DEFAULT_LIMIT  # a trend: every point of its N series
     return AggRequest(
@@ -448,7 +448,7 @@ def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric], t
     for item in items:
         desc, name = item.startswith("-"), item.lstrip("-+")
         if name not in names:
-            raise bad("sort", raw, f"Cannot sort by {name!r}: sort by a requested metric or group.", names,
+            raise invalid("sort", raw, f"Cannot sort by {name!r}: sort by a requested metric or group.", names,
                       "unknown_sort")
         expr = f"min({schema.BUCKETS[name].order})" if name in schema.BUCKETS else ident(name)
         parts.append(f"{expr} {'DESC' if desc else 'ASC'}")

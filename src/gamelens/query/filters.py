@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import schema
 from ..engine import ident
-from ..errors import GameLensError
+from ..errors import invalid
 
 # --- values ----------------------------------------------------------------------------------------
 
@@ -158,20 +158,16 @@ class Condition:
     params: dict[str, Any]
 
 
-def bad(param: str, value: Any, message: str, allowed: Any = None, code: str = "invalid_filter") -> GameLensError:
-    return GameLensError(code, message, 400, param=param, value=value, allowed=allowed)
-
-
 def parse(param: str, raw: str, key: str) -> Condition:
     """`column[__op]=raw` -> a condition whose bound value is named `key`."""
     name, _, op_key = param.partition("__")
     col = schema.BY_NAME.get(name)
     if col is None:
-        raise bad(param, raw, f"Unknown column {name!r}.", sorted(schema.BY_NAME), "unknown_column")
+        raise invalid(param, raw, f"Unknown column {name!r}.", sorted(schema.BY_NAME), "unknown_column")
     allowed = operators_for(col)
     op_key = op_key or allowed[0]
     if op_key not in allowed:
-        raise bad(param, raw, f"Operator {op_key!r} does not apply to {name} ({col.kind.filter}).",
+        raise invalid(param, raw, f"Operator {op_key!r} does not apply to {name} ({col.kind.filter}).",
                   allowed, "unknown_operator")
     op = REGISTRY[col.kind.filter][op_key]
     parser, ch_type = VALUES[col.kind.filter]
@@ -185,7 +181,7 @@ def parse(param: str, raw: str, key: str) -> Condition:
             value = parser(raw)
     except ValueError as exc:
         expected = exc.args[0] if exc.args else "a valid value"
-        raise bad(param, raw, f"{param}: {raw[:100]!r} is not {expected}.") from None
+        raise invalid(param, raw, f"{param}: {raw[:100]!r} is not {expected}.", code="invalid_filter") from None
     sql = op.sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}")
     params = {p: value} if "{p}" in op.sql else {}
     if "{like}" in op.sql:
