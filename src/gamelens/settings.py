@@ -99,6 +99,6 @@ def settings_table() -> str:
     """The README's configuration table, from the declarations above."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for name, f in Settings.model_fields.items():
-        default = "unset" if f.default is None else "empty" if f.default == "" else f.default
+        default = {None: "unset", "": "empty"}.get(f.default, f.default)
         lines.append(f"| `GAMELENS_{name.upper()}` | `{default}` | {f.description} |")
     return "\n".join(lines)

@@ -34,12 +34,12 @@ def _answer(request: Request, explorer: Explorer, kind: str, items: list[tuple[s
     return Response(orjson.dumps(answer.body), media_type="application/json", headers=headers)
 
 
-def _export(request: Request, explorer: Explorer, aggregate: bool):
-    """The same query as CSV or NDJSON when asked by ?format= or Accept; None for JSON."""
+def _read(request: Request, explorer: Explorer, kind: str) -> Response:
+    """The JSON answer, or the same query as CSV or NDJSON when asked by ?format= or Accept."""
     items, accept = _items(request), request.headers.get("accept")
     if build.output_format(dict(i for i in items if i[0] == "format"), accept) == "json":
-        return None
-    body, media, headers = explorer.export(items, accept, aggregate)
+        return _answer(request, explorer, kind, items)
+    body, media, headers = explorer.export(items, accept, kind == "aggregate")
     return StreamingResponse(body, media_type=media, headers=headers)
 
 
@@ -50,13 +50,13 @@ EXPORTS = {200: {"content": {"application/json": {}, "text/csv": {}, "applicatio
 @router.get("/games", summary="Rows matching the filters: sorted, paginated, with facets; or exported",
             openapi_extra={"parameters": ROWS_PARAMS}, responses=EXPORTS)
 def games(request: Request, explorer: Reader):
-    return _export(request, explorer, False) or _answer(request, explorer, "rows")
+    return _read(request, explorer, "rows")
 
 
 @router.get("/games/aggregate", summary="Group and summarise the matching rows",
             openapi_extra={"parameters": AGGREGATE_PARAMS}, responses=EXPORTS)
 def aggregate(request: Request, explorer: Reader):
-    return _export(request, explorer, True) or _answer(request, explorer, "aggregate")
+    return _read(request, explorer, "aggregate")
 
 
 @router.get("/games/summary", summary="The matching games at a glance: counts, prices, reviews, ratings, "

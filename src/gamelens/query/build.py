@@ -76,8 +76,13 @@ def where(items: list[tuple[str, str]], control: set[str]) -> Where:
 
 def output_format(items: dict[str, str], accept: str | None) -> str:
     fmt = items.get("format")
-    if fmt is None:
-        return "csv" if accept and "text/csv" in accept else "ndjson" if accept and "ndjson" in accept else "json"
+    if fmt is None:  # no ?format=: the Accept header decides
+        accept = accept or ""
+        if "text/csv" in accept:
+            return "csv"
+        if "ndjson" in accept:
+            return "ndjson"
+        return "json"
     if fmt not in FORMATS:
         raise invalid("format", fmt, "Unknown format.", list(FORMATS))
     return fmt

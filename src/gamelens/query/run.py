@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from .. import schema
 from ..engine import Engine, ident
-from ..errors import GameLensError
+from ..errors import GameLensError, invalid
 from ..ingest.versions import Snapshot, Versions
 from ..settings import Settings
 from . import build, filters
@@ -188,7 +188,7 @@ class Explorer:
         req = parse(items, accept, max_limit=cap)
         fmt = req.format
         if getattr(req, "cursor", None):
-            raise build.bad("cursor", req.cursor, "Exports take offset and limit, not a cursor.")
+            raise invalid("cursor", req.cursor, "Exports take offset and limit, not a cursor.")
         limit = req.limit if req.limited else cap
         with self.versions.reading() as snap:
             if aggregate_view:

@@ -57,10 +57,16 @@ function fmtNumber(v) {
   if (typeof v !== "number") return v === null || v === undefined ? "" : String(v);
   const a = Math.abs(v);
   if (Number.isInteger(v)) return a >= 1e6 ? COMPACT.format(v) : v.toLocaleString("en-US");
-  return v.toLocaleString("en-US", { maximumFractionDigits: a >= 100 ? 0 : a >= 1 ? 2 : 3 });
+  let digits = 3; // fewer decimals as numbers grow
+  if (a >= 100) digits = 0;
+  else if (a >= 1) digits = 2;
+  return v.toLocaleString("en-US", { maximumFractionDigits: digits });
 }
 const fmtPercent = (v) => (typeof v === "number" ? `${(v * 100).toFixed(1)}%` : "");
-const fmtMoney = (v) => (typeof v !== "number" ? "" : v >= 10000 ? `$${COMPACT.format(v)}` : `$${v.toFixed(2)}`);
+function fmtMoney(v) {
+  if (typeof v !== "number") return "";
+  return v >= 10000 ? `$${COMPACT.format(v)}` : `$${v.toFixed(2)}`;
+}
 
 // How a value of this column or metric reads best.
 function formatterFor(name) {
@@ -254,7 +260,7 @@ async function renderExplore(params) {
   const sort = params.get("sort") || "";
   $("#results thead").replaceChildren(el("tr", {}, ...shown.map((f, i) => {
     const col = column(f);
-    const dir = sort === f ? " ▲" : sort === `-${f}` ? " ▼" : "";
+    const dir = { [f]: " ▲", [`-${f}`]: " ▼" }[sort] || "";
     const classes = [col?.sortable ? "sortable" : "", i === 0 && f === "name" ? "sticky" : "", isNumeric(col) ? "num" : ""].join(" ").trim();
     return el("th", { class: classes, "data-field": f, title: hint(col), onclick: col?.sortable ? () => sortBy(f) : null },
       label(f) + (col?.derived ? " ƒ" : "") + dir);
@@ -368,7 +374,7 @@ function buildAggregateForm() {
     params.set("view", "aggregate");
     params.set("group_by", $("#agg-group").value);
     const fn = $("#agg-metric").value;
-    const metric = fn === "share80" ? SHARE_80 : fn === "count" ? "count" : `${fn}:${$("#agg-column").value}`;
+    const metric = { share80: SHARE_80, count: "count" }[fn] || `${fn}:${$("#agg-column").value}`;
     params.set("metrics", metric === "count" ? "count" : `count,${metric}`);
     params.set("limit", $("#agg-limit").value || "20");
     go(params);
@@ -457,7 +463,13 @@ async function renderTrends(params) {
   lineChart($("#trend-chart"), $("#trend-legend"), series, years, additive, formatterFor(alias));
   $("#trend-table thead").replaceChildren(el("tr", {}, el("th", {}, "year"), ...names.map((n) => el("th", { class: "num" }, String(n)))));
   $("#trend-table tbody").replaceChildren(...years.map((y) => el("tr", {}, el("td", {}, String(y)),
-    ...series.map((s) => el("td", { class: "num" }, s.points.has(y) ? cell(alias, s.points.get(y)) : additive ? "0" : "")))));
+    ...series.map((s) => el("td", { class: "num" }, trendCell(s, y, alias, additive))))));
+}
+
+// A year without games: 0 for counts and sums, blank for medians, averages and shares.
+function trendCell(s, year, alias, additive) {
+  if (s.points.has(year)) return cell(alias, s.points.get(year));
+  return additive ? "0" : "";
 }
 
 function yearRange(values) {
