@@ -35,15 +35,17 @@ RATING = ("(CAST(Positive AS REAL) / (Positive + Negative) - (CAST(Positive AS R
 SPLIT = "json_each('[\"' || replace({col}, ',', '\",\"') || '\"]')"
 
 
-DB = "games"  # Datasette names a database after its file: set in main()
+def sql_url(db: str, query: str) -> str:
+    """Datasette's SQL API on database `db` (Datasette names a database after its file)."""
+    return f"/{db}.json?sql={quote(query)}&_shape=objects"
 
 
-def sql(query: str) -> str:
-    return f"/{DB}.json?sql={quote(query)}&_shape=objects"
+def datasette_mix(db: str, deep: int, keyset: str) -> dict[str, str]:
+    t = f"/{db}/games.json?_size=50&"
 
+    def sql(query: str) -> str:
+        return sql_url(db, query)
 
-def datasette_mix(deep: int, keyset: str) -> dict[str, str]:
-    t = f"/{DB}/games.json?_size=50&"
     return {
         "substring on name": t + "Name__contains=bowl",
         "substring on about_the_game": t + "About+the+game__contains=zombie",
@@ -104,9 +106,7 @@ def main(mb: float) -> None:
     csv_path = OUT / f"games_{mb:g}mb.csv"
     if not csv_path.exists():
         generate(mb, csv_path)
-    global DB
     db = OUT / f"games_{mb:g}mb.db"
-    DB = db.stem
     build_sqlite(csv_path, db)
     port = free_port()
     datasette = subprocess.Popen([str(VENV / "bin" / "datasette"), "serve", str(db), "--port", str(port),
@@ -126,9 +126,9 @@ def main(mb: float) -> None:
             deep = rec["rows_loaded"] // 2
             cursor = gl.get(f"/api/v1/games?sort=-positive,name&limit=1&offset={deep - 1}&fields=app_id"
                             ).json()["next_cursor"]
-            mark = ds.get(sql(f"select Positive, rowid from games order by Positive desc, rowid desc limit 1 "
-                              f"offset {deep - 1}")).json()["rows"][0]
-            theirs = datasette_mix(deep, f"{mark['Positive']},{mark['rowid']}")
+            mark = ds.get(sql_url(db.stem, "select Positive, rowid from games order by Positive desc, rowid desc "
+                                  f"limit 1 offset {deep - 1}")).json()["rows"][0]
+            theirs = datasette_mix(db.stem, deep, f"{mark['Positive']},{mark['rowid']}")
             ours = {**MIX, **SCANNED}
             print(f"\n{mb:g} MB, {rec['rows_loaded']} rows, median of {REPEAT} runs, ms\n")
             print("| query | GameLens | Datasette | Datasette / GameLens |")
