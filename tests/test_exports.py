@@ -163,4 +163,5 @@ def test_an_export_that_fails_midway_is_visibly_cut(live, monkeypatch):
 
     monkeypatch.setattr(run, "_send", failing)
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.get(f"{live}/api/v1/games", params={"format": "ndjson"}, headers=AUTH, timeout=60)
+        httpx.get(f"{live}/api/v1/games", params={"format": "ndjson", "fields": "app_id,name"}, headers=AUTH,
+                  timeout=60)

@@ -117,7 +117,7 @@ REGISTRY: dict[str, dict[str, Op]] = {
     "date": _COMPARABLE,
     "bool": _ops(Op("exact", "equals", "{c} = {p}"), Op("ne", "does not equal", "{c} != {p}")),
     # Substrings are matched with ILIKE on an escaped pattern ({like}): the text indexes on name and
-    # about_the_game answer it from the index (see ingest/load.py), and it is the same test everywhere.
+    # about_the_game answer it from the index (see ingest/physical.py), and it is the same test everywhere.
     "string": _ops(
         Op("contains", "contains, any case (% _ \\ are plain characters)", "{c} ILIKE {like}"),
         Op("exact", "equals exactly", "{c} = {p}"),
