@@ -176,7 +176,7 @@ def keyset(cursor: str, sort: str, keys: list[Key]) -> Where:
         ok = False
     if not ok or not all(_cursor_value_ok(v, k.ch_type) for v, k in zip(values, keys, strict=True)):
         raise invalid("cursor", cursor, "Invalid cursor: use the next_cursor of a response with the same sort.",
-                  code="invalid_cursor")
+                      code="invalid_cursor")
     params = {f"c{i}": v for i, v in enumerate(values)}
     ors = []
     for i, key in enumerate(keys):
@@ -347,7 +347,7 @@ def _metric(spec: str, index: int) -> AggMetric:
     if col is None or col.kind.filter not in metric.families:
         fits = [c.name for c in schema.COLUMNS if c.kind.filter in metric.families]
         raise invalid("metrics", spec, f"{fn} needs one of these columns: {', '.join(fits)}.",
-                  [f"{fn}:{c}" for c in fits], "unknown_metric")
+                      [f"{fn}:{c}" for c in fits], "unknown_metric")
     return AggMetric(f"{fn}_{col_name}", metric.sql.format(c=filters.column_sql(col)))
 
 
@@ -357,7 +357,7 @@ def _share(spec: str, condition: str, index: int) -> AggMetric:
     param, sep, value = condition.partition("=")
     if not sep or not param.strip():
         raise invalid("metrics", spec, "share(...) takes one filter written as a query parameter, e.g. "
-                  "share(rating__gte=0.8) or share(tags__has=Roguelike).", code="invalid_metric")
+                      "share(rating__gte=0.8) or share(tags__has=Roguelike).", code="invalid_metric")
     try:
         cond = filters.parse(param.strip(), value, f"s{index}")
     except GameLensError as exc:
@@ -391,7 +391,7 @@ def _having(specs: list[str], metrics: list[AggMetric]) -> Where:
         m = _HAVING.match(spec)
         if not m or m.group(1) not in names:
             raise invalid("having", spec, "having is metric__op:number, the metric among those requested "
-                      "(e.g. count__gte:10).", [f"{n}__{op}:<number>" for n in names for op in _HAVING_SQL])
+                          "(e.g. count__gte:10).", [f"{n}__{op}:<number>" for n in names for op in _HAVING_SQL])
         try:
             value = float(m.group(3))
         except ValueError:
@@ -422,7 +422,7 @@ def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None, max
     lists = [g for g in group_by if g in schema.BY_NAME and schema.BY_NAME[g].kind.filter == "list"]
     if len(lists) > MAX_LIST_GROUPS:
         raise invalid("group_by", single["group_by"], f"Group by at most {MAX_LIST_GROUPS} list columns at once "
-                  f"(each multiplies the rows); got {', '.join(lists)}.", code="too_many_list_groups")
+                      f"(each multiplies the rows); got {', '.join(lists)}.", code="too_many_list_groups")
     specs = list(dict.fromkeys(_metric_specs(single.get("metrics", "count"))))
     if not specs:
         raise invalid("metrics", single.get("metrics"), "Give at least one metric.")
@@ -454,7 +454,7 @@ def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric], t
         desc, name = item.startswith("-"), item.lstrip("-+")
         if name not in names:
             raise invalid("sort", raw, f"Cannot sort by {name!r}: sort by a requested metric or group.", names,
-                      "unknown_sort")
+                          "unknown_sort")
         expr = f"min({schema.BUCKETS[name].order})" if name in schema.BUCKETS else ident(name)
         parts.append(f"{expr} {'DESC' if desc else 'ASC'}")
     parts += [f"{ident(g)} ASC" for g in group_by]  # a total order: stable pages

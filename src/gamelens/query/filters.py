@@ -168,7 +168,7 @@ def parse(param: str, raw: str, key: str) -> Condition:
     op_key = op_key or allowed[0]
     if op_key not in allowed:
         raise invalid(param, raw, f"Operator {op_key!r} does not apply to {name} ({col.kind.filter}).",
-                  allowed, "unknown_operator")
+                      allowed, "unknown_operator")
     op = REGISTRY[col.kind.filter][op_key]
     parser, ch_type = VALUES[col.kind.filter]
     p = key
