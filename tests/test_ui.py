@@ -408,3 +408,23 @@ def test_api_docs_render_from_local_files_under_the_csp(page, server):
     assert problems == []
     assert origins == {f"127.0.0.1:{server.port}"}
     assert re.search(r"/api/v1/games/summary", page.content())
+
+
+def test_the_first_views_are_answered_from_the_warmed_cache(browser, tmp_path_factory, files):
+    """The page's first requests of each view are the ones warmed before the switch (query/run.py's
+    WARM): on a fresh server, every one is a cache hit, so WARM cannot drift from the page."""
+    proc = _server(tmp_path_factory, "warm", files)
+    try:
+        pg = _page(browser, proc)
+        seen = []
+        pg.on("response", lambda r: seen.append((r.url, r.headers.get("x-cache"))) if "/api/v1/games" in r.url
+              else None)
+        for view, ready in (("explore", "#total[data-total='100']"), ("trends", "#trend-legend li"),
+                            ("aggregate", "#agg-table tbody tr")):
+            pg.goto(f"{proc.base}/?view={view}")
+            pg.wait_for_selector(ready)
+        pg.wait_for_load_state("networkidle")
+        assert seen and all(cache == "hit" for _, cache in seen), [s for s in seen if s[1] != "hit"]
+        pg.context.close()
+    finally:
+        proc.stop()

@@ -190,7 +190,7 @@ def test_upload_a_file_from_disk(client, files):
     assert rec["state"] == "succeeded" and rec["rows_loaded"] == 100 and rec["active"]
     assert (rec["source"], rec["url"], rec["bytes_received"]) == ("file", "my games.csv", len(data))
     assert "path" not in rec
-    assert not list(engine_of(client).pipes.glob("upload-*"))  # the copy is gone
+    assert not list(engine_of(client).incoming.glob("upload-*"))  # the copy is gone
     assert client.get("/api/v1/games", params={"limit": 1}).json()["total"] == 100
 
 
@@ -213,7 +213,7 @@ def test_file_uploads_are_capped_and_checked(make_client, files):
     big = write_csv(sample_table()[:1] + sample_table()[1:] * 40)  # ~6.6 MB
     r = client.post("/api/v1/uploads", files={"file": ("big.csv", big, "text/csv")})
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
-    assert not list(engine_of(client).pipes.glob("upload-*"))
+    assert not list(engine_of(client).incoming.glob("upload-*"))
     r = client.post("/api/v1/uploads", files={"other": ("x.csv", b"a,b\n", "text/csv")})
     assert r.status_code == 400 and r.json()["error"]["param"] == "file"
     r = client.post("/api/v1/uploads", files={"file": ("x.csv", b"a,b\n", "text/csv")},

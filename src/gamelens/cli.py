@@ -113,7 +113,7 @@ def load(
                 with open(source, "rb") as f:
                     form = {} if max_rejected_rows is None else {"max_rejected_rows": str(max_rejected_rows)}
                     rec = _checked(http.post("/api/v1/uploads", files={"file": (Path(source).name, f)}, data=form))
-            _report(_follow(lambda: _checked(http.get(f"/api/v1/uploads/{rec['id']}"))))
+            _report(_follow_on(http, rec))
         return
     with _uploads() as jobs:
         if link:
@@ -129,8 +129,7 @@ def sample(server: str = Server):
     """Load the 100-row sample that ships with GameLens (to try it without a file of your own)."""
     if server:
         with _client(server) as http:
-            rec = _checked(http.post("/api/v1/uploads/sample"))
-            _report(_follow(lambda: _checked(http.get(f"/api/v1/uploads/{rec['id']}"))))
+            _report(_follow_on(http, _checked(http.post("/api/v1/uploads/sample"))))
         return
     from .api.uploads import SAMPLE
 
@@ -162,6 +161,11 @@ def _follow(poll) -> dict:
             if rec["state"] not in RUNNING:
                 return rec
             time.sleep(0.2)
+
+
+def _follow_on(http, rec: dict) -> dict:
+    """_follow an upload the server is running."""
+    return _follow(lambda: _checked(http.get(f"/api/v1/uploads/{rec['id']}")))
 
 
 def _report(rec: dict) -> None:

@@ -189,7 +189,6 @@ CANNOT_PARSE_TEXT = 6
 CANNOT_PARSE_QUOTED_STRING = 26
 CANNOT_PARSE_INPUT_ASSERTION_FAILED = 27
 CANNOT_PARSE_DATE = 38
-UNKNOWN_TABLE = 60
 CANNOT_PARSE_NUMBER = 72
 INCORRECT_DATA = 117
 TOO_MANY_ROWS = 158
@@ -280,7 +279,7 @@ class Engine:
             "readonly": 2,  # 2: reads only; settings above stay as set here
         }
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the engine's files, and load pipes
-        self.pipes = Path(settings.data_dir) / "incoming"
+        self.incoming = Path(settings.data_dir) / "incoming"  # load pipes and files sent in requests
         # The engine runs in this process (chDB, directly or through clickhouse-connect's chdb://),
         # so it can read a local named pipe; a server cannot.
         url = settings.clickhouse_url
@@ -421,8 +420,8 @@ class Engine:
         An error of the source (a failed download) wins over the statement's: the pipe is closed
         early, the statement sees a short file, and the caller discards what it loaded.
         """
-        self.pipes.mkdir(parents=True, exist_ok=True)
-        path = self.pipes / f"{self.db}.{name}.pipe"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        path = self.incoming / f"{self.db}.{name}.pipe"
         path.unlink(missing_ok=True)
         os.mkfifo(path)
         outcome: list[BaseException] = []

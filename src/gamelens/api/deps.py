@@ -4,7 +4,6 @@ from fastapi import Request
 
 from ..engine import Engine
 from ..ingest.jobs import Uploads
-from ..ingest.versions import Versions
 from ..query.run import Explorer
 from ..settings import Settings
 
@@ -23,7 +22,3 @@ def get_settings(request: Request) -> Settings:
 
 def get_explorer(request: Request) -> Explorer:
     return request.app.state.explorer
-
-
-def get_versions(request: Request) -> Versions:
-    return request.app.state.uploads.versions

@@ -74,7 +74,7 @@ class Uploads:
             elif rec["state"] in RUNNING:
                 self._interrupt(rec, "The server stopped while this upload was running; the previous dataset "
                                 "was kept. Submit it again.")
-        shutil.rmtree(self.engine.pipes, ignore_errors=True)  # pipes of loads that were cut off
+        shutil.rmtree(self.engine.incoming, ignore_errors=True)  # pipes and received files of cut-off loads
         acknowledged = {rec["id"] for rec in records if rec["state"] == "succeeded"}
         self.versions.reconcile(self.settings.keep_versions, acknowledged)
 
@@ -206,21 +206,9 @@ class Uploads:
         if persist:
             self._save(rec)
 
-    def _process(self, rec: dict) -> None:
-        try:
-            self._load(rec)
-        finally:
-            self._drop_received(rec)
-
-    @staticmethod
-    def _drop_received(rec: dict) -> None:
-        if rec.get("source") == "file":  # the copy a request sent: done with it, whatever happened
-            Path(rec["path"]).unlink(missing_ok=True)
-
-    def _load(self, rec: dict) -> None:
-        self._set(rec, state="downloading", started_at=_now())
-        t0 = time.monotonic()
-        result = None
+    def _read(self, rec: dict) -> load.LoadResult:
+        """Stream the upload's bytes into its staging table. A file a request sent is removed once
+        read, whatever happened (the sample and CLI paths are left where they are)."""
         try:
             if rec.get("source", "link") == "link":
                 opened = download.open_url(rec["url"], self.settings, self._progress(rec))
@@ -230,7 +218,17 @@ class Uploads:
                 result = load.load(self.worker, rec["id"], self._then_loading(rec, stream), rec["max_rejected_rows"],
                                    self.settings.load_max_memory_mb)
             self._set(rec, False, sha256=stream.sha256)
-            self._drop_received(rec)
+            return result
+        finally:
+            if rec.get("source") == "file":
+                Path(rec["path"]).unlink(missing_ok=True)
+
+    def _process(self, rec: dict) -> None:
+        self._set(rec, state="downloading", started_at=_now())
+        t0 = time.monotonic()
+        result = None
+        try:
+            result = self._read(rec)
             t1 = time.monotonic()
             if rec["state"] == "interrupted":  # shutdown gave up on it while it loaded: never switch to it
                 self.versions.discard(rec["id"])
