@@ -131,6 +131,11 @@ def test_clickhouse_url() -> str | None:
     return None
 
 
+# Timeouts that make a replaced version's grace (Settings.version_grace_s) 4 s, for tests that watch
+# versions go (the default is several minutes: the longest export).
+SHORT_GRACE = {"queue_timeout_s": 1, "query_timeout_s": 1, "export_timeout_s": 1, "version_drop_margin_s": 0}
+
+
 def make_settings(**overrides) -> Settings:
     base = dict(clickhouse_url=test_clickhouse_url(), load_via="insert" if test_clickhouse_url() else "auto",
                 data_dir=DATA_DIR, database=f"t{os.getpid()}_{next(_db_counter)}", allow_private_urls=True,

@@ -44,7 +44,21 @@ def test_a_switch_changes_every_answer_and_drops_the_old_ones(make_client, files
     after = client.get(READS[0], headers={"If-None-Match": before.headers["etag"]})
     assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
     assert after.json()["version"] == rec["id"] and after.json()["total"] <= 40
-    assert {key[0] for key in cache._items} == {rec["id"]}  # only the active version's answers are kept
+    identity = client.app.state.uploads.versions.current().identity
+    assert {key[0] for key in cache._items} == {identity}  # only the active version's answers are kept
+
+
+def test_etags_name_the_dataset_not_only_its_upload_id(make_client, files):
+    """Two databases that each have an upload 1 with different data: the ETag one gave never earns a
+    304 from the other."""
+    (files.root / "ten.csv").write_bytes(write_csv(sample_table()[:11]))
+    first, second = make_client(), make_client()
+    assert upload(first, files.url("sample.csv"))["id"] == upload(second, files.url("ten.csv"))["id"] == 1
+    for path in READS:
+        tag = first.get(path).headers["etag"]
+        again = second.get(path, headers={"If-None-Match": tag})
+        assert again.status_code == 200 and again.headers["etag"] != tag, path
+        assert first.get(path, headers={"If-None-Match": tag}).status_code == 304
 
 
 def test_the_default_views_are_ready_before_the_switch(make_client, files):

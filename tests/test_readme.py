@@ -1,5 +1,5 @@
 """The README's and docs/api.md's API examples are what the server really returns
-(scripts/api_examples.py writes them); the configuration table is what the code says."""
+(scripts/api_examples.py writes them); the configuration table (docs/configuration.md) is what the code says."""
 
 import sys
 from pathlib import Path
@@ -30,9 +30,9 @@ def test_every_route_has_an_example(client):
 def test_readme_configuration_table_is_current():
     from gamelens.settings import settings_table
 
-    text = api_examples.README.read_text()
+    text = (api_examples.ROOT / "docs" / "configuration.md").read_text()
     block = text[text.index("<!-- settings:start -->") + 23:text.index("<!-- settings:end -->")].strip()
-    assert block == settings_table(), "run `gamelens settings-doc` and paste it into README.md"
+    assert block == settings_table(), "run `gamelens settings-doc` and paste it into docs/configuration.md"
 
 
 def test_the_readme_is_short():

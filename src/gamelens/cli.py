@@ -25,7 +25,6 @@ from .settings import get_settings
 app = typer.Typer(help="GameLens: store a games CSV and explore it.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
-RUNNING = ("queued", "downloading", "loading")
 Server = typer.Option(None, "--server", envvar="GAMELENS_SERVER",
                       help="Send the command to a running GameLens (e.g. http://127.0.0.1:8000) with the key in "
                       "GAMELENS_KEY, instead of opening the data directory.")
@@ -121,7 +120,7 @@ def load(
         else:
             path = Path(source).resolve()
             rec = jobs.submit_file(path, str(path), "path", "cli", max_rejected_rows)
-        _report(_follow(lambda: jobs.get(rec["id"])))
+        _report(_follow(lambda: jobs.get(rec["id"]), jobs.states()["running"]))
 
 
 @app.command()
@@ -135,7 +134,7 @@ def sample(server: str = Server):
 
     with _uploads() as jobs:
         rec = jobs.submit_file(Path(str(SAMPLE)), "sample_games.csv", "sample", "cli")
-        _report(_follow(lambda: jobs.get(rec["id"])))
+        _report(_follow(lambda: jobs.get(rec["id"]), jobs.states()["running"]))
 
 
 @contextmanager
@@ -151,21 +150,23 @@ def _uploads():
             jobs.stop()
 
 
-def _follow(poll) -> dict:
+def _follow(poll, running: list[str]) -> dict:
+    """Show an upload's progress until it leaves the `running` states (published by the server)."""
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("queued", total=None)
         while True:
             rec = poll()
             bar.update(task, description=rec["state"], completed=rec["bytes_received"], total=rec["bytes_expected"])
-            if rec["state"] not in RUNNING:
+            if rec["state"] not in running:
                 return rec
             time.sleep(0.2)
 
 
 def _follow_on(http, rec: dict) -> dict:
     """_follow an upload the server is running."""
-    return _follow(lambda: _checked(http.get(f"/api/v1/uploads/{rec['id']}")))
+    running = _checked(http.get("/api/v1/uploads"))["states"]["running"]
+    return _follow(lambda: _checked(http.get(f"/api/v1/uploads/{rec['id']}")), running)
 
 
 def _report(rec: dict) -> None:
@@ -242,7 +243,7 @@ def summary(params: list[str] = Params, server: str = Server):
 
 @app.command("settings-doc")
 def settings_doc():
-    """Print the configuration table (Markdown) for the README."""
+    """Print the configuration table (Markdown) of docs/configuration.md."""
     from .settings import settings_table
 
     print(settings_table())

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -456,6 +457,11 @@ class Engine:
         res = self.select("SELECT name, comment FROM system.tables WHERE database = {db:String}",
                           {"db": self.db}, readonly=False)
         return {name: comment for name, comment in res.rows}
+
+    def server_time(self) -> datetime:
+        """The database server's clock (UTC, ms): what records are timed by, whichever process writes."""
+        text = self.select("SELECT toString(now64(3), 'UTC')", readonly=False).scalar()
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
     def ping(self) -> bool:
         return self.select("SELECT 1").scalar() == 1

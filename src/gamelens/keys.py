@@ -1,7 +1,8 @@
 """API keys: random, shown once, stored only as a SHA-256 hash, compared in constant time.
 
 A key is `glk_` + 43 URL-safe characters (32 random bytes). Its hash is stored in ClickHouse
-(table `api_keys`, newest version of each name wins) and cached in memory for verification.
+(table `api_keys`, one typed record per name, the newest write by the server's clock wins) and
+cached in memory for verification.
 Hashing with plain SHA-256 is enough here: the keys carry 256 bits of entropy, so there is nothing
 to brute-force that a slow hash would protect.
 """
@@ -10,19 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import get_args
 
 from .engine import Engine, ident
 from .errors import GameLensError
+from .records import KeyRecord, Role
 
 PREFIX = "glk_"
-ROLES = ("reader", "admin")
+ROLES: tuple[Role, ...] = get_args(Role)
 TABLE = "api_keys"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 CACHE_SECONDS = 10
@@ -61,23 +62,27 @@ class KeyStore:
                             "ENGINE = ReplacingMergeTree(version) ORDER BY name")
         self._reload()
 
-    def _records(self) -> list[dict]:
+    def _records(self) -> list[KeyRecord]:
         rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL ORDER BY name", readonly=False).rows
-        return [json.loads(doc) for (doc,) in rows]
+        return [KeyRecord.model_validate_json(doc) for (doc,) in rows]
 
-    def _save(self, rec: dict) -> None:
-        self.engine.execute(f"INSERT INTO {self._t()} SELECT {{name:String}}, {{v:UInt64}}, {{doc:String}}",
-                            {"name": rec["name"], "v": time.time_ns(), "doc": json.dumps(rec)})
+    def _save(self, rec: KeyRecord) -> None:
+        """Write the record, versioned by the server's clock (never below the name's previous write)."""
+        t = self._t()
+        self.engine.execute(f"INSERT INTO {t} SELECT {{name:String}}, greatest(toUInt64(toUnixTimestamp64Nano("
+                            f"now64(9))), (SELECT max(version) + 1 FROM {t} WHERE name = {{name:String}})), "
+                            "{doc:String}",
+                            {"name": rec.name, "doc": rec.model_dump_json()})
         with self._lock:
             self._generation += 1
-            if rec["revoked_at"]:  # effective at once in this process, whatever reload is under way
-                self._cache = [(h, p) for h, p in self._cache if h != rec["hash"]]
+            if rec.revoked_at:  # effective at once in this process, whatever reload is under way
+                self._cache = [(h, p) for h, p in self._cache if h != rec.hash]
         self._reload()
 
     def _reload(self) -> None:
         with self._lock:
             generation = self._generation
-        active = [(r["hash"], Principal(r["name"], r["role"])) for r in self._records() if not r["revoked_at"]]
+        active = [(r.hash, Principal(r.name, r.role)) for r in self._records() if not r.revoked_at]
         with self._lock:
             if generation == self._generation:
                 self._cache, self._loaded_at = active, time.monotonic()
@@ -88,25 +93,25 @@ class KeyStore:
                                 param="name", value=name)
         if role not in ROLES:
             raise GameLensError("invalid_role", "Unknown role.", 400, param="role", value=role, allowed=list(ROLES))
-        if any(r["name"] == name and not r["revoked_at"] for r in self._records()):
+        if any(r.name == name and not r.revoked_at for r in self._records()):
             raise GameLensError("key_exists", f"An active key named {name!r} exists; revoke it first.", 409,
                                 param="name", value=name)
         key = PREFIX + secrets.token_urlsafe(32)
-        rec = {"name": name, "role": role, "hash": _hash(key), "hint": key[:8] + "…",
-               "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "revoked_at": None}
+        rec = KeyRecord(name=name, role=role, hash=_hash(key), hint=key[:8] + "…",
+                        created_at=self.engine.server_time())
         self._save(rec)
-        return {"name": name, "role": role, "key": key, "created_at": rec["created_at"]}
+        return {"name": name, "role": role, "key": key, "created_at": rec.shown()["created_at"]}
 
     def list(self) -> list[dict]:
-        return [{k: r[k] for k in ("name", "role", "hint", "created_at", "revoked_at")} for r in self._records()]
+        return [r.shown() for r in self._records()]
 
     def revoke(self, name: str) -> dict:
-        rec = next((r for r in self._records() if r["name"] == name and not r["revoked_at"]), None)
+        rec = next((r for r in self._records() if r.name == name and not r.revoked_at), None)
         if rec is None:
             raise GameLensError("not_found", f"There is no active key named {name!r}.", 404, param="name", value=name)
-        rec["revoked_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        rec = rec.model_copy(update={"revoked_at": self.engine.server_time()})
         self._save(rec)
-        return {k: rec[k] for k in ("name", "role", "hint", "created_at", "revoked_at")}
+        return rec.shown()
 
     def count_active(self) -> int:
         return len(self._cache)

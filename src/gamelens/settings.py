@@ -1,6 +1,6 @@
 """Every GAMELENS_* setting, with its default and a one-line meaning.
 
-The README's configuration table is generated from this class (`gamelens settings-doc`).
+The configuration table (docs/configuration.md) is generated from this class (`gamelens settings-doc`).
 """
 
 from functools import lru_cache
@@ -40,7 +40,11 @@ class Settings(BaseSettings):
     download_timeout_s: float = Field(900, description="Download: whole transfer, seconds.")
     load_max_memory_mb: int = Field(0, ge=0, description="Memory limit of one load's INSERT (0 = the engine's "
                                     "own limit).")
-    keep_versions: int = Field(3, ge=1, description="Dataset versions kept (the active one included).")
+    keep_versions: int = Field(3, ge=1, description="Dataset versions kept (the active one included). A replaced "
+                               "version beyond these is dropped once no read can still be on it (see the next).")
+    version_drop_margin_s: float = Field(
+        30, ge=0, description="A replaced version is dropped only after the longest read (export and query timeouts "
+        "plus two connection waits) and this margin have passed, by the database server's clock.")
     max_rejected_rows: int = Field(
         0, ge=0, description="Rows that may fail to parse before an upload fails (they are then dropped "
         "and listed in the upload record). 0 = any bad row fails the upload.",
@@ -81,6 +85,13 @@ class Settings(BaseSettings):
                                     "finish before it is marked interrupted.")
 
 
+    @property
+    def version_grace_s(self) -> float:
+        """How long a replaced version must stay: the longest a request may read one version (an export
+        waits twice for a connection, counts, then computes its rows), plus the margin."""
+        longest_read = 2 * self.queue_timeout_s + self.query_timeout_s + self.export_timeout_s
+        return longest_read + self.version_drop_margin_s
+
     @field_validator("admin_key", "clickhouse_url", "download_proxy", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
@@ -96,7 +107,7 @@ def get_settings() -> Settings:
 
 
 def settings_table() -> str:
-    """The README's configuration table, from the declarations above."""
+    """The configuration table of docs/configuration.md, from the declarations above."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for name, f in Settings.model_fields.items():
         default = {None: "unset", "": "empty"}.get(f.default, f.default)

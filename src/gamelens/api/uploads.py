@@ -115,7 +115,7 @@ async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = 
 
 @router.get("", summary="Upload history, newest first")
 def list_uploads(uploads: Jobs, who: Caller):
-    return {"uploads": [shown_to(who, rec) for rec in uploads.list()]}
+    return {"uploads": [shown_to(who, rec) for rec in uploads.list()], "states": uploads.states()}
 
 
 @router.get("/{upload_id:int}", summary="One upload: state, progress, result")

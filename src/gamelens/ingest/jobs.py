@@ -1,36 +1,32 @@
 """Upload records, the single worker that runs them in order, progress, and start-up recovery.
 
-Records live in ClickHouse (table `uploads`, one JSON document per upload, newest version wins).
-While an upload runs, its live progress is kept in memory and written at every change of state.
+Records live in ClickHouse (table `uploads`, one typed document per upload, see records.py; the
+newest write wins, by the server's clock). While an upload runs, its live progress is kept in memory
+and written at every change of state. When idle, the worker also drops replaced versions whose time
+has come (versions.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import shutil
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..engine import WORKER_CONNECTIONS, Engine, ident
 from ..errors import GameLensError
 from ..observe import UPLOAD_ROWS, UPLOAD_SECONDS, UPLOADS
+from ..records import FINAL, RUNNING, UploadRecord
 from ..settings import Settings
 from . import download, load
 from .versions import Versions
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("queued", "downloading", "loading")
 TABLE = "uploads"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Uploads:
@@ -42,7 +38,7 @@ class Uploads:
         self.versions = Versions(engine, self.worker)
         self.before_switch = None  # set by the app: warms the response cache of a new version
         self._queue: queue.Queue[int | None] = queue.Queue()
-        self._live: dict[int, dict] = {}
+        self._live: dict[int, UploadRecord] = {}
         self._done: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -62,21 +58,50 @@ class Uploads:
 
     def recover(self) -> None:
         """Uploads that were running when the process died are `interrupted` (or `succeeded`, when
-        the switch to their data had happened); their leftovers go."""
+        the switch to their data had happened); their leftovers go; kept versions written by earlier
+        releases are upgraded (a version that cannot be is reported on its record, never served)."""
         active = self.versions.active(fresh=True, engine=self.worker)
         records = self._records()
         for rec in records:
-            if rec["state"] in RUNNING and rec["id"] == active:
+            if rec.running and rec.id == active:
                 rows = self.worker.select(f"SELECT count() FROM {self.versions.table(active)}", readonly=False).scalar()
-                self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=rows,
-                          warnings=[*rec["warnings"], "The server stopped just after this upload was switched in; "
+                self._set(rec, state="succeeded", finished_at=self._now(), rows_loaded=rows,
+                          warnings=[*rec.warnings, "The server stopped just after this upload was switched in; "
                                     "its record was completed at the next start."])
-            elif rec["state"] in RUNNING:
+            elif rec.running:
                 self._interrupt(rec, "The server stopped while this upload was running; the previous dataset "
                                 "was kept. Submit it again.")
         shutil.rmtree(self.engine.incoming, ignore_errors=True)  # pipes and received files of cut-off loads
-        acknowledged = {rec["id"] for rec in records if rec["state"] == "succeeded"}
+        acknowledged = {rec.id for rec in records if rec.state == "succeeded"}
         self.versions.reconcile(self.settings.keep_versions, acknowledged)
+        self._record_upgrades(self.versions.upgrade(), {rec.id: rec for rec in records})
+
+    def _record_upgrades(self, outcome: dict[int, str | None], records: dict[int, UploadRecord]) -> None:
+        """Say on each upgraded version's record how it went. A version rewritten from an older layout has
+        no text indexes yet: the worker builds them (as after a load). If the active version could not
+        be upgraded, the newest one that could is served instead."""
+        for upload_id, error in outcome.items():
+            rec = records.get(upload_id)
+            if rec is None:
+                log.warning("version %s has no upload record; upgrade: %s", upload_id, error or "done")
+                continue
+            changes: dict[str, Any] = {"upgrade_error": error}
+            if error is None and rec.indexes is None:
+                changes["indexes"] = "building"
+            self._set(rec, **changes)
+        broken = {upload_id for upload_id, error in outcome.items() if error}
+        active = self.versions.active(fresh=True, engine=self.worker)
+        if active in broken:
+            servable = [i for i in self.versions.stored_ids(self.worker) if i not in broken]
+            if not servable:
+                log.error("upload %s could not be upgraded and no other version can be served", active)
+                return
+            try:
+                self.versions.activate(servable[0])
+                log.error("upload %s could not be upgraded; upload %s is served instead", active, servable[0])
+            except GameLensError as exc:  # reads say the dataset is not upgraded; the next start tries again
+                log.error("upload %s could not be upgraded, nor upload %s served: %s", active, servable[0],
+                          exc.message)
 
     def stop(self) -> None:
         """Graceful shutdown: queued uploads do not start; the running one gets GAMELENS_SHUTDOWN_GRACE_S
@@ -86,15 +111,15 @@ class Uploads:
         if self._worker:
             self._worker.join(self.settings.shutdown_grace_s)
         with self._lock:
-            cut = [rec for rec in self._live.values() if rec["state"] in RUNNING]
+            cut = [rec for rec in self._live.values() if rec.running]
         for rec in cut:
             self._interrupt(rec, "The server shut down during this upload; the previous dataset was kept. "
                             "Submit it again.")
-            log.warning("upload %s marked interrupted at shutdown", rec["id"])
+            log.warning("upload %s marked interrupted at shutdown", rec.id)
         self.worker.close()
 
-    def _interrupt(self, rec: dict, message: str) -> None:
-        self._set(rec, state="interrupted", finished_at=_now(), error={"code": "interrupted", "message": message})
+    def _interrupt(self, rec: UploadRecord, message: str) -> None:
+        self._set(rec, state="interrupted", finished_at=self._now(), error={"code": "interrupted", "message": message})
         UPLOADS.labels("interrupted").inc()
 
     # records
@@ -102,15 +127,21 @@ class Uploads:
     def _t(self) -> str:
         return f"{ident(self.engine.db)}.{ident(TABLE)}"
 
-    def _save(self, rec: dict, engine: Engine | None = None) -> None:
-        """Write the record (the worker's own connections unless a request thread passes its engine)."""
-        (engine or self.worker).execute(
-            f"INSERT INTO {self._t()} SELECT {{id:UInt64}}, {{v:UInt64}}, {{doc:String}}",
-            {"id": rec["id"], "v": time.time_ns(), "doc": json.dumps(rec)})
+    def _now(self):
+        return self.worker.server_time()
 
-    def _records(self) -> list[dict]:
+    def _save(self, rec: UploadRecord, engine: Engine | None = None) -> None:
+        """Write the record (the worker's own connections unless a request thread passes its engine). Its
+        version is the server's clock, and never below the record's previous write."""
+        t = self._t()
+        (engine or self.worker).execute(
+            f"INSERT INTO {t} SELECT {{id:UInt64}}, greatest(toUInt64(toUnixTimestamp64Nano(now64(9))), "
+            f"(SELECT max(version) + 1 FROM {t} WHERE id = {{id:UInt64}})), {{doc:String}}",
+            {"id": rec.id, "doc": rec.doc()})
+
+    def _records(self) -> list[UploadRecord]:
         rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL ORDER BY id DESC", readonly=False).rows
-        return [json.loads(doc) for (doc,) in rows]
+        return [UploadRecord.model_validate_json(doc) for (doc,) in rows]
 
     def list(self) -> list[dict]:
         stored = self.versions.stored_ids()
@@ -120,20 +151,28 @@ class Uploads:
         with self._lock:
             live = self._live.get(upload_id)
             if live:
-                return self._present(dict(live), self.versions.stored_ids())
+                live = live.model_copy(deep=True)
+        if live:
+            return self._present(live, self.versions.stored_ids())
         rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL WHERE id = {{id:UInt64}}",
                                   {"id": upload_id}, readonly=False).rows
         if not rows:
             raise GameLensError("not_found", f"There is no upload {upload_id}.", 404, param="id", value=upload_id)
-        return self._present(json.loads(rows[0][0]), self.versions.stored_ids())
+        return self._present(UploadRecord.model_validate_json(rows[0][0]), self.versions.stored_ids())
 
     @staticmethod
-    def _present(rec: dict, stored: list[int]) -> dict:
-        rec.pop("path", None)  # where a file waited on this machine: no business of clients
-        rec.setdefault("source", "link")
-        rec["active"] = bool(stored) and stored[0] == rec["id"]
-        rec["stored"] = rec["id"] in stored
-        return rec
+    def _present(rec: UploadRecord, stored: list[int]) -> dict:
+        """The record as the API shows it: without where a file waited on this machine, with whether
+        its data is kept and served."""
+        shown = rec.model_dump(mode="json", exclude={"path"})
+        shown["active"] = bool(stored) and stored[0] == rec.id
+        shown["stored"] = rec.id in stored
+        return shown
+
+    @staticmethod
+    def states() -> dict[str, list[str]]:
+        """The states an upload goes through, published once (GET /api/v1/uploads) for the CLI and page."""
+        return {"running": list(RUNNING), "final": list(FINAL)}
 
     # submitting and waiting
 
@@ -151,18 +190,14 @@ class Uploads:
     def _queue_record(self, origin: dict, created_by: str | None, max_rejected_rows: int | None) -> dict:
         with self._lock:
             last = self.engine.select(f"SELECT max(id) FROM {self._t()}", readonly=False).scalar() or 0
-            rec = {
-                "id": last + 1, **origin, "state": "queued", "created_by": created_by,
-                "created_at": _now(), "started_at": None, "finished_at": None,
-                "bytes_received": 0, "bytes_expected": None, "sha256": None,
-                "rows_loaded": 0, "rows_rejected": 0, "rejected_rows": [], "warnings": [], "error": None,
-                "timings_ms": {}, "max_rejected_rows": self._tolerance(max_rejected_rows),
-            }
+            rec = UploadRecord(id=last + 1, **origin, state="queued", created_by=created_by,
+                               created_at=self.engine.server_time(),
+                               max_rejected_rows=self._tolerance(max_rejected_rows))
             self._save(rec, self.engine)
-            self._live[rec["id"]] = rec
-            self._done[rec["id"]] = threading.Event()
-        self._queue.put(rec["id"])
-        return self._present(dict(rec), [])
+            self._live[rec.id] = rec
+            self._done[rec.id] = threading.Event()
+        self._queue.put(rec.id)
+        return self._present(rec, [])
 
     def _tolerance(self, requested: int | None) -> int:
         return self.settings.max_rejected_rows if requested is None else requested
@@ -176,18 +211,35 @@ class Uploads:
     # the worker
 
     def _resume_indexes(self) -> None:
-        """Indexes a stop interrupted are built again (the statements are idempotent)."""
+        """Indexes a stop interrupted (or an upgrade left to build) are built (the statements are idempotent)."""
         stored = set(self.versions.stored_ids(self.worker))
         for rec in self._records():
-            if rec.get("indexes") == "building" and rec["id"] in stored:
+            if rec.indexes == "building" and rec.id in stored:
                 self._index(rec)
+
+    def _janitor_interval(self) -> float:
+        """How often the idle worker looks for replaced versions whose time has come."""
+        return min(60.0, max(0.5, self.settings.version_grace_s / 4))
+
+    def _tidy(self) -> None:
+        try:
+            self.versions.prune(self.settings.keep_versions)
+        except Exception:  # the worker must survive anything; the next round tries again
+            log.exception("dropping replaced versions failed")
 
     def _run(self) -> None:
         try:
             self._resume_indexes()
         except Exception:  # the worker must survive anything
             log.exception("resuming index builds failed")
-        while (upload_id := self._queue.get()) is not None:
+        while True:
+            try:
+                upload_id = self._queue.get(timeout=self._janitor_interval())
+            except queue.Empty:
+                self._tidy()
+                continue
+            if upload_id is None:
+                return
             try:
                 if self._stopping.is_set():
                     break
@@ -200,98 +252,99 @@ class Uploads:
                     done = self._done.pop(upload_id)
                 done.set()
 
-    def _set(self, rec: dict, persist: bool = True, **changes: Any) -> None:
+    def _set(self, rec: UploadRecord, persist: bool = True, **changes: Any) -> None:
         with self._lock:
-            rec.update(changes)
+            for name, value in changes.items():
+                setattr(rec, name, value)
         if persist:
             self._save(rec)
 
-    def _read(self, rec: dict) -> load.LoadResult:
+    def _read(self, rec: UploadRecord) -> load.LoadResult:
         """Stream the upload's bytes into its staging table. A file a request sent is removed once
         read, whatever happened (the sample and CLI paths are left where they are)."""
         try:
-            if rec.get("source", "link") == "link":
-                opened = download.open_url(rec["url"], self.settings, self._progress(rec))
+            if rec.source == "link":
+                opened = download.open_url(rec.url, self.settings, self._progress(rec))
             else:
-                opened = download.open_file(rec["path"], self.settings, self._progress(rec))
+                opened = download.open_file(rec.path, self.settings, self._progress(rec))
             with opened as stream:
-                result = load.load(self.worker, rec["id"], self._then_loading(rec, stream), rec["max_rejected_rows"],
+                result = load.load(self.worker, rec.id, self._then_loading(rec, stream), rec.max_rejected_rows,
                                    self.settings.load_max_memory_mb)
             self._set(rec, False, sha256=stream.sha256)
             return result
         finally:
-            if rec.get("source") == "file":
-                Path(rec["path"]).unlink(missing_ok=True)
+            if rec.source == "file":
+                Path(rec.path).unlink(missing_ok=True)
 
-    def _process(self, rec: dict) -> None:
-        self._set(rec, state="downloading", started_at=_now())
+    def _process(self, rec: UploadRecord) -> None:
+        self._set(rec, state="downloading", started_at=self._now())
         t0 = time.monotonic()
         result = None
         try:
             result = self._read(rec)
             t1 = time.monotonic()
-            if rec["state"] == "interrupted":  # shutdown gave up on it while it loaded: never switch to it
-                self.versions.discard(rec["id"])
+            if rec.state == "interrupted":  # shutdown gave up on it while it loaded: never switch to it
+                self.versions.discard(rec.id)
                 return
-            result.warnings += self.versions.publish(rec["id"], self.settings.keep_versions, self.before_switch)
-            timings = {**rec["timings_ms"], "load": round((t1 - t0) * 1000),
+            result.warnings += self.versions.publish(rec.id, self.settings.keep_versions, self.before_switch)
+            timings = {**rec.timings_ms, "load": round((t1 - t0) * 1000),
                        "swap": round((time.monotonic() - t1) * 1000)}
             self._succeeded(rec, result, timings)
         except Exception as exc:
             self._after_error(rec, exc, result)
         finally:
-            UPLOADS.labels(rec["state"]).inc()
+            UPLOADS.labels(rec.state).inc()
             UPLOAD_SECONDS.observe(time.monotonic() - t0)
-        if rec["state"] == "succeeded":
+        if rec.state == "succeeded":
             self._index(rec)
 
-    def _succeeded(self, rec: dict, result: load.LoadResult, timings: dict) -> None:
-        self._set(rec, state="succeeded", finished_at=_now(), rows_loaded=result.rows, rows_rejected=result.rejected,
-                  rejected_rows=result.rejected_rows, warnings=result.warnings, timings_ms=timings,
-                  stored_bytes=result.stored_bytes, error=None, indexes="building")
+    def _succeeded(self, rec: UploadRecord, result: load.LoadResult, timings: dict) -> None:
+        self._set(rec, state="succeeded", finished_at=self._now(), rows_loaded=result.rows,
+                  rows_rejected=result.rejected, rejected_rows=result.rejected_rows, warnings=result.warnings,
+                  timings_ms=timings, stored_bytes=result.stored_bytes, error=None, indexes="building")
         UPLOAD_ROWS.inc(result.rows)
-        self._done[rec["id"]].set()  # the data is served: a waiting client need not wait for the indexes
+        self._done[rec.id].set()  # the data is served: a waiting client need not wait for the indexes
 
-    def _index(self, rec: dict) -> None:
+    def _index(self, rec: UploadRecord) -> None:
         """Give the new version its final layout (one part, with indexes) while it is already served;
         the record says when it is ready (a failure only leaves queries slower: answers are exact)."""
         t0 = time.monotonic()
         try:
-            self.versions.finish(rec["id"])
+            self.versions.finish(rec.id)
             state = "ready"
         except GameLensError as exc:
-            log.warning("building the indexes of upload %s failed: %s", rec["id"], exc.message)
+            log.warning("building the indexes of upload %s failed: %s", rec.id, exc.message)
             state = "failed"
         took = round((time.monotonic() - t0) * 1000)
-        self._set(rec, indexes=state, timings_ms={**rec["timings_ms"], "indexes": took})
+        self._set(rec, indexes=state, timings_ms={**rec.timings_ms, "indexes": took})
 
-    def _after_error(self, rec: dict, exc: Exception, result: load.LoadResult | None) -> None:
+    def _after_error(self, rec: UploadRecord, exc: Exception, result: load.LoadResult | None) -> None:
         """Tell the truth: if the switch to this upload's data happened (the pointer says so), it
         succeeded, with a warning; otherwise it failed and what it built goes. When the pointer cannot
         be read, nothing is dropped (the next start reconciles)."""
         err = exc if isinstance(exc, GameLensError) else GameLensError(
             "internal", f"The upload failed unexpectedly: {type(exc).__name__}", 500)
         if not isinstance(exc, GameLensError):
-            log.exception("upload %s failed", rec["id"])
+            log.exception("upload %s failed", rec.id)
         try:
-            switched = self.versions.active(fresh=True, engine=self.worker) == rec["id"]
+            switched = self.versions.active(fresh=True, engine=self.worker) == rec.id
             if not switched:
-                self.versions.discard(rec["id"])
+                self.versions.discard(rec.id)
         except GameLensError:
-            log.warning("upload %s: cannot tell whether it was switched in; the next start reconciles", rec["id"])
+            log.warning("upload %s: cannot tell whether it was switched in; the next start reconciles", rec.id)
             switched = False
         if switched and result is not None:
             result.warnings.append(f"A step after the switch failed ({err.code}: {err.message}); the new data is "
                                    "served and the rest is repaired at the next upload or restart.")
-            self._succeeded(rec, result, rec["timings_ms"])
+            self._succeeded(rec, result, rec.timings_ms)
             return
-        self._set(rec, state="failed", finished_at=_now(), error=err.body()["error"],
-                  rejected_rows=(err.value if err.code == "bad_rows" else rec["rejected_rows"]))
+        self._set(rec, state="failed", finished_at=self._now(), error=err.body()["error"],
+                  rejected_rows=(err.value if err.code == "bad_rows" else rec.rejected_rows))
 
-    def _progress(self, rec: dict):
+    def _progress(self, rec: UploadRecord):
         return lambda n, total: self._set(rec, False, bytes_received=n, bytes_expected=total)
 
-    def _then_loading(self, rec: dict, stream: download.Stream):
+    def _then_loading(self, rec: UploadRecord, stream: download.Stream):
         """Pass the bytes on; once the last has arrived, the database is finishing: `loading`."""
         t0 = time.monotonic()
         yield from stream

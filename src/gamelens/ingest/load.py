@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .. import schema
 from ..engine import CSV_PARSE_ERRORS, Engine, ident
 from ..errors import EngineError, GameLensError, unloadable
-from . import physical, versions
+from . import migrations, physical, versions
 
 MAX_REPORTED = 10
 # CSV reading: fields by position (the header was matched here), kept exactly as written.
@@ -151,7 +151,7 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
     result = LoadResult(warnings=warnings)
     table = versions.stage_name(upload_id)
     engine.execute(f"DROP TABLE IF EXISTS {ident(engine.db)}.{ident(table)}")
-    engine.execute(physical.table_ddl(engine.db, table, versions.comment_for(upload_id)))
+    engine.execute(physical.table_ddl(engine.db, table, migrations.comment_for(upload_id)))
     columns, exprs = select_exprs(fields)
     try:
         limits = {"max_memory_usage": max_memory_mb << 20} if max_memory_mb else {}

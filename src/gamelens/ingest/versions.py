@@ -2,44 +2,41 @@
 
 Why a pointer rather than a well-known table name swapped by EXCHANGE: one request runs several
 statements (a page, its total and facets; an export's count and rows). Each request resolves the
-active version once (`reading`) and reads every statement from that version's own table, so an
+active version once (`current`) and reads every statement from that version's own table, so an
 answer never mixes two datasets, and the response cache has a key that a switch makes stale.
 
-Switching is a single INSERT into `active_version` (the commit). Before it, a failure costs only
-the new upload; after it, nothing can fail the upload or drop a kept version: pruning errors become
-warnings, repaired by `reconcile` at the next start. Every dataset table carries `upload:<id>` in its
-COMMENT, so the catalogue itself says what each table holds.
+Everything that decides which data is served lives in the database and is judged by its clock:
+- the pointer (`active_version`) is a history of switches; each row's time is the server's clock,
+  never earlier than the row before it, and the newest row names the served version;
+- a version is dropped only once it has been out of the pointer for longer than the longest read may
+  take (GAMELENS settings: export and query timeouts, connection waits, plus a margin). No process
+  holds a lease: a request in any process that resolved a version just before a switch finishes its
+  read before that time has passed;
+- each table's COMMENT names its upload and the layout it was written with (see migrations.py).
 
-A version a request is reading is leased: pruning skips it and drops it when the last lease ends.
+Switching is a single INSERT into the pointer (the commit). Before it, a failure costs only the new
+upload; after it, nothing can fail the upload or drop a kept version: pruning errors become warnings,
+retried by the janitor (the upload worker, when idle) and at the next start.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..engine import Engine, ident
 from ..errors import GameLensError
-from . import physical
+from . import migrations, physical
 
 log = logging.getLogger(__name__)
 
 POINTER = "active_version"
 LEGACY_ACTIVE = "games"  # before the pointer, the active version was the table named `games`
-# Another GameLens process on the same ClickHouse server may switch versions: the pointer is
-# re-read when the cached value is older than this.
+# The pointer is re-read when this process's copy is older than this (another process may switch).
 REFRESH_S = 1.0
-_COMMENT = re.compile(r"^upload:(\d+)$")
-
-
-def comment_for(upload_id: int) -> str:
-    return f"upload:{int(upload_id)}"
 
 
 def stage_name(upload_id: int) -> str:
@@ -56,23 +53,62 @@ def no_dataset() -> GameLensError:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The version one request reads: its upload id and its quoted table name."""
+    """The version one request reads: its upload id, its quoted table, and the table's UUID, which
+    names the data itself (two databases that each have an upload 1 have different UUIDs)."""
 
     upload_id: int
     table: str
+    identity: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """A dataset table of the catalogue."""
+
+    name: str
+    upload_id: int
+    layout: int
+    tagged: bool  # its comment records its layout (tables of releases before c1d0440's successor do not)
+
+    @property
+    def is_version(self) -> bool:  # not a staging table, nor an upgrade's copy
+        return self.name == version_name(self.upload_id)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """The pointer as this process last read it."""
+
+    upload_id: int | None
+    snapshot: Snapshot | None  # what requests read; None with a `problem`, or before the first upload
+    problem: GameLensError | None  # the error requests get instead (e.g. the version is not upgraded)
+    read_at: float  # monotonic
+
+    def stale(self) -> bool:
+        return time.monotonic() - self.read_at > REFRESH_S
+
+
+def _left_at(history: list[tuple[int, int]]) -> dict[int, int]:
+    """upload id -> when (server ns) the pointer last moved off it, from the pointer's rows in order;
+    the version it names now has no entry."""
+    left: dict[int, int] = {}
+    previous = None
+    for at, upload_id in history:
+        if previous is not None and previous != upload_id:
+            left[previous] = at
+        previous = upload_id
+    left.pop(previous, None)
+    return left
 
 
 class Versions:
     def __init__(self, engine: Engine, writer: Engine | None = None):
         self.engine = engine  # reads of the pointer and the catalogue (request side)
         self.writer = writer or engine  # renames, switches, drops (the upload worker's connections)
-        self._lock = threading.Lock()  # switches, re-activations and pruning: one at a time
-        self._leases: collections.Counter[int] = collections.Counter()
-        self._doomed: set[int] = set()
-        self._lease_lock = threading.Lock()
-        self._active: int | None = None
-        self._checked = 0.0
-        self.on_switch: list[Callable[[int], None]] = []  # told the new active version (the cache)
+        self.grace_ns = int(engine.settings.version_grace_s * 1e9)
+        self._lock = threading.Lock()  # switches, re-activations, upgrades and pruning: one at a time
+        self._seen = _Seen(None, None, None, -1e9)  # the pointer as last read
+        self.on_switch: list[Callable[[Snapshot], None]] = []  # told each new active version (the cache)
 
     def _q(self, name: str) -> str:
         return f"{ident(self.engine.db)}.{ident(name)}"
@@ -88,59 +124,72 @@ class Versions:
     # --- which version is active --------------------------------------------------------------
 
     def _read_pointer(self, engine: Engine | None = None) -> int | None:
-        res = (engine or self.engine).select(f"SELECT upload_id FROM {self._q(POINTER)} ORDER BY at DESC LIMIT 1",
-                                             readonly=False)
-        upload_id = res.scalar()
-        changed = upload_id != self._active and upload_id is not None
-        self._active, self._checked = upload_id, time.monotonic()
-        if changed:  # switched here or by another process on the same server
-            for listener in self.on_switch:
-                listener(upload_id)
+        """Read the pointer and the table it names; remember what a request may read."""
+        res = (engine or self.engine).select(
+            f"SELECT p.upload_id, t.uuid, t.comment FROM (SELECT upload_id FROM {self._q(POINTER)} "
+            "ORDER BY at DESC, upload_id DESC LIMIT 1) AS p LEFT JOIN (SELECT name, toString(uuid) AS uuid, "
+            "comment FROM system.tables WHERE database = {db:String}) AS t "
+            "ON t.name = concat('games_v', toString(p.upload_id))", {"db": self.engine.db}, readonly=False)
+        upload_id, snap, problem = None, None, None
+        if res.rows:
+            upload_id, uuid, comment = res.rows[0]
+            snap, problem = self._servable(upload_id, uuid, comment)
+        previous = self._seen.snapshot
+        self._seen = _Seen(upload_id, snap, problem, time.monotonic())
+        if snap is not None and (previous is None or previous.identity != snap.identity):
+            for listener in self.on_switch:  # switched here or by another process
+                listener(snap)
         return upload_id
+
+    def _servable(self, upload_id: int, uuid: str, comment: str) -> tuple[Snapshot | None, GameLensError | None]:
+        if not uuid:  # cannot happen by our own hand: the active version is never dropped
+            return None, GameLensError("dataset_missing", f"The active dataset (upload {upload_id}) is missing from "
+                                       "the database; activate another upload or upload again.", 503)
+        parsed = migrations.parse_comment(comment)
+        if parsed is None or parsed[1] != migrations.LAYOUT:
+            return None, GameLensError(
+                "dataset_not_upgraded", f"The active dataset (upload {upload_id}) is not in the layout this "
+                "release reads; it is upgraded when the server that writes starts (see the upload's record).",
+                503, headers={"Retry-After": "5"})
+        return Snapshot(upload_id, self.table(upload_id), uuid), None
 
     def active(self, fresh: bool = False, engine: Engine | None = None) -> int | None:
         """The active upload id (None before the first upload), cached for REFRESH_S. The worker
         passes its own `engine`, so it never waits for a request's connection."""
-        if fresh or time.monotonic() - self._checked > REFRESH_S:
+        if fresh or self._seen.stale():
             return self._read_pointer(engine)
-        return self._active
+        return self._seen.upload_id
 
-    @contextmanager
-    def reading(self) -> Iterator[Snapshot]:
-        """Resolve the active version once for a request and keep its table while the request reads it."""
-        upload_id = self.active()
-        if upload_id is None:
+    def current(self) -> Snapshot:
+        """The version a request reads (resolved once per request; every statement reads its table)."""
+        if self._seen.stale():
+            self._read_pointer()
+        seen = self._seen
+        if seen.problem is not None:
+            raise seen.problem
+        if seen.snapshot is None:
             raise no_dataset()
-        with self._lease_lock:
-            self._leases[upload_id] += 1
-        try:
-            yield Snapshot(upload_id, self.table(upload_id))
-        finally:
-            with self._lease_lock:
-                self._leases[upload_id] -= 1
-                drop = self._leases[upload_id] == 0 and upload_id in self._doomed
-                if self._leases[upload_id] == 0:
-                    del self._leases[upload_id]
-                if drop:
-                    self._doomed.discard(upload_id)
-            if drop:
-                self._drop_quietly(version_name(upload_id))
+        return seen.snapshot
 
     # --- the catalogue ----------------------------------------------------------------------------
 
-    def _holdings(self, engine: Engine) -> dict[str, int]:
-        """table name -> upload id it holds, for every dataset table."""
-        out = {}
-        for name, comment in engine.tables().items():
-            m = _COMMENT.match(comment or "")
-            if m:
-                out[name] = int(m.group(1))
-        return out
+    def holdings(self, engine: Engine | None = None) -> list[Held]:
+        """Every dataset table (versions, staging tables, upgrade copies) with its upload and layout."""
+        res = (engine or self.engine).select(
+            "SELECT t.name, t.comment, c.names FROM system.tables AS t LEFT JOIN (SELECT table, groupArray(name) "
+            "AS names FROM system.columns WHERE database = {db:String} GROUP BY table) AS c ON c.table = t.name "
+            "WHERE t.database = {db:String}", {"db": self.engine.db}, readonly=False)
+        held = []
+        for name, comment, columns in res.rows:
+            parsed = migrations.parse_comment(comment)
+            if parsed:
+                held.append(Held(name, parsed[0], migrations.layout_of(comment, columns), parsed[1] is not None))
+        return held
 
     def stored_ids(self, engine: Engine | None = None) -> list[int]:
         """Upload ids whose data is kept: the active one first, then newest first."""
         engine = engine or self.engine
-        kept = sorted((i for n, i in self._holdings(engine).items() if n == version_name(i)), reverse=True)
+        kept = sorted((h.upload_id for h in self.holdings(engine) if h.is_version), reverse=True)
         active = self.active(fresh=True, engine=engine)
         return ([active] if active in kept else []) + [i for i in kept if i != active]
 
@@ -157,7 +206,11 @@ class Versions:
             warnings = []
             if before_switch:
                 try:
-                    before_switch(Snapshot(upload_id, self.table(upload_id)))
+                    uuid = self.writer.select("SELECT toString(uuid) FROM system.tables WHERE database = {db:String} "
+                                              "AND name = {t:String}", {"db": self.engine.db,
+                                                                         "t": version_name(upload_id)},
+                                              readonly=False).scalar()
+                    before_switch(Snapshot(upload_id, self.table(upload_id), uuid))
                 except Exception:  # only a cache: it fills as pages are read
                     log.exception("preparing the cache of upload %s failed", upload_id)
                     warnings.append("Preparing the new version's cached answers failed; they are computed as "
@@ -166,29 +219,39 @@ class Versions:
             return warnings + self._prune_with_warning(keep)
 
     def activate(self, upload_id: int) -> None:
-        """Make a kept older version active again."""
+        """Make a kept version active again. Compared against the pointer itself; a version whose table
+        is gone, or that could not be upgraded, is refused (409). Returns only once the pointer names it."""
         with self._lock:
-            stored = self.stored_ids(self.writer)
-            if stored and stored[0] == upload_id:
+            if self.active(fresh=True, engine=self.writer) == upload_id:
                 return
-            if upload_id not in stored:
+            held = {h.upload_id: h for h in self.holdings(self.writer) if h.is_version}
+            if upload_id not in held:
                 raise GameLensError("version_not_kept", f"Upload {upload_id} has no stored data to re-activate "
-                                    "(it failed, or it is older than GAMELENS_KEEP_VERSIONS).", 409,
-                                    param="id", value=upload_id, allowed=stored)
+                                    "(it failed, or it was older than GAMELENS_KEEP_VERSIONS and was dropped).", 409,
+                                    param="id", value=upload_id, allowed=sorted(held, reverse=True))
+            if held[upload_id].layout != migrations.LAYOUT:
+                raise GameLensError("version_not_upgraded", f"Upload {upload_id}'s data could not be brought to the "
+                                    "layout this release reads (its record says why), so it cannot be served.", 409,
+                                    param="id", value=upload_id)
             self._switch(upload_id)
+            now = self.active(fresh=True, engine=self.writer)
+            if now != upload_id:
+                raise GameLensError("switch_superseded", f"Another switch landed at the same time: upload {now} is "
+                                    "active.", 409, param="id", value=upload_id)
 
     def _switch(self, upload_id: int) -> None:
-        """The commit: one INSERT. If it raises, the pointer itself says whether it happened."""
+        """The commit: one INSERT, timed by the server's clock and never before the previous switch (a
+        clock that stepped back cannot reorder the history). If it raises, the pointer says whether it
+        happened."""
+        pointer = self._q(POINTER)
         try:
-            self.writer.execute(f"INSERT INTO {self._q(POINTER)} SELECT {{at:UInt64}}, {{id:UInt64}}",
-                                {"at": time.time_ns(), "id": upload_id})
+            self.writer.execute(f"INSERT INTO {pointer} SELECT greatest(toUInt64(toUnixTimestamp64Nano(now64(9))), "
+                                f"(SELECT max(at) + 1 FROM {pointer})), {{id:UInt64}}", {"id": upload_id})
         except GameLensError:
             if self._read_pointer(self.writer) != upload_id:
                 raise
             log.warning("switching to upload %s raised, but the switch happened", upload_id)
-        self._active, self._checked = upload_id, time.monotonic()
-        for listener in self.on_switch:
-            listener(upload_id)
+        self._read_pointer(self.writer)
 
     def finish(self, upload_id: int) -> None:
         """Give a served version its final layout: one part, with its indexes (see physical.py).
@@ -196,55 +259,88 @@ class Versions:
         for sql in physical.finishing_statements(self.table(upload_id)):
             self.writer.execute(sql, settings={"mutations_sync": 2, "alter_sync": 2})
 
+    # --- dropping by the server's clock -----------------------------------------------------------
+
+    def prune(self, keep: int) -> list[str]:
+        """Drop versions beyond the `keep` newest once no read can still be on them; returns warnings."""
+        with self._lock:
+            return self._prune_with_warning(keep)
+
     def _prune_with_warning(self, keep: int) -> list[str]:
         try:
             self._prune(keep)
         except GameLensError as exc:
             log.warning("pruning old versions failed: %s", exc.message)
-            return [f"Removing versions beyond GAMELENS_KEEP_VERSIONS failed ({exc.code}); they are removed at "
-                    "the next upload or restart."]
+            return [f"Removing versions beyond GAMELENS_KEEP_VERSIONS failed ({exc.code}); they are removed "
+                    "later, or at the next start."]
         return []
 
-    def _prune(self, keep: int) -> None:
-        for upload_id in self.stored_ids(self.writer)[keep:]:
-            with self._lease_lock:
-                if self._leases[upload_id]:  # a request still reads it: dropped when it is done
-                    self._doomed.add(upload_id)
-                    continue
-            self.writer.execute(f"DROP TABLE IF EXISTS {self._q(version_name(upload_id))} SYNC")
+    def _history(self) -> tuple[int, list[tuple[int, int]]]:
+        """The server's time now (ns) and the pointer's rows (at, upload id) in order."""
+        res = self.writer.select(f"SELECT toUnixTimestamp64Nano(now64(9)), (SELECT groupArray((at, upload_id)) FROM "
+                                 f"(SELECT at, upload_id FROM {self._q(POINTER)} ORDER BY at, upload_id))",
+                                 readonly=False)
+        now, history = res.rows[0]
+        return now, [(at, upload_id) for at, upload_id in history]
 
-    def _drop_quietly(self, name: str) -> None:
-        try:
-            self.writer.execute(f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
-        except GameLensError:
-            log.warning("dropping %s failed; the next start removes it", name)
+    def _prune(self, keep: int) -> None:
+        now, history = self._history()
+        current = history[-1][1] if history else None
+        left = _left_at(history)
+        for upload_id in self.stored_ids(self.writer)[keep:]:
+            if upload_id == current:
+                continue
+            if upload_id in left and now - left[upload_id] <= self.grace_ns:
+                continue  # a request that resolved it before the switch may still be reading it
+            self.writer.execute(f"DROP TABLE IF EXISTS {self.table(upload_id)} SYNC")
 
     def discard(self, upload_id: int) -> None:
         """Drop what a failed upload built: its staging table and, if it got that far, its version
-        table. Never the active version (checked against the pointer itself)."""
+        table. Never a version the pointer has named (checked against the pointer itself)."""
         self.writer.execute(f"DROP TABLE IF EXISTS {self._q(stage_name(upload_id))} SYNC")
-        if self.active(fresh=True, engine=self.writer) != upload_id:
-            self.writer.execute(f"DROP TABLE IF EXISTS {self._q(version_name(upload_id))} SYNC")
+        _, history = self._history()
+        if all(named != upload_id for _, named in history):
+            self.writer.execute(f"DROP TABLE IF EXISTS {self.table(upload_id)} SYNC")
 
     # --- start-up ---------------------------------------------------------------------------------
 
     def reconcile(self, keep: int, acknowledged: set[int]) -> None:
-        """At start-up: drop half-built tables and versions no upload record acknowledges, adopt a data
-        directory written before the pointer existed, and prune to `keep` versions."""
+        """At start-up: adopt a data directory written before the pointer existed, drop half-built tables
+        and versions that no upload record acknowledges and no pointer row names, and prune."""
         with self._lock:
-            holdings = self._holdings(self.writer)
-            legacy = holdings.pop(LEGACY_ACTIVE, None)
+            holdings = self.holdings(self.writer)
+            legacy = next((h for h in holdings if h.name == LEGACY_ACTIVE), None)
             if legacy is not None:
-                self.writer.execute(f"RENAME TABLE {self._q(LEGACY_ACTIVE)} TO {self._q(version_name(legacy))}")
-                holdings[version_name(legacy)] = legacy
+                self.writer.execute(f"RENAME TABLE {self._q(LEGACY_ACTIVE)} TO {self.table(legacy.upload_id)}")
                 if self.active(fresh=True, engine=self.writer) is None:
-                    self._switch(legacy)
-            active = self.active(fresh=True, engine=self.writer)
-            for name, upload_id in holdings.items():
-                never_served = name == version_name(upload_id) and upload_id != active and upload_id not in acknowledged
-                if name != version_name(upload_id) or never_served:
-                    self.writer.execute(f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
+                    self._switch(legacy.upload_id)
+                holdings = self.holdings(self.writer)
+            _, history = self._history()
+            named = {upload_id for _, upload_id in history}
+            for h in holdings:
+                never_served = h.upload_id not in named and h.upload_id not in acknowledged
+                if not h.is_version or never_served:
+                    self.writer.execute(f"DROP TABLE IF EXISTS {self._q(h.name)} SYNC")
             for name in self.writer.tables():
                 if name.startswith("stage_") and name.endswith("_csv"):
                     self.writer.execute(f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
             self._prune(keep)
+
+    def upgrade(self) -> dict[int, str | None]:
+        """Bring every kept version below today's layout up to it (migrations.py), before serving.
+        Returns upload id -> None (upgraded) or why it could not be, for each version it touched."""
+        outcome: dict[int, str | None] = {}
+        with self._lock:
+            for h in self.holdings(self.writer):
+                if not h.is_version or (h.tagged and h.layout >= migrations.LAYOUT):
+                    continue
+                try:
+                    migrations.upgrade(self.writer, h.name, h.upload_id, h.layout)
+                    outcome[h.upload_id] = None
+                except GameLensError as exc:
+                    log.error("upload %s could not be upgraded from layout %s: %s", h.upload_id, h.layout,
+                              getattr(exc, "detail", exc.message))
+                    outcome[h.upload_id] = f"Its data (layout {h.layout}) could not be upgraded to layout " \
+                                           f"{migrations.LAYOUT} ({exc.code}); it is kept as it was and not served."
+            self._read_pointer(self.writer)
+        return outcome

@@ -1,7 +1,8 @@
 """Answers of read requests, kept per dataset version.
 
-A version is never modified, so an answer computed for it never goes stale: the key is (version,
-route, the request's parameters in a canonical order) and no other invalidation is needed. The
+A version is never modified, so an answer computed for it never goes stale: the key is (the
+version's table UUID, route, the request's parameters in a canonical order) and no other
+invalidation is needed. The
 cache is bounded in bytes (GAMELENS_CACHE_MB; 0 turns it off), evicts the least recently used
 answer first, and a switch of versions drops every other version's answers. The ETag is a function
 of the key alone, so a conditional request (If-None-Match) is answered without any work.
@@ -20,16 +21,17 @@ import orjson
 
 from ..observe import CACHE_REQUESTS
 
-Key = tuple[int, str, tuple[tuple[str, str], ...]]
+Key = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
-def make_key(version: int, route: str, items: list[tuple[str, str]]) -> Key:
-    return version, route, tuple(sorted(items))
+def make_key(identity: str, route: str, items: list[tuple[str, str]]) -> Key:
+    """`identity` names the dataset itself (its table's UUID), not only its upload id: two databases
+    that each have an upload 1 never share a key or an ETag."""
+    return identity, route, tuple(sorted(items))
 
 
 def etag(key: Key) -> str:
-    digest = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
-    return f'"v{key[0]}-{digest}"'
+    return '"' + hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest() + '"'
 
 
 class Cache:
@@ -67,8 +69,8 @@ class Cache:
                 _, (dropped, _) = self._items.popitem(last=False)
                 self._bytes -= dropped
 
-    def keep_only(self, version: int) -> None:
+    def keep_only(self, identity: str) -> None:
         """A switch: answers of other versions can no longer be asked for."""
         with self._lock:
-            for key in [k for k in self._items if k[0] != version]:
+            for key in [k for k in self._items if k[0] != identity]:
                 self._bytes -= self._items.pop(key)[0]

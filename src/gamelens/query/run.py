@@ -69,7 +69,7 @@ class Explorer:
         # kind -> (parse the parameters, compute the answer from them on a snapshot)
         self._kinds = {"rows": (build.parse_rows, self._rows), "aggregate": (build.parse_aggregate, self._aggregate),
                        "summary": (_parse_summary, self._summary), "game": (_parse_game, self._game)}
-        versions.on_switch.append(self.cache.keep_only)
+        versions.on_switch.append(lambda snap: self.cache.keep_only(snap.identity))
 
     def close(self) -> None:
         self._parallel.shutdown(wait=False, cancel_futures=True)
@@ -89,18 +89,18 @@ class Explorer:
         t0 = time.perf_counter()
         parse, compute = self._kinds[kind]
         req = parse(items)  # a bad parameter is a 400 whether or not there is data
-        with self.versions.reading() as snap:
-            key = make_key(snap.upload_id, kind, items)
-            tag = etag(key)
-            if tag in if_none_match:
-                return Answer(tag, None, True)
-            body = self.cache.get(key)
-            cached = body is not None
-            if cached:  # the engine did nothing for this one
-                body = {**body, "engine_ms": 0} if "engine_ms" in body else dict(body)
-            else:
-                body = compute(req, items, path, snap)
-                self.cache.put(key, body)
+        snap = self.versions.current()
+        key = make_key(snap.identity, kind, items)
+        tag = etag(key)
+        if tag in if_none_match:
+            return Answer(tag, None, True)
+        body = self.cache.get(key)
+        cached = body is not None
+        if cached:  # the engine did nothing for this one
+            body = {**body, "engine_ms": 0} if "engine_ms" in body else dict(body)
+        else:
+            body = compute(req, items, path, snap)
+            self.cache.put(key, body)
         body["took_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         return Answer(tag, body, cached)
 
@@ -110,7 +110,7 @@ class Explorer:
             for items in requests:
                 parse, compute = self._kinds[kind]
                 path = "/api/v1/games" + ("" if kind == "rows" else f"/{kind}")
-                self.cache.put(make_key(snap.upload_id, kind, items), compute(parse(items), items, path, snap))
+                self.cache.put(make_key(snap.identity, kind, items), compute(parse(items), items, path, snap))
 
     def _rows(self, req: build.RowsRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         page_size = req.limit
@@ -190,14 +190,14 @@ class Explorer:
         if getattr(req, "cursor", None):
             raise invalid("cursor", req.cursor, "Exports take offset and limit, not a cursor.")
         limit = req.limit if req.limited else cap
-        with self.versions.reading() as snap:
-            if aggregate_view:
-                total = self._select(*build.aggregate_count_sql(req, snap.table)).scalar()
-                sql, params = build.aggregate_export_sql(req, snap.table, limit)
-            else:
-                total = self._select(*build.count_sql(req.where, snap.table)).scalar()
-                sql, params = build.export_sql(req, snap.table, limit)
-            spool = self._spool(sql, params, fmt, aggregate_view)
+        snap = self.versions.current()
+        if aggregate_view:
+            total = self._select(*build.aggregate_count_sql(req, snap.table)).scalar()
+            sql, params = build.aggregate_export_sql(req, snap.table, limit)
+        else:
+            total = self._select(*build.count_sql(req.where, snap.table)).scalar()
+            sql, params = build.export_sql(req, snap.table, limit)
+        spool = self._spool(sql, params, fmt, aggregate_view)
         exported = min(max(total - req.offset, 0), limit)
         name = "games-aggregate" if aggregate_view else "games"
         headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"',

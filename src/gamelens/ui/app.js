@@ -585,7 +585,8 @@ async function startUpload(request) {
     return;
   }
   $("#upload-progress").hidden = false;
-  while (["queued", "downloading", "loading"].includes(rec.state)) {
+  const running = await runningStates();
+  while (running.includes(rec.state)) {
     showProgress(rec);
     renderHistory();
     await new Promise((r) => setTimeout(r, 300));
@@ -635,9 +636,16 @@ function showResult(rec) {
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");  // the browser's own time zone
 
+let uploadStates = null;  // {running, final}: the server publishes them (GET /api/v1/uploads)
+async function runningStates() {
+  if (!uploadStates) uploadStates = (await getJson("/api/v1/uploads")).states;
+  return uploadStates.running;
+}
+
 async function renderHistory() {
   const body = await getJson("/api/v1/uploads");
-  const running = body.uploads.some((u) => ["queued", "downloading", "loading"].includes(u.state));
+  uploadStates = body.states;
+  const running = body.uploads.some((u) => uploadStates.running.includes(u.state));
   $("#upload-history tbody").replaceChildren(...body.uploads.map((u) => el("tr", { "data-state": u.state },
     el("td", {}, u.id),
     el("td", {}, u.state + (u.active ? " (active)" : "") + (u.state === "downloading" ? ` ${(u.bytes_received / 1e6).toFixed(1)} MB` : "")),
