@@ -83,3 +83,16 @@ def test_the_cache_is_bounded_and_can_be_off(make_client, files):
         r = off.get(READS[0])
         assert r.headers["x-cache"] == "miss" and r.headers["etag"]
     assert off.get(READS[0], headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+
+
+def test_a_setting_that_changes_answers_changes_their_etags(make_client, files):
+    """GAMELENS_REVIEW_MULTIPLE is bound into est_owners: after a restart with another value, an ETag
+    of the old answers is not current."""
+    first = make_client()
+    upload(first, files.url("sample.csv"))
+    path = "/api/v1/games?fields=app_id,est_owners&limit=1&sort=app_id"
+    before = first.get(path)
+    again = make_client(database=first.app.state.settings.database, review_multiple=60)
+    after = again.get(path, headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and after.json()["rows"][0]["est_owners"] == 2 * before.json()["rows"][0][
+        "est_owners"]

@@ -171,3 +171,84 @@ def test_a_dataset_not_yet_upgraded_is_refused_plainly(files):
         r = client.get("/api/v1/games")
         assert r.status_code == 503 and r.json()["error"]["code"] == "dataset_not_upgraded", r.text
         assert r.headers["retry-after"]
+
+
+def _start_and_read(settings) -> tuple[int, dict]:
+    """Start today's code on the database; the status of a page and the version it names."""
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        r = client.get("/api/v1/games", params={"limit": 100, "fields": "app_id"})
+        return r.status_code, r.json()
+
+
+def test_a_crash_inside_the_old_release_s_activate_is_repaired(files):
+    """421b14a re-activated upload 1 with EXCHANGE (`games` <-> `games_v1`) and then a RENAME; it
+    died between the two: `games` holds upload 1 and `games_v1` holds upload 2."""
+    settings = make_settings()
+    restore(settings, "421b14a")
+    engine = Engine(settings)
+    engine.execute(f"EXCHANGE TABLES `{engine.db}`.games AND `{engine.db}`.games_v1")
+    engine.close()
+    for _ in range(2):  # and again: a repaired database starts as any other
+        status, body = _start_and_read(settings)
+        assert status == 200 and body["version"] == 1, body
+        assert {r["app_id"] for r in body["rows"]} == held_ids("421b14a", "games_v1")
+
+
+def test_a_crash_inside_the_old_release_s_publish_is_repaired(files):
+    """421b14a published upload 3 with EXCHANGE (`games` <-> `stage_3`) and then a RENAME of
+    `stage_3` to `games_v2`; it died between the two: upload 2's data is in `stage_3`."""
+    settings = make_settings()
+    restore(settings, "421b14a")
+    engine = Engine(settings)
+    db = engine.db
+    engine.execute(f"CREATE TABLE `{db}`.stage_3 AS `{db}`.games")
+    engine.execute(f"ALTER TABLE `{db}`.stage_3 MODIFY COMMENT 'upload:3'")
+    engine.execute(f"INSERT INTO `{db}`.stage_3 SELECT * FROM `{db}`.games LIMIT 5")
+    engine.execute(f"EXCHANGE TABLES `{db}`.games AND `{db}`.stage_3")
+    engine.close()
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        assert client.get("/api/v1/games").json()["total"] == 5  # upload 3, as the old release served it
+        versions = client.app.state.uploads.versions
+        assert {h.name for h in versions.holdings()} == {"games_v1", "games_v2", "games_v3"}
+        assert client.post("/api/v1/uploads/2/activate").status_code == 200  # upload 2, under its own name
+        assert_served_as_the_oracle_says(client, held_ids("421b14a", "games"))
+
+
+def test_a_start_that_failed_after_adopting_the_old_table_is_finished_by_the_next(files, monkeypatch):
+    """The first start's pointer write fails (the start fails); the next start serves the version
+    the old release served."""
+    from gamelens.errors import GameLensError
+    from gamelens.ingest.versions import Versions
+
+    settings = make_settings()
+    restore(settings, "421b14a")
+    real, calls = Versions._switch, []
+
+    def failing_once(self, upload_id):
+        calls.append(upload_id)
+        if len(calls) == 1:
+            raise GameLensError("busy", "The database is busy; try again shortly.", 503)
+        return real(self, upload_id)
+
+    monkeypatch.setattr(Versions, "_switch", failing_once)
+    with pytest.raises(GameLensError), TestClient(create_app(settings), headers=AUTH):
+        pass
+    monkeypatch.undo()
+    status, body = _start_and_read(settings)
+    assert status == 200 and body["version"] == 2, body
+
+
+def test_the_active_version_that_cannot_be_upgraded_is_not_activated_either(files, monkeypatch):
+    settings = make_settings()
+    restore(settings, "421b14a")
+    monkeypatch.setattr(migrations, "STEPS", _failing_everywhere())
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        assert client.get("/api/v1/games").json()["error"]["code"] == "dataset_not_upgraded"
+        for upload_id in (1, 2):
+            r = client.post(f"/api/v1/uploads/{upload_id}/activate")
+            assert r.status_code == 409 and r.json()["error"]["code"] == "version_not_upgraded", r.text
+
+
+def _failing_everywhere():
+    real = migrations.STEPS[0]
+    return (migrations.Step(real.to, real.what, lambda t: [f"ALTER TABLE {t} MATERIALIZE COLUMN `no_such`"]),)

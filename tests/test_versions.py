@@ -373,3 +373,92 @@ def test_a_switch_in_the_middle_of_a_request_does_not_mix_versions(make_client, 
     else:
         body = r.json()
         assert body["version"] == b["id"] and body["total"] == len(body["rows"]) == 40
+
+
+def test_a_pointer_read_that_began_before_a_switch_never_undoes_it(make_client, files):
+    """A request's pointer read returns (version 2) and is then descheduled; meanwhile version 1 is
+    activated (200). The older reading must not be installed over the newer: version 1 is served."""
+    client = make_client()
+    v1 = upload(client, _file(files, "p10.csv", sample_table()[1:11]))
+    upload(client, _file(files, "p20.csv", sample_table()[1:21]))
+    versions, engine = client.app.state.uploads.versions, engine_of(client)
+    real, returned, go, reader = engine.select, threading.Event(), threading.Event(), {}
+
+    def select(sql, *args, **kw):
+        res = real(sql, *args, **kw)
+        if "active_version" in sql and threading.get_ident() == reader.get("thread"):
+            returned.set()
+            go.wait(30)
+        return res
+
+    def read():
+        reader["thread"] = threading.get_ident()
+        versions.active(fresh=True)
+
+    engine.select = select
+    thread = threading.Thread(target=read)
+    thread.start()
+    assert returned.wait(30)
+    assert client.post(f"/api/v1/uploads/{v1['id']}/activate").status_code == 200
+    go.set()
+    thread.join(30)
+    del engine.select
+    assert _served(client) == (v1["id"], 10)
+
+
+def test_a_read_that_could_outlast_the_grace_is_refused_before_it_starts(make_client, files):
+    """keep_versions=1, one connection, a grace of 4 s, and statements made slow (0.9 s each): a page
+    with five facets resolved version 1, then version 2 lands. Statements that could end after
+    version 1 may go are refused (503 busy); none of them ever meets a dropped table."""
+    from gamelens.query.run import Explorer
+
+    client = make_client(keep_versions=1, query_pool_size=1, **SHORT_GRACE)
+    upload(client, _file(files, "l10.csv", sample_table()[1:11]))
+    real = Explorer._select
+
+    def slow(self, snap, sql, *args, **kw):
+        time.sleep(0.9)
+        return real(self, snap, sql, *args, **kw)
+
+    Explorer._select = slow
+    try:
+        out = {}
+        page = "/api/v1/games?limit=1&fields=app_id&facet=genres&facet=tags&facet=categories&facet=developers" \
+               "&facet=publishers"
+        thread = threading.Thread(target=lambda: out.setdefault("r", client.get(page)))
+        thread.start()
+        time.sleep(0.3)
+        v2 = upload(client, _file(files, "l20.csv", sample_table()[1:21]))
+        assert v2["state"] == "succeeded"
+        thread.join(60)
+    finally:
+        Explorer._select = real
+    r = out["r"]
+    assert r.status_code == 503 and r.json()["error"]["code"] == "busy", r.text
+    assert r.headers["retry-after"]
+
+
+def test_an_upload_that_has_not_succeeded_cannot_be_activated(make_client, files):
+    """Between its rename and its switch a new version's table exists; if the switch fails the upload
+    is discarded. Activating it meanwhile is refused, so the discard never drops an active table."""
+    client = make_client()
+    v1 = upload(client, _file(files, "u10.csv", sample_table()[1:11]))
+    uploads = client.app.state.uploads
+    fault = Fault(uploads.worker, r"INSERT INTO .*active_version")
+    real, inside, go = uploads.versions.discard, threading.Event(), threading.Event()
+
+    def discard(upload_id):
+        inside.set()
+        go.wait(30)
+        return real(upload_id)
+
+    uploads.versions.discard = discard
+    n = client.post("/api/v1/uploads", json={"url": _file(files, "u20.csv", sample_table()[1:21])}).json()["id"]
+    assert inside.wait(30)
+    r = client.post(f"/api/v1/uploads/{n}/activate")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "upload_not_succeeded", r.text
+    go.set()
+    assert uploads.wait(n, 30)["state"] == "failed"
+    fault.remove()
+    del uploads.versions.discard
+    assert_serves(client, v1["id"], 10)

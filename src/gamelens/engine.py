@@ -269,7 +269,7 @@ class Engine:
         self._lock = threading.Lock()
         # Limits a request cannot lift: appended by the engine to every read statement.
         self.read_settings = {
-            "max_execution_time": max(1, int(settings.query_timeout_s)),
+            "max_execution_time": settings.query_limit_s,
             "timeout_overflow_mode": "throw",
             "max_memory_usage": settings.query_max_memory_mb * 1024 * 1024,
             "max_result_rows": settings.query_max_rows,

@@ -86,11 +86,26 @@ class Settings(BaseSettings):
 
 
     @property
+    def query_limit_s(self) -> int:
+        """The engine's max_execution_time for a read (whole seconds, at least 1)."""
+        return max(1, int(self.query_timeout_s))
+
+    @property
+    def export_limit_s(self) -> int:
+        """The engine's max_execution_time for an export's rows (whole seconds, at least 1)."""
+        return max(1, int(self.export_timeout_s))
+
+    @property
+    def longest_read_s(self) -> float:
+        """The longest a request may read the version it resolved: an export waits twice for a
+        connection, counts, then computes its rows. A statement that could not end within it from the
+        moment the pointer was read is refused before it starts (query/run.py)."""
+        return 2 * self.queue_timeout_s + self.query_limit_s + self.export_limit_s
+
+    @property
     def version_grace_s(self) -> float:
-        """How long a replaced version must stay: the longest a request may read one version (an export
-        waits twice for a connection, counts, then computes its rows), plus the margin."""
-        longest_read = 2 * self.queue_timeout_s + self.query_timeout_s + self.export_timeout_s
-        return longest_read + self.version_drop_margin_s
+        """How long a replaced version stays before it may be dropped: the longest read, plus the margin."""
+        return self.longest_read_s + self.version_drop_margin_s
 
     @field_validator("admin_key", "clickhouse_url", "download_proxy", mode="before")
     @classmethod

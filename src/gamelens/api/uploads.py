@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import invalid
+from ..errors import GameLensError, invalid
 from ..ingest.jobs import Uploads
 from ..ingest.received import receive_file
 from ..keys import Principal
@@ -125,6 +125,9 @@ def get_upload(upload_id: UploadId, uploads: Jobs, who: Caller):
 
 @router.post("/{upload_id:int}/activate", summary="Make a kept older version the active dataset")
 def activate(upload_id: UploadId, uploads: Jobs, _: Admin):
-    uploads.get(upload_id)  # 404 for an unknown id
+    rec = uploads.get(upload_id)  # 404 for an unknown id
+    if rec["state"] != "succeeded":  # a running upload's table may exist for a moment before its switch
+        raise GameLensError("upload_not_succeeded", f"Upload {upload_id} is {rec['state']}; only the data of a "
+                            "succeeded upload can be activated.", 409, param="id", value=upload_id)
     uploads.versions.activate(upload_id)
     return uploads.get(upload_id)

@@ -60,8 +60,9 @@ class Uploads:
         """Uploads that were running when the process died are `interrupted` (or `succeeded`, when
         the switch to their data had happened); their leftovers go; kept versions written by earlier
         releases are upgraded (a version that cannot be is reported on its record, never served)."""
-        active = self.versions.active(fresh=True, engine=self.worker)
         records = self._records()
+        self.versions.adopt({rec.id for rec in records if rec.state == "succeeded"})
+        active = self.versions.active(fresh=True, engine=self.worker)
         for rec in records:
             if rec.running and rec.id == active:
                 rows = self.worker.select(f"SELECT count() FROM {self.versions.table(active)}", readonly=False).scalar()
@@ -72,8 +73,7 @@ class Uploads:
                 self._interrupt(rec, "The server stopped while this upload was running; the previous dataset "
                                 "was kept. Submit it again.")
         shutil.rmtree(self.engine.incoming, ignore_errors=True)  # pipes and received files of cut-off loads
-        acknowledged = {rec.id for rec in records if rec.state == "succeeded"}
-        self.versions.reconcile(self.settings.keep_versions, acknowledged)
+        self.versions.tidy(self.settings.keep_versions, {rec.id for rec in records if rec.state == "succeeded"})
         self._record_upgrades(self.versions.upgrade(), {rec.id: rec for rec in records})
 
     def _record_upgrades(self, outcome: dict[int, str | None], records: dict[int, UploadRecord]) -> None:
@@ -144,8 +144,8 @@ class Uploads:
         return [UploadRecord.model_validate_json(doc) for (doc,) in rows]
 
     def list(self) -> list[dict]:
-        stored = self.versions.stored_ids()
-        return [self._present(rec, stored) for rec in self._records()]
+        stored, active = self.versions.stored_ids(), self.versions.active()
+        return [self._present(rec, stored, active) for rec in self._records()]
 
     def get(self, upload_id: int) -> dict:
         with self._lock:
@@ -153,19 +153,20 @@ class Uploads:
             if live:
                 live = live.model_copy(deep=True)
         if live:
-            return self._present(live, self.versions.stored_ids())
+            return self._present(live, self.versions.stored_ids(), self.versions.active())
         rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL WHERE id = {{id:UInt64}}",
                                   {"id": upload_id}, readonly=False).rows
         if not rows:
             raise GameLensError("not_found", f"There is no upload {upload_id}.", 404, param="id", value=upload_id)
-        return self._present(UploadRecord.model_validate_json(rows[0][0]), self.versions.stored_ids())
+        return self._present(UploadRecord.model_validate_json(rows[0][0]), self.versions.stored_ids(),
+                             self.versions.active())
 
     @staticmethod
-    def _present(rec: UploadRecord, stored: list[int]) -> dict:
+    def _present(rec: UploadRecord, stored: list[int], active: int | None) -> dict:
         """The record as the API shows it: without where a file waited on this machine, with whether
-        its data is kept and served."""
+        its data is kept, and whether the pointer names it."""
         shown = rec.model_dump(mode="json", exclude={"path"})
-        shown["active"] = bool(stored) and stored[0] == rec.id
+        shown["active"] = rec.id == active
         shown["stored"] = rec.id in stored
         return shown
 
@@ -197,7 +198,7 @@ class Uploads:
             self._live[rec.id] = rec
             self._done[rec.id] = threading.Event()
         self._queue.put(rec.id)
-        return self._present(rec, [])
+        return self._present(rec, [], None)
 
     def _tolerance(self, requested: int | None) -> int:
         return self.settings.max_rejected_rows if requested is None else requested

@@ -16,6 +16,7 @@ LAYOUT moves to its number).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from .. import schema
 from ..engine import Engine, ident
 from ..errors import GameLensError
+
+log = logging.getLogger(__name__)
 
 LAYOUT = 2  # the layout this release writes
 _TAGGED = re.compile(r"^upload:(\d+)(?: layout:(\d+))?$")
@@ -118,4 +121,12 @@ def upgrade(engine: Engine, table: str, upload_id: int, layout: int) -> None:
             raise GameLensError("upgrade_failed", "The upgraded copy does not hold every row.", 500)
         engine.execute(f"EXCHANGE TABLES {copy} AND {src}")
     finally:
-        engine.execute(f"DROP TABLE IF EXISTS {copy} SYNC")  # after the exchange, the old layout
+        _drop_quietly(engine, copy)  # after the exchange, the old layout
+
+
+def _drop_quietly(engine: Engine, table: str) -> None:
+    """Drop an upgrade's copy; if that fails the upgrade still stands, and the next start drops it."""
+    try:
+        engine.execute(f"DROP TABLE IF EXISTS {table} SYNC")
+    except GameLensError as exc:
+        log.warning("dropping %s failed (%s); the next start drops it", table, exc.code)

@@ -53,12 +53,22 @@ def no_dataset() -> GameLensError:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The version one request reads: its upload id, its quoted table, and the table's UUID, which
-    names the data itself (two databases that each have an upload 1 have different UUIDs)."""
+    """The version one request reads: its upload id, its quoted table, the table's UUID, which names
+    the data itself (two databases that each have an upload 1 have different UUIDs), and the
+    monotonic time by which every read of it must have ended: the pointer was read no later than
+    the switch away from it, and the version stays for longer than that after the switch."""
 
     upload_id: int
     table: str
     identity: str
+    deadline: float
+
+    def check_time(self, needs_s: float) -> None:
+        """Refuse (503 busy) a statement that might need `needs_s` (a connection wait and its time
+        limit) and so might end after the deadline: its version could be gone by then."""
+        if time.monotonic() + needs_s > self.deadline:
+            raise GameLensError("busy", "The server is too busy to finish this request in time; try again.", 503,
+                                headers={"Retry-After": "1"})
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ class _Seen:
     upload_id: int | None
     snapshot: Snapshot | None  # what requests read; None with a `problem`, or before the first upload
     problem: GameLensError | None  # the error requests get instead (e.g. the version is not upgraded)
-    read_at: float  # monotonic
+    read_at: float  # monotonic time the reading started
 
     def stale(self) -> bool:
         return time.monotonic() - self.read_at > REFRESH_S
@@ -106,7 +116,9 @@ class Versions:
         self.engine = engine  # reads of the pointer and the catalogue (request side)
         self.writer = writer or engine  # renames, switches, drops (the upload worker's connections)
         self.grace_ns = int(engine.settings.version_grace_s * 1e9)
+        self.longest_read_s = engine.settings.longest_read_s
         self._lock = threading.Lock()  # switches, re-activations, upgrades and pruning: one at a time
+        self._seen_lock = threading.Lock()  # readings of the pointer are installed in the order they began
         self._seen = _Seen(None, None, None, -1e9)  # the pointer as last read
         self.on_switch: list[Callable[[Snapshot], None]] = []  # told each new active version (the cache)
 
@@ -124,7 +136,9 @@ class Versions:
     # --- which version is active --------------------------------------------------------------
 
     def _read_pointer(self, engine: Engine | None = None) -> int | None:
-        """Read the pointer and the table it names; remember what a request may read."""
+        """Read the pointer and the table it names; remember what a request may read (unless a reading
+        that began later is already installed: this one may predate a switch)."""
+        started = time.monotonic()
         res = (engine or self.engine).select(
             f"SELECT p.upload_id, t.uuid, t.comment FROM (SELECT upload_id FROM {self._q(POINTER)} "
             "ORDER BY at DESC, upload_id DESC LIMIT 1) AS p LEFT JOIN (SELECT name, toString(uuid) AS uuid, "
@@ -133,15 +147,19 @@ class Versions:
         upload_id, snap, problem = None, None, None
         if res.rows:
             upload_id, uuid, comment = res.rows[0]
-            snap, problem = self._servable(upload_id, uuid, comment)
-        previous = self._seen.snapshot
-        self._seen = _Seen(upload_id, snap, problem, time.monotonic())
-        if snap is not None and (previous is None or previous.identity != snap.identity):
-            for listener in self.on_switch:  # switched here or by another process
-                listener(snap)
+            snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s)
+        with self._seen_lock:
+            if started < self._seen.read_at:
+                return self._seen.upload_id
+            previous = self._seen.snapshot
+            self._seen = _Seen(upload_id, snap, problem, started)
+            if snap is not None and (previous is None or previous.identity != snap.identity):
+                for listener in self.on_switch:  # switched here or by another process; in order
+                    listener(snap)
         return upload_id
 
-    def _servable(self, upload_id: int, uuid: str, comment: str) -> tuple[Snapshot | None, GameLensError | None]:
+    def _servable(self, upload_id: int, uuid: str, comment: str, deadline: float
+                  ) -> tuple[Snapshot | None, GameLensError | None]:
         if not uuid:  # cannot happen by our own hand: the active version is never dropped
             return None, GameLensError("dataset_missing", f"The active dataset (upload {upload_id}) is missing from "
                                        "the database; activate another upload or upload again.", 503)
@@ -151,7 +169,7 @@ class Versions:
                 "dataset_not_upgraded", f"The active dataset (upload {upload_id}) is not in the layout this "
                 "release reads; it is upgraded when the server that writes starts (see the upload's record).",
                 503, headers={"Retry-After": "5"})
-        return Snapshot(upload_id, self.table(upload_id), uuid), None
+        return Snapshot(upload_id, self.table(upload_id), uuid, deadline), None
 
     def active(self, fresh: bool = False, engine: Engine | None = None) -> int | None:
         """The active upload id (None before the first upload), cached for REFRESH_S. The worker
@@ -210,7 +228,8 @@ class Versions:
                                               "AND name = {t:String}", {"db": self.engine.db,
                                                                          "t": version_name(upload_id)},
                                               readonly=False).scalar()
-                    before_switch(Snapshot(upload_id, self.table(upload_id), uuid))
+                    before_switch(Snapshot(upload_id, self.table(upload_id), uuid,
+                                           time.monotonic() + self.longest_read_s))
                 except Exception:  # only a cache: it fills as pages are read
                     log.exception("preparing the cache of upload %s failed", upload_id)
                     warnings.append("Preparing the new version's cached answers failed; they are computed as "
@@ -222,8 +241,6 @@ class Versions:
         """Make a kept version active again. Compared against the pointer itself; a version whose table
         is gone, or that could not be upgraded, is refused (409). Returns only once the pointer names it."""
         with self._lock:
-            if self.active(fresh=True, engine=self.writer) == upload_id:
-                return
             held = {h.upload_id: h for h in self.holdings(self.writer) if h.is_version}
             if upload_id not in held:
                 raise GameLensError("version_not_kept", f"Upload {upload_id} has no stored data to re-activate "
@@ -233,6 +250,8 @@ class Versions:
                 raise GameLensError("version_not_upgraded", f"Upload {upload_id}'s data could not be brought to the "
                                     "layout this release reads (its record says why), so it cannot be served.", 409,
                                     param="id", value=upload_id)
+            if self.active(fresh=True, engine=self.writer) == upload_id:
+                return
             self._switch(upload_id)
             now = self.active(fresh=True, engine=self.writer)
             if now != upload_id:
@@ -296,28 +315,54 @@ class Versions:
 
     def discard(self, upload_id: int) -> None:
         """Drop what a failed upload built: its staging table and, if it got that far, its version
-        table. Never a version the pointer has named (checked against the pointer itself)."""
-        self.writer.execute(f"DROP TABLE IF EXISTS {self._q(stage_name(upload_id))} SYNC")
-        _, history = self._history()
-        if all(named != upload_id for _, named in history):
-            self.writer.execute(f"DROP TABLE IF EXISTS {self.table(upload_id)} SYNC")
+        table. Never a version the pointer has named (checked against the pointer itself, under the
+        lock that switches take)."""
+        with self._lock:
+            self.writer.execute(f"DROP TABLE IF EXISTS {self._q(stage_name(upload_id))} SYNC")
+            _, history = self._history()
+            if all(named != upload_id for _, named in history):
+                self.writer.execute(f"DROP TABLE IF EXISTS {self.table(upload_id)} SYNC")
 
     # --- start-up ---------------------------------------------------------------------------------
 
-    def reconcile(self, keep: int, acknowledged: set[int]) -> None:
-        """At start-up: adopt a data directory written before the pointer existed, drop half-built tables
-        and versions that no upload record acknowledges and no pointer row names, and prune."""
+    def adopt(self, acknowledged: set[int]) -> None:
+        """At start-up, first: give every version table its own name and make sure the pointer names a
+        version when any is kept. Repairs what earlier releases and their crashes left:
+        - release 421b14a named the active version `games`; a crash between its EXCHANGE and RENAME
+          left a version under another version's or a staging table's name (its comment says whose);
+        - a pointer that names nothing while acknowledged versions are kept."""
         with self._lock:
-            holdings = self.holdings(self.writer)
-            legacy = next((h for h in holdings if h.name == LEGACY_ACTIVE), None)
+            for h in self.holdings(self.writer):
+                own = (version_name(h.upload_id), stage_name(h.upload_id), migrations.upgrade_name(h.upload_id))
+                if h.name != LEGACY_ACTIVE and h.name not in own:
+                    self._rename_to_own_name(h)
+            legacy = next((h for h in self.holdings(self.writer) if h.name == LEGACY_ACTIVE), None)
             if legacy is not None:
-                self.writer.execute(f"RENAME TABLE {self._q(LEGACY_ACTIVE)} TO {self.table(legacy.upload_id)}")
-                if self.active(fresh=True, engine=self.writer) is None:
-                    self._switch(legacy.upload_id)
-                holdings = self.holdings(self.writer)
+                if self.active(fresh=True, engine=self.writer) is None:  # first the pointer: a crash
+                    self._switch(legacy.upload_id)  # before the rename is repaired at the next start
+                self._rename_to_own_name(legacy)
+            if self.active(fresh=True, engine=self.writer) is None:
+                kept = [h.upload_id for h in self.holdings(self.writer) if h.is_version and h.upload_id in acknowledged]
+                if kept:
+                    log.warning("no version was active; upload %s (the newest kept) is served", max(kept))
+                    self._switch(max(kept))
+
+    def _rename_to_own_name(self, held: Held) -> None:
+        names = {h.name for h in self.holdings(self.writer)}
+        if version_name(held.upload_id) in names:
+            log.warning("table %s holds upload %s, whose own name is taken; left as it is", held.name,
+                        held.upload_id)
+            return
+        self.writer.execute(f"RENAME TABLE {self._q(held.name)} TO {self.table(held.upload_id)}")
+
+    def tidy(self, keep: int, acknowledged: set[int]) -> None:
+        """At start-up, once records are reconciled: drop half-built tables (staging tables, upgrade
+        copies, a server-side load's raw table) and versions that no upload record acknowledges and no
+        pointer row names; then prune, by the same rule as ever."""
+        with self._lock:
             _, history = self._history()
             named = {upload_id for _, upload_id in history}
-            for h in holdings:
+            for h in self.holdings(self.writer):
                 never_served = h.upload_id not in named and h.upload_id not in acknowledged
                 if not h.is_version or never_served:
                     self.writer.execute(f"DROP TABLE IF EXISTS {self._q(h.name)} SYNC")

@@ -21,13 +21,14 @@ import orjson
 
 from ..observe import CACHE_REQUESTS
 
-Key = tuple[str, str, tuple[tuple[str, str], ...]]
+Key = tuple[str, str, tuple[tuple[str, str], ...], tuple]
 
 
-def make_key(identity: str, route: str, items: list[tuple[str, str]]) -> Key:
+def make_key(identity: str, route: str, items: list[tuple[str, str]], constants: dict) -> Key:
     """`identity` names the dataset itself (its table's UUID), not only its upload id: two databases
-    that each have an upload 1 never share a key or an ETag."""
-    return identity, route, tuple(sorted(items))
+    that each have an upload 1 never share a key or an ETag. `constants` are the settings bound into
+    every read (the review multiple): changing one changes the answers, so the key too."""
+    return identity, route, tuple(sorted(items)), tuple(sorted(constants.items()))
 
 
 def etag(key: Key) -> str:

@@ -74,8 +74,11 @@ class Explorer:
     def close(self) -> None:
         self._parallel.shutdown(wait=False, cancel_futures=True)
 
-    def _select(self, sql: str, params: dict, settings: dict | None = None, spent: list | None = None):
-        """Run a read; `spent` collects the engine's own time of each statement (reported as engine_ms)."""
+    def _select(self, snap: Snapshot, sql: str, params: dict, settings: dict | None = None,
+                spent: list | None = None):
+        """Run a read of `snap`; `spent` collects the engine's own time of each statement (engine_ms).
+        A statement that might not end before `snap` may be dropped is refused before it starts."""
+        snap.check_time(self.settings.queue_timeout_s + self.settings.query_limit_s)
         res = self.engine.select(sql, {**self.constants, **params}, settings=settings)
         if spent is not None:
             spent.append(res.stats.get("elapsed_ms", 0))
@@ -90,7 +93,7 @@ class Explorer:
         parse, compute = self._kinds[kind]
         req = parse(items)  # a bad parameter is a 400 whether or not there is data
         snap = self.versions.current()
-        key = make_key(snap.identity, kind, items)
+        key = make_key(snap.identity, kind, items, self.constants)
         tag = etag(key)
         if tag in if_none_match:
             return Answer(tag, None, True)
@@ -110,15 +113,16 @@ class Explorer:
             for items in requests:
                 parse, compute = self._kinds[kind]
                 path = "/api/v1/games" + ("" if kind == "rows" else f"/{kind}")
-                self.cache.put(make_key(snap.identity, kind, items), compute(parse(items), items, path, snap))
+                self.cache.put(make_key(snap.identity, kind, items, self.constants),
+                               compute(parse(items), items, path, snap))
 
     def _rows(self, req: build.RowsRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         page_size = req.limit
         req.limit += 1  # one more row tells whether a next page exists
         spent: list[float] = []
-        total = self._parallel.submit(self._select, *build.count_sql(req.where, snap.table), spent=spent)
+        total = self._parallel.submit(self._select, snap, *build.count_sql(req.where, snap.table), spent=spent)
         facets = {name: self._parallel.submit(self._facet, req, name, snap, spent) for name in req.facets}
-        res = self._select(*build.rows_sql(req, snap.table), spent=spent)  # on this thread: one hop fewer
+        res = self._select(snap, *build.rows_sql(req, snap.table), spent=spent)  # on this thread: one hop fewer
         more, data = len(res.rows) > page_size, res.rows[:page_size]
         width = len(req.fields)
         next_cursor = build.encode_cursor(req.sort, data[-1][width:]) if more else None
@@ -137,13 +141,13 @@ class Explorer:
         return answer
 
     def _facet(self, req: build.RowsRequest, name: str, snap: Snapshot, spent: list) -> list[dict]:
-        res = self._select(*build.facet_sql(req, name, snap.table), spent=spent)
+        res = self._select(snap, *build.facet_sql(req, name, snap.table), spent=spent)
         return [{"value": v, "count": n} for v, n in res.rows]
 
     def _game(self, app_id: int, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         names = schema.output_names()
         spent: list[float] = []
-        res = self._select(f"SELECT {', '.join(build.field_sql(n) for n in names)} FROM {snap.table} "
+        res = self._select(snap, f"SELECT {', '.join(build.field_sql(n) for n in names)} FROM {snap.table} "
                            f"WHERE {ident(schema.KEY)} = {{id:UInt32}} ORDER BY {schema.ROW_COL} LIMIT 1",
                            {"id": app_id}, spent=spent)
         if not res.rows:
@@ -153,7 +157,7 @@ class Explorer:
 
     def _aggregate(self, req: build.AggRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         spent: list[float] = []
-        res = self._select(*build.aggregate_sql(req, snap.table), {"exact_rows_before_limit": 1}, spent)
+        res = self._select(snap, *build.aggregate_sql(req, snap.table), {"exact_rows_before_limit": 1}, spent)
         total = res.stats.get("rows_before_limit")
         total = len(res.rows) + req.offset if total is None else total
         more = req.offset + len(res.rows) < total
@@ -169,7 +173,7 @@ class Explorer:
     def _summary(self, cond: build.Where, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         """One segment at a glance (the matching games), its statements side by side."""
         spent: list[float] = []
-        futures = {name: self._parallel.submit(self._select, sql, params, spent=spent)
+        futures = {name: self._parallel.submit(self._select, snap, sql, params, spent=spent)
                    for name, (sql, params) in build.summary_sql(cond, snap.table).items()}
         parts = {name: f.result().dicts() for name, f in futures.items()}
         return {**parts.pop("overview")[0], **parts, "version": snap.upload_id,
@@ -192,12 +196,12 @@ class Explorer:
         limit = req.limit if req.limited else cap
         snap = self.versions.current()
         if aggregate_view:
-            total = self._select(*build.aggregate_count_sql(req, snap.table)).scalar()
+            total = self._select(snap, *build.aggregate_count_sql(req, snap.table)).scalar()
             sql, params = build.aggregate_export_sql(req, snap.table, limit)
         else:
-            total = self._select(*build.count_sql(req.where, snap.table)).scalar()
+            total = self._select(snap, *build.count_sql(req.where, snap.table)).scalar()
             sql, params = build.export_sql(req, snap.table, limit)
-        spool = self._spool(sql, params, fmt, aggregate_view)
+        spool = self._spool(snap, sql, params, fmt, aggregate_view)
         exported = min(max(total - req.offset, 0), limit)
         name = "games-aggregate" if aggregate_view else "games"
         headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"',
@@ -207,12 +211,13 @@ class Explorer:
         spool.seek(0)
         return _send(spool), ENGINE_FORMATS[fmt][1], headers
 
-    def _spool(self, sql: str, params: dict, fmt: str, aggregate_view: bool) -> IO[bytes]:
+    def _spool(self, snap: Snapshot, sql: str, params: dict, fmt: str, aggregate_view: bool) -> IO[bytes]:
+        snap.check_time(self.settings.queue_timeout_s + self.settings.export_limit_s)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         # Unlinked at once (nothing is left after a crash); closed by _send or just below.
         out = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115
         settings = {"max_result_rows": self.settings.export_max_rows + 1,
-                    "max_execution_time": max(1, int(self.settings.export_timeout_s)),
+                    "max_execution_time": self.settings.export_limit_s,
                     "format_csv_null_representation": ""}
         if not aggregate_view:
             # Row exports write CSV columns as `expr AS name`: filters and sort keys must still read
