@@ -18,13 +18,15 @@ import contextlib
 import gzip
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 
 class FileServer:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, host: str = "127.0.0.1"):
         self.root = root
         self.hold = threading.Event()
         self.requests: list[str] = []
@@ -41,14 +43,15 @@ class FileServer:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     server.route(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
 
     def url(self, name: str, mode: str = "files") -> str:
         return f"{self.base}/{mode}/{name}"
@@ -118,3 +121,51 @@ class FileServer:
                     self.hold.wait(0.5)
         else:
             self._send(h, 404, b"no such path")
+
+
+class ForwardProxy:
+    """A plain HTTP forward proxy (absolute-URI GET, no redirects followed): it fetches whatever it is
+    asked for, as a proxy on an internal network would."""
+
+    def __init__(self):
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+        self.requests: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                proxy.requests.append(self.path)
+                try:
+                    with opener.open(self.path, timeout=10) as upstream:
+                        status, headers, body = upstream.status, upstream.headers, upstream.read()
+                except urllib.error.HTTPError as exc:
+                    status, headers, body = exc.code, exc.headers, exc.read()
+                self.send_response(status)
+                for name in ("Content-Type", "Location"):
+                    if headers.get(name):
+                        self.send_header(name, headers[name])
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kw):
+        return None  # hand the 3xx back to the client, as a proxy does

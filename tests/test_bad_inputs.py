@@ -182,6 +182,11 @@ CURSORS = [
     ("price", [float("nan"), 1, 1]), ("price", [float("inf"), 1, 1]), ("price", [1e30, 1, 1]),
     ("price", ["19.99", 1, 1]), ("release_date", [0, "2020-02-30", 1, 1]), ("release_date", [0, "1969-12-31", 1, 1]),
     ("windows", ["true", 1, 1]), ("name", [5, 1, 1]), ("", [1]), ("", {"a": 1, "b": 2}),
+    # Forms Python 3.11's date.fromisoformat takes but a Date key is not: week dates, ordinal dates,
+    # compact forms, a time.
+    ("release_date", [0, "2020-W01-1", 1, 1]), ("release_date", [0, "2020W011", 1, 1]),
+    ("release_date", [0, "2020-032", 1, 1]), ("release_date", [0, "20200102", 1, 1]),
+    ("release_date", [0, "2020-01-02T00:00", 1, 1]), ("release_date", [0, "２０２０-01-02", 1, 1]),
 ]
 
 

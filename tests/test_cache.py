@@ -3,6 +3,13 @@ warmed before a version is visible; ETag and If-None-Match on every read answer.
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+import urllib.parse
+
+from gamelens.query.cache import make_key
+from gamelens.query.run import WARM
+
 from .conftest import sample_table, upload, write_csv
 
 READS = ["/api/v1/games?genres=indie&sort=-rating&limit=5", "/api/v1/games/aggregate?group_by=tags&metrics=count",
@@ -62,8 +69,20 @@ def test_etags_name_the_dataset_not_only_its_upload_id(make_client, files):
 
 
 def test_the_default_views_are_ready_before_the_switch(make_client, files):
+    """At the moment of the switch (the pointer names the new version), every warmed answer is already
+    in the cache; and the page's first requests are hits."""
     client = make_client()
+    explorer = client.app.state.explorer
+    at_switch = []
+
+    def check(snap):
+        keys = [make_key(snap.identity, kind, items, explorer.constants)
+                for kind, requests in WARM.items() for items in requests]
+        at_switch.append([explorer.cache.get(key) is not None for key in keys])
+
+    client.app.state.uploads.versions.on_switch.insert(0, check)
     upload(client, files.url("sample.csv"))
+    assert at_switch and all(all(ready) for ready in at_switch), at_switch
     ui_default = "/api/v1/games?fields=name,release_date,price,reviews,rating,est_owners,genres,app_id&limit=50"
     for path in ("/api/v1/games", ui_default, "/api/v1/games/summary",
                  "/api/v1/games/aggregate?group_by=genres,release_year&metrics=count&limit=1000&top=8"):
@@ -96,3 +115,62 @@ def test_a_setting_that_changes_answers_changes_their_etags(make_client, files):
     after = again.get(path, headers={"If-None-Match": before.headers["etag"]})
     assert after.status_code == 200 and after.json()["rows"][0]["est_owners"] == 2 * before.json()["rows"][0][
         "est_owners"]
+
+
+def _traced_growth(action) -> int:
+    """Python memory still held after `action` (tracemalloc), garbage collected before and after."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        action()
+        urllib.parse.clear_cache()  # the standard library's own bounded cache of split URLs (128 entries)
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_cache_holds_no_more_memory_than_it_is_allowed(make_client, files):
+    """Real memory, not the cache's own counter: 300 distinct 60 KB query strings (keys) and then 60
+    pages of full rows (answers) each leave at most GAMELENS_CACHE_MB (1 MB) held, and a little slack
+    for the request machinery."""
+    client = make_client(cache_mb=1)
+    upload(client, files.url("sample.csv"))
+    client.get("/api/v1/games", params={"name__contains": "warm-up", "limit": 1})  # first-call allocations
+
+    def long_keys():
+        for i in range(300):
+            r = client.get("/api/v1/games", params={"name__contains": "x" * 60000 + str(i), "limit": 1,
+                                                    "fields": "app_id"})
+            assert r.status_code == 200
+
+    def big_answers():
+        for i in range(60):
+            assert client.get("/api/v1/games", params={"limit": 100, "offset": i}).status_code == 200
+
+    allowed = (1 << 20) * 1.1 + (256 << 10)
+    for action in (long_keys, big_answers):
+        growth = _traced_growth(action)
+        assert growth <= allowed, f"{action.__name__}: {growth / 2**20:.1f} MiB held"
+        assert client.app.state.explorer.cache.size_bytes <= 1 << 20
+
+
+def test_the_number_of_answers_is_capped(make_client, files):
+    client = make_client(cache_entries=5)
+    upload(client, files.url("sample.csv"))
+    for i in range(20):
+        client.get("/api/v1/games", params={"limit": 1, "offset": i})
+    assert len(client.app.state.explorer.cache) == 5
+
+
+def test_only_admins_see_whether_an_answer_was_cached(make_client, files):
+    """X-Cache would tell any key which queries other keys asked."""
+    client = make_client()
+    upload(client, files.url("sample.csv"))
+    reader = {"Authorization": "Bearer " + client.post("/api/v1/keys", json={"name": "r", "role": "reader"}
+                                                       ).json()["key"]}
+    client.get(READS[0])
+    r = client.get(READS[0], headers=reader)
+    assert r.status_code == 200 and "x-cache" not in r.headers and r.headers["etag"]
+    assert client.get(READS[0]).headers["x-cache"] == "hit"

@@ -3,11 +3,15 @@ spreadsheet, and upload again to the same rows."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import io
 import json
+import os
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +19,7 @@ import uvicorn
 
 from gamelens.api.app import create_app
 
-from .conftest import AUTH, engine_of, make_settings, sample_table, upload, write_csv
+from .conftest import AUTH, DATA_DIR, engine_of, make_settings, sample_table, upload, write_csv
 
 
 def _stored_rows(client) -> list[list]:
@@ -44,6 +48,9 @@ def test_a_full_csv_export_uploads_again_to_the_same_rows(make_client, files):
 
 
 FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tTabbed", "\rReturned"]
+# Spellings that spreadsheets also run: after leading whitespace (NBSP, newlines too), a pipe (DDE),
+# full-width and small forms (NFKC), and a cell that already starts with ' and a formula.
+SPELLINGS = [" =1+1", "\n=1+1", "\xa0=1+1", "|calc!A0", "\uff1d1+1", "\uff20SUM(A1)", "\ufe621+1", "'=1+1", "''@x"]
 
 
 def test_csv_export_neutralises_formulas_and_still_round_trips(make_client, files):
@@ -55,6 +62,9 @@ def test_csv_export_neutralises_formulas_and_still_round_trips(make_client, file
         table[i][about] = formula + " about"
         table[i][tags] = formula + ",Indie"
         table[i][dev] = formula
+    for i, spelling in enumerate(SPELLINGS, start=len(FORMULAS) + 1):  # text columns keep them as written
+        table[i][name] = spelling
+        table[i][about] = spelling + " about"
     table[1][price] = "-1.50"  # a number: never touched
     (files.root / "formulas.csv").write_bytes(write_csv(table))
     source = make_client()
@@ -66,9 +76,15 @@ def test_csv_export_neutralises_formulas_and_still_round_trips(make_client, file
         for field, text in (("name", formula), ("about_the_game", formula + " about"), ("tags", formula + ",Indie"),
                             ("developers", formula)):
             assert row[field] == "'" + text, (field, row[field])
+    for i, spelling in enumerate(SPELLINGS, start=len(FORMULAS) + 1):
+        row = rows[table[i][1]]
+        # A source cell that starts with ' before a formula is that formula escaped (the upload drops
+        # one '), so the export writes it as the source did; any other gains one '.
+        escaped = spelling if spelling.startswith("'") else "'" + spelling
+        assert (row["name"], row["about_the_game"]) == (escaped, escaped + " about"), spelling
     assert rows[table[1][1]]["price"] == "-1.5"
-    untouched = rows[table[10][1]]
-    assert untouched["name"] == table[10][name]
+    untouched = rows[table[20][1]]
+    assert untouched["name"] == table[20][name]
     (files.root / "formulas_export.csv").write_bytes(r.content)
     again = make_client()
     assert upload(again, files.url("formulas_export.csv"))["state"] == "succeeded"
@@ -152,16 +168,97 @@ def test_a_slow_reader_gets_every_row(live):
 
 
 def test_an_export_that_fails_midway_is_visibly_cut(live, monkeypatch):
-    """If sending breaks off after the first block, the connection is dropped short of
-    Content-Length: the client gets an error, never a clean end with missing rows."""
-    from gamelens.query import run
+    """The spool file loses its end after the export was computed (a disk error, say): the real sending
+    path sends what it can read and the connection is dropped short of Content-Length, so the client
+    gets an error, never a clean end with missing rows."""
+    import os
 
-    def failing(spool):
-        with spool:
-            yield spool.read(1 << 16)
-            raise OSError("the disk went away")
+    from gamelens.query.run import Explorer
 
-    monkeypatch.setattr(run, "_send", failing)
+    real = Explorer.export
+
+    def export_then_lose_the_end(self, *args, **kw):
+        spool, media, headers = real(self, *args, **kw)
+        os.ftruncate(spool._file.fileno(), 1 << 16)
+        return spool, media, headers
+
+    monkeypatch.setattr(Explorer, "export", export_then_lose_the_end)
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.get(f"{live}/api/v1/games", params={"format": "ndjson", "fields": "app_id,name"}, headers=AUTH,
                   timeout=60)
+
+
+def _open_spools() -> int:
+    """Spool files this process holds open (unlinked files under a data directory's tmp/)."""
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if "/tmp/" in target and target.endswith("(deleted)") and str(DATA_DIR) in target:
+                count += 1
+    return count
+
+
+def _eventually(check, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def no_gc():
+    """Whatever frees a spool must do it by itself: the garbage collector does not run meanwhile."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def test_a_client_that_reads_a_little_and_leaves_frees_the_spool(live, no_gc):
+    export = {"format": "csv", "fields": "app_id,name,release_date"}
+    for _ in range(3):
+        with httpx.stream("GET", f"{live}/api/v1/games", params=export, headers=AUTH, timeout=60) as r:
+            assert r.status_code == 200
+            next(r.iter_bytes(64 * 1024))
+        # the client closed its connection after one block
+    assert _eventually(lambda: _open_spools() == 0), f"{_open_spools()} spool files still open"
+
+
+def test_exports_are_capped_per_key_and_free_their_slot_when_done(live, no_gc):
+    """A key opens exports and does not read them: past GAMELENS_EXPORTS_PER_KEY (2) the next one is
+    503 busy with Retry-After; once the clients close, exports run again and no spool is left."""
+    export = {"format": "ndjson"}  # every field: ~80 MB each, far more than the sockets' buffers hold
+    held = []
+    try:
+        for _ in range(2):
+            stream = httpx.stream("GET", f"{live}/api/v1/games", params=export, headers=AUTH, timeout=60)
+            held.append(stream)
+            assert stream.__enter__().status_code == 200
+        r = httpx.get(f"{live}/api/v1/games", params=export, headers=AUTH, timeout=60)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "busy", r.text
+        assert int(r.headers["retry-after"]) > 0 and "GAMELENS_EXPORTS_PER_KEY" in r.json()["error"]["message"]
+    finally:
+        for stream in held:
+            stream.__exit__(None, None, None)
+    assert _eventually(lambda: _open_spools() == 0)
+    r = httpx.get(f"{live}/api/v1/games", params={**export, "limit": 10}, headers=AUTH, timeout=60)
+    assert r.status_code == 200 and len(r.text.splitlines()) == 10
+
+
+@pytest.mark.parametrize("cap,setting", [({"export_spool_mb": 1}, "GAMELENS_EXPORT_SPOOL_MB"),
+                                         ({"min_free_disk_mb": 1 << 40}, "GAMELENS_MIN_FREE_DISK_MB")],
+                         ids=["spool_bytes", "free_disk"])
+def test_an_export_past_the_disk_caps_is_busy_and_leaves_nothing(make_client, files, no_gc, cap, setting):
+    client = make_client(**cap)
+    (files.root / "thousand.csv").write_bytes(write_csv(sample_table()[:1] + sample_table()[1:] * 10))
+    assert upload(client, files.url("thousand.csv"))["state"] == "succeeded"
+    r = client.get("/api/v1/games", params={"format": "csv"})  # ~1.6 MB of CSV
+    assert r.status_code == 503 and r.json()["error"]["code"] == "busy" and setting in r.json()["error"]["message"]
+    assert r.headers["retry-after"]
+    assert _open_spools() == 0
+    small = client.get("/api/v1/games", params={"format": "csv", "limit": 5, "fields": "app_id"})
+    assert small.status_code == (503 if setting == "GAMELENS_MIN_FREE_DISK_MB" else 200)

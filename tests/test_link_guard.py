@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from urllib.parse import urlsplit
 
 import pytest
 
 from gamelens.errors import GameLensError
 from gamelens.ingest import download
 
-from .conftest import make_settings, upload
+from .conftest import SAMPLE, make_settings, upload
 
 REFUSED = [
     "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "255.255.255.255",
@@ -27,8 +28,14 @@ REFUSED = [
     "2002:7f00:1::",  # 6to4 of 127.0.0.1
     "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
     "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+    "::127.0.0.1", "::8.8.8.8",  # IPv4-compatible (deprecated): outside 2000::/3
+    "::ffff:0:127.0.0.1", "::ffff:0:8.8.8.8",  # SIIT IPv4-translated
+    "64:ff9b:1::7f00:1", "64:ff9b:1::808:808",  # local-use NAT64 (RFC 8215)
+    "fec0::1",  # site-local (deprecated)
+    "100::1", "3fff::1", "5f00::1",  # discard-only, documentation (2024), SRv6 SIDs
 ]
-ALLOWED = ["1.1.1.1", "8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+ALLOWED = ["1.1.1.1", "8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "2a00:1450:4001:80e::200e",
+           "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"]  # mapped, NAT64, 6to4 of 8.8.8.8
 
 
 @pytest.mark.parametrize("address", REFUSED)
@@ -136,3 +143,63 @@ def test_readers_see_links_without_credentials_or_query(make_client, files):
     assert client.get(f"/api/v1/uploads/{rec['id']}", headers=as_reader).json()["url"] == plain
     assert client.get("/api/v1/uploads", headers=as_reader).json()["uploads"][0]["url"] == plain
     assert client.get(f"/api/v1/uploads/{rec['id']}").json()["url"] == url  # admins see it whole
+
+
+BAD_LINKS = ["http://example.com/games.csv\n", "http://example.com/ga\x00mes.csv", "http://example.com/\tgames.csv",
+             "http://[::1]x/games.csv", "http://example.com:99999/games.csv"]
+
+
+@pytest.mark.parametrize("link", BAD_LINKS, ids=range(len(BAD_LINKS)))
+def test_malformed_links_are_400_bad_url(client, link, caplog):
+    r = client.post("/api/v1/uploads", json={"url": link})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_url", r.text
+    assert "Traceback" not in caplog.text
+
+
+def test_a_redirect_to_a_malformed_location_fails_the_upload_as_bad_url(client, files):
+    rec = upload(client, f"{files.base}/redirect-to?url=http://[::1]x/games.csv")
+    assert rec["state"] == "failed" and rec["error"]["code"] == "bad_url", rec
+
+
+@pytest.fixture
+def internal(files):
+    """A second file server on another loopback address (127.0.0.2): an internal service."""
+    from .fileserver import FileServer
+
+    server = FileServer(files.root, host="127.0.0.2")
+    (files.root / "internal-metadata.csv").write_bytes((files.root / "sample.csv").read_bytes())
+    yield server
+    server.close()
+
+
+def test_every_hop_is_checked_through_a_proxy_too(monkeypatch, make_client, files, internal):
+    """With GAMELENS_DOWNLOAD_PROXY the proxy connects; a public link (the file server on 127.0.0.1
+    stands in for one) that redirects to an internal address must not be fetched through it."""
+    from .fileserver import ForwardProxy
+
+    real = download.is_public
+    monkeypatch.setattr(download, "is_public", lambda ip: str(ip) == "127.0.0.1" or real(ip))
+    proxy = ForwardProxy()
+    try:
+        client = make_client(download_proxy=proxy.url, allow_private_urls=False)
+        direct = upload(client, files.url("sample.csv"))  # through the proxy, to a "public" host: fine
+        assert direct["state"] == "succeeded", direct
+        rec = upload(client, f"{files.base}/redirect-to?url={internal.url('internal-metadata.csv')}")
+        assert rec["state"] == "failed" and rec["error"]["code"] == "private_address", rec
+        assert [urlsplit(p).hostname for p in proxy.requests] == ["127.0.0.1", "127.0.0.1"], proxy.requests
+        assert not internal.requests
+    finally:
+        proxy.close()
+
+
+def test_readers_see_the_name_of_a_file_loaded_from_a_server_path(make_client):
+    client = make_client()
+    uploads = client.app.state.uploads
+    rec = uploads.submit_file(SAMPLE, str(SAMPLE), "path", "cli")
+    uploads.wait(rec["id"], 60)
+    reader = client.post("/api/v1/keys", json={"name": "viewer", "role": "reader"}).json()["key"]
+    shown = client.get(f"/api/v1/uploads/{rec['id']}", headers={"Authorization": f"Bearer {reader}"}).json()
+    assert shown["url"] == "sample_games.csv" and shown["state"] == "succeeded", shown
+    assert str(SAMPLE.parent) not in str(client.get("/api/v1/uploads", headers={"Authorization": f"Bearer {reader}"}
+                                                    ).json())
+    assert client.get(f"/api/v1/uploads/{rec['id']}").json()["url"] == str(SAMPLE)  # admins see where it lies

@@ -6,6 +6,8 @@ import threading
 import time
 
 from .conftest import (
+    AUTH,
+    SAMPLE,
     SHORT_GRACE,
     active_table,
     dataset_rows,
@@ -235,6 +237,53 @@ def test_file_uploads_are_capped_and_checked(make_client, files):
     r = client.post("/api/v1/uploads", files={"file": ("x.csv", b"a,b\n", "text/csv")},
                     data={"max_rejected_rows": "lots"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_rejected_rows"
+
+
+def _multipart(name: str, data: bytes, boundary: str = "gamelens-test-boundary") -> tuple[bytes, str]:
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: text/csv\r\n\r\n").encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _partial_files(server) -> list:
+    return list((server.data_dir / "incoming").glob("upload-*"))
+
+
+def test_file_uploads_are_capped_while_they_stream(server_process):
+    """Without Content-Length (a chunked body) the cap holds as the bytes arrive; a client that sends
+    half a file and disconnects leaves nothing behind; the server answers on."""
+    import socket
+
+    server = server_process(max_upload_mb=1).start()
+    body, ctype = _multipart("big.csv", write_csv(sample_table()[:1] + sample_table()[1:] * 40))  # ~6.6 MB
+
+    def chunked():
+        for i in range(0, len(body), 64 * 1024):
+            yield body[i:i + 64 * 1024]
+
+    with server.client() as http:
+        r = http.post("/api/v1/uploads", content=chunked(), headers={"Content-Type": ctype})
+        assert "content-length" not in r.request.headers
+        assert r.status_code == 413 and r.json()["error"]["code"] in ("too_large", "body_too_large"), r.text
+        assert not _partial_files(server)
+        records = len(http.get("/api/v1/uploads").json()["uploads"])
+
+    small, _ = _multipart("half.csv", SAMPLE.read_bytes())
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(f"POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH['Authorization']}\r\n"
+                     f"Content-Type: {ctype}\r\nContent-Length: {len(small)}\r\n\r\n".encode())
+        sock.sendall(small[:len(small) // 2])
+        deadline = time.monotonic() + 10
+        while not _partial_files(server) and time.monotonic() < deadline:  # the server is writing the part
+            time.sleep(0.05)
+        assert _partial_files(server)
+    deadline = time.monotonic() + 10
+    while _partial_files(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _partial_files(server)
+    with server.client() as http:
+        assert http.get("/healthz").status_code == 200
+        assert len(http.get("/api/v1/uploads").json()["uploads"]) == records
 
 
 def test_load_the_bundled_sample(client):

@@ -212,13 +212,16 @@ def _ask(path: str, params: list[str] | None, server: str | None) -> None:
         explorer = Explorer(engine, versions, get_settings())
         try:
             if export:
-                body, _, _ = explorer.export(items, None, path == "/aggregate")
-                for block in body:
-                    sys.stdout.buffer.write(block)
+                spool, _, _ = explorer.export(items, None, path == "/aggregate", "cli")
+                try:
+                    for block in spool.blocks():
+                        sys.stdout.buffer.write(block)
+                finally:
+                    spool.close()
             else:
                 kind = path.lstrip("/") or "rows"
-                body = explorer.answer(kind, items, f"/api/v1/games{path}").body
-                print(json.dumps(body, indent=1, ensure_ascii=False, default=str))
+                body = json.loads(explorer.answer(kind, items, f"/api/v1/games{path}").body)
+                print(json.dumps(body, indent=1, ensure_ascii=False))
         finally:
             explorer.close()
 

@@ -370,7 +370,7 @@ class Engine:
         )
 
     def spool(self, sql: str, params: dict[str, Any] | None, fmt: str, out, settings: dict | None = None) -> int:
-        """Write the whole result in `fmt` into the binary file `out`; returns the bytes written.
+        """Write the whole result in `fmt` into `out` (anything with write(bytes)); returns the bytes written.
 
         Exports are computed to the end before their first byte is sent: a client's reading speed then
         never holds a connection or a running query (whose time limit would cut the export), and an

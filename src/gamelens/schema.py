@@ -38,12 +38,25 @@ _PYLIST = (
     "arrayFilter(x -> x != '', arrayMap(g -> if(g[1] != '', g[1], g[2]), "
     "extractAllGroupsVertical({r}, '\\'([^\\']*)\\'|\"([^\"]*)\"'))), " + _SPLIT + ")"
 )
-# CSV injection (OWASP): a text cell that starts with = + - @ tab or CR is exported with a leading '
-# so that spreadsheets show it as text, not run it; an upload drops that one ' again (as spreadsheets
-# do), so exports round-trip. Templates over {e}, an SQL text expression.
-_FORMULA = "[=+\\\\-@\\t\\r]"  # an RE2 class inside an SQL string literal
-NEUTRALISE = "if(match({e}, '^" + _FORMULA + "'), concat('''', {e}), {e})"
-UNESCAPE = "if(match({e}, '^''" + _FORMULA + "'), substring({e}, 2), {e})"
+# CSV injection (OWASP): a text cell that a spreadsheet could run is exported with a leading ' so that
+# it shows as text; an upload drops that one ' again (as spreadsheets do), so exports round-trip.
+# "Could run": after Unicode NFKC (full-width ＝ ＠ ﹢ are = @ +; NBSP is a space) and any leading
+# quotes, it starts with a tab or CR, or with whitespace (newlines too) and then = + - @ or |. Leading
+# quotes count, so that a cell that already starts with ' and a formula also gets one more, and the
+# upload's one dropped ' gives it back whole. Only the first 256 characters are looked at.
+_RUNNABLE = r"^'*([\t\r]|\s*[=+\-@|])"
+_RUNNABLE_SQL = "'" + _RUNNABLE.replace("\\", "\\\\").replace("'", "\\'") + "'"  # as an SQL string literal
+
+
+def _runnable(e: str) -> str:
+    return f"match(normalizeUTF8NFKC(leftUTF8({e}, 256)), {_RUNNABLE_SQL})"
+
+
+# Templates over {e}, an SQL text expression (valid UTF-8 in NEUTRALISE: it reads stored text; the
+# load checks UTF-8 first: if() evaluates only the branch it takes).
+NEUTRALISE = "if(" + _runnable("{e}") + ", concat('''', {e}), {e})"
+UNESCAPE = ("if(startsWith({e}, '''') AND isValidUTF8({e}), if(" + _runnable("substring({e}, 2)")
+            + ", substring({e}, 2), {e}), {e})")
 # ...and back: ['English', "Ogre's"] (an element holding a quote is written in double quotes).
 _PYLIST_CSV = ("concat('[', arrayStringConcat(arrayMap(x -> if(position(x, '''') > 0, concat('\"', x, '\"'), "
                "concat('''', x, '''')), {c}), ', '), ']')")

@@ -64,7 +64,14 @@ class Settings(BaseSettings):
                                         "granules a filter ruled out). Off: every query runs as the first time.")
     cache_mb: int = Field(64, ge=0, description="Memory for cached answers (per dataset version; a new version "
                           "drops the old one's). 0 turns the cache off.")
+    cache_entries: int = Field(20_000, ge=0, description="Most answers the cache keeps (besides GAMELENS_CACHE_MB).")
     export_max_rows: int = Field(1_000_000, ge=1, description="Most rows one export streams.")
+    exports_at_once: int = Field(4, ge=1, description="Exports being computed or sent at once, in all; past it, "
+                                 "503 busy.")
+    exports_per_key: int = Field(2, ge=1, description="Exports being computed or sent at once by one key.")
+    export_spool_mb: int = Field(2048, ge=1, description="Disk that exports waiting to be sent may take, in all "
+                                 "(each is computed whole before it is sent); past it, 503 busy.")
+    min_free_disk_mb: int = Field(1024, ge=0, description="Free space that exports never take from the data disk.")
     export_timeout_s: float = Field(300, gt=0, description="Longest the database may take to compute one export "
                                     "(the client's download time does not count).")
 

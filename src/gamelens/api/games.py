@@ -2,12 +2,12 @@
 
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..query import build
 from ..query.run import Explorer, schema_doc
+from ..query.spool import Spool
 from ..settings import Settings
 from .deps import get_explorer, get_settings
 from .docs import AGGREGATE_PARAMS, FILTERS, ROWS_PARAMS
@@ -25,13 +25,32 @@ CACHING = {"Cache-Control": "private, no-cache"}
 
 
 def _answer(request: Request, explorer: Explorer, kind: str, items: list[tuple[str, str]] | None = None) -> Response:
-    """A JSON answer with its ETag; 304 when the client's copy (If-None-Match) is current."""
+    """A JSON answer with its ETag; 304 when the client's copy (If-None-Match) is current. Whether it
+    came from the cache is shown to admins only: it tells which queries other keys asked."""
     answer = explorer.answer(kind, _items(request) if items is None else items, request.url.path,
                              request.headers.get("if-none-match", ""))
-    headers = {"ETag": answer.etag, "X-Cache": "hit" if answer.cached else "miss", **CACHING}
+    headers = {"ETag": answer.etag, **CACHING}
+    if request.state.principal.is_admin:
+        headers["X-Cache"] = "hit" if answer.cached else "miss"
     if answer.body is None:
         return Response(status_code=304, headers=headers)
-    return Response(orjson.dumps(answer.body), media_type="application/json", headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
+
+
+class SpooledResponse(StreamingResponse):
+    """An export's spool, sent block by block, and closed (its disk freed) when the response ends for
+    any reason: sent whole, cut by the client, or failed. An error while sending propagates: the server
+    then drops the connection short of Content-Length, so a client can tell a cut export from a whole one."""
+
+    def __init__(self, spool: Spool, media_type: str, headers: dict[str, str]):
+        super().__init__(spool.blocks(), media_type=media_type, headers=headers)
+        self.spool = spool
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.spool.close()
 
 
 def _read(request: Request, explorer: Explorer, kind: str) -> Response:
@@ -39,8 +58,8 @@ def _read(request: Request, explorer: Explorer, kind: str) -> Response:
     items, accept = _items(request), request.headers.get("accept")
     if build.output_format(dict(i for i in items if i[0] == "format"), accept) == "json":
         return _answer(request, explorer, kind, items)
-    body, media, headers = explorer.export(items, accept, kind == "aggregate")
-    return StreamingResponse(body, media_type=media, headers=headers)
+    spool, media, headers = explorer.export(items, accept, kind == "aggregate", request.state.principal.name)
+    return SpooledResponse(spool, media, headers)
 
 
 EXPORTS = {200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {}},

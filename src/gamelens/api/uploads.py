@@ -3,6 +3,7 @@ re-activating a kept version."""
 
 from importlib.resources import files
 from pathlib import Path as FilePath
+from pathlib import PurePath
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,9 +48,12 @@ _BODIES = {"requestBody": {"required": True, "content": {
 
 def shown_to(who: Principal, rec: dict) -> dict:
     """An upload record as this caller may see it: links can be signed or carry credentials, so
-    reader keys see them without user info, query string or fragment; admins see them whole."""
-    if who.is_admin or rec.get("source", "link") != "link":
+    reader keys see them without user info, query string or fragment, and a file the CLI loaded by
+    its name only (not where it lies on the server); admins see them whole."""
+    if who.is_admin or rec["source"] in ("file", "sample"):
         return rec
+    if rec["source"] == "path":
+        return {**rec, "url": PurePath(rec["url"]).name}
     parts = urlsplit(rec["url"])
     host = parts.hostname or ""
     if ":" in host:

@@ -30,18 +30,22 @@ MAX_REDIRECTS = 5
 FILE_CHUNK = 1 << 20
 # Cloud metadata services (both are already outside the global ranges; named here for the reader).
 _METADATA = {ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")}
+# IPv6: only global unicast (2000::/3) is public. Python 3.11's is_global lets through IPv4-compatible
+# (::a.b.c.d), SIIT (::ffff:0:a.b.c.d) and site-local (fec0::/10) forms, hence this allow-list.
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 # NAT64 (RFC 6052): the last 32 bits are an IPv4 address the gateway connects to.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Inside 2000::/3 but never reachable: the 2024 documentation range (RFC 9637), unknown to Python 3.11.
+# (Local-use NAT64, 64:ff9b:1::/48, lies outside 2000::/3: refused whatever IPv4 address it embeds.)
+_DOCUMENTATION_V6 = ipaddress.ip_network("3fff::/20")
 
 Progress = Callable[[int, int | None], None]
 # Every error about a link names the `url` parameter.
 fail = functools.partial(unloadable, param="url")
 
 
-def _effective(ip: ipaddress.IPv4Address | ipaddress.IPv6Address):
+def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 address really reaches, when it embeds one (mapped, 6to4, Teredo, NAT64)."""
-    if ip.version == 4:
-        return ip
     if ip.ipv4_mapped:
         return ip.ipv4_mapped
     if ip.sixtofour:
@@ -50,14 +54,23 @@ def _effective(ip: ipaddress.IPv4Address | ipaddress.IPv6Address):
         return ip.teredo[1]
     if ip in _NAT64:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return ip
+    return None
+
+
+def _public_v4(ip: ipaddress.IPv4Address) -> bool:
+    return ip.is_global and not ip.is_multicast and ip not in _METADATA
 
 
 def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Only globally routable unicast addresses: not private, loopback, link-local, CGNAT (100.64/10),
-    benchmarking, documentation, reserved, multicast or a metadata service."""
-    ip = _effective(ip)
-    return ip.is_global and not ip.is_multicast and ip not in _METADATA
+    benchmarking, documentation, reserved, multicast or a metadata service. An IPv6 address that embeds
+    an IPv4 one is judged by the IPv4 address; any other must be global unicast (2000::/3)."""
+    if ip.version == 4:
+        return _public_v4(ip)
+    embedded = _embedded_v4(ip)
+    if embedded is not None:
+        return _public_v4(embedded)
+    return ip in _GLOBAL_UNICAST and ip not in _DOCUMENTATION_V6 and ip.is_global and ip not in _METADATA
 
 
 def resolve(host: str, port: int, allow_private: bool) -> list[str]:
@@ -86,7 +99,13 @@ def check_url(url: str, allow_private: bool) -> None:
 
 
 def check_link(url: str) -> tuple[str, int]:
-    """The link's form: http(s), a host name, a valid port. Returns (host, port)."""
+    """The link's form: a URL httpx accepts (no control characters, a valid host), http(s), a host
+    name, a valid port. Returns (host, port)."""
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL:
+        raise fail("bad_url", "The link is not a valid URL (a control character, or a malformed host or port).",
+                   400) from None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise fail("bad_scheme", f"Only http and https links can be loaded, not {parts.scheme or 'no'} scheme.",
@@ -120,8 +139,8 @@ class _GuardedBackend(httpcore.SyncBackend):
 
 def _client(settings: Settings) -> httpx.Client:
     """Downloads ignore the environment's proxy variables and .netrc (trust_env=False). Without a
-    proxy, connections go through _GuardedBackend; with GAMELENS_DOWNLOAD_PROXY the proxy connects,
-    so only the submit-time check of the host applies."""
+    proxy, connections go through _GuardedBackend; with GAMELENS_DOWNLOAD_PROXY the proxy connects, so
+    open_url checks each hop's host before asking the proxy for it."""
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     transport = httpx.HTTPTransport(proxy=settings.download_proxy)
     if not settings.download_proxy:
@@ -129,7 +148,16 @@ def _client(settings: Settings) -> httpx.Client:
         # httpx; tests/test_link_guard.py fails if this stops taking effect).
         transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
                                                   network_backend=_GuardedBackend(settings.allow_private_urls))
-    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport)
+    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport,
+                        event_hooks={"response": [_check_location]})
+
+
+def _check_location(response: httpx.Response) -> None:
+    """A redirect's Location, checked as a link (400 bad_url) as soon as it arrives: httpx parses it
+    itself before open_url sees the response, and would fail it as a protocol error."""
+    location = response.headers.get("location")
+    if response.is_redirect and location is not None:
+        check_link(urljoin(str(response.request.url), location))
 
 
 def _looks_like_html(first: bytes, content_type: str) -> bool:
@@ -191,7 +219,9 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None) -> 
     try:
         with _client(settings) as client:
             for _hop in range(MAX_REDIRECTS + 1):
-                check_link(url)  # a redirect may point anywhere; the address is checked at connection
+                host, port = check_link(url)  # a redirect may point anywhere
+                if settings.download_proxy and not settings.allow_private_urls:
+                    resolve(host, port, False)  # the proxy connects: check the host here, at every hop
                 with client.stream("GET", url, headers=headers) as resp:
                     if resp.is_redirect:
                         url = urljoin(url, resp.headers.get("location", ""))

@@ -141,6 +141,7 @@ def encode_cursor(sort: str, values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INT_RANGES = {"UInt8": 2**8, "UInt32": 2**32, "UInt64": 2**64}
 
 
@@ -152,10 +153,12 @@ def _cursor_value_ok(value: Any, ch_type: str) -> bool:
         return isinstance(value, bool)
     if isinstance(value, bool):
         return False
-    if ch_type == "Date":
+    if ch_type == "Date":  # only YYYY-MM-DD: fromisoformat alone also takes week dates (2020-W01-1)
+        if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+            return False
         try:
             return date(1970, 1, 1) <= date.fromisoformat(value) <= date(2149, 6, 6)
-        except (TypeError, ValueError):
+        except ValueError:
             return False
     if ch_type.startswith("Decimal") or ch_type == "Float64":
         return isinstance(value, int | float) and math.isfinite(value) and abs(value) < 10**10

@@ -4,13 +4,13 @@ export. Every request reads one dataset version, resolved once (see ingest/versi
 
 from __future__ import annotations
 
-import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlencode
+
+import orjson
 
 from .. import schema
 from ..engine import Engine, ident
@@ -19,10 +19,12 @@ from ..ingest.versions import Snapshot, Versions
 from ..settings import Settings
 from . import build, filters
 from .cache import Cache, etag, make_key
+from .spool import Spool, Spools
 
 ENGINE_FORMATS = {"csv": ("CSVWithNames", "text/csv; charset=utf-8"),
                   "ndjson": ("JSONEachRow", "application/x-ndjson")}
-SEND_CHUNK = 1 << 20
+# Answers that report the engine's time and the request's (a game's answer is the game alone).
+TIMED = {"rows", "aggregate", "summary"}
 
 
 def _url(path: str, items: list[tuple[str, str]], **changes: Any) -> str:
@@ -34,7 +36,7 @@ def _url(path: str, items: list[tuple[str, str]], **changes: Any) -> str:
 @dataclass
 class Answer:
     etag: str
-    body: dict | None  # None: the client's copy (If-None-Match) is current
+    body: bytes | None  # the JSON answer; None: the client's copy (If-None-Match) is current
     cached: bool
 
 
@@ -64,8 +66,8 @@ class Explorer:
         # Bound into every read: virtual columns (est_owners, est_revenue) use it (see schema.py).
         self.constants = {"review_multiple": settings.review_multiple}
         self._parallel = ThreadPoolExecutor(max_workers=settings.query_pool_size, thread_name_prefix="gamelens-query")
-        self.spool_dir = settings.data_dir / "tmp"
-        self.cache = Cache(settings.cache_mb << 20)
+        self.spools = Spools(settings.data_dir / "tmp", settings)
+        self.cache = Cache(settings.cache_mb << 20, settings.cache_entries)
         # kind -> (parse the parameters, compute the answer from them on a snapshot)
         self._kinds = {"rows": (build.parse_rows, self._rows), "aggregate": (build.parse_aggregate, self._aggregate),
                        "summary": (_parse_summary, self._summary), "game": (_parse_game, self._game)}
@@ -90,8 +92,7 @@ class Explorer:
         """The JSON answer of `kind` (rows | aggregate | summary | game) for these parameters, from
         the active version: from the cache when it has it, else computed (and kept)."""
         t0 = time.perf_counter()
-        parse, compute = self._kinds[kind]
-        req = parse(items)  # a bad parameter is a 400 whether or not there is data
+        req = self._kinds[kind][0](items)  # a bad parameter is a 400 whether or not there is data
         snap = self.versions.current()
         key = make_key(snap.identity, kind, items, self.constants)
         tag = etag(key)
@@ -99,22 +100,28 @@ class Explorer:
             return Answer(tag, None, True)
         body = self.cache.get(key)
         cached = body is not None
-        if cached:  # the engine did nothing for this one
-            body = {**body, "engine_ms": 0} if "engine_ms" in body else dict(body)
-        else:
-            body = compute(req, items, path, snap)
+        engine_ms = 0.0  # a cached answer cost the engine nothing
+        if not cached:
+            body, engine_ms = self._compute(kind, req, items, path, snap)
             self.cache.put(key, body)
-        body["took_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        if kind in TIMED:
+            body = _with_timings(body, engine_ms, round((time.perf_counter() - t0) * 1000, 2))
         return Answer(tag, body, cached)
+
+    def _compute(self, kind: str, req, items: list[tuple[str, str]], path: str, snap: Snapshot
+                 ) -> tuple[bytes, float]:
+        """The answer as the bytes kept and sent (without its timings), and the engine's time."""
+        result = self._kinds[kind][1](req, items, path, snap)
+        engine_ms = result.pop("engine_ms", 0.0)
+        return orjson.dumps(result), engine_ms
 
     def warm(self, snap: Snapshot) -> None:
         """Answer the page's first requests for a version before anyone can read it."""
         for kind, requests in WARM.items():
             for items in requests:
-                parse, compute = self._kinds[kind]
                 path = "/api/v1/games" + ("" if kind == "rows" else f"/{kind}")
-                self.cache.put(make_key(snap.identity, kind, items, self.constants),
-                               compute(parse(items), items, path, snap))
+                body, _ = self._compute(kind, self._kinds[kind][0](items), items, path, snap)
+                self.cache.put(make_key(snap.identity, kind, items, self.constants), body)
 
     def _rows(self, req: build.RowsRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         page_size = req.limit
@@ -182,11 +189,12 @@ class Explorer:
 
     # --- exports -------------------------------------------------------------------------------
 
-    def export(self, items: list[tuple[str, str]], accept: str | None, aggregate_view: bool
-               ) -> tuple[Iterator[bytes], str, dict[str, str]]:
+    def export(self, items: list[tuple[str, str]], accept: str | None, aggregate_view: bool, caller: str
+               ) -> tuple[Spool, str, dict[str, str]]:
         """Every matching row (or group) from `offset`, up to `limit` if given, else up to the export
         cap; the count and whether the cap cut it are in the headers. The result is computed to the
-        end first (see Engine.spool) and sent with its Content-Length."""
+        end first, into a spool file (see Engine.spool and query/spool.py), and sent with its
+        Content-Length. The caller sends the spool and must close it."""
         cap = self.settings.export_max_rows
         parse = build.parse_aggregate if aggregate_view else build.parse_rows
         req = parse(items, accept, max_limit=cap)
@@ -195,27 +203,28 @@ class Explorer:
             raise invalid("cursor", req.cursor, "Exports take offset and limit, not a cursor.")
         limit = req.limit if req.limited else cap
         snap = self.versions.current()
-        if aggregate_view:
-            total = self._select(snap, *build.aggregate_count_sql(req, snap.table)).scalar()
-            sql, params = build.aggregate_export_sql(req, snap.table, limit)
-        else:
-            total = self._select(snap, *build.count_sql(req.where, snap.table)).scalar()
-            sql, params = build.export_sql(req, snap.table, limit)
-        spool = self._spool(snap, sql, params, fmt, aggregate_view)
+        spool = self.spools.admit(caller)
+        try:
+            if aggregate_view:
+                total = self._select(snap, *build.aggregate_count_sql(req, snap.table)).scalar()
+                sql, params = build.aggregate_export_sql(req, snap.table, limit)
+            else:
+                total = self._select(snap, *build.count_sql(req.where, snap.table)).scalar()
+                sql, params = build.export_sql(req, snap.table, limit)
+            self._spool(snap, sql, params, fmt, aggregate_view, spool)
+        except BaseException:
+            spool.close()
+            raise
         exported = min(max(total - req.offset, 0), limit)
         name = "games-aggregate" if aggregate_view else "games"
         headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"',
-                   "Content-Length": str(spool.seek(0, 2)), "X-Total-Count": str(total),
+                   "Content-Length": str(spool.size), "X-Total-Count": str(total),
                    "X-Exported-Count": str(exported), "X-Dataset-Version": str(snap.upload_id),
                    "X-Truncated": "true" if not req.limited and total - req.offset > cap else "false"}
-        spool.seek(0)
-        return _send(spool), ENGINE_FORMATS[fmt][1], headers
+        return spool, ENGINE_FORMATS[fmt][1], headers
 
-    def _spool(self, snap: Snapshot, sql: str, params: dict, fmt: str, aggregate_view: bool) -> IO[bytes]:
+    def _spool(self, snap: Snapshot, sql: str, params: dict, fmt: str, aggregate_view: bool, spool: Spool) -> None:
         snap.check_time(self.settings.queue_timeout_s + self.settings.export_limit_s)
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        # Unlinked at once (nothing is left after a crash); closed by _send or just below.
-        out = tempfile.TemporaryFile(dir=self.spool_dir)  # noqa: SIM115
         settings = {"max_result_rows": self.settings.export_max_rows + 1,
                     "max_execution_time": self.settings.export_limit_s,
                     "format_csv_null_representation": ""}
@@ -223,12 +232,7 @@ class Explorer:
             # Row exports write CSV columns as `expr AS name`: filters and sort keys must still read
             # the stored column `name`. (Aggregates group by their aliases, so not there.)
             settings["prefer_column_name_to_alias"] = 1
-        try:
-            self.engine.spool(sql, {**self.constants, **params}, ENGINE_FORMATS[fmt][0], out, settings)
-        except BaseException:
-            out.close()
-            raise
-        return out
+        self.engine.spool(sql, {**self.constants, **params}, ENGINE_FORMATS[fmt][0], spool, settings)
 
 
 def _parse_summary(items: list[tuple[str, str]]) -> build.Where:
@@ -239,12 +243,11 @@ def _parse_game(items: list[tuple[str, str]]) -> int:
     return int(dict(items)["app_id"])  # the route has checked it
 
 
-def _send(spool: IO[bytes]) -> Iterator[bytes]:
-    """The spooled export, block by block. An error here propagates: the server then drops the
-    connection short of Content-Length, so a client can always tell a cut export from a whole one."""
-    with spool:
-        while block := spool.read(SEND_CHUNK):
-            yield block
+def _with_timings(body: bytes, engine_ms: float, took_ms: float) -> bytes:
+    """The answer's JSON object with its timings as its last members (the cached bytes never hold them)."""
+    if not body.endswith(b"}"):
+        raise ValueError("an answer is a JSON object")
+    return body[:-1] + b',"engine_ms":' + orjson.dumps(engine_ms) + b',"took_ms":' + orjson.dumps(took_ms) + b"}"
 
 
 def schema_doc(settings: Settings) -> dict:
