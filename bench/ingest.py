@@ -33,8 +33,9 @@ BASELINE = r"""
 import sys, time, json
 from gamelens.engine import Engine
 from gamelens.settings import Settings
+from gamelens.store import Store
 e = Engine(Settings(data_dir=sys.argv[1], database="bench"))
-e.ensure_database()
+Store(e).create_database()
 structure = ("`idx` UInt32, `AppID` UInt32, `Name` String, `Release date` String, `Required age` UInt32, "
   "`Price` Decimal(12, 2), `DLC count` UInt32, `About the game` String, `Supported languages` String, "
   "`Windows` Bool, `Mac` Bool, `Linux` Bool, `Positive` UInt32, `Negative` UInt32, `Score rank` Nullable(UInt32), "

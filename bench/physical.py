@@ -32,6 +32,7 @@ from gamelens.engine import Engine
 from gamelens.ingest import load, physical
 from gamelens.ingest.download import open_file
 from gamelens.settings import Settings
+from gamelens.store import Store
 mode = sys.argv[3]
 if mode == "defaults":  # the engine's own insert blocks and parse chunks, merges on
     for k in physical.INSERT_SETTINGS:
@@ -40,7 +41,7 @@ if mode == "defaults":  # the engine's own insert blocks and parse chunks, merge
         physical.TABLE_SETTINGS.pop(k, None)
 s = Settings(data_dir=sys.argv[1], database="b", max_upload_mb=100000, query_timeout_s=600)
 e = Engine(s, pool_size=2)
-e.ensure_database()
+Store(e).create_database()
 proc = psutil.Process(os.getpid())
 peak = [proc.memory_info().rss]
 def sample():
@@ -60,9 +61,9 @@ print(json.dumps({"seconds": took, "peak_mb": (peak[0] - idle) / 2**20, "parts":
 TABLES = r"""
 import json, statistics, sys, time
 from gamelens.engine import Engine
-from gamelens.ingest import physical
 from gamelens.query import build
 from gamelens.settings import Settings
+from gamelens.store import Store
 e = Engine(Settings(data_dir=sys.argv[1], database="b", query_timeout_s=600), pool_size=1)
 ddl = e.select("SELECT create_table_query FROM system.tables WHERE database = 'b' AND name = 'loaded'",
                readonly=False).scalar()
@@ -71,10 +72,10 @@ def copy(name, finish, granularity=1024, indexes=True):
                                                               f"index_granularity = {granularity}"))
     e.execute(f"ALTER TABLE b.{name} ATTACH PARTITION tuple() FROM b.loaded")
     if finish:
-        statements = physical.finishing_statements(f"b.{name}")
         t = time.perf_counter()
-        for sql in statements[0 if indexes else 1:]:
-            e.execute(sql, settings={"mutations_sync": 2})
+        if indexes:
+            Store(e).add_indexes(name)
+        Store(e).merge(name)
         return time.perf_counter() - t
 tables = {"as loaded": "loaded"}
 finish_s = copy("finished", True)

@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from gamelens.api.app import create_app  # noqa: E402
 from gamelens.engine import Engine  # noqa: E402
 from gamelens.settings import Settings  # noqa: E402
+from gamelens.store import Store  # noqa: E402
 
 from .fileserver import FileServer  # noqa: E402
 
@@ -207,6 +208,11 @@ def wait_state(client: TestClient, upload_id: int, states: tuple[str, ...], time
 
 def engine_of(client: TestClient) -> Engine:
     return client.app.state.engine
+
+
+def table_names(engine: Engine) -> list[str]:
+    """Every table and view of the engine's database."""
+    return [row[0] for row in Store(engine).tables()]
 
 
 def active_table(client: TestClient) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from gamelens.engine import Engine
 from gamelens.errors import GameLensError
+from gamelens.store import Store
 
 from .conftest import DATA_DIR, make_settings
 
@@ -17,7 +18,7 @@ from .conftest import DATA_DIR, make_settings
 @pytest.fixture
 def engine():
     e = Engine(make_settings())
-    e.ensure_database()
+    Store(e).create_database()
     yield e
     e.close()
 
@@ -45,9 +46,10 @@ def test_exchange_needs_our_atomic_database(engine):
 
 def test_one_process_per_data_directory(engine):
     # While this process holds DATA_DIR open, another process gets a clear error, not chDB's bare one.
-    assert engine.ping()
+    assert Store(engine).ping()
     code = ("from gamelens.engine import Engine; from gamelens.settings import Settings;"
-            f"Engine(Settings(data_dir={str(DATA_DIR)!r})).ping()")
+            "from gamelens.store import Store;"
+            f"Store(Engine(Settings(data_dir={str(DATA_DIR)!r}))).ping()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "one GameLens process per data directory" in out.stderr

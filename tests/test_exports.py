@@ -9,6 +9,7 @@ import gc
 import io
 import json
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -179,6 +180,7 @@ def test_an_export_that_fails_midway_is_visibly_cut(live, monkeypatch):
 
     def export_then_lose_the_end(self, *args, **kw):
         spool, media, headers = real(self, *args, **kw)
+        spool._file.flush()
         os.ftruncate(spool._file.fileno(), 1 << 16)
         return spool, media, headers
 
@@ -231,11 +233,15 @@ def test_a_client_that_reads_a_little_and_leaves_frees_the_spool(live, no_gc):
 def test_exports_are_capped_per_key_and_free_their_slot_when_done(live, no_gc):
     """A key opens exports and does not read them: past GAMELENS_EXPORTS_PER_KEY (2) the next one is
     503 busy with Retry-After; once the clients close, exports run again and no spool is left."""
-    export = {"format": "ndjson"}  # every field: ~80 MB each, far more than the sockets' buffers hold
+    # ~9 MB each, to a client that takes 4 KB at a time: more than the sockets hold, so the server is
+    # still sending when the next export is asked for
+    export = {"format": "csv", "fields": "app_id,name,genres,release_date"}
+    small_window = httpx.HTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    slow_client = httpx.Client(transport=small_window, headers=AUTH, timeout=120)
     held = []
     try:
         for _ in range(2):
-            stream = httpx.stream("GET", f"{live}/api/v1/games", params=export, headers=AUTH, timeout=60)
+            stream = slow_client.stream("GET", f"{live}/api/v1/games", params=export)
             held.append(stream)
             assert stream.__enter__().status_code == 200
         r = httpx.get(f"{live}/api/v1/games", params=export, headers=AUTH, timeout=60)
@@ -244,9 +250,10 @@ def test_exports_are_capped_per_key_and_free_their_slot_when_done(live, no_gc):
     finally:
         for stream in held:
             stream.__exit__(None, None, None)
+        slow_client.close()
     assert _eventually(lambda: _open_spools() == 0)
     r = httpx.get(f"{live}/api/v1/games", params={**export, "limit": 10}, headers=AUTH, timeout=60)
-    assert r.status_code == 200 and len(r.text.splitlines()) == 10
+    assert r.status_code == 200 and len(r.text.splitlines()) == 11  # the header and 10 rows
 
 
 @pytest.mark.parametrize("cap,setting", [({"export_spool_mb": 1}, "GAMELENS_EXPORT_SPOOL_MB"),

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
 
-from .conftest import AUTH, dataset_rows, make_settings, sample_table, upload, write_csv
+from .conftest import AUTH, dataset_rows, make_settings, sample_table, table_names, upload, write_csv
 
 
 def test_json_logs_carry_the_request_id(server_process, files):
@@ -80,7 +80,7 @@ def test_engine_failure_mid_load_keeps_the_previous_dataset(files):
         assert r.status_code == 422 and r.json()["upload"]["state"] == "failed", r.json()
         assert r.json()["error"]["code"] == "load_out_of_memory"
         assert dataset_rows(client) == before
-        assert not any(n.startswith("stage_") for n in client.app.state.engine.tables())
+        assert not any(n.startswith("stage_") for n in table_names(client.app.state.engine))
 
 
 def test_twenty_queries_during_an_upload_see_old_or_new(client, files):

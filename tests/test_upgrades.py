@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 from gamelens.api.app import create_app
 from gamelens.engine import Engine
 from gamelens.ingest import migrations
+from gamelens.store import Store
 
-from .conftest import AUTH, make_settings, python_row, read_sample, upload
+from .conftest import AUTH, make_settings, python_row, read_sample, table_names, upload
 
 LAYOUTS = Path(__file__).parent / "data" / "layouts"
 RELEASES = ["421b14a", "c1d0440"]  # the releases that landed before this layout's
@@ -33,7 +34,7 @@ def restore(settings, release: str) -> None:
     """Rebuild, in the settings' database, the database `release` wrote: its tables, then their rows."""
     engine = Engine(settings)
     try:
-        engine.ensure_database()
+        Store(engine).create_database()
         db = engine.db
         for ddl in sorted((LAYOUTS / release).glob("*.sql")):
             engine.execute(ddl.read_text().replace("{db}.", f"`{db}`."))
@@ -121,10 +122,10 @@ def _failing_for(upload_id: int):
     """Step 2, failing on one version's copy after its first statements have run there."""
     real = migrations.STEPS[0]
 
-    def statements(table: str) -> list[str]:
-        sql = real.statements(table)
-        if migrations.upgrade_name(upload_id) in table:
-            return [*sql[:3], f"ALTER TABLE {table} MATERIALIZE COLUMN `no_such_column`"]
+    def statements(store, table: str) -> list[str]:
+        sql = real.statements(store, table)
+        if table == migrations.upgrade_name(upload_id):
+            return [*sql[:3], f"ALTER TABLE {store.q(table)} MATERIALIZE COLUMN `no_such_column`"]
         return sql
 
     return (migrations.Step(real.to, real.what, statements),)
@@ -150,7 +151,7 @@ def test_a_version_that_cannot_be_upgraded_is_reported_and_never_served(files, m
                                      "table = 'games_v2'", {"db": engine.db}, readonly=False).rows)
         assert columns["developers"] == "String" and "reviews" not in columns
         assert engine.select(f"SELECT count() FROM `{engine.db}`.games_v2", readonly=False).scalar() == 11
-        assert not [n for n in engine.tables() if n.startswith("upgrade_")]
+        assert not [n for n in table_names(engine) if n.startswith("upgrade_")]
     monkeypatch.undo()
     with TestClient(create_app(settings), headers=AUTH) as client:  # the next start upgrades it
         assert client.get("/api/v1/uploads/2").json()["upgrade_error"] is None
@@ -251,4 +252,5 @@ def test_the_active_version_that_cannot_be_upgraded_is_not_activated_either(file
 
 def _failing_everywhere():
     real = migrations.STEPS[0]
-    return (migrations.Step(real.to, real.what, lambda t: [f"ALTER TABLE {t} MATERIALIZE COLUMN `no_such`"]),)
+    return (migrations.Step(real.to, real.what,
+                            lambda store, t: [f"ALTER TABLE {store.q(t)} MATERIALIZE COLUMN `no_such`"]),)

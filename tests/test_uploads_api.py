@@ -156,7 +156,8 @@ def test_killed_mid_download_is_interrupted_after_restart(server_process, files)
         assert again["state"] == "succeeded"
     server.stop()
     kept = sorted(f"games_v{i}" for i in (before["uploads"][0]["id"], again["id"]))
-    assert sorted(tables_in(server.data_dir)) == ["active_version", "api_keys", *kept, "uploads"]
+    assert sorted(tables_in(server.data_dir)) == ["active_version", "api_keys", "games", *kept, "upload_ids",
+                                                  "uploads", "writer_lease"]
 
 
 def _checksum(http) -> str:
@@ -171,7 +172,8 @@ def _checksum(http) -> str:
 def tables_in(data_dir) -> list[str]:
     """The tables of a stopped server's data directory (read by another process: one per directory)."""
     code = ("import sys; from gamelens.engine import Engine; from gamelens.settings import Settings;"
-            "print('\\n'.join(Engine(Settings(data_dir=sys.argv[1])).tables()))")
+            "from gamelens.store import Store;"
+            "print('\\n'.join(r[0] for r in Store(Engine(Settings(data_dir=sys.argv[1]))).tables()))")
     out = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, check=True)
     return out.stdout.split()
 

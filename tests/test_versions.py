@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from gamelens.api.app import create_app
 from gamelens.errors import GameLensError
 
-from .conftest import AUTH, SHORT_GRACE, engine_of, make_settings, sample_table, upload, write_csv
+from .conftest import AUTH, SHORT_GRACE, engine_of, make_settings, sample_table, table_names, upload, write_csv
 
 
 class Fault:
@@ -70,7 +70,7 @@ def _served(client) -> tuple[int, int]:
 
 
 def _stored(client) -> set[int]:
-    return {int(n.removeprefix("games_v")) for n in engine_of(client).tables() if n.startswith("games_v")}
+    return {int(n.removeprefix("games_v")) for n in table_names(engine_of(client)) if n.startswith("games_v")}
 
 
 # (statement that fails, does it run before failing, does the new upload end up served)

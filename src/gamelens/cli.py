@@ -56,12 +56,15 @@ def serve(
 def _local():
     """The engine on the local data directory, said out loud; one clear sentence when a server has it."""
     from .engine import Engine
+    from .store import Store
 
     settings = get_settings()
     console.print(f"Data directory: {settings.data_dir.resolve()}")
     engine = Engine(settings)
     try:
-        engine.ensure_database()
+        store = Store(engine, settings.clickhouse_cluster)
+        store.create_database()
+        store.create_bookkeeping()
     except GameLensError as exc:
         if exc.code == "data_dir_in_use":
             raise GameLensError("data_dir_in_use", f"A running GameLens server is using {settings.data_dir.resolve()}: "
@@ -139,15 +142,22 @@ def sample(server: str = Server):
 
 @contextmanager
 def _uploads():
+    """The writer's work in this process: it takes the writer lease (refused while a writer runs)."""
     from .ingest.jobs import Uploads
+    from .lease import WriterLease
+    from .store import Store
 
+    settings = get_settings()
     with _local() as engine:
-        jobs = Uploads(engine, get_settings())
+        lease = WriterLease(Store(engine, settings.clickhouse_cluster), settings)
+        lease.acquire()
+        jobs = Uploads(engine, settings)
         try:
             jobs.start()
             yield jobs
         finally:
             jobs.stop()
+            lease.release()
 
 
 def _follow(poll, running: list[str]) -> dict:
@@ -208,7 +218,6 @@ def _ask(path: str, params: list[str] | None, server: str | None) -> None:
 
     with _local() as engine:
         versions = Versions(engine)
-        versions.start()
         explorer = Explorer(engine, versions, get_settings())
         try:
             if export:

@@ -1,6 +1,7 @@
-"""The only module that talks to ClickHouse.
+"""The only module that talks to ClickHouse: connections, limits, errors. It writes no statement of
+its own: users' queries come from query/, every other statement from store.py.
 
-Two transports behind one small interface (run a statement, stream a result, load a CSV file):
+Two transports behind one small interface (run a statement, stream a result, stream an INSERT body):
 - ChdbTransport: the embedded engine (chDB) in this process, persisting under GAMELENS_DATA_DIR;
 - ConnectTransport: clickhouse-connect, to a ClickHouse server (http[s]://) or, with a chdb:// URL,
   to the same embedded engine through clickhouse-connect's chdb backend (used to test that path).
@@ -13,7 +14,7 @@ chDB facts designed around (each has a regression test in tests/test_engine.py):
 - a chDB connection runs one statement at a time, so reads use a small pool of connections;
 - after a statement raises, the next one on that connection may return the failed one's partial
   output, so a connection that raised is closed and replaced, never reused;
-- EXCHANGE TABLES needs an Atomic database and chDB's `default` is not one: we create our own.
+- EXCHANGE TABLES needs an Atomic database and chDB's `default` is not one: store.py creates ours.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,9 @@ class ChdbTransport:
     def insert_stream(self, table: str, columns: list[str], source, fmt: str, settings: dict) -> None:
         raise NotImplementedError("the embedded engine reads files directly")
 
+    def insert_select(self, statement: str, source, fmt: str, settings: dict) -> None:
+        raise NotImplementedError("the embedded engine reads files directly")
+
     def close(self) -> None:
         self._conn.close()
 
@@ -137,6 +140,13 @@ class ConnectTransport:
 
     def insert_stream(self, table: str, columns: list[str], source, fmt: str, settings: dict) -> None:
         self._client.raw_insert(table, columns, insert_block=source, fmt=fmt, settings=settings)
+
+    def insert_select(self, statement: str, source, fmt: str, settings: dict) -> None:
+        """`statement` (INSERT ... SELECT ... FROM input(...)) with `source`'s bytes streamed as its body.
+        clickhouse-connect sends `INSERT INTO <table> FORMAT <fmt>`: the statement stands in for the
+        table, and the body follows as with any raw insert (over HTTP only: see store.load_csv)."""
+        self._client.raw_insert(statement.removeprefix("INSERT INTO "), None, insert_block=source, fmt=fmt,
+                                settings=settings)
 
     def close(self) -> None:
         self._client.close()
@@ -187,19 +197,27 @@ class Result:
 # ClickHouse error codes we branch on (src/Common/ErrorCodes.cpp), kept together here: callers
 # compare against these names, never against message text.
 CANNOT_PARSE_TEXT = 6
+BAD_ARGUMENTS = 36
 CANNOT_PARSE_QUOTED_STRING = 26
 CANNOT_PARSE_INPUT_ASSERTION_FAILED = 27
 CANNOT_PARSE_DATE = 38
 CANNOT_PARSE_NUMBER = 72
+INCORRECT_QUERY = 80
 INCORRECT_DATA = 117
 TOO_MANY_ROWS = 158
 TIMEOUT_EXCEEDED = 159
 TOO_SLOW = 160
 MEMORY_LIMIT_EXCEEDED = 241
+SUPPORT_IS_DISABLED = 344
 TOO_MANY_ROWS_OR_BYTES = 396
 # A CSV that does not fit the declared structure fails its load with one of these.
 CSV_PARSE_ERRORS = frozenset({CANNOT_PARSE_TEXT, CANNOT_PARSE_QUOTED_STRING, CANNOT_PARSE_INPUT_ASSERTION_FAILED,
                               CANNOT_PARSE_DATE, CANNOT_PARSE_NUMBER, INCORRECT_DATA})
+
+# A server without the text indexes the load declares refuses ADD INDEX with one of these: an unknown
+# index type (INCORRECT_QUERY), arguments it does not know (BAD_ARGUMENTS), an experimental feature
+# switched off (SUPPORT_IS_DISABLED).
+INDEXES_UNSUPPORTED = frozenset({BAD_ARGUMENTS, INCORRECT_QUERY, SUPPORT_IS_DISABLED})
 
 # Limits a client can hit with a legal request, and how they are reported.
 _LIMIT_ERRORS = {
@@ -384,38 +402,7 @@ class Engine:
                 written += len(chunk)
         return written
 
-    def load_csv(self, table: str, columns: list[str], exprs: list[str], width: int,
-                 chunks: Iterable[bytes], settings: dict) -> None:
-        """INSERT INTO table(columns) SELECT exprs FROM the CSV streamed as `chunks`.
-
-        The file's `width` fields are read by position as text named c0, c1, ... (its header line is
-        skipped: the caller has matched it already), so no header text ever becomes an identifier.
-        The database parses the bytes while they arrive. chDB reads them with file() from a named
-        pipe that this thread fills; a server receives them as the body of an INSERT into a
-        String-typed Log table, which the same SELECT then reads.
-        """
-        headers = [f"c{i}" for i in range(width)]
-        structure = ", ".join(f"{h} String" for h in headers)
-        settings = {**settings, "input_format_with_names_use_header": 0}
-        target = f"{ident(self.db)}.{ident(table)} ({', '.join(ident(c) for c in columns)})"
-        select = ", ".join(exprs)
-        if self.in_process and self.settings.load_via != "insert":
-            sql = (f"INSERT INTO {target} SELECT {select} "
-                   "FROM file({path:String}, 'CSVWithNames', {structure:String})")
-            self._through_pipe(table, chunks, lambda path: self.execute(
-                sql, {"path": path, "structure": structure}, settings))
-            return
-        raw = ident(f"{table}_csv")
-        self.execute(f"CREATE TABLE {ident(self.db)}.{raw} ({structure}) ENGINE = Log")
-        try:
-            with self.connection() as conn:
-                conn.insert_stream(f"{self.db}.{table}_csv", headers, iter(chunks), "CSVWithNames", settings)
-            self.execute(f"INSERT INTO {target} SELECT {select} FROM {ident(self.db)}.{raw}",
-                         None, {"max_threads": 1})
-        finally:
-            self.execute(f"DROP TABLE IF EXISTS {ident(self.db)}.{raw}")
-
-    def _through_pipe(self, name: str, chunks: Iterable[bytes], statement) -> None:
+    def through_pipe(self, name: str, chunks: Iterable[bytes], statement) -> None:
         """Run `statement(pipe_path)` in a thread while writing `chunks` into that named pipe.
 
         An error of the source (a failed download) wins over the statement's: the pipe is closed
@@ -446,22 +433,3 @@ class Engine:
             path.unlink(missing_ok=True)
         if outcome:
             raise outcome[0]
-
-    # catalogue
-
-    def ensure_database(self) -> None:
-        self.execute(f"CREATE DATABASE IF NOT EXISTS {ident(self.db)} ENGINE = Atomic")
-
-    def tables(self) -> dict[str, str]:
-        """name -> comment of every table in our database."""
-        res = self.select("SELECT name, comment FROM system.tables WHERE database = {db:String}",
-                          {"db": self.db}, readonly=False)
-        return {name: comment for name, comment in res.rows}
-
-    def server_time(self) -> datetime:
-        """The database server's clock (UTC, ms): what records are timed by, whichever process writes."""
-        text = self.select("SELECT toString(now64(3), 'UTC')", readonly=False).scalar()
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-    def ping(self) -> bool:
-        return self.select("SELECT 1").scalar() == 1

@@ -18,15 +18,17 @@ import time
 from dataclasses import dataclass
 from typing import get_args
 
-from .engine import Engine, ident
+from .engine import Engine
 from .errors import GameLensError
 from .records import KeyRecord, Role
+from .store import Store
 
 PREFIX = "glk_"
 ROLES: tuple[Role, ...] = get_args(Role)
-TABLE = "api_keys"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-CACHE_SECONDS = 10
+# Keys are re-read when this process's copy is older than this: another process (a replica) may have
+# created or revoked one; so a new key works, and a revoked one stops, everywhere within about a second.
+CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -46,33 +48,23 @@ def _hash(key: str) -> str:
 class KeyStore:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.store = Store(engine, engine.settings.clickhouse_cluster)
         self._cache: list[tuple[str, Principal]] = []
         self._loaded_at = 0.0
         self._lock = threading.Lock()
+        self._reloading = threading.Lock()
         # Bumped by every change made here: a reload that started before a change (and so may have
         # read the keys as they were) must not install its stale copy over the change.
         self._generation = 0
 
-    def _t(self) -> str:
-        return f"{ident(self.engine.db)}.{ident(TABLE)}"
-
     def start(self) -> None:
-        self.engine.ensure_database()
-        self.engine.execute(f"CREATE TABLE IF NOT EXISTS {self._t()} (name String, version UInt64, doc String) "
-                            "ENGINE = ReplacingMergeTree(version) ORDER BY name")
         self._reload()
 
     def _records(self) -> list[KeyRecord]:
-        rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL ORDER BY name", readonly=False).rows
-        return [KeyRecord.model_validate_json(doc) for (doc,) in rows]
+        return [KeyRecord.model_validate_json(doc) for doc in self.store.key_docs()]
 
     def _save(self, rec: KeyRecord) -> None:
-        """Write the record, versioned by the server's clock (never below the name's previous write)."""
-        t = self._t()
-        self.engine.execute(f"INSERT INTO {t} SELECT {{name:String}}, greatest(toUInt64(toUnixTimestamp64Nano("
-                            f"now64(9))), (SELECT max(version) + 1 FROM {t} WHERE name = {{name:String}})), "
-                            "{doc:String}",
-                            {"name": rec.name, "doc": rec.model_dump_json()})
+        self.store.save_key(rec.name, rec.model_dump_json())
         with self._lock:
             self._generation += 1
             if rec.revoked_at:  # effective at once in this process, whatever reload is under way
@@ -98,7 +90,7 @@ class KeyStore:
                                 param="name", value=name)
         key = PREFIX + secrets.token_urlsafe(32)
         rec = KeyRecord(name=name, role=role, hash=_hash(key), hint=key[:8] + "…",
-                        created_at=self.engine.server_time())
+                        created_at=self.store.now())
         self._save(rec)
         return {"name": name, "role": role, "key": key, "created_at": rec.shown()["created_at"]}
 
@@ -109,7 +101,7 @@ class KeyStore:
         rec = next((r for r in self._records() if r.name == name and not r.revoked_at), None)
         if rec is None:
             raise GameLensError("not_found", f"There is no active key named {name!r}.", 404, param="name", value=name)
-        rec = rec.model_copy(update={"revoked_at": self.engine.server_time()})
+        rec = rec.model_copy(update={"revoked_at": self.store.now()})
         self._save(rec)
         return rec.shown()
 
@@ -117,8 +109,13 @@ class KeyStore:
         return len(self._cache)
 
     def verify(self, key: str) -> Principal | None:
-        if time.monotonic() - self._loaded_at > CACHE_SECONDS:  # keys changed by another process
-            self._reload()
+        # Keys changed by another process: one request re-reads them (at most once a second), the
+        # others meanwhile verify against the copy in hand.
+        if time.monotonic() - self._loaded_at > CACHE_SECONDS and self._reloading.acquire(blocking=False):
+            try:
+                self._reload()
+            finally:
+                self._reloading.release()
         digest = _hash(key)
         found = None
         with self._lock:

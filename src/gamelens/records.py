@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 UploadState = Literal["queued", "downloading", "loading", "succeeded", "failed", "interrupted"]
 RUNNING: tuple[UploadState, ...] = ("queued", "downloading", "loading")
 FINAL: tuple[UploadState, ...] = tuple(s for s in get_args(UploadState) if s not in RUNNING)
-IndexState = Literal["building", "ready", "failed"]
+IndexState = Literal["building", "ready", "failed", "unsupported"]
 # A time read from the database server's clock, written as ISO 8601 with milliseconds and its zone.
 ServerTime = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(timespec="milliseconds"), when_used="json")]
 

@@ -24,6 +24,18 @@ class Settings(BaseSettings):
         "auto", description="How CSV bytes reach the engine: `pipe` (a named pipe read by file(), same "
         "machine only), `insert` (streamed as an INSERT body, as to a server); `auto` picks pipe when it can.")
     database: str = Field("gamelens", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="ClickHouse database.")
+    clickhouse_cluster: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="A ClickHouse cluster name: the database is created on it "
+        "as a Replicated database, tables as Replicated*MergeTree, bookkeeping with quorum writes and sequentially "
+        "consistent reads. Unset = one node.")
+    role: Literal["all", "writer", "reader"] = Field(
+        "all", description="`all`: one process does everything. Several processes on one database: one `writer` "
+        "(uploads, start-up recovery, pruning, the admin key) and any number of `reader`s (they answer reads and "
+        "send writers' requests away with 409 read_only_replica).")
+    writer_url: str | None = Field(None, description="Where a reader sends clients for writes (uploads, activate, "
+                                   "keys): named in its 409 answers.")
+    writer_lease_s: float = Field(15, gt=0, description="A writer says it is alive every third of this; a second "
+                                  "writer refuses to start while one was heard from within it.")
     host: str = Field("127.0.0.1", description="Address `gamelens serve` listens on.")
     port: int = Field(8000, description="Port `gamelens serve` listens on.")
 
@@ -114,7 +126,8 @@ class Settings(BaseSettings):
         """How long a replaced version stays before it may be dropped: the longest read, plus the margin."""
         return self.longest_read_s + self.version_drop_margin_s
 
-    @field_validator("admin_key", "clickhouse_url", "download_proxy", mode="before")
+    @field_validator("admin_key", "clickhouse_url", "download_proxy", "clickhouse_cluster", "writer_url",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         # compose and shells pass VAR="" for "not set": an empty secret must never become a key.

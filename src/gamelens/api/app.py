@@ -16,9 +16,11 @@ from ..engine import Engine
 from ..errors import ERROR_RESPONSES, GameLensError
 from ..ingest.jobs import Uploads
 from ..keys import KeyStore
+from ..lease import WriterLease
 from ..observe import RequestContext
 from ..query.run import Explorer
 from ..settings import Settings, get_settings
+from ..store import Store
 from . import games, keys, meta, ui, uploads
 from .auth import Guard, principal
 from .hardening import Limits
@@ -65,25 +67,50 @@ def _methods_for(app: FastAPI, path: str) -> list[str]:
     return []
 
 
+def _writer_lease(store: Store, settings: Settings) -> WriterLease:
+    """The writer's lease, or one clear sentence in the log and no start (another writer lives)."""
+    lease = WriterLease(store, settings)
+    try:
+        lease.acquire()
+    except GameLensError as exc:
+        log.error(exc.message)
+        raise
+    return lease
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         engine = Engine(settings)
+        store = Store(engine, settings.clickhouse_cluster)
+        store.create_database()
+        store.create_bookkeeping()
         guard = Guard(settings, KeyStore(engine))
         guard.keys.start()
-        guard.bootstrap()
         jobs = Uploads(engine, settings)
         explorer = Explorer(engine, jobs.versions, settings)
-        jobs.before_switch = explorer.warm
-        jobs.start()
+        lease = None
+        if settings.role == "reader":  # no start-up work; its own cache is warmed when it sees a switch
+            jobs.versions.on_switch.append(explorer.warm_soon)
+        else:
+            lease = _writer_lease(store, settings)
+            try:
+                guard.bootstrap()
+                jobs.before_switch = explorer.warm
+                jobs.start()
+            except BaseException:  # a failed start leaves no lease behind it
+                lease.release()
+                raise
         app.state.engine, app.state.uploads, app.state.settings, app.state.guard = engine, jobs, settings, guard
-        app.state.explorer = explorer
+        app.state.explorer, app.state.lease = explorer, lease
         try:
             yield
         finally:
             jobs.stop()
+            if lease is not None:
+                lease.release()
             explorer.close()
             engine.close()
 

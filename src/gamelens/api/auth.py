@@ -108,3 +108,13 @@ def admin(who: Principal = Depends(principal)) -> Principal:  # noqa: B008 (Fast
     if not who.is_admin:
         raise GameLensError("forbidden", "This needs an admin key; yours is a reader key.", 403)
     return who
+
+
+def writer(request: Request) -> None:
+    """Writes (uploads, activate, keys) are done by the writer: a reader says where to send them."""
+    settings, lease = request.app.state.settings, request.app.state.lease
+    if settings.role != "reader" and not (lease is not None and lease.lost):
+        return
+    where = f" Send it to the writer, {settings.writer_url}." if settings.writer_url else ""
+    raise GameLensError("read_only_replica", f"This GameLens process only reads (GAMELENS_ROLE=reader).{where}", 409,
+                        value=settings.writer_url)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from ..keys import KeyStore
-from .auth import admin
+from .auth import admin, writer
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"], dependencies=[Depends(admin)])
 
@@ -20,7 +20,7 @@ class KeyRequest(BaseModel):
     role: Literal["reader", "admin"] = "reader"
 
 
-@router.post("", status_code=201, summary="Create a key (shown once)")
+@router.post("", status_code=201, summary="Create a key (shown once)", dependencies=[Depends(writer)])
 def create_key(body: KeyRequest, keys: Annotated[KeyStore, Depends(get_keys)]):
     return keys.create(body.name, body.role)
 
@@ -30,6 +30,6 @@ def list_keys(keys: Annotated[KeyStore, Depends(get_keys)]):
     return {"keys": keys.list()}
 
 
-@router.delete("/{name}", summary="Revoke a key")
+@router.delete("/{name}", summary="Revoke a key", dependencies=[Depends(writer)])
 def revoke_key(name: str, keys: Annotated[KeyStore, Depends(get_keys)]):
     return keys.revoke(name)

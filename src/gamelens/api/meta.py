@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 from ..engine import Engine
 from ..errors import GameLensError
 from ..observe import metrics_text
+from ..store import Store
 from .auth import principal
 from .deps import get_engine
 
@@ -30,7 +31,7 @@ def metrics():
 @router.get("/readyz", summary="The database answers")
 def readyz(engine: Annotated[Engine, Depends(get_engine)]):
     try:
-        engine.ping()
+        Store(engine).ping()
     except Exception:  # whatever the cause, it is logged; the answer says only "not ready"
         log.warning("readiness check failed", exc_info=True)
         raise GameLensError("not_ready", "The database does not answer.", 503) from None

@@ -18,12 +18,13 @@ from ..ingest.jobs import Uploads
 from ..ingest.received import receive_file
 from ..keys import Principal
 from ..settings import Settings
-from .auth import admin, principal
+from .auth import admin, principal, writer
 from .deps import get_settings, get_uploads
 
 UploadId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1])]
 Caller = Annotated[Principal, Depends(principal)]
 Admin = Annotated[Principal, Depends(admin)]
+Writes = [Depends(writer)]  # write routes: a reader answers 409 read_only_replica
 Jobs = Annotated[Uploads, Depends(get_uploads)]
 Wait = Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")]
 SAMPLE = files("gamelens") / "data" / "sample_games.csv"
@@ -100,7 +101,7 @@ async def _answer(uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
 
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
-             openapi_extra=_BODIES, responses=WAITED)
+             openapi_extra=_BODIES, responses=WAITED, dependencies=Writes)
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False):
     guard = request.app.state.guard
@@ -109,7 +110,7 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
 
 
 @router.post("/sample", status_code=202, summary="Load the 100-row sample that ships with GameLens",
-             responses=WAITED)
+             responses=WAITED, dependencies=Writes)
 async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = False):
     guard = request.app.state.guard
     guard.limit(guard.uploads, who.name, "uploads")
@@ -127,7 +128,8 @@ def get_upload(upload_id: UploadId, uploads: Jobs, who: Caller):
     return shown_to(who, uploads.get(upload_id))
 
 
-@router.post("/{upload_id:int}/activate", summary="Make a kept older version the active dataset")
+@router.post("/{upload_id:int}/activate", summary="Make a kept older version the active dataset",
+             dependencies=Writes)
 def activate(upload_id: UploadId, uploads: Jobs, _: Admin):
     rec = uploads.get(upload_id)  # 404 for an unknown id
     if rec["state"] != "succeeded":  # a running upload's table may exist for a moment before its switch

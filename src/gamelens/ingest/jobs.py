@@ -13,20 +13,21 @@ import queue
 import shutil
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from ..engine import WORKER_CONNECTIONS, Engine, ident
+from ..engine import WORKER_CONNECTIONS, Engine
 from ..errors import GameLensError
 from ..observe import UPLOAD_ROWS, UPLOAD_SECONDS, UPLOADS
 from ..records import FINAL, RUNNING, UploadRecord
 from ..settings import Settings
+from ..store import Store
 from . import download, load
-from .versions import Versions
+from .versions import Versions, version_name
 
 log = logging.getLogger(__name__)
 
-TABLE = "uploads"
 
 
 class Uploads:
@@ -36,6 +37,9 @@ class Uploads:
         self.engine, self.settings = engine, settings
         self.worker = Engine(settings, pool_size=WORKER_CONNECTIONS)
         self.versions = Versions(engine, self.worker)
+        # Statements on the request side's connections, and on the worker's own.
+        self.store = Store(engine, settings.clickhouse_cluster)
+        self.wstore = Store(self.worker, settings.clickhouse_cluster)
         self.before_switch = None  # set by the app: warms the response cache of a new version
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._live: dict[int, UploadRecord] = {}
@@ -47,11 +51,8 @@ class Uploads:
     # start-up and shutdown
 
     def start(self) -> None:
-        self.engine.ensure_database()
-        self.engine.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._t()} (id UInt64, version UInt64, doc String) "
-            "ENGINE = ReplacingMergeTree(version) ORDER BY id")
-        self.versions.start()
+        """The writer's start-up work (recovery, reconciliation, upgrades) and its upload worker (the
+        caller holds the writer lease: see lease.py)."""
         self.recover()
         self._worker = threading.Thread(target=self._run, name="gamelens-uploads", daemon=True)
         self._worker.start()
@@ -65,7 +66,7 @@ class Uploads:
         active = self.versions.active(fresh=True, engine=self.worker)
         for rec in records:
             if rec.running and rec.id == active:
-                rows = self.worker.select(f"SELECT count() FROM {self.versions.table(active)}", readonly=False).scalar()
+                rows = self.wstore.count(version_name(active))
                 self._set(rec, state="succeeded", finished_at=self._now(), rows_loaded=rows,
                           warnings=[*rec.warnings, "The server stopped just after this upload was switched in; "
                                     "its record was completed at the next start."])
@@ -124,24 +125,15 @@ class Uploads:
 
     # records
 
-    def _t(self) -> str:
-        return f"{ident(self.engine.db)}.{ident(TABLE)}"
-
     def _now(self):
-        return self.worker.server_time()
+        return self.wstore.now()
 
-    def _save(self, rec: UploadRecord, engine: Engine | None = None) -> None:
-        """Write the record (the worker's own connections unless a request thread passes its engine). Its
-        version is the server's clock, and never below the record's previous write."""
-        t = self._t()
-        (engine or self.worker).execute(
-            f"INSERT INTO {t} SELECT {{id:UInt64}}, greatest(toUInt64(toUnixTimestamp64Nano(now64(9))), "
-            f"(SELECT max(version) + 1 FROM {t} WHERE id = {{id:UInt64}})), {{doc:String}}",
-            {"id": rec.id, "doc": rec.doc()})
+    def _save(self, rec: UploadRecord, store: Store | None = None) -> None:
+        """Write the record (on the worker's own connections unless a request thread passes its store)."""
+        (store or self.wstore).save_upload(rec.id, rec.doc())
 
     def _records(self) -> list[UploadRecord]:
-        rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL ORDER BY id DESC", readonly=False).rows
-        return [UploadRecord.model_validate_json(doc) for (doc,) in rows]
+        return [UploadRecord.model_validate_json(doc) for doc in self.store.upload_docs()]
 
     def list(self) -> list[dict]:
         stored, active = self.versions.stored_ids(), self.versions.active()
@@ -154,11 +146,10 @@ class Uploads:
                 live = live.model_copy(deep=True)
         if live:
             return self._present(live, self.versions.stored_ids(), self.versions.active())
-        rows = self.engine.select(f"SELECT doc FROM {self._t()} FINAL WHERE id = {{id:UInt64}}",
-                                  {"id": upload_id}, readonly=False).rows
-        if not rows:
+        docs = self.store.upload_docs(upload_id)
+        if not docs:
             raise GameLensError("not_found", f"There is no upload {upload_id}.", 404, param="id", value=upload_id)
-        return self._present(UploadRecord.model_validate_json(rows[0][0]), self.versions.stored_ids(),
+        return self._present(UploadRecord.model_validate_json(docs[0]), self.versions.stored_ids(),
                              self.versions.active())
 
     @staticmethod
@@ -189,12 +180,11 @@ class Uploads:
         return self._queue_record({"source": source, "url": name, "path": str(path)}, created_by, max_rejected_rows)
 
     def _queue_record(self, origin: dict, created_by: str | None, max_rejected_rows: int | None) -> dict:
+        upload_id = self.store.claim_upload_id(uuid.uuid4().hex)  # unique across processes (see store.py)
+        rec = UploadRecord(id=upload_id, **origin, state="queued", created_by=created_by,
+                           created_at=self.store.now(), max_rejected_rows=self._tolerance(max_rejected_rows))
+        self._save(rec, self.store)
         with self._lock:
-            last = self.engine.select(f"SELECT max(id) FROM {self._t()}", readonly=False).scalar() or 0
-            rec = UploadRecord(id=last + 1, **origin, state="queued", created_by=created_by,
-                               created_at=self.engine.server_time(),
-                               max_rejected_rows=self._tolerance(max_rejected_rows))
-            self._save(rec, self.engine)
             self._live[rec.id] = rec
             self._done[rec.id] = threading.Event()
         self._queue.put(rec.id)
@@ -311,8 +301,7 @@ class Uploads:
         the record says when it is ready (a failure only leaves queries slower: answers are exact)."""
         t0 = time.monotonic()
         try:
-            self.versions.finish(rec.id)
-            state = "ready"
+            state = self.versions.finish(rec.id)
         except GameLensError as exc:
             log.warning("building the indexes of upload %s failed: %s", rec.id, exc.message)
             state = "failed"

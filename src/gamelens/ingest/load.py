@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from .. import schema
 from ..engine import CSV_PARSE_ERRORS, Engine, ident
 from ..errors import EngineError, GameLensError, unloadable
+from ..store import Store
 from . import migrations, physical, versions
 
 MAX_REPORTED = 10
@@ -150,13 +151,13 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
     fields, warnings = check_header(header)
     result = LoadResult(warnings=warnings)
     table = versions.stage_name(upload_id)
-    engine.execute(f"DROP TABLE IF EXISTS {ident(engine.db)}.{ident(table)}")
-    engine.execute(physical.table_ddl(engine.db, table, migrations.comment_for(upload_id)))
+    store = Store(engine, engine.settings.clickhouse_cluster)
+    store.create_version_table(table, migrations.comment_for(upload_id))
     columns, exprs = select_exprs(fields)
     try:
         limits = {"max_memory_usage": max_memory_mb << 20} if max_memory_mb else {}
-        engine.load_csv(table, columns, exprs, len(header), itertools.chain([prefix], chunks),
-                        {**CSV_SETTINGS, **limits})
+        store.load_csv(engine, table, columns, exprs, len(header), itertools.chain([prefix], chunks),
+                       {**CSV_SETTINGS, **limits})
     except EngineError as exc:
         if exc.engine_code in CSV_PARSE_ERRORS:
             raise _parse_failure(exc) from exc
@@ -166,25 +167,18 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
             raise unloadable("load_out_of_memory", "Loading the file needed more memory than allowed "
                        "(GAMELENS_LOAD_MAX_MEMORY_MB, or the machine's memory).") from exc
         raise
-    _check(engine, table, result, max_rejected)
+    _check(store, table, result, max_rejected)
     return result
 
 
-def _check(engine: Engine, table: str, result: LoadResult, max_rejected: int) -> None:
-    t = f"{ident(engine.db)}.{ident(table)}"
+def _check(store: Store, table: str, result: LoadResult, max_rejected: int) -> None:
     date_cols = [c for c in schema.COLUMNS if c.raw_name]
-    undated = ", ".join(f"countIf({ident(c.name)} IS NULL AND {ident(c.raw_name)} != '')" for c in date_cols)
-    stats = engine.select(
-        f"SELECT count(), countIf(notEmpty({schema.BAD_COL})), "
-        f"uniqExactIf({ident(schema.KEY)}, empty({schema.BAD_COL}))"
-        f"{', ' + undated if undated else ''} FROM {t}", readonly=False).rows[0]
+    stats = store.load_stats(table, date_cols)
     total, bad, distinct = stats[0], stats[1], stats[2]
     if total == 0:
         raise unloadable("no_rows", "The file has a header but no data rows.")
     if bad:
-        rows = engine.select(
-            f"SELECT {schema.ROW_COL}, {schema.BAD_COL} FROM {t} WHERE notEmpty({schema.BAD_COL}) "
-            f"ORDER BY {schema.ROW_COL} LIMIT {MAX_REPORTED}", readonly=False).rows
+        rows = store.bad_rows(table, MAX_REPORTED)
         result.rejected_rows = [
             {"row": row, "column": col, "value": value[:200], "expected": schema.BY_NAME[col].kind.expects}
             for row, cols in rows for col, value in cols.items()
@@ -196,20 +190,16 @@ def _check(engine: Engine, table: str, result: LoadResult, max_rejected: int) ->
                        f"GAMELENS_MAX_REJECTED_ROWS={max_rejected}); first: data row {first['row']}, column "
                        f"{first['column']}, value {first['value']!r}, expected {first['expected']}.",
                        value=result.rejected_rows)
-        engine.execute(f"DELETE FROM {t} WHERE notEmpty({schema.BAD_COL})")
+        store.drop_bad_rows(table)
         result.rejected = bad
         result.warnings.append(f"Dropped {bad} row(s) with values that do not fit their column.")
     for c, n in zip(date_cols, stats[3:], strict=True):
         if n:
-            example = engine.select(
-                f"SELECT {schema.ROW_COL}, {ident(c.raw_name)} FROM {t} WHERE {ident(c.name)} IS NULL "
-                f"AND {ident(c.raw_name)} != '' ORDER BY {schema.ROW_COL} LIMIT 1", readonly=False).rows[0]
+            example = store.first_undated(table, c)
             result.warnings.append(f"{n} {c.name} value(s) are not dates and are stored as empty with their "
                                    f"text kept in {c.raw_name} (first: data row {example[0]}, {example[1]!r}).")
     result.rows = total - result.rejected
-    result.stored_bytes = engine.select(
-        "SELECT sum(data_compressed_bytes) FROM system.parts WHERE database = {db:String} "
-        "AND table = {t:String} AND active", {"db": engine.db, "t": table}, readonly=False).scalar() or 0
+    result.stored_bytes = store.stored_bytes(table)
     if distinct < result.rows:
         result.warnings.append(
             f"{result.rows - distinct} row(s) repeat an {schema.KEY} already in the file; all rows are kept "

@@ -21,16 +21,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import schema
-from ..engine import Engine, ident
 from ..errors import GameLensError
+from ..store import Store
 
 log = logging.getLogger(__name__)
 
 LAYOUT = 2  # the layout this release writes
 _TAGGED = re.compile(r"^upload:(\d+)(?: layout:(\d+))?$")
-# A mutation (MATERIALIZE, DROP COLUMN) returns once it is done on every part.
-SYNC = {"mutations_sync": 2, "alter_sync": 2}
 
 
 def comment_for(upload_id: int, layout: int = LAYOUT) -> str:
@@ -56,40 +53,14 @@ def layout_of(comment: str, columns: list[str]) -> int:
 # --- the steps ------------------------------------------------------------------------------------
 
 
-def _after(name: str) -> str:
-    """The column a stored column follows in today's layout (so a migrated table reads like a new one)."""
-    order = [c.name for c in schema.STORED_COLUMNS]
-    return order[order.index(name) - 1]
-
-
-def _studio_lists_and_review_columns(t: str) -> list[str]:
-    """Layout 1 -> 2: studio text becomes lists (the schema's split) and the stored review columns are
-    computed from their schema expressions. Each new column is added with its expression as DEFAULT,
-    written to disk (MATERIALIZE), then loses the DEFAULT, so the table is like one loaded today."""
-    studios, reviews = ("developers", "publishers"), ("reviews", "review_score", "rating")
-    text = {n: f"{n}__text" for n in studios}
-    adds = [f"ADD COLUMN {ident(n)} {schema.BY_NAME[n].ch_type} DEFAULT "
-            f"{schema.BY_NAME[n].kind.parse.format(r=ident(text[n]))} AFTER {ident(text[n])}" for n in studios]
-    adds += [f"ADD COLUMN {ident(n)} {schema.BY_NAME[n].ch_type} DEFAULT {schema.BY_NAME[n].stored} "
-             f"AFTER {ident(_after(n))}" for n in reviews]
-    new = (*studios, *reviews)
-    return [
-        f"ALTER TABLE {t} " + ", ".join(f"RENAME COLUMN {ident(n)} TO {ident(text[n])}" for n in studios),
-        f"ALTER TABLE {t} " + ", ".join(adds),
-        f"ALTER TABLE {t} " + ", ".join(f"MATERIALIZE COLUMN {ident(n)}" for n in new),
-        f"ALTER TABLE {t} " + ", ".join(f"MODIFY COLUMN {ident(n)} REMOVE DEFAULT" for n in new),
-        f"ALTER TABLE {t} " + ", ".join(f"DROP COLUMN {ident(text[n])}" for n in studios),
-    ]
-
-
 @dataclass(frozen=True)
 class Step:
     to: int  # the layout a table has after this step
     what: str
-    statements: Callable[[str], list[str]]  # over the quoted table
+    statements: Callable[[Store, str], list[str]]  # the step's statements on a (copied) table
 
 
-STEPS = (Step(2, "studio lists; stored review columns", _studio_lists_and_review_columns),)
+STEPS = (Step(2, "studio lists; stored review columns", Store.studio_lists_and_review_columns),)
 assert [s.to for s in STEPS] == list(range(2, LAYOUT + 1)), "one step per layout, in order"
 
 
@@ -97,36 +68,31 @@ def upgrade_name(upload_id: int) -> str:
     return f"upgrade_{int(upload_id)}"
 
 
-def upgrade(engine: Engine, table: str, upload_id: int, layout: int) -> None:
-    """Bring the version table `table` (unquoted name) from `layout` to LAYOUT, atomically: the steps
-    run on a copy, which replaces the table only once all of them succeeded and it holds every row.
-    On any failure the copy goes and the table is untouched."""
-    db = ident(engine.db)
-    src, copy = f"{db}.{ident(table)}", f"{db}.{ident(upgrade_name(upload_id))}"
+def upgrade(store: Store, table: str, upload_id: int, layout: int) -> None:
+    """Bring the version table `table` from `layout` to LAYOUT, atomically: the steps run on a copy,
+    which replaces the table only once all of them succeeded and it holds every row. On any failure
+    the copy goes and the table is untouched."""
     if layout == LAYOUT:  # written before layouts were recorded: only the record is missing
-        engine.execute(f"ALTER TABLE {src} MODIFY COMMENT {comment_for(upload_id)!r}")
+        store.comment(table, comment_for(upload_id))
         return
-    engine.execute(f"DROP TABLE IF EXISTS {copy} SYNC")
+    copy = upgrade_name(upload_id)
+    store.drop(copy)
     try:
-        engine.execute(f"CREATE TABLE {copy} AS {src}")
-        engine.execute(f"ALTER TABLE {copy} ATTACH PARTITION tuple() FROM {src}")  # hard links: no copying
+        store.copy_table(table, copy)  # hard links: no data is copied
         for step in STEPS:
             if step.to > layout:
-                for sql in step.statements(copy):
-                    engine.execute(sql, settings=SYNC)
-        engine.execute(f"ALTER TABLE {copy} MODIFY COMMENT {comment_for(upload_id)!r}")
-        same = engine.select(f"SELECT (SELECT count() FROM {src}) = (SELECT count() FROM {copy})",
-                             readonly=False).scalar()
-        if same != 1:
+                store.alter(step.statements(store, copy))
+        store.comment(copy, comment_for(upload_id))
+        if not store.same_count(table, copy):
             raise GameLensError("upgrade_failed", "The upgraded copy does not hold every row.", 500)
-        engine.execute(f"EXCHANGE TABLES {copy} AND {src}")
+        store.exchange(copy, table)
     finally:
-        _drop_quietly(engine, copy)  # after the exchange, the old layout
+        _drop_quietly(store, copy)  # after the exchange, the old layout
 
 
-def _drop_quietly(engine: Engine, table: str) -> None:
+def _drop_quietly(store: Store, table: str) -> None:
     """Drop an upgrade's copy; if that fails the upgrade still stands, and the next start drops it."""
     try:
-        engine.execute(f"DROP TABLE IF EXISTS {table} SYNC")
+        store.drop(table)
     except GameLensError as exc:
         log.warning("dropping %s failed (%s); the next start drops it", table, exc.code)

@@ -1,6 +1,7 @@
-"""The physical design of a dataset version's table, in one place: its DDL, its indexes, and how a
-load writes it. Each choice names the benchmark line that justifies it (`python bench/physical.py
-500` builds the table both ways from the same file and prints those lines).
+"""The physical design of a dataset version's table, in one place: its settings, its indexes, and
+how a load writes it (store.py renders them into statements). Each choice names the benchmark line
+that justifies it (`python bench/physical.py 500` builds the table both ways from the same file and
+prints those lines).
 
 A version's table is written once, by one load, and then only read:
 - `index_granularity = 1024` (default 8192): a page reads its rows' granules, and one granule of
@@ -62,25 +63,3 @@ def _index_type(col: schema.Column) -> str | None:
 
 
 INDEXES = {f"i_{c.name}": (c.name, _index_type(c)) for c in schema.STORED_COLUMNS if _index_type(c)}
-
-
-def table_ddl(db: str, table: str, comment: str) -> str:
-    cols = []
-    for c in schema.STORED_COLUMNS:
-        cols.append(f"{ident(c.name)} {c.ch_type}")
-        if c.raw_name:
-            cols.append(f"{ident(c.raw_name)} String")
-    cols += [f"{schema.ROW_COL} UInt64", f"{schema.BAD_COL} Map(String, String)"]
-    settings = ", ".join(f"{k} = {v}" for k, v in TABLE_SETTINGS.items())
-    return (f"CREATE TABLE {ident(db)}.{ident(table)} ({', '.join(cols)}) ENGINE = MergeTree "
-            f"ORDER BY {ident(schema.KEY)} SETTINGS {settings} COMMENT {comment!r}")
-
-
-def finishing_statements(table: str) -> list[str]:
-    """After the switch: declare the indexes, allow merges, and merge every part into one (which
-    builds the indexes as it writes). Idempotent: run again after a stop, it finishes the job."""
-    added = ", ".join(f"ADD INDEX IF NOT EXISTS {name} {ident(col)} TYPE {kind}"
-                      for name, (col, kind) in INDEXES.items())
-    merges = ", ".join(f"{k} = {v}" for k, v in MERGE_SETTINGS.items())
-    return [f"ALTER TABLE {table} {added}", f"ALTER TABLE {table} MODIFY SETTING {merges}",
-            f"OPTIMIZE TABLE {table} FINAL"]

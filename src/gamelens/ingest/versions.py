@@ -27,14 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..engine import Engine, ident
-from ..errors import GameLensError
-from . import migrations, physical
+from ..engine import INDEXES_UNSUPPORTED, Engine
+from ..errors import EngineError, GameLensError
+from ..records import IndexState
+from ..store import LEGACY_ACTIVE, Store
+from . import migrations
 
 log = logging.getLogger(__name__)
 
-POINTER = "active_version"
-LEGACY_ACTIVE = "games"  # before the pointer, the active version was the table named `games`
 # The pointer is re-read when this process's copy is older than this (another process may switch).
 REFRESH_S = 1.0
 
@@ -115,6 +115,8 @@ class Versions:
     def __init__(self, engine: Engine, writer: Engine | None = None):
         self.engine = engine  # reads of the pointer and the catalogue (request side)
         self.writer = writer or engine  # renames, switches, drops (the upload worker's connections)
+        self.cluster = engine.settings.clickhouse_cluster
+        self.store = Store(self.writer, self.cluster)  # every statement of the writing side
         self.grace_ns = int(engine.settings.version_grace_s * 1e9)
         self.longest_read_s = engine.settings.longest_read_s
         self._lock = threading.Lock()  # switches, re-activations, upgrades and pruning: one at a time
@@ -122,16 +124,13 @@ class Versions:
         self._seen = _Seen(None, None, None, -1e9)  # the pointer as last read
         self.on_switch: list[Callable[[Snapshot], None]] = []  # told each new active version (the cache)
 
-    def _q(self, name: str) -> str:
-        return f"{ident(self.engine.db)}.{ident(name)}"
+    def _on(self, engine: Engine | None) -> Store:
+        """The statements on `engine`'s connections (the request side's, unless the worker passes its own)."""
+        return Store(engine or self.engine, self.cluster)
 
     def table(self, upload_id: int) -> str:
         """The quoted table of a stored version."""
-        return self._q(version_name(upload_id))
-
-    def start(self) -> None:
-        self.writer.execute(f"CREATE TABLE IF NOT EXISTS {self._q(POINTER)} (at UInt64, upload_id UInt64) "
-                            "ENGINE = MergeTree ORDER BY at")
+        return self.store.q(version_name(upload_id))
 
     # --- which version is active --------------------------------------------------------------
 
@@ -139,14 +138,10 @@ class Versions:
         """Read the pointer and the table it names; remember what a request may read (unless a reading
         that began later is already installed: this one may predate a switch)."""
         started = time.monotonic()
-        res = (engine or self.engine).select(
-            f"SELECT p.upload_id, t.uuid, t.comment FROM (SELECT upload_id FROM {self._q(POINTER)} "
-            "ORDER BY at DESC, upload_id DESC LIMIT 1) AS p LEFT JOIN (SELECT name, toString(uuid) AS uuid, "
-            "comment FROM system.tables WHERE database = {db:String}) AS t "
-            "ON t.name = concat('games_v', toString(p.upload_id))", {"db": self.engine.db}, readonly=False)
+        pointer = self._on(engine).pointer()
         upload_id, snap, problem = None, None, None
-        if res.rows:
-            upload_id, uuid, comment = res.rows[0]
+        if pointer is not None:
+            upload_id, uuid, comment = pointer
             snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s)
         with self._seen_lock:
             if started < self._seen.read_at:
@@ -193,12 +188,8 @@ class Versions:
 
     def holdings(self, engine: Engine | None = None) -> list[Held]:
         """Every dataset table (versions, staging tables, upgrade copies) with its upload and layout."""
-        res = (engine or self.engine).select(
-            "SELECT t.name, t.comment, c.names FROM system.tables AS t LEFT JOIN (SELECT table, groupArray(name) "
-            "AS names FROM system.columns WHERE database = {db:String} GROUP BY table) AS c ON c.table = t.name "
-            "WHERE t.database = {db:String}", {"db": self.engine.db}, readonly=False)
         held = []
-        for name, comment, columns in res.rows:
+        for name, comment, columns, _ in self._on(engine).tables():
             parsed = migrations.parse_comment(comment)
             if parsed:
                 held.append(Held(name, parsed[0], migrations.layout_of(comment, columns), parsed[1] is not None))
@@ -220,14 +211,11 @@ class Versions:
         `before_switch` runs on the new version before anyone can read it (the cache warms there).
         """
         with self._lock:
-            self.writer.execute(f"RENAME TABLE {self._q(stage_name(upload_id))} TO {self._q(version_name(upload_id))}")
+            self.store.rename(stage_name(upload_id), version_name(upload_id))
             warnings = []
             if before_switch:
                 try:
-                    uuid = self.writer.select("SELECT toString(uuid) FROM system.tables WHERE database = {db:String} "
-                                              "AND name = {t:String}", {"db": self.engine.db,
-                                                                         "t": version_name(upload_id)},
-                                              readonly=False).scalar()
+                    uuid = self.store.uuid(version_name(upload_id))
                     before_switch(Snapshot(upload_id, self.table(upload_id), uuid,
                                            time.monotonic() + self.longest_read_s))
                 except Exception:  # only a cache: it fills as pages are read
@@ -262,21 +250,39 @@ class Versions:
         """The commit: one INSERT, timed by the server's clock and never before the previous switch (a
         clock that stepped back cannot reorder the history). If it raises, the pointer says whether it
         happened."""
-        pointer = self._q(POINTER)
         try:
-            self.writer.execute(f"INSERT INTO {pointer} SELECT greatest(toUInt64(toUnixTimestamp64Nano(now64(9))), "
-                                f"(SELECT max(at) + 1 FROM {pointer})), {{id:UInt64}}", {"id": upload_id})
+            self.store.point_to(upload_id)
         except GameLensError:
             if self._read_pointer(self.writer) != upload_id:
                 raise
             log.warning("switching to upload %s raised, but the switch happened", upload_id)
         self._read_pointer(self.writer)
+        self._point_view(upload_id)
 
-    def finish(self, upload_id: int) -> None:
+    def _point_view(self, upload_id: int) -> None:
+        """BI users' view `games` follows the switch. Not while release 421b14a's table still has that
+        name (adopt renames it, then points the view); a failure costs only the view (logged)."""
+        try:
+            if any(name == LEGACY_ACTIVE and engine != "View" for name, _, _, engine in self.store.tables()):
+                return
+            self.store.point_view(version_name(upload_id))
+        except GameLensError as exc:
+            log.warning("pointing the view %s at upload %s failed: %s", LEGACY_ACTIVE, upload_id, exc.code)
+
+    def finish(self, upload_id: int) -> IndexState:
         """Give a served version its final layout: one part, with its indexes (see physical.py).
-        Readers keep reading meanwhile; their answers stay the same."""
-        for sql in physical.finishing_statements(self.table(upload_id)):
-            self.writer.execute(sql, settings={"mutations_sync": 2, "alter_sync": 2})
+        Readers keep reading meanwhile; their answers stay the same. On a server without the text
+        indexes, the part is merged all the same: `unsupported` (answers are the same, slower)."""
+        state: IndexState = "ready"
+        try:
+            self.store.add_indexes(version_name(upload_id))
+        except EngineError as exc:
+            if exc.engine_code not in INDEXES_UNSUPPORTED:
+                raise
+            log.warning("this ClickHouse server cannot build the text indexes (code %s)", exc.engine_code)
+            state = "unsupported"
+        self.store.merge(version_name(upload_id))
+        return state
 
     # --- dropping by the server's clock -----------------------------------------------------------
 
@@ -296,11 +302,7 @@ class Versions:
 
     def _history(self) -> tuple[int, list[tuple[int, int]]]:
         """The server's time now (ns) and the pointer's rows (at, upload id) in order."""
-        res = self.writer.select(f"SELECT toUnixTimestamp64Nano(now64(9)), (SELECT groupArray((at, upload_id)) FROM "
-                                 f"(SELECT at, upload_id FROM {self._q(POINTER)} ORDER BY at, upload_id))",
-                                 readonly=False)
-        now, history = res.rows[0]
-        return now, [(at, upload_id) for at, upload_id in history]
+        return self.store.pointer_history()
 
     def _prune(self, keep: int) -> None:
         now, history = self._history()
@@ -311,17 +313,17 @@ class Versions:
                 continue
             if upload_id in left and now - left[upload_id] <= self.grace_ns:
                 continue  # a request that resolved it before the switch may still be reading it
-            self.writer.execute(f"DROP TABLE IF EXISTS {self.table(upload_id)} SYNC")
+            self.store.drop(version_name(upload_id))
 
     def discard(self, upload_id: int) -> None:
         """Drop what a failed upload built: its staging table and, if it got that far, its version
         table. Never a version the pointer has named (checked against the pointer itself, under the
         lock that switches take)."""
         with self._lock:
-            self.writer.execute(f"DROP TABLE IF EXISTS {self._q(stage_name(upload_id))} SYNC")
+            self.store.drop(stage_name(upload_id))
             _, history = self._history()
             if all(named != upload_id for _, named in history):
-                self.writer.execute(f"DROP TABLE IF EXISTS {self.table(upload_id)} SYNC")
+                self.store.drop(version_name(upload_id))
 
     # --- start-up ---------------------------------------------------------------------------------
 
@@ -346,6 +348,9 @@ class Versions:
                 if kept:
                     log.warning("no version was active; upload %s (the newest kept) is served", max(kept))
                     self._switch(max(kept))
+            active = self.active(fresh=True, engine=self.writer)
+            if active is not None:
+                self._point_view(active)
 
     def _rename_to_own_name(self, held: Held) -> None:
         names = {h.name for h in self.holdings(self.writer)}
@@ -353,7 +358,7 @@ class Versions:
             log.warning("table %s holds upload %s, whose own name is taken; left as it is", held.name,
                         held.upload_id)
             return
-        self.writer.execute(f"RENAME TABLE {self._q(held.name)} TO {self.table(held.upload_id)}")
+        self.store.rename(held.name, version_name(held.upload_id))
 
     def tidy(self, keep: int, acknowledged: set[int]) -> None:
         """At start-up, once records are reconciled: drop half-built tables (staging tables, upgrade
@@ -365,10 +370,10 @@ class Versions:
             for h in self.holdings(self.writer):
                 never_served = h.upload_id not in named and h.upload_id not in acknowledged
                 if not h.is_version or never_served:
-                    self.writer.execute(f"DROP TABLE IF EXISTS {self._q(h.name)} SYNC")
-            for name in self.writer.tables():
+                    self.store.drop(h.name)
+            for name, _, _, _ in self.store.tables():
                 if name.startswith("stage_") and name.endswith("_csv"):
-                    self.writer.execute(f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
+                    self.store.drop(name)
             self._prune(keep)
 
     def upgrade(self) -> dict[int, str | None]:
@@ -380,7 +385,7 @@ class Versions:
                 if not h.is_version or (h.tagged and h.layout >= migrations.LAYOUT):
                     continue
                 try:
-                    migrations.upgrade(self.writer, h.name, h.upload_id, h.layout)
+                    migrations.upgrade(self.store, h.name, h.upload_id, h.layout)
                     outcome[h.upload_id] = None
                 except GameLensError as exc:
                     log.error("upload %s could not be upgraded from layout %s: %s", h.upload_id, h.layout,

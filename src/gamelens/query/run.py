@@ -4,6 +4,8 @@ export. Every request reads one dataset version, resolved once (see ingest/versi
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ from ..settings import Settings
 from . import build, filters
 from .cache import Cache, etag, make_key
 from .spool import Spool, Spools
+
+log = logging.getLogger(__name__)
 
 ENGINE_FORMATS = {"csv": ("CSVWithNames", "text/csv; charset=utf-8"),
                   "ndjson": ("JSONEachRow", "application/x-ndjson")}
@@ -122,6 +126,16 @@ class Explorer:
                 path = "/api/v1/games" + ("" if kind == "rows" else f"/{kind}")
                 body, _ = self._compute(kind, self._kinds[kind][0](items), items, path, snap)
                 self.cache.put(make_key(snap.identity, kind, items, self.constants), body)
+
+    def warm_soon(self, snap: Snapshot) -> None:
+        """A reader saw a switch: answer the page's first requests for it, in the background."""
+        def warm():
+            try:
+                self.warm(snap)
+            except Exception:  # only a cache: it fills as pages are read
+                log.warning("warming the cache of upload %s failed", snap.upload_id, exc_info=True)
+
+        threading.Thread(target=warm, name="gamelens-warm", daemon=True).start()
 
     def _rows(self, req: build.RowsRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         page_size = req.limit

@@ -1,0 +1,356 @@
+"""Every statement GameLens sends that is not a user's query, in one place: the database and its
+bookkeeping tables, dataset version tables (DDL, physical design, migration steps), the version
+pointer and the view BI tools read, upload and key records, the writer lease, and the server-side
+load. Values are bound as query parameters; identifiers come from code and the schema.
+
+The engine's dialect lives here and nowhere else. With GAMELENS_CLICKHOUSE_CLUSTER set, the
+replicated forms are rendered: the database is created `ON CLUSTER` as a `Replicated` database (so
+every later DDL reaches every replica through Keeper), tables use `Replicated*MergeTree` (their
+Keeper paths implied by the Replicated database), bookkeeping writes wait for a quorum and its
+reads see every acknowledged write (`select_sequential_consistency`). On one node, plain forms.
+
+Statements run on a Transport: anything with `execute` and `select` (engine.Engine is one).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from . import schema
+from .engine import Result, ident
+from .ingest import physical
+
+LEGACY_ACTIVE = "games"  # release 421b14a's name for the active version; now the BI users' view
+POINTER, UPLOADS, CLAIMS, KEYS, LEASE = "active_version", "uploads", "upload_ids", "api_keys", "writer_lease"
+# A mutation (MATERIALIZE, DROP COLUMN, index builds) returns once it is done on every part.
+SYNC = {"mutations_sync": 2, "alter_sync": 2}
+_MONOTONIC_NS = "greatest(toUInt64(toUnixTimestamp64Nano(now64(9))), (SELECT max({col}) + 1 FROM {table}{where}))"
+
+
+class Transport(Protocol):
+    db: str
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None, settings: dict | None = None) -> None: ...
+
+    def select(self, sql: str, params: dict[str, Any] | None = None, *, readonly: bool = True,
+               settings: dict | None = None) -> Result: ...
+
+
+class Store:
+    def __init__(self, transport: Transport, cluster: str | None = None):
+        self.t, self.db, self.cluster = transport, transport.db, cluster
+        # On a cluster, bookkeeping must read what it (or a peer) has just written.
+        self._reads = {"select_sequential_consistency": 1} if cluster else {}
+        self._writes = {"insert_quorum": "auto"} if cluster else {}
+
+    # --- rendering -----------------------------------------------------------------------------
+
+    def q(self, name: str) -> str:
+        return f"{ident(self.db)}.{ident(name)}"
+
+    def _engine(self, family: str = "MergeTree", args: str = "") -> str:
+        """`MergeTree()` on one node; `ReplicatedMergeTree()` on a cluster (the Replicated database
+        supplies its Keeper path and replica name)."""
+        prefix = "Replicated" if self.cluster else ""
+        return f"{prefix}{family}({args})"
+
+    def _select(self, sql: str, params: dict | None = None) -> Result:
+        return self.t.select(sql, params, readonly=False, settings=self._reads)
+
+    def _insert(self, sql: str, params: dict | None = None) -> None:
+        self.t.execute(sql, params, self._writes)
+
+    # --- the database and its bookkeeping tables --------------------------------------------------
+
+    def create_database(self) -> None:
+        if self.cluster:
+            self.t.execute(f"CREATE DATABASE IF NOT EXISTS {ident(self.db)} ON CLUSTER {ident(self.cluster)} "
+                           "ENGINE = Replicated('/clickhouse/databases/{database}', '{shard}', '{replica}')")
+            return
+        # EXCHANGE TABLES needs an Atomic database (chDB's `default` is not one).
+        self.t.execute(f"CREATE DATABASE IF NOT EXISTS {ident(self.db)} ENGINE = Atomic")
+
+    def create_bookkeeping(self) -> None:
+        """The pointer, records and the writer lease: created once, never changed in layout (records
+        are JSON documents, read with defaults, so new fields need no migration)."""
+        self.t.execute(f"CREATE TABLE IF NOT EXISTS {self.q(POINTER)} (at UInt64, upload_id UInt64) "
+                       f"ENGINE = {self._engine()} ORDER BY at")
+        self.t.execute(f"CREATE TABLE IF NOT EXISTS {self.q(UPLOADS)} (id UInt64, version UInt64, doc String) "
+                       f"ENGINE = {self._engine('ReplacingMergeTree', 'version')} ORDER BY id")
+        self.t.execute(f"CREATE TABLE IF NOT EXISTS {self.q(CLAIMS)} (id UInt64, nonce String, at UInt64) "
+                       f"ENGINE = {self._engine()} ORDER BY (id, at, nonce)")
+        self.t.execute(f"CREATE TABLE IF NOT EXISTS {self.q(KEYS)} (name String, version UInt64, doc String) "
+                       f"ENGINE = {self._engine('ReplacingMergeTree', 'version')} ORDER BY name")
+        self.t.execute(f"CREATE TABLE IF NOT EXISTS {self.q(LEASE)} (holder String, host String, pid UInt32, "
+                       f"at DateTime64(3)) ENGINE = {self._engine()} ORDER BY (holder, at) "
+                       "TTL toDateTime(at) + INTERVAL 1 DAY")
+
+    def now(self) -> datetime:
+        """The database server's clock (UTC, ms): what records are timed by, whichever process writes."""
+        text = self._select("SELECT toString(now64(3), 'UTC')").scalar()
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    def ping(self) -> bool:
+        return self.t.select("SELECT 1").scalar() == 1
+
+    # --- the catalogue -------------------------------------------------------------------------
+
+    def tables(self) -> list[tuple[str, str, list[str], str]]:
+        """(name, comment, column names, engine) of every table and view of the database."""
+        return self._select(
+            "SELECT t.name, t.comment, c.names, t.engine FROM system.tables AS t LEFT JOIN (SELECT table, "
+            "groupArray(name) AS names FROM system.columns WHERE database = {db:String} GROUP BY table) AS c "
+            "ON c.table = t.name WHERE t.database = {db:String}", {"db": self.db}).rows
+
+    def uuid(self, name: str) -> str:
+        return self._select("SELECT toString(uuid) FROM system.tables WHERE database = {db:String} AND "
+                            "name = {t:String}", {"db": self.db, "t": name}).scalar()
+
+    def rename(self, old: str, new: str) -> None:
+        self.t.execute(f"RENAME TABLE {self.q(old)} TO {self.q(new)}")
+
+    def exchange(self, a: str, b: str) -> None:
+        self.t.execute(f"EXCHANGE TABLES {self.q(a)} AND {self.q(b)}")
+
+    def drop(self, name: str) -> None:
+        self.t.execute(f"DROP TABLE IF EXISTS {self.q(name)} SYNC")
+
+    def count(self, name: str) -> int:
+        return self._select(f"SELECT count() FROM {self.q(name)}").scalar()
+
+    def comment(self, name: str, text: str) -> None:
+        self.t.execute(f"ALTER TABLE {self.q(name)} MODIFY COMMENT {_lit(text)}")
+
+    # --- dataset version tables ------------------------------------------------------------------
+
+    def create_version_table(self, name: str, comment: str) -> None:
+        """A version's table as physical.py designs it (granules, merges held back until the switch)."""
+        cols = []
+        for c in schema.STORED_COLUMNS:
+            cols.append(f"{ident(c.name)} {c.ch_type}")
+            if c.raw_name:
+                cols.append(f"{ident(c.raw_name)} String")
+        cols += [f"{schema.ROW_COL} UInt64", f"{schema.BAD_COL} Map(String, String)"]
+        settings = ", ".join(f"{k} = {v}" for k, v in physical.TABLE_SETTINGS.items())
+        self.t.execute(f"DROP TABLE IF EXISTS {self.q(name)}")
+        self.t.execute(f"CREATE TABLE {self.q(name)} ({', '.join(cols)}) ENGINE = {self._engine()} "
+                       f"ORDER BY {ident(schema.KEY)} SETTINGS {settings} COMMENT {_lit(comment)}")
+
+    def add_indexes(self, name: str) -> None:
+        """Declare the text indexes (built by the merge that follows: see physical.py)."""
+        added = ", ".join(f"ADD INDEX IF NOT EXISTS {index} {ident(col)} TYPE {kind}"
+                          for index, (col, kind) in physical.INDEXES.items())
+        self.t.execute(f"ALTER TABLE {self.q(name)} {added}", settings=SYNC)
+
+    def merge(self, name: str) -> None:
+        """Allow merges again and merge every part into one (which builds the declared indexes).
+        Idempotent: run again after a stop, it finishes the job."""
+        merges = ", ".join(f"{k} = {v}" for k, v in physical.MERGE_SETTINGS.items())
+        self.t.execute(f"ALTER TABLE {self.q(name)} MODIFY SETTING {merges}", settings=SYNC)
+        self.t.execute(f"OPTIMIZE TABLE {self.q(name)} FINAL", settings=SYNC)
+
+    def copy_table(self, source: str, copy: str) -> None:
+        """A table like `source` holding its parts by hard links (no data is copied)."""
+        self.t.execute(f"CREATE TABLE {self.q(copy)} AS {self.q(source)}")
+        self.t.execute(f"ALTER TABLE {self.q(copy)} ATTACH PARTITION tuple() FROM {self.q(source)}")
+
+    def same_count(self, a: str, b: str) -> bool:
+        return self._select(f"SELECT (SELECT count() FROM {self.q(a)}) = (SELECT count() FROM {self.q(b)})"
+                            ).scalar() == 1
+
+    def alter(self, statements: Iterable[str]) -> None:
+        """Run a migration step's statements (migrations.py), each to the end on every part."""
+        for sql in statements:
+            self.t.execute(sql, settings=SYNC)
+
+    def studio_lists_and_review_columns(self, name: str) -> list[str]:
+        """Layout 1 -> 2 (migrations.py): studio text becomes lists (the schema's split) and the stored
+        review columns are computed from their schema expressions. Each new column is added with its
+        expression as DEFAULT, written to disk (MATERIALIZE), then loses the DEFAULT, so the table reads
+        like one loaded today."""
+        t = self.q(name)
+        studios, reviews = ("developers", "publishers"), ("reviews", "review_score", "rating")
+        text = {n: f"{n}__text" for n in studios}
+        adds = [f"ADD COLUMN {ident(n)} {schema.BY_NAME[n].ch_type} DEFAULT "
+                f"{schema.BY_NAME[n].kind.parse.format(r=ident(text[n]))} AFTER {ident(text[n])}" for n in studios]
+        adds += [f"ADD COLUMN {ident(n)} {schema.BY_NAME[n].ch_type} DEFAULT {schema.BY_NAME[n].stored} "
+                 f"AFTER {ident(_after(n))}" for n in reviews]
+        new = (*studios, *reviews)
+        return [
+            f"ALTER TABLE {t} " + ", ".join(f"RENAME COLUMN {ident(n)} TO {ident(text[n])}" for n in studios),
+            f"ALTER TABLE {t} " + ", ".join(adds),
+            f"ALTER TABLE {t} " + ", ".join(f"MATERIALIZE COLUMN {ident(n)}" for n in new),
+            f"ALTER TABLE {t} " + ", ".join(f"MODIFY COLUMN {ident(n)} REMOVE DEFAULT" for n in new),
+            f"ALTER TABLE {t} " + ", ".join(f"DROP COLUMN {ident(text[n])}" for n in studios),
+        ]
+
+    # --- the pointer and the BI view -------------------------------------------------------------
+
+    def pointer(self) -> tuple[int, str, str] | None:
+        """(upload id, table UUID or '', table comment) of the version the pointer names now."""
+        res = self._select(
+            f"SELECT p.upload_id, t.uuid, t.comment FROM (SELECT upload_id FROM {self.q(POINTER)} "
+            "ORDER BY at DESC, upload_id DESC LIMIT 1) AS p LEFT JOIN (SELECT name, toString(uuid) AS uuid, "
+            "comment FROM system.tables WHERE database = {db:String}) AS t "
+            "ON t.name = concat('games_v', toString(p.upload_id))", {"db": self.db})
+        return tuple(res.rows[0]) if res.rows else None
+
+    def pointer_history(self) -> tuple[int, list[tuple[int, int]]]:
+        """The server's time now (ns) and the pointer's rows (at, upload id) in order."""
+        res = self._select(f"SELECT toUnixTimestamp64Nano(now64(9)), (SELECT groupArray((at, upload_id)) FROM "
+                           f"(SELECT at, upload_id FROM {self.q(POINTER)} ORDER BY at, upload_id))")
+        now, history = res.rows[0]
+        return now, [(at, upload_id) for at, upload_id in history]
+
+    def point_to(self, upload_id: int) -> None:
+        """The switch: one row, timed by the server's clock and never before the previous switch (a
+        clock that stepped back cannot reorder the history)."""
+        p = self.q(POINTER)
+        self._insert(f"INSERT INTO {p} SELECT {_MONOTONIC_NS.format(col='at', table=p, where='')}, {{id:UInt64}}",
+                     {"id": upload_id})
+
+    def point_view(self, table: str) -> None:
+        """`games`: a view of the active version, for BI tools (the only name granted to the BI user)."""
+        self.t.execute(f"CREATE OR REPLACE VIEW {self.q(LEGACY_ACTIVE)} DEFINER = CURRENT_USER SQL SECURITY "
+                       f"DEFINER AS SELECT * EXCEPT ({schema.ROW_COL}, {schema.BAD_COL}) FROM {self.q(table)}")
+
+    # --- records -------------------------------------------------------------------------------
+
+    def save_upload(self, upload_id: int, doc: str) -> None:
+        """A new version of an upload's record, versioned by the server's clock (never below its last)."""
+        u = self.q(UPLOADS)
+        version = _MONOTONIC_NS.format(col="version", table=u, where=" WHERE id = {id:UInt64}")
+        self._insert(f"INSERT INTO {u} SELECT {{id:UInt64}}, {version}, {{doc:String}}", {"id": upload_id, "doc": doc})
+
+    def upload_docs(self, upload_id: int | None = None) -> list[str]:
+        """The newest record of every upload, newest upload first (or of one)."""
+        where = "" if upload_id is None else " WHERE id = {id:UInt64}"
+        rows = self._select(f"SELECT doc FROM {self.q(UPLOADS)} FINAL{where} ORDER BY id DESC", {"id": upload_id}).rows
+        return [doc for (doc,) in rows]
+
+    def claim_upload_id(self, nonce: str) -> int:
+        """A new upload id that no other process can also get. A claim row (id, a random nonce, the
+        server's time) is written for the next free id and the id's first claim is read back: by time,
+        then nonce, every process sees the same first claim, so exactly one claimer wins; the others
+        try the next id. Claims are their own table, so a losing claim never touches a record."""
+        c, u = self.q(CLAIMS), self.q(UPLOADS)
+        for _ in range(1000):
+            self._insert(f"INSERT INTO {c} SELECT greatest((SELECT max(id) FROM {c}), (SELECT max(id) FROM {u})) + 1, "
+                         "{nonce:String}, toUInt64(toUnixTimestamp64Nano(now64(9)))", {"nonce": nonce})
+            mine = self._select(f"SELECT id FROM {c} WHERE nonce = {{nonce:String}} ORDER BY at DESC LIMIT 1",
+                                {"nonce": nonce}).scalar()
+            first = self._select(f"SELECT nonce FROM {c} WHERE id = {{id:UInt64}} ORDER BY at, nonce LIMIT 1",
+                                 {"id": mine}).scalar()
+            if first == nonce:
+                return mine
+        raise RuntimeError("no upload id could be claimed")
+
+    def save_key(self, name: str, doc: str) -> None:
+        k = self.q(KEYS)
+        version = _MONOTONIC_NS.format(col="version", table=k, where=" WHERE name = {name:String}")
+        self._insert(f"INSERT INTO {k} SELECT {{name:String}}, {version}, {{doc:String}}", {"name": name, "doc": doc})
+
+    def key_docs(self) -> list[str]:
+        return [doc for (doc,) in self._select(f"SELECT doc FROM {self.q(KEYS)} FINAL ORDER BY name").rows]
+
+    # --- the writer lease ---------------------------------------------------------------------------
+
+    def heartbeat(self, holder: str, host: str, pid: int) -> None:
+        """Say that `holder` is alive, by the server's clock (its first word is its claim)."""
+        self._insert(f"INSERT INTO {self.q(LEASE)} SELECT {{h:String}}, {{host:String}}, {{pid:UInt32}}, now64(3)",
+                     {"h": holder, "host": host, "pid": pid})
+
+    def release(self, holder: str) -> None:
+        self.t.execute(f"DELETE FROM {self.q(LEASE)} WHERE holder = {{h:String}}", {"h": holder})
+
+    def live_writers(self, within_s: float) -> list[tuple[str, str, int, float]]:
+        """(holder, host, pid, seconds since its last heartbeat) of every holder heard from within
+        `within_s` seconds, by the server's clock; the earliest claim (first heartbeat) first."""
+        return [tuple(row) for row in self._select(
+            f"SELECT holder, any(host), any(pid), dateDiff('millisecond', max(at), now64(3)) / 1000 "
+            f"FROM {self.q(LEASE)} GROUP BY holder HAVING max(at) > now64(3) - toIntervalMillisecond({{ms:UInt64}}) "
+            "ORDER BY min(at), holder", {"ms": int(within_s * 1000)}).rows]
+
+    # --- the load ----------------------------------------------------------------------------------
+
+    def load_csv(self, engine, table: str, columns: list[str], exprs: list[str], width: int,
+                 chunks: Iterable[bytes], settings: dict) -> None:
+        """INSERT INTO table(columns) SELECT exprs FROM the CSV streamed as `chunks`, parsed by the
+        database while the bytes arrive.
+
+        The file's `width` fields are read by position as text named c0, c1, ... (its header line is
+        skipped: the caller has matched it already), so no header text ever becomes an identifier.
+        - chDB in this process: one statement reading a named pipe with file();
+        - a ClickHouse server: one statement, `INSERT ... SELECT ... FROM input(...)`, with the bytes as
+          its body, so that a balancer in front of several nodes cannot split the load;
+        - chDB through clickhouse-connect (chdb://, the test suite's server-mode pass): its backend
+          takes an INSERT body only into a table, so the bytes go into a Log table and one more
+          statement reads them, both on one connection of this process.
+        """
+        headers = [f"c{i}" for i in range(width)]
+        structure = ", ".join(f"{h} String" for h in headers)
+        settings = {**settings, "input_format_with_names_use_header": 0}
+        target = f"{self.q(table)} ({', '.join(ident(c) for c in columns)})"
+        select = ", ".join(exprs)
+        if engine.in_process and engine.settings.load_via != "insert":
+            sql = (f"INSERT INTO {target} SELECT {select} "
+                   "FROM file({path:String}, 'CSVWithNames', {structure:String})")
+            engine.through_pipe(table, chunks, lambda path: self.t.execute(
+                sql, {"path": path, "structure": structure}, settings))
+            return
+        with engine.connection() as conn:
+            if not engine.in_process:
+                conn.insert_select(self.load_statement(target, select, structure), chunks, "CSVWithNames", settings)
+                return
+            raw = self.q(f"{table}_csv")
+            conn.command(f"CREATE TABLE {raw} ({structure}) ENGINE = Log", None)
+            try:
+                conn.insert_stream(f"{self.db}.{table}_csv", headers, iter(chunks), "CSVWithNames", settings)
+                conn.command(f"INSERT INTO {target} SELECT {select} FROM {raw} SETTINGS max_threads = 1", None)
+            finally:
+                conn.command(f"DROP TABLE IF EXISTS {raw}", None)
+
+    @staticmethod
+    def load_statement(target: str, select: str, structure: str) -> str:
+        """The server-side load as one statement; its body (FORMAT CSVWithNames and the bytes) follows."""
+        return f"INSERT INTO {target} SELECT {select} FROM input({_lit(structure)})"
+
+    def load_stats(self, table: str, date_columns: list[schema.Column]) -> list:
+        """Rows, rows with a bad field, distinct keys among good rows, and per date column the values
+        that are not dates (kept as text)."""
+        undated = "".join(f", countIf({ident(c.name)} IS NULL AND {ident(c.raw_name)} != '')" for c in date_columns)
+        return self._select(f"SELECT count(), countIf(notEmpty({schema.BAD_COL})), "
+                            f"uniqExactIf({ident(schema.KEY)}, empty({schema.BAD_COL})){undated} "
+                            f"FROM {self.q(table)}").rows[0]
+
+    def bad_rows(self, table: str, limit: int) -> list:
+        return self._select(f"SELECT {schema.ROW_COL}, {schema.BAD_COL} FROM {self.q(table)} WHERE "
+                            f"notEmpty({schema.BAD_COL}) ORDER BY {schema.ROW_COL} LIMIT {int(limit)}").rows
+
+    def drop_bad_rows(self, table: str) -> None:
+        self.t.execute(f"DELETE FROM {self.q(table)} WHERE notEmpty({schema.BAD_COL})")
+
+    def first_undated(self, table: str, column: schema.Column) -> list:
+        return self._select(f"SELECT {schema.ROW_COL}, {ident(column.raw_name)} FROM {self.q(table)} WHERE "
+                            f"{ident(column.name)} IS NULL AND {ident(column.raw_name)} != '' "
+                            f"ORDER BY {schema.ROW_COL} LIMIT 1").rows[0]
+
+    def stored_bytes(self, table: str) -> int:
+        return self._select("SELECT sum(data_compressed_bytes) FROM system.parts WHERE database = {db:String} "
+                            "AND table = {t:String} AND active", {"db": self.db, "t": table}).scalar() or 0
+
+
+def _lit(text: str) -> str:
+    """A string literal for the few places ClickHouse takes no parameter (COMMENT): code's own text only."""
+    if not re.fullmatch(r"[A-Za-z0-9_:., -]*", text):
+        raise ValueError(f"not a literal we write: {text!r}")
+    return f"'{text}'"
+
+
+def _after(name: str) -> str:
+    """The column a stored column follows in today's layout (so a migrated table reads like a new one)."""
+    order = [c.name for c in schema.STORED_COLUMNS]
+    return order[order.index(name) - 1]

@@ -1,0 +1,332 @@
+"""Several GameLens replicas on one database: N create_app() instances in this process, each with its
+own pools, upload worker, caches and rate limiters, sharing nothing but the database (as processes
+behind a load balancer do). Both suite passes run it: chDB's driver and clickhouse-connect."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from gamelens.api.app import create_app
+from gamelens.engine import Engine
+from gamelens.errors import GameLensError
+from gamelens.store import Store
+
+from .conftest import AUTH, SHORT_GRACE, make_settings, sample_table, table_names, upload, write_csv
+
+
+@pytest.fixture
+def replicas():
+    """start(role, **settings) -> a client of a new replica on this test's database; all closed at the end."""
+    database = make_settings().database
+    opened = []
+
+    def start(role: str = "reader", **overrides) -> TestClient:
+        client = TestClient(create_app(make_settings(database=database, role=role, **overrides)), headers=AUTH)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    start.database = database
+    yield start
+    for client in reversed(opened):
+        client.__exit__(None, None, None)
+
+
+def _file(files, name: str, rows: int) -> str:
+    (files.root / name).write_bytes(write_csv(sample_table()[:1] + sample_table()[1:rows + 1]))
+    return files.url(name)
+
+
+def _served(client) -> tuple[int, int]:
+    r = client.get("/api/v1/games", params={"limit": 1, "fields": "app_id"})
+    assert r.status_code == 200, r.text
+    return r.json()["version"], r.json()["total"]
+
+
+def _eventually(check, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.05)
+
+
+def _pointer_names_a_table(client) -> bool:
+    engine = client.app.state.engine
+    pointer = Store(engine).pointer()
+    return pointer is None or f"games_v{pointer[0]}" in table_names(engine)
+
+
+def test_upload_ids_claimed_at_once_by_several_processes_never_collide():
+    """The id scheme itself, with no writer lease in the way: three claimers on their own engines
+    (connection pools), 30 claims each at once; every id is distinct and every claim got one."""
+    settings = make_settings()
+    engines = [Engine(settings) for _ in range(3)]
+    Store(engines[0]).create_database()
+    Store(engines[0]).create_bookkeeping()
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def claim(engine):
+        store = Store(engine)
+        for _ in range(30):
+            upload_id = store.claim_upload_id(uuid.uuid4().hex)
+            with lock:
+                got.append(upload_id)
+
+    threads = [threading.Thread(target=claim, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in engines:
+        e.close()
+    assert len(got) == 90 and len(set(got)) == 90
+
+
+def test_concurrent_submits_across_replicas(replicas, files):
+    """8 submits at once, spread over a writer and two readers: the writer's get distinct ids and
+    every record is kept; the readers send the client to the writer."""
+    writer = replicas("writer")
+    readers = [replicas("reader", writer_url="http://writer.example:8000") for _ in range(2)]
+    url = _file(files, "r10.csv", 10)
+    answers: list = []
+
+    def submit(client):
+        answers.append((client, client.post("/api/v1/uploads", json={"url": url})))
+
+    threads = [threading.Thread(target=submit, args=([writer, *readers][i % 3],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted = [r.json()["id"] for c, r in answers if c is writer]
+    refused = [r for c, r in answers if c is not writer]
+    assert all(r.status_code == 409 and r.json()["error"]["code"] == "read_only_replica" for r in refused)
+    assert all("http://writer.example:8000" in r.json()["error"]["message"] for r in refused)
+    assert len(accepted) == len(set(accepted)) == 3
+    for upload_id in accepted:
+        writer.app.state.uploads.wait(upload_id, 60)
+    records = {u["id"] for u in readers[0].get("/api/v1/uploads").json()["uploads"]}
+    assert records == set(accepted)
+
+
+def test_a_second_writer_refuses_to_start(replicas, caplog):
+    replicas("writer")
+    with pytest.raises(GameLensError) as err:
+        replicas("all")
+    assert err.value.code == "writer_exists"
+    assert "GAMELENS_ROLE=reader" in caplog.text
+
+
+def test_a_writer_that_stopped_is_followed_by_another(replicas, files):
+    first = replicas("writer")
+    upload(first, _file(files, "w10.csv", 10))
+    first.__exit__(None, None, None)
+    second = replicas("writer")
+    assert _served(second) == (1, 10)
+    assert upload(second, _file(files, "w20.csv", 20))["id"] == 2
+
+
+def test_replicas_starting_during_a_load_and_a_switch(replicas, files):
+    """A reader starting while the writer loads, and another while the writer is between its rename
+    and its switch, do no start-up work: the upload succeeds, every replica reads it."""
+    writer = replicas("writer")
+    upload(writer, _file(files, "s10.csv", 10))
+    versions = writer.app.state.uploads.versions
+    real, started = versions._switch, []
+
+    def switch_after_a_reader_started(upload_id):
+        started.append(replicas("reader"))  # the renamed table exists; the pointer does not name it yet
+        return real(upload_id)
+
+    versions._switch = switch_after_a_reader_started
+    files.hold.clear()
+    rec = writer.post("/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
+    _eventually(lambda: writer.get(f"/api/v1/uploads/{rec['id']}").json()["state"] in ("downloading", "loading"))
+    during_load = replicas("reader")
+    files.hold.set()
+    done = writer.app.state.uploads.wait(rec["id"], 60)
+    del versions._switch
+    assert done["state"] == "succeeded", done
+    for client in (writer, during_load, *started):
+        _eventually(lambda c=client: c.get("/api/v1/games?limit=1").json().get("version") == rec["id"])
+        assert _served(client) == (rec["id"], 100)
+        assert _pointer_names_a_table(client)
+
+
+def test_a_prune_while_a_peer_reads(replicas, files):
+    """keep_versions=1 and a short grace: the writer drops replaced versions while a reader reads
+    continuously; every read answers 200 with the whole of the version it names."""
+    writer = replicas("writer", keep_versions=1, **SHORT_GRACE)
+    reader = replicas("reader", keep_versions=1, **SHORT_GRACE)
+    sizes = {}
+    rec = upload(writer, _file(files, "p10.csv", 10))
+    sizes[rec["id"]] = 10
+    bad, stop = [], threading.Event()
+
+    def read():
+        while not stop.is_set():
+            r = reader.get("/api/v1/games", params={"limit": 100, "fields": "app_id"})
+            if r.status_code != 200 or len(r.json()["rows"]) != sizes.get(r.json()["version"]):
+                bad.append((r.status_code, r.text[:200]))
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for n in (20, 30, 40):
+            sizes[n // 10] = n  # ids follow the uploads here
+            assert upload(writer, _file(files, f"p{n}.csv", n))["id"] == n // 10
+        time.sleep(writer.app.state.settings.version_grace_s + 1.5)  # the janitor drops what it may
+    finally:
+        stop.set()
+        thread.join()
+    assert bad == []
+    assert {n for n in table_names(writer.app.state.engine) if n.startswith("games_v")} == {"games_v4"}
+
+
+def test_activate_racing_publish(replicas, files):
+    writer = replicas("writer")
+    reader = replicas("reader")
+    for n in (10, 20):
+        upload(writer, _file(files, f"a{n}.csv", n))
+    stop, statuses = threading.Event(), []
+
+    def activate():
+        while not stop.is_set():
+            for upload_id in (1, 2):
+                statuses.append(writer.post(f"/api/v1/uploads/{upload_id}/activate").status_code)
+
+    thread = threading.Thread(target=activate)
+    thread.start()
+    try:
+        for n in (30, 40):
+            assert upload(writer, _file(files, f"a{n}.csv", n))["state"] == "succeeded"
+    finally:
+        stop.set()
+        thread.join()
+    assert set(statuses) <= {200, 409}
+    for client in (writer, reader):
+        assert _pointer_names_a_table(client)
+        version, total = _served(client)
+        assert total == version * 10
+
+
+def test_a_key_created_and_revoked_on_the_writer_is_seen_by_a_reader_within_a_second(replicas):
+    writer, reader = replicas("writer"), replicas("reader")
+    key = writer.post("/api/v1/keys", json={"name": "carol", "role": "reader"}).json()["key"]
+    as_carol = {"Authorization": f"Bearer {key}"}
+    t0 = time.monotonic()
+    _eventually(lambda: reader.get("/api/v1/schema", headers=as_carol).status_code == 200, timeout=3)
+    assert time.monotonic() - t0 < 1.5
+    assert writer.delete("/api/v1/keys/carol").status_code == 200
+    t0 = time.monotonic()
+    _eventually(lambda: reader.get("/api/v1/schema", headers=as_carol).status_code == 401, timeout=3)
+    assert time.monotonic() - t0 < 1.5
+    r = reader.post("/api/v1/keys", json={"name": "dave", "role": "reader"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "read_only_replica"
+
+
+def test_the_admin_key_is_bootstrapped_once(files):
+    """Three replicas start at once on an empty database with no GAMELENS_ADMIN_KEY: one admin key."""
+    database = make_settings().database
+    clients, errors = [], []
+
+    def start(role):
+        try:
+            client = TestClient(create_app(make_settings(database=database, role=role, admin_key=None)))
+            client.__enter__()
+            clients.append(client)
+        except GameLensError as exc:
+            errors.append(exc.code)
+
+    threads = [threading.Thread(target=start, args=(role,)) for role in ("all", "all", "reader")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        keys = Store(clients[0].app.state.engine).key_docs()
+        assert len(keys) == 1 and '"admin"' in keys[0]
+        assert errors == ["writer_exists"]
+    finally:
+        for client in clients:
+            client.__exit__(None, None, None)
+
+
+def test_a_replica_s_clock_does_not_order_anything(replicas, files, monkeypatch):
+    """This process's wall clock an hour behind while the writer switches and records: the database's
+    clock decides, so the newest switch is still the one served and nothing is dropped early."""
+    writer = replicas("writer", keep_versions=1)
+    reader = replicas("reader", keep_versions=1)
+    upload(writer, _file(files, "c10.csv", 10))
+    real_ns, real_time = time.time_ns, time.time
+    monkeypatch.setattr(time, "time_ns", lambda: real_ns() - 3600 * 10**9)
+    monkeypatch.setattr(time, "time", lambda: real_time() - 3600)
+    upload(writer, _file(files, "c20.csv", 20))
+    monkeypatch.undo()
+    for client in (writer, reader):
+        _eventually(lambda c=client: _served(c) == (2, 20))
+    assert {"games_v1", "games_v2"} <= set(table_names(writer.app.state.engine))  # v1 within its grace
+    assert writer.post("/api/v1/uploads/1/activate").status_code == 200
+    _eventually(lambda: _served(reader) == (1, 10))
+
+
+def test_a_reader_warms_its_own_cache_when_it_sees_a_switch(replicas, files):
+    writer, reader = replicas("writer"), replicas("reader")
+    upload(writer, _file(files, "h10.csv", 10))
+    _eventually(lambda: reader.get("/api/v1/games").headers.get("x-cache") == "hit")
+
+
+def test_a_bounded_random_interleaving_of_three_replicas(replicas, files):
+    """About 200 random steps over a writer and two readers on a 10-row file: uploads, activations of
+    any upload, pages, exports, summaries, a reader restarting. After every step: the pointer names
+    an existing table, upload ids are unique, no staging table lacks a running upload, and no read
+    answered 5xx."""
+    rng = random.Random(20261201)
+    url = _file(files, "i10.csv", 10)
+    writer = replicas("writer", keep_versions=2)
+    pool = [writer, replicas("reader", keep_versions=2), replicas("reader", keep_versions=2)]
+    reads = ["/api/v1/games?limit=5", "/api/v1/games?format=csv", "/api/v1/games/summary",
+             "/api/v1/games/aggregate?group_by=genres"]
+    for step in range(200):
+        action = rng.choice(["upload", "activate", "read", "read", "read", "restart"])
+        client = rng.choice(pool)
+        if action == "upload":
+            r = client.post("/api/v1/uploads", json={"url": url})
+            assert r.status_code == (202 if client is writer else 409), (step, r.text)
+        elif action == "activate":
+            r = client.post(f"/api/v1/uploads/{rng.randint(1, 8)}/activate")
+            assert r.status_code in ((200, 404, 409) if client is writer else (409,)), (step, r.text)
+        elif action == "read":
+            r = client.get(rng.choice(reads))
+            assert r.status_code in (200, 409), (step, r.status_code, r.text[:200])  # 409: no dataset yet
+        elif client is not writer:
+            client.__exit__(None, None, None)
+            pool[pool.index(client)] = replicas("reader", keep_versions=2)
+        _check_invariants(writer, step)
+    for upload_id in {u["id"] for u in writer.get("/api/v1/uploads").json()["uploads"]}:
+        writer.app.state.uploads.wait(upload_id, 60)
+    _check_invariants(writer, "end")
+
+
+def _running(writer) -> set[int]:
+    body = writer.get("/api/v1/uploads").json()
+    return {u["id"] for u in body["uploads"] if u["state"] in body["states"]["running"]}
+
+
+def _check_invariants(writer, step) -> None:
+    engine = writer.app.state.engine
+    assert _pointer_names_a_table(writer), step
+    ids = [orjson.loads(doc)["id"] for doc in writer.app.state.uploads.store.upload_docs()]
+    assert len(ids) == len(set(ids)), step
+    before = _running(writer)  # a staging table's upload is running before or after the catalogue is read
+    staged = {int(n.removeprefix("stage_")) for n in table_names(engine)
+              if n.startswith("stage_") and not n.endswith("_csv")}
+    assert staged <= before | _running(writer), (step, staged)

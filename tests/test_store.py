@@ -1,0 +1,124 @@
+"""The one module of statements that are not a user's query (store.py): the BI view follows the
+active version, a server without text indexes still serves the same answers, the server-side load
+is one statement, and a cluster gets the replicated forms there and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gamelens.engine import SUPPORT_IS_DISABLED, Engine, Result
+from gamelens.errors import EngineError
+from gamelens.ingest import load
+from gamelens.store import Store
+
+from .conftest import make_settings, sample_table, upload, write_csv
+
+
+def _file(files, name: str, rows: int) -> str:
+    (files.root / name).write_bytes(write_csv(sample_table()[:1] + sample_table()[1:rows + 1]))
+    return files.url(name)
+
+
+def _view_count(client) -> int:
+    engine = client.app.state.engine
+    return engine.select(f"SELECT count() FROM `{engine.db}`.games").scalar()
+
+
+def test_bi_users_view_follows_every_switch(make_client, files):
+    client = make_client()
+    first = upload(client, _file(files, "v10.csv", 10))
+    assert _view_count(client) == 10
+    upload(client, _file(files, "v20.csv", 20))
+    assert _view_count(client) == 20
+    assert client.post(f"/api/v1/uploads/{first['id']}/activate").status_code == 200
+    assert _view_count(client) == 10
+    engine = client.app.state.engine
+    columns = [r[0] for r in engine.select("SELECT name FROM system.columns WHERE database = {db:String} AND "
+                                           "table = 'games'", {"db": engine.db}).rows]
+    assert "_row" not in columns and "_bad" not in columns and "rating" in columns
+
+
+def test_a_server_without_text_indexes_serves_the_same_answers(make_client, files):
+    """The server refuses ADD INDEX as one without text indexes does (SUPPORT_IS_DISABLED): the record
+    says `indexes: unsupported`, the version is merged all the same, and substring answers do not change."""
+    plain = make_client()
+    upload(plain, files.url("sample.csv"))
+    client = make_client()
+    worker = client.app.state.uploads.worker
+    real = worker.execute
+
+    def refuse_text_indexes(sql, params=None, settings=None):
+        if "ADD INDEX" in sql:
+            raise EngineError("Code: 344. DB::Exception: Experimental full-text index feature is disabled.",
+                              SUPPORT_IS_DISABLED)
+        return real(sql, params, settings)
+
+    worker.execute = refuse_text_indexes
+    rec = upload(client, files.url("sample.csv"))
+    del worker.execute
+    assert rec["state"] == "succeeded" and rec["indexes"] == "unsupported", rec
+    for query in ({"name": "bowl"}, {"about_the_game": "zombie"}, {"tags__has": "Horror"}, {"genres": "indie"}):
+        params = {**query, "fields": "app_id", "limit": 100, "sort": "app_id"}
+        assert client.get("/api/v1/games", params=params).json()["rows"] == \
+            plain.get("/api/v1/games", params=params).json()["rows"], query
+
+
+def test_the_server_side_load_is_one_statement(files):
+    """What a ClickHouse server receives for a load: one INSERT ... SELECT ... FROM input(...), its
+    body the CSV, so a balancer cannot split it. chDB cannot feed input() (it reads no body), so here
+    the statement is parsed by the engine (EXPLAIN AST), and its SELECT, the same expressions, loads
+    through the embedded path in every other test."""
+    engine = Engine(make_settings())
+    store = Store(engine)
+    store.create_database()
+    try:
+        data = write_csv(sample_table()[:11])
+        header, _ = load.read_header(iter([data]))
+        columns, exprs = load.select_exprs(load.check_header(header)[0])
+        store.create_version_table("stage_1", "upload:1 layout:2")
+        target = f"{store.q('stage_1')} ({', '.join(f'`{c}`' for c in columns)})"
+        structure = ", ".join(f"c{i} String" for i in range(len(header)))
+        statement = Store.load_statement(target, ", ".join(exprs), structure)
+        assert statement.count("INSERT") == 1 and f"FROM input('{structure}')" in statement
+        ast = engine.select(f"EXPLAIN AST {statement}", readonly=False).rows
+        assert any("InsertQuery" in row[0] for row in ast) and any("input" in row[0] for row in ast)
+    finally:
+        engine.close()
+
+
+@dataclass
+class Recorder:
+    """A transport that only records what it is asked to run (to read the rendered statements)."""
+
+    db: str = "gamelens"
+    ran: list = field(default_factory=list)
+
+    def execute(self, sql, params=None, settings=None):
+        self.ran.append((sql, settings or {}))
+
+    def select(self, sql, params=None, *, readonly=True, settings=None):
+        self.ran.append((sql, settings or {}))
+        return Result(["x"], [[1]])
+
+
+def test_a_cluster_gets_the_replicated_forms_and_one_node_the_plain_ones():
+    for cluster in (None, "analytics"):
+        recorder = Recorder()
+        store = Store(recorder, cluster)
+        store.create_database()
+        store.create_bookkeeping()
+        store.create_version_table("stage_1", "upload:1 layout:2")
+        store.save_upload(1, "{}")
+        store.upload_docs()
+        ddl = " ".join(sql for sql, _ in recorder.ran)
+        writes = [s for sql, s in recorder.ran if sql.startswith("INSERT")]
+        reads = [s for sql, s in recorder.ran if sql.startswith("SELECT")]
+        if cluster:
+            assert "ON CLUSTER `analytics` ENGINE = Replicated('/clickhouse/databases/{database}'" in ddl
+            assert "ReplicatedMergeTree()" in ddl and "ReplicatedReplacingMergeTree(version)" in ddl
+            assert all(s.get("insert_quorum") == "auto" for s in writes)
+            assert all(s.get("select_sequential_consistency") == 1 for s in reads)
+        else:
+            assert "ENGINE = Atomic" in ddl and "Replicated" not in ddl and "ON CLUSTER" not in ddl
+            assert all("insert_quorum" not in s for s in writes)
+            assert all("select_sequential_consistency" not in s for s in reads)
