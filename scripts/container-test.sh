@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SHARED=${GAMELENS_SHARED:-$(cd .. && pwd)/shared}
 [ -x "$SHARED/container/build-base-image.sh" ] || {
   echo "no $SHARED/container: clone next to shared/ (as CI does) or set GAMELENS_SHARED" >&2; exit 2; }
-VENV=${GAMELENS_VENV:-.venv}
+VENV=${GAMELENS_VENV:-.venv-test}  # the one scripts/test.sh made
 IMAGE=gamelens:ci
 NAME=gamelens-ci-$$
 VOLUME=gamelens-ci-$$

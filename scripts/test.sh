@@ -14,7 +14,8 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
-VENV=${GAMELENS_VENV:-.venv}
+# Its own environment: reinstalling the package never touches the quick start's .venv (a running server).
+VENV=${GAMELENS_VENV:-.venv-test}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e '.[test]'

@@ -428,3 +428,78 @@ def test_the_first_views_are_answered_from_the_warmed_cache(browser, tmp_path_fa
         pg.context.close()
     finally:
         proc.stop()
+
+
+# --- right the first time -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("view,show", [("aggregate", "#agg-form button[type=submit]"),
+                                       ("trends", "#trend-form button[type=submit]")])
+def test_show_applies_the_filters_the_form_shows(page, server, view, show):
+    """Filters typed into the form but not applied with Filter still count when Show is pressed: the
+    URL and the answer are for the filtered games."""
+    indie_since_2019 = [r for r in read_sample() if "Indie" in r["Genres"].split(",")
+                        and (python_row(r)["release_date"] or "") >= "2019-01-01"]
+    page.goto(f"{server.base}/?view={view}")
+    page.wait_for_selector("#agg-chart rect" if view == "aggregate" else "#trend-chart path")
+    open_filters(page)
+    page.fill("#f-release_date-from", "2019-01-01")
+    page.fill("#f-genres", "indie")
+    if view == "trends":
+        page.select_option("#trend-dim", "")  # one series: all matching games
+    page.click(show)
+    page.wait_for_url(re.compile("genres=indie"))
+    assert "release_date__gte=2019-01-01" in page.url
+    if view == "aggregate":
+        page.wait_for_selector("#agg-caption")
+        body = httpx.get(f"{server.base}/api/v1/games/aggregate?genres=indie&release_date__gte=2019-01-01"
+                         "&group_by=genres&metrics=count&limit=50", headers=AUTH).json()
+        assert body["rows"][0]["count"] == len(indie_since_2019)
+        wait_count(page, "#agg-table tbody tr", len(body["rows"]))
+    else:
+        page.wait_for_selector("#trend-table tbody tr")
+        counted = sum(int(t) for t in page.eval_on_selector_all("#trend-table tbody td.num",
+                                                               "c => c.map(x => x.textContent || '0')"))
+        assert counted == len(indie_since_2019)
+
+
+def test_rating_is_filtered_in_the_unit_it_is_shown_in(page, server):
+    """Rating reads as a percentage, so its filter takes one: ≥ 80 finds the games rated 80 %+."""
+    rated = [r for r in map(python_row, read_sample()) if r["rating"] is not None and r["rating"] >= 0.8]
+    page.goto(f"{server.base}/?view=explore")
+    page.wait_for_selector("#total[data-total='100']")
+    open_filters(page)
+    page.select_option("#f-rating-op", "gte")
+    page.fill("#f-rating", "80")
+    page.click("#apply")
+    page.wait_for_selector(f"#total[data-total='{len(rated)}']")
+    assert "rating__gte=0.8" in page.url
+    page.reload()
+    page.wait_for_selector(f"#total[data-total='{len(rated)}']")
+    assert page.input_value("#f-rating") == "80"  # the URL's 0.8, shown as typed
+
+
+def test_numbers_read_as_what_they_are(page, server):
+    """Years and app ids are labels (2008, not 2,008); money has one style; counts have whole ticks."""
+    page.goto(f"{server.base}/?view=aggregate&group_by=release_year&metrics=count&sort=release_year&limit=50")
+    page.wait_for_selector("#agg-table tbody tr")
+    years = page.eval_on_selector_all("#agg-table tbody tr td:first-child", "c => c.map(x => x.textContent)")
+    assert years and all(re.fullmatch(r"\d{4}|\(none\)", y) for y in years), years
+    ticks = page.eval_on_selector_all("#agg-chart text.muted", "t => t.map(x => x.textContent)")
+    assert ticks and not any("." in t for t in ticks if re.fullmatch(r"[\d.,]+", t)), ticks
+    page.goto(f"{server.base}/?view=explore&fields=name,app_id,est_revenue&sort=-est_revenue")
+    page.wait_for_selector("#results tbody tr")
+    ids = page.eval_on_selector_all("#results td:nth-child(2)", "c => c.map(x => x.textContent)")
+    assert ids and all(re.fullmatch(r"\d+", i) for i in ids), ids
+    money = page.eval_on_selector_all("#results td:nth-child(3)", "c => c.map(x => x.textContent)")
+    assert all(re.fullmatch(r"\$(\d+\.\d\d|[\d.]+[KMB])", m) for m in money if m), money
+
+
+def test_an_empty_result_says_so_and_offers_to_clear(page, server):
+    page.goto(f"{server.base}/?view=explore&name=no-such-game-anywhere")
+    page.wait_for_selector("#summary .empty-result")
+    assert "No games match" in page.text_content("#summary")
+    assert page.locator("#summary .tile").count() == 0
+    page.click("#summary .clear-filters")
+    page.wait_for_selector("#total[data-total='100']")
+    assert "name=" not in page.url

@@ -101,6 +101,7 @@ class Column:
     virtual: str | None = None
     formula: str = ""  # the formula in words, for /schema, the README and the page
     source: str = ""  # where the formula comes from
+    unit: str = ""  # how a value reads, for the page and /schema: one of UNITS (empty: plain text or list)
 
     @property
     def derived(self) -> bool:
@@ -121,10 +122,17 @@ def _c(name, header, kind, **kw) -> Column:
     return Column(name, header, KINDS[kind], **kw)
 
 
-def _d(name, kind, sql, formula, doc, example, source="", *, virtual=False, nullable=False) -> Column:
+def _d(name, kind, sql, formula, doc, example, source="", *, virtual=False, nullable=False, unit="") -> Column:
     """A derived column: no CSV header; `sql` over other columns' identifiers."""
     return Column(name, "", KINDS[kind], nullable, doc, example, None if virtual else sql, sql if virtual else None,
-                  formula, source)
+                  formula, source, unit)
+
+
+# How a value reads (in /schema; the page formats and takes filter input by it). A percent is stored
+# as a share from 0 to 1 and shown, and typed into filters, as 0 to 100.
+UNITS = {"id": "a label: no thousands separator", "year": "a calendar year", "month": "YYYY-MM",
+         "money": "USD", "percent": "a share from 0 to 1, shown as 0 to 100 %", "count": "a whole number of things",
+         "number": "any other quantity", "date": "YYYY-MM-DD"}
 
 
 # The review multiple ("Boxleiter number"): estimated copies sold per Steam review. Bound as a
@@ -136,36 +144,37 @@ REVENUE_CAVEAT = ("A rough gross figure in USD: estimated owners times today's p
 
 KEY = "app_id"
 COLUMNS: tuple[Column, ...] = (
-    _c("app_id", "AppID", "uint", doc="Steam application id", example="20200"),
+    _c("app_id", "AppID", "uint", doc="Steam application id", example="20200", unit="id"),
     _c("name", "Name", "string", doc="Game title", example="Galactic Bowling"),
     _c("release_date", "Release date", "date", doc="Release day; month-only dates are the 1st",
-       example="2008-10-21"),
-    _c("required_age", "Required age", "uint", doc="Minimum age", example="0"),
-    _c("price", "Price", "decimal", doc="Price in USD, exact", example="19.99"),
-    _c("dlc_count", "DLC count", "uint", doc="Number of DLCs", example="0"),
+       example="2008-10-21", unit="date"),
+    _c("required_age", "Required age", "uint", doc="Minimum age", example="0", unit="number"),
+    _c("price", "Price", "decimal", doc="Price in USD, exact", example="19.99", unit="money"),
+    _c("dlc_count", "DLC count", "uint", doc="Number of DLCs", example="0", unit="count"),
     _c("about_the_game", "About the game", "string", doc="Description", example="bowling"),
     _c("supported_languages", "Supported languages", "pylist", doc="Languages", example="English"),
     _c("windows", "Windows", "bool", doc="Runs on Windows", example="true"),
     _c("mac", "Mac", "bool", doc="Runs on macOS", example="false"),
     _c("linux", "Linux", "bool", doc="Runs on Linux", example="false"),
-    _c("positive", "Positive", "uint", doc="Positive reviews", example="6"),
-    _c("negative", "Negative", "uint", doc="Negative reviews", example="11"),
+    _c("positive", "Positive", "uint", doc="Positive reviews", example="6", unit="count"),
+    _c("negative", "Negative", "uint", doc="Negative reviews", example="11", unit="count"),
     _d("reviews", "count", "toUInt64(`positive`) + `negative`", "positive + negative",
-       "Reviews, positive and negative", "17"),
+       "Reviews, positive and negative", "17", unit="count"),
     _d("review_score", "float", "if(`reviews` = 0, NULL, `positive` / `reviews`)",
        "positive / reviews (0 to 1); empty when there are no reviews", "Share of positive reviews", "0.8",
-       nullable=True),
+       nullable=True, unit="percent"),
     _d("rating", "float",
        "if(`reviews` = 0, NULL, `review_score` - (`review_score` - 0.5) * pow(2, -log10(`reviews` + 1)))",
        "score - (score - 0.5) * 2^(-log10(reviews + 1)), score = review_score; empty when there are no reviews",
        "SteamDB's rating: the review score pulled towards 50% the fewer reviews there are", "0.8", _STEAMDB,
-       nullable=True),
+       nullable=True, unit="percent"),
     _d("est_owners", "count", _OWNERS, "reviews * the review multiple (GAMELENS_REVIEW_MULTIPLE)",
        "Estimated copies sold (the Boxleiter method); a rough figure", "1000",
-       "The Boxleiter method: Mike Boxleiter (2014), ranges by Jake Birkett and GameDiscoverCo", virtual=True),
+       "The Boxleiter method: Mike Boxleiter (2014), ranges by Jake Birkett and GameDiscoverCo", virtual=True,
+       unit="count"),
     _d("est_revenue", "float", f"round(toFloat64({_OWNERS}) * toFloat64(`price`), 2)", "est_owners * price",
-       "Estimated gross revenue in USD. " + REVENUE_CAVEAT, "100000", virtual=True),
-    _c("score_rank", "Score rank", "uint", nullable=True, doc="Score rank (often empty)", example="1"),
+       "Estimated gross revenue in USD. " + REVENUE_CAVEAT, "100000", virtual=True, unit="money"),
+    _c("score_rank", "Score rank", "uint", nullable=True, doc="Score rank (often empty)", example="1", unit="id"),
     _c("developers", "Developers", "studios", doc="Developers (a list of studios)", example="Perpetual FX Creative"),
     _c("publishers", "Publishers", "studios", doc="Publishers (a list of studios)", example="Perpetual FX Creative"),
     _c("categories", "Categories", "list", doc="Steam categories", example="Single-player"),
@@ -201,6 +210,7 @@ class Bucket:
     order: str  # SQL giving the bucket's natural order
     doc: str
     source: str  # the column it derives from
+    unit: str  # one of UNITS
 
 
 _PRICE_BANDS = ((0, "free"), (5, "under 5"), (10, "5 to 10"), (20, "10 to 20"), (40, "20 to 40"))
@@ -211,11 +221,11 @@ BUCKETS = {
     b.name: b
     for b in (
         Bucket("release_year", "toYear(`release_date`)", "toYear(`release_date`)", "Year of release_date",
-               "release_date"),
+               "release_date", "year"),
         Bucket("release_month", "formatDateTime(`release_date`, '%Y-%m')", "toStartOfMonth(`release_date`)",
-               "Month of release_date, YYYY-MM", "release_date"),
+               "Month of release_date, YYYY-MM", "release_date", "month"),
         Bucket("price_band", f"multiIf({_BAND_IF}, '40 and more')", f"multiIf({_BAND_ORDER}, {len(_PRICE_BANDS)})",
-               "Price band: free, under 5, 5 to 10, 10 to 20, 20 to 40, 40 and more", "price"),
+               "Price band: free, under 5, 5 to 10, 10 to 20, 20 to 40, 40 and more", "price", ""),
     )
 }
 
@@ -226,6 +236,7 @@ class Metric:
     sql: str  # over {c}, the column identifier
     families: frozenset  # filter families of the columns it applies to; empty = count (no column)
     doc: str
+    unit: str = ""  # the unit of its values; empty: the unit of the column it summarises
 
 
 _NUMERIC = frozenset({"number", "decimal", "float"})
@@ -235,7 +246,8 @@ _MEDIAN = "round((quantileExactLow(0.5)(toFloat64({c})) + quantileExactHigh(0.5)
 METRICS = {
     m.name: m
     for m in (
-        Metric("count", "count()", frozenset(), "Number of games (of elements, when grouping by a list column)"),
+        Metric("count", "count()", frozenset(), "Number of games (of elements, when grouping by a list column)",
+               "count"),
         Metric("sum", "sum({c})", _NUMERIC, "Sum"),
         Metric("avg", "round(avg({c}), 4)", _NUMERIC, "Average (empty values are skipped)"),
         Metric("min", "min({c})", _NUMERIC | {"date"}, "Smallest value"),
@@ -244,6 +256,6 @@ METRICS = {
         Metric("p90", "round(quantileExactInclusive(0.9)(toFloat64({c})), 4)", _NUMERIC,
                "90th percentile, exact (linear between ranks)"),
         Metric("uniq", "uniqExact({c})", frozenset({"number", "decimal", "float", "date", "string", "list", "bool"}),
-               "Number of distinct values"),
+               "Number of distinct values", "count"),
     )
 }

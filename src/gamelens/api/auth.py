@@ -7,8 +7,10 @@ import logging
 import math
 import threading
 import time
+from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import GameLensError
 from ..keys import KeyStore, Principal
@@ -74,23 +76,29 @@ class Guard:
                                 headers={"Retry-After": str(math.ceil(wait))})
 
 
-def _key_from(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer " and auth[7:].strip():
-        return auth[7:].strip()
-    return request.headers.get("x-api-key") or None
+# Declared as FastAPI's security classes, so that OpenAPI (and /docs' Authorize button) knows both
+# ways to send a key; auto_error is off: the one error body below says what is missing.
+BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer glk_...`")
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key: `X-API-Key: glk_...`")
+
+
+def _key_from(bearer: HTTPAuthorizationCredentials | None, header: str | None) -> str | None:
+    if bearer is not None and bearer.credentials.strip():
+        return bearer.credentials.strip()
+    return header or None
 
 
 def _unauthorized(message: str) -> GameLensError:
     return GameLensError("unauthorized", message, 401, headers={"WWW-Authenticate": 'Bearer realm="gamelens"'})
 
 
-def principal(request: Request) -> Principal:
+def principal(request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+              header: Annotated[str | None, Depends(API_KEY)]) -> Principal:
     guard: Guard = request.app.state.guard
     if guard.settings.auth == "off":
         who = ANONYMOUS
     else:
-        key = _key_from(request)
+        key = _key_from(bearer, header)
         client = f"addr:{request.client.host if request.client else '?'}"
         if not key:
             guard.limit(guard.requests, client, "requests")

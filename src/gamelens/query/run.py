@@ -274,7 +274,7 @@ def schema_doc(settings: Settings) -> dict:
             "name": c.name, "header": c.header or None, "type": c.kind.filter, "clickhouse_type": c.ch_type,
             "doc": c.doc, "example": c.example, "operators": ops, "default_operator": ops[0],
             "operator_docs": {k: filters.REGISTRY[c.kind.filter][k].doc for k in ops},
-            "sortable": c.name in build.SORTABLE, "groupable": c.name in build.GROUPABLE,
+            "sortable": c.name in build.SORTABLE, "groupable": c.name in build.GROUPABLE, "unit": c.unit or None,
         }
         if c.derived:
             doc.update(derived="virtual" if c.virtual else "stored", formula=c.formula, source=c.source or None)
@@ -284,12 +284,15 @@ def schema_doc(settings: Settings) -> dict:
                          "operators": [], "sortable": False, "groupable": False})
     return {
         "columns": cols,
-        "buckets": [{"name": b.name, "doc": b.doc, "source": b.source} for b in schema.BUCKETS.values()],
-        "metrics": [{"name": m.name, "doc": m.doc, "columns": [c.name for c in schema.COLUMNS
-                                                               if c.kind.filter in m.families]}
+        "buckets": [{"name": b.name, "doc": b.doc, "source": b.source, "unit": b.unit or None}
+                    for b in schema.BUCKETS.values()],
+        "metrics": [{"name": m.name, "doc": m.doc, "unit": m.unit or None,
+                     "columns": [c.name for c in schema.COLUMNS if c.kind.filter in m.families]}
                     for m in schema.METRICS.values()]
         + [{"name": "share", "doc": "share(<filter>): the share (0 to 1) of the group's games that meet one filter, "
-            "written as a query parameter, e.g. share(rating__gte=0.8)", "columns": []}],
+            "written as a query parameter, e.g. share(rating__gte=0.8)", "columns": [], "unit": "percent"}],
+        # A metric without a unit (sum, avg, min, max, median, p90) reads in its column's unit.
+        "units": schema.UNITS,
         "review_multiple": settings.review_multiple,
         "est_revenue_note": schema.REVENUE_CAVEAT,
         "limits": {"max_limit": build.MAX_LIMIT, "default_limit": build.DEFAULT_LIMIT,

@@ -63,17 +63,26 @@ function fmtNumber(v) {
   return v.toLocaleString("en-US", { maximumFractionDigits: digits });
 }
 const fmtPercent = (v) => (typeof v === "number" ? `${(v * 100).toFixed(1)}%` : "");
+// Dollars and cents under a thousand, compact above ($5.8K, $186.2K): one style in a column.
 function fmtMoney(v) {
   if (typeof v !== "number") return "";
-  return v >= 10000 ? `$${COMPACT.format(v)}` : `$${v.toFixed(2)}`;
+  return Math.abs(v) >= 1000 ? `$${COMPACT.format(v)}` : `$${v.toFixed(2)}`;
 }
+const fmtLabel = (v) => (v === null || v === undefined ? "" : String(v));  // ids and years: 2008, not 2,008
+const FORMATS = { id: fmtLabel, year: fmtLabel, month: fmtLabel, date: fmtLabel, money: fmtMoney, percent: fmtPercent };
 
-// How a value of this column or metric reads best.
-function formatterFor(name) {
-  if (/(^|_)(rating|review_score)$|^share_/.test(name)) return fmtPercent;
-  if (/price$|est_revenue$/.test(name)) return fmtMoney;
-  return fmtNumber;
+// The unit /schema gives a column, a bucket or a metric's output (count, fn_column, share_...).
+function unitOf(name) {
+  const col = schema.columns.find((c) => c.name === name);
+  if (col) return col.unit;
+  const bucket = schema.buckets.find((b) => b.name === name);
+  if (bucket) return bucket.unit;
+  const fn = schema.metrics.find((m) => name === m.name || name.startsWith(`${m.name}_`));
+  if (!fn) return null;
+  if (fn.unit) return fn.unit;
+  return unitOf(name.slice(fn.name.length + 1));  // sum_price is in the unit of price
 }
+const formatterFor = (name) => FORMATS[unitOf(name)] || fmtNumber;
 function cell(name, value) {
   if (Array.isArray(value)) return value.join(", ");
   if (typeof value === "boolean") return value ? "yes" : "no";
@@ -152,8 +161,11 @@ function filterField(col) {
   if (["number", "decimal", "float"].includes(col.type)) {
     const op = el("select", { id: `${id}-op`, "aria-label": `${label(col.name)} operator` },
       ...OPS.map(([k, text]) => el("option", { value: k }, text)));
+    const percent = col.unit === "percent";  // typed as shown: 0 to 100
     return el("span", { class: "pair" }, op, el("input", { type: "number", id, "data-op-for": col.name,
-      step: col.type === "number" ? "1" : "any", "aria-label": label(col.name) }));
+      "data-percent": percent ? "1" : null, min: percent ? "0" : null, max: percent ? "100" : null,
+      placeholder: percent ? "%" : null, step: col.type === "number" ? "1" : "any",
+      "aria-label": percent ? `${label(col.name)} in percent` : label(col.name) }));
   }
   if (col.type === "date") {
     return el("span", { class: "pair" },
@@ -196,8 +208,10 @@ function readFilterForm() {
   const params = new URLSearchParams();
   for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
     if (!input.value) continue;
-    if (input.dataset.opFor) params.append(`${input.dataset.opFor}__${$(`#f-${input.dataset.opFor}-op`).value}`, input.value);
-    else params.append(input.name, input.value);
+    if (input.dataset.opFor) {
+      const value = input.dataset.percent ? String(Number(input.value) / 100) : input.value;
+      params.append(`${input.dataset.opFor}__${$(`#f-${input.dataset.opFor}-op`).value}`, value);
+    } else params.append(input.name, input.value);
   }
   return params;
 }
@@ -210,7 +224,8 @@ function fillFilterForm(params) {
       const col = input.dataset.opFor;
       const op = OPS.map(([k]) => k).find((k) => params.has(`${col}__${k}`) || (k === "exact" && params.has(col)));
       $(`#f-${col}-op`).value = op || "exact";
-      input.value = op ? (params.get(`${col}__${op}`) ?? params.get(col)) : "";
+      const value = op ? (params.get(`${col}__${op}`) ?? params.get(col)) : "";
+      input.value = value && input.dataset.percent ? String(Math.round(Number(value) * 10000) / 100) : value;
     } else input.value = params.get(input.name) || "";
     if (input.value) count += 1;
   }
@@ -272,7 +287,7 @@ async function renderExplore(params) {
   const first = pageIndex * body.limit + 1;
   $("#total").textContent = plural(body.total, "game");
   $("#total").dataset.total = body.total;
-  $("#page").textContent = body.total ? `${first.toLocaleString("en-US")}–${(first + body.rows.length - 1).toLocaleString("en-US")}` : "none";
+  $("#page").textContent = body.total ? `${first.toLocaleString("en-US")}–${(first + body.rows.length - 1).toLocaleString("en-US")}` : "";
   // Pages follow the keyset cursor (fast at any depth); Prev walks back the cursors this tab has seen.
   $("#prev").disabled = !params.get("cursor");
   $("#next").disabled = !body.next_cursor;
@@ -315,6 +330,12 @@ async function renderSummary(params) {
   try {
     const s = await (await fetch(`/api/v1/games/summary?${filterParams(params)}`, { headers: { Authorization: `Bearer ${key()}` } })).json();
     if (s.error) { box.replaceChildren(); return; }
+    box.dataset.games = s.games;
+    if (!s.games) {  // no blank cards, $0.00 or "none": say so, and offer the way out
+      box.replaceChildren(el("p", { class: "empty-result" }, "No games match these filters. ",
+        el("button", { type: "button", class: "clear-filters", onclick: clearFilters }, "Clear the filters")));
+      return;
+    }
     const tile = (labelText, value, title) => el("div", { class: "tile", title }, el("div", { class: "label" }, labelText), el("div", { class: "value" }, value));
     const list = (labelText, items) => el("div", { class: "tile list" }, el("div", { class: "label" }, labelText),
       el("ol", {}, ...items.map((text) => el("li", { title: text }, text))));
@@ -331,7 +352,6 @@ async function renderSummary(params) {
       list("Top genres", s.top_genres.slice(0, 5).map((t) => `${t.value} (${t.games})`)),
       list("Best rated", s.top_rated.slice(0, 5).map((g) => `${g.name} · ${fmtPercent(g.rating)}`)),
       list("Most reviewed", s.most_reviewed.slice(0, 5).map((g) => `${g.name} · ${fmtNumber(g.reviews)}`)));
-    box.dataset.games = s.games;
   } catch (e) { box.replaceChildren(); }
 }
 
@@ -370,7 +390,7 @@ function buildAggregateForm() {
   columnsForMetric();
   $("#agg-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const params = filterParams(state());
+    const params = readFilterForm();  // the filters the form shows, applied or not yet
     params.set("view", "aggregate");
     params.set("group_by", $("#agg-group").value);
     const fn = $("#agg-metric").value;
@@ -412,7 +432,8 @@ async function renderAggregate(params) {
   $("#agg-table tbody").replaceChildren(...body.rows.map((r) => el("tr", {}, ...names.map((n, i) =>
     el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))))));
   $("#agg-caption").textContent = `${label(alias)} by ${label(group)} (${plural(body.total_groups, "group")})`;
-  barChart($("#agg-chart"), body.rows.map((r) => [r[group] === null ? "(none)" : String(r[group]), r[alias]]), formatterFor(alias));
+  barChart($("#agg-chart"), body.rows.map((r) => [r[group] === null ? "(none)" : cell(group, r[group]), r[alias]]),
+    formatterFor(alias), isWhole(alias));
   const years = filterParams(params);
   years.set("group_by", "release_year"); years.set("sort", "release_year"); years.set("limit", "500");
   const byYear = await (await fetch(`/api/v1/games/aggregate?${years}`, { headers: { Authorization: `Bearer ${key()}` } })).json();
@@ -426,7 +447,7 @@ function buildTrendForm() {
   $("#trend-metric").replaceChildren(...TREND_METRICS.map(([v, text]) => el("option", { value: v }, text)));
   $("#trend-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const params = filterParams(state());
+    const params = readFilterForm();  // the filters the form shows, applied or not yet
     params.set("view", "trends");
     const dim = $("#trend-dim").value;
     params.set("group_by", dim ? `${dim},release_year` : "release_year");
@@ -460,7 +481,7 @@ async function renderTrends(params) {
   // Counts and sums are 0 in a year without games; medians, averages and shares have no value there.
   const additive = /^(count|sum_)/.test(alias);
   const years = yearRange(rows.map((r) => r.release_year));
-  lineChart($("#trend-chart"), $("#trend-legend"), series, years, additive, formatterFor(alias));
+  lineChart($("#trend-chart"), $("#trend-legend"), series, years, additive, formatterFor(alias), isWhole(alias));
   $("#trend-table thead").replaceChildren(el("tr", {}, el("th", {}, "year"), ...names.map((n) => el("th", { class: "num" }, String(n)))));
   $("#trend-table tbody").replaceChildren(...years.map((y) => el("tr", {}, el("td", {}, String(y)),
     ...series.map((s) => el("td", { class: "num" }, trendCell(s, y, alias, additive))))));
@@ -480,16 +501,20 @@ function yearRange(values) {
 
 // --- charts (plain SVG) ---------------------------------------------------------------------------
 
-function niceMax(max) {
-  if (max <= 0) return 1;
+// The top of an axis with `intervals` gridlines: a round number, and for whole things (counts) one
+// whose every tick is whole (0, 3, 6, not 2.5).
+function niceMax(max, intervals, whole) {
+  if (max <= 0) return whole ? intervals : 1;
   const step = 10 ** Math.floor(Math.log10(max));
-  return Math.ceil(max / step) * step;
+  const top = Math.ceil(max / step) * step;
+  return whole ? Math.ceil(top / intervals) * intervals : top;
 }
+const isWhole = (name) => unitOf(name) === "count";
 
-function barChart(target, data, fmt) {
+function barChart(target, data, fmt, whole) {
   target.replaceChildren();
   const rowH = 22, left = 150, width = 620, plot = width - left - 70;
-  const top = niceMax(Math.max(0, ...data.map(([, v]) => Number(v) || 0)));
+  const top = niceMax(Math.max(0, ...data.map(([, v]) => Number(v) || 0)), 2, whole);
   target.setAttribute("viewBox", `0 0 ${width} ${rowH * data.length + 28}`);
   for (const t of [0, 0.5, 1]) {
     const x = left + t * plot;
@@ -512,7 +537,7 @@ function yearChart(target, points) {
   const values = new Map(points);
   const years = yearRange(points.map(([y]) => y));
   const left = 40, bottom = 20, height = 170, width = 620, plot = width - left - 10;
-  const top = niceMax(Math.max(0, ...points.map(([, v]) => v)));
+  const top = niceMax(Math.max(0, ...points.map(([, v]) => v)), 2, true);
   target.setAttribute("viewBox", `0 0 ${width} ${height + bottom}`);
   for (const t of [0, 0.5, 1]) {
     const y = height - t * (height - 10);
@@ -532,12 +557,12 @@ function yearChart(target, points) {
   target.append(svg("line", { x1: left, x2: width - 10, y1: height, y2: height, class: "axis" }));
 }
 
-function lineChart(target, legend, series, years, additive, fmt) {
+function lineChart(target, legend, series, years, additive, fmt, whole) {
   target.replaceChildren();
   legend.replaceChildren();
   const left = 56, bottom = 22, height = 260, width = 760, plot = width - left - 14;
   const values = series.flatMap((s) => [...s.points.values()]).map(Number);
-  const top = niceMax(Math.max(0, ...values));
+  const top = niceMax(Math.max(0, ...values), 4, whole);
   target.setAttribute("viewBox", `0 0 ${width} ${height + bottom}`);
   for (const t of [0, 0.25, 0.5, 0.75, 1]) {
     const y = height - t * (height - 10);
