@@ -244,3 +244,25 @@ def test_readiness_says_only_ready_or_not(make_client, monkeypatch):
     r = client.get("/readyz")
     assert r.status_code == 503
     assert r.json()["error"] == {"code": "not_ready", "message": "The database does not answer."}
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/api/v1/uploads", b'{"url": "http://example.com/g.csv", "max_rejected_rows": 1e400}'),
+    ("/api/v1/uploads", b'{"url": "http://example.com/g.csv", "max_rejected_rows": NaN}'),
+    ("/api/v1/keys", b'{"name": NaN}'),
+    ("/api/v1/keys", b'{"name": "x", "role": Infinity}'),
+], ids=["inf", "nan", "key-nan", "role-infinity"])
+def test_numbers_json_cannot_say_back_are_400(client, path, body):
+    r = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter", r.text
+
+
+def test_a_cursor_with_a_lone_surrogate_is_400(sample_client):
+    r = sample_client.get("/api/v1/games", params={"sort": "name", "cursor": _cursor("name", ["\ud800", 1, 1])})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor", r.text
+
+
+@pytest.mark.parametrize("group_by", ["release_date", "release_date,tags", "price_band", "windows"])
+def test_aggregate_csv_exports_of_any_group(sample_client, group_by):
+    r = sample_client.get("/api/v1/games/aggregate", params={"group_by": group_by, "format": "csv", "limit": 5})
+    assert r.status_code == 200 and len(r.text.splitlines()) >= 2, r.text[:300]

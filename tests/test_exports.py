@@ -269,3 +269,47 @@ def test_an_export_past_the_disk_caps_is_busy_and_leaves_nothing(make_client, fi
     assert _open_spools() == 0
     small = client.get("/api/v1/games", params={"format": "csv", "limit": 5, "fields": "app_id"})
     assert small.status_code == (503 if setting == "GAMELENS_MIN_FREE_DISK_MB" else 200)
+
+
+def test_a_stalled_reader_is_cut_off_and_frees_its_slot(live_rows, no_gc):
+    """A client that stops reading holds its export slot and spool only for GAMELENS_EXPORT_SEND_TIMEOUT_S."""
+    export = {"format": "csv", "fields": "app_id,name,genres,release_date"}
+    small_window = httpx.HTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    with httpx.Client(transport=small_window, headers=AUTH, timeout=120) as stalled:
+        held = [stalled.stream("GET", f"{live_rows}/api/v1/games", params=export) for _ in range(2)]
+        for stream in held:
+            assert stream.__enter__().status_code == 200  # headers came; the client reads nothing more
+        assert _eventually(lambda: _open_spools() == 0, timeout=20)  # cut off after 1 s without progress
+        r = httpx.get(f"{live_rows}/api/v1/games", params={**export, "limit": 5}, headers=AUTH, timeout=60)
+        assert r.status_code == 200
+        for stream in held:
+            with contextlib.suppress(httpx.HTTPError):
+                stream.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def live_rows(files):
+    """A real uvicorn server (export send timeout 1 s) with 200,000 short rows."""
+    table = sample_table()
+    rows = [[*r[:7], "", "['English']", *r[9:]] for r in table[1:]]
+    big = [table[0]] + [[*r[:1], str(10**6 + i), *r[2:]] for i, r in enumerate(rows * 2000)]
+    (files.root / "stall_rows.csv").write_bytes(write_csv(big))
+    with _serve(make_settings(export_send_timeout_s=1)) as base:
+        rec = httpx.post(f"{base}/api/v1/uploads?wait=true", json={"url": files.url("stall_rows.csv")}, headers=AUTH,
+                         timeout=120).json()
+        assert rec["state"] == "succeeded", rec
+        yield base
+
+
+@contextlib.contextmanager
+def _serve(settings):
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -33,6 +33,7 @@ REFUSED = [
     "64:ff9b:1::7f00:1", "64:ff9b:1::808:808",  # local-use NAT64 (RFC 8215)
     "fec0::1",  # site-local (deprecated)
     "100::1", "3fff::1", "5f00::1",  # discard-only, documentation (2024), SRv6 SIDs
+    "192.0.0.8", "192.0.0.170",  # IETF protocol assignments
 ]
 ALLOWED = ["1.1.1.1", "8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "2a00:1450:4001:80e::200e",
            "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"]  # mapped, NAT64, 6to4 of 8.8.8.8

@@ -4,7 +4,9 @@ behind a load balancer do). Both suite passes run it: chDB's driver and clickhou
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import threading
 import time
 import uuid
@@ -13,9 +15,11 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from gamelens import lease as lease_module
 from gamelens.api.app import create_app
 from gamelens.engine import Engine
 from gamelens.errors import GameLensError
+from gamelens.lease import WriterLease
 from gamelens.store import Store
 
 from .conftest import AUTH, SHORT_GRACE, make_settings, sample_table, table_names, upload, write_csv
@@ -64,19 +68,20 @@ def _pointer_names_a_table(client) -> bool:
 
 
 def test_upload_ids_claimed_at_once_by_several_processes_never_collide():
-    """The id scheme itself, with no writer lease in the way: three claimers on their own engines
-    (connection pools), 30 claims each at once; every id is distinct and every claim got one."""
+    """The id scheme itself, with no writer lease in the way: four claimers on their own engines
+    (connection pools), started together, 40 claims each; every id is distinct."""
     settings = make_settings()
-    engines = [Engine(settings) for _ in range(3)]
+    engines = [Engine(settings) for _ in range(4)]
     Store(engines[0]).create_database()
     Store(engines[0]).create_bookkeeping()
     got: list[int] = []
-    lock = threading.Lock()
+    lock, start = threading.Lock(), threading.Barrier(4)
 
     def claim(engine):
         store = Store(engine)
-        for _ in range(30):
-            upload_id = store.claim_upload_id(uuid.uuid4().hex)
+        start.wait()
+        for _ in range(40):
+            upload_id = store.claim_upload_id()
             with lock:
                 got.append(upload_id)
 
@@ -87,7 +92,25 @@ def test_upload_ids_claimed_at_once_by_several_processes_never_collide():
         t.join()
     for e in engines:
         e.close()
-    assert len(got) == 90 and len(set(got)) == 90
+    assert len(got) == 160 and len(set(got)) == 160
+
+
+def test_simultaneous_submits_to_one_writer_get_distinct_ids(replicas, files):
+    writer = replicas("writer")
+    url, answers, start = _file(files, "d10.csv", 10), [], threading.Barrier(6)
+
+    def submit():
+        start.wait()
+        answers.append(writer.post("/api/v1/uploads", json={"url": url}).json()["id"])
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(answers)) == 6
+    for upload_id in answers:
+        assert writer.app.state.uploads.wait(upload_id, 60)["state"] == "succeeded"
 
 
 def test_concurrent_submits_across_replicas(replicas, files):
@@ -118,11 +141,89 @@ def test_concurrent_submits_across_replicas(replicas, files):
 
 
 def test_a_second_writer_refuses_to_start(replicas, caplog):
-    replicas("writer")
+    replicas("writer", writer_lease_s=1)
     with pytest.raises(GameLensError) as err:
-        replicas("all")
+        replicas("all", writer_lease_s=1)  # it waits out one lease (the first might be dead), then refuses
     assert err.value.code == "writer_exists"
     assert "GAMELENS_ROLE=reader" in caplog.text
+
+
+def test_writers_starting_at_once_agree_on_one():
+    """Three would-be writers on their own engines, started together, ten times: one writer each time."""
+    settings = make_settings(writer_lease_s=1)
+    engines = [Engine(settings) for _ in range(3)]
+    Store(engines[0]).create_database()
+    Store(engines[0]).create_bookkeeping()
+    try:
+        for _ in range(10):
+            won, start = [], threading.Barrier(3)
+            threads = [threading.Thread(target=_take, args=(WriterLease(Store(e), settings), start, won))
+                       for e in engines]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(won) == 1
+            won[0].release()
+    finally:
+        for e in engines:
+            e.close()
+
+
+def _take(one: WriterLease, start: threading.Barrier, won: list) -> None:
+    start.wait()
+    try:
+        one.acquire()
+        won.append(one)
+    except GameLensError:
+        pass
+
+
+def _server_mode_lease(engine, settings) -> WriterLease:
+    """A lease judged as on a ClickHouse server (heartbeats and their age), on the embedded engine."""
+    lease = WriterLease(Store(engine), settings)
+    lease.embedded = False
+    return lease
+
+
+def test_a_writer_cut_off_longer_than_its_lease_stands_down_and_blocks_no_one():
+    settings = make_settings(writer_lease_s=1)
+    engine = Engine(settings)
+    Store(engine).create_database()
+    Store(engine).create_bookkeeping()
+    try:
+        cut = _server_mode_lease(engine, settings)
+        cut.acquire()
+        cut._stop.set()  # its heartbeats stop reaching the database...
+        cut._thread.join()
+        lease_module._HERE.discard(cut.holder)  # ...as if it ran elsewhere
+        time.sleep(1.5)
+        successor = _server_mode_lease(engine, settings)
+        successor.acquire()  # the cut-off writer's lease has lapsed
+        cut._stop.clear()
+        threading.Thread(target=cut._beat, daemon=True).start()  # ...then its connection comes back
+        _eventually(lambda: cut.lost, timeout=5)
+        assert not successor.lost
+        successor.release()
+        after = _server_mode_lease(engine, settings)
+        after.acquire()  # the one that lost does not block the next writer
+        after.release()
+        cut.release()
+    finally:
+        engine.close()
+
+
+def test_a_restart_on_the_same_host_and_pid_is_not_a_second_writer(replicas):
+    """A container's server is pid 1 after every restart: with the embedded engine, a writer recorded
+    by an earlier process cannot be alive, whatever its host and pid."""
+    first = replicas("writer")
+    store = Store(first.app.state.engine)
+    first.__exit__(None, None, None)
+    stale = uuid.uuid4().hex
+    top = store.claims("writer_lock_")[-1][0]
+    assert store.claim(f"writer_lock_{top + 1}", f"holder:{stale}")
+    store.heartbeat(stale, socket.gethostname(), os.getpid())  # heard from just now, same host and pid
+    replicas("all")
 
 
 def test_a_writer_that_stopped_is_followed_by_another(replicas, files):
@@ -240,13 +341,15 @@ def test_the_admin_key_is_bootstrapped_once(files):
 
     def start(role):
         try:
-            client = TestClient(create_app(make_settings(database=database, role=role, admin_key=None)))
+            client = TestClient(create_app(make_settings(database=database, role=role, admin_key=None,
+                                                         writer_lease_s=1)))
             client.__enter__()
             clients.append(client)
         except GameLensError as exc:
             errors.append(exc.code)
 
     threads = [threading.Thread(target=start, args=(role,)) for role in ("all", "all", "reader")]
+    # (GAMELENS_WRITER_LEASE_S is 1 s below: the losing writer waits one lease before it refuses.)
     for t in threads:
         t.start()
     for t in threads:

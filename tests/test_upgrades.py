@@ -107,6 +107,17 @@ def test_a_release_s_data_serves_after_the_upgrade(release, files):
         assert_served_as_the_oracle_says(client, held_ids(release, "games_v1"))
 
 
+def test_bi_users_view_reads_the_upgraded_layout(files):
+    """The view `games` (a real table of that name in release 421b14a) is made after the old table
+    is renamed, and again after the upgrade: its columns are today's."""
+    settings = make_settings()
+    restore(settings, "421b14a")
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        engine = client.app.state.engine
+        rows = engine.select(f"SELECT toTypeName(developers), rating FROM `{engine.db}`.games LIMIT 1").rows
+        assert rows[0][0] == "Array(String)", rows
+
+
 def test_an_upgrade_restarted_after_it_completed_changes_nothing(files):
     settings = make_settings()
     restore(settings, "421b14a")

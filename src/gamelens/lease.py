@@ -1,17 +1,21 @@
 """One writer per database: the process that runs uploads, start-up recovery, pruning and the admin
 bootstrap holds the writer lease; any number of readers share the database with it.
 
-The lease lives in the database (table `writer_lease`), judged by the server's clock: a writer says
-it is alive every GAMELENS_WRITER_LEASE_S / 3; its first word is its claim. Among the holders heard
-from within GAMELENS_WRITER_LEASE_S, the earliest claim (then the holder's name) is the writer; every
-process reads the same rows, so two starting at once agree on one. A second writer refuses to start,
-in one sentence. A writer that stops says so (its rows go); one that was killed is forgotten after
-GAMELENS_WRITER_LEASE_S. With the embedded engine, only this process can hold the data directory, so
-holders recorded by other processes are known dead whatever their last word.
+The lease lives in the database. It is a generation: the empty table `writer_lock_<n>` with the
+greatest n names the writer (its comment says who). A writer says it is alive every
+GAMELENS_WRITER_LEASE_S / 3 (table `writer_lease`, timed by the server's clock). To take over, a
+process creates `writer_lock_<n+1>`; CREATE TABLE is atomic, so of any number of processes trying at
+once exactly one gets it, and it may try only when generation n is dead:
+- its holder runs in this process (two apps in one process): alive;
+- with the embedded engine, only this process can hold the data directory: any other holder is dead
+  (a restart after a crash starts at once, even as pid 1 in a container again);
+- on a server, a holder is dead once it has not been heard from for GAMELENS_WRITER_LEASE_S. A
+  starting writer waits that long for a dead holder's lease to lapse, then refuses to start in one
+  sentence if the holder is still alive.
 
-If a running writer finds an earlier live claim than its own (it was cut off for longer than the
-lease and another writer started), it stops doing writers' work: uploads and writes answer 409, as
-on a reader, and the log says why.
+A writer that finds a greater generation than its own (it was cut off longer than the lease and
+another writer started) has lost: it stops doing writers' work (uploads and writes answer 409, as on
+a reader), says so in the log, and blocks no one.
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 
 from .errors import GameLensError
 from .settings import Settings
-from .store import Store
+from .store import WRITER_LOCK, Store
 
 log = logging.getLogger(__name__)
+
+# Holders whose writer runs in this process (several apps may share one process, as tests do).
+_HERE: set[str] = set()
 
 
 class WriterLease:
@@ -35,50 +43,78 @@ class WriterLease:
         self.holder, self.host, self.pid = uuid.uuid4().hex, socket.gethostname(), os.getpid()
         url = settings.clickhouse_url
         self.embedded = url is None or url.startswith("chdb:")
+        self.generation = 0
         self.lost = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def acquire(self) -> None:
-        """Claim the writer's work, or refuse (GameLensError writer_exists) while another writer lives."""
-        self.store.heartbeat(self.holder, self.host, self.pid)
-        first = self._first()
-        if first is not None and first[0] != self.holder:
-            self.store.release(self.holder)
-            _, host, pid, age = first
-            raise GameLensError(
-                "writer_exists", f"Another GameLens writer (process {pid} on {host}, heard from {age:.0f} s ago) "
-                "uses this database; start this one with GAMELENS_ROLE=reader, or stop the other first.", 503)
+        """Take the writer's generation, or refuse (GameLensError writer_exists) while a writer lives."""
+        deadline = time.monotonic() + self.ttl
+        while True:
+            top, holder = self._top()
+            dead = self._dead(holder)
+            if dead and self.store.claim(f"{WRITER_LOCK}{top + 1}", f"holder:{self.holder}"):
+                break  # (a lost race to create it: look again at once)
+            if not dead and time.monotonic() > deadline:
+                raise self._refusal(holder)
+            if not dead:
+                time.sleep(min(1.0, self.ttl / 5))
+        self.generation = top + 1
+        _HERE.add(self.holder)
+        try:
+            self.store.heartbeat(self.holder, self.host, self.pid)
+        except BaseException:
+            self.release()
+            raise
         self._thread = threading.Thread(target=self._beat, name="gamelens-lease", daemon=True)
         self._thread.start()
 
-    def _first(self):
-        """The live holder with the earliest claim (None if none), by the rule in the module doc."""
-        for row in self.store.live_writers(self.ttl):
-            holder, host, pid = row[0], row[1], row[2]
-            if holder != self.holder and self.embedded and (pid != self.pid or host != self.host):
-                continue  # an earlier process on this data directory: it cannot be alive
-            return row
-        return None
+    def _top(self) -> tuple[int, str | None]:
+        """The greatest generation and its holder (0, None when there is none)."""
+        claims = self.store.claims(WRITER_LOCK)
+        if not claims:
+            return 0, None
+        number, comment, _ = claims[-1]
+        return number, comment.removeprefix("holder:")
+
+    def _dead(self, holder: str | None) -> bool:
+        if holder is None:
+            return True
+        if holder in _HERE:
+            return False
+        if self.embedded:
+            return True
+        heard = self.store.last_heard(holder)
+        return heard is None or heard[2] > self.ttl
+
+    def _refusal(self, holder: str) -> GameLensError:
+        heard = self.store.last_heard(holder)
+        where = f" (process {heard[1]} on {heard[0]}, heard from {heard[2]:.0f} s ago)" if heard else ""
+        return GameLensError("writer_exists", f"Another GameLens writer{where} uses this database; start this one "
+                             "with GAMELENS_ROLE=reader, or stop the other first.", 503)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl / 3):
             try:
                 self.store.heartbeat(self.holder, self.host, self.pid)
-                first = self._first()
+                top, holder = self._top()
             except GameLensError as exc:  # the database is away: the next beat tries again
                 log.warning("the writer lease could not be renewed: %s", exc.code)
                 continue
-            if first is not None and first[0] != self.holder and not self.lost:
+            if top > self.generation:
                 self.lost = True
-                log.error("another writer (process %s on %s) holds an earlier claim on this database; this "
-                          "process stops doing writers' work", first[2], first[1])
+                log.error("another writer took this database over (generation %s); this process stops doing "
+                          "writers' work", top)
+                _HERE.discard(self.holder)
+                return
 
     def release(self) -> None:
         self._stop.set()
-        if self._thread:
+        if self._thread and self._thread is not threading.current_thread():
             self._thread.join(5)
+        _HERE.discard(self.holder)
         try:
             self.store.release(self.holder)
-        except GameLensError:  # forgotten after GAMELENS_WRITER_LEASE_S anyway
+        except GameLensError:  # a server writer is taken for dead after GAMELENS_WRITER_LEASE_S anyway
             log.warning("the writer lease could not be released")

@@ -20,11 +20,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import schema
-from .engine import Result, ident
+from .engine import TABLE_ALREADY_EXISTS, Result, ident
+from .errors import EngineError
 from .ingest import physical
 
 LEGACY_ACTIVE = "games"  # release 421b14a's name for the active version; now the BI users' view
-POINTER, UPLOADS, CLAIMS, KEYS, LEASE = "active_version", "uploads", "upload_ids", "api_keys", "writer_lease"
+POINTER, UPLOADS, KEYS, LEASE = "active_version", "uploads", "api_keys", "writer_lease"
+# Claims are empty tables: CREATE TABLE is atomic (and ordered through Keeper in a Replicated
+# database), so of all the processes that try to create one name, exactly one succeeds.
+UPLOAD_CLAIM, WRITER_LOCK = "upload_claim_", "writer_lock_"
 # A mutation (MATERIALIZE, DROP COLUMN, index builds) returns once it is done on every part.
 SYNC = {"mutations_sync": 2, "alter_sync": 2}
 _MONOTONIC_NS = "greatest(toUInt64(toUnixTimestamp64Nano(now64(9))), (SELECT max({col}) + 1 FROM {table}{where}))"
@@ -80,8 +84,6 @@ class Store:
                        f"ENGINE = {self._engine()} ORDER BY at")
         self.t.execute(f"CREATE TABLE IF NOT EXISTS {self.q(UPLOADS)} (id UInt64, version UInt64, doc String) "
                        f"ENGINE = {self._engine('ReplacingMergeTree', 'version')} ORDER BY id")
-        self.t.execute(f"CREATE TABLE IF NOT EXISTS {self.q(CLAIMS)} (id UInt64, nonce String, at UInt64) "
-                       f"ENGINE = {self._engine()} ORDER BY (id, at, nonce)")
         self.t.execute(f"CREATE TABLE IF NOT EXISTS {self.q(KEYS)} (name String, version UInt64, doc String) "
                        f"ENGINE = {self._engine('ReplacingMergeTree', 'version')} ORDER BY name")
         self.t.execute(f"CREATE TABLE IF NOT EXISTS {self.q(LEASE)} (holder String, host String, pid UInt32, "
@@ -231,22 +233,36 @@ class Store:
         rows = self._select(f"SELECT doc FROM {self.q(UPLOADS)} FINAL{where} ORDER BY id DESC", {"id": upload_id}).rows
         return [doc for (doc,) in rows]
 
-    def claim_upload_id(self, nonce: str) -> int:
-        """A new upload id that no other process can also get. A claim row (id, a random nonce, the
-        server's time) is written for the next free id and the id's first claim is read back: by time,
-        then nonce, every process sees the same first claim, so exactly one claimer wins; the others
-        try the next id. Claims are their own table, so a losing claim never touches a record."""
-        c, u = self.q(CLAIMS), self.q(UPLOADS)
-        for _ in range(1000):
-            self._insert(f"INSERT INTO {c} SELECT greatest((SELECT max(id) FROM {c}), (SELECT max(id) FROM {u})) + 1, "
-                         "{nonce:String}, toUInt64(toUnixTimestamp64Nano(now64(9)))", {"nonce": nonce})
-            mine = self._select(f"SELECT id FROM {c} WHERE nonce = {{nonce:String}} ORDER BY at DESC LIMIT 1",
-                                {"nonce": nonce}).scalar()
-            first = self._select(f"SELECT nonce FROM {c} WHERE id = {{id:UInt64}} ORDER BY at, nonce LIMIT 1",
-                                 {"id": mine}).scalar()
-            if first == nonce:
-                return mine
-        raise RuntimeError("no upload id could be claimed")
+    def claim(self, name: str, comment: str = "") -> bool:
+        """Create the empty table `name`: True if this call created it, False if it already existed."""
+        try:
+            self.t.execute(f"CREATE TABLE {self.q(name)} (claimed UInt8) ENGINE = Memory COMMENT {_lit(comment)}")
+        except EngineError as exc:
+            if exc.engine_code == TABLE_ALREADY_EXISTS:
+                return False
+            raise
+        return True
+
+    def claims(self, prefix: str) -> list[tuple[int, str, float]]:
+        """(number, comment, age in seconds by the server's clock) of every claim named prefix<number>."""
+        rows = self._select("SELECT toUInt64(substring(name, {n:UInt64})), comment, "
+                            "dateDiff('second', metadata_modification_time, now()) FROM system.tables "
+                            "WHERE database = {db:String} AND startsWith(name, {p:String}) "
+                            "AND match(name, '[0-9]+$') ORDER BY 1",
+                            {"db": self.db, "p": prefix, "n": len(prefix) + 1}).rows
+        return [tuple(row) for row in rows]
+
+    def claim_upload_id(self) -> int:
+        """A new upload id no other process (or thread) can also get: the next number after every
+        record and claim, claimed by creating `upload_claim_<id>`; if another claimer created it first,
+        the next one. A claim is never dropped while a stale count could still name it (see tidy)."""
+        while True:
+            last = self._select(
+                f"SELECT greatest((SELECT max(id) FROM {self.q(UPLOADS)}), (SELECT max(toUInt64(substring(name, "
+                "{n:UInt64}))) FROM system.tables WHERE database = {db:String} AND startsWith(name, {p:String})))",
+                {"db": self.db, "p": UPLOAD_CLAIM, "n": len(UPLOAD_CLAIM) + 1}).scalar() or 0
+            if self.claim(f"{UPLOAD_CLAIM}{last + 1}"):
+                return last + 1
 
     def save_key(self, name: str, doc: str) -> None:
         k = self.q(KEYS)
@@ -266,13 +282,11 @@ class Store:
     def release(self, holder: str) -> None:
         self.t.execute(f"DELETE FROM {self.q(LEASE)} WHERE holder = {{h:String}}", {"h": holder})
 
-    def live_writers(self, within_s: float) -> list[tuple[str, str, int, float]]:
-        """(holder, host, pid, seconds since its last heartbeat) of every holder heard from within
-        `within_s` seconds, by the server's clock; the earliest claim (first heartbeat) first."""
-        return [tuple(row) for row in self._select(
-            f"SELECT holder, any(host), any(pid), dateDiff('millisecond', max(at), now64(3)) / 1000 "
-            f"FROM {self.q(LEASE)} GROUP BY holder HAVING max(at) > now64(3) - toIntervalMillisecond({{ms:UInt64}}) "
-            "ORDER BY min(at), holder", {"ms": int(within_s * 1000)}).rows]
+    def last_heard(self, holder: str) -> tuple[str, int, float] | None:
+        """(host, pid, seconds since its last heartbeat, by the server's clock) of `holder`, or None."""
+        rows = self._select(f"SELECT any(host), any(pid), dateDiff('millisecond', max(at), now64(3)) / 1000 FROM "
+                            f"{self.q(LEASE)} WHERE holder = {{h:String}} HAVING count() > 0", {"h": holder}).rows
+        return tuple(rows[0]) if rows else None
 
     # --- the load ----------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from contextlib import asynccontextmanager
 
@@ -41,10 +42,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError):
         first = exc.errors()[0]
         where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-        value = first.get("input")
         return error_response(GameLensError(
             "invalid_parameter", f"{'.'.join(where) or 'request'}: {first.get('msg')}", 400,
-            param=".".join(where) or None, value=value if isinstance(value, str | int | float) else None))
+            param=".".join(where) or None, value=_echoable(first.get("input"))))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -58,6 +58,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bug(_: Request, exc: Exception):
         log.exception("unhandled error")
         return error_response(GameLensError("internal", "Internal error; it has been logged.", 500))
+
+
+def _echoable(value):
+    """The client's value, if JSON can say it back (NaN and Infinity it cannot)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str | int | float):
+        return value
+    return None
 
 
 def _methods_for(app: FastAPI, path: str) -> list[str]:
@@ -96,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jobs.versions.on_switch.append(explorer.warm_soon)
         else:
             lease = _writer_lease(store, settings)
+            jobs.may_write = lambda: not lease.lost
             try:
                 guard.bootstrap()
                 jobs.before_switch = explorer.warm

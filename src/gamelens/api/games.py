@@ -2,6 +2,7 @@
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -39,16 +40,22 @@ def _answer(request: Request, explorer: Explorer, kind: str, items: list[tuple[s
 
 class SpooledResponse(StreamingResponse):
     """An export's spool, sent block by block, and closed (its disk freed) when the response ends for
-    any reason: sent whole, cut by the client, or failed. An error while sending propagates: the server
-    then drops the connection short of Content-Length, so a client can tell a cut export from a whole one."""
+    any reason: sent whole, cut by the client, stalled, or failed. A client that takes no block for
+    GAMELENS_EXPORT_SEND_TIMEOUT_S is cut off, so a stalled reader cannot hold a slot and its disk.
+    An error while sending propagates: the server then drops the connection short of Content-Length,
+    so a client can tell a cut export from a whole one."""
 
-    def __init__(self, spool: Spool, media_type: str, headers: dict[str, str]):
+    def __init__(self, spool: Spool, media_type: str, headers: dict[str, str], send_timeout_s: float):
         super().__init__(spool.blocks(), media_type=media_type, headers=headers)
-        self.spool = spool
+        self.spool, self.send_timeout_s = spool, send_timeout_s
 
     async def __call__(self, scope, receive, send) -> None:
+        async def send_in_time(message) -> None:
+            with anyio.fail_after(self.send_timeout_s):
+                await send(message)
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_in_time)
         finally:
             self.spool.close()
 
@@ -59,7 +66,7 @@ def _read(request: Request, explorer: Explorer, kind: str) -> Response:
     if build.output_format(dict(i for i in items if i[0] == "format"), accept) == "json":
         return _answer(request, explorer, kind, items)
     spool, media, headers = explorer.export(items, accept, kind == "aggregate", request.state.principal.name)
-    return SpooledResponse(spool, media, headers)
+    return SpooledResponse(spool, media, headers, explorer.settings.export_send_timeout_s)
 
 
 EXPORTS = {200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {}},

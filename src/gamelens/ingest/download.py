@@ -30,6 +30,8 @@ MAX_REDIRECTS = 5
 FILE_CHUNK = 1 << 20
 # Cloud metadata services (both are already outside the global ranges; named here for the reader).
 _METADATA = {ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")}
+# IETF protocol assignments (RFC 6890): Python 3.11 counts 192.0.0.8 and others there as global.
+_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
 # IPv6: only global unicast (2000::/3) is public. Python 3.11's is_global lets through IPv4-compatible
 # (::a.b.c.d), SIIT (::ffff:0:a.b.c.d) and site-local (fec0::/10) forms, hence this allow-list.
 _GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
@@ -58,7 +60,7 @@ def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def _public_v4(ip: ipaddress.IPv4Address) -> bool:
-    return ip.is_global and not ip.is_multicast and ip not in _METADATA
+    return ip.is_global and not ip.is_multicast and ip not in _METADATA and ip not in _PROTOCOL_ASSIGNMENTS
 
 
 def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -13,7 +13,6 @@ import queue
 import shutil
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ class Uploads:
         self.store = Store(engine, settings.clickhouse_cluster)
         self.wstore = Store(self.worker, settings.clickhouse_cluster)
         self.before_switch = None  # set by the app: warms the response cache of a new version
+        self.may_write = lambda: True  # set by the app: False once this process lost the writer lease
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._live: dict[int, UploadRecord] = {}
         self._done: dict[int, threading.Event] = {}
@@ -180,7 +180,7 @@ class Uploads:
         return self._queue_record({"source": source, "url": name, "path": str(path)}, created_by, max_rejected_rows)
 
     def _queue_record(self, origin: dict, created_by: str | None, max_rejected_rows: int | None) -> dict:
-        upload_id = self.store.claim_upload_id(uuid.uuid4().hex)  # unique across processes (see store.py)
+        upload_id = self.store.claim_upload_id()  # unique across threads and processes (see store.py)
         rec = UploadRecord(id=upload_id, **origin, state="queued", created_by=created_by,
                            created_at=self.store.now(), max_rejected_rows=self._tolerance(max_rejected_rows))
         self._save(rec, self.store)
@@ -234,6 +234,10 @@ class Uploads:
             try:
                 if self._stopping.is_set():
                     break
+                if not self.may_write():  # another writer took over: leave the upload to no one, visibly
+                    self._interrupt(self._live[upload_id], "This server stopped being the writer before the "
+                                    "upload started; submit it again to the writer.")
+                    continue
                 self._process(self._live[upload_id])
             except Exception:  # the worker must survive anything one upload does
                 log.exception("upload %s crashed the worker step", upload_id)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from ..engine import INDEXES_UNSUPPORTED, Engine
 from ..errors import EngineError, GameLensError
 from ..records import IndexState
-from ..store import LEGACY_ACTIVE, Store
+from ..store import LEGACY_ACTIVE, UPLOAD_CLAIM, WRITER_LOCK, Store
 from . import migrations
 
 log = logging.getLogger(__name__)
@@ -374,7 +374,19 @@ class Versions:
             for name, _, _, _ in self.store.tables():
                 if name.startswith("stage_") and name.endswith("_csv"):
                     self.store.drop(name)
+            self._drop_old_claims()
             self._prune(keep)
+
+    def _drop_old_claims(self) -> None:
+        """Upload id claims below the newest that are over an hour old: no claimer's count can be that
+        stale, so none can claim those ids again (the newest stays: the next id counts from it); and the
+        writer's older generations."""
+        claims = self.store.claims(UPLOAD_CLAIM)
+        for number, _, age in claims[:-1]:
+            if age > 3600:
+                self.store.drop(f"{UPLOAD_CLAIM}{number}")
+        for number, _, _ in self.store.claims(WRITER_LOCK)[:-1]:  # only the newest generation counts
+            self.store.drop(f"{WRITER_LOCK}{number}")
 
     def upgrade(self) -> dict[int, str | None]:
         """Bring every kept version below today's layout up to it (migrations.py), before serving.
@@ -392,5 +404,7 @@ class Versions:
                               getattr(exc, "detail", exc.message))
                     outcome[h.upload_id] = f"Its data (layout {h.layout}) could not be upgraded to layout " \
                                            f"{migrations.LAYOUT} ({exc.code}); it is kept as it was and not served."
-            self._read_pointer(self.writer)
+            active = self._read_pointer(self.writer)
+            if active is not None and active in outcome:  # the view's columns are fixed when it is made
+                self._point_view(active)
         return outcome

@@ -148,7 +148,7 @@ _INT_RANGES = {"UInt8": 2**8, "UInt32": 2**32, "UInt64": 2**64}
 def _cursor_value_ok(value: Any, ch_type: str) -> bool:
     """A cursor value must fit its key's type: a cursor is client input like any other."""
     if ch_type == "String":
-        return isinstance(value, str)
+        return isinstance(value, str) and _is_utf8(value)
     if ch_type == "Bool":
         return isinstance(value, bool)
     if isinstance(value, bool):
@@ -163,6 +163,15 @@ def _cursor_value_ok(value: Any, ch_type: str) -> bool:
     if ch_type.startswith("Decimal") or ch_type == "Float64":
         return isinstance(value, int | float) and math.isfinite(value) and abs(value) < 10**10
     return isinstance(value, int) and 0 <= value < _INT_RANGES[ch_type]
+
+
+def _is_utf8(text: str) -> bool:
+    """JSON may carry a lone surrogate (\\ud800); UTF-8, and so the engine, cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _no_constants(name: str):
@@ -505,7 +514,7 @@ def aggregate_export_sql(req: AggRequest, table: str, limit: int) -> tuple[str, 
     outer = []
     for g in req.group_by:
         col = schema.BY_NAME.get(g)
-        text = col is not None and col.kind.text
+        text = col is not None and col.kind.filter in ("string", "list")  # a group's value is text (not a date)
         outer.append(f"{schema.NEUTRALISE.format(e=ident(g))} AS {ident(g)}" if text else ident(g))
     outer += [ident(m.alias) for m in req.metrics]
     return f"SELECT {', '.join(outer)} FROM ({sql})", params
