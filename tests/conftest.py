@@ -132,9 +132,9 @@ def test_clickhouse_url() -> str | None:
     return None
 
 
-# Timeouts that make a replaced version's grace (Settings.version_grace_s) 4 s, for tests that watch
+# Timeouts that make a replaced version's grace (Settings.version_grace_s) 2.5 s, for tests that watch
 # versions go (the default is several minutes: the longest export).
-SHORT_GRACE = {"queue_timeout_s": 1, "query_timeout_s": 1, "export_timeout_s": 1, "version_drop_margin_s": 0}
+SHORT_GRACE = {"queue_timeout_s": 0.25, "query_timeout_s": 1, "export_timeout_s": 1, "version_drop_margin_s": 0}
 
 
 def make_settings(**overrides) -> Settings:

@@ -271,7 +271,7 @@ def test_ready_made_questions_are_links_to_views(page, server):
     page.click("a.question:has-text('Studios with the most games rated 80%+')")
     page.wait_for_url("**view=aggregate**rating__gte=0.8**")
     page.wait_for_selector("#agg-table tbody tr")
-    assert page.input_value("#agg-group") == "developers" and page.input_value("#f-rating") == "0.8"
+    assert page.input_value("#agg-group") == "developers" and page.input_value("#f-rating") == "80"  # percent
 
 
 def test_export_downloads_the_filtered_rows(page, server):
@@ -503,3 +503,24 @@ def test_an_empty_result_says_so_and_offers_to_clear(page, server):
     page.click("#summary .clear-filters")
     page.wait_for_selector("#total[data-total='100']")
     assert "name=" not in page.url
+
+
+def test_a_game_s_own_page(page, server):
+    """The row detail: in the URL (shareable; Back closes it), a link to the Steam store, the
+    description as text, Esc closes it and gives the focus back to its row."""
+    page.goto(f"{server.base}/?view=explore&name=galactic")
+    page.wait_for_selector("#results tr[data-app-id='20200']")
+    page.focus("#results tr[data-app-id='20200']")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#detail:not([hidden])")
+    assert "game=20200" in page.url
+    assert page.get_attribute("#detail-store", "href") == "https://store.steampowered.com/app/20200"
+    assert page.locator("#detail-about p").count() >= 1 and "took" not in page.text_content("#detail-body")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#detail", state="hidden")
+    assert "game=" not in page.url
+    assert page.evaluate("document.activeElement.dataset.appId") == "20200"
+    page.goto(f"{server.base}/?view=explore&name=galactic&game=20200")  # a shared link opens it
+    page.wait_for_selector("#detail:not([hidden])")
+    page.go_back()
+    page.wait_for_selector("#detail", state="hidden")

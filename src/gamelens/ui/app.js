@@ -26,7 +26,7 @@ const svg = (tag, attrs = {}, text) => {
 
 const VIEWS = ["explore", "aggregate", "trends", "upload"];
 const CONTROL = new Set(["view", "sort", "offset", "limit", "fields", "group_by", "metrics", "cursor", "format",
-  "top", "facet", "facet_size", "page"]);
+  "top", "facet", "facet_size", "page", "game"]);
 const DEFAULT_FIELDS = ["name", "release_date", "price", "reviews", "rating", "est_owners", "genres"];
 const TREND_DIMS = ["genres", "tags", "categories", "developers", "publishers"];
 const TREND_METRICS = [["count", "Games"], ["median:price", "Median price"], ["avg:rating", "Average rating"],
@@ -267,7 +267,7 @@ async function renderExplore(params) {
   for (const box of $("#column-list").querySelectorAll("input")) box.checked = fields.includes(box.value);
   const shown = ["name", ...fields.filter((f) => f !== "name")].filter((f) => fields.includes(f));
   const q = new URLSearchParams(params);
-  for (const k of ["view", "page"]) q.delete(k);
+  for (const k of ["view", "page", "game"]) q.delete(k);
   q.set("fields", [...new Set([...shown, "app_id"])].join(","));
   if (!q.get("limit")) q.set("limit", "50");
   renderSummary(params);
@@ -280,7 +280,8 @@ async function renderExplore(params) {
     return el("th", { class: classes, "data-field": f, title: hint(col), onclick: col?.sortable ? () => sortBy(f) : null },
       label(f) + (col?.derived ? " ƒ" : "") + dir);
   })));
-  $("#results tbody").replaceChildren(...body.rows.map((row) => el("tr", { "data-app-id": row.app_id, onclick: () => showDetail(row.app_id) },
+  $("#results tbody").replaceChildren(...body.rows.map((row) => el("tr", { "data-app-id": row.app_id, tabindex: "0",
+    onclick: () => openGame(row.app_id), onkeydown: (event) => { if (event.key === "Enter") openGame(row.app_id); } },
     ...shown.map((f, i) => el("td", { class: [i === 0 && f === "name" ? "sticky" : "", isNumeric(column(f)) ? "num" : ""].join(" ").trim(),
       title: typeof row[f] === "string" && row[f].length > 40 ? row[f].slice(0, 300) : null }, cell(f, row[f]))))));
   const pageIndex = history.state?.stack?.length || 0;
@@ -305,6 +306,10 @@ async function renderExplore(params) {
     go(p, false, { stack });
   };
   for (const b of ["#export-csv", "#export-ndjson"]) $(b).disabled = !body.total;
+  if (params.get("game")) await showDetail(params.get("game"));
+  else $("#detail").hidden = true;
+  if (returnFocusTo) $(`#results tr[data-app-id="${CSS.escape(returnFocusTo)}"]`)?.focus();
+  returnFocusTo = null;
 }
 const isNumeric = (col) => col && ["number", "decimal", "float"].includes(col.type);
 
@@ -315,14 +320,35 @@ function sortBy(field) {
   go(params);
 }
 
+// A game's own page: part of the URL (shareable; Back closes it), closed by Esc or Close, which give
+// the focus back to its row.
+function openGame(appId) {
+  const params = state();
+  params.set("game", appId);
+  go(params);
+}
+
+let returnFocusTo = null;  // the row a closed game's page gives the focus back to, once re-drawn
+function closeGame() {
+  const params = state();
+  returnFocusTo = params.get("game");
+  params.delete("game");
+  go(params);
+}
+
 async function showDetail(appId) {
-  const game = await getJson(`/api/v1/games/${appId}`);
+  const game = await getJson(`/api/v1/games/${encodeURIComponent(appId)}`);
   $("#detail-title").textContent = game.name;
-  $("#detail-body").replaceChildren(...Object.entries(game).flatMap(([k, v]) => {
+  $("#detail-store").href = `https://store.steampowered.com/app/${encodeURIComponent(game.app_id)}`;
+  const text = game.about_the_game || "";
+  $("#detail-about").replaceChildren(...text.split(/\n+|\s{3,}/).filter((p) => p.trim()).map((p) => el("p", {}, p.trim())));
+  const shown = Object.entries(game).filter(([k]) => !["name", "about_the_game"].includes(k));
+  $("#detail-body").replaceChildren(...shown.flatMap(([k, v]) => {
     const col = column(k);
     return [el("dt", { title: hint(col) }, label(k) + (col?.derived ? " ƒ" : "")), el("dd", {}, cell(k, v))];
   }));
   $("#detail").hidden = false;
+  $("#detail-close").focus();
 }
 
 async function renderSummary(params) {
@@ -357,7 +383,7 @@ async function renderSummary(params) {
 
 async function exportAs(format, path = "/api/v1/games") {
   const params = state();
-  for (const k of ["view", "offset", "limit", "cursor", "page"]) params.delete(k);
+  for (const k of ["view", "offset", "limit", "cursor", "page", "game"]) params.delete(k);
   params.set("format", format);
   const response = await api(`${path}?${params}`);
   const blob = await response.blob();
@@ -790,7 +816,8 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("#export-csv").addEventListener("click", () => exportAs("csv"));
   $("#export-ndjson").addEventListener("click", () => exportAs("ndjson"));
-  $("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; });
+  $("#detail-close").addEventListener("click", closeGame);
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape" && !$("#detail").hidden) closeGame(); });
   $("#copy-curl").addEventListener("click", () => {
     if (!lastCall) return;
     const curl = curlOf(lastCall);
