@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -285,10 +286,11 @@ def test_cli_manages_keys(tmp_path):
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert key.startswith("glk_")
-    listed = run("list")
-    assert "alice\treader" in listed.stdout and key not in listed.stdout
+    listed = run("list")  # piped: JSON
+    keys = {k["name"]: k for k in json.loads(listed.stdout)["keys"]}
+    assert keys["alice"]["role"] == "reader" and key not in listed.stdout
     assert run("revoke", "alice").returncode == 0
-    assert "revoked" in run("list").stdout
+    assert json.loads(run("list").stdout)["keys"][0]["revoked_at"]
     missing = run("revoke", "bob")
     assert missing.returncode == 1 and "no active key" in missing.stdout + missing.stderr
 

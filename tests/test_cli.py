@@ -62,3 +62,46 @@ def test_while_a_server_holds_the_data_directory(server_process, files):
     assert json.loads(asked.stdout)["share_free"] == 1
     nokey = run("summary", env={**env, "GAMELENS_SERVER": server.base})
     assert nokey.returncode == 1 and "GAMELENS_KEY" in nokey.stderr
+
+
+def test_the_cli_an_analyst_would_script(server_process, files, tmp_path):
+    """Through a server: keys, one game, the schema, the history, activate; a table on request, JSON
+    when piped, CSV; `games` shows no descriptions unless asked; the refusal names the server's real
+    address (it runs on a port of its own here)."""
+    server = server_process().start()
+    env = {**_env(server.data_dir), "GAMELENS_SERVER": server.base, "GAMELENS_KEY": ADMIN_KEY}
+    assert run("load", str(SAMPLE), env=env).returncode == 0
+    assert run("load", str(SAMPLE), env=env).returncode == 0
+    refused = run("games", env=_env(server.data_dir))
+    assert refused.returncode == 1 and f"--server {server.base}" in refused.stderr, refused.stderr
+    made = run("keys", "create", "--name", "carol", env=env)
+    assert made.returncode == 0 and made.stdout.strip().startswith("glk_"), made.stderr
+    assert "carol" in {k["name"] for k in json.loads(run("keys", "list", env=env).stdout)["keys"]}
+    assert run("keys", "revoke", "carol", env=env).returncode == 0
+    assert json.loads(run("game", "20200", env=env).stdout)["name"] == "Galactic Bowling"
+    table = run("game", "20200", "--format", "table", env=env).stdout
+    assert "Galactic Bowling" in table and "field" in table
+    listed = json.loads(run("games", "limit=3", env=env).stdout)["rows"]
+    assert listed and "about_the_game" not in listed[0] and "rating" in listed[0]
+    asked = json.loads(run("games", "limit=1", "fields=name,about_the_game", env=env).stdout)["rows"][0]
+    assert len(asked["about_the_game"]) > 100
+    as_csv = list(csv.DictReader(io.StringIO(run("aggregate", "group_by=genres", "metrics=count,share(rating__gte=0.8)",
+                                                 "--format", "csv", env=env).stdout)))
+    assert as_csv and {"genres", "count", "share_rating_gte"} <= set(as_csv[0])
+    columns = {c["name"] for c in json.loads(run("schema", env=env).stdout)["columns"]}
+    assert {"app_id", "rating", "tags"} <= columns
+    history = json.loads(run("uploads", env=env).stdout)["uploads"]
+    assert [u["id"] for u in history] == [2, 1] and history[0]["active"]
+    assert run("activate", "1", env=env).returncode == 0
+    assert json.loads(run("uploads", env=env).stdout)["uploads"][1]["active"]
+
+
+def test_keys_and_uploads_on_the_data_directory(tmp_path):
+    env = _env(tmp_path / "d")
+    assert run("sample", env=env).returncode == 0
+    assert run("sample", env=env).returncode == 0
+    assert run("activate", "1", env=env).returncode == 0
+    history = json.loads(run("uploads", env=env).stdout)["uploads"]
+    assert {u["id"]: u["active"] for u in history} == {1: True, 2: False}
+    shown = run("uploads", "--format", "table", env=env)
+    assert shown.returncode == 0 and "succeeded" in shown.stdout

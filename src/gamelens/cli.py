@@ -1,17 +1,22 @@
 """The `gamelens` command: serve; load data (a link, a file, the bundled sample); ask questions
-(games, aggregate, summary); manage keys.
+(games, game, aggregate, summary, schema); follow uploads (uploads, activate); manage keys.
 
-Data commands work on the local data directory (GAMELENS_DATA_DIR, printed on every run), or, with
+Every command works on the local data directory (GAMELENS_DATA_DIR, printed on every run), or, with
 --server URL (or GAMELENS_SERVER) and GAMELENS_KEY, through a running server. The embedded engine
-allows one process per data directory, so while `gamelens serve` runs, send commands through it.
+allows one process per data directory, so while `gamelens serve` runs, send commands through it (a
+running server records its address in the data directory, and the refusal names it). Answers print
+as a table on a terminal and as JSON when piped (--format table|json|csv).
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import os
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +35,10 @@ Server = typer.Option(None, "--server", envvar="GAMELENS_SERVER",
                       "GAMELENS_KEY, instead of opening the data directory.")
 Params = typer.Argument(None, help="Query parameters as name=value, as in the API: genres=indie sort=-rating "
                         "format=csv ...")
+Format = typer.Option(None, "--format", help="table (the default on a terminal), json (the default when piped) or csv.")
+# What `games` shows unless fields= asks for more (descriptions are long).
+GAMES_FIELDS = "app_id,name,release_date,price,reviews,rating,est_owners,genres"
+SERVER_FILE = "server.json"  # where a running server says where it listens (in its data directory)
 
 
 @app.command()
@@ -45,8 +54,15 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, workers=1,
-                log_config=None, access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
+    address = settings.data_dir / SERVER_FILE
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    address.write_text(json.dumps({"url": f"http://{host or settings.host}:{port or settings.port}",
+                                   "pid": os.getpid()}))
+    try:
+        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, workers=1,
+                    log_config=None, access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
+    finally:
+        address.unlink(missing_ok=True)
 
 
 # --- where commands run: the data directory, or a server ----------------------------------------
@@ -66,15 +82,52 @@ def _local():
         store.create_database()
         store.create_bookkeeping()
     except GameLensError as exc:
-        if exc.code == "data_dir_in_use":
-            raise GameLensError("data_dir_in_use", f"A running GameLens server is using {settings.data_dir.resolve()}: "
-                                f"send this through it with --server http://{settings.host}:{settings.port} and "
-                                "GAMELENS_KEY set to an admin key, or stop the server first.", 409) from None
-        raise
+        raise _in_use(exc, settings) from None
     try:
         yield engine
     finally:
         engine.close()
+
+
+def _in_use(exc: GameLensError, settings) -> GameLensError:
+    """The engine's refusal of a data directory a server holds, as one sentence naming that server."""
+    if exc.code != "data_dir_in_use":
+        return exc
+    try:
+        url = json.loads((settings.data_dir / SERVER_FILE).read_text())["url"]
+    except (OSError, ValueError, KeyError):
+        url = f"http://{settings.host}:{settings.port}"
+    return GameLensError("data_dir_in_use", f"A running GameLens server is using {settings.data_dir.resolve()}: "
+                         f"send this through it with --server {url} and GAMELENS_KEY set to an API key, or stop "
+                         "the server first.", 409)
+
+
+@contextmanager
+def _api(server: str | None, writes: bool = False):
+    """Where a question goes: a server, or the same API run on this data directory in this process
+    (no key needed there: the directory is yours; `writes` runs it as the writer)."""
+    if server:
+        with _client(server) as http:
+            yield http
+        return
+    from .api.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Starlette's note about the httpx its test client uses
+        from fastapi.testclient import TestClient
+    settings = get_settings()
+    console.print(f"Data directory: {settings.data_dir.resolve()}")
+    logging.getLogger("gamelens").setLevel(logging.ERROR)  # the command's own output says what happened
+    local = settings.model_copy(update={"auth": "off", "role": "all" if writes else "reader"})
+    client = TestClient(create_app(local))
+    try:
+        client.__enter__()
+    except GameLensError as exc:
+        raise _in_use(exc, settings) from None
+    try:
+        yield client
+    finally:
+        client.__exit__(None, None, None)
 
 
 def _client(server: str):
@@ -201,56 +254,114 @@ def _items(params: list[str] | None) -> list[tuple[str, str]]:
     return items
 
 
-def _ask(path: str, params: list[str] | None, server: str | None) -> None:
-    """Print the answer of GET /api/v1/games<path> for these parameters: JSON, or the export."""
+def _ask(path: str, params: list[str] | None, server: str | None, fmt: str | None) -> None:
+    """Print the answer of GET /api/v1/games<path> for these parameters, or the export (format=csv|ndjson)."""
     items = _items(params)
     export = any(name == "format" and value in ("csv", "ndjson") for name, value in items)
-    if server:
-        with _client(server) as http:
-            response = http.get(f"/api/v1/games{path}", params=items)
-            if response.status_code >= 400 or not export:
-                print(json.dumps(_checked(response), indent=1, ensure_ascii=False))
-            else:
-                sys.stdout.buffer.write(response.content)
+    with _api(server) as http:
+        response = http.get(f"/api/v1/games{path}", params=items)
+        if export and response.status_code < 400:
+            sys.stdout.buffer.write(response.content)
+            return
+        _show(_checked(response), fmt)
+
+
+def _show(body: dict, fmt: str | None) -> None:
+    """An answer as a table (on a terminal), JSON (piped), or CSV: its rows, or its fields."""
+    fmt = fmt or ("table" if sys.stdout.isatty() else "json")
+    if fmt == "json":
+        print(json.dumps(body, indent=1, ensure_ascii=False))
         return
-    from .ingest.versions import Versions
-    from .query.run import Explorer
+    rows = _rows_of(body)
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: _text(v) for k, v in row.items()} for row in rows)
+        return
+    from rich.table import Table
 
-    with _local() as engine:
-        versions = Versions(engine)
-        explorer = Explorer(engine, versions, get_settings())
-        try:
-            if export:
-                spool, _, _ = explorer.export(items, None, path == "/aggregate", "cli")
-                try:
-                    for block in spool.blocks():
-                        sys.stdout.buffer.write(block)
-                finally:
-                    spool.close()
-            else:
-                kind = path.lstrip("/") or "rows"
-                body = json.loads(explorer.answer(kind, items, f"/api/v1/games{path}").body)
-                print(json.dumps(body, indent=1, ensure_ascii=False))
-        finally:
-            explorer.close()
+    table = Table(*names, show_lines=False)
+    for row in rows:
+        table.add_row(*(_text(row.get(n), 60) for n in names))
+    Console().print(table)
 
 
-@app.command()
-def games(params: list[str] = Params, server: str = Server):
-    """Rows matching filters, sorted and paged (as GET /api/v1/games); format=csv|ndjson exports."""
-    _ask("", params, server)
+def _rows_of(body: dict) -> list[dict]:
+    for key in ("rows", "uploads", "keys", "columns"):
+        if isinstance(body.get(key), list):
+            return body[key]
+    return [{"field": k, "value": v} for k, v in body.items() if not isinstance(v, dict)]
 
 
-@app.command()
-def aggregate(params: list[str] = Params, server: str = Server):
-    """Groups and metrics (as GET /api/v1/games/aggregate): group_by=genres metrics=count,median:price ..."""
-    _ask("/aggregate", params, server)
+def _text(value, width: int | None = None) -> str:
+    if isinstance(value, list):
+        value = ", ".join(_text(v) for v in value)
+    text = "" if value is None else str(value)
+    if width and len(text) > width:  # a description: the whole of it with --format json or csv
+        return text[:width - 1] + "…"
+    return text
 
 
 @app.command()
-def summary(params: list[str] = Params, server: str = Server):
+def games(params: list[str] = Params, server: str = Server, fmt: str = Format):
+    """Rows matching filters, sorted and paged (as GET /api/v1/games); format=csv|ndjson exports. Without
+    fields=, the columns of the page's table (descriptions only when asked for)."""
+    params = list(params or [])
+    if not any(p.startswith("fields=") for p in params):
+        params.append(f"fields={GAMES_FIELDS}")
+    _ask("", params, server, fmt)
+
+
+@app.command()
+def game(app_id: int = typer.Argument(..., help="The game's app_id"), server: str = Server, fmt: str = Format):
+    """One game, every field (as GET /api/v1/games/{app_id})."""
+    with _api(server) as http:
+        _show(_checked(http.get(f"/api/v1/games/{app_id}")), fmt)
+
+
+@app.command()
+def aggregate(params: list[str] = Params, server: str = Server, fmt: str = Format):
+    """Groups and metrics (as GET /api/v1/games/aggregate): group_by=genres metrics=count,median:price ...
+    A share is a metric too; quote it for the shell: 'metrics=count,share(rating__gte=0.8)'."""
+    _ask("/aggregate", params, server, fmt)
+
+
+@app.command()
+def summary(params: list[str] = Params, server: str = Server, fmt: str = Format):
     """The matching games at a glance (as GET /api/v1/games/summary)."""
-    _ask("/summary", params, server)
+    _ask("/summary", params, server, fmt)
+
+
+@app.command()
+def schema(server: str = Server, fmt: str = Format):
+    """Every column: type, unit, operators (as GET /api/v1/schema)."""
+    with _api(server) as http:
+        body = _checked(http.get("/api/v1/schema"))
+    if (fmt or ("table" if sys.stdout.isatty() else "json")) != "json":
+        body = {"columns": [{k: c.get(k) for k in ("name", "type", "unit", "operators", "doc")}
+                            for c in body["columns"]]}
+    _show(body, fmt)
+
+
+@app.command()
+def uploads(server: str = Server, fmt: str = Format):
+    """The upload history, newest first: state, rows, whether it is kept and active."""
+    with _api(server) as http:
+        body = _checked(http.get("/api/v1/uploads"))
+    if (fmt or ("table" if sys.stdout.isatty() else "json")) != "json":
+        columns = ("id", "state", "active", "stored", "rows_loaded", "finished_at", "url", "indexes", "upgrade_error")
+        body = {"uploads": [{k: u.get(k) for k in columns} for u in body["uploads"]]}
+    _show(body, fmt)
+
+
+@app.command()
+def activate(upload_id: int = typer.Argument(..., help="The upload whose data to serve again"),
+             server: str = Server):
+    """Serve a kept upload's data again (as POST /api/v1/uploads/{id}/activate)."""
+    with _api(server, writes=True) as http:
+        rec = _checked(http.post(f"/api/v1/uploads/{upload_id}/activate"))
+    console.print(f"Upload {rec['id']} is active ({rec['rows_loaded']} rows).")
 
 
 @app.command("settings-doc")
@@ -263,45 +374,32 @@ def settings_doc():
 
 # --- keys ----------------------------------------------------------------------------------------
 
-keys_app = typer.Typer(help="Manage API keys in the local data directory (while a server runs, use the "
-                       "/api/v1/keys routes with an admin key instead).", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys (an admin key in GAMELENS_KEY with --server).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-
-
-@contextmanager
-def _key_store():
-    from .keys import KeyStore
-
-    with _local() as engine:
-        store = KeyStore(engine)
-        store.start()
-        yield store
 
 
 @keys_app.command("create")
 def keys_create(name: str = typer.Option(..., help="A name for the key's holder."),
-                role: str = typer.Option("reader", help="reader or admin")):
+                role: str = typer.Option("reader", help="reader or admin"), server: str = Server):
     """Create a key; it is printed once and never again."""
-    with _key_store() as store:
-        created = store.create(name, role)
+    with _api(server, writes=True) as http:
+        created = _checked(http.post("/api/v1/keys", json={"name": name, "role": role}))
     console.print(f"Created {created['role']} key [bold]{created['name']}[/bold]; it will not be shown again:")
     print(created["key"])
 
 
 @keys_app.command("list")
-def keys_list():
+def keys_list(server: str = Server, fmt: str = Format):
     """List keys: names, roles, hints and dates (never the keys)."""
-    with _key_store() as store:
-        for k in store.list():
-            state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
-            print(f"{k['name']}\t{k['role']}\t{k['hint']}\tcreated {k['created_at']}\t{state}")
+    with _api(server) as http:
+        _show(_checked(http.get("/api/v1/keys")), fmt)
 
 
 @keys_app.command("revoke")
-def keys_revoke(name: str):
+def keys_revoke(name: str, server: str = Server):
     """Revoke the active key with this name."""
-    with _key_store() as store:
-        store.revoke(name)
+    with _api(server, writes=True) as http:
+        _checked(http.delete(f"/api/v1/keys/{name}"))
     console.print(f"Revoked {name}.")
 
 
