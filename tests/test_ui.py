@@ -524,3 +524,83 @@ def test_a_game_s_own_page(page, server):
     page.wait_for_selector("#detail:not([hidden])")
     page.go_back()
     page.wait_for_selector("#detail", state="hidden")
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.parametrize("viewport", [WIDE, NARROW], ids=["1366", "390"])
+def test_no_serious_accessibility_violation_on_any_view(browser, server, viewport):
+    """axe-core (vendored, MPL-2.0) on every view, in light and dark: no serious or critical violation.
+    The context bypasses the page's CSP only so that the test can inject axe."""
+    found = {}
+    for scheme in ("light", "dark"):
+        pg = _page(browser, server, viewport=viewport, bypass_csp=True, color_scheme=scheme)
+        for view in ("explore", "explore&game=20200", "aggregate", "trends", "upload"):
+            pg.goto(f"{server.base}/?view={view}")
+            pg.wait_for_selector("#total[data-total], #agg-chart rect, #trend-chart path, #upload-history tbody tr")
+            pg.add_script_tag(path=str(AXE))
+            result = pg.evaluate("axe.run(document, {resultTypes: ['violations']})")
+            bad = [(v["id"], v["impact"], len(v["nodes"])) for v in result["violations"]
+                   if v["impact"] in ("serious", "critical")]
+            if bad:
+                found[(scheme, view)] = bad
+        shot(pg, f"a11y-{scheme}-{viewport['width']}")
+        pg.context.close()
+    assert found == {}, found
+
+
+def test_small_screens_keyboards_and_dark_rooms(browser, server):
+    """At 390 px chart text keeps its size (charts are drawn to their width); sort headers work from
+    the keyboard; a dark colour scheme gives a dark page."""
+    pg = _page(browser, server, viewport=NARROW, color_scheme="dark")
+    try:
+        pg.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count&limit=20")
+        pg.wait_for_selector("#agg-chart rect.bar")
+        box = pg.eval_on_selector("#agg-chart", "s => [s.getBoundingClientRect().width, s.viewBox.baseVal.width]")
+        assert abs(box[0] - box[1]) <= 1, box  # one user unit is one CSS pixel: 11px text stays 11px
+        sizes = pg.eval_on_selector_all("#agg-chart text", "t => t.map(x => parseFloat(getComputedStyle(x).fontSize))")
+        assert sizes and min(sizes) >= 11, sizes
+        background = pg.eval_on_selector("body", "b => getComputedStyle(b).backgroundColor")
+        assert sum(int(c) for c in re.findall(r"\d+", background)[:3]) < 150, background  # dark
+        pg.goto(f"{server.base}/?view=explore&fields=name,price")
+        pg.wait_for_selector("#results th[data-field=price]")
+        pg.focus("#results th[data-field=price]")
+        pg.keyboard.press("Enter")
+        pg.wait_for_url(re.compile("sort=price"))
+    finally:
+        pg.context.close()
+
+
+def test_status_says_the_truth(browser, server):
+    """The history shows the index state and times with their zone; a stale "is active again" goes;
+    an invalid key is not called saved."""
+    pg = _page(browser, server)
+    try:
+        pg.goto(f"{server.base}/?view=upload")
+        pg.wait_for_selector("#upload-history tbody tr")
+        row = pg.locator("#upload-history tbody tr").first
+        assert "indexes: ready" in row.text_content()
+        assert re.search(r"(UTC|GMT)", row.locator("td").nth(3).text_content())
+        uploads = httpx.get(f"{server.base}/api/v1/uploads", headers=AUTH).json()["uploads"]
+        if not any(u["stored"] and not u["active"] for u in uploads):  # a kept version to activate
+            httpx.post(f"{server.base}/api/v1/uploads/sample?wait=true", headers=AUTH, timeout=60)
+            pg.click("#nav-upload")
+        pg.wait_for_selector("#upload-history button.activate")
+        pg.click("#upload-history button.activate >> nth=0")
+        pg.wait_for_selector("#message:not([hidden])")
+        assert "is active again" in pg.text_content("#message")
+        before = len(httpx.get(f"{server.base}/api/v1/uploads", headers=AUTH).json()["uploads"])
+        pg.click("#sample-button")  # a new upload becomes active: the message about the old one is stale
+        wait_count(page=pg, selector="#upload-history tbody tr", n=before + 1)
+        pg.wait_for_selector("#upload-history tbody tr:first-child[data-state=succeeded]", timeout=30_000)
+        pg.wait_for_selector("#message", state="hidden")
+    finally:
+        pg.context.close()
+    wrong = _page(browser, server, key="glk_" + "x" * 43)
+    try:
+        wrong.goto(f"{server.base}/?view=explore")
+        wrong.wait_for_selector("#welcome:not([hidden])")
+        assert wrong.text_content("#key-state") == "API key: not valid"
+    finally:
+        wrong.context.close()

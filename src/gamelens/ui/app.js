@@ -277,7 +277,8 @@ async function renderExplore(params) {
     const col = column(f);
     const dir = { [f]: " ▲", [`-${f}`]: " ▼" }[sort] || "";
     const classes = [col?.sortable ? "sortable" : "", i === 0 && f === "name" ? "sticky" : "", isNumeric(col) ? "num" : ""].join(" ").trim();
-    return el("th", { class: classes, "data-field": f, title: hint(col), onclick: col?.sortable ? () => sortBy(f) : null },
+    return el("th", { class: classes, "data-field": f, title: hint(col), onclick: col?.sortable ? () => sortBy(f) : null,
+      tabindex: col?.sortable ? "0" : null, onkeydown: col?.sortable ? (event) => { if (event.key === "Enter") sortBy(f); } : null },
       label(f) + (col?.derived ? " ƒ" : "") + dir);
   })));
   $("#results tbody").replaceChildren(...body.rows.map((row) => el("tr", { "data-app-id": row.app_id, tabindex: "0",
@@ -537,9 +538,12 @@ function niceMax(max, intervals, whole) {
 }
 const isWhole = (name) => unitOf(name) === "count";
 
+// Charts are drawn to the width they get, so that their text stays at its size on a phone.
+const widthOf = (target, fallback) => Math.round(target.getBoundingClientRect().width) || fallback;
+
 function barChart(target, data, fmt, whole) {
   target.replaceChildren();
-  const rowH = 22, left = 150, width = 620, plot = width - left - 70;
+  const width = widthOf(target, 620), rowH = 22, left = Math.min(150, Math.round(width * 0.34)), plot = width - left - 70;
   const top = niceMax(Math.max(0, ...data.map(([, v]) => Number(v) || 0)), 2, whole);
   target.setAttribute("viewBox", `0 0 ${width} ${rowH * data.length + 28}`);
   for (const t of [0, 0.5, 1]) {
@@ -551,7 +555,8 @@ function barChart(target, data, fmt, whole) {
     const w = Math.round(((Number(value) || 0) / top) * plot);
     const bar = svg("rect", { x: left, y: i * rowH + 3, width: Math.max(1, w), height: rowH - 6, class: "bar" });
     bar.append(svg("title", {}, `${name}: ${fmt(value)}`));
-    target.append(svg("text", { x: left - 6, y: i * rowH + 15, "text-anchor": "end" }, name.length > 22 ? `${name.slice(0, 21)}…` : name),
+    const room = Math.max(6, Math.floor((left - 8) / 7));  // characters that fit beside the bar
+    target.append(svg("text", { x: left - 6, y: i * rowH + 15, "text-anchor": "end" }, name.length > room ? `${name.slice(0, room - 1)}…` : name),
       bar, svg("text", { x: left + w + 5, y: i * rowH + 15, class: "muted" }, fmt(value)));
   });
   target.append(svg("line", { x1: left, x2: left, y1: 0, y2: rowH * data.length, class: "axis" }));
@@ -562,7 +567,7 @@ function yearChart(target, points) {
   target.replaceChildren();
   const values = new Map(points);
   const years = yearRange(points.map(([y]) => y));
-  const left = 40, bottom = 20, height = 170, width = 620, plot = width - left - 10;
+  const left = 40, bottom = 20, height = 170, width = widthOf(target, 620), plot = width - left - 10;
   const top = niceMax(Math.max(0, ...points.map(([, v]) => v)), 2, true);
   target.setAttribute("viewBox", `0 0 ${width} ${height + bottom}`);
   for (const t of [0, 0.5, 1]) {
@@ -571,7 +576,7 @@ function yearChart(target, points) {
       svg("text", { x: left - 4, y: y + 4, class: "muted", "text-anchor": "end" }, fmtNumber(top * t)));
   }
   const w = plot / Math.max(1, years.length);
-  const every = Math.ceil(years.length / 8);
+  const every = Math.ceil(years.length / Math.max(3, Math.floor(plot / 45)));  // a year label per 45 px
   years.forEach((year, i) => {
     const v = values.get(year) || 0;
     const h = (v / top) * (height - 10);
@@ -586,7 +591,7 @@ function yearChart(target, points) {
 function lineChart(target, legend, series, years, additive, fmt, whole) {
   target.replaceChildren();
   legend.replaceChildren();
-  const left = 56, bottom = 22, height = 260, width = 760, plot = width - left - 14;
+  const left = 56, bottom = 22, height = 260, width = widthOf(target, 760), plot = width - left - 14;
   const values = series.flatMap((s) => [...s.points.values()]).map(Number);
   const top = niceMax(Math.max(0, ...values), 4, whole);
   target.setAttribute("viewBox", `0 0 ${width} ${height + bottom}`);
@@ -597,7 +602,7 @@ function lineChart(target, legend, series, years, additive, fmt, whole) {
   }
   const x = (year) => left + (years.length > 1 ? ((year - years[0]) / (years.length - 1)) * plot : plot / 2);
   const y = (v) => height - (Number(v) / top) * (height - 10);
-  const every = Math.ceil(years.length / 10);
+  const every = Math.ceil(years.length / Math.max(3, Math.floor(plot / 45)));
   years.forEach((year, i) => {
     if (i % every === 0) target.append(svg("text", { x: x(year), y: height + 15, class: "muted", "text-anchor": "middle" }, String(year)));
   });
@@ -685,7 +690,9 @@ function showResult(rec) {
   $("#upload-result").replaceChildren(...out);
 }
 
-const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");  // the browser's own time zone
+// The browser's own time zone, named: "12/1/2026, 10:15:02 AM UTC".
+const when = (iso) => (iso ? new Date(iso).toLocaleString(undefined, { timeZoneName: "short" }) : "");
+let announced = null;  // the upload a "… is active again" message is about: stale once another is active
 
 let uploadStates = null;  // {running, final}: the server publishes them (GET /api/v1/uploads)
 async function runningStates() {
@@ -697,9 +704,13 @@ async function renderHistory() {
   const body = await getJson("/api/v1/uploads");
   uploadStates = body.states;
   const running = body.uploads.some((u) => uploadStates.running.includes(u.state));
+  const active = body.uploads.find((u) => u.active);
+  if (announced !== null && active?.id !== announced) { showMessage(""); announced = null; }
+  const status = (u) => [u.state, u.active ? "active" : "", u.state === "downloading" ? `${(u.bytes_received / 1e6).toFixed(1)} MB` : "",
+    u.indexes ? `indexes: ${u.indexes}` : "", u.upgrade_error ? "not upgraded" : ""].filter(Boolean).join(" · ");
   $("#upload-history tbody").replaceChildren(...body.uploads.map((u) => el("tr", { "data-state": u.state },
     el("td", {}, u.id),
-    el("td", {}, u.state + (u.active ? " (active)" : "") + (u.state === "downloading" ? ` ${(u.bytes_received / 1e6).toFixed(1)} MB` : "")),
+    el("td", { title: u.upgrade_error || null }, status(u)),
     el("td", { class: "num" }, u.rows_loaded ? u.rows_loaded.toLocaleString("en-US") : ""),
     el("td", { title: u.finished_at || u.created_at }, when(u.finished_at || u.started_at || u.created_at)),
     el("td", {}, u.created_by || ""),
@@ -707,6 +718,7 @@ async function renderHistory() {
     el("td", {}, u.stored && !u.active ? el("button", { type: "button", class: "activate", onclick: async () => {
       await api(`/api/v1/uploads/${u.id}/activate`, { method: "POST" });
       showMessage(`Upload ${u.id} is active again.`);
+      announced = u.id;
       renderHistory();
     } }, "Activate") : ""))));
   clearTimeout(pollTimer);
@@ -760,7 +772,11 @@ async function render() {
     else await renderHistory();
   } catch (e) {
     if (e.code === "no_dataset") showOnly(view, { empty: true });
-    else if (e.status === 401) { showMessage(e.message, "error"); showOnly(view, { welcome: true }); }
+    else if (e.status === 401) {  // the saved key is not valid: say so where it says "saved"
+      $("#key-state").textContent = "API key: not valid";
+      showMessage(e.message, "error");
+      showOnly(view, { welcome: true });
+    }
     else showMessage(e.message, "error");
   }
 }
