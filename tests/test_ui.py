@@ -563,6 +563,13 @@ def test_small_screens_keyboards_and_dark_rooms(browser, server):
         assert sizes and min(sizes) >= 11, sizes
         background = pg.eval_on_selector("body", "b => getComputedStyle(b).backgroundColor")
         assert sum(int(c) for c in re.findall(r"\d+", background)[:3]) < 150, background  # dark
+        pg.goto(f"{server.base}/?view=explore")
+        pg.wait_for_selector("#summary .tile.list .figure")
+        cut = pg.eval_on_selector_all("#summary .tile.list li", """items => items.filter(li => {
+            const f = li.querySelector('.figure').getBoundingClientRect();
+            const t = li.closest('.tile').getBoundingClientRect();
+            return f.right > t.right || f.width === 0; }).map(li => li.textContent)""")
+        assert cut == [], cut  # a long name is shortened, its figure never
         pg.goto(f"{server.base}/?view=explore&fields=name,price")
         pg.wait_for_selector("#results th[data-field=price]")
         pg.focus("#results th[data-field=price]")

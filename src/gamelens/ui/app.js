@@ -364,8 +364,10 @@ async function renderSummary(params) {
       return;
     }
     const tile = (labelText, value, title) => el("div", { class: "tile", title }, el("div", { class: "label" }, labelText), el("div", { class: "value" }, value));
+    // Each item is a name and its figure: a long name is shortened, its figure never.
     const list = (labelText, items) => el("div", { class: "tile list" }, el("div", { class: "label" }, labelText),
-      el("ol", {}, ...items.map((text) => el("li", { title: text }, text))));
+      el("ol", {}, ...items.map(([what, figure]) => el("li", { title: `${what} ${figure}` },
+        el("span", { class: "what" }, what), el("span", { class: "figure" }, figure)))));
     box.replaceChildren(
       tile("Games", s.games.toLocaleString("en-US")),
       tile("Free", fmtPercent(s.share_free)),
@@ -374,11 +376,11 @@ async function renderSummary(params) {
       tile("Median reviews", fmtNumber(s.median_reviews)),
       tile("Average rating", fmtPercent(s.avg_rating), "SteamDB's rating; games without reviews are left out"),
       tile("Est. revenue", fmtMoney(s.est_revenue), s.est_revenue_note),
-      list("Price bands", s.price_bands.map((b) => `${b.band}: ${plural(b.games, "game")}`)),
-      list("Top tags", s.top_tags.slice(0, 5).map((t) => `${t.value} (${t.games})`)),
-      list("Top genres", s.top_genres.slice(0, 5).map((t) => `${t.value} (${t.games})`)),
-      list("Best rated", s.top_rated.slice(0, 5).map((g) => `${g.name} · ${fmtPercent(g.rating)}`)),
-      list("Most reviewed", s.most_reviewed.slice(0, 5).map((g) => `${g.name} · ${fmtNumber(g.reviews)}`)));
+      list("Price bands", s.price_bands.map((b) => [b.band, plural(b.games, "game")])),
+      list("Top tags", s.top_tags.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
+      list("Top genres", s.top_genres.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
+      list("Best rated", s.top_rated.slice(0, 5).map((g) => [g.name, fmtPercent(g.rating)])),
+      list("Most reviewed", s.most_reviewed.slice(0, 5).map((g) => [g.name, fmtNumber(g.reviews)])));
   } catch (e) { box.replaceChildren(); }
 }
 
