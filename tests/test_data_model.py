@@ -234,3 +234,38 @@ def test_the_review_multiple_is_a_setting(make_client, files):
     want = python_row(next(r for r in read_sample() if r["AppID"] == "20200"))
     assert row["est_owners"] == want["reviews"] * 50
     assert client.get("/api/v1/schema").json()["review_multiple"] == 50
+
+
+def _year(row: dict) -> int | None:
+    return int(row["release_date"][:4]) if row["release_date"] else None
+
+
+def test_chosen_series_and_growth_against_the_year_before(model_client, generated):
+    """series= keeps the chosen values of the first key (median price per year for Action and
+    Strategy, one chart); growth is each series' change in games against the calendar year before."""
+    counts: Counter = Counter()
+    for row in generated:
+        for genre in set(row["genres"]):
+            if genre in ("Action", "Strategy") and _year(row):
+                counts[(genre, _year(row))] += 1
+    r = model_client.get("/api/v1/games/aggregate", params={
+        "group_by": "genres,release_year", "metrics": "count,growth,median:price", "series": "Action,Strategy",
+        "limit": 1000})
+    assert r.status_code == 200, r.text
+    got = {(x["genres"], x["release_year"]): x for x in r.json()["rows"] if x["release_year"] is not None}
+    assert {g for g, _ in got} == {"Action", "Strategy"} and set(got) == set(counts)
+    for (genre, year), row in got.items():
+        assert row["count"] == counts[(genre, year)]
+        before = counts.get((genre, year - 1), 0)
+        want = round(counts[(genre, year)] / before - 1, 4) if before else None
+        assert row["growth"] == want, (genre, year, row, before)
+
+
+@pytest.mark.parametrize("params,code", [
+    ({"group_by": "genres", "metrics": "growth"}, "invalid_metric"),
+    ({"group_by": "release_year", "series": "2020"}, "invalid_parameter"),
+    ({"group_by": "genres,release_year", "series": "Action", "top": "3"}, "invalid_parameter"),
+], ids=["growth_without_years", "series_of_a_year", "series_and_top"])
+def test_series_and_growth_are_used_as_meant(model_client, params, code):
+    r = model_client.get("/api/v1/games/aggregate", params=params)
+    assert r.status_code == 400 and r.json()["error"]["code"] == code, r.text

@@ -257,5 +257,11 @@ METRICS = {
                "90th percentile, exact (linear between ranks)"),
         Metric("uniq", "uniqExact({c})", frozenset({"number", "decimal", "float", "date", "string", "list", "bool"}),
                "Number of distinct values", "count"),
+        # Over the grouped rows: the previous row of the same group in release_year order (window `w`,
+        # added by the query), counted only when it is the calendar year before.
+        Metric("growth", "if(lagInFrame(toInt64(`release_year`)) OVER w = toInt64(`release_year`) - 1 AND "
+               "lagInFrame(count()) OVER w > 0, round(count() / lagInFrame(count()) OVER w - 1, 4), NULL)",
+               frozenset(), "Change in the number of games against the year before, as a share (0.25 = +25 %); "
+               "empty when that year had none. Needs release_year among group_by", "percent"),
     )
 }

@@ -46,12 +46,16 @@ ROWS_PARAMS = [
 AGGREGATE_PARAMS = [
     _param("group_by", f"Comma-separated: {', '.join(build.GROUPABLE)}. List columns count a game once per element.",
            "genres,release_year"),
-    _param("metrics", "Comma-separated: count; fn:column with fn one of "
-           f"{', '.join(m for m in schema.METRICS if m != 'count')} (output name fn_column); or "
+    _param("metrics", "Comma-separated: count; growth (the change in games against the year before; needs "
+           "release_year in group_by); fn:column with fn one of "
+           f"{', '.join(m for m in schema.METRICS if m not in ('count', 'growth'))} (output name fn_column); or "
            "share(<filter>), the share of the group's games meeting one filter written as a query parameter "
            "(output name share_<column>_<op>).", "count,avg:price,share(rating__gte=0.8)"),
     _param("top", f"1 to {build.MAX_TOP}: keep only the first group_by key's top N values by number of games "
            "(e.g. group_by=tags,release_year&top=8: a trend of 8 series); rows come in rank order.", "8", "integer"),
+    _param("series", f"Up to {build.MAX_SERIES} comma-separated values of the first group_by key (a text or list "
+           "column) to keep: chosen series, e.g. group_by=genres,release_year&series=Action,Strategy.",
+           "Action,Strategy"),
     _param("having", "Repeatable: metric__op:number, op one of gt, gte, lt, lte, exact, ne.", "count__gte:10"),
     _param("sort", "Comma-separated metric or group names, - for descending (default -count).", "-count"),
     *_COMMON, *FILTERS,

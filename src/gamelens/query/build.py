@@ -29,7 +29,8 @@ MAX_FACETS = 5
 MAX_LIST_GROUPS = 2
 FORMATS = ("json", "csv", "ndjson")
 ROWS_PARAMS = {"sort", "limit", "offset", "cursor", "fields", "format", "facet", "facet_size"}
-AGG_PARAMS = {"group_by", "metrics", "having", "sort", "limit", "offset", "format", "top"}
+AGG_PARAMS = {"group_by", "metrics", "having", "sort", "limit", "offset", "format", "top", "series"}
+MAX_SERIES = 50
 SUMMARY_PARAMS: set[str] = set()
 
 
@@ -308,6 +309,7 @@ class AggMetric:
     sql: str  # over the columns of the inner, per-game query
     inner: str | None = None  # a per-game expression the inner query adds (share conditions)
     params: dict[str, Any] = field(default_factory=dict)
+    window: bool = False  # computed over the grouped rows in release_year order (growth)
 
 
 @dataclass
@@ -322,6 +324,7 @@ class AggRequest:
     format: str
     limited: bool = False  # the client gave a limit (an export then stops there, not at the cap)
     top: int | None = None  # keep only the first key's top N values (by games), e.g. for trends
+    series: list[str] | None = None  # keep only these values of the first key (chosen series)
 
 
 MAX_TOP = 100
@@ -354,7 +357,7 @@ def _metric(spec: str, index: int) -> AggMetric:
     if not metric.families:
         if col_name:
             raise invalid("metrics", spec, f"{fn} takes no column.", allowed, "unknown_metric")
-        return AggMetric(fn, metric.sql)
+        return AggMetric(fn, metric.sql, window=fn == "growth")
     col = schema.BY_NAME.get(col_name)
     if col is None or col.kind.filter not in metric.families:
         fits = [c.name for c in schema.COLUMNS if c.kind.filter in metric.families]
@@ -442,13 +445,33 @@ def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None, max
     top = _int(single, "top", 0, 1, MAX_TOP) if "top" in single else None
     if top and not group_by:
         raise invalid("top", single["top"], "top keeps the top N values of the first group_by key: give group_by.")
+    series = _series(single.get("series"), group_by, top)
+    if any(m.window for m in metrics) and "release_year" not in group_by:
+        raise invalid("metrics", single.get("metrics"), "growth compares each release year with the one before: "
+                      "add release_year to group_by.", code="invalid_metric")
     having = _having([v for k, v in items if k == "having"], metrics)
     default_limit = MAX_LIMIT if top else DEFAULT_LIMIT  # a trend: every point of its N series
     return AggRequest(
         where=where(items, AGG_PARAMS), group_by=group_by, metrics=metrics, having=having,
         order=_agg_order(single.get("sort"), group_by, metrics, bool(top)),
         limit=_int(single, "limit", default_limit, 1, max_limit), offset=_int(single, "offset", 0, 0, MAX_OFFSET),
-        format=output_format(single, accept), limited="limit" in single, top=top)
+        format=output_format(single, accept), limited="limit" in single, top=top, series=series)
+
+
+def _series(raw: str | None, group_by: list[str], top: int | None) -> list[str] | None:
+    """series=Action,Strategy: keep only these values of the first group key (a text or list column)."""
+    if raw is None:
+        return None
+    first = schema.BY_NAME.get(group_by[0]) if group_by else None
+    if first is None or first.kind.filter not in ("string", "list"):
+        raise invalid("series", raw, "series chooses values of the first group_by key, which must be a text or "
+                      "list column (e.g. group_by=genres,release_year&series=Action,Strategy).")
+    if top:
+        raise invalid("series", raw, "Give series (the values you choose) or top (the N largest), not both.")
+    values = list(dict.fromkeys(_csv_list(raw)))
+    if not values or len(values) > MAX_SERIES:
+        raise invalid("series", raw, f"series is 1 to {MAX_SERIES} comma-separated values.")
+    return values
 
 
 def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric], top: bool) -> str:
@@ -481,7 +504,10 @@ def _grouped(req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
     params = {**req.where.params, **req.having.params}
     for m in req.metrics:
         params.update(m.params)
-    having, prefix = req.having.sql, ""
+    having, prefix, chosen = req.having.sql, "", ""
+    if req.series:  # before grouping: only the chosen values of the first key are grouped at all
+        chosen = f" WHERE {ident(req.group_by[0])} IN {{series:Array(String)}}"
+        params["series"] = req.series
     if req.top:
         # The first key's top N values by number of games under the same filters: N series, not thousands.
         first = req.group_by[0]
@@ -490,8 +516,13 @@ def _grouped(req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
         having = f"has(__top, {ident(first)}) AND {having}"
         params["top"] = req.top
     # Filters run on whole games first (inner query); then list columns are split into elements.
+    window = ""
+    if any(m.window for m in req.metrics):  # each series' previous year (growth)
+        others = [ident(g) for g in req.group_by if g != "release_year"]
+        partition = f"PARTITION BY {', '.join(others)} " if others else ""
+        window = f" WINDOW w AS ({partition}ORDER BY `release_year` ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)"
     sql = (f"{prefix}SELECT {', '.join(keys + mets)} FROM (SELECT {inner} FROM {table} WHERE {req.where.sql})"
-           f"{group} HAVING {having}")
+           f"{chosen}{group} HAVING {having}{window}")
     return sql, params
 
 
