@@ -450,8 +450,9 @@ def test_show_applies_the_filters_the_form_shows(page, server, view, show):
     page.click(show)
     page.wait_for_url(re.compile("genres=indie"))
     assert "release_date__gte=2019-01-01" in page.url
+    table = "#agg-table" if view == "aggregate" else "#trend-table"
+    page.wait_for_selector(f"{table}[data-query*='genres=indie'][data-query*='release_date__gte=2019-01-01']")
     if view == "aggregate":
-        page.wait_for_selector("#agg-caption")
         body = httpx.get(f"{server.base}/api/v1/games/aggregate?genres=indie&release_date__gte=2019-01-01"
                          "&group_by=genres&metrics=count&limit=50", headers=AUTH).json()
         assert body["rows"][0]["count"] == len(indie_since_2019)
@@ -611,3 +612,85 @@ def test_status_says_the_truth(browser, server):
         assert wrong.text_content("#key-state") == "API key: not valid"
     finally:
         wrong.context.close()
+
+
+# --- every market question in a few clicks -------------------------------------------------------------
+
+
+def _rows(server, path: str, **params) -> list[dict]:
+    return httpx.get(f"{server.base}{path}", params=params, headers=AUTH).json()["rows"]
+
+
+def test_compare_two_segments_side_by_side(page, server):
+    page.goto(f"{server.base}/?view=compare")
+    page.select_option("#compare-preset", label="Indie vs not")
+    page.wait_for_selector("#compare-table[data-segments='genres__has=Indie|genres__ne=Indie']")
+    assert "a=genres__has%3DIndie" in page.url and "b=genres__ne%3DIndie" in page.url
+    games = page.locator("#compare-table tr[data-figure=games] td").all_text_contents()
+    indie = sum("Indie" in r["Genres"].split(",") for r in read_sample())
+    assert games == [str(indie), str(100 - indie)]
+    open_filters(page)  # a segment of one's own: the filters the form shows
+    page.fill("#f-tags", "roguelike")
+    page.click("#compare-a")
+    page.wait_for_url(re.compile("a=tags%3Droguelike"))
+    page.reload()  # the URL reproduces it
+    page.wait_for_selector("#compare-table[data-segments^='tags=roguelike']")
+    assert "tags" in page.text_content("#compare-table thead")
+
+
+def test_chosen_series_growth_and_shares_from_the_trend_form(page, server):
+    """Median price per year for Action and Strategy as one chart; year-over-year growth of the top 5
+    tags; the share of games on Linux per year: each from the form, each reproduced by its URL; the n
+    behind a point on hover; a click on the legend hides a line."""
+    page.goto(f"{server.base}/?view=trends")
+    page.wait_for_selector("#trend-chart path")
+    page.select_option("#trend-dim", "genres")
+    page.select_option("#trend-metric", "median:price")
+    page.fill("#trend-series", "Action, Strategy")
+    page.click("#trend-form button[type=submit]")
+    page.wait_for_url(re.compile("series=Action%2CStrategy"))
+    wait_count(page, "#trend-legend li", 2)
+    assert page.locator("#trend-legend li").all_text_contents() == ["Action", "Strategy"]
+    title = page.locator("#trend-chart circle title").first.text_content()
+    assert re.search(r"\(n = \d+ games?\)", title), title
+    page.click("#trend-legend li:first-child button")
+    assert page.locator("#trend-chart path.off").count() == 1
+    page.fill("#trend-series", "")
+    page.select_option("#trend-dim", "tags")
+    page.select_option("#trend-metric", "growth")
+    page.fill("#trend-n", "5")
+    page.click("#trend-form button[type=submit]")
+    page.wait_for_url(re.compile("metrics=growth"))
+    wait_count(page, "#trend-legend li", 5)
+    assert "%" in page.text_content("#trend-table tbody")
+    page.select_option("#trend-dim", "")
+    page.select_option("#trend-metric", "share(linux=true)")
+    page.click("#trend-form button[type=submit]")
+    page.wait_for_url(re.compile("metrics=share"))
+    page.reload()
+    page.wait_for_selector("#trend-chart path")
+    assert page.input_value("#trend-metric") == "share(linux=true)"
+
+
+def test_several_metrics_shares_and_a_minimum_from_the_aggregate_form(page, server):
+    """Count, median price and average rating per genre at once; developers with at least 5 games rated
+    80 %+ (a filter in percent, a minimum of games): from the form, kept in the URL."""
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count")
+    page.wait_for_selector("#agg-chart rect")
+    page.select_option("#agg-metric", "median")
+    page.select_option("#agg-column", "price")
+    page.select_option("#agg-extra", ["avg:rating"])
+    page.click("#agg-form button[type=submit]")
+    page.wait_for_url(re.compile("metrics=count%2Cmedian%3Aprice%2Cavg%3Arating"))
+    page.wait_for_selector("#agg-table th >> text=avg rating")
+    page.goto(f"{server.base}/?view=aggregate&group_by=developers&metrics=count&rating__gte=0.8")
+    page.wait_for_selector("#agg-chart rect")
+    page.fill("#agg-min", "2")
+    page.click("#agg-form button[type=submit]")
+    page.wait_for_url(re.compile("having=count__gte%3A2"))
+    want = [r for r in _rows(server, "/api/v1/games/aggregate", group_by="developers", metrics="count",
+                             rating__gte="0.8", having="count__gte:2", limit=100)]
+    wait_count(page, "#agg-table tbody tr", len(want))
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,share(linux=true)")
+    page.wait_for_selector("#agg-chart rect")
+    assert page.input_value("#agg-metric") == "share(linux=true)"  # not a blank select

@@ -24,15 +24,25 @@ const svg = (tag, attrs = {}, text) => {
   return node;
 };
 
-const VIEWS = ["explore", "aggregate", "trends", "upload"];
+const VIEWS = ["explore", "aggregate", "trends", "compare", "upload"];
 const CONTROL = new Set(["view", "sort", "offset", "limit", "fields", "group_by", "metrics", "cursor", "format",
-  "top", "facet", "facet_size", "page", "game"]);
+  "top", "facet", "facet_size", "page", "game", "having", "series", "a", "b"]);
+// Ready-made pairs of segments for Compare (each a query string of filters).
+const COMPARISONS = [["Free vs paid", "price=0", "price__gt=0"], ["Indie vs not", "genres__has=Indie", "genres__ne=Indie"],
+  ["Linux vs not", "linux=true", "linux=false"], ["Since 2020 vs before", "release_date__gte=2020-01-01", "release_date__lt=2020-01-01"]];
 const DEFAULT_FIELDS = ["name", "release_date", "price", "reviews", "rating", "est_owners", "genres"];
 const TREND_DIMS = ["genres", "tags", "categories", "developers", "publishers"];
-const TREND_METRICS = [["count", "Games"], ["median:price", "Median price"], ["avg:rating", "Average rating"],
-  ["share(rating__gte=0.8)", "Share rated 80%+"], ["sum:est_revenue", "Estimated revenue"],
+const TREND_METRICS = [["count", "Games"], ["growth", "Growth in games vs the year before"],
+  ["median:price", "Median price"], ["avg:rating", "Average rating"], ["share(rating__gte=0.8)", "Share rated 80%+"],
+  ["share(linux=true)", "Share on Linux"], ["share(price=0)", "Share free"], ["sum:est_revenue", "Estimated revenue"],
   ["median:reviews", "Median reviews"]];
 const SHARE_80 = "share(rating__gte=0.8)";
+// Shares offered in the menus (any other share(...) from a link is shown as written).
+const SHARES = [[SHARE_80, "share rated 80%+"], ["share(linux=true)", "share on Linux"],
+  ["share(mac=true)", "share on Mac"], ["share(price=0)", "share free"]];
+// Metrics the aggregate table can add beside the chart's one.
+const EXTRAS = [["median:price", "median price"], ["avg:rating", "average rating"], [SHARE_80, "share rated 80%+"],
+  ["sum:est_revenue", "est. revenue"], ["median:reviews", "median reviews"], ["share(linux=true)", "share on Linux"]];
 const QUESTIONS = [
   ["Top tags by estimated revenue since 2020",
     "view=aggregate&group_by=tags&metrics=count,sum:est_revenue&sort=-sum_est_revenue&release_date__gte=2020-01-01&limit=15"],
@@ -413,8 +423,9 @@ const measureOf = (metricsParam) => metricsParam.split(/,(?![^(]*\))/).find((m) 
 function buildAggregateForm() {
   const groups = [...schema.columns.filter((c) => c.groupable).map((c) => c.name), ...schema.buckets.map((b) => b.name)];
   $("#agg-group").replaceChildren(...groups.map((g) => el("option", { value: g }, label(g))));
-  const metrics = [...schema.metrics.filter((m) => m.name !== "share").map((m) => [m.name, m.name]), ["share80", "share rated 80%+"]];
+  const metrics = [...schema.metrics.filter((m) => !["share", "growth"].includes(m.name)).map((m) => [m.name, m.name]), ...SHARES];
   $("#agg-metric").replaceChildren(...metrics.map(([v, text]) => el("option", { value: v }, text)));
+  $("#agg-extra").replaceChildren(...EXTRAS.map(([v, text]) => el("option", { value: v }, text)));
   $("#agg-metric").addEventListener("change", columnsForMetric);
   columnsForMetric();
   $("#agg-form").addEventListener("submit", (event) => {
@@ -423,8 +434,10 @@ function buildAggregateForm() {
     params.set("view", "aggregate");
     params.set("group_by", $("#agg-group").value);
     const fn = $("#agg-metric").value;
-    const metric = { share80: SHARE_80, count: "count" }[fn] || `${fn}:${$("#agg-column").value}`;
-    params.set("metrics", metric === "count" ? "count" : `count,${metric}`);
+    const metric = fn === "count" || fn.startsWith("share(") ? fn : `${fn}:${$("#agg-column").value}`;
+    const extras = [...$("#agg-extra").selectedOptions].map((o) => o.value);
+    params.set("metrics", [...new Set(["count", metric, ...extras])].join(","));
+    if ($("#agg-min").value) params.set("having", `count__gte:${$("#agg-min").value}`);
     params.set("limit", $("#agg-limit").value || "20");
     go(params);
   });
@@ -445,17 +458,27 @@ async function renderAggregate(params) {
   const measure = measureOf(metrics);
   // The form says what the URL says.
   $("#agg-group").value = group;
-  const [fn, col] = measure === SHARE_80 ? ["share80", ""] : measure.split(":");
+  const share = measure.startsWith("share(");
+  if (share && ![...$("#agg-metric").options].some((o) => o.value === measure)) {
+    $("#agg-metric").append(el("option", { value: measure }, measure));  // a share from a link, as written
+  }
+  const [fn, col] = share ? [measure, ""] : measure.split(":");
   $("#agg-metric").value = fn;
   columnsForMetric();
   if (col) $("#agg-column").value = col;
   $("#agg-limit").value = limit;
+  const listed = metrics.split(/,(?![^(]*\))/);
+  for (const option of $("#agg-extra").options) option.selected = listed.includes(option.value) && option.value !== measure;
+  const having = /^count__gte:(\d+)$/.exec(params.get("having") || "");
+  $("#agg-min").value = having ? having[1] : "";
   const q = filterParams(params);
   q.set("group_by", group); q.set("metrics", metrics); q.set("limit", limit);
+  if (params.get("having")) q.set("having", params.get("having"));
   // Bars of a measure in its order, or a bucket (years, price bands) in its natural order.
   q.set("sort", params.get("sort") || (isBucket(group) ? group : `-${aliasOf(measure)}`));
   const body = await getJson(`/api/v1/games/aggregate?${q}`);
-  const alias = body.metrics[body.metrics.length - 1];
+  const alias = aliasOf(measure);  // the chart's measure; the table shows every metric
+  $("#agg-table").dataset.query = q.toString();
   const names = [...body.group_by, ...body.metrics];
   $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n, i) => el("th", { class: i >= body.group_by.length ? "num" : "" }, label(n)))));
   $("#agg-table tbody").replaceChildren(...body.rows.map((r) => el("tr", {}, ...names.map((n, i) =>
@@ -481,7 +504,9 @@ function buildTrendForm() {
     const dim = $("#trend-dim").value;
     params.set("group_by", dim ? `${dim},release_year` : "release_year");
     params.set("metrics", $("#trend-metric").value);
-    if (dim) params.set("top", $("#trend-n").value || "8");
+    const chosen = $("#trend-series").value.split(",").map((v) => v.trim()).filter(Boolean);
+    if (dim && chosen.length) params.set("series", chosen.join(","));  // these series, not the top N
+    else if (dim) params.set("top", $("#trend-n").value || "8");
     go(params);
   });
 }
@@ -491,20 +516,32 @@ async function renderTrends(params) {
   const dim = keys.length > 1 ? keys[0] : "";
   const metric = params.get("metrics") || "count";
   const top = params.get("top") || "8";
+  const chosen = params.get("series") || "";
   $("#trend-dim").value = dim;
+  if (![...$("#trend-metric").options].some((o) => o.value === metric)) {  // a metric from a link: shown as is
+    $("#trend-metric").append(el("option", { value: metric }, metric));
+  }
   $("#trend-metric").value = metric;
   $("#trend-n").value = top;
   $("#trend-n").disabled = !dim;
+  $("#trend-series").value = chosen;
+  $("#trend-series").disabled = !dim;
   const q = filterParams(params);
   q.set("group_by", dim ? `${dim},release_year` : "release_year");
-  q.set("metrics", metric);
+  q.set("metrics", metric === "count" ? "count" : `${metric},count`);  // count: the n behind each point
   q.set("limit", "1000");
-  if (dim) q.set("top", top); else q.set("sort", "release_year");
+  if (dim && chosen) { q.set("series", chosen); q.set("sort", `${dim},release_year`); }
+  else if (dim) q.set("top", top);
+  else q.set("sort", "release_year");
   const body = await getJson(`/api/v1/games/aggregate?${q}`);
   const alias = body.metrics[0];
   const rows = body.rows.filter((r) => r.release_year !== null);
-  const names = dim ? body.series || [] : ["all matching games"];
-  const series = names.map((name) => ({ name, points: new Map(rows.filter((r) => !dim || r[dim] === name).map((r) => [r.release_year, r[alias]])) }));
+  const names = dim ? (chosen ? chosen.split(",").filter((n) => rows.some((r) => r[dim] === n)) : body.series || [])
+    : ["all matching games"];
+  const series = names.map((name) => {
+    const mine = rows.filter((r) => !dim || r[dim] === name);
+    return { name, points: new Map(mine.map((r) => [r.release_year, r[alias]])), n: new Map(mine.map((r) => [r.release_year, r.count])) };
+  });
   const metricName = TREND_METRICS.find(([v]) => v === metric)?.[1] || label(alias);
   $("#trend-caption").textContent = `${metricName} per release year${dim ? `, top ${names.length} ${label(dim)}` : ""}`;
   // Counts and sums are 0 in a year without games; medians, averages and shares have no value there.
@@ -514,6 +551,42 @@ async function renderTrends(params) {
   $("#trend-table thead").replaceChildren(el("tr", {}, el("th", {}, "year"), ...names.map((n) => el("th", { class: "num" }, String(n)))));
   $("#trend-table tbody").replaceChildren(...years.map((y) => el("tr", {}, el("td", {}, String(y)),
     ...series.map((s) => el("td", { class: "num" }, trendCell(s, y, alias, additive))))));
+  $("#trend-table").dataset.query = q.toString();  // what the table now shows
+}
+
+// --- compare ------------------------------------------------------------------------------------
+
+function buildCompareForm() {
+  $("#compare-preset").replaceChildren(el("option", { value: "" }, "(the segments in the link)"),
+    ...COMPARISONS.map(([text, a, b]) => el("option", { value: `${a}|${b}` }, text)));
+  $("#compare-preset").addEventListener("change", () => {
+    const [a, b] = $("#compare-preset").value.split("|");
+    if (!a) return;
+    const params = new URLSearchParams({ view: "compare", a, b });
+    go(params);
+  });
+  for (const side of ["a", "b"]) $(`#compare-${side}`).addEventListener("click", () => {
+    const params = state();
+    params.set(side, readFilterForm().toString());  // the segment is what the filter form shows
+    go(params);
+  });
+}
+
+// Two segments side by side: the figures an analyst weighs, from one summary each.
+async function renderCompare(params) {
+  const a = params.get("a") || "price=0", b = params.get("b") || "price__gt=0";
+  const match = COMPARISONS.find(([, x, y]) => x === a && y === b);
+  $("#compare-preset").value = match ? `${a}|${b}` : "";
+  const [sa, sb] = await Promise.all([a, b].map((q) => getJson(`/api/v1/games/summary?${q}`)));
+  const rows = [["games", "Games", fmtNumber], ["share_free", "Free", fmtPercent], ["median_price", "Median price", fmtMoney],
+    ["median_reviews", "Median reviews", fmtNumber], ["avg_rating", "Average rating", fmtPercent],
+    ["est_revenue", "Est. revenue", fmtMoney]];
+  const named = (q) => q.replaceAll("&", ", ").replaceAll("__", " ") || "all games";
+  $("#compare-table thead").replaceChildren(el("tr", {}, el("th", {}, ""), el("th", { class: "num" }, `A: ${named(a)}`),
+    el("th", { class: "num" }, `B: ${named(b)}`)));
+  $("#compare-table tbody").replaceChildren(...rows.map(([key, text, fmt]) => el("tr", { "data-figure": key },
+    el("th", {}, text), el("td", { class: "num" }, fmt(sa[key])), el("td", { class: "num" }, fmt(sb[key])))));
+  $("#compare-table").dataset.segments = `${a}|${b}`;  // what the table now shows
 }
 
 // A year without games: 0 for counts and sums, blank for medians, averages and shares.
@@ -617,14 +690,21 @@ function lineChart(target, legend, series, years, additive, fmt, whole) {
       const v = has ? s.points.get(year) : 0;
       path += `${pen}${x(year).toFixed(1)},${y(v).toFixed(1)} `;
       pen = "L";
-      const dot = svg("circle", { cx: x(year), cy: y(v), r: 2.5, fill: color });
-      dot.append(svg("title", {}, `${s.name}, ${year}: ${fmt(v)}`));
+      const dot = svg("circle", { cx: x(year), cy: y(v), r: 2.5, fill: color, "data-series": s.name });
+      const n = s.n?.get(year) ?? 0;
+      dot.append(svg("title", {}, `${s.name}, ${year}: ${fmt(v)} (n = ${plural(n, "game")})`));
       target.append(dot);
     }
     target.prepend(svg("path", { d: path.trim(), class: "series", stroke: color, "data-series": s.name }));
     const swatch = el("span", { class: "swatch" });
     swatch.style.background = color;  // CSSOM, allowed by the CSP (inline style attributes are not)
-    legend.append(el("li", {}, swatch, String(s.name)));
+    // A click on the legend hides or shows its line (and says which, for screen readers).
+    const toggle = el("button", { type: "button", class: "series-toggle", "aria-pressed": "true", onclick: () => {
+      const shown = toggle.getAttribute("aria-pressed") === "true";
+      toggle.setAttribute("aria-pressed", String(!shown));
+      for (const part of target.querySelectorAll(`[data-series="${CSS.escape(String(s.name))}"]`)) part.classList.toggle("off", shown);
+    } }, swatch, String(s.name));
+    legend.append(el("li", {}, toggle));
   });
   target.append(svg("line", { x1: left, x2: width - 14, y1: height, y2: height, class: "axis" }),
     svg("line", { x1: left, x2: left, y1: 10, y2: height, class: "axis" }));
@@ -762,7 +842,7 @@ async function render() {
     return;
   }
   showOnly(view);
-  const home = view === "aggregate" ? "#view-aggregate" : view === "trends" ? "#view-trends" : "#view-explore";
+  const home = ["aggregate", "trends", "compare"].includes(view) ? `#view-${view}` : "#view-explore";
   $(home).prepend($("#filters-box"));
   try {
     if (!schema) await init();
@@ -771,6 +851,7 @@ async function render() {
     if (view === "explore") await renderExplore(params);
     else if (view === "aggregate") await renderAggregate(params);
     else if (view === "trends") await renderTrends(params);
+    else if (view === "compare") await renderCompare(params);
     else await renderHistory();
   } catch (e) {
     if (e.code === "no_dataset") showOnly(view, { empty: true });
@@ -789,6 +870,7 @@ async function init() {
   buildColumnChooser();
   buildAggregateForm();
   buildTrendForm();
+  buildCompareForm();
   loadSuggestions();
 }
 
