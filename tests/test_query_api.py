@@ -150,6 +150,21 @@ def test_schema_describes_every_column(sample_client):
     assert {m["name"] for m in doc["metrics"]} >= {"count", "sum", "avg", "min", "max", "median", "uniq"}
 
 
+
+def test_schema_alias_templates_name_the_aggregate_columns(sample_client):
+    """The page names a metric's column from /schema's templates: they must be what the API returns."""
+    doc = sample_client.get("/api/v1/schema").json()
+    by_name = {m["name"]: m for m in doc["metrics"]}
+    specs = {"count": ("count", {}), "sum:price": ("sum", {"column": "price"}),
+             "median:reviews": ("median", {"column": "reviews"}),
+             "share(rating__gte=0.8)": ("share", {"column": "rating", "operator": "gte"}),
+             "share(price=0)": ("share", {"column": "price", "operator": by_name["share"]["alias_no_operator"]})}
+    r = sample_client.get("/api/v1/games/aggregate", params={"group_by": "price_band", "metrics": ",".join(specs)})
+    assert r.status_code == 200, r.json()
+    expected = [by_name[fn]["alias"].format(name=fn, **parts) for fn, parts in specs.values()]
+    assert expected == ["count", "sum_price", "median_reviews", "share_rating_gte", "share_price_is"]
+    assert set(expected) <= set(r.json()["rows"][0])
+
 def test_openapi_documents_parameters(sample_client):
     spec = sample_client.get("/openapi.json").json()
     params = {p["name"] for p in spec["paths"]["/api/v1/games"]["get"]["parameters"]}

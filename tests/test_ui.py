@@ -228,6 +228,10 @@ def test_filter_sort_and_page_with_the_cursor(page, server):
     page.go_back()
     page.wait_for_selector("#page:has-text('51–100')")  # Back returns to the second page
     assert "/api/v1/games?" in page.text_content("#api-url")
+    # Every request goes through the one client: the summary beside the rows is listed, not copied.
+    page.wait_for_selector("#api-side li:has-text('/api/v1/games/summary')")
+    page.click("#copy-curl")
+    assert "/api/v1/games?" in page.get_attribute("#copy-curl", "data-copied")
 
 
 def test_booleans_filter_true_false_or_either(page, server):
@@ -533,20 +537,24 @@ AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 @pytest.mark.parametrize("viewport", [WIDE, NARROW], ids=["1366", "390"])
 def test_no_serious_accessibility_violation_on_any_view(browser, server, viewport):
     """axe-core (vendored, MPL-2.0) on every view, in light and dark: no serious or critical violation.
-    The context bypasses the page's CSP only so that the test can inject axe."""
+    The context bypasses the page's CSP only so that the test can inject axe. Each view's screenshot goes
+    to test-artifacts/ (view-scheme-width.png), to be looked at."""
     found = {}
     for scheme in ("light", "dark"):
         pg = _page(browser, server, viewport=viewport, bypass_csp=True, color_scheme=scheme)
-        for view in ("explore", "explore&game=20200", "aggregate", "trends", "upload"):
+        for view in ("explore", "explore&game=20200", "aggregate", "trends", "compare", "upload"):
             pg.goto(f"{server.base}/?view={view}")
-            pg.wait_for_selector("#total[data-total], #agg-chart rect, #trend-chart path, #upload-history tbody tr")
+            pg.wait_for_selector("#total[data-total], #agg-chart rect, #trend-chart path, #upload-history tbody tr, "
+                                 "#compare-table[data-segments]")
+            if "game=" in view:
+                pg.wait_for_selector("#detail-body dt")
+            shot(pg, f"{view.replace('&game=', '-game-')}-{scheme}-{viewport['width']}")
             pg.add_script_tag(path=str(AXE))
             result = pg.evaluate("axe.run(document, {resultTypes: ['violations']})")
             bad = [(v["id"], v["impact"], len(v["nodes"])) for v in result["violations"]
                    if v["impact"] in ("serious", "critical")]
             if bad:
                 found[(scheme, view)] = bad
-        shot(pg, f"a11y-{scheme}-{viewport['width']}")
         pg.context.close()
     assert found == {}, found
 

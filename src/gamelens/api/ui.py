@@ -18,7 +18,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 HTML = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache"}
 TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8", "png": "image/png"}
-UI_FILES = {"app.js", "app.css", "docs.js"}
+# The page's modules and styles, as shipped in the package: nothing else under /ui is served.
+UI_FILES = {p.name for p in UI.iterdir() if p.name.endswith((".js", ".css"))}
+VIEW_FILES = {p.name for p in (UI / "views").iterdir() if p.name.endswith(".js")}
 SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"}
 
 router = APIRouter(include_in_schema=False)
@@ -44,6 +46,11 @@ def docs() -> Response:
 @router.get("/ui/{name}")
 def asset(name: str) -> Response:
     return _file(UI, name, UI_FILES)
+
+
+@router.get("/ui/views/{name}")
+def view_asset(name: str) -> Response:
+    return _file(UI / "views", name, VIEW_FILES)
 
 
 @router.get("/docs/assets/{name}")

@@ -344,6 +344,19 @@ def _metric_specs(raw: str) -> list[str]:
     return [x.strip() for x in [*specs, current] if x.strip()]
 
 
+# How a metric names its output column. /schema publishes these templates, so the page reads the rule
+# instead of copying it: sum:price -> sum_price, share(rating__gte=0.8) -> share_rating_gte.
+ALIAS_WITH_COLUMN = "{name}_{column}"
+SHARE_ALIAS = "share_{column}_{operator}"
+SHARE_ALIAS_NO_OPERATOR = "is"  # share(price=0) -> share_price_is
+
+
+def alias_template(metric: schema.Metric) -> str:
+    if metric.families:
+        return ALIAS_WITH_COLUMN
+    return metric.name
+
+
 def _metric(spec: str, index: int) -> AggMetric:
     share = _SHARE.match(spec)
     if share:
@@ -363,7 +376,7 @@ def _metric(spec: str, index: int) -> AggMetric:
         fits = [c.name for c in schema.COLUMNS if c.kind.filter in metric.families]
         raise invalid("metrics", spec, f"{fn} needs one of these columns: {', '.join(fits)}.",
                       [f"{fn}:{c}" for c in fits], "unknown_metric")
-    return AggMetric(f"{fn}_{col_name}", metric.sql.format(c=filters.column_sql(col)))
+    return AggMetric(ALIAS_WITH_COLUMN.format(name=fn, column=col_name), metric.sql.format(c=filters.column_sql(col)))
 
 
 def _share(spec: str, condition: str, index: int) -> AggMetric:
@@ -378,7 +391,7 @@ def _share(spec: str, condition: str, index: int) -> AggMetric:
     except GameLensError as exc:
         raise invalid("metrics", spec, f"In {spec}: {exc.message}", exc.allowed, "invalid_metric") from None
     name, _, op = param.strip().partition("__")
-    alias = f"share_{name}_{op or 'is'}"
+    alias = SHARE_ALIAS.format(column=name, operator=op or SHARE_ALIAS_NO_OPERATOR)
     # An empty value never meets a condition (as in filters): NULL counts as 0, not as missing.
     return AggMetric(alias, f"round(avg(__s{index}), 4)", f"ifNull(toUInt8({cond.sql}), 0) AS __s{index}",
                      cond.params)

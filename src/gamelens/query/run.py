@@ -44,7 +44,7 @@ class Answer:
     cached: bool
 
 
-# The page's first requests (ui/app.js), answered for a new version before it is switched in.
+# The page's first requests (ui/main.js and its views), answered for a new version before it is switched in.
 WARM = {
     "rows": [[], [("fields", "name,release_date,price,reviews,rating,est_owners,genres,app_id"), ("limit", "50")],
              [("facet", "genres"), ("facet", "tags"), ("facet", "categories"), ("limit", "1"), ("fields", "app_id"),
@@ -286,11 +286,13 @@ def schema_doc(settings: Settings) -> dict:
         "columns": cols,
         "buckets": [{"name": b.name, "doc": b.doc, "source": b.source, "unit": b.unit or None}
                     for b in schema.BUCKETS.values()],
-        "metrics": [{"name": m.name, "doc": m.doc, "unit": m.unit or None,
+        # alias: the output column's name ({name}, {column} and {operator} filled in from the request).
+        "metrics": [{"name": m.name, "doc": m.doc, "unit": m.unit or None, "alias": build.alias_template(m),
                      "columns": [c.name for c in schema.COLUMNS if c.kind.filter in m.families]}
                     for m in schema.METRICS.values()]
         + [{"name": "share", "doc": "share(<filter>): the share (0 to 1) of the group's games that meet one filter, "
-            "written as a query parameter, e.g. share(rating__gte=0.8)", "columns": [], "unit": "percent"}],
+            "written as a query parameter, e.g. share(rating__gte=0.8)", "columns": [], "unit": "percent",
+            "alias": build.SHARE_ALIAS, "alias_no_operator": build.SHARE_ALIAS_NO_OPERATOR}],
         # A metric without a unit (sum, avg, min, max, median, p90) reads in its column's unit.
         "units": schema.UNITS,
         "review_multiple": settings.review_multiple,

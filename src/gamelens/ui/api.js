@@ -1,0 +1,51 @@
+// The one way the page talks to the API: every request goes through api(), which adds the key, turns an
+// error body into an Error with its status and code, and records the call: the view's main call is
+// shown and copyable as curl; side calls (summary, suggestions, the year chart) are listed under it.
+
+import { $, el } from "./dom.js";
+
+let lastCall = null;  // the view's main request: what "Copy as curl" copies
+export const key = () => localStorage.getItem("gamelens.key") || "";
+export function record(method, path, body, side = false) {
+  const call = { method, url: new URL(path, location.origin).href, body };
+  if (side) {
+    $("#api-side").append(el("li", {}, el("code", {}, `${method} ${call.url}`)));
+    return;
+  }
+  lastCall = call;
+  $("#api-url").textContent = `${method} ${call.url}`;
+}
+export const forgetSideCalls = () => $("#api-side").replaceChildren();
+export async function api(path, options = {}) {
+  const method = options.method || "GET";
+  record(method, path, options.show, options.side);
+  const headers = { ...(options.headers || {}) };
+  if (key()) headers.Authorization = `Bearer ${key()}`;
+  const response = await fetch(path, { method, body: options.body, headers });
+  if (!response.ok) {
+    let err = {};
+    try { err = (await response.json()).error || {}; } catch (e) { /* not JSON */ }
+    const text = {
+      401: "Your API key is missing or not valid: enter a key (see the welcome notes).",
+      403: "Your key is a reader key; this needs an admin key.",
+      429: `Too many requests; retry in ${response.headers.get("Retry-After") || "a few"} s.`,
+    }[response.status] || err.message || `HTTP ${response.status}`;
+    const error = new Error(text);
+    Object.assign(error, { status: response.status, code: err.code, body: err });
+    throw error;
+  }
+  return response;
+}
+export const getJson = async (path) => (await api(path)).json();
+// A request beside the view's main one: listed, not what "Copy as curl" copies.
+export const getSideJson = async (path) => (await api(path, { side: true })).json();
+export const lastCallMade = () => lastCall;
+export function curlOf(call) {
+  const parts = ["curl"];
+  if (call.method !== "GET") parts.push(`-X ${call.method}`);
+  parts.push('-H "Authorization: Bearer $GAMELENS_KEY"');
+  if (call.body?.json) parts.push("-H 'Content-Type: application/json'", `-d '${call.body.json.replaceAll("'", "'\\''")}'`);
+  if (call.body?.file) parts.push(`-F 'file=@${call.body.file.replaceAll("'", "'\\''")}'`);
+  parts.push(`'${call.url}'`);
+  return parts.join(" ");
+}

@@ -1,0 +1,94 @@
+// The filter form, generated from /schema; it always shows what the URL says.
+
+import { getSideJson } from "./api.js";
+import { $, el } from "./dom.js";
+import { hint, label } from "./format.js";
+import { CONTROL, filterParams, go, page, state } from "./state.js";
+
+export const OPS = [["exact", "="], ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"], ["ne", "≠"]];
+export function filterField(col) {
+  const id = `f-${col.name}`;
+  if (col.type === "string" || col.type === "list") {
+    const input = el("input", { type: "search", id, name: col.name,
+      placeholder: col.type === "list" ? "any element contains" : "contains", list: col.type === "list" ? `${id}-values` : null });
+    return [input, col.type === "list" ? el("datalist", { id: `${id}-values` }) : ""];
+  }
+  if (["number", "decimal", "float"].includes(col.type)) {
+    const op = el("select", { id: `${id}-op`, "aria-label": `${label(col.name)} operator` },
+      ...OPS.map(([k, text]) => el("option", { value: k }, text)));
+    const percent = col.unit === "percent";  // typed as shown: 0 to 100
+    return el("span", { class: "pair" }, op, el("input", { type: "number", id, "data-op-for": col.name,
+      "data-percent": percent ? "1" : null, min: percent ? "0" : null, max: percent ? "100" : null,
+      placeholder: percent ? "%" : null, step: col.type === "number" ? "1" : "any",
+      "aria-label": percent ? `${label(col.name)} in percent` : label(col.name) }));
+  }
+  if (col.type === "date") {
+    return el("span", { class: "pair" },
+      el("input", { type: "date", id: `${id}-from`, name: `${col.name}__gte`, "aria-label": `${label(col.name)} from` }), "–",
+      el("input", { type: "date", id: `${id}-to`, name: `${col.name}__lte`, "aria-label": `${label(col.name)} to` }));
+  }
+  // A boolean filters true, false, or either.
+  return el("select", { id, name: col.name, "data-bool": "1" },
+    el("option", { value: "" }, "either"), el("option", { value: "true" }, "yes"), el("option", { value: "false" }, "no"));
+}
+export function buildFilterForm() {
+  const form = $("#filters");
+  form.replaceChildren();
+  for (const col of page.schema.columns) {
+    if (col.type === "raw") continue;
+    const title = el("span", {}, label(col.name), col.derived ? el("span", { class: "derived-mark", title: hint(col) }, " ƒ") : "");
+    form.append(el("label", { for: `f-${col.name}`, title: hint(col) }, title, filterField(col)));
+  }
+  form.append(el("span", { class: "actions" },
+    el("button", { type: "submit", id: "apply", class: "primary" }, "Filter"),
+    el("button", { type: "button", id: "clear", onclick: clearFilters }, "Clear")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = readFilterForm();
+    const current = state();
+    for (const k of ["view", "sort", "fields", "group_by", "metrics", "limit", "top"]) if (current.get(k)) params.set(k, current.get(k));
+    go(params);
+  });
+}
+export function clearFilters() {
+  const params = state();
+  const kept = new URLSearchParams();
+  for (const [k, v] of params) if (CONTROL.has(k) && !["cursor", "offset", "page"].includes(k)) kept.append(k, v);
+  go(kept);
+}
+export function readFilterForm() {
+  const params = new URLSearchParams();
+  for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
+    if (!input.value) continue;
+    if (input.dataset.opFor) {
+      const value = input.dataset.percent ? String(Number(input.value) / 100) : input.value;
+      params.append(`${input.dataset.opFor}__${$(`#f-${input.dataset.opFor}-op`).value}`, value);
+    } else params.append(input.name, input.value);
+  }
+  return params;
+}
+// The form always shows what the URL says (after Clear, Back, Forward, or a link).
+export function fillFilterForm(params) {
+  let count = 0;
+  for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
+    if (input.dataset.opFor) {
+      const col = input.dataset.opFor;
+      const op = OPS.map(([k]) => k).find((k) => params.has(`${col}__${k}`) || (k === "exact" && params.has(col)));
+      $(`#f-${col}-op`).value = op || "exact";
+      const value = op ? (params.get(`${col}__${op}`) ?? params.get(col)) : "";
+      input.value = value && input.dataset.percent ? String(Math.round(Number(value) * 10000) / 100) : value;
+    } else input.value = params.get(input.name) || "";
+    if (input.value) count += 1;
+  }
+  const other = [...filterParams(params).keys()].length - count;
+  $("#filter-count").textContent = count + Math.max(other, 0) ? `(${count + Math.max(other, 0)} active)` : "";
+}
+export async function loadSuggestions() {
+  const lists = ["genres", "tags", "categories"];
+  const q = new URLSearchParams(lists.map((n) => ["facet", n]));
+  q.set("limit", "1"); q.set("fields", "app_id"); q.set("facet_size", "100");
+  try {
+    const body = await getSideJson(`/api/v1/games?${q}`);
+    for (const name of lists) $(`#f-${name}-values`)?.replaceChildren(...(body.facets?.[name] || []).map((f) => el("option", { value: f.value })));
+  } catch (e) { /* suggestions are a convenience */ }
+}

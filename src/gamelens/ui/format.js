@@ -1,0 +1,46 @@
+// Numbers and words, formatted by the unit hints /schema gives each column, bucket and metric.
+
+import { page } from "./state.js";
+
+export const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+export const plural = (n, word) => `${Number(n).toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
+export function fmtNumber(v) {
+  if (typeof v !== "number") return v === null || v === undefined ? "" : String(v);
+  const a = Math.abs(v);
+  if (Number.isInteger(v)) return a >= 1e6 ? COMPACT.format(v) : v.toLocaleString("en-US");
+  let digits = 3; // fewer decimals as numbers grow
+  if (a >= 100) digits = 0;
+  else if (a >= 1) digits = 2;
+  return v.toLocaleString("en-US", { maximumFractionDigits: digits });
+}
+export const fmtPercent = (v) => (typeof v === "number" ? `${(v * 100).toFixed(1)}%` : "");
+// Dollars and cents under a thousand, compact above ($5.8K, $186.2K): one style in a column.
+export function fmtMoney(v) {
+  if (typeof v !== "number") return "";
+  return Math.abs(v) >= 1000 ? `$${COMPACT.format(v)}` : `$${v.toFixed(2)}`;
+}
+export const fmtLabel = (v) => (v === null || v === undefined ? "" : String(v));  // ids and years: 2008, not 2,008
+export const FORMATS = { id: fmtLabel, year: fmtLabel, month: fmtLabel, date: fmtLabel, money: fmtMoney, percent: fmtPercent };
+// The unit /schema gives a column, a bucket or a metric's output (count, fn_column, share_...).
+export function unitOf(name) {
+  const col = page.schema.columns.find((c) => c.name === name);
+  if (col) return col.unit;
+  const bucket = page.schema.buckets.find((b) => b.name === name);
+  if (bucket) return bucket.unit;
+  const fn = page.schema.metrics.find((m) => name === m.name || name.startsWith(`${m.name}_`));
+  if (!fn) return null;
+  if (fn.unit) return fn.unit;
+  return unitOf(name.slice(fn.name.length + 1));  // sum_price is in the unit of price
+}
+export const formatterFor = (name) => FORMATS[unitOf(name)] || fmtNumber;
+export function cell(name, value) {
+  if (Array.isArray(value)) return value.join(", ");
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (value === null || value === undefined) return "";
+  return typeof value === "number" ? formatterFor(name)(value) : String(value);
+}
+export const column = (name) => page.schema.columns.find((c) => c.name === name);
+export const label = (name) => name.replaceAll("_", " ");
+export const hint = (col) => (col && col.formula ? `${col.doc}\n= ${col.formula}${col.source ? `\nSource: ${col.source}` : ""}` : col?.doc);
+export const isNumeric = (col) => col && ["number", "decimal", "float"].includes(col.type);
+export const isBucket = (name) => page.schema.buckets.some((b) => b.name === name);

@@ -1,0 +1,130 @@
+// GameLens web UI: ES modules, no build step, nothing from a CDN. This one draws the current view and
+// wires the page's controls; each view is a module of its own (views/).
+
+import { curlOf, forgetSideCalls, getJson, key, lastCallMade } from "./api.js";
+import { $, el, showMessage } from "./dom.js";
+import { buildFilterForm, fillFilterForm, loadSuggestions } from "./filters.js";
+import { VIEWS, filterParams, go, onNavigate, page, state, viewOf } from "./state.js";
+import { SHARE_80, buildAggregateForm, renderAggregate } from "./views/aggregate.js";
+import { buildCompareForm, renderCompare } from "./views/compare.js";
+import { buildColumnChooser, closeGame, exportAs, renderExplore } from "./views/explore.js";
+import { buildTrendForm, renderTrends } from "./views/trends.js";
+import { renderHistory, uploadFile, uploadLink, uploadSample } from "./views/upload.js";
+
+export const QUESTIONS = [
+  ["Top tags by estimated revenue since 2020",
+    "view=aggregate&group_by=tags&metrics=count,sum:est_revenue&sort=-sum_est_revenue&release_date__gte=2020-01-01&limit=15"],
+  ["Which price bands are rated best", `view=aggregate&group_by=price_band&metrics=count,avg:rating,${SHARE_80}&sort=price_band`],
+  ["Studios with the most games rated 80%+", "view=aggregate&group_by=developers&metrics=count&rating__gte=0.8&limit=15"],
+  ["How has the roguelike tag grown", "view=trends&group_by=release_year&metrics=count&tags=rogue"],
+  ["The 8 biggest genres, year by year", "view=trends&group_by=genres,release_year&metrics=count&top=8"],
+  ["Best-rated games with 1,000+ reviews", "view=explore&reviews__gte=1000&sort=-rating"],
+];
+export function showOnly(view, { welcome = false, empty = false } = {}) {
+  $("#welcome").hidden = !welcome;
+  $("#empty").hidden = !empty;
+  $("nav").classList.toggle("locked", welcome);
+  for (const name of VIEWS) {
+    $(`#view-${name}`).hidden = welcome || name !== view || (empty && name !== "upload");
+    $(`#nav-${name}`).classList.toggle("current", name === view);
+  }
+  $("#filters-box").hidden = welcome || empty || view === "upload";
+  const filtered = [...filterParams(state())].length > 0;
+  $("#questions").hidden = welcome || !(empty || (view === "explore" && !filtered && !state().get("cursor")));
+}
+export async function render() {
+  const params = state();
+  const view = viewOf(params);
+  showMessage("");
+  if (!key()) {
+    showOnly(view, { welcome: true });
+    $("#key-state").textContent = "API key: none";
+    return;
+  }
+  showOnly(view);
+  forgetSideCalls();
+  const home = ["aggregate", "trends", "compare"].includes(view) ? `#view-${view}` : "#view-explore";
+  $(home).prepend($("#filters-box"));
+  try {
+    if (!page.schema) await init();
+    fillFilterForm(params);
+    $("#filters-box").open = window.innerWidth > 700 && [...filterParams(params)].length > 0;
+    if (view === "explore") await renderExplore(params);
+    else if (view === "aggregate") await renderAggregate(params);
+    else if (view === "trends") await renderTrends(params);
+    else if (view === "compare") await renderCompare(params);
+    else await renderHistory();
+  } catch (e) {
+    if (e.code === "no_dataset") showOnly(view, { empty: true });
+    else if (e.status === 401) {  // the saved key is not valid: say so where it says "saved"
+      $("#key-state").textContent = "API key: not valid";
+      showMessage(e.message, "error");
+      showOnly(view, { welcome: true });
+    }
+    else showMessage(e.message, "error");
+  }
+}
+export async function init() {
+  page.schema = await getJson("/api/v1/schema");
+  buildFilterForm();
+  buildColumnChooser();
+  buildAggregateForm();
+  buildTrendForm();
+  buildCompareForm();
+  loadSuggestions();
+}
+export function useKey(value) {
+  localStorage.setItem("gamelens.key", value.trim());
+  $("#key-state").textContent = value.trim() ? "API key: saved" : "API key: none";
+  $("#key-box").open = false;
+  page.schema = null;
+  render();
+}
+onNavigate(render);
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#api-key").value = key();
+  $("#key-state").textContent = key() ? "API key: saved" : "API key: none";
+  $("#key-form").addEventListener("submit", (event) => { event.preventDefault(); useKey($("#api-key").value); });
+  $("#key-forget").addEventListener("click", () => { $("#api-key").value = ""; useKey(""); });
+  $("#welcome-form").addEventListener("submit", (event) => { event.preventDefault(); useKey($("#welcome-key").value); });
+  $("#question-list").replaceChildren(...QUESTIONS.map(([text, query]) => el("li", {}, el("a", { href: `?${query}`, class: "question" }, text))));
+  for (const a of document.querySelectorAll("nav a, a.question, #empty-upload, a.brand")) a.addEventListener("click", (event) => {
+    event.preventDefault();
+    const target = new URLSearchParams(a.getAttribute("href").slice(1));
+    const params = a.dataset.view ? filterParams(state()) : target;
+    if (a.dataset.view) params.set("view", a.dataset.view);
+    go(params);
+  });
+  $("#upload-form").addEventListener("submit", (event) => { event.preventDefault(); uploadLink(); });
+  $("#upload-file").addEventListener("change", () => { if ($("#upload-file").files[0]) uploadFile($("#upload-file").files[0]); });
+  const drop = $("#file-form");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("dragging"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("dragging"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("dragging");
+    if (event.dataTransfer.files[0]) uploadFile(event.dataTransfer.files[0]);
+  });
+  $("#sample-button").addEventListener("click", uploadSample);
+  $("#empty-sample").addEventListener("click", async () => {
+    const params = state();
+    params.set("view", "upload");
+    history.pushState(null, "", `?${params}`);
+    showOnly("upload");
+    await uploadSample();
+  });
+  $("#export-csv").addEventListener("click", () => exportAs("csv"));
+  $("#export-ndjson").addEventListener("click", () => exportAs("ndjson"));
+  $("#detail-close").addEventListener("click", closeGame);
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape" && !$("#detail").hidden) closeGame(); });
+  $("#copy-curl").addEventListener("click", () => {
+    if (!lastCallMade()) return;
+    const curl = curlOf(lastCallMade());
+    navigator.clipboard?.writeText(curl).catch(() => {});
+    $("#copy-curl").dataset.copied = curl;
+    showMessage(`Copied: ${curl}`);
+  });
+  window.addEventListener("popstate", render);
+  render();
+});

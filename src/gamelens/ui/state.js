@@ -1,0 +1,23 @@
+// The page's state lives in its URL (?view=explore&genres=indie&sort=-rating...), in the API's own
+// parameter names, so a view can be bookmarked and shared, and Back works. `page` holds what /schema said.
+
+export const page = { schema: null };  // what GET /api/v1/schema said (loaded once per key)
+let drawn = () => {};  // what draws the view (main.js): called whenever the URL changes here
+export const onNavigate = (draw) => { drawn = draw; };
+
+export const VIEWS = ["explore", "aggregate", "trends", "compare", "upload"];
+export const CONTROL = new Set(["view", "sort", "offset", "limit", "fields", "group_by", "metrics", "cursor", "format",
+  "top", "facet", "facet_size", "page", "game", "having", "series", "a", "b"]);
+export const state = () => new URLSearchParams(location.search);
+export function go(params, replace = false, historyState = null) {
+  for (const [k, v] of [...params]) if (v === "") params.delete(k);
+  const url = `${location.pathname}?${params.toString()}`;
+  (replace ? history.replaceState : history.pushState).call(history, historyState, "", url);
+  drawn();
+}
+export function filterParams(params) {
+  const out = new URLSearchParams();
+  for (const [k, v] of params) if (!CONTROL.has(k)) out.append(k, v);
+  return out;
+}
+export const viewOf = (params) => (VIEWS.includes(params.get("view")) ? params.get("view") : "explore");

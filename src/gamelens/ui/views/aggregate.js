@@ -1,0 +1,97 @@
+// Aggregate: any group and metrics, as a chart and a table.
+
+import { getJson, getSideJson } from "../api.js";
+import { barChart, isWhole, yearChart } from "../charts.js";
+import { $, el } from "../dom.js";
+import { readFilterForm } from "../filters.js";
+import { cell, formatterFor, isBucket, label, plural } from "../format.js";
+import { filterParams, go, page } from "../state.js";
+import { exportAs } from "./explore.js";
+
+export const SHARE_80 = "share(rating__gte=0.8)";
+// Shares offered in the menus (any other share(...) from a link is shown as written).
+export const SHARES = [[SHARE_80, "share rated 80%+"], ["share(linux=true)", "share on Linux"],
+  ["share(mac=true)", "share on Mac"], ["share(price=0)", "share free"]];
+// Metrics the aggregate table can add beside the chart's one.
+export const EXTRAS = [["median:price", "median price"], ["avg:rating", "average rating"], [SHARE_80, "share rated 80%+"],
+  ["sum:est_revenue", "est. revenue"], ["median:reviews", "median reviews"], ["share(linux=true)", "share on Linux"]];
+// The output name the API gives a metric, by the alias templates /schema publishes.
+export function aliasOf(metric) {
+  const share = /^share\((\w+?)(?:__(\w+))?=/.exec(metric);
+  const [fn, column = ""] = metric.split(":");
+  const doc = page.schema.metrics.find((m) => m.name === (share ? "share" : fn));
+  if (!doc) return metric;  // not a metric /schema knows: the API will say so
+  if (share) return doc.alias.replace("{column}", share[1]).replace("{operator}", share[2] || doc.alias_no_operator);
+  return doc.alias.replace("{name}", fn).replace("{column}", column);
+}
+export const measureOf = (metricsParam) => metricsParam.split(/,(?![^(]*\))/).find((m) => m !== "count") || "count";
+export function buildAggregateForm() {
+  const groups = [...page.schema.columns.filter((c) => c.groupable).map((c) => c.name), ...page.schema.buckets.map((b) => b.name)];
+  $("#agg-group").replaceChildren(...groups.map((g) => el("option", { value: g }, label(g))));
+  const metrics = [...page.schema.metrics.filter((m) => !["share", "growth"].includes(m.name)).map((m) => [m.name, m.name]), ...SHARES];
+  $("#agg-metric").replaceChildren(...metrics.map(([v, text]) => el("option", { value: v }, text)));
+  $("#agg-extra").replaceChildren(...EXTRAS.map(([v, text]) => el("option", { value: v }, text)));
+  $("#agg-metric").addEventListener("change", columnsForMetric);
+  columnsForMetric();
+  $("#agg-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = readFilterForm();  // the filters the form shows, applied or not yet
+    params.set("view", "aggregate");
+    params.set("group_by", $("#agg-group").value);
+    const fn = $("#agg-metric").value;
+    const metric = fn === "count" || fn.startsWith("share(") ? fn : `${fn}:${$("#agg-column").value}`;
+    const extras = [...$("#agg-extra").selectedOptions].map((o) => o.value);
+    params.set("metrics", [...new Set(["count", metric, ...extras])].join(","));
+    if ($("#agg-min").value) params.set("having", `count__gte:${$("#agg-min").value}`);
+    params.set("limit", $("#agg-limit").value || "20");
+    go(params);
+  });
+  $("#agg-export").addEventListener("click", () => exportAs("csv", "/api/v1/games/aggregate"));
+}
+export function columnsForMetric() {
+  const metric = page.schema.metrics.find((m) => m.name === $("#agg-metric").value);
+  const columns = metric ? metric.columns : [];
+  $("#agg-column").replaceChildren(...columns.map((c) => el("option", { value: c }, label(c))));
+  $("#agg-column").disabled = columns.length === 0;
+  $("#agg-column").closest("label").hidden = columns.length === 0;  // count and shares take no column
+}
+export async function renderAggregate(params) {
+  const group = (params.get("group_by") || "genres").split(",")[0];
+  const metrics = params.get("metrics") || "count";
+  const limit = params.get("limit") || "20";
+  const measure = measureOf(metrics);
+  // The form says what the URL says.
+  $("#agg-group").value = group;
+  const share = measure.startsWith("share(");
+  if (share && ![...$("#agg-metric").options].some((o) => o.value === measure)) {
+    $("#agg-metric").append(el("option", { value: measure }, measure));  // a share from a link, as written
+  }
+  const [fn, col] = share ? [measure, ""] : measure.split(":");
+  $("#agg-metric").value = fn;
+  columnsForMetric();
+  if (col) $("#agg-column").value = col;
+  $("#agg-limit").value = limit;
+  const listed = metrics.split(/,(?![^(]*\))/);
+  for (const option of $("#agg-extra").options) option.selected = listed.includes(option.value) && option.value !== measure;
+  const having = /^count__gte:(\d+)$/.exec(params.get("having") || "");
+  $("#agg-min").value = having ? having[1] : "";
+  const q = filterParams(params);
+  q.set("group_by", group); q.set("metrics", metrics); q.set("limit", limit);
+  if (params.get("having")) q.set("having", params.get("having"));
+  // Bars of a measure in its order, or a bucket (years, price bands) in its natural order.
+  q.set("sort", params.get("sort") || (isBucket(group) ? group : `-${aliasOf(measure)}`));
+  const body = await getJson(`/api/v1/games/aggregate?${q}`);
+  const alias = aliasOf(measure);  // the chart's measure; the table shows every metric
+  $("#agg-table").dataset.query = q.toString();
+  const names = [...body.group_by, ...body.metrics];
+  $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n, i) => el("th", { class: i >= body.group_by.length ? "num" : "" }, label(n)))));
+  $("#agg-table tbody").replaceChildren(...body.rows.map((r) => el("tr", {}, ...names.map((n, i) =>
+    el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))))));
+  $("#agg-caption").textContent = `${label(alias)} by ${label(group)} (${plural(body.total_groups, "group")})`;
+  barChart($("#agg-chart"), body.rows.map((r) => [r[group] === null ? "(none)" : cell(group, r[group]), r[alias]]),
+    formatterFor(alias), isWhole(alias));
+  const years = filterParams(params);
+  years.set("group_by", "release_year"); years.set("sort", "release_year"); years.set("limit", "500");
+  const byYear = await getSideJson(`/api/v1/games/aggregate?${years}`);
+  yearChart($("#year-chart"), (byYear.rows || []).filter((r) => r.release_year !== null).map((r) => [r.release_year, r.count]));
+}

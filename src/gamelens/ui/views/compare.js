@@ -1,0 +1,42 @@
+// Compare: two segments side by side.
+
+import { getJson } from "../api.js";
+import { $, el } from "../dom.js";
+import { readFilterForm } from "../filters.js";
+import { fmtMoney, fmtNumber, fmtPercent } from "../format.js";
+import { go, state } from "../state.js";
+
+// Ready-made pairs of segments for Compare (each a query string of filters).
+export const COMPARISONS = [["Free vs paid", "price=0", "price__gt=0"], ["Indie vs not", "genres__has=Indie", "genres__ne=Indie"],
+  ["Linux vs not", "linux=true", "linux=false"], ["Since 2020 vs before", "release_date__gte=2020-01-01", "release_date__lt=2020-01-01"]];
+export function buildCompareForm() {
+  $("#compare-preset").replaceChildren(el("option", { value: "" }, "(the segments in the link)"),
+    ...COMPARISONS.map(([text, a, b]) => el("option", { value: `${a}|${b}` }, text)));
+  $("#compare-preset").addEventListener("change", () => {
+    const [a, b] = $("#compare-preset").value.split("|");
+    if (!a) return;
+    const params = new URLSearchParams({ view: "compare", a, b });
+    go(params);
+  });
+  for (const side of ["a", "b"]) $(`#compare-${side}`).addEventListener("click", () => {
+    const params = state();
+    params.set(side, readFilterForm().toString());  // the segment is what the filter form shows
+    go(params);
+  });
+}
+// Two segments side by side: the figures an analyst weighs, from one summary each.
+export async function renderCompare(params) {
+  const a = params.get("a") || "price=0", b = params.get("b") || "price__gt=0";
+  const match = COMPARISONS.find(([, x, y]) => x === a && y === b);
+  $("#compare-preset").value = match ? `${a}|${b}` : "";
+  const [sa, sb] = await Promise.all([a, b].map((q) => getJson(`/api/v1/games/summary?${q}`)));
+  const rows = [["games", "Games", fmtNumber], ["share_free", "Free", fmtPercent], ["median_price", "Median price", fmtMoney],
+    ["median_reviews", "Median reviews", fmtNumber], ["avg_rating", "Average rating", fmtPercent],
+    ["est_revenue", "Est. revenue", fmtMoney]];
+  const named = (q) => q.replaceAll("&", ", ").replaceAll("__", " ") || "all games";
+  $("#compare-table thead").replaceChildren(el("tr", {}, el("th", {}, ""), el("th", { class: "num" }, `A: ${named(a)}`),
+    el("th", { class: "num" }, `B: ${named(b)}`)));
+  $("#compare-table tbody").replaceChildren(...rows.map(([key, text, fmt]) => el("tr", { "data-figure": key },
+    el("th", {}, text), el("td", { class: "num" }, fmt(sa[key])), el("td", { class: "num" }, fmt(sb[key])))));
+  $("#compare-table").dataset.segments = `${a}|${b}`;  // what the table now shows
+}

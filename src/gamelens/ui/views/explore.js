@@ -1,0 +1,153 @@
+// Explore: rows, the summary of the matching games, a game's own page, exports.
+
+import { api, getJson, getSideJson } from "../api.js";
+import { $, el, showMessage } from "../dom.js";
+import { clearFilters } from "../filters.js";
+import { cell, column, fmtMoney, fmtNumber, fmtPercent, hint, isNumeric, label, plural } from "../format.js";
+import { filterParams, go, page, state } from "../state.js";
+
+export const DEFAULT_FIELDS = ["name", "release_date", "price", "reviews", "rating", "est_owners", "genres"];
+export function chosenFields(params) {
+  return params.get("fields") ? params.get("fields").split(",").filter((f) => column(f) || f.endsWith("_raw")) : DEFAULT_FIELDS;
+}
+export function buildColumnChooser() {
+  const names = page.schema.columns.map((c) => c.name);
+  $("#column-list").replaceChildren(...names.map((name) => el("label", { title: hint(column(name)) },
+    el("input", { type: "checkbox", value: name }), label(name))));
+  $("#column-list").addEventListener("change", () => {
+    const chosen = [...$("#column-list").querySelectorAll("input:checked")].map((i) => i.value);
+    const params = state();
+    params.set("fields", chosen.join(","));
+    params.delete("cursor"); params.delete("page");
+    go(params);
+  });
+}
+export async function renderExplore(params) {
+  const fields = chosenFields(params);
+  for (const box of $("#column-list").querySelectorAll("input")) box.checked = fields.includes(box.value);
+  const shown = ["name", ...fields.filter((f) => f !== "name")].filter((f) => fields.includes(f));
+  const q = new URLSearchParams(params);
+  for (const k of ["view", "page", "game"]) q.delete(k);
+  q.set("fields", [...new Set([...shown, "app_id"])].join(","));
+  if (!q.get("limit")) q.set("limit", "50");
+  renderSummary(params);
+  const body = await getJson(`/api/v1/games?${q}`);
+  const sort = params.get("sort") || "";
+  $("#results thead").replaceChildren(el("tr", {}, ...shown.map((f, i) => {
+    const col = column(f);
+    const dir = { [f]: " ▲", [`-${f}`]: " ▼" }[sort] || "";
+    const classes = [col?.sortable ? "sortable" : "", i === 0 && f === "name" ? "sticky" : "", isNumeric(col) ? "num" : ""].join(" ").trim();
+    return el("th", { class: classes, "data-field": f, title: hint(col), onclick: col?.sortable ? () => sortBy(f) : null,
+      tabindex: col?.sortable ? "0" : null, onkeydown: col?.sortable ? (event) => { if (event.key === "Enter") sortBy(f); } : null },
+      label(f) + (col?.derived ? " ƒ" : "") + dir);
+  })));
+  $("#results tbody").replaceChildren(...body.rows.map((row) => el("tr", { "data-app-id": row.app_id, tabindex: "0",
+    onclick: () => openGame(row.app_id), onkeydown: (event) => { if (event.key === "Enter") openGame(row.app_id); } },
+    ...shown.map((f, i) => el("td", { class: [i === 0 && f === "name" ? "sticky" : "", isNumeric(column(f)) ? "num" : ""].join(" ").trim(),
+      title: typeof row[f] === "string" && row[f].length > 40 ? row[f].slice(0, 300) : null }, cell(f, row[f]))))));
+  const pageIndex = history.state?.stack?.length || 0;
+  const first = pageIndex * body.limit + 1;
+  $("#total").textContent = plural(body.total, "game");
+  $("#total").dataset.total = body.total;
+  $("#page").textContent = body.total ? `${first.toLocaleString("en-US")}–${(first + body.rows.length - 1).toLocaleString("en-US")}` : "";
+  // Pages follow the keyset cursor (fast at any depth); Prev walks back the cursors this tab has seen.
+  $("#prev").disabled = !params.get("cursor");
+  $("#next").disabled = !body.next_cursor;
+  $("#prev").onclick = () => {
+    const stack = [...(history.state?.stack || [])];
+    const p = state();
+    const previous = stack.pop();
+    if (previous) p.set("cursor", previous); else p.delete("cursor");
+    go(p, false, { stack });
+  };
+  $("#next").onclick = () => {
+    const stack = [...(history.state?.stack || []), params.get("cursor") || ""];
+    const p = state();
+    p.set("cursor", body.next_cursor);
+    go(p, false, { stack });
+  };
+  for (const b of ["#export-csv", "#export-ndjson"]) $(b).disabled = !body.total;
+  if (params.get("game")) await showDetail(params.get("game"));
+  else $("#detail").hidden = true;
+  if (returnFocusTo) $(`#results tr[data-app-id="${CSS.escape(returnFocusTo)}"]`)?.focus();
+  returnFocusTo = null;
+}
+export function sortBy(field) {
+  const params = state();
+  params.set("sort", params.get("sort") === field ? `-${field}` : field);
+  params.delete("cursor"); params.delete("offset"); params.delete("page");
+  go(params);
+}
+// A game's own page: part of the URL (shareable; Back closes it), closed by Esc or Close, which give
+// the focus back to its row.
+export function openGame(appId) {
+  const params = state();
+  params.set("game", appId);
+  go(params);
+}
+let returnFocusTo = null;  // the row a closed game's page gives the focus back to, once re-drawn
+export function closeGame() {
+  const params = state();
+  returnFocusTo = params.get("game");
+  params.delete("game");
+  go(params);
+}
+export async function showDetail(appId) {
+  const game = await getJson(`/api/v1/games/${encodeURIComponent(appId)}`);
+  $("#detail-title").textContent = game.name;
+  $("#detail-store").href = `https://store.steampowered.com/app/${encodeURIComponent(game.app_id)}`;
+  const text = game.about_the_game || "";
+  $("#detail-about").replaceChildren(...text.split(/\n+|\s{3,}/).filter((p) => p.trim()).map((p) => el("p", {}, p.trim())));
+  const shown = Object.entries(game).filter(([k]) => !["name", "about_the_game"].includes(k));
+  $("#detail-body").replaceChildren(...shown.flatMap(([k, v]) => {
+    const col = column(k);
+    return [el("dt", { title: hint(col) }, label(k) + (col?.derived ? " ƒ" : "")), el("dd", {}, cell(k, v))];
+  }));
+  $("#detail").hidden = false;
+  $("#detail-close").focus();
+}
+export async function renderSummary(params) {
+  const box = $("#summary");
+  try {
+    const s = await getSideJson(`/api/v1/games/summary?${filterParams(params)}`);
+    if (s.error) { box.replaceChildren(); return; }
+    box.dataset.games = s.games;
+    if (!s.games) {  // no blank cards, $0.00 or "none": say so, and offer the way out
+      box.replaceChildren(el("p", { class: "empty-result" }, "No games match these filters. ",
+        el("button", { type: "button", class: "clear-filters", onclick: clearFilters }, "Clear the filters")));
+      return;
+    }
+    const tile = (labelText, value, title) => el("div", { class: "tile", title }, el("div", { class: "label" }, labelText), el("div", { class: "value" }, value));
+    // Each item is a name and its figure: a long name is shortened, its figure never.
+    const list = (labelText, items) => el("div", { class: "tile list" }, el("div", { class: "label" }, labelText),
+      el("ol", {}, ...items.map(([what, figure]) => el("li", { title: `${what} ${figure}` },
+        el("span", { class: "what" }, what), el("span", { class: "figure" }, figure)))));
+    box.replaceChildren(
+      tile("Games", s.games.toLocaleString("en-US")),
+      tile("Free", fmtPercent(s.share_free)),
+      tile("Median price", fmtMoney(s.median_price)),
+      tile("90th pct. price", fmtMoney(s.p90_price)),
+      tile("Median reviews", fmtNumber(s.median_reviews)),
+      tile("Average rating", fmtPercent(s.avg_rating), "SteamDB's rating; games without reviews are left out"),
+      tile("Est. revenue", fmtMoney(s.est_revenue), s.est_revenue_note),
+      list("Price bands", s.price_bands.map((b) => [b.band, plural(b.games, "game")])),
+      list("Top tags", s.top_tags.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
+      list("Top genres", s.top_genres.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
+      list("Best rated", s.top_rated.slice(0, 5).map((g) => [g.name, fmtPercent(g.rating)])),
+      list("Most reviewed", s.most_reviewed.slice(0, 5).map((g) => [g.name, fmtNumber(g.reviews)])));
+  } catch (e) { box.replaceChildren(); }
+}
+export async function exportAs(format, path = "/api/v1/games") {
+  const params = state();
+  for (const k of ["view", "offset", "limit", "cursor", "page", "game"]) params.delete(k);
+  params.set("format", format);
+  const response = await api(`${path}?${params}`);
+  const blob = await response.blob();
+  const link = el("a", { href: URL.createObjectURL(blob), download: `gamelens.${format}` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  const cut = response.headers.get("X-Truncated") === "true";
+  showMessage(cut ? `Export cut at ${response.headers.get("X-Exported-Count")} of ${response.headers.get("X-Total-Count")} rows (GAMELENS_EXPORT_MAX_ROWS).`
+    : `Exported ${plural(Number(response.headers.get("X-Exported-Count")), "row")}.`, cut ? "error" : "info");
+}

@@ -1,0 +1,77 @@
+// Trends: a metric per release year for the top N (or chosen) values of a list column.
+
+import { getJson } from "../api.js";
+import { isWhole, lineChart, yearRange } from "../charts.js";
+import { $, el } from "../dom.js";
+import { readFilterForm } from "../filters.js";
+import { cell, formatterFor, label } from "../format.js";
+import { filterParams, go } from "../state.js";
+
+export const TREND_DIMS = ["genres", "tags", "categories", "developers", "publishers"];
+export const TREND_METRICS = [["count", "Games"], ["growth", "Growth in games vs the year before"],
+  ["median:price", "Median price"], ["avg:rating", "Average rating"], ["share(rating__gte=0.8)", "Share rated 80%+"],
+  ["share(linux=true)", "Share on Linux"], ["share(price=0)", "Share free"], ["sum:est_revenue", "Estimated revenue"],
+  ["median:reviews", "Median reviews"]];
+export function buildTrendForm() {
+  $("#trend-dim").replaceChildren(el("option", { value: "" }, "all matching games"), ...TREND_DIMS.map((d) => el("option", { value: d }, label(d))));
+  $("#trend-metric").replaceChildren(...TREND_METRICS.map(([v, text]) => el("option", { value: v }, text)));
+  $("#trend-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = readFilterForm();  // the filters the form shows, applied or not yet
+    params.set("view", "trends");
+    const dim = $("#trend-dim").value;
+    params.set("group_by", dim ? `${dim},release_year` : "release_year");
+    params.set("metrics", $("#trend-metric").value);
+    const chosen = $("#trend-series").value.split(",").map((v) => v.trim()).filter(Boolean);
+    if (dim && chosen.length) params.set("series", chosen.join(","));  // these series, not the top N
+    else if (dim) params.set("top", $("#trend-n").value || "8");
+    go(params);
+  });
+}
+export async function renderTrends(params) {
+  const keys = (params.get("group_by") || "genres,release_year").split(",");
+  const dim = keys.length > 1 ? keys[0] : "";
+  const metric = params.get("metrics") || "count";
+  const top = params.get("top") || "8";
+  const chosen = params.get("series") || "";
+  $("#trend-dim").value = dim;
+  if (![...$("#trend-metric").options].some((o) => o.value === metric)) {  // a metric from a link: shown as is
+    $("#trend-metric").append(el("option", { value: metric }, metric));
+  }
+  $("#trend-metric").value = metric;
+  $("#trend-n").value = top;
+  $("#trend-n").disabled = !dim;
+  $("#trend-series").value = chosen;
+  $("#trend-series").disabled = !dim;
+  const q = filterParams(params);
+  q.set("group_by", dim ? `${dim},release_year` : "release_year");
+  q.set("metrics", metric === "count" ? "count" : `${metric},count`);  // count: the n behind each point
+  q.set("limit", "1000");
+  if (dim && chosen) { q.set("series", chosen); q.set("sort", `${dim},release_year`); }
+  else if (dim) q.set("top", top);
+  else q.set("sort", "release_year");
+  const body = await getJson(`/api/v1/games/aggregate?${q}`);
+  const alias = body.metrics[0];
+  const rows = body.rows.filter((r) => r.release_year !== null);
+  const names = dim ? (chosen ? chosen.split(",").filter((n) => rows.some((r) => r[dim] === n)) : body.series || [])
+    : ["all matching games"];
+  const series = names.map((name) => {
+    const mine = rows.filter((r) => !dim || r[dim] === name);
+    return { name, points: new Map(mine.map((r) => [r.release_year, r[alias]])), n: new Map(mine.map((r) => [r.release_year, r.count])) };
+  });
+  const metricName = TREND_METRICS.find(([v]) => v === metric)?.[1] || label(alias);
+  $("#trend-caption").textContent = `${metricName} per release year${dim ? `, top ${names.length} ${label(dim)}` : ""}`;
+  // Counts and sums are 0 in a year without games; medians, averages and shares have no value there.
+  const additive = /^(count|sum_)/.test(alias);
+  const years = yearRange(rows.map((r) => r.release_year));
+  lineChart($("#trend-chart"), $("#trend-legend"), series, years, additive, formatterFor(alias), isWhole(alias));
+  $("#trend-table thead").replaceChildren(el("tr", {}, el("th", {}, "year"), ...names.map((n) => el("th", { class: "num" }, String(n)))));
+  $("#trend-table tbody").replaceChildren(...years.map((y) => el("tr", {}, el("td", {}, String(y)),
+    ...series.map((s) => el("td", { class: "num" }, trendCell(s, y, alias, additive))))));
+  $("#trend-table").dataset.query = q.toString();  // what the table now shows
+}
+// A year without games: 0 for counts and sums, blank for medians, averages and shares.
+export function trendCell(s, year, alias, additive) {
+  if (s.points.has(year)) return cell(alias, s.points.get(year));
+  return additive ? "0" : "";
+}
