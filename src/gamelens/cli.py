@@ -118,7 +118,8 @@ def _api(server: str | None, writes: bool = False):
     settings = get_settings()
     console.print(f"Data directory: {settings.data_dir.resolve()}")
     logging.getLogger("gamelens").setLevel(logging.ERROR)  # the command's own output says what happened
-    local = settings.model_copy(update={"auth": "off", "role": "all" if writes else "reader"})
+    # One question, then the process ends: no answer cache to keep (nor to warm in the background).
+    local = settings.model_copy(update={"auth": "off", "role": "all" if writes else "reader", "cache_mb": 0})
     client = TestClient(create_app(local))
     try:
         client.__enter__()

@@ -54,6 +54,10 @@ class Cache:
         self._lock = threading.Lock()
 
     @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0 and self.max_entries > 0
+
+    @property
     def size_bytes(self) -> int:
         return self._bytes
 
@@ -70,7 +74,7 @@ class Cache:
 
     def put(self, key: Key, body: bytes) -> None:
         cost = len(body) + ENTRY_OVERHEAD
-        if self.max_bytes <= 0 or self.max_entries <= 0 or cost > self.max_bytes // 4:
+        if not self.enabled or cost > self.max_bytes // 4:
             return  # off, or one answer would crowd out the rest
         # orjson's bytes keep the spare room of its growing buffer (~30 % more than their length): keep
         # an exact copy, so that what is counted is what is held.

@@ -76,9 +76,16 @@ class Explorer:
         self._kinds = {"rows": (build.parse_rows, self._rows), "aggregate": (build.parse_aggregate, self._aggregate),
                        "summary": (_parse_summary, self._summary), "game": (_parse_game, self._game)}
         versions.on_switch.append(lambda snap: self.cache.keep_only(snap.identity))
+        self._closing = threading.Event()
+        self._warming: threading.Thread | None = None
 
     def close(self) -> None:
-        self._parallel.shutdown(wait=False, cancel_futures=True)
+        """Stop warming and wait for the statements in flight: the engine is closed next, and chDB
+        crashes the process when a statement still runs as it shuts down."""
+        self._closing.set()
+        if self._warming is not None:
+            self._warming.join()
+        self._parallel.shutdown(wait=True, cancel_futures=True)
 
     def _select(self, snap: Snapshot, sql: str, params: dict, settings: dict | None = None,
                 spent: list | None = None):
@@ -123,19 +130,26 @@ class Explorer:
         """Answer the page's first requests for a version before anyone can read it."""
         for kind, requests in WARM.items():
             for items in requests:
+                if self._closing.is_set():
+                    return
                 path = "/api/v1/games" + ("" if kind == "rows" else f"/{kind}")
                 body, _ = self._compute(kind, self._kinds[kind][0](items), items, path, snap)
                 self.cache.put(make_key(snap.identity, kind, items, self.constants), body)
 
     def warm_soon(self, snap: Snapshot) -> None:
-        """A reader saw a switch: answer the page's first requests for it, in the background."""
+        """A reader saw a switch: answer the page's first requests for it, in the background
+        (not when there is no cache to fill: a CLI command on the data directory runs with none)."""
+        if not self.cache.enabled:
+            return
+
         def warm():
             try:
                 self.warm(snap)
             except Exception:  # only a cache: it fills as pages are read
                 log.warning("warming the cache of upload %s failed", snap.upload_id, exc_info=True)
 
-        threading.Thread(target=warm, name="gamelens-warm", daemon=True).start()
+        self._warming = threading.Thread(target=warm, name="gamelens-warm", daemon=True)
+        self._warming.start()
 
     def _rows(self, req: build.RowsRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         page_size = req.limit
