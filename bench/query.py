@@ -45,6 +45,8 @@ MIX = {
     "facets": "/api/v1/games?facet=genres&facet=required_age&facet=release_year&limit=10",
     "page sorted by rating": "/api/v1/games?sort=-rating&limit=50&fields=name,price,reviews,rating,genres",
     "trend: top 8 tags by year": "/api/v1/games/aggregate?group_by=tags,release_year&metrics=count&top=8",
+    "filtered trend: top 8 tags by year, Indie": "/api/v1/games/aggregate?group_by=tags,release_year&metrics=count"
+                                                  "&top=8&genres=indie",
     "segment summary": "/api/v1/games/summary?genres=indie",
 }
 # Needles a text index cannot serve (not one word of letters/digits), reported apart: exact, scanned.
