@@ -33,4 +33,6 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_no_server_errors_and_no_schema_violations(case):
     # Filters are open-ended strings in the document (any column, any operator), so a string that
     # fits the document may still be refused with a 400: that check does not apply here.
-    case.call_and_validate(headers=AUTH, excluded_checks=[positive_data_acceptance])
+    # An upload that waits (`wait=true`) queues behind the ones before it: on a busy machine (two test
+    # workers) that took longer than the default 10 s read timeout.
+    case.call_and_validate(headers=AUTH, excluded_checks=[positive_data_acceptance], timeout=120)

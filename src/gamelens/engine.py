@@ -59,6 +59,13 @@ def _ch_params(params: dict[str, Any] | None) -> dict[str, str]:
     return {k: format_bind_value(v) for k, v in (params or {}).items()}
 
 
+def _server_binds(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters `sql` names as `{name:Type}`. clickhouse-connect binds on the client, with
+    Python's `%`, when a statement names none of the parameters it is given, and a literal `%` in the
+    SQL (formatDateTime's '%Y-%m') then fails; given only what it names, it binds on the server or not at all."""
+    return {k: v for k, v in (params or {}).items() if "{" + k + ":" in sql}
+
+
 # --- transports ----------------------------------------------------------------------------------
 
 
@@ -129,13 +136,13 @@ class ConnectTransport:
         self._client = clickhouse_connect.get_client(dsn=url, **extra)
 
     def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
-        return self._client.raw_query(sql, parameters=params or {}, fmt=fmt)
+        return self._client.raw_query(sql, parameters=_server_binds(sql, params), fmt=fmt)
 
     def command(self, sql: str, params: dict[str, Any] | None) -> None:
-        self._client.command(sql, parameters=params or {})
+        self._client.command(sql, parameters=_server_binds(sql, params))
 
     def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
-        with self._client.raw_stream(sql, parameters=params or {}, fmt=fmt) as chunks:
+        with self._client.raw_stream(sql, parameters=_server_binds(sql, params), fmt=fmt) as chunks:
             yield from chunks
 
     def insert_stream(self, table: str, columns: list[str], source, fmt: str, settings: dict) -> None:
