@@ -77,14 +77,14 @@ class Explorer:
                        "summary": (_parse_summary, self._summary), "game": (_parse_game, self._game)}
         versions.on_switch.append(lambda snap: self.cache.keep_only(snap.identity))
         self._closing = threading.Event()
-        self._warming: threading.Thread | None = None
+        self._warming: list[threading.Thread] = []
 
     def close(self) -> None:
         """Stop warming and wait for the statements in flight: the engine is closed next, and chDB
         crashes the process when a statement still runs as it shuts down."""
         self._closing.set()
-        if self._warming is not None:
-            self._warming.join()
+        for thread in self._warming:
+            thread.join()
         self._parallel.shutdown(wait=True, cancel_futures=True)
 
     def _select(self, snap: Snapshot, sql: str, params: dict, settings: dict | None = None,
@@ -148,8 +148,9 @@ class Explorer:
             except Exception:  # only a cache: it fills as pages are read
                 log.warning("warming the cache of upload %s failed", snap.upload_id, exc_info=True)
 
-        self._warming = threading.Thread(target=warm, name="gamelens-warm", daemon=True)
-        self._warming.start()
+        thread = threading.Thread(target=warm, name="gamelens-warm", daemon=True)
+        self._warming = [t for t in self._warming if t.is_alive()] + [thread]  # switches seen in a row
+        thread.start()
 
     def _rows(self, req: build.RowsRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         page_size = req.limit
