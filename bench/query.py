@@ -40,6 +40,7 @@ MIX = {
     "multi-sort page": "/api/v1/games?sort=-positive,name&limit=50",
     "deep offset page": "/api/v1/games?sort=-positive,name&limit=50&offset={deep}",
     "deep keyset page": "/api/v1/games?sort=-positive,name&limit=50&cursor={cursor}",
+    "deep offset page, table order": "/api/v1/games?limit=50&offset={deep}",
     "aggregate by genre": "/api/v1/games/aggregate?group_by=genres&metrics=count,avg:price,sum:positive",
     "aggregate by year": "/api/v1/games/aggregate?group_by=release_year&metrics=count,avg:price&sort=release_year",
     "facets": "/api/v1/games?facet=genres&facet=required_age&facet=release_year&limit=10",

@@ -256,8 +256,17 @@ def rows_sql(req: RowsRequest, table: str) -> tuple[str, dict[str, Any]]:
     """The page: its fields plus hidden sort-key columns __k0.. for the next cursor."""
     cond = _after_cursor(req)
     cols = [field_sql(f) for f in req.fields] + [f"{k.sql} AS __k{i}" for i, k in enumerate(req.keys)]
-    sql = (f"SELECT {', '.join(cols)} FROM {table} WHERE {cond.sql} ORDER BY {order_by(req.keys)} "
-           "LIMIT {lim:UInt64} OFFSET {off:UInt64}")
+    order = order_by(req.keys)
+    page = f"WHERE {cond.sql} ORDER BY {order} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}"
+    if req.offset and req.keys[0].sql == ident(schema.KEY):
+        # In the table's own order, keys first: the rows before the offset are read as two key columns,
+        # and the page's rows by the primary key (row 157,000 at 500 MB: 356 -> 33 ms). Other orders
+        # gain nothing so: their cost is the sort itself.
+        key = f"({ident(schema.KEY)}, {schema.ROW_COL})"
+        sql = (f"SELECT {', '.join(cols)} FROM {table} WHERE {key} IN (SELECT {key} FROM {table} {page}) "
+               f"ORDER BY {order}")
+    else:
+        sql = f"SELECT {', '.join(cols)} FROM {table} {page}"
     return sql, {**cond.params, "lim": req.limit, "off": req.offset}
 
 
