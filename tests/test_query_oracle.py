@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 
 from gamelens import schema
+from gamelens.query import filters, run
 
 # --- Python's reading of each operator (written independently of the SQL) ---------------------
 
@@ -156,6 +157,26 @@ def test_every_column_and_operator_matches_python(sample_client, schema_doc, ora
         if op == col_default(schema_doc, name):
             assert _ids(sample_client, {name: text}) == want, (name, "bare", text)
     assert nonempty > len(cases) // 2  # the cases are not vacuous
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_list_substrings_match_over_the_distinct_elements_or_game_by_game(sample_client, schema_doc, oracle_rows,
+                                                                          monkeypatch, listed):
+    """`contains`/`startswith` on a LowCardinality list first test the version's distinct elements, then
+    find the games by the text index; past ELEMENTS_MAX distinct elements each game is tested: the same
+    answers either way."""
+    explorer = sample_client.app.state.explorer
+    explorer.cache.keep_only("")  # answers computed again, not the first test's
+    monkeypatch.setattr(explorer, "_elements", {})  # read again, under this test's limit
+    if not listed:
+        monkeypatch.setattr(run, "ELEMENTS_MAX", 0)
+    cases = [c for c in all_cases(schema_doc, oracle_rows) if c[1] == "list" and c[2] in ("contains", "startswith")]
+    for name, family, op, text, value in cases:
+        want = sorted(r["app_id"] for r in oracle_rows if predicate(family, op)(r[name], value))
+        assert _ids(sample_client, {f"{name}__{op}": text}) == want, (name, op, text)
+    lowcard = {c.name for c in schema.COLUMNS if filters.by_elements(c)}
+    assert {name for name, *_ in cases} >= lowcard
+    assert {column for _, column in explorer._elements} == lowcard  # read once each, whichever way they run
 
 
 def col_default(schema_doc, name):

@@ -91,6 +91,10 @@ class Op:
     sql: str  # over {c} (column) and {p} (bound value)
     value: str = "scalar"  # scalar | list (comma-separated) | flag (true/false)
     nullable_only: bool = False  # only for columns that can hold NULL
+    # The same test over the column's distinct elements ({elements}), for columns that keep few
+    # (LowCardinality): the matching elements are found first, then the games by the text index
+    # (`hasAny`): `genres=indie` counted in 7 ms against 61 at 500 MB.
+    elements_sql: str = ""
 
 
 def _ops(*ops: Op) -> dict[str, Op]:
@@ -127,15 +131,29 @@ REGISTRY: dict[str, dict[str, Op]] = {
         Op("isnull", "is empty (true) or not (false)", "({c} = '') = {p}", "flag"),
     ),
     "list": _ops(
-        Op("contains", "an element contains this, any case", "arrayExists(x -> x ILIKE {like}, {c})"),
+        Op("contains", "an element contains this, any case", "arrayExists(x -> x ILIKE {like}, {c})",
+           elements_sql="hasAny({c}, arrayFilter(x -> x ILIKE {like}, {elements}))"),
         Op("has", "an element equals this exactly", "has({c}, {p})"),
         Op("startswith", "an element starts with this, any case",
-           "arrayExists(x -> startsWith(lowerUTF8(x), lowerUTF8({p})), {c})"),
+           "arrayExists(x -> startsWith(lowerUTF8(x), lowerUTF8({p})), {c})",
+           elements_sql="hasAny({c}, arrayFilter(x -> startsWith(lowerUTF8(x), lowerUTF8({p})), {elements}))"),
         Op("in", "an element equals one of a comma-separated list", "hasAny({c}, {p})", "list"),
         Op("ne", "no element equals this exactly", "NOT has({c}, {p})"),
         Op("isnull", "the list is empty (true) or not (false)", "empty({c}) = {p}", "flag"),
     ),
 }
+
+
+# Parameters named ELEMENTS + column: a list column's distinct elements in the version read, bound by
+# query/run.py (and ELEMENTS + column + "_listed": whether they were, or were too many).
+ELEMENTS = "elements_"
+ELEMENTS_PARAM = re.compile(r"\{" + ELEMENTS + r"([a-z_]+?)(_listed)?:")
+
+
+def by_elements(col: schema.Column) -> bool:
+    """A list column whose substring filters test its distinct elements first: it keeps few
+    (LowCardinality), unlike studio names."""
+    return col.kind.filter == "list" and "LowCardinality" in col.ch_type
 
 
 def operators_for(col: schema.Column) -> list[str]:
@@ -183,6 +201,12 @@ def parse(param: str, raw: str, key: str) -> Condition:
         expected = exc.args[0] if exc.args else "a valid value"
         raise invalid(param, raw, f"{param}: {raw[:100]!r} is not {expected}.", code="invalid_filter") from None
     sql = op.sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}")
+    if op.elements_sql and by_elements(col):
+        over = op.elements_sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}",
+                                      elements=f"{{{ELEMENTS}{col.name}:Array(String)}}")
+        # Which one runs is a constant the engine folds: the element list is bound when a request runs
+        # (query/run.py), and a version with too many distinct elements keeps the test on each game.
+        sql = f"if({{{ELEMENTS}{col.name}_listed:Bool}}, {over}, {sql})"
     params = {p: value} if "{p}" in op.sql else {}
     if "{like}" in op.sql:
         params[f"{p}_like"] = like_pattern(value)

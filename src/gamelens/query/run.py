@@ -29,6 +29,9 @@ ENGINE_FORMATS = {"csv": ("CSVWithNames", "text/csv; charset=utf-8"),
                   "ndjson": ("JSONEachRow", "application/x-ndjson")}
 # Answers that report the engine's time and the request's (a game's answer is the game alone).
 TIMED = {"rows", "aggregate", "summary"}
+# A list column with more distinct elements than this is filtered game by game (see filters.ELEMENTS):
+# the elements travel as a query parameter, which stays small.
+ELEMENTS_MAX = 20_000
 
 
 def _url(path: str, items: list[tuple[str, str]], **changes: Any) -> str:
@@ -76,6 +79,8 @@ class Explorer:
         self._kinds = {"rows": (build.parse_rows, self._rows), "aggregate": (build.parse_aggregate, self._aggregate),
                        "summary": (_parse_summary, self._summary), "game": (_parse_game, self._game)}
         versions.on_switch.append(lambda snap: self.cache.keep_only(snap.identity))
+        # (version identity, list column) -> its distinct elements, None when too many (see _elements_of)
+        self._elements: dict[tuple[str, str], list[str] | None] = {}
         self._closing = threading.Event()
         self._warming: list[threading.Thread] = []
 
@@ -92,10 +97,31 @@ class Explorer:
         """Run a read of `snap`; `spent` collects the engine's own time of each statement (engine_ms).
         A statement that might not end before `snap` may be dropped is refused before it starts."""
         snap.check_time(self.settings.queue_timeout_s + self.settings.query_limit_s)
-        res = self.engine.select(sql, {**self.constants, **params}, settings=settings)
+        res = self.engine.select(sql, self._params(snap, sql, params), settings=settings)
         if spent is not None:
             spent.append(res.stats.get("elapsed_ms", 0))
         return res
+
+    def _params(self, snap: Snapshot, sql: str, params: dict) -> dict:
+        """A statement's parameters: the request's, the settings bound into every read, and the distinct
+        elements of the list columns its filters test through them (filters.ELEMENTS)."""
+        bound = {**self.constants, **params}
+        for name in {found[0] for found in filters.ELEMENTS_PARAM.findall(sql)}:
+            elements = self._elements_of(snap, name)
+            bound[filters.ELEMENTS + name] = elements or []
+            bound[filters.ELEMENTS + name + "_listed"] = elements is not None
+        return bound
+
+    def _elements_of(self, snap: Snapshot, name: str) -> list[str] | None:
+        """The distinct elements of list column `name` in `snap`'s version, None when there are more
+        than ELEMENTS_MAX; read once per version: a version never changes."""
+        key = (snap.identity, name)
+        if key not in self._elements:
+            found = self._select(snap, f"SELECT groupUniqArray({ELEMENTS_MAX + 1})(e) FROM {snap.table} "
+                                 f"ARRAY JOIN {ident(name)} AS e", {}).scalar()
+            kept = {k: v for k, v in self._elements.items() if k[0] == snap.identity}  # other versions: gone
+            self._elements = {**kept, key: found if len(found) <= ELEMENTS_MAX else None}
+        return self._elements[key]
 
     # --- answers (cached) ----------------------------------------------------------------------
 
@@ -127,7 +153,11 @@ class Explorer:
         return orjson.dumps(result), engine_ms
 
     def warm(self, snap: Snapshot) -> None:
-        """Answer the page's first requests for a version before anyone can read it."""
+        """Answer the page's first requests for a version before anyone can read it, and read the
+        distinct elements its list filters use."""
+        for col in schema.COLUMNS:
+            if filters.by_elements(col) and not self._closing.is_set():
+                self._elements_of(snap, col.name)
         for kind, requests in WARM.items():
             for items in requests:
                 if self._closing.is_set():
@@ -261,7 +291,7 @@ class Explorer:
             # Row exports write CSV columns as `expr AS name`: filters and sort keys must still read
             # the stored column `name`. (Aggregates group by their aliases, so not there.)
             settings["prefer_column_name_to_alias"] = 1
-        self.engine.spool(sql, {**self.constants, **params}, ENGINE_FORMATS[fmt][0], spool, settings)
+        self.engine.spool(sql, self._params(snap, sql, params), ENGINE_FORMATS[fmt][0], spool, settings)
 
 
 def _parse_summary(items: list[tuple[str, str]]) -> build.Where:
