@@ -50,7 +50,8 @@ MIX = {
                                                   "&top=8&genres=indie",
     "segment summary": "/api/v1/games/summary?genres=indie",
 }
-# Needles a text index cannot serve (not one word of letters/digits), reported apart: exact, scanned.
+# Needles a text index cannot take whole (not one word of 4+ letters/digits), reported apart: served by
+# their runs of letters and digits and checked whole (query/filters.word_runs), or scanned (`é`).
 SCANNED = {
     "description: part of a word": "/api/v1/games?about_the_game=open-wor",
     "description: with a space": "/api/v1/games?about_the_game=open%20world",

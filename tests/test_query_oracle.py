@@ -293,7 +293,8 @@ def test_facets_match_python(sample_client, sample_rows):
 
 
 NEEDLES = ["bowl", "BOWL", "zombie", "open world", "open-wor", "single-player", "multi", "vr", "VR", "レーサー", "é",
-           "É", "ü", "Ü", "ß", "ñ", "™", "100%", "%", "_", "a_b", "'s", "it's", '"', "\\", "sci-fi", "3D", "x"]
+           "É", "ü", "Ü", "ß", "ñ", "™", "100%", "%", "_", "a_b", "'s", "it's", '"', "\\", "sci-fi", "3D", "x",
+           "co-op", "1-2", "Early Access", "ab.cd"]
 
 
 @pytest.mark.parametrize("needle", NEEDLES)
@@ -310,3 +311,16 @@ def test_substrings_match_as_python_does_on_indexed_text(sample_client, sample_r
         assert _ids(sample_client, {column: needle}) == want, (column, needle)
     want = sorted(r["app_id"] for r in sample_rows if any(needle.lower() in t.lower() for t in r["tags"]))
     assert _ids(sample_client, {"tags": needle}) == want, ("tags", needle)
+
+
+@pytest.mark.parametrize("needle", ["vr", "rpg", "open-wor", "open world", "single-player"])
+def test_short_needles_and_the_runs_of_long_ones_are_served_by_the_text_index(sample_client, needle):
+    """A needle of 2 or 3 letters, and each run of letters of a needle the index cannot take whole,
+    is answered from the text index (its plan reads the index), not by scanning every description."""
+    engine = sample_client.app.state.engine
+    versions = sample_client.app.state.uploads.versions
+    cond = filters.parse("about_the_game", needle, "f0")
+    plan = engine.select(f"EXPLAIN indexes = 1 SELECT count() FROM {engine.db}.games_v{versions.active(fresh=True)} "
+                         f"WHERE {cond.sql}", cond.params).rows
+    text = "\n".join(str(line[0]) for line in plan)
+    assert "__text_index_i_about_the_game" in text, text

@@ -17,6 +17,7 @@ from typing import Any
 from .. import schema
 from ..engine import ident
 from ..errors import invalid
+from ..ingest import physical
 
 # --- values ----------------------------------------------------------------------------------------
 
@@ -210,7 +211,28 @@ def parse(param: str, raw: str, key: str) -> Condition:
     params = {p: value} if "{p}" in op.sql else {}
     if "{like}" in op.sql:
         params[f"{p}_like"] = like_pattern(value)
+    if op.key == "contains" and col.name in physical.WORD_INDEXED:
+        runs = word_runs(value)
+        # Each run is a substring of any match, so testing it first changes no answer; the text index
+        # answers it and the whole needle is then checked only where all its runs are.
+        sql = " AND ".join([*(f"{column_sql(col)} ILIKE {{{p}_run{i}:String}}" for i in range(len(runs))), sql])
+        params.update({f"{p}_run{i}": like_pattern(run) for i, run in enumerate(runs)})
     return Condition(sql, params)
+
+
+# A text index (ingest/physical.py) splits text into runs of ASCII letters and digits; it answers a
+# substring of one such run. A needle that is not one run (`open-wor`, `open world`) is served by its
+# runs (at most MAX_RUNS, the longest: they select best), and then checked whole.
+_RUN = re.compile(r"[A-Za-z0-9]{2,}")
+MAX_RUNS = 3
+
+
+def word_runs(needle: str) -> list[str]:
+    """The runs of a needle that the text index can serve; none when it is one run already."""
+    runs = _RUN.findall(needle)
+    if runs == [needle]:
+        return []
+    return sorted(runs, key=len, reverse=True)[:MAX_RUNS]
 
 
 def like_pattern(text: str) -> str:
