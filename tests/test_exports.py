@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 import uvicorn
 
 from gamelens.api.app import create_app
+from gamelens.query import formats
 
 from .conftest import AUTH, DATA_DIR, engine_of, make_settings, sample_table, upload, write_csv
 
@@ -112,6 +114,54 @@ def test_aggregate_exports_carry_the_same_headers(sample_client):
     assert [(p["genres"], int(p["count"])) for p in parsed] == [(g["genres"], g["count"]) for g in groups["rows"][1:5]]
     assert r.headers["x-total-count"] == str(groups["total_groups"])
     assert r.headers["x-exported-count"] == "4" and r.headers["x-truncated"] == "false"
+
+
+def _typed(value):
+    """A value as JSON writes it (dates as text, decimals as numbers)."""
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if value.__class__.__name__ == "Decimal":
+        return float(value)
+    return value
+
+
+# Each export format as a client reads it back into rows of {field: value}. A format added to the
+# registry without a reader here fails test_every_export_format_holds_the_rows_of_the_page.
+READERS = {
+    "csv": lambda body: list(csv.DictReader(io.StringIO(body.decode()))),
+    "ndjson": lambda body: [json.loads(line) for line in body.decode().splitlines()],
+    "parquet": lambda body: [{k: _typed(v) for k, v in row.items()} for row in pq.read_table(io.BytesIO(body)).to_pylist()],
+}
+TYPED_FIELDS = "app_id,name,release_date,price,genres,rating,windows"
+
+
+@pytest.mark.parametrize("fmt", sorted(formats.EXPORTS))
+def test_every_export_format_holds_the_rows_of_the_page(sample_client, fmt):
+    assert set(READERS) == set(formats.EXPORTS)
+    export = formats.EXPORTS[fmt]
+    query = {"fields": TYPED_FIELDS, "sort": "-rating", "limit": 40, "price__lte": 20}
+    page = sample_client.get("/api/v1/games", params=query).json()["rows"]
+    r = sample_client.get("/api/v1/games", params={**query, "format": fmt})
+    assert r.status_code == 200 and r.headers["content-type"] == export.media_type
+    assert int(r.headers["content-length"]) == len(r.content) and r.headers["x-exported-count"] == str(len(page))
+    rows = READERS[fmt](r.content)
+    assert [int(row["app_id"]) for row in rows] == [p["app_id"] for p in page]
+    if not export.source_form:  # typed: the same values as the JSON page
+        assert rows == page
+    by_accept = sample_client.get("/api/v1/games", params=query, headers={"Accept": export.media_type.split(";")[0]})
+    assert by_accept.content == r.content
+    nothing = sample_client.get("/api/v1/games", params={**query, "name": "no game is called this", "format": fmt})
+    assert nothing.status_code == 200 and READERS[fmt](nothing.content) == []
+    if fmt != "ndjson":  # the header row, or the schema, even without rows
+        assert nothing.content
+    groups = sample_client.get("/api/v1/games/aggregate", params={"group_by": "genres", "metrics": "count,avg:price"})
+    r = sample_client.get("/api/v1/games/aggregate", params={"group_by": "genres", "metrics": "count,avg:price",
+                                                              "format": fmt})
+    rows = READERS[fmt](r.content)
+    assert [(row["genres"], int(row["count"])) for row in rows] == [(g["genres"], g["count"])
+                                                                     for g in groups.json()["rows"]]
 
 
 def test_the_cap_applies_without_a_limit_and_bounds_it(make_client, files):

@@ -19,6 +19,8 @@ import httpx
 import pytest
 from playwright import sync_api as playwright_api
 
+from gamelens.query import formats
+
 from .conftest import ADMIN_KEY, AUTH, SAMPLE, ServerProcess, python_row, read_sample
 
 CHROMIUM = os.environ.get("GAMELENS_CHROMIUM", "/usr/bin/chromium")
@@ -281,6 +283,10 @@ def test_ready_made_questions_are_links_to_views(page, server):
 def test_export_downloads_the_filtered_rows(page, server):
     page.goto(f"{server.base}/?view=explore&name=bowl&fields=app_id,name")
     page.wait_for_selector("#results tbody tr")
+    # one button per export format, for rows and for aggregates
+    assert page.eval_on_selector_all("#export-buttons button", "bs => bs.map(b => b.id)") == [
+        f"export-{name}" for name in formats.EXPORTS]
+    assert page.locator("#agg-export-buttons button").count() == len(formats.EXPORTS)
     with page.expect_download() as download:
         page.click("#export-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))

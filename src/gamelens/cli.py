@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .errors import GameLensError
+from .query import formats
 from .settings import get_settings
 
 app = typer.Typer(help="GameLens: store a games CSV and explore it.", no_args_is_help=True,
@@ -256,9 +257,9 @@ def _items(params: list[str] | None) -> list[tuple[str, str]]:
 
 
 def _ask(path: str, params: list[str] | None, server: str | None, fmt: str | None) -> None:
-    """Print the answer of GET /api/v1/games<path> for these parameters, or the export (format=csv|ndjson)."""
+    """Print the answer of GET /api/v1/games<path> for these parameters, or the export (format=<export>)."""
     items = _items(params)
-    export = any(name == "format" and value in ("csv", "ndjson") for name, value in items)
+    export = any(name == "format" and value in formats.EXPORTS for name, value in items)
     with _api(server) as http:
         response = http.get(f"/api/v1/games{path}", params=items)
         if export and response.status_code < 400:
@@ -304,10 +305,12 @@ def _text(value, width: int | None = None) -> str:
     return text
 
 
-@app.command()
+EXPORT_HELP = f"format={'|'.join(formats.EXPORTS)} exports (written to stdout as the API sends it)"
+
+
+@app.command(help="Rows matching filters, sorted and paged (as GET /api/v1/games); " + EXPORT_HELP + ". Without "
+             "fields=, the columns of the page's table (descriptions only when asked for).")
 def games(params: list[str] = Params, server: str = Server, fmt: str = Format):
-    """Rows matching filters, sorted and paged (as GET /api/v1/games); format=csv|ndjson exports. Without
-    fields=, the columns of the page's table (descriptions only when asked for)."""
     params = list(params or [])
     if not any(p.startswith("fields=") for p in params):
         params.append(f"fields={GAMES_FIELDS}")
@@ -321,10 +324,10 @@ def game(app_id: int = typer.Argument(..., help="The game's app_id"), server: st
         _show(_checked(http.get(f"/api/v1/games/{app_id}")), fmt)
 
 
-@app.command()
+@app.command(help="Groups and metrics (as GET /api/v1/games/aggregate): group_by=genres metrics=count,median:price "
+             "... A share is a metric too; quote it for the shell: 'metrics=count,share(rating__gte=0.8)'. "
+             + EXPORT_HELP + ".")
 def aggregate(params: list[str] = Params, server: str = Server, fmt: str = Format):
-    """Groups and metrics (as GET /api/v1/games/aggregate): group_by=genres metrics=count,median:price ...
-    A share is a metric too; quote it for the shell: 'metrics=count,share(rating__gte=0.8)'."""
     _ask("/aggregate", params, server, fmt)
 
 

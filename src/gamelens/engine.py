@@ -23,6 +23,7 @@ import contextlib
 import errno
 import fcntl
 import functools
+import io
 import logging
 import os
 import queue
@@ -110,12 +111,24 @@ class ChdbTransport:
         self._conn.query(sql, "TabSeparated", params=_ch_params(params))
 
     def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
+        if fmt == "Parquet":
+            yield from _one_parquet(self._blocks(sql, params, fmt))
+        else:
+            yield from self._blocks(sql, params, fmt)
+
+    def _blocks(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
+        """The result as chDB streams it, block by block. For no rows chDB streams nothing at all, not even
+        a CSV header or a Parquet schema: the statement is then run whole (its result is empty)."""
         result = self._conn.send_query(sql, fmt, params=_ch_params(params))
+        blocks = 0
         try:
             for chunk in result:
+                blocks += 1
                 yield chunk.bytes()
         finally:
             result.close()
+        if not blocks:
+            yield self.run(sql, params, fmt)
 
     def insert_stream(self, table: str, columns: list[str], source, fmt: str, settings: dict) -> None:
         raise NotImplementedError("the embedded engine reads files directly")
@@ -157,6 +170,32 @@ class ConnectTransport:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _one_parquet(files: Iterator[bytes]) -> Iterator[bytes]:
+    """chDB streams Parquet as one whole file per block; a client expects one file. Each block's rows
+    are written into one file as they come (with pyarrow, a dependency of chDB), so the memory held
+    is a block's."""
+    import pyarrow.parquet as pq  # imported here: only exports of Parquet need it
+
+    sink, writer = io.BytesIO(), None
+    for data in files:
+        table = pq.read_table(io.BytesIO(data))
+        if writer is None:
+            writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
+        writer.write_table(table)
+        yield _taken(sink)
+    if writer is not None:
+        writer.close()
+        yield _taken(sink)
+
+
+def _taken(sink) -> bytes:
+    """The bytes written into `sink` so far, leaving it empty."""
+    data = sink.getvalue()
+    sink.seek(0)
+    sink.truncate()
+    return data
 
 
 def _open_pipe_writer(path: Path, reader: threading.Thread) -> int | None:

@@ -5,12 +5,15 @@ parameters are declared here for /docs and for clients generated from the OpenAP
 """
 
 from .. import schema
-from ..query import build, filters
+from ..query import build, filters, formats
 
 
-def _param(name: str, description: str, example: str | None = None, schema_type: str = "string") -> dict:
+def _param(name: str, description: str, example: str | None = None, schema_type: str = "string",
+           enum: list[str] | None = None) -> dict:
     p = {"name": name, "in": "query", "required": False, "description": description,
          "schema": {"type": schema_type}}
+    if enum:
+        p["schema"]["enum"] = enum
     if example is not None:
         p["example"] = example
     return p
@@ -30,8 +33,11 @@ def _filter_params() -> list[dict]:
 _COMMON = [
     _param("limit", f"Rows per page, 1 to {build.MAX_LIMIT} (default {build.DEFAULT_LIMIT}).", "50", "integer"),
     _param("offset", "Rows to skip (prefer cursor for deep pages).", "0", "integer"),
-    _param("format", "json (default), csv or ndjson; csv/ndjson stream every matching row up to "
-           "GAMELENS_EXPORT_MAX_ROWS (headers X-Total-Count, X-Truncated). Accept: text/csv works too.", "json"),
+    _param("format", "json (default), or an export: "
+           f"{', '.join(f'{f.name} ({f.doc})' for f in formats.EXPORTS.values())}. "
+           "An export holds every matching row up to GAMELENS_EXPORT_MAX_ROWS (headers X-Total-Count, X-Truncated). "
+           "An Accept header naming an export's media type (text/csv, ...) works too.", "json",
+           enum=list(formats.NAMES)),
 ]
 FILTERS = _filter_params()
 ROWS_PARAMS = [

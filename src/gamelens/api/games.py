@@ -6,7 +6,7 @@ import anyio
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ..query import build
+from ..query import formats
 from ..query.run import Explorer, schema_doc
 from ..query.spool import Spool
 from ..settings import Settings
@@ -63,14 +63,13 @@ class SpooledResponse(StreamingResponse):
 def _read(request: Request, explorer: Explorer, kind: str) -> Response:
     """The JSON answer, or the same query as CSV or NDJSON when asked by ?format= or Accept."""
     items, accept = _items(request), request.headers.get("accept")
-    if build.output_format(dict(i for i in items if i[0] == "format"), accept) == "json":
+    if formats.chosen(dict(items).get("format"), accept) == formats.JSON:
         return _answer(request, explorer, kind, items)
     spool, media, headers = explorer.export(items, accept, kind == "aggregate", request.state.principal.name)
     return SpooledResponse(spool, media, headers, explorer.settings.export_send_timeout_s)
 
 
-EXPORTS = {200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {}},
-                  "description": "JSON, or the export in the format asked for"}}
+EXPORTS = {200: {"content": formats.openapi_content(), "description": "JSON, or the export in the format asked for"}}
 
 
 @router.get("/games", summary="Rows matching the filters: sorted, paginated, with facets; or exported",

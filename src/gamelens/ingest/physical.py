@@ -18,8 +18,9 @@ A version's table is written once, by one load, and then only read:
 - text indexes: `name` and `about_the_game` split into lower-case words answer `ILIKE '%word%'`
   from the index (a dictionary scan, from 2 letters: engine.READ_TUNING); a needle that is not one
   run of letters and digits is served by its runs and then checked whole (query/filters.word_runs);
-  one with no such run (`é`) is scanned, with the same answer; list columns by element answer `has`, `hasAny` [bench lines "description
-  substring", "name substring", "tag has"]. Until they are built, answers are the same, slower.
+  one with no such run (`é`) is scanned, with the same answer; list columns by element answer
+  `has`, `hasAny` [bench lines "description substring", "name substring", "tag has"]. Until they
+  are built, answers are the same, slower.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import Any
 from .. import schema
 from ..engine import ident
 from ..errors import GameLensError, invalid
-from . import filters
+from . import filters, formats
 
 MAX_LIMIT, DEFAULT_LIMIT, MAX_OFFSET = 1000, 50, 100_000_000
 FACET_DEFAULT, FACET_MAX = 10, 100
@@ -27,7 +27,6 @@ FACET_DEFAULT, FACET_MAX = 10, 100
 MAX_FACETS = 5
 # Each list column in a GROUP BY multiplies the rows (one arrayJoin each): at most this many.
 MAX_LIST_GROUPS = 2
-FORMATS = ("json", "csv", "ndjson")
 ROWS_PARAMS = {"sort", "limit", "offset", "cursor", "fields", "format", "facet", "facet_size"}
 AGG_PARAMS = {"group_by", "metrics", "having", "sort", "limit", "offset", "format", "top", "series"}
 MAX_SERIES = 50
@@ -73,20 +72,6 @@ def where(items: list[tuple[str, str]], control: set[str]) -> Where:
     for c in conds:
         params.update(c.params)
     return Where(" AND ".join(f"({c.sql})" for c in conds), params)
-
-
-def output_format(items: dict[str, str], accept: str | None) -> str:
-    fmt = items.get("format")
-    if fmt is None:  # no ?format=: the Accept header decides
-        accept = accept or ""
-        if "text/csv" in accept:
-            return "csv"
-        if "ndjson" in accept:
-            return "ndjson"
-        return "json"
-    if fmt not in FORMATS:
-        raise invalid("format", fmt, "Unknown format.", list(FORMATS))
-    return fmt
 
 
 # --- sorting and the keyset cursor ---------------------------------------------------------------
@@ -220,10 +205,10 @@ class RowsRequest:
 def parse_rows(items: list[tuple[str, str]], accept: str | None = None, max_limit: int = MAX_LIMIT) -> RowsRequest:
     """A rows request; exports pass their own `max_limit` (the export cap)."""
     single = _single(items, ROWS_PARAMS)
-    fmt = output_format(single, accept)
+    fmt = formats.chosen(single.get("format"), accept)
     all_fields = schema.output_names()
-    # In CSV a date is written as the source file wrote it, so its raw copy is left out by default.
-    default = [f for f in all_fields if f in schema.BY_NAME] if fmt == "csv" else all_fields
+    # In the source's form a date is written as the source file wrote it: its raw copy is left out by default.
+    default = [f for f in all_fields if f in schema.BY_NAME] if _source_form(fmt) else all_fields
     fields = _csv_list(single.get("fields", "")) or default
     unknown = [f for f in fields if f not in all_fields]
     if unknown:
@@ -270,6 +255,11 @@ def rows_sql(req: RowsRequest, table: str) -> tuple[str, dict[str, Any]]:
     return sql, {**cond.params, "lim": req.limit, "off": req.offset}
 
 
+def _source_form(fmt: str) -> bool:
+    """Whether an export of `fmt` writes values as the source file does (see formats.Format)."""
+    return fmt in formats.EXPORTS and formats.EXPORTS[fmt].source_form
+
+
 def field_sql(name: str) -> str:
     """A returned field: its column, or a virtual column's expression named after it."""
     col = schema.BY_NAME.get(name)
@@ -290,7 +280,7 @@ def csv_expr(name: str) -> str:
 def export_sql(req: RowsRequest, table: str, limit: int) -> tuple[str, dict[str, Any]]:
     """Every requested row from `offset`, at most `limit`; CSV columns in the source file's form."""
     cond = _after_cursor(req)
-    if req.format == "csv":
+    if _source_form(req.format):
         cols = [f"{csv_expr(f)} AS {ident(f)}" for f in req.fields]
     else:
         cols = [field_sql(f) for f in req.fields]
@@ -503,7 +493,7 @@ def parse_aggregate(items: list[tuple[str, str]], accept: str | None = None, max
         where=where(items, AGG_PARAMS), group_by=group_by, metrics=metrics, having=having,
         order=_agg_order(single.get("sort"), group_by, metrics, bool(top)),
         limit=_int(single, "limit", default_limit, 1, max_limit), offset=_int(single, "offset", 0, 0, MAX_OFFSET),
-        format=output_format(single, accept), limited="limit" in single, top=top, series=series)
+        format=formats.chosen(single.get("format"), accept), limited="limit" in single, top=top, series=series)
 
 
 def _series(raw: str | None, group_by: list[str], top: int | None) -> list[str] | None:
@@ -598,7 +588,7 @@ def aggregate_count_sql(req: AggRequest, table: str) -> tuple[str, dict[str, Any
 def aggregate_export_sql(req: AggRequest, table: str, limit: int) -> tuple[str, dict[str, Any]]:
     """The groups from `offset`, at most `limit`; in CSV, text group values are neutralised."""
     sql, params = aggregate_sql(req, table, limit)
-    if req.format != "csv":
+    if not _source_form(req.format):
         return sql, params
     outer = []
     for g in req.group_by:

@@ -19,14 +19,12 @@ from ..engine import Engine, ident
 from ..errors import GameLensError, invalid
 from ..ingest.versions import Snapshot, Versions
 from ..settings import Settings
-from . import build, filters
+from . import build, filters, formats
 from .cache import Cache, etag, make_key
 from .spool import Spool, Spools
 
 log = logging.getLogger(__name__)
 
-ENGINE_FORMATS = {"csv": ("CSVWithNames", "text/csv; charset=utf-8"),
-                  "ndjson": ("JSONEachRow", "application/x-ndjson")}
 # Answers that report the engine's time and the request's (a game's answer is the game alone).
 TIMED = {"rows", "aggregate", "summary"}
 # A list column with more distinct elements than this is filtered game by game (see filters.ELEMENTS):
@@ -280,18 +278,18 @@ class Explorer:
                    "Content-Length": str(spool.size), "X-Total-Count": str(total),
                    "X-Exported-Count": str(exported), "X-Dataset-Version": str(snap.upload_id),
                    "X-Truncated": "true" if not req.limited and total - req.offset > cap else "false"}
-        return spool, ENGINE_FORMATS[fmt][1], headers
+        return spool, formats.EXPORTS[fmt].media_type, headers
 
     def _spool(self, snap: Snapshot, sql: str, params: dict, fmt: str, aggregate_view: bool, spool: Spool) -> None:
         snap.check_time(self.settings.queue_timeout_s + self.settings.export_limit_s)
+        export = formats.EXPORTS[fmt]
         settings = {"max_result_rows": self.settings.export_max_rows + 1,
-                    "max_execution_time": self.settings.export_limit_s,
-                    "format_csv_null_representation": ""}
+                    "max_execution_time": self.settings.export_limit_s, **export.settings}
         if not aggregate_view:
             # Row exports write CSV columns as `expr AS name`: filters and sort keys must still read
             # the stored column `name`. (Aggregates group by their aliases, so not there.)
             settings["prefer_column_name_to_alias"] = 1
-        self.engine.spool(sql, self._params(snap, sql, params), ENGINE_FORMATS[fmt][0], spool, settings)
+        self.engine.spool(sql, self._params(snap, sql, params), export.engine, spool, settings)
 
 
 def _parse_summary(items: list[tuple[str, str]]) -> build.Where:
@@ -340,9 +338,11 @@ def schema_doc(settings: Settings) -> dict:
             "alias": build.SHARE_ALIAS, "alias_no_operator": build.SHARE_ALIAS_NO_OPERATOR}],
         # A metric without a unit (sum, avg, min, max, median, p90) reads in its column's unit.
         "units": schema.UNITS,
+        "exports": [{"format": f.name, "media_type": f.media_type, "label": f.label, "doc": f.doc}
+                    for f in formats.EXPORTS.values()],
         "review_multiple": settings.review_multiple,
         "est_revenue_note": schema.REVENUE_CAVEAT,
         "limits": {"max_limit": build.MAX_LIMIT, "default_limit": build.DEFAULT_LIMIT,
-                   "formats": list(build.FORMATS), "max_facets": build.MAX_FACETS,
+                   "formats": list(formats.NAMES), "max_facets": build.MAX_FACETS,
                    "max_list_groups": build.MAX_LIST_GROUPS, "max_top": build.MAX_TOP},
     }

@@ -7,7 +7,7 @@ import { buildFilterForm, fillFilterForm, loadSuggestions } from "./filters.js";
 import { VIEWS, filterParams, go, onNavigate, page, state, viewOf } from "./state.js";
 import { SHARE_80, buildAggregateForm, renderAggregate } from "./views/aggregate.js";
 import { buildCompareForm, renderCompare } from "./views/compare.js";
-import { buildColumnChooser, closeGame, exportAs, renderExplore } from "./views/explore.js";
+import { buildColumnChooser, buildExportButtons, closeGame, renderExplore } from "./views/explore.js";
 import { buildTrendForm, renderTrends } from "./views/trends.js";
 import { renderHistory, uploadFile, uploadLink, uploadSample } from "./views/upload.js";
 
@@ -68,6 +68,7 @@ export async function init() {
   page.schema = await getJson("/api/v1/schema");
   buildFilterForm();
   buildColumnChooser();
+  buildExportButtons();
   buildAggregateForm();
   buildTrendForm();
   buildCompareForm();
@@ -114,8 +115,6 @@ document.addEventListener("DOMContentLoaded", () => {
     showOnly("upload");
     await uploadSample();
   });
-  $("#export-csv").addEventListener("click", () => exportAs("csv"));
-  $("#export-ndjson").addEventListener("click", () => exportAs("ndjson"));
   $("#detail-close").addEventListener("click", closeGame);
   document.addEventListener("keydown", (event) => { if (event.key === "Escape" && !$("#detail").hidden) closeGame(); });
   $("#copy-curl").addEventListener("click", () => {

@@ -6,7 +6,6 @@ import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
 import { cell, formatterFor, isBucket, label, plural } from "../format.js";
 import { filterParams, go, page } from "../state.js";
-import { exportAs } from "./explore.js";
 
 export const SHARE_80 = "share(rating__gte=0.8)";
 // Shares offered in the menus (any other share(...) from a link is shown as written).
@@ -46,7 +45,6 @@ export function buildAggregateForm() {
     params.set("limit", $("#agg-limit").value || "20");
     go(params);
   });
-  $("#agg-export").addEventListener("click", () => exportAs("csv", "/api/v1/games/aggregate"));
 }
 export function columnsForMetric() {
   const metric = page.schema.metrics.find((m) => m.name === $("#agg-metric").value);

@@ -66,7 +66,7 @@ export async function renderExplore(params) {
     p.set("cursor", body.next_cursor);
     go(p, false, { stack });
   };
-  for (const b of ["#export-csv", "#export-ndjson"]) $(b).disabled = !body.total;
+  for (const b of document.querySelectorAll("#export-buttons button")) b.disabled = !body.total;
   if (params.get("game")) await showDetail(params.get("game"));
   else $("#detail").hidden = true;
   if (returnFocusTo) $(`#results tr[data-app-id="${CSS.escape(returnFocusTo)}"]`)?.focus();
@@ -136,6 +136,16 @@ export async function renderSummary(params) {
       list("Best rated", s.top_rated.slice(0, 5).map((g) => [g.name, fmtPercent(g.rating)])),
       list("Most reviewed", s.most_reviewed.slice(0, 5).map((g) => [g.name, fmtNumber(g.reviews)])));
   } catch (e) { box.replaceChildren(); }
+}
+// One button per export format that /schema lists (query/formats.py), for rows and for aggregates.
+export function buildExportButtons() {
+  const buttons = (prefix, path) => page.schema.exports.map((f) => {
+    const button = el("button", { type: "button", id: `${prefix}-${f.format}`, title: f.doc }, `Export ${f.label}`);
+    button.addEventListener("click", () => exportAs(f.format, path));
+    return button;
+  });
+  $("#export-buttons").replaceChildren(...buttons("export", "/api/v1/games"));
+  $("#agg-export-buttons").replaceChildren(...buttons("agg-export", "/api/v1/games/aggregate"));
 }
 export async function exportAs(format, path = "/api/v1/games") {
   const params = state();

@@ -1,0 +1,57 @@
+"""Export formats, in one registry: what `?format=` (or an Accept header) asks for, how the engine
+writes it, and what the response says it is. Adding a format is one entry here (and a test); the
+API, its OpenAPI document, /schema, the page's export buttons and the CLI read the list.
+
+JSON is not an export: it is the paged answer (`format=json`, the default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import invalid
+
+JSON = "json"
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # ?format=<name>
+    engine: str  # the engine's output format
+    media_type: str
+    label: str  # as the page's export buttons say it
+    doc: str
+    # Values as the source file writes them (dates as in the CSV, formula-looking text neutralised),
+    # so that an export re-uploads to the same rows; other formats keep the typed values.
+    source_form: bool = False
+    settings: dict = field(default_factory=dict)  # the engine's output settings for this format
+
+
+EXPORTS: dict[str, Format] = {f.name: f for f in (
+    Format("csv", "CSVWithNames", "text/csv; charset=utf-8", "CSV",
+           "CSV with a header row, values as the source file writes them (re-uploads to the same rows)",
+           source_form=True, settings={"format_csv_null_representation": ""}),
+    Format("ndjson", "JSONEachRow", "application/x-ndjson", "NDJSON", "one JSON object per line, typed values"),
+    Format("parquet", "Parquet", "application/vnd.apache.parquet", "Parquet",
+           "Apache Parquet, typed columns (lists as lists, dates as dates), compressed; for pandas, "
+           "DuckDB, Spark", settings={"output_format_parquet_compression_method": "zstd"}),
+)}
+NAMES = (JSON, *EXPORTS)
+
+
+def chosen(asked: str | None, accept: str | None) -> str:
+    """The format of an answer: `?format=` when given, else the first export whose media type the
+    Accept header names, else JSON."""
+    if asked is None:
+        for fmt in EXPORTS.values():
+            if fmt.media_type.split(";")[0] in (accept or ""):
+                return fmt.name
+        return JSON
+    if asked not in NAMES:
+        raise invalid("format", asked, "Unknown format.", list(NAMES))
+    return asked
+
+
+def openapi_content() -> dict:
+    """The 200 response's media types of an endpoint that exports."""
+    return {"application/json": {}, **{f.media_type.split(";")[0]: {} for f in EXPORTS.values()}}
