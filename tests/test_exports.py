@@ -132,7 +132,8 @@ def _typed(value):
 READERS = {
     "csv": lambda body: list(csv.DictReader(io.StringIO(body.decode()))),
     "ndjson": lambda body: [json.loads(line) for line in body.decode().splitlines()],
-    "parquet": lambda body: [{k: _typed(v) for k, v in row.items()} for row in pq.read_table(io.BytesIO(body)).to_pylist()],
+    "parquet": lambda body: [{k: _typed(v) for k, v in row.items()}
+                             for row in pq.read_table(io.BytesIO(body)).to_pylist()],
 }
 TYPED_FIELDS = "app_id,name,release_date,price,genres,rating,windows"
 
