@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from gamelens.api import answers
+
 
 def _page(client, **params):
     r = client.get("/api/v1/games", params=params)
@@ -184,3 +186,51 @@ def test_limits_give_clear_errors(make_client, files):
     upload(client, files.url("sample.csv"))
     r = client.get("/api/v1/games/aggregate", params={"group_by": "name", "limit": 1000})
     assert r.status_code == 400 and r.json()["error"]["code"] == "result_too_large"
+
+
+ANSWERS = [  # (route in /openapi.json, request, declared model)
+    ("/api/v1/games", ("/api/v1/games", {}), answers.Page),
+    ("/api/v1/games", ("/api/v1/games", {"facet": ["genres", "release_year", "price_band"], "limit": 3,
+                                         "sort": "-rating", "fields": "name,rating,release_date"}), answers.Page),
+    ("/api/v1/games", ("/api/v1/games", {"name": "no game is called this"}), answers.Page),
+    ("/api/v1/games/aggregate", ("/api/v1/games/aggregate", {"group_by": "tags,release_year", "top": 3}),
+     answers.Aggregate),
+    ("/api/v1/games/aggregate", ("/api/v1/games/aggregate", {
+        "group_by": "genres,release_year", "series": "Action,Indie",
+        "metrics": "count,growth,median:price,share(rating__gte=0.8)"}), answers.Aggregate),
+    ("/api/v1/games/summary", ("/api/v1/games/summary", {"genres": "indie"}), answers.Summary),
+    ("/api/v1/games/summary", ("/api/v1/games/summary", {"name": "no game is called this"}), answers.Summary),
+    ("/api/v1/schema", ("/api/v1/schema", {}), answers.SchemaDoc),
+]
+
+
+@pytest.mark.parametrize(("route", "request_", "model"), ANSWERS)
+def test_answers_are_what_openapi_declares(sample_client, route, request_, model):
+    """Every JSON answer validates against the model /openapi.json names for it (no member more or fewer),
+    so a generated client's types are true."""
+    declared = sample_client.get("/openapi.json").json()["paths"][route]["get"]["responses"]["200"]
+    assert declared["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model.__name__}")
+    path, params = request_
+    r = sample_client.get(path, params=params)
+    assert r.status_code == 200, r.text
+    model.model_validate(r.json())
+
+
+def test_every_game_is_what_openapi_declares(sample_client, sample_rows):
+    declared = sample_client.get("/openapi.json").json()["paths"]["/api/v1/games/{app_id}"]["get"]["responses"]["200"]
+    assert declared["content"]["application/json"]["schema"]["$ref"].endswith("/Game")
+    for row in sample_rows:
+        game = answers.Game.model_validate(sample_client.get(f"/api/v1/games/{row['app_id']}").json())
+        assert game.app_id == row["app_id"]
+
+
+def test_no_answer_is_untyped_in_openapi(sample_client):
+    """Every JSON success answer names a model: a generated client gets types, not Any."""
+    untyped = []
+    for path, ops in sample_client.get("/openapi.json").json()["paths"].items():
+        for method, op in ops.items():
+            for code, response in op["responses"].items():
+                json_body = response.get("content", {}).get("application/json")
+                if code.startswith("2") and json_body is not None and "$ref" not in json_body.get("schema", {}):
+                    untyped.append(f"{method.upper()} {path} {code}")
+    assert untyped == []

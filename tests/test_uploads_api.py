@@ -5,6 +5,8 @@ import sys
 import threading
 import time
 
+from gamelens.api import answers
+
 from .conftest import (
     AUTH,
     SAMPLE,
@@ -32,6 +34,7 @@ def test_submit_returns_202_and_location_then_progress(client, files):
     r = client.post("/api/v1/uploads", json={"url": files.url("sample.csv")})
     assert r.status_code == 202
     rec = r.json()
+    answers.Upload.model_validate(rec)  # what OpenAPI declares (a route answering JSONResponse is not checked)
     assert r.headers["location"] == f"/api/v1/uploads/{rec['id']}"
     assert rec["state"] == "queued" and rec["url"] == files.url("sample.csv")
     done = wait_state(client, rec["id"], ("succeeded", "failed"))
@@ -40,6 +43,7 @@ def test_submit_returns_202_and_location_then_progress(client, files):
     assert done["bytes_received"] == size and done["bytes_expected"] == size
     assert done["rows_loaded"] == 100 and done["active"] and done["stored"]
     assert len(done["sha256"]) == 64
+    answers.Upload.model_validate(client.post("/api/v1/uploads/sample?wait=true").json())
     assert 0 < done["stored_bytes"] < size  # compressed on disk
     assert {"download", "load", "swap"} <= set(done["timings_ms"]) <= {"download", "load", "swap", "indexes"}
 

@@ -10,6 +10,7 @@ from ..query import formats
 from ..query.run import Explorer, schema_doc
 from ..query.spool import Spool
 from ..settings import Settings
+from . import answers
 from .deps import get_explorer, get_settings
 from .docs import AGGREGATE_PARAMS, FILTERS, ROWS_PARAMS
 
@@ -73,29 +74,31 @@ EXPORTS = {200: {"content": formats.openapi_content(), "description": "JSON, or 
 
 
 @router.get("/games", summary="Rows matching the filters: sorted, paginated, with facets; or exported",
-            openapi_extra={"parameters": ROWS_PARAMS}, responses=EXPORTS)
+            openapi_extra={"parameters": ROWS_PARAMS}, responses=EXPORTS, response_model=answers.Page)
 def games(request: Request, explorer: Reader):
     return _read(request, explorer, "rows")
 
 
 @router.get("/games/aggregate", summary="Group and summarise the matching rows",
-            openapi_extra={"parameters": AGGREGATE_PARAMS}, responses=EXPORTS)
+            openapi_extra={"parameters": AGGREGATE_PARAMS}, responses=EXPORTS, response_model=answers.Aggregate)
 def aggregate(request: Request, explorer: Reader):
     return _read(request, explorer, "aggregate")
 
 
 @router.get("/games/summary", summary="The matching games at a glance: counts, prices, reviews, ratings, "
-            "estimated revenue, price bands, top tags and genres, top games", openapi_extra={"parameters": FILTERS})
+            "estimated revenue, price bands, top tags and genres, top games", openapi_extra={"parameters": FILTERS},
+            response_model=answers.Summary)
 def summary(request: Request, explorer: Reader):
     return _answer(request, explorer, "summary")
 
 
-@router.get("/games/{app_id}", summary="One game by app_id")
+@router.get("/games/{app_id}", summary="One game by app_id", response_model=answers.Game)
 def game(request: Request, app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])],
          explorer: Reader):
     return _answer(request, explorer, "game", [("app_id", str(app_id))])
 
 
-@router.get("/schema", summary="Columns, their operators and examples; buckets and metrics")
+@router.get("/schema", summary="Columns, their operators and examples; buckets and metrics",
+            response_model=answers.SchemaDoc)
 def schema_route(settings: Annotated[Settings, Depends(get_settings)]):
     return schema_doc(settings)

@@ -10,6 +10,7 @@ from ..engine import Engine
 from ..errors import GameLensError
 from ..observe import metrics_text
 from ..store import Store
+from . import answers
 from .auth import principal
 from .deps import get_engine
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", summary="The process is alive", response_model=answers.Status)
 def healthz():
     return {"status": "ok"}
 
@@ -28,7 +29,7 @@ def metrics():
     return Response(metrics_text(), media_type="text/plain; version=0.0.4")
 
 
-@router.get("/readyz", summary="The database answers")
+@router.get("/readyz", summary="The database answers", response_model=answers.Status)
 def readyz(engine: Annotated[Engine, Depends(get_engine)]):
     try:
         Store(engine).ping()

@@ -18,6 +18,7 @@ from ..ingest.jobs import Uploads
 from ..ingest.received import receive_file
 from ..keys import Principal
 from ..settings import Settings
+from . import answers
 from .auth import admin, principal, writer
 from .deps import get_settings, get_uploads
 
@@ -28,7 +29,8 @@ Writes = [Depends(writer)]  # write routes: a reader answers 409 read_only_repli
 Jobs = Annotated[Uploads, Depends(get_uploads)]
 Wait = Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")]
 SAMPLE = files("gamelens") / "data" / "sample_games.csv"
-WAITED = {200: {"description": "With wait=true: the upload ended and succeeded (failures are 413/422)"}}
+WAITED = {200: {"model": answers.Upload,
+                "description": "With wait=true: the upload ended and succeeded (failures are 413/422)"}}
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
@@ -101,7 +103,7 @@ async def _answer(uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
 
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
-             openapi_extra=_BODIES, responses=WAITED, dependencies=Writes)
+             openapi_extra=_BODIES, responses=WAITED, dependencies=Writes, response_model=answers.Upload)
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False):
     guard = request.app.state.guard
@@ -110,7 +112,7 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
 
 
 @router.post("/sample", status_code=202, summary="Load the 100-row sample that ships with GameLens",
-             responses=WAITED, dependencies=Writes)
+             responses=WAITED, dependencies=Writes, response_model=answers.Upload)
 async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = False):
     guard = request.app.state.guard
     guard.limit(guard.uploads, who.name, "uploads")
@@ -118,18 +120,18 @@ async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = 
     return await _answer(uploads, rec, wait)
 
 
-@router.get("", summary="Upload history, newest first")
+@router.get("", summary="Upload history, newest first", response_model=answers.Uploads)
 def list_uploads(uploads: Jobs, who: Caller):
     return {"uploads": [shown_to(who, rec) for rec in uploads.list()], "states": uploads.states()}
 
 
-@router.get("/{upload_id:int}", summary="One upload: state, progress, result")
+@router.get("/{upload_id:int}", summary="One upload: state, progress, result", response_model=answers.Upload)
 def get_upload(upload_id: UploadId, uploads: Jobs, who: Caller):
     return shown_to(who, uploads.get(upload_id))
 
 
 @router.post("/{upload_id:int}/activate", summary="Make a kept older version the active dataset",
-             dependencies=Writes)
+             dependencies=Writes, response_model=answers.Upload)
 def activate(upload_id: UploadId, uploads: Jobs, _: Admin):
     rec = uploads.get(upload_id)  # 404 for an unknown id
     if rec["state"] != "succeeded":  # a running upload's table may exist for a moment before its switch
