@@ -167,7 +167,7 @@ def test_list_substrings_match_over_the_distinct_elements_or_game_by_game(sample
     answers either way."""
     explorer = sample_client.app.state.explorer
     explorer.cache.keep_only("")  # answers computed again, not the first test's
-    monkeypatch.setattr(explorer, "_elements", {})  # read again, under this test's limit
+    monkeypatch.setattr(explorer, "_rankings", {})  # read again, under this test's limit
     if not listed:
         monkeypatch.setattr(run, "ELEMENTS_MAX", 0)
     cases = [c for c in all_cases(schema_doc, oracle_rows) if c[1] == "list" and c[2] in ("contains", "startswith")]
@@ -176,7 +176,59 @@ def test_list_substrings_match_over_the_distinct_elements_or_game_by_game(sample
         assert _ids(sample_client, {f"{name}__{op}": text}) == want, (name, op, text)
     lowcard = {c.name for c in schema.COLUMNS if filters.by_elements(c)}
     assert {name for name, *_ in cases} >= lowcard
-    assert {column for _, column in explorer._elements} == lowcard  # read once each, whichever way they run
+    assert {column for _, column in explorer._rankings} == lowcard  # read once each, whichever way they run
+
+
+def _top(rows: list[dict], column: str, n: int) -> list[tuple[str, int]]:
+    """A list column's n values with the most games (each game once), ties by value."""
+    counts = Counter(v for r in rows for v in set(r[column]))
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_answers_over_the_whole_version_come_from_its_rankings(sample_client, sample_rows, monkeypatch, listed):
+    """Facets, the summary's top tags and genres, and top=N over the whole version come from the
+    version's rankings (read once) without a statement of their own; past ELEMENTS_MAX distinct elements
+    they are counted by a statement each: the same answers either way, and Python's."""
+    explorer = sample_client.app.state.explorer
+    explorer.cache.keep_only("")
+    monkeypatch.setattr(explorer, "_rankings", {})
+    if not listed:
+        monkeypatch.setattr(run, "ELEMENTS_MAX", 0)
+    explorer.warm(sample_client.app.state.uploads.versions.current())  # the rankings, read at a switch
+    explorer.cache.keep_only("")
+    statements = []
+    real_select = explorer._select
+
+    def counted(*args, **kwargs):  # the real engine; the statements are counted
+        statements.append(args[1])
+        return real_select(*args, **kwargs)
+
+    monkeypatch.setattr(explorer, "_select", counted)
+
+    def asked(path, **params):
+        statements.clear()
+        body = sample_client.get(path, params=params).json()
+        return body, len(statements)
+
+    body, ran = asked("/api/v1/games", facet=["genres", "tags"], facet_size=5, limit=1)
+    for name in ("genres", "tags"):
+        assert [(f["value"], f["count"]) for f in body["facets"][name]] == _top(sample_rows, name, 5)
+    assert ran == (2 if listed else 4)  # the page and its total (+ a statement per facet)
+    body, ran = asked("/api/v1/games/summary")
+    assert [(t["value"], t["games"]) for t in body["top_tags"]] == _top(sample_rows, "tags", 10)
+    assert [(t["value"], t["games"]) for t in body["top_genres"]] == _top(sample_rows, "genres", 10)
+    assert ran == (4 if listed else 6)
+    body, ran = asked("/api/v1/games/aggregate", group_by="tags,release_year", top=3)
+    top3 = [v for v, _ in _top(sample_rows, "tags", 3)]
+    assert body["series"] == top3
+    want = Counter((t, int(r["release_date"][:4]) if r["release_date"] else None)
+                   for r in sample_rows for t in set(r["tags"]) if t in top3)
+    assert {(row["tags"], row["release_year"]): row["count"] for row in body["rows"]} == dict(want)
+    assert ran == (1 if listed else 2)
+    filtered, ran = asked("/api/v1/games/aggregate", group_by="tags,release_year", top=3, price__lt=5)
+    assert filtered["series"] == [v for v, _ in _top([r for r in sample_rows if r["price"] < 5], "tags", 3)]
+    assert ran == 2  # filtered: its own top 3 first
 
 
 def col_default(schema_doc, name):

@@ -77,8 +77,8 @@ class Explorer:
         self._kinds = {"rows": (build.parse_rows, self._rows), "aggregate": (build.parse_aggregate, self._aggregate),
                        "summary": (_parse_summary, self._summary), "game": (_parse_game, self._game)}
         versions.on_switch.append(lambda snap: self.cache.keep_only(snap.identity))
-        # (version identity, list column) -> its distinct elements, None when too many (see _elements_of)
-        self._elements: dict[tuple[str, str], list[str] | None] = {}
+        # (version identity, list column) -> its elements by games, None when too many (see _ranking_of)
+        self._rankings: dict[tuple[str, str], list[tuple[str, int]] | None] = {}
         self._closing = threading.Event()
         self._warming: list[threading.Thread] = []
 
@@ -110,16 +110,30 @@ class Explorer:
             bound[filters.ELEMENTS + name + "_listed"] = elements is not None
         return bound
 
-    def _elements_of(self, snap: Snapshot, name: str) -> list[str] | None:
-        """The distinct elements of list column `name` in `snap`'s version, None when there are more
-        than ELEMENTS_MAX; read once per version: a version never changes."""
+    def _ranking_of(self, snap: Snapshot, name: str) -> list[tuple[str, int]] | None:
+        """Every distinct element of list column `name` (one that filters.by_elements) in `snap`'s
+        version with its number of games, most first; None when there are more than ELEMENTS_MAX.
+        Read once per version (a version never changes): the elements serve its filters, the counts
+        serve requests over the whole version (facets, the summary's top lists, top=N)."""
         key = (snap.identity, name)
-        if key not in self._elements:
-            found = self._select(snap, f"SELECT groupUniqArray({ELEMENTS_MAX + 1})(e) FROM {snap.table} "
-                                 f"ARRAY JOIN {ident(name)} AS e", {}).scalar()
-            kept = {k: v for k, v in self._elements.items() if k[0] == snap.identity}  # other versions: gone
-            self._elements = {**kept, key: found if len(found) <= ELEMENTS_MAX else None}
-        return self._elements[key]
+        if key not in self._rankings:
+            found = self._select(snap, build.value_counts_sql(name, snap.table, ELEMENTS_MAX + 1), {}).rows
+            kept = {k: v for k, v in self._rankings.items() if k[0] == snap.identity}  # other versions: gone
+            self._rankings = {**kept, key: [(v, n) for v, n in found] if len(found) <= ELEMENTS_MAX else None}
+        return self._rankings[key]
+
+    def _elements_of(self, snap: Snapshot, name: str) -> list[str] | None:
+        ranking = self._ranking_of(snap, name)
+        if ranking is None:
+            return None
+        return [value for value, _ in ranking]
+
+    def _whole_ranking(self, snap: Snapshot, name: str, where: build.Where) -> list[tuple[str, int]] | None:
+        """`name`'s ranking when a request covers the whole version (no filter) and it is kept; else None."""
+        col = schema.BY_NAME.get(name)
+        if where.sql != build.Where().sql or col is None or not filters.by_elements(col):
+            return None
+        return self._ranking_of(snap, name)
 
     # --- answers (cached) ----------------------------------------------------------------------
 
@@ -205,8 +219,10 @@ class Explorer:
         return answer
 
     def _facet(self, req: build.RowsRequest, name: str, snap: Snapshot, spent: list) -> list[dict]:
-        res = self._select(snap, *build.facet_sql(req, name, snap.table), spent=spent)
-        return [{"value": v, "count": n} for v, n in res.rows]
+        ranking = self._whole_ranking(snap, name, req.where)
+        if ranking is None:
+            ranking = self._select(snap, *build.facet_sql(req, name, snap.table), spent=spent).rows
+        return [{"value": v, "count": n} for v, n in ranking[:req.facet_size]]
 
     def _game(self, app_id: int, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         names = schema.output_names()
@@ -221,6 +237,7 @@ class Explorer:
 
     def _aggregate(self, req: build.AggRequest, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
         spent: list[float] = []
+        self._choose_top(req, snap, spent)
         res = self._select(snap, *build.aggregate_sql(req, snap.table), {"exact_rows_before_limit": 1}, spent)
         total = res.stats.get("rows_before_limit")
         total = len(res.rows) + req.offset if total is None else total
@@ -234,12 +251,32 @@ class Explorer:
         answer["engine_ms"] = round(sum(spent), 2)
         return answer
 
+    def _choose_top(self, req: build.AggRequest, snap: Snapshot, spent: list) -> None:
+        """top=N: the first key's N values with the most games become the series grouped, in rank order
+        (for the whole version, from its ranking)."""
+        if not req.top:
+            return
+        ranking = self._whole_ranking(snap, req.group_by[0], req.where)
+        if ranking is None:
+            req.series = self._select(snap, *build.top_sql(req, snap.table), spent=spent).scalar()
+        else:
+            req.series = [value for value, _ in ranking[:req.top]]
+
     def _summary(self, cond: build.Where, items: list[tuple[str, str]], path: str, snap: Snapshot) -> dict:
-        """One segment at a glance (the matching games), its statements side by side."""
+        """One segment at a glance (the matching games), its statements side by side; over the whole
+        version, its top tags and genres come from their rankings."""
         spent: list[float] = []
+        statements = build.summary_sql(cond, snap.table)
+        names = list(statements)  # the answer's order
+        ranked = {}
+        for part, name in build.SUMMARY_RANKED.items():
+            ranking = self._whole_ranking(snap, name, cond)
+            if ranking is not None:
+                del statements[part]
+                ranked[part] = [{"value": v, "games": n} for v, n in ranking[:build.SUMMARY_TOP]]
         futures = {name: self._parallel.submit(self._select, snap, sql, params, spent=spent)
-                   for name, (sql, params) in build.summary_sql(cond, snap.table).items()}
-        parts = {name: f.result().dicts() for name, f in futures.items()}
+                   for name, (sql, params) in statements.items()}
+        parts = {name: ranked[name] if name in ranked else futures[name].result().dicts() for name in names}
         return {**parts.pop("overview")[0], **parts, "version": snap.upload_id,
                 "est_revenue_note": schema.REVENUE_CAVEAT, "review_multiple": self.settings.review_multiple,
                 "engine_ms": round(max(spent, default=0), 2)}
@@ -263,6 +300,7 @@ class Explorer:
         spool = self.spools.admit(caller)
         try:
             if aggregate_view:
+                self._choose_top(req, snap, [])
                 total = self._select(snap, *build.aggregate_count_sql(req, snap.table)).scalar()
                 sql, params = build.aggregate_export_sql(req, snap.table, limit)
             else:
