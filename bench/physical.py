@@ -61,7 +61,7 @@ print(json.dumps({"seconds": took, "peak_mb": (peak[0] - idle) / 2**20, "parts":
 TABLES = r"""
 import json, statistics, sys, time
 from gamelens.engine import Engine
-from gamelens.query import build
+from gamelens.query import build, rows
 from gamelens.settings import Settings
 from gamelens.store import Store
 e = Engine(Settings(data_dir=sys.argv[1], database="b", query_timeout_s=600), pool_size=1)
@@ -110,10 +110,10 @@ for label, t in tables.items():
     out["parts"][label] = e.select(f"SELECT count() FROM system.parts WHERE database = 'b' AND table = '{t}' "
                                    "AND active", readonly=False).scalar()
 for q, (items, what) in QUERIES.items():
-    req = build.parse_rows(items)
+    req = rows.parse(items)
     row = {}
     for label, t in tables.items():
-        sql, params = build.count_sql(req.where, f"b.{t}") if what == "count" else build.rows_sql(req, f"b.{t}")
+        sql, params = build.count_sql(req.where, f"b.{t}") if what == "count" else rows.rows_sql(req, f"b.{t}")
         row[label] = timed(sql, params)
     out["queries"][q] = row
 # rating stored at load, against its formula computed by the query (schema's SQL, inlined).

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gamelens.api import answers
+from gamelens.query import answers
 
 
 def _page(client, **params):
@@ -29,7 +29,7 @@ def _walk(client, first_params, use_cursor: bool) -> list[dict]:
     raise AssertionError("pagination did not end")
 
 
-# "" and "-app_id": the table's own order, whose offset pages read keys first (query/build.py rows_sql).
+# "" and "-app_id": the table's own order, whose offset pages read keys first (query/rows.py rows_sql).
 @pytest.mark.parametrize("sort", ["-positive,name", "price,-release_date", "-score_rank", "release_date", "",
                                   "-app_id"])
 def test_pages_concatenate_to_the_full_sorted_result(sample_client, sample_rows, sort):

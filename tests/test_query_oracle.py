@@ -198,13 +198,13 @@ def test_answers_over_the_whole_version_come_from_its_rankings(sample_client, sa
     explorer.warm(sample_client.app.state.uploads.versions.current())  # the rankings, read at a switch
     explorer.cache.keep_only("")
     statements = []
-    real_select = explorer._select
+    real_select = explorer.select
 
     def counted(*args, **kwargs):  # the real engine; the statements are counted
         statements.append(args[1])
         return real_select(*args, **kwargs)
 
-    monkeypatch.setattr(explorer, "_select", counted)
+    monkeypatch.setattr(explorer, "select", counted)
 
     def asked(path, **params):
         statements.clear()

@@ -414,13 +414,13 @@ def test_a_read_that_could_outlast_the_grace_is_refused_before_it_starts(make_cl
 
     client = make_client(keep_versions=1, query_pool_size=1, **SHORT_GRACE)
     upload(client, _file(files, "l10.csv", sample_table()[1:11]))
-    real = Explorer._select
+    real = Explorer.select
 
     def slow(self, snap, sql, *args, **kw):
         time.sleep(0.9)
         return real(self, snap, sql, *args, **kw)
 
-    Explorer._select = slow
+    Explorer.select = slow
     try:
         out = {}
         page = "/api/v1/games?limit=1&fields=app_id&facet=genres&facet=tags&facet=categories&facet=developers" \
@@ -432,7 +432,7 @@ def test_a_read_that_could_outlast_the_grace_is_refused_before_it_starts(make_cl
         assert v2["state"] == "succeeded"
         thread.join(60)
     finally:
-        Explorer._select = real
+        Explorer.select = real
     r = out["r"]
     assert r.status_code == 503 and r.json()["error"]["code"] == "busy", r.text
     assert r.headers["retry-after"]

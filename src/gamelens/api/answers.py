@@ -1,168 +1,14 @@
-"""The shapes of the read answers, declared for OpenAPI: a client generated from /openapi.json gets
-typed pages, aggregates, summaries, games and the schema instead of `Any`.
-
-The routes send bytes that query/run.py computed (and the cache keeps), so these models document the
-answers rather than build them; tests/test_query_api.py validates real answers against them (extra
-members forbidden), so the two cannot drift apart. A game's fields come from the schema declaration.
-"""
+"""The shapes of the answers about uploads, keys and health, declared for OpenAPI (the read answers'
+are in query/answers.py): records as clients see them."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
-from .. import records, schema
-
-# The JSON type of each filter family's values (dates as YYYY-MM-DD; decimals as numbers).
-_TYPES: dict[str, Any] = {"number": int, "decimal": float, "float": float, "bool": bool, "date": date,
-                          "string": str, "list": list[str]}
-
-
-class Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _game_fields(required: bool) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for col in schema.COLUMNS:
-        kind = _TYPES[col.kind.filter]
-        kind = kind | None if col.ch_type.startswith("Nullable") or col.virtual else kind
-        fields[col.name] = (kind if required else kind | None, Field(... if required else None, description=col.doc))
-        if col.raw_name:
-            fields[col.raw_name] = (str if required else str | None,
-                                    Field(... if required else None, description=f"{col.name} as written in the CSV"))
-    return fields
-
-
-Game = create_model("Game", __base__=Answer, __doc__="One game: every field.", **_game_fields(True))
-GameFields = create_model("GameFields", __base__=Answer, __doc__="A row of a page: the fields asked for (fields=).",
-                          **_game_fields(False))
-
-
-class Timed(Answer):
-    engine_ms: float = Field(description="the engine's own time (statements run side by side: the longest)")
-    took_ms: float = Field(description="the request's time in the server")
-
-
-class FacetValue(Answer):
-    value: Any
-    count: int
-
-
-class Page(Timed):
-    rows: list[GameFields]
-    total: int = Field(description="rows matching the filters")
-    limit: int
-    offset: int
-    next: str | None = Field(description="the next page's URL (offset, or cursor when paging by cursor)")
-    next_cursor: str | None
-    version: int = Field(description="the upload id of the dataset version read")
-    facets: dict[str, list[FacetValue]] | None = None
-
-
-class Aggregate(Timed):
-    rows: list[dict[str, Any]] = Field(description="one object per group: its group_by keys and its metrics, "
-                                       "named by /schema's metric alias templates")
-    total_groups: int
-    group_by: list[str]
-    metrics: list[str] = Field(description="the metrics' output names, in the order asked")
-    limit: int
-    offset: int
-    next: str | None
-    version: int
-    series: list[Any] | None = Field(None, description="with top=N: the series, in rank order")
-
-
-class PriceBand(Answer):
-    band: str
-    games: int
-
-
-class ValueGames(Answer):
-    value: str
-    games: int
-
-
-class RankedGame(Answer):
-    app_id: int
-    name: str
-    rating: float | None
-    reviews: int
-
-
-class Summary(Timed):
-    games: int
-    share_free: float | None
-    median_price: float | None
-    p90_price: float | None
-    median_reviews: float | None
-    avg_rating: float | None
-    est_revenue: float | None
-    price_bands: list[PriceBand]
-    top_tags: list[ValueGames]
-    top_genres: list[ValueGames]
-    top_rated: list[RankedGame]
-    most_reviewed: list[RankedGame]
-    version: int
-    est_revenue_note: str
-    review_multiple: float
-
-
-class ColumnDoc(Answer):
-    name: str
-    type: str = Field(description="filter family, or raw for a date's source text")
-    doc: str
-    operators: list[str]
-    sortable: bool
-    groupable: bool
-    header: str | None = None
-    clickhouse_type: str | None = None
-    example: str | None = None
-    default_operator: str | None = None
-    operator_docs: dict[str, str] | None = None
-    unit: str | None = None
-    derived: str | None = Field(None, description="virtual (computed by each query) or stored (at load)")
-    formula: str | None = None
-    source: str | None = None
-
-
-class BucketDoc(Answer):
-    name: str
-    doc: str
-    source: str
-    unit: str | None
-
-
-class MetricDoc(Answer):
-    name: str
-    doc: str
-    unit: str | None
-    alias: str = Field(description="the output column's name: {name}, {column}, {operator} filled in")
-    columns: list[str]
-    alias_no_operator: str | None = None
-
-
-class ExportDoc(Answer):
-    format: str
-    media_type: str
-    label: str
-    doc: str
-
-
-class SchemaDoc(Answer):
-    columns: list[ColumnDoc]
-    buckets: list[BucketDoc]
-    metrics: list[MetricDoc]
-    units: dict[str, str]
-    review_multiple: float
-    est_revenue_note: str
-    limits: dict[str, Any]
-    exports: list[ExportDoc]
-
-
-# --- uploads, keys, health: records as clients see them ----------------------------------------
+from .. import records
+from ..query.answers import Answer
 
 
 def _shown(record: type[BaseModel], hidden: set[str]) -> dict[str, Any]:
@@ -171,9 +17,9 @@ def _shown(record: type[BaseModel], hidden: set[str]) -> dict[str, Any]:
 
 
 Upload = create_model("Upload", __base__=Answer, __doc__="One upload: its state, progress and result.",
+                      **_shown(records.UploadRecord, {"path"}),
                       active=(bool, Field(description="its version is the one served")),
-                      stored=(bool, Field(description="its version is kept and can be activated")),
-                      **_shown(records.UploadRecord, {"path"}))
+                      stored=(bool, Field(description="its version is kept and can be activated")))
 Key = create_model("Key", __base__=Answer, __doc__="An API key as listed: never the key itself.",
                    **_shown(records.KeyRecord, {"hash"}))
 

@@ -7,14 +7,15 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..query import formats
-from ..query.run import Explorer, schema_doc
+from ..query.answers import SchemaDoc
+from ..query.endpoint import Endpoint
+from ..query.run import ENDPOINTS, Explorer, schema_doc
 from ..query.spool import Spool
 from ..settings import Settings
-from . import answers
 from .deps import get_explorer, get_settings
-from .docs import AGGREGATE_PARAMS, FILTERS, ROWS_PARAMS
 
 router = APIRouter(prefix="/api/v1", tags=["games"])
+ROWS, AGGREGATE, SUMMARY, GAME = (ENDPOINTS[name] for name in ("rows", "aggregate", "summary", "game"))
 Reader = Annotated[Explorer, Depends(get_explorer)]
 
 
@@ -26,10 +27,11 @@ def _items(request: Request) -> list[tuple[str, str]]:
 CACHING = {"Cache-Control": "private, no-cache"}
 
 
-def _answer(request: Request, explorer: Explorer, kind: str, items: list[tuple[str, str]] | None = None) -> Response:
+def _answer(request: Request, explorer: Explorer, endpoint: Endpoint, items: list[tuple[str, str]] | None = None
+            ) -> Response:
     """A JSON answer with its ETag; 304 when the client's copy (If-None-Match) is current. Whether it
     came from the cache is shown to admins only: it tells which queries other keys asked."""
-    answer = explorer.answer(kind, _items(request) if items is None else items, request.url.path,
+    answer = explorer.answer(endpoint, _items(request) if items is None else items, request.url.path,
                              request.headers.get("if-none-match", ""))
     headers = {"ETag": answer.etag, **CACHING}
     if request.state.principal.is_admin:
@@ -61,44 +63,47 @@ class SpooledResponse(StreamingResponse):
             self.spool.close()
 
 
-def _read(request: Request, explorer: Explorer, kind: str) -> Response:
-    """The JSON answer, or the same query as CSV or NDJSON when asked by ?format= or Accept."""
+def _read(request: Request, explorer: Explorer, endpoint: Endpoint) -> Response:
+    """The JSON answer, or the same query exported when asked by ?format= or Accept."""
     items, accept = _items(request), request.headers.get("accept")
-    if formats.chosen(dict(items).get("format"), accept) == formats.JSON:
-        return _answer(request, explorer, kind, items)
-    spool, media, headers = explorer.export(items, accept, kind == "aggregate", request.state.principal.name)
+    if not endpoint.exports or formats.chosen(dict(items).get("format"), accept) == formats.JSON:
+        return _answer(request, explorer, endpoint, items)
+    spool, media, headers = explorer.export(endpoint, items, accept, request.state.principal.name)
     return SpooledResponse(spool, media, headers, explorer.settings.export_send_timeout_s)
 
 
 EXPORTS = {200: {"content": formats.openapi_content(), "description": "JSON, or the export in the format asked for"}}
 
 
-@router.get("/games", summary="Rows matching the filters: sorted, paginated, with facets; or exported",
-            openapi_extra={"parameters": ROWS_PARAMS}, responses=EXPORTS, response_model=answers.Page)
+def _route(endpoint: Endpoint, summary_text: str):
+    """GET <endpoint.path>: its parameters, its answer's shape and its export formats in OpenAPI."""
+    return router.get(endpoint.path, summary=summary_text, response_model=endpoint.model,
+                      openapi_extra={"parameters": endpoint.openapi_params} if endpoint.openapi_params else None,
+                      responses=EXPORTS if endpoint.exports else None)
+
+
+@_route(ROWS, "Rows matching the filters: sorted, paginated, with facets; or exported")
 def games(request: Request, explorer: Reader):
-    return _read(request, explorer, "rows")
+    return _read(request, explorer, ROWS)
 
 
-@router.get("/games/aggregate", summary="Group and summarise the matching rows",
-            openapi_extra={"parameters": AGGREGATE_PARAMS}, responses=EXPORTS, response_model=answers.Aggregate)
+@_route(AGGREGATE, "Group and summarise the matching rows")
 def aggregate(request: Request, explorer: Reader):
-    return _read(request, explorer, "aggregate")
+    return _read(request, explorer, AGGREGATE)
 
 
-@router.get("/games/summary", summary="The matching games at a glance: counts, prices, reviews, ratings, "
-            "estimated revenue, price bands, top tags and genres, top games", openapi_extra={"parameters": FILTERS},
-            response_model=answers.Summary)
+@_route(SUMMARY, "The matching games at a glance: counts, prices, reviews, ratings, estimated revenue, "
+        "price bands, top tags and genres, top games")
 def summary(request: Request, explorer: Reader):
-    return _answer(request, explorer, "summary")
+    return _read(request, explorer, SUMMARY)
 
 
-@router.get("/games/{app_id}", summary="One game by app_id", response_model=answers.Game)
-def game(request: Request, app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])],
-         explorer: Reader):
-    return _answer(request, explorer, "game", [("app_id", str(app_id))])
+@_route(GAME, "One game by app_id")
+def game(request: Request, app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])], explorer: Reader):
+    return _answer(request, explorer, GAME, [("app_id", str(app_id))])
 
 
 @router.get("/schema", summary="Columns, their operators and examples; buckets and metrics",
-            response_model=answers.SchemaDoc)
+            response_model=SchemaDoc, response_model_exclude_unset=True)
 def schema_route(settings: Annotated[Settings, Depends(get_settings)]):
     return schema_doc(settings)

@@ -1,0 +1,37 @@
+"""GET /api/v1/games/{app_id}: one game, every field."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import schema
+from ..engine import ident
+from ..errors import GameLensError
+from . import answers
+from .build import MAX_LIMIT, field_sql
+from .endpoint import Endpoint, Items
+
+if TYPE_CHECKING:
+    from ..ingest.versions import Snapshot
+    from .run import Explorer
+
+
+class Game(Endpoint):
+    name, path, model = "game", "/games/{app_id}", answers.Game
+    timed = False  # a game's answer is the game alone
+
+    def parse(self, items: Items, accept: str | None = None, max_limit: int = MAX_LIMIT) -> int:
+        return int(dict(items)["app_id"])  # the route has checked it
+
+    def answer(self, reader: Explorer, app_id: int, items: Items, path: str, snap: Snapshot) -> dict:
+        names = schema.output_names()
+        res = reader.select(snap, f"SELECT {', '.join(field_sql(n) for n in names)} FROM {snap.table} "
+                            f"WHERE {ident(schema.KEY)} = {{id:UInt32}} ORDER BY {schema.ROW_COL} LIMIT 1",
+                            {"id": app_id})
+        if not res.rows:
+            raise GameLensError("not_found", f"There is no game with app_id {app_id}.", 404, param="app_id",
+                                value=app_id)
+        return dict(zip(names, res.rows[0], strict=True))
+
+
+ENDPOINT = Game()

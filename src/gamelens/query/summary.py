@@ -1,0 +1,81 @@
+"""GET /api/v1/games/summary: one segment (the games matching the filters) at a glance: counts,
+prices, reviews, ratings, estimated revenue, price bands, top tags and genres, top games."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import schema
+from . import answers, filters, openapi
+from .build import MAX_LIMIT, Where, value_counts, where
+from .endpoint import Endpoint, Items
+
+if TYPE_CHECKING:
+    from ..ingest.versions import Snapshot
+    from .run import Explorer
+
+TOP = 10
+
+
+# The summary's lists of a list column's values by games: for the whole version they are its ranking,
+# which query/run.py reads once per version: then these statements do not run.
+RANKED = {"top_tags": "tags", "top_genres": "genres"}
+
+
+def _col(name: str) -> str:
+    return filters.column_sql(schema.BY_NAME[name])
+
+
+def statements(cond: Where, table: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The statements of GET /games/summary, each over the matching games (run side by side)."""
+    median = schema.METRICS["median"].sql
+    p90 = schema.METRICS["p90"].sql
+    band = schema.BUCKETS["price_band"]
+    t, w, p = table, cond.sql, cond.params
+    top = {"n": TOP}
+    return {
+        "overview": (f"SELECT count() AS games, round(countIf({_col('price')} = 0) / count(), 4) AS share_free, "
+                     f"{median.format(c=_col('price'))} AS median_price, {p90.format(c=_col('price'))} AS p90_price, "
+                     f"{median.format(c=_col('reviews'))} AS median_reviews, "
+                     f"round(avg({_col('rating')}), 4) AS avg_rating, "
+                     f"round(sum({_col('est_revenue')}), 2) AS est_revenue FROM {t} WHERE {w}", p),
+        "price_bands": (f"SELECT {band.expr} AS band, count() AS games FROM {t} WHERE {w} "
+                        f"GROUP BY band ORDER BY min({band.order})", p),
+        **{part: (value_counts(name, t, w, "games") + " LIMIT {n:UInt64}", {**p, **top})
+           for part, name in RANKED.items()},
+        "top_rated": (f"SELECT app_id, name, rating, reviews FROM {t} WHERE ({w}) AND rating IS NOT NULL "
+                      "ORDER BY rating DESC, reviews DESC, app_id ASC LIMIT {n:UInt64}", {**p, **top}),
+        "most_reviewed": (f"SELECT app_id, name, reviews, rating FROM {t} WHERE {w} "
+                          "ORDER BY reviews DESC, app_id ASC LIMIT {n:UInt64}", {**p, **top}),
+    }
+
+
+class Summary(Endpoint):
+    name, path, model = "summary", "/games/summary", answers.Summary
+    openapi_params = openapi.FILTERS
+    warm = [[]]
+
+    def parse(self, items: Items, accept: str | None = None, max_limit: int = MAX_LIMIT) -> Where:
+        return where(items, set())  # every parameter is a filter
+
+    def answer(self, reader: Explorer, cond: Where, items: Items, path: str, snap: Snapshot) -> dict:
+        """Its statements side by side; over the whole version, its top tags and genres come from
+        their rankings."""
+        spent: list[float] = []
+        todo = statements(cond, snap.table)
+        names = list(todo)  # the answer's order
+        ranked = {}
+        for part, name in RANKED.items():
+            ranking = reader.whole_ranking(snap, name, cond)
+            if ranking is not None:
+                del todo[part]
+                ranked[part] = [{"value": v, "games": n} for v, n in ranking[:TOP]]
+        futures = {name: reader.beside(reader.select, snap, sql, params, spent=spent)
+                   for name, (sql, params) in todo.items()}
+        parts = {name: ranked[name] if name in ranked else futures[name].result().dicts() for name in names}
+        return {**parts.pop("overview")[0], **parts, "version": snap.upload_id,
+                "est_revenue_note": schema.REVENUE_CAVEAT, "review_multiple": reader.settings.review_multiple,
+                "engine_ms": round(max(spent, default=0), 2)}
+
+
+ENDPOINT = Summary()
