@@ -113,6 +113,8 @@ class ChdbTransport:
     def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
         if fmt == "Parquet":
             yield from _one_parquet(self._blocks(sql, params, fmt))
+        elif fmt.endswith("WithNames"):
+            yield from _one_header(self._blocks(sql, params, fmt))
         else:
             yield from self._blocks(sql, params, fmt)
 
@@ -172,20 +174,41 @@ class ConnectTransport:
         self._client.close()
 
 
-def _one_parquet(files: Iterator[bytes]) -> Iterator[bytes]:
-    """chDB streams Parquet as one whole file per block; a client expects one file. Each block's rows
-    are written into one file as they come (with pyarrow, a dependency of chDB), so the memory held
-    is a block's."""
-    import pyarrow.parquet as pq  # imported here: only exports of Parquet need it
+def _one_header(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """chDB streams a format with a header row (CSVWithNames) as a whole output per block, each with
+    its header: the header is kept once, from the first block (names are identifiers: one line)."""
+    for i, block in enumerate(blocks):
+        if i == 0:
+            yield block
+        else:
+            yield block.split(b"\n", 1)[1]
 
-    sink, writer = io.BytesIO(), None
+
+# Rows gathered into one Parquet row group (by their size in memory): the engine's blocks are ~1,000
+# rows, and a reader wants fewer, larger groups; the bytes held stay bounded.
+PARQUET_GROUP_BYTES = 16 << 20
+
+
+def _one_parquet(files: Iterator[bytes]) -> Iterator[bytes]:
+    """chDB streams Parquet as one whole file per block; a client expects one file. The blocks' rows
+    are written into one file (with pyarrow, a dependency of chDB) in row groups of about
+    PARQUET_GROUP_BYTES, so the memory held is one group's."""
+    import pyarrow as pa  # imported here: only exports of Parquet need it
+    import pyarrow.parquet as pq
+
+    sink, writer, pending = io.BytesIO(), None, []
     for data in files:
         table = pq.read_table(io.BytesIO(data))
         if writer is None:
             writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
-        writer.write_table(table)
-        yield _taken(sink)
+        pending.append(table)
+        if sum(t.nbytes for t in pending) >= PARQUET_GROUP_BYTES:
+            writer.write_table(pa.concat_tables(pending))
+            pending = []
+            yield _taken(sink)
     if writer is not None:
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
         writer.close()
         yield _taken(sink)
 

@@ -25,13 +25,15 @@ class Format:
     # so that an export re-uploads to the same rows; other formats keep the typed values.
     source_form: bool = False
     settings: dict = field(default_factory=dict)  # the engine's output settings for this format
+    also_accepted: tuple[str, ...] = ()  # other media types an Accept header may name it by
 
 
 EXPORTS: dict[str, Format] = {f.name: f for f in (
     Format("csv", "CSVWithNames", "text/csv; charset=utf-8", "CSV",
            "CSV with a header row, values as the source file writes them (re-uploads to the same rows)",
            source_form=True, settings={"format_csv_null_representation": ""}),
-    Format("ndjson", "JSONEachRow", "application/x-ndjson", "NDJSON", "one JSON object per line, typed values"),
+    Format("ndjson", "JSONEachRow", "application/x-ndjson", "NDJSON", "one JSON object per line, typed values",
+           also_accepted=("application/ndjson", "application/jsonl", "application/json-seq")),
     Format("parquet", "Parquet", "application/vnd.apache.parquet", "Parquet",
            "Apache Parquet, typed columns (lists as lists, dates as dates), compressed; for pandas, "
            "DuckDB, Spark", settings={"output_format_parquet_compression_method": "zstd"}),
@@ -44,7 +46,7 @@ def chosen(asked: str | None, accept: str | None) -> str:
     Accept header names, else JSON."""
     if asked is None:
         for fmt in EXPORTS.values():
-            if fmt.media_type.split(";")[0] in (accept or ""):
+            if any(media in (accept or "") for media in (fmt.media_type.split(";")[0], *fmt.also_accepted)):
                 return fmt.name
         return JSON
     if asked not in NAMES:

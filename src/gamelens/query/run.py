@@ -97,11 +97,14 @@ class Explorer:
         Read once per version (a version never changes): the elements serve its filters, the counts
         serve requests over the whole version (facets, the summary's top lists, top=N)."""
         key = (snap.identity, name)
-        if key not in self._rankings:
-            found = self.select(snap, build.value_counts_sql(name, snap.table, ELEMENTS_MAX + 1), {}).rows
-            kept = {k: v for k, v in self._rankings.items() if k[0] == snap.identity}  # other versions: gone
-            self._rankings = {**kept, key: [(v, n) for v, n in found] if len(found) <= ELEMENTS_MAX else None}
-        return self._rankings[key]
+        known = self._rankings  # replaced whole, never changed in place: threads may read it at any time
+        if key in known:
+            return known[key]
+        found = self.select(snap, build.value_counts_sql(name, snap.table, ELEMENTS_MAX + 1), {}).rows
+        ranking = [(v, n) for v, n in found] if len(found) <= ELEMENTS_MAX else None
+        kept = {k: v for k, v in self._rankings.items() if k[0] == snap.identity}  # other versions: gone
+        self._rankings = {**kept, key: ranking}
+        return ranking
 
     def _elements_of(self, snap: Snapshot, name: str) -> list[str] | None:
         ranking = self._ranking_of(snap, name)
