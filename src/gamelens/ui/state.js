@@ -9,6 +9,9 @@ export const VIEWS = ["explore", "aggregate", "trends", "compare", "upload"];
 export const CONTROL = new Set(["view", "sort", "offset", "limit", "fields", "group_by", "metrics", "cursor", "format",
   "top", "facet", "facet_size", "page", "game", "having", "series", "a", "b"]);
 export const state = () => new URLSearchParams(location.search);
+// Whether the page still shows what `params` asked for: a render whose answers arrive after the user
+// moved on must not draw over the newer one.
+export const isCurrent = (params) => state().toString() === params.toString();
 export function go(params, replace = false, historyState = null) {
   for (const [k, v] of [...params]) if (v === "") params.delete(k);
   const url = `${location.pathname}?${params.toString()}`;

@@ -5,7 +5,7 @@ import { barChart, isWhole, yearChart } from "../charts.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
 import { cell, formatterFor, isBucket, label, plural } from "../format.js";
-import { filterParams, go, page } from "../state.js";
+import { filterParams, go, isCurrent, page } from "../state.js";
 
 export const SHARE_80 = "share(rating__gte=0.8)";
 // Shares offered in the menus (any other share(...) from a link is shown as written).
@@ -79,6 +79,7 @@ export async function renderAggregate(params) {
   // Bars of a measure in its order, or a bucket (years, price bands) in its natural order.
   q.set("sort", params.get("sort") || (isBucket(group) ? group : `-${aliasOf(measure)}`));
   const body = await getJson(`/api/v1/games/aggregate?${q}`);
+  if (!isCurrent(params)) return;  // the user moved on meanwhile: the newer render draws
   const alias = aliasOf(measure);  // the chart's measure; the table shows every metric
   $("#agg-table").dataset.query = q.toString();
   const names = [...body.group_by, ...body.metrics];

@@ -4,7 +4,7 @@ import { getJson } from "../api.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
 import { fmtMoney, fmtNumber, fmtPercent } from "../format.js";
-import { go, state } from "../state.js";
+import { go, isCurrent, state } from "../state.js";
 
 // Ready-made pairs of segments for Compare (each a query string of filters).
 export const COMPARISONS = [["Free vs paid", "price=0", "price__gt=0"], ["Indie vs not", "genres__has=Indie", "genres__ne=Indie"],
@@ -30,6 +30,7 @@ export async function renderCompare(params) {
   const match = COMPARISONS.find(([, x, y]) => x === a && y === b);
   $("#compare-preset").value = match ? `${a}|${b}` : "";
   const [sa, sb] = await Promise.all([a, b].map((q) => getJson(`/api/v1/games/summary?${q}`)));
+  if (!isCurrent(params)) return;  // another pair was chosen meanwhile: its render draws the table
   const rows = [["games", "Games", fmtNumber], ["share_free", "Free", fmtPercent], ["median_price", "Median price", fmtMoney],
     ["median_reviews", "Median reviews", fmtNumber], ["avg_rating", "Average rating", fmtPercent],
     ["est_revenue", "Est. revenue", fmtMoney]];

@@ -4,7 +4,7 @@ import { api, getJson, getSideJson } from "../api.js";
 import { $, el, showMessage } from "../dom.js";
 import { clearFilters } from "../filters.js";
 import { cell, column, fmtMoney, fmtNumber, fmtPercent, hint, isNumeric, label, plural } from "../format.js";
-import { filterParams, go, page, state } from "../state.js";
+import { filterParams, go, isCurrent, page, state } from "../state.js";
 
 export const DEFAULT_FIELDS = ["name", "release_date", "price", "reviews", "rating", "est_owners", "genres"];
 export function chosenFields(params) {
@@ -32,6 +32,7 @@ export async function renderExplore(params) {
   if (!q.get("limit")) q.set("limit", "50");
   renderSummary(params);
   const body = await getJson(`/api/v1/games?${q}`);
+  if (!isCurrent(params)) return;  // the user moved on meanwhile: the newer render draws
   const sort = params.get("sort") || "";
   $("#results thead").replaceChildren(el("tr", {}, ...shown.map((f, i) => {
     const col = column(f);

@@ -5,7 +5,7 @@ import { isWhole, lineChart, yearRange } from "../charts.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
 import { cell, formatterFor, label } from "../format.js";
-import { filterParams, go } from "../state.js";
+import { filterParams, go, isCurrent } from "../state.js";
 
 export const TREND_DIMS = ["genres", "tags", "categories", "developers", "publishers"];
 export const TREND_METRICS = [["count", "Games"], ["growth", "Growth in games vs the year before"],
@@ -51,6 +51,7 @@ export async function renderTrends(params) {
   else if (dim) q.set("top", top);
   else q.set("sort", "release_year");
   const body = await getJson(`/api/v1/games/aggregate?${q}`);
+  if (!isCurrent(params)) return;  // the user moved on meanwhile: the newer render draws
   const alias = body.metrics[0];
   const rows = body.rows.filter((r) => r.release_year !== null);
   const names = dim ? (chosen ? chosen.split(",").filter((n) => rows.some((r) => r[dim] === n)) : body.series || [])
