@@ -241,9 +241,9 @@ def value_counts(name: str, table: str, cond: str, count: str = "count", having:
     return f"{source} GROUP BY value HAVING {having} ORDER BY {count} DESC, value ASC"
 
 
-def value_counts_sql(name: str, table: str, limit: int) -> str:
+def value_counts_sql(name: str, table: str, limit: int) -> tuple[str, dict[str, Any]]:
     """Every value of `name` over the whole version with its number of games, most first (at most `limit`)."""
-    return value_counts(name, table, "1") + f" LIMIT {int(limit)}"
+    return value_counts(name, table, "1") + " LIMIT {lim:UInt64}", {"lim": limit}
 
 
 def page_url(path: str, items: list[tuple[str, str]], **changes: Any) -> str:

@@ -100,7 +100,7 @@ class Explorer:
         known = self._rankings  # replaced whole, never changed in place: threads may read it at any time
         if key in known:
             return known[key]
-        found = self.select(snap, build.value_counts_sql(name, snap.table, ELEMENTS_MAX + 1), {}).rows
+        found = self.select(snap, *build.value_counts_sql(name, snap.table, ELEMENTS_MAX + 1)).rows
         ranking = [(v, n) for v, n in found] if len(found) <= ELEMENTS_MAX else None
         kept = {k: v for k, v in self._rankings.items() if k[0] == snap.identity}  # other versions: gone
         self._rankings = {**kept, key: ranking}

@@ -92,5 +92,6 @@ export async function renderAggregate(params) {
   const years = filterParams(params);
   years.set("group_by", "release_year"); years.set("sort", "release_year"); years.set("limit", "500");
   const byYear = await getSideJson(`/api/v1/games/aggregate?${years}`);
+  if (!isCurrent(params)) return;
   yearChart($("#year-chart"), (byYear.rows || []).filter((r) => r.release_year !== null).map((r) => [r.release_year, r.count]));
 }

@@ -111,6 +111,7 @@ export async function renderSummary(params) {
   const box = $("#summary");
   try {
     const s = await getSideJson(`/api/v1/games/summary?${filterParams(params)}`);
+    if (!isCurrent(params)) return;  // the user moved on meanwhile: the newer render draws
     if (s.error) { box.replaceChildren(); return; }
     box.dataset.games = s.games;
     if (!s.games) {  // no blank cards, $0.00 or "none": say so, and offer the way out
