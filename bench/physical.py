@@ -10,6 +10,10 @@ the engine alone (chDB), from the same generated file, in the same run.
    granularity (8192); each query is timed on them (median of 7, condition cache off).
 3. On the finished table: `rating` stored at load (as GameLens does) against the same formula
    computed by the query from `positive` and `negative`.
+4. "finishing peak RSS": the loaded table finished as GameLens does (versions.finish: one merge, then
+   each index written on its own, the allocator's freed pages released between steps) against the
+   indexes built in the merge (declared before one OPTIMIZE FINAL); each in a fresh process, peak RSS
+   over that process's RSS before it loaded the same file.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ print(json.dumps({"seconds": took, "peak_mb": (peak[0] - idle) / 2**20, "parts":
 TABLES = r"""
 import json, statistics, sys, time
 from gamelens.engine import Engine
+from gamelens.ingest import physical
 from gamelens.query import build, rows
 from gamelens.settings import Settings
 from gamelens.store import Store
@@ -73,9 +78,10 @@ def copy(name, finish, granularity=1024, indexes=True):
     e.execute(f"ALTER TABLE b.{name} ATTACH PARTITION tuple() FROM b.loaded")
     if finish:
         t = time.perf_counter()
-        if indexes:
-            Store(e).add_indexes(name)
-        Store(e).merge(name)
+        store = Store(e)
+        store.merge(name)
+        for index in physical.INDEXES if indexes else ():
+            store.build_index(name, index)
         return time.perf_counter() - t
 tables = {"as loaded": "loaded"}
 finish_s = copy("finished", True)
@@ -132,6 +138,45 @@ out["derived"] = {q: {"stored": timed(sql.format(r="`rating`"), {}), "query time
 print(json.dumps(out))
 """
 
+# Load the file, then finish the table one way; peak RSS of the finish over the RSS before the load
+# (what bench/ingest.py's "finishing peak - idle" counts in a server).
+FINISH = r"""
+import json, os, sys, threading, time
+import psutil
+from gamelens.engine import Engine, ident
+from gamelens.ingest import load, physical
+from gamelens.ingest.download import open_file
+from gamelens.ingest.versions import Versions
+from gamelens.settings import Settings
+from gamelens.store import SYNC, Store
+s = Settings(data_dir=sys.argv[1], database="gamelens", max_upload_mb=100000, query_timeout_s=600)
+e = Engine(s, pool_size=2)
+store = Store(e)
+store.create_database()
+proc = psutil.Process(os.getpid())
+before = proc.memory_info().rss
+with open_file(sys.argv[2], s) as stream:
+    load.load(e, 1, stream, 0)
+e.execute("RENAME TABLE gamelens.stage_1 TO gamelens.games_v1")
+if sys.argv[3] != "in the merge":
+    e.release_memory()  # as the upload worker does after a load
+peak = [proc.memory_info().rss]
+def sample():
+    while True:
+        peak[0] = max(peak[0], proc.memory_info().rss); time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
+t = time.perf_counter()
+if sys.argv[3] == "in the merge":
+    added = ", ".join(f"ADD INDEX {i} {ident(c)} TYPE {k}" for i, (c, k) in physical.INDEXES.items())
+    e.execute(f"ALTER TABLE gamelens.games_v1 {added}", settings=SYNC)
+    store.merge("games_v1")
+else:
+    Versions(e).finish(1)
+took = time.perf_counter() - t
+print(json.dumps({"seconds": took, "peak_mb": (peak[0] - before) / 2**20}), flush=True)
+os._exit(0)  # chDB's own shutdown can crash once the sampler thread is running; the figures are out
+"""
+
 
 def child(code: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
@@ -158,6 +203,11 @@ def main(mb: float) -> None:
     for q, row in res["queries"].items():
         print(f"| {q} | " + " | ".join(f"{row[k]:.1f}" for k in labels)
               + f" | {row['as loaded'] / row['finished (GameLens)']:.2f} |")
+    print("\n| finishing peak RSS | seconds | peak RSS over the RSS before the load, MB |\n|---|---|---|")
+    for way in ("GameLens: one merge, then each index on its own, memory released between steps", "in the merge"):
+        with tempfile.TemporaryDirectory() as d:
+            r = child(FINISH, d, str(path), way)
+        print(f"| {way} | {r['seconds']:.1f} | {r['peak_mb']:.0f} |")
     print("\n| rating, ms | stored at load | computed by the query | query time / stored |\n|---|---|---|---|")
     for q, row in res["derived"].items():
         print(f"| {q} | {row['stored']:.1f} | {row['query time']:.1f} | {row['query time'] / row['stored']:.2f} |")

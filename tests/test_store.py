@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from gamelens.engine import SUPPORT_IS_DISABLED, Engine, Result
 from gamelens.errors import EngineError
-from gamelens.ingest import load
+from gamelens.ingest import load, physical
 from gamelens.store import Store
 
 from .conftest import make_settings, sample_table, upload, write_csv
@@ -36,6 +36,22 @@ def test_bi_users_view_follows_every_switch(make_client, files):
     columns = [r[0] for r in engine.select("SELECT name FROM system.columns WHERE database = {db:String} AND "
                                            "table = 'games'", {"db": engine.db}).rows]
     assert "_row" not in columns and "_bad" not in columns and "rating" in columns
+
+
+def test_a_finished_version_is_one_part_with_every_index_written(make_client, files):
+    """After the switch the version is merged into one part, then each declared index is written
+    (versions.finish): declared and not written, an index would answer nothing from its files."""
+    client = make_client()
+    rec = upload(client, _file(files, "v30.csv", 30))  # waits for the indexes
+    assert rec["indexes"] == "ready", rec
+    engine = client.app.state.engine
+    where = {"db": engine.db, "t": f"games_v{rec['id']}"}
+    parts = engine.select("SELECT count() FROM system.parts WHERE database = {db:String} AND table = {t:String} "
+                          "AND active", where, readonly=False).scalar()
+    written = dict(engine.select("SELECT name, data_compressed_bytes FROM system.data_skipping_indices "
+                                 "WHERE database = {db:String} AND table = {t:String}", where, readonly=False).rows)
+    assert parts == 1
+    assert set(written) == set(physical.INDEXES) and all(size > 0 for size in written.values()), written
 
 
 def test_a_server_without_text_indexes_serves_the_same_answers(make_client, files):

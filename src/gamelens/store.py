@@ -141,18 +141,19 @@ class Store:
         self.t.execute(f"CREATE TABLE {self.q(name)} ({', '.join(cols)}) ENGINE = {self._engine()} "
                        f"ORDER BY {ident(schema.KEY)} SETTINGS {settings} COMMENT {_lit(comment)}")
 
-    def add_indexes(self, name: str) -> None:
-        """Declare the text indexes (built by the merge that follows: see physical.py)."""
-        added = ", ".join(f"ADD INDEX IF NOT EXISTS {index} {ident(col)} TYPE {kind}"
-                          for index, (col, kind) in physical.INDEXES.items())
-        self.t.execute(f"ALTER TABLE {self.q(name)} {added}", settings=SYNC)
-
     def merge(self, name: str) -> None:
-        """Allow merges again and merge every part into one (which builds the declared indexes).
-        Idempotent: run again after a stop, it finishes the job."""
+        """Allow merges again and merge every part into one. Idempotent: run again after a stop, it
+        finishes the job."""
         merges = ", ".join(f"{k} = {v}" for k, v in physical.MERGE_SETTINGS.items())
         self.t.execute(f"ALTER TABLE {self.q(name)} MODIFY SETTING {merges}", settings=SYNC)
         self.t.execute(f"OPTIMIZE TABLE {self.q(name)} FINAL", settings=SYNC)
+
+    def build_index(self, name: str, index: str) -> None:
+        """Declare one text index (physical.INDEXES) and write it for the table's part. Idempotent."""
+        col, kind = physical.INDEXES[index]
+        table = self.q(name)
+        self.t.execute(f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS {index} {ident(col)} TYPE {kind}", settings=SYNC)
+        self.t.execute(f"ALTER TABLE {table} MATERIALIZE INDEX {index}", settings=SYNC)
 
     def copy_table(self, source: str, copy: str) -> None:
         """A table like `source` holding its parts by hard links (no data is copied)."""

@@ -277,6 +277,7 @@ class Uploads:
         result = None
         try:
             result = self._read(rec)
+            self.worker.release_memory()  # what the load freed, before the warm-up and the index build
             t1 = time.monotonic()
             if rec.state == "interrupted":  # shutdown gave up on it while it loaded: never switch to it
                 self.versions.discard(rec.id)

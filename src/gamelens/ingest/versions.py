@@ -31,7 +31,7 @@ from ..engine import INDEXES_UNSUPPORTED, Engine
 from ..errors import EngineError, GameLensError
 from ..records import IndexState
 from ..store import LEGACY_ACTIVE, UPLOAD_CLAIM, WRITER_LOCK, Store
-from . import migrations
+from . import migrations, physical
 
 log = logging.getLogger(__name__)
 
@@ -270,19 +270,22 @@ class Versions:
             log.warning("pointing the view %s at upload %s failed: %s", LEGACY_ACTIVE, upload_id, exc.code)
 
     def finish(self, upload_id: int) -> IndexState:
-        """Give a served version its final layout: one part, with its indexes (see physical.py).
-        Readers keep reading meanwhile; their answers stay the same. On a server without the text
-        indexes, the part is merged all the same: `unsupported` (answers are the same, slower)."""
-        state: IndexState = "ready"
-        try:
-            self.store.add_indexes(version_name(upload_id))
-        except EngineError as exc:
-            if exc.engine_code not in INDEXES_UNSUPPORTED:
-                raise
-            log.warning("this ClickHouse server cannot build the text indexes (code %s)", exc.engine_code)
-            state = "unsupported"
-        self.store.merge(version_name(upload_id))
-        return state
+        """Give a served version its final layout: one part, then its indexes, one at a time (see
+        physical.py). Readers keep reading meanwhile; their answers stay the same. On a server without
+        the text indexes, the part is merged all the same: `unsupported` (answers are the same, slower)."""
+        name = version_name(upload_id)
+        self.store.merge(name)
+        self.writer.release_memory()
+        for index in physical.INDEXES:
+            try:
+                self.store.build_index(name, index)
+            except EngineError as exc:
+                if exc.engine_code not in INDEXES_UNSUPPORTED:
+                    raise
+                log.warning("this ClickHouse server cannot build the text indexes (code %s)", exc.engine_code)
+                return "unsupported"
+            self.writer.release_memory()
+        return "ready"
 
     # --- dropping by the server's clock -----------------------------------------------------------
 
