@@ -286,3 +286,50 @@ def test_chosen_series_and_growth_against_the_year_before(model_client, generate
 def test_series_and_growth_are_used_as_meant(model_client, params, code):
     r = model_client.get("/api/v1/games/aggregate", params=params)
     assert r.status_code == 400 and r.json()["error"]["code"] == code, r.text
+
+
+def _lists_repeated(files, repeat: bool) -> tuple[str, list[dict]]:
+    """The sample; with `repeat`, its first game lists a genre and a tag twice (Indie, Action)."""
+    table = sample_table()
+    h, rows = table[0], [list(r) for r in table[1:]]
+    if repeat:
+        rows[0][h.index("Genres")] = "Indie,Action,Indie"
+        rows[0][h.index("Tags")] = "Action,Indie,Action,Casual"
+    name = f"lists-{'repeated' if repeat else 'plain'}.csv"
+    (files.root / name).write_bytes(write_csv([h, *rows]))
+    return files.url(name), [python_row(dict(zip(h, r, strict=True))) for r in rows]
+
+
+@pytest.mark.parametrize("repeat", [True, False], ids=["a game repeats a tag", "no game repeats one"])
+def test_a_game_counts_once_for_an_element_it_lists_twice(make_client, files, repeat):
+    """Groups, facets, the summary's lists and top=N count games: a game that lists Action twice
+    counts once for Action, with or without filters. Where no game of the version repeats an element,
+    the statements skip keeping each element once (build.join_elements): the same answers, cheaper."""
+    url, rows = _lists_repeated(files, repeat)
+    client = make_client()
+    upload(client, url)
+    explorer = client.app.state.explorer
+    unrepeated = explorer.unrepeated(client.app.state.uploads.versions.current())
+    assert ({"genres", "tags"} & unrepeated) == (set() if repeat else {"genres", "tags"})
+
+    def games(col, members):
+        return Counter(e for r in members for e in set(r[col]))
+
+    for filters, members in (({}, rows), ({"price__gte": "0"}, [r for r in rows if r["price"] >= 0]),
+                             ({"name": "a"}, [r for r in rows if "a" in r["name"].lower()])):
+        for col in ("genres", "tags"):
+            want = games(col, members)
+            body = client.get("/api/v1/games/aggregate", params={"group_by": col, "limit": 1000, **filters}).json()
+            assert {g[col]: g["count"] for g in body["rows"]} == want, (col, filters)
+            facets = client.get("/api/v1/games", params={"facet": col, "facet_size": 100, "limit": 1,
+                                                         **filters}).json()["facets"][col]
+            assert len(facets) == min(100, len(want)), (col, filters)
+            assert {f["value"]: f["count"] for f in facets} == {f["value"]: want[f["value"]] for f in facets}
+            trend = client.get("/api/v1/games/aggregate", params={"group_by": f"{col},release_year", "top": 2,
+                                                                  **filters}).json()
+            years = Counter((e, r["release_date"][:4]) for r in members if r["release_date"] for e in set(r[col]))
+            assert {(g[col], str(g["release_year"])): g["count"] for g in trend["rows"]
+                    if g["release_year"] is not None} == {k: n for k, n in years.items() if k[0] in trend["series"]}
+        summary = client.get("/api/v1/games/summary", params=filters).json()
+        assert {t["value"]: t["games"] for t in summary["top_tags"]} == dict(
+            sorted(games("tags", members).items(), key=lambda kv: (-kv[1], kv[0]))[:len(summary["top_tags"])])

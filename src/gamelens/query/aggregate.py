@@ -74,8 +74,11 @@ class AggRequest:
     limited: bool = False  # the client gave a limit (an export then stops there, not at the cap)
     top: int | None = None  # keep only the first key's top N values (by games), e.g. for trends
     # Keep only these values of the first key: chosen (series=), or with top=N its N values, found
-    # first (Aggregate.choose_top) and listed in rank order.
+    # first (Aggregate.prepare) and listed in rank order.
     series: list[str] | None = None
+    # List columns no game of the version read repeats an element of (set with the version's
+    # facts before the SQL is built: Aggregate.prepare; see build.join_elements).
+    unrepeated: frozenset[str] = frozenset()
 
 
 _SHARE = re.compile(r"^share\((.*)\)$", re.S)
@@ -266,7 +269,7 @@ def _grouped(req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
         params.update(m.params)
     joins, conds = "", []
     for i, g in enumerate(g for g in req.group_by if is_list(g)):
-        join, once = join_elements(g, i)
+        join, once = join_elements(g, i, repeats=g not in req.unrepeated)
         joins += join
         conds.append(once)
     # Before grouping: only the chosen values of the first key (series=, or top=N's) are grouped at all.
@@ -274,7 +277,7 @@ def _grouped(req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
         conds.append(f"{_as_text(req.group_by[0])} IN {{series:Array(String)}}")
         params["series"] = req.series
     elif req.top:
-        raise ValueError("top=N is grouped once its values are known (Aggregate.choose_top sets series)")
+        raise ValueError("top=N is grouped once its values are known (Aggregate.prepare sets series)")
     chosen = f" WHERE {' AND '.join(conds)}" if conds else ""
     window = ""
     if any(m.window for m in req.metrics):  # each series' previous year (growth)
@@ -299,7 +302,8 @@ def top_sql(req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
     before the groups, which then cover those N values only: a set of constants, not a scalar
     subquery the grouping statement waits on (160 -> 72 ms grouping the top-8 tags by year at 500 MB)."""
     # No NULL among them: NULL is not a series (groupArray would drop it, and N series would be N - 1).
-    ranked = value_counts(req.group_by[0], table, req.where.sql, having="value IS NOT NULL")
+    first = req.group_by[0]
+    ranked = value_counts(first, table, req.where.sql, having="value IS NOT NULL", repeats=first not in req.unrepeated)
     return (f"SELECT groupArray(toString(value)) FROM ({ranked} LIMIT {{top:UInt64}})",
             {**req.where.params, "top": req.top})
 
@@ -363,7 +367,7 @@ class Aggregate(Endpoint):
 
     def answer(self, reader: Explorer, req: AggRequest, items: Items, path: str, snap: Snapshot) -> dict:
         spent: list[float] = []
-        self.choose_top(reader, req, snap, spent)
+        self.prepare(reader, req, snap, spent)
         res = reader.select(snap, *page_sql(req, snap.table), {"exact_rows_before_limit": 1}, spent)
         total = res.stats.get("rows_before_limit")
         total = len(res.rows) + req.offset if total is None else total
@@ -378,9 +382,11 @@ class Aggregate(Endpoint):
         return answer
 
     @staticmethod
-    def choose_top(reader: Explorer, req: AggRequest, snap: Snapshot, spent: list) -> None:
-        """top=N: the first key's N values with the most games become the series grouped, in rank order
-        (for the whole version, from its ranking: query/run.py)."""
+    def prepare(reader: Explorer, req: AggRequest, snap: Snapshot, spent: list) -> None:
+        """What the statements need to know of the version read: its list columns that repeat no
+        element; with top=N, the first key's N values with the most games, which become the series
+        grouped, in rank order (for the whole version, from its ranking: query/run.py)."""
+        req.unrepeated = reader.unrepeated(snap)
         if not req.top:
             return
         ranking = reader.whole_ranking(snap, req.group_by[0], req.where)
@@ -390,7 +396,7 @@ class Aggregate(Endpoint):
             req.series = [value for value, _ in ranking[:req.top]]
 
     def prepare_export(self, reader: Explorer, req: AggRequest, snap: Snapshot) -> None:
-        self.choose_top(reader, req, snap, [])
+        self.prepare(reader, req, snap, [])
 
     def export_count(self, req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
         return groups_count_sql(req, table)

@@ -134,8 +134,8 @@ def export_sql(req: RowsRequest, table: str, limit: int) -> tuple[str, dict[str,
     return sql, {**cond.params, "lim": limit, "off": req.offset}
 
 
-def facet_sql(req: RowsRequest, name: str, table: str) -> tuple[str, dict[str, Any]]:
-    sql = value_counts(name, table, req.where.sql) + " LIMIT {fsize:UInt64}"
+def facet_sql(req: RowsRequest, name: str, table: str, repeats: bool = True) -> tuple[str, dict[str, Any]]:
+    sql = value_counts(name, table, req.where.sql, repeats=repeats) + " LIMIT {fsize:UInt64}"
     return sql, {**req.where.params, "fsize": req.facet_size}
 
 
@@ -198,7 +198,8 @@ class Rows(Endpoint):
     def _facet(reader: Explorer, req: RowsRequest, name: str, snap: Snapshot, spent: list) -> list[dict]:
         ranking = reader.whole_ranking(snap, name, req.where)
         if ranking is None:
-            ranking = reader.select(snap, *facet_sql(req, name, snap.table), spent=spent).rows
+            repeats = name not in reader.unrepeated(snap)
+            ranking = reader.select(snap, *facet_sql(req, name, snap.table, repeats), spent=spent).rows
         return [{"value": v, "count": n} for v, n in ranking[:req.facet_size]]
 
     def check_export(self, req: RowsRequest) -> None:

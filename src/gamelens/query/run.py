@@ -10,7 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -34,6 +34,13 @@ WARM = {e.name: e.warm for e in ENDPOINTS.values() if e.warm}
 ELEMENTS_MAX = 20_000
 
 
+class _Ranking(NamedTuple):
+    """A list column's elements over a whole version (Explorer._read_ranking)."""
+
+    counts: list[tuple[str, int]] | None  # (element, games), most first; None past ELEMENTS_MAX
+    repeats: bool  # some game lists an element twice (True when not known)
+
+
 @dataclass
 class Answer:
     etag: str
@@ -54,8 +61,8 @@ class Explorer:
         self.spools = Spools(settings.data_dir / "tmp", settings)
         self.cache = Cache(settings.cache_mb << 20, settings.cache_entries)
         versions.on_switch.append(lambda snap: self.cache.keep_only(snap.identity))
-        # (version identity, list column) -> its elements by games, None when too many (see _ranking_of)
-        self._rankings: dict[tuple[str, str], list[tuple[str, int]] | None] = {}
+        # (version identity, list column) -> its elements by games, and whether a game repeats one
+        self._rankings: dict[tuple[str, str], _Ranking] = {}
         self._closing = threading.Event()
         self._warming: list[threading.Thread] = []
 
@@ -96,12 +103,24 @@ class Explorer:
         version with its number of games, most first; None when there are more than ELEMENTS_MAX.
         Read once per version (a version never changes): the elements serve its filters, the counts
         serve requests over the whole version (facets, the summary's top lists, top=N)."""
+        return self._read_ranking(snap, name).counts
+
+    def unrepeated(self, snap: Snapshot) -> frozenset[str]:
+        """The list columns in which no game of `snap`'s version lists an element twice: their groups
+        need not keep each element once per game (build.join_elements). Known from the rankings."""
+        return frozenset(col.name for col in schema.COLUMNS
+                         if filters.by_elements(col) and not self._read_ranking(snap, col.name).repeats)
+
+    def _read_ranking(self, snap: Snapshot, name: str) -> _Ranking:
         key = (snap.identity, name)
         known = self._rankings  # replaced whole, never changed in place: threads may read it at any time
         if key in known:
             return known[key]
-        found = self.select(snap, *build.value_counts_sql(name, snap.table, ELEMENTS_MAX + 1)).rows
-        ranking = [(v, n) for v, n in found] if len(found) <= ELEMENTS_MAX else None
+        found = self.select(snap, *build.ranking_sql(name, snap.table, ELEMENTS_MAX + 1)).rows
+        if len(found) > ELEMENTS_MAX:
+            ranking = _Ranking(None, True)  # unknown: as if repeated
+        else:
+            ranking = _Ranking([(v, n) for v, n, _ in found], any(repeated for _, _, repeated in found))
         kept = {k: v for k, v in self._rankings.items() if k[0] == snap.identity}  # other versions: gone
         self._rankings = {**kept, key: ranking}
         return ranking

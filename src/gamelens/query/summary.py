@@ -26,8 +26,10 @@ def _col(name: str) -> str:
     return filters.column_sql(schema.BY_NAME[name])
 
 
-def statements(cond: Where, table: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The statements of GET /games/summary, each over the matching games (run side by side)."""
+def statements(cond: Where, table: str, unrepeated: frozenset[str] = frozenset()
+               ) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The statements of GET /games/summary, each over the matching games (run side by side);
+    `unrepeated`: list columns no game repeats an element of (build.join_elements)."""
     median = schema.METRICS["median"].sql
     p90 = schema.METRICS["p90"].sql
     band = schema.BUCKETS["price_band"]
@@ -41,7 +43,8 @@ def statements(cond: Where, table: str) -> dict[str, tuple[str, dict[str, Any]]]
                      f"round(sum({_col('est_revenue')}), 2) AS est_revenue FROM {t} WHERE {w}", p),
         "price_bands": (f"SELECT {band.expr} AS band, count() AS games FROM {t} WHERE {w} "
                         f"GROUP BY band ORDER BY min({band.order})", p),
-        **{part: (value_counts(name, t, w, "games") + " LIMIT {n:UInt64}", {**p, **top})
+        **{part: (value_counts(name, t, w, "games", repeats=name not in unrepeated) + " LIMIT {n:UInt64}",
+                  {**p, **top})
            for part, name in RANKED.items()},
         "top_rated": (f"SELECT app_id, name, rating, reviews FROM {t} WHERE ({w}) AND rating IS NOT NULL "
                       "ORDER BY rating DESC, reviews DESC, app_id ASC LIMIT {n:UInt64}", {**p, **top}),
@@ -62,7 +65,7 @@ class Summary(Endpoint):
         """Its statements side by side; over the whole version, its top tags and genres come from
         their rankings."""
         spent: list[float] = []
-        todo = statements(cond, snap.table)
+        todo = statements(cond, snap.table, reader.unrepeated(snap))
         names = list(todo)  # the answer's order
         ranked = {}
         for part, name in RANKED.items():
