@@ -462,3 +462,31 @@ def test_an_upload_that_has_not_succeeded_cannot_be_activated(make_client, files
     fault.remove()
     del uploads.versions.discard
     assert_serves(client, v1["id"], 10)
+
+
+@pytest.mark.parametrize("age,beside", [(0.75, True), (1.5, False)], ids=["half-way", "stale"])
+def test_a_request_waits_for_the_pointer_only_once_its_copy_is_stale(make_client, files, age, beside):
+    """Past half of REFRESH_S, a request reads the copy it has and the pointer is read on a thread
+    beside it (a server being read never makes a request wait ~7 ms for it); past REFRESH_S, the
+    request reads it itself. Either way the copy is then fresh."""
+    from dataclasses import replace
+
+    client = make_client()
+    upload(client, _file(files, "r10.csv", sample_table()[1:11]))
+    versions, engine = client.app.state.uploads.versions, engine_of(client)
+    real, readers = engine.select, []
+
+    def select(sql, *args, **kw):
+        if "active_version" in sql:
+            readers.append(threading.current_thread().name)
+        return real(sql, *args, **kw)
+
+    versions._seen = replace(versions._seen, read_at=time.monotonic() - age)
+    engine.select = select
+    try:
+        assert client.get("/api/v1/games", params={"name": "a", "limit": 1}).status_code == 200
+        versions.close()  # waits for a reading beside the request
+    finally:
+        del engine.select
+    assert len(readers) == 1 and (readers[0] == "gamelens-pointer") == beside, readers
+    assert versions._seen.age() < 0.5

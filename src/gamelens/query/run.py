@@ -73,6 +73,7 @@ class Explorer:
         for thread in self._warming:
             thread.join()
         self._parallel.shutdown(wait=True, cancel_futures=True)
+        self.versions.close()
 
     def select(self, snap: Snapshot, sql: str, params: dict, settings: dict | None = None,
                spent: list | None = None):
