@@ -196,7 +196,7 @@ def main(mb: float) -> None:
             print(f"| {label} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {r['parts']} |")
         res = child(TABLES, ours)
     labels = list(res["parts"])
-    print(f"\nfinishing (one OPTIMIZE building the indexes): {res['finish_s']:.1f} s")
+    print(f"\nfinishing (one merge, then each index): {res['finish_s']:.1f} s")
     print("\n| one part vs the load's parts, ms | " + " | ".join(f"{k} ({res['parts'][k]} parts)" for k in labels)
           + " | as loaded / finished |")
     print("|---" * (len(labels) + 2) + "|")
