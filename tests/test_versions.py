@@ -490,3 +490,12 @@ def test_a_request_waits_for_the_pointer_only_once_its_copy_is_stale(make_client
         del engine.select
     assert len(readers) == 1 and (readers[0] == "gamelens-pointer") == beside, readers
     assert versions._seen.age() < 0.5
+    # Once closing, no reading starts beside a request (the engine is about to shut down).
+    versions._seen = replace(versions._seen, read_at=time.monotonic() - 0.75)
+    versions._refreshed_at = -1e9
+    engine.select = select
+    try:
+        assert client.get("/api/v1/games", params={"name": "b", "limit": 1}).status_code == 200
+    finally:
+        del engine.select
+    assert len(readers) == 1, readers

@@ -130,6 +130,8 @@ class Versions:
         self.on_switch: list[Callable[[Snapshot], None]] = []  # told each new active version (the cache)
         self._refresher: threading.Thread | None = None  # a reading of the pointer beside the requests
         self._refresher_lock = threading.Lock()
+        self._refreshed_at = -1e9  # when the last reading beside the requests started (monotonic)
+        self._closed = False  # no reading starts beside the requests once the engine is closing
 
     def _on(self, engine: Engine | None) -> Store:
         """The statements on `engine`'s connections (the request side's, unless the worker passes its own)."""
@@ -195,11 +197,13 @@ class Versions:
         return seen.snapshot
 
     def _refresh_beside(self) -> None:
-        """Re-read the pointer on a thread of its own, one reading at a time. If it fails, the first
-        request past REFRESH_S reads it itself (and gets the error)."""
+        """Re-read the pointer on a thread of its own: one reading at a time, at most one per half of
+        REFRESH_S (a failed one is not retried by every request). If it fails, the first request past
+        REFRESH_S reads it itself (and gets the error)."""
         with self._refresher_lock:
-            if self._refresher is not None and self._refresher.is_alive():
+            if self._closed or time.monotonic() - self._refreshed_at < REFRESH_S / 2:
                 return
+            self._refreshed_at = time.monotonic()
             self._refresher = threading.Thread(target=self._refresh, name="gamelens-pointer", daemon=True)
             self._refresher.start()
 
@@ -210,9 +214,11 @@ class Versions:
             log.warning("reading the pointer beside the requests failed", exc_info=True)
 
     def close(self) -> None:
-        """Wait for a reading of the pointer in flight (the engine is closed next: chDB crashes the
-        process when a statement still runs as it shuts down)."""
-        refresher = self._refresher
+        """Start no more readings beside the requests and wait for one in flight (the engine is closed
+        next: chDB crashes the process when a statement still runs as it shuts down)."""
+        with self._refresher_lock:
+            self._closed = True
+            refresher = self._refresher
         if refresher is not None:
             refresher.join()
 

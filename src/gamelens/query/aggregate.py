@@ -386,7 +386,7 @@ class Aggregate(Endpoint):
         """What the statements need to know of the version read: its list columns that repeat no
         element; with top=N, the first key's N values with the most games, which become the series
         grouped, in rank order (for the whole version, from its ranking: query/run.py)."""
-        req.unrepeated = reader.unrepeated(snap)
+        req.unrepeated = frozenset(g for g in req.group_by if is_list(g) and not reader.repeats(snap, g))
         if not req.top:
             return
         ranking = reader.whole_ranking(snap, req.group_by[0], req.where)

@@ -250,7 +250,7 @@ def ranking_sql(name: str, table: str, limit: int) -> tuple[str, dict[str, Any]]
     """Every element of list `name` over the whole version: its number of games, most first (at most
     `limit`), and whether some game lists it more than once (then its groups keep each once)."""
     col = ident(name)
-    return (f"SELECT __e AS value, countIf(__u = 1) AS count, count() != count AS repeated FROM {table} "
+    return (f"SELECT __e AS value, countIf(__u = 1) AS count, countIf(__u > 1) > 0 AS repeated FROM {table} "
             f"ARRAY JOIN {col} AS __e, arrayEnumerateUniq({col}) AS __u GROUP BY value "
             "ORDER BY count DESC, value ASC LIMIT {lim:UInt64}", {"lim": limit})
 

@@ -198,7 +198,7 @@ class Rows(Endpoint):
     def _facet(reader: Explorer, req: RowsRequest, name: str, snap: Snapshot, spent: list) -> list[dict]:
         ranking = reader.whole_ranking(snap, name, req.where)
         if ranking is None:
-            repeats = name not in reader.unrepeated(snap)
+            repeats = reader.repeats(snap, name)
             ranking = reader.select(snap, *facet_sql(req, name, snap.table, repeats), spent=spent).rows
         return [{"value": v, "count": n} for v, n in ranking[:req.facet_size]]
 

@@ -106,11 +106,14 @@ class Explorer:
         serve requests over the whole version (facets, the summary's top lists, top=N)."""
         return self._read_ranking(snap, name).counts
 
-    def unrepeated(self, snap: Snapshot) -> frozenset[str]:
-        """The list columns in which no game of `snap`'s version lists an element twice: their groups
-        need not keep each element once per game (build.join_elements). Known from the rankings."""
-        return frozenset(col.name for col in schema.COLUMNS
-                         if filters.by_elements(col) and not self._read_ranking(snap, col.name).repeats)
+    def repeats(self, snap: Snapshot, name: str) -> bool:
+        """Whether some game of `snap`'s version may list an element of list column `name` twice: its
+        groups then keep each element once per game (build.join_elements). Known from the column's
+        ranking; a list without one (developers, publishers) is taken to repeat."""
+        col = schema.BY_NAME.get(name)
+        if col is None or not filters.by_elements(col):
+            return True
+        return self._read_ranking(snap, name).repeats
 
     def _read_ranking(self, snap: Snapshot, name: str) -> _Ranking:
         key = (snap.identity, name)

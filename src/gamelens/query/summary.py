@@ -65,7 +65,8 @@ class Summary(Endpoint):
         """Its statements side by side; over the whole version, its top tags and genres come from
         their rankings."""
         spent: list[float] = []
-        todo = statements(cond, snap.table, reader.unrepeated(snap))
+        unrepeated = frozenset(name for name in RANKED.values() if not reader.repeats(snap, name))
+        todo = statements(cond, snap.table, unrepeated)
         names = list(todo)  # the answer's order
         ranked = {}
         for part, name in RANKED.items():
