@@ -16,9 +16,9 @@ A version's table is written once, by one load, and then only read:
   parts"]; building indexes at insert doubled a load's time.
 - then each text index is declared and written on that part, one at a time, and the engine's freed
   memory is handed back between steps (Engine.release_memory): the merge no longer carries the
-  indexes' dictionaries beside its columns. At 500 MB: peak +265-291 MB over the RSS before the load
-  against +380-384 with the indexes built in the merge, and 9-11 s against 14-15 s
-  [bench line "finishing peak RSS"].
+  indexes' dictionaries beside its columns. At 500 MB: peak +273 MB over the RSS before the load
+  against +391 with the indexes built in the merge, 9.3 s against 11.1 [bench line "finishing peak
+  RSS"]; by hand before that line existed, +265-291 against +380-384 MB.
 - text indexes: `name` and `about_the_game` split into lower-case words answer `ILIKE '%word%'`
   from the index (a dictionary scan, from 2 letters: engine.READ_TUNING); a needle that is not one
   run of letters and digits is served by its runs and then checked whole (query/filters.word_runs);
