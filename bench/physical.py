@@ -5,9 +5,11 @@ the engine alone (chDB), from the same generated file, in the same run.
 
 1. "load peak RSS": GameLens's loader with physical.INSERT_SETTINGS and merges off, against the
    engine's default insert blocks and parse chunks with merges on; each in a fresh process.
-2. Then, from one load, four tables: as loaded (many parts, no index), finished (one part + text
-   indexes, as GameLens serves it), finished without indexes, and finished with the default
-   granularity (8192); each query is timed on them (median of 7, condition cache off).
+2. Then, from one load, five tables: as loaded (many parts, no index), finished (one part + text
+   indexes, as GameLens serves it), finished without indexes, finished with the default
+   granularity (8192), and finished without indexes with the engine's default compression blocks
+   (64 KB, against 8 KB); each query is timed on them (median of 7, condition cache off), and the
+   bytes of their columns on disk are summed.
 3. On the finished table: `rating` stored at load (as GameLens does) against the same formula
    computed by the query from `positive` and `negative`.
 4. "finishing peak RSS": the loaded table finished as GameLens does (versions.finish: one merge, then
@@ -59,7 +61,9 @@ with open_file(sys.argv[2], s) as stream:
 took = time.perf_counter() - t
 parts = e.select("SELECT count() FROM system.parts WHERE database = 'b' AND active", readonly=False).scalar()
 e.execute("RENAME TABLE b.stage_1 TO b.loaded")
-print(json.dumps({"seconds": took, "peak_mb": (peak[0] - idle) / 2**20, "parts": parts, "rows": r.rows}))
+print(json.dumps({"seconds": took, "peak_mb": (peak[0] - idle) / 2**20, "parts": parts, "rows": r.rows}),
+      flush=True)
+os._exit(0)  # chDB's own shutdown can crash once the sampler thread is running (SIGSEGV seen once)
 """
 
 TABLES = r"""
@@ -93,6 +97,13 @@ e.execute("INSERT INTO b.g8192b SELECT * FROM b.finished")
 e.execute("ALTER TABLE b.g8192b MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
 e.execute("OPTIMIZE TABLE b.g8192b FINAL")
 tables["granularity 8192"] = "g8192b"
+# The engine's default compression blocks (64 KB) against physical.TABLE_SETTINGS' 8 KB.
+e.execute(ddl.replace("b.loaded", "b.blocks64").replace("min_compress_block_size = 8192",
+                                                         "min_compress_block_size = 65536"))
+e.execute("INSERT INTO b.blocks64 SELECT * FROM b.noindex")
+e.execute("ALTER TABLE b.blocks64 MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
+e.execute("OPTIMIZE TABLE b.blocks64 FINAL")
+tables["64 KB blocks, no indexes"] = "blocks64"
 QUERIES = {
     "description substring": ([("about_the_game", "zombie")], "count"),
     "name substring": ([("name", "bowl")], "count"),
@@ -111,8 +122,10 @@ def timed(sql, params):
         r = e.select(sql, {"review_multiple": 30.0, **params}, settings={"use_query_condition_cache": 0})
         xs.append(r.stats["elapsed_ms"])
     return statistics.median(xs)
-out = {"finish_s": finish_s, "parts": {}, "queries": {}}
+out = {"finish_s": finish_s, "parts": {}, "queries": {}, "bytes": {}}
 for label, t in tables.items():
+    out["bytes"][label] = e.select("SELECT sum(data_compressed_bytes) FROM system.parts WHERE active AND database = 'b' "
+                                   f"AND table = '{t}'", readonly=False).scalar()
     out["parts"][label] = e.select(f"SELECT count() FROM system.parts WHERE database = 'b' AND table = '{t}' "
                                    "AND active", readonly=False).scalar()
 for q, (items, what) in QUERIES.items():
@@ -203,6 +216,7 @@ def main(mb: float) -> None:
     for q, row in res["queries"].items():
         print(f"| {q} | " + " | ".join(f"{row[k]:.1f}" for k in labels)
               + f" | {row['as loaded'] / row['finished (GameLens)']:.2f} |")
+    print("| bytes on disk (MB) | " + " | ".join(f"{res['bytes'][k] / 1e6:.1f}" for k in labels) + " | |")
     print("\n| finishing peak RSS | seconds | peak RSS over the RSS before the load, MB |\n|---|---|---|")
     for way in ("GameLens: one merge, then each index on its own, memory released between steps", "in the merge"):
         with tempfile.TemporaryDirectory() as d:
