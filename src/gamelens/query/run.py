@@ -32,6 +32,7 @@ WARM = {e.name: e.warm for e in ENDPOINTS.values() if e.warm}
 # A list column with more distinct elements than this is filtered game by game (see filters.ELEMENTS):
 # the elements travel as a query parameter, which stays small.
 ELEMENTS_MAX = 20_000
+WARM_LANES = 2  # requests a warm-up answers at once (Explorer.warm)
 
 
 class _Ranking(NamedTuple):
@@ -172,16 +173,24 @@ class Explorer:
 
     def warm(self, snap: Snapshot) -> None:
         """Answer the page's first requests for a version before anyone can read it, and read the
-        distinct elements its list filters use."""
-        for col in schema.COLUMNS:
-            if filters.by_elements(col) and not self._closing.is_set():
-                self._elements_of(snap, col.name)
-        for endpoint in ENDPOINTS.values():
-            for items in endpoint.warm:
-                if self._closing.is_set():
-                    return
-                body, _ = self._compute(endpoint, endpoint.parse(items), items, "/api/v1" + endpoint.path, snap)
-                self.cache.put(make_key(snap.identity, endpoint.name, items, self.constants), body)
+        distinct elements its list filters use. Two at a time, on threads of their own (the query pool
+        runs the statements each request starts beside it): one after another left a core idle while
+        Python built each answer (/tmp scratch, all of warm: 190 -> 118 ms at 50 MB, 418 -> 332 at 500)."""
+        lists = [col.name for col in schema.COLUMNS if filters.by_elements(col)]
+        views = [(endpoint, items) for endpoint in ENDPOINTS.values() for items in endpoint.warm]
+        with ThreadPoolExecutor(max_workers=WARM_LANES, thread_name_prefix="gamelens-warm") as lanes:
+            list(lanes.map(lambda name: self._warm_list(snap, name), lists))  # list(): raises what one raised
+            list(lanes.map(lambda view: self._warm_view(snap, *view), views))
+
+    def _warm_list(self, snap: Snapshot, name: str) -> None:
+        if not self._closing.is_set():
+            self._elements_of(snap, name)
+
+    def _warm_view(self, snap: Snapshot, endpoint: Endpoint, items: Items) -> None:
+        if self._closing.is_set():
+            return
+        body, _ = self._compute(endpoint, endpoint.parse(items), items, "/api/v1" + endpoint.path, snap)
+        self.cache.put(make_key(snap.identity, endpoint.name, items, self.constants), body)
 
     def warm_soon(self, snap: Snapshot) -> None:
         """A reader saw a switch: answer the page's first requests for it, in the background
