@@ -54,6 +54,7 @@ MIX = {
 # their runs of letters and digits and checked whole (query/filters.word_runs), or scanned (`é`).
 SCANNED = {
     "description: part of a word": "/api/v1/games?about_the_game=open-wor",
+    "description: runs of 2 letters": "/api/v1/games?about_the_game=co-op",
     "description: with a space": "/api/v1/games?about_the_game=open%20world",
     "description: 2 letters": "/api/v1/games?about_the_game=vr",
     "description: non-ASCII": "/api/v1/games?about_the_game=%C3%A9",

@@ -365,6 +365,15 @@ def test_substrings_match_as_python_does_on_indexed_text(sample_client, sample_r
     assert _ids(sample_client, {"tags": needle}) == want, ("tags", needle)
 
 
+@pytest.mark.parametrize(("needle", "runs"), [("co-op", []), ("sci-fi", ["sci"]), ("open-wor", ["open", "wor"]),
+                                             ("2d platform", ["platform"]), ("vr", [])])
+def test_a_needle_is_served_by_its_runs_of_three_or_more(needle, runs):
+    """Runs of 2 letters (`co`, `fi`) are in too many words: the engine scans the index's dictionary,
+    gives up, and scans every description as well, so they are never used to serve a needle."""
+    cond = filters.parse("about_the_game", needle, "f0")
+    assert [v.strip("%") for k, v in sorted(cond.params.items()) if "_run" in k] == runs
+
+
 @pytest.mark.parametrize("needle", ["vr", "rpg", "open-wor", "open world", "single-player"])
 def test_short_needles_and_the_runs_of_long_ones_are_served_by_the_text_index(sample_client, needle):
     """A needle of 2 or 3 letters, and each run of letters of a needle the index cannot take whole,
