@@ -124,10 +124,9 @@ def timed(sql, params):
     return statistics.median(xs)
 out = {"finish_s": finish_s, "parts": {}, "queries": {}, "bytes": {}}
 for label, t in tables.items():
-    out["bytes"][label] = e.select("SELECT sum(data_compressed_bytes) FROM system.parts WHERE active AND database = 'b' "
-                                   f"AND table = '{t}'", readonly=False).scalar()
-    out["parts"][label] = e.select(f"SELECT count() FROM system.parts WHERE database = 'b' AND table = '{t}' "
-                                   "AND active", readonly=False).scalar()
+    out["parts"][label], out["bytes"][label] = e.select(
+        "SELECT count(), sum(data_compressed_bytes) FROM system.parts WHERE database = 'b' "
+        f"AND table = '{t}' AND active", readonly=False).rows[0]
 for q, (items, what) in QUERIES.items():
     req = rows.parse(items)
     row = {}
