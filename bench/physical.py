@@ -9,7 +9,7 @@ the engine alone (chDB), from the same generated file, in the same run.
    indexes, as GameLens serves it), finished without indexes, finished with the default
    granularity (8192), and finished without indexes with the engine's default compression blocks
    (64 KB, against 8 KB); each query is timed on them (median of 7, condition cache off), and the
-   bytes of their columns on disk are summed.
+   bytes of their active parts on disk are summed.
 3. On the finished table: `rating` stored at load (as GameLens does) against the same formula
    computed by the query from `positive` and `negative`.
 4. "finishing peak RSS": the loaded table finished as GameLens does (versions.finish: one merge, then

@@ -225,7 +225,7 @@ def parse(param: str, raw: str, key: str) -> Condition:
 # runs of 3 or more (at most MAX_RUNS, the longest: they select best), and then checked whole. A run
 # of 2 (`co` of `co-op`, `fi` of `sci-fi`) is in so many words of the dictionary that the engine
 # gives up on it (text_index_like_max_postings_to_read) after the scan of the dictionary, and then
-# scans every description anyway [bench/query.py lines "description: part of a word" ...].
+# scans every description anyway [bench/query.py line "description: runs of 2 letters"].
 _RUN = re.compile(r"[A-Za-z0-9]{3,}")
 MAX_RUNS = 3
 
