@@ -47,6 +47,7 @@ class Uploads:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._cut = threading.Event()  # the grace is over: the running upload stops at its next block
 
     # start-up and shutdown
 
@@ -117,6 +118,13 @@ class Uploads:
             self._interrupt(rec, "The server shut down during this upload; the previous dataset was kept. "
                             "Submit it again.")
             log.warning("upload %s marked interrupted at shutdown", rec.id)
+        self._cut.set()
+        if self._worker and self._worker.is_alive():
+            # Its statement in flight must end before the engine closes (chDB crashes the process when
+            # one outlives it): the download stops at its next block (or its read timeout), and an
+            # interrupted upload takes no further step.
+            log.warning("waiting for the upload worker's statement in flight")
+            self._worker.join()
         self.worker.close()
 
     def _interrupt(self, rec: UploadRecord, message: str) -> None:
@@ -205,6 +213,8 @@ class Uploads:
         """Indexes a stop interrupted (or an upgrade left to build) are built (the statements are idempotent)."""
         stored = set(self.versions.stored_ids(self.worker))
         for rec in self._records():
+            if self._stopping.is_set():  # the next start goes on
+                return
             if rec.indexes == "building" and rec.id in stored:
                 self._index(rec)
 
@@ -291,7 +301,7 @@ class Uploads:
         finally:
             UPLOADS.labels(rec.state).inc()
             UPLOAD_SECONDS.observe(time.monotonic() - t0)
-        if rec.state == "succeeded":
+        if rec.state == "succeeded" and not self._stopping.is_set():  # else the next start builds them
             self._index(rec)
 
     def _succeeded(self, rec: UploadRecord, result: load.LoadResult, timings: dict) -> None:
@@ -328,6 +338,8 @@ class Uploads:
         except GameLensError:
             log.warning("upload %s: cannot tell whether it was switched in; the next start reconciles", rec.id)
             switched = False
+        if rec.state == "interrupted" and not switched:  # the shutdown cut it: its record says so already
+            return
         if switched and result is not None:
             result.warnings.append(f"A step after the switch failed ({err.code}: {err.message}); the new data is "
                                    "served and the rest is repaired at the next upload or restart.")
@@ -342,5 +354,8 @@ class Uploads:
     def _then_loading(self, rec: UploadRecord, stream: download.Stream):
         """Pass the bytes on; once the last has arrived, the database is finishing: `loading`."""
         t0 = time.monotonic()
-        yield from stream
+        for block in stream:
+            if self._cut.is_set():  # the server is stopping and the grace is over
+                raise GameLensError("interrupted", "The server shut down during this upload.", 503)
+            yield block
         self._set(rec, state="loading", timings_ms={"download": round((time.monotonic() - t0) * 1000)})
