@@ -374,6 +374,41 @@ def test_a_needle_is_served_by_its_runs_of_three_or_more(needle, runs):
     assert [v.strip("%") for k, v in sorted(cond.params.items()) if "_run" in k] == runs
 
 
+@pytest.mark.parametrize(("params", "ran"), [
+    ({"about_the_game": "zqxj-none"}, 1),  # no game has it: the count says so, and no page is read
+    ({"about_the_game": "co-op"}, 2),
+    ({"about_the_game": "Co-Op", "limit": "2", "offset": "2"}, 2),
+    ({"about_the_game": "co-op", "offset": "6"}, 1),  # past the last match
+    ({"about_the_game": "vr", "sort": "-positive"}, 2),
+    ({"about_the_game": "zombie"}, 2),  # one word: the index takes it whole; page and count side by side
+])
+def test_a_needle_the_index_cannot_take_whole_is_counted_before_its_page(sample_client, sample_rows, monkeypatch,
+                                                                       params, ran):
+    """Such a needle may read the text of every game: the count runs first (on every core), and the page
+    only when the count says there are rows on it. The answers are Python's either way."""
+    explorer = sample_client.app.state.explorer
+    explorer.cache.keep_only("")
+    statements = []
+    real_select = explorer.select
+
+    def counted(*args, **kwargs):  # the real engine; the statements are counted
+        statements.append(args[1])
+        return real_select(*args, **kwargs)
+
+    monkeypatch.setattr(explorer, "select", counted)
+    body = sample_client.get("/api/v1/games", params={**params, "fields": "app_id,positive"}).json()
+    needle = params["about_the_game"].lower()
+    want = [r for r in sample_rows if needle in r["about_the_game"].lower()]
+    if "sort" in params:
+        want.sort(key=lambda r: (-r["positive"], r["app_id"]))
+    else:
+        want.sort(key=lambda r: r["app_id"])
+    offset, limit = int(params.get("offset", 0)), int(params.get("limit", 50))
+    assert body["total"] == len(want), body
+    assert [row["app_id"] for row in body["rows"]] == [r["app_id"] for r in want[offset:offset + limit]]
+    assert len(statements) == ran, statements
+
+
 @pytest.mark.parametrize("needle", ["vr", "rpg", "open-wor", "open world", "single-player"])
 def test_short_needles_and_the_runs_of_long_ones_are_served_by_the_text_index(sample_client, needle):
     """A needle of 2 or 3 letters, and each run of letters of a needle the index cannot take whole,

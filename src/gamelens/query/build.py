@@ -53,6 +53,7 @@ def single_params(items: list[tuple[str, str]], names: set[str]) -> dict[str, st
 class Where:
     sql: str = "1"
     params: dict[str, Any] = field(default_factory=dict)
+    scans: bool = False  # a condition may read the text of every game (filters.Condition.scans)
 
 
 def where(items: list[tuple[str, str]], control: set[str]) -> Where:
@@ -63,7 +64,7 @@ def where(items: list[tuple[str, str]], control: set[str]) -> Where:
     params: dict[str, Any] = {}
     for c in conds:
         params.update(c.params)
-    return Where(" AND ".join(f"({c.sql})" for c in conds), params)
+    return Where(" AND ".join(f"({c.sql})" for c in conds), params, any(c.scans for c in conds))
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,7 @@ def column_sql(col: schema.Column) -> str:
 class Condition:
     sql: str
     params: dict[str, Any]
+    scans: bool = False  # the text index cannot take it whole: it may read the text of every game
 
 
 def parse(param: str, raw: str, key: str) -> Condition:
@@ -211,13 +212,15 @@ def parse(param: str, raw: str, key: str) -> Condition:
     params = {p: value} if "{p}" in op.sql else {}
     if "{like}" in op.sql:
         params[f"{p}_like"] = like_pattern(value)
+    scans = False
     if op.key == "contains" and col.name in physical.WORD_INDEXED:
         runs = word_runs(value)
         # Each run is a substring of any match, so testing it first changes no answer; the text index
         # answers it and the whole needle is then checked only where all its runs are.
         sql = " AND ".join([*(f"{column_sql(col)} ILIKE {{{p}_run{i}:String}}" for i in range(len(runs))), sql])
         params.update({f"{p}_run{i}": like_pattern(run) for i, run in enumerate(runs)})
-    return Condition(sql, params)
+        scans = _RUN.fullmatch(value) is None
+    return Condition(sql, params, scans)
 
 
 # A text index (ingest/physical.py) splits text into runs of ASCII letters and digits; it answers a
