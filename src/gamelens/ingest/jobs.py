@@ -213,7 +213,7 @@ class Uploads:
         """Indexes a stop interrupted (or an upgrade left to build) are built (the statements are idempotent)."""
         stored = set(self.versions.stored_ids(self.worker))
         for rec in self._records():
-            if self._stopping.is_set():  # the next start goes on
+            if self._cut.is_set():  # a stop's grace is over: the next start goes on
                 return
             if rec.indexes == "building" and rec.id in stored:
                 self._index(rec)
@@ -301,7 +301,7 @@ class Uploads:
         finally:
             UPLOADS.labels(rec.state).inc()
             UPLOAD_SECONDS.observe(time.monotonic() - t0)
-        if rec.state == "succeeded" and not self._stopping.is_set():  # else the next start builds them
+        if rec.state == "succeeded" and not self._cut.is_set():  # else the next start builds them
             self._index(rec)
 
     def _succeeded(self, rec: UploadRecord, result: load.LoadResult, timings: dict) -> None:
