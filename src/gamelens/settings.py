@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="Log lines as JSON objects, or plain text.")
     log_level: str = Field("INFO", description="Logging level.")
     shutdown_grace_s: float = Field(20, ge=0, description="On shutdown, how long a running upload may take to "
-                                    "finish before it is marked interrupted.")
+                                    "finish before it is marked interrupted (it then stops at its next block; the "
+                                    "statement it has in flight is waited for).")
 
 
     @property
