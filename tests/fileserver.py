@@ -10,6 +10,8 @@ Paths:
   /slow/NAME                  headers, then silence longer than the test's read timeout
   /truncated/NAME             Content-Length of the whole file, half the bytes, then close
   /hold/NAME                  streams the file slowly while the `hold` event is clear
+  /trickle-headers/NAME       a status line, then one byte of a header that never ends every 0.2 s (20 s)
+  /trickle-gzip/NAME          gzip headers, then one byte of a gzip file name that never ends every 0.2 s
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ class FileServer:
             h.wfile.write(data[: len(data) // 2])
             h.wfile.flush()
             h.close_connection = True
+        elif mode in ("trickle-headers", "trickle-gzip"):
+            self._trickle(h, mode)
         elif mode == "hold":
             data = (self.root / rest[0]).read_bytes()
             h.send_response(200)
@@ -121,6 +125,22 @@ class FileServer:
                     self.hold.wait(0.5)
         else:
             self._send(h, 404, b"no such path")
+
+
+    @staticmethod
+    def _trickle(h, mode: str) -> None:
+        """Never a silence as long as a read timeout, never a whole block: only a deadline stops it."""
+        h.close_connection = True
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\n")
+        if mode == "trickle-gzip":  # a gzip member whose file name (flag FNAME) never ends
+            h.wfile.write(b"Content-Encoding: gzip\r\nConnection: close\r\n\r\n"
+                          b"\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\xff")
+        else:
+            h.wfile.write(b"X-Pad: ")
+        for _ in range(100):
+            h.wfile.write(b"a")
+            h.wfile.flush()
+            time.sleep(0.2)
 
 
 class ForwardProxy:

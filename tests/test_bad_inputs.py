@@ -3,6 +3,8 @@
 This table is the place new bad-input cases go: (id, how to build the link, expected code, status).
 """
 
+import time
+
 import pytest
 
 from .conftest import dataset_rows, sample_table, table_names, upload, write_csv
@@ -78,6 +80,21 @@ def test_bad_link_or_file(loaded, files, case_id, build, code, status):
     # Nothing half-built is left behind.
     names = set(table_names(loaded.app.state.engine))
     assert not any(n.startswith("stage_") for n in names), names
+
+
+@pytest.mark.parametrize("mode", ["trickle-headers", "trickle-gzip"])
+def test_a_host_that_trickles_bytes_is_cut_at_the_download_deadline(make_client, files, mode):
+    """A byte every 0.2 s never trips the read timeout, and headers or a gzip header that never end
+    never make a block for the deadline to be checked on: a timer shuts the connection at the deadline
+    (else the one upload worker is held as long as the host likes)."""
+    client = make_client(download_timeout_s=2)
+    upload(client, files.url("sample.csv"))
+    before = dataset_rows(client)
+    started = time.monotonic()
+    body = client.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv", mode)}).json()
+    assert body["error"]["code"] == "download_timeout", body
+    assert time.monotonic() - started < 10  # the host would go on for 20 s
+    assert dataset_rows(client) == before
 
 
 def test_bad_row_is_reported_with_row_column_value(loaded, files):

@@ -180,3 +180,19 @@ def test_a_stop_without_grace_after_the_bytes_are_in_ends_cleanly(server_process
         total = http.get("/api/v1/games?limit=1").json()["total"]
         rows = len(sample_table()) - 1
         assert total == (rows * 100 if after["state"] == "succeeded" else rows), (after, total)
+
+
+def test_a_host_that_trickles_bytes_does_not_hold_the_shutdown(server_process, files):
+    """After the grace, the worker's statement in flight is waited for, but not longer than the read
+    timeout: a gzip header that never ends makes no block for the cut to be seen on."""
+    server = server_process(shutdown_grace_s=0, read_timeout_s=2).start()
+    with server.client() as http:
+        rec = http.post("/api/v1/uploads", json={"url": files.url("sample.csv", "trickle-gzip")}).json()
+        for _ in range(200):
+            if http.get(f"/api/v1/uploads/{rec['id']}").json()["state"] == "downloading":
+                break
+            time.sleep(0.05)
+    started = time.monotonic()
+    server.stop()  # SIGTERM
+    assert server.proc.returncode == -signal.SIGTERM, server.log.read_text()[-3000:]
+    assert time.monotonic() - started < 12, "the host trickles for 20 s"

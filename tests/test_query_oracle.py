@@ -409,6 +409,16 @@ def test_a_needle_the_index_cannot_take_whole_is_counted_before_its_page(sample_
     assert len(statements) == ran, statements
 
 
+def test_the_engine_time_of_a_needle_counted_first_is_within_the_request_s(sample_client):
+    """Its count and then its page are one lane beside the facets' statements: the engine's time is the
+    longest lane, never more than the request took."""
+    facets = [("facet", name) for name in ("tags", "genres", "developers", "publishers", "categories")]
+    for i in range(10):  # a new filter value each time: never from the cache
+        body = sample_client.get("/api/v1/games", params=[("about_the_game", "co-op"), ("price__gte", str(i / 1000)),
+                                                          *facets]).json()
+        assert 0 < body["engine_ms"] <= body["took_ms"], body
+
+
 @pytest.mark.parametrize("needle", ["vr", "rpg", "open-wor", "open world", "single-player"])
 def test_short_needles_and_the_runs_of_long_ones_are_served_by_the_text_index(sample_client, needle):
     """A needle of 2 or 3 letters, and each run of letters of a needle the index cannot take whole,

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Logging level.")
     shutdown_grace_s: float = Field(20, ge=0, description="On shutdown, how long a running upload may take to "
                                     "finish before it is marked interrupted (it then stops at its next block; the "
-                                    "statement it has in flight is waited for).")
+                                    "statement it has in flight is waited for, up to GAMELENS_READ_TIMEOUT_S).")
 
 
     @property

@@ -15,15 +15,16 @@ import hashlib
 import ipaddress
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
 
-from ..errors import unloadable
+from ..errors import GameLensError, unloadable
 from ..settings import Settings
 
 MAX_REDIRECTS = 5
@@ -128,28 +129,38 @@ class _GuardedBackend(httpcore.SyncBackend):
 
     def __init__(self, allow_private: bool):
         self.allow_private = allow_private
+        self._opened: list[httpcore.NetworkStream] = []
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         addresses = resolve(host, port, self.allow_private)
         for address in addresses[:-1]:
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                return self._kept(super().connect_tcp(address, port, timeout, local_address, socket_options))
             except (httpcore.ConnectError, httpcore.ConnectTimeout):
                 continue  # the host has other addresses: try the next
-        return super().connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
+        return self._kept(super().connect_tcp(addresses[-1], port, timeout, local_address, socket_options))
+
+    def _kept(self, stream: httpcore.NetworkStream) -> httpcore.NetworkStream:
+        self._opened.append(stream)
+        return stream
+
+    def cut(self) -> None:
+        """Shut every connection it opened (from another thread): a read blocked on one returns."""
+        for stream in self._opened:
+            with suppress(OSError):
+                stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
 
 
-def _client(settings: Settings) -> httpx.Client:
+def _client(settings: Settings, backend: _GuardedBackend) -> httpx.Client:
     """Downloads ignore the environment's proxy variables and .netrc (trust_env=False). Without a
-    proxy, connections go through _GuardedBackend; with GAMELENS_DOWNLOAD_PROXY the proxy connects, so
+    proxy, connections go through `backend`; with GAMELENS_DOWNLOAD_PROXY the proxy connects, so
     open_url checks each hop's host before asking the proxy for it."""
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     transport = httpx.HTTPTransport(proxy=settings.download_proxy)
     if not settings.download_proxy:
         # httpx has no public hook for the network backend: its pool is rebuilt with ours (pinned
         # httpx; tests/test_link_guard.py fails if this stops taking effect).
-        transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
-                                                  network_backend=_GuardedBackend(settings.allow_private_urls))
+        transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(), network_backend=backend)
     return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport,
                         event_hooks={"response": [_check_location]})
 
@@ -172,11 +183,11 @@ class Stream:
     the announced length; sha256 and size are known once it has been read to the end."""
 
     def __init__(self, chunks: Iterable[bytes], settings: Settings, *, expected: int | None = None,
-                 content_type: str = "", progress: Progress | None = None):
+                 content_type: str = "", progress: Progress | None = None, deadline: float | None = None):
         self._chunks, self.expected = chunks, expected
         self.content_type, self._progress = content_type, progress
         self.cap = settings.max_upload_mb * 1024 * 1024
-        self.deadline = time.monotonic() + settings.download_timeout_s
+        self.deadline = deadline or time.monotonic() + settings.download_timeout_s
         self.size, self._digest = 0, hashlib.sha256()
 
     @property
@@ -190,10 +201,14 @@ class Stream:
                 yield chunk
         except httpx.TimeoutException:
             raise fail("download_timeout", "The host stopped sending data (timeout).") from None
-        except httpx.RemoteProtocolError:
-            raise fail("truncated", "The host closed the connection before sending the whole file.") from None
         except httpx.HTTPError as exc:
+            if time.monotonic() >= self.deadline:  # open_url's timer shut the connection
+                raise _too_long() from None
+            if isinstance(exc, httpx.RemoteProtocolError):
+                raise fail("truncated", "The host closed the connection before sending the whole file.") from None
             raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
+        if time.monotonic() >= self.deadline:  # the timer's shutdown can look like a close-delimited end
+            raise _too_long()
         if self.expected is not None and self.size != self.expected:
             raise fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.")
         if self.size == 0:
@@ -208,18 +223,31 @@ class Stream:
             raise fail("too_large", f"The file is larger than the limit of {self.cap} bytes "
                        "(GAMELENS_MAX_UPLOAD_MB).", 413)
         if time.monotonic() > self.deadline:
-            raise fail("download_timeout", "The download took longer than GAMELENS_DOWNLOAD_TIMEOUT_S.")
+            raise _too_long()
         self._digest.update(chunk)
         if self._progress:
             self._progress(self.size, self.expected)
 
 
+def _too_long() -> GameLensError:
+    return fail("download_timeout", "The download took longer than GAMELENS_DOWNLOAD_TIMEOUT_S.")
+
+
 @contextmanager
 def open_url(url: str, settings: Settings, progress: Progress | None = None) -> Iterator[Stream]:
-    """Follow redirects (each hop checked) to a 200 answer and stream its body."""
+    """Follow redirects (each hop checked) to a 200 answer and stream its body.
+
+    The read timeout bounds a silence; a host that sends a byte now and then (headers that never
+    end, a gzip header that never ends) never trips it, nor a check between blocks: at the deadline
+    a timer shuts the connection (not through GAMELENS_DOWNLOAD_PROXY: the proxy holds the socket)."""
     headers = {"Accept": "text/csv, text/plain;q=0.9, */*;q=0.5", "User-Agent": "GameLens/0.1"}
+    deadline = time.monotonic() + settings.download_timeout_s
+    backend = _GuardedBackend(settings.allow_private_urls)
+    timer = threading.Timer(settings.download_timeout_s, backend.cut)
+    timer.daemon = True
+    timer.start()
     try:
-        with _client(settings) as client:
+        with _client(settings, backend) as client:
             for _hop in range(MAX_REDIRECTS + 1):
                 host, port = check_link(url)  # a redirect may point anywhere
                 if settings.download_proxy and not settings.allow_private_urls:
@@ -228,16 +256,20 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None) -> 
                     if resp.is_redirect:
                         url = urljoin(url, resp.headers.get("location", ""))
                         continue
-                    yield _response_stream(resp, settings, progress)
+                    yield _response_stream(resp, settings, progress, deadline)
                     return
             raise fail("too_many_redirects", f"The link redirected more than {MAX_REDIRECTS} times.")
     except httpx.TimeoutException:
         raise fail("download_timeout", "The host did not answer in time.") from None
     except httpx.HTTPError as exc:
+        if time.monotonic() >= deadline:  # the timer shut the connection
+            raise _too_long() from None
         raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        timer.cancel()
 
 
-def _response_stream(resp: httpx.Response, settings: Settings, progress) -> Stream:
+def _response_stream(resp: httpx.Response, settings: Settings, progress, deadline: float) -> Stream:
     if resp.status_code != 200:
         raise fail("http_status", f"The link answered HTTP {resp.status_code}, not 200.")
     length = resp.headers.get("content-length", "")
@@ -248,7 +280,7 @@ def _response_stream(resp: httpx.Response, settings: Settings, progress) -> Stre
         raise fail("too_large", f"The file is {expected} bytes; the limit is {cap} bytes "
                    "(GAMELENS_MAX_UPLOAD_MB).", 413)
     return Stream(resp.iter_bytes(), settings, expected=expected,
-                  content_type=resp.headers.get("content-type", ""), progress=progress)
+                  content_type=resp.headers.get("content-type", ""), progress=progress, deadline=deadline)
 
 
 @contextmanager

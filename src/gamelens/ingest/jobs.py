@@ -120,11 +120,14 @@ class Uploads:
             log.warning("upload %s marked interrupted at shutdown", rec.id)
         self._cut.set()
         if self._worker and self._worker.is_alive():
-            # Its statement in flight must end before the engine closes (chDB crashes the process when
-            # one outlives it): the download stops at its next block (or its read timeout), and an
-            # interrupted upload takes no further step.
+            # Its statement in flight should end before the engine closes (chDB can crash the process
+            # when one outlives it): the download stops at its next block, and an interrupted upload
+            # takes no further step. Bounded: a host that trickles bytes that never make a block
+            # must not hold the shutdown.
             log.warning("waiting for the upload worker's statement in flight")
-            self._worker.join()
+            self._worker.join(self.settings.read_timeout_s)
+            if self._worker.is_alive():
+                log.error("the upload worker did not stop within GAMELENS_READ_TIMEOUT_S; closing anyway")
         self.worker.close()
 
     def _interrupt(self, rec: UploadRecord, message: str) -> None:
