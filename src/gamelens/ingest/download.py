@@ -129,26 +129,50 @@ class _GuardedBackend(httpcore.SyncBackend):
 
     def __init__(self, allow_private: bool):
         self.allow_private = allow_private
-        self._opened: list[httpcore.NetworkStream] = []
+        # A duplicate of each connection's socket: TLS detaches the socket it wraps, and shutting
+        # a duplicate shuts the connection all the same.
+        self._opened: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.was_cut = False
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         addresses = resolve(host, port, self.allow_private)
         for address in addresses[:-1]:
             try:
-                return self._kept(super().connect_tcp(address, port, timeout, local_address, socket_options))
+                return self._connect(address, port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                if self.was_cut:
+                    raise
                 continue  # the host has other addresses: try the next
-        return self._kept(super().connect_tcp(addresses[-1], port, timeout, local_address, socket_options))
+        return self._connect(addresses[-1], port, timeout, local_address, socket_options)
+
+    def _connect(self, address, port, timeout, local_address, socket_options) -> httpcore.NetworkStream:
+        if self.was_cut:  # a slow lookup or an earlier address's connect outlasted the download's time
+            raise httpcore.ConnectError("the download's time is over")
+        return self._kept(super().connect_tcp(address, port, timeout, local_address, socket_options))
 
     def _kept(self, stream: httpcore.NetworkStream) -> httpcore.NetworkStream:
-        self._opened.append(stream)
-        return stream
+        with self._lock:
+            if not self.was_cut:
+                self._opened.append(stream.get_extra_info("socket").dup())
+                return stream
+        stream.close()  # connected after the cut (a slow lookup or connect): refused
+        raise httpcore.ConnectError("the download's time is over")
 
     def cut(self) -> None:
-        """Shut every connection it opened (from another thread): a read blocked on one returns."""
-        for stream in self._opened:
-            with suppress(OSError):
-                stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+        """Shut every connection it opened, and refuse new ones (from another thread): a read blocked
+        on one returns."""
+        with self._lock:
+            self.was_cut = True
+            for sock in self._opened:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        with self._lock:
+            for sock in self._opened:
+                sock.close()
+            self._opened.clear()
 
 
 def _client(settings: Settings, backend: _GuardedBackend) -> httpx.Client:
@@ -183,11 +207,13 @@ class Stream:
     the announced length; sha256 and size are known once it has been read to the end."""
 
     def __init__(self, chunks: Iterable[bytes], settings: Settings, *, expected: int | None = None,
-                 content_type: str = "", progress: Progress | None = None, deadline: float | None = None):
+                 content_type: str = "", progress: Progress | None = None,
+                 was_cut: Callable[[], bool] = lambda: False):
         self._chunks, self.expected = chunks, expected
         self.content_type, self._progress = content_type, progress
         self.cap = settings.max_upload_mb * 1024 * 1024
-        self.deadline = deadline or time.monotonic() + settings.download_timeout_s
+        self.deadline = time.monotonic() + settings.download_timeout_s
+        self._was_cut = was_cut  # open_url's watch shut the connection (deadline or stop)
         self.size, self._digest = 0, hashlib.sha256()
 
     @property
@@ -202,13 +228,14 @@ class Stream:
         except httpx.TimeoutException:
             raise fail("download_timeout", "The host stopped sending data (timeout).") from None
         except httpx.HTTPError as exc:
-            if time.monotonic() >= self.deadline:  # open_url's timer shut the connection
-                raise _too_long() from None
+            if self._was_cut():
+                raise _cut_short() from None
             if isinstance(exc, httpx.RemoteProtocolError):
                 raise fail("truncated", "The host closed the connection before sending the whole file.") from None
             raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
-        if time.monotonic() >= self.deadline:  # the timer's shutdown can look like a close-delimited end
-            raise _too_long()
+        # A cut can look like the end of a body that has no length; one that came whole is whole.
+        if self._was_cut() and (self.expected is None or self.size != self.expected):
+            raise _cut_short()
         if self.expected is not None and self.size != self.expected:
             raise fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.")
         if self.size == 0:
@@ -233,19 +260,36 @@ def _too_long() -> GameLensError:
     return fail("download_timeout", "The download took longer than GAMELENS_DOWNLOAD_TIMEOUT_S.")
 
 
+def _cut_short() -> GameLensError:
+    return fail("download_timeout", "The download was stopped: it took longer than GAMELENS_DOWNLOAD_TIMEOUT_S, "
+                "or the server is shutting down.")
+
+
+WATCH_S = 0.2  # how often a download's watch looks at its deadline and at a stop
+
+
+def _watch(backend: _GuardedBackend, deadline: float, stop: threading.Event, done: threading.Event) -> None:
+    """Shut the download's connections at its deadline or at a stop, whichever comes first."""
+    while not done.wait(WATCH_S):
+        if stop.is_set() or time.monotonic() >= deadline:
+            backend.cut()
+            return
+
+
 @contextmanager
-def open_url(url: str, settings: Settings, progress: Progress | None = None) -> Iterator[Stream]:
+def open_url(url: str, settings: Settings, progress: Progress | None = None,
+             stop: threading.Event | None = None) -> Iterator[Stream]:
     """Follow redirects (each hop checked) to a 200 answer and stream its body.
 
     The read timeout bounds a silence; a host that sends a byte now and then (headers that never
-    end, a gzip header that never ends) never trips it, nor a check between blocks: at the deadline
-    a timer shuts the connection (not through GAMELENS_DOWNLOAD_PROXY: the proxy holds the socket)."""
+    end, a gzip header that never ends) never trips it, nor a check between blocks: at the deadline,
+    or when `stop` is set, a watch shuts the connections (not with GAMELENS_DOWNLOAD_PROXY, whose
+    connections httpx makes itself: there the read timeout and the check between blocks hold)."""
     headers = {"Accept": "text/csv, text/plain;q=0.9, */*;q=0.5", "User-Agent": "GameLens/0.1"}
-    deadline = time.monotonic() + settings.download_timeout_s
     backend = _GuardedBackend(settings.allow_private_urls)
-    timer = threading.Timer(settings.download_timeout_s, backend.cut)
-    timer.daemon = True
-    timer.start()
+    done = threading.Event()
+    threading.Thread(target=_watch, args=(backend, time.monotonic() + settings.download_timeout_s,
+                                          stop or threading.Event(), done), name="download-watch", daemon=True).start()
     try:
         with _client(settings, backend) as client:
             for _hop in range(MAX_REDIRECTS + 1):
@@ -256,20 +300,21 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None) -> 
                     if resp.is_redirect:
                         url = urljoin(url, resp.headers.get("location", ""))
                         continue
-                    yield _response_stream(resp, settings, progress, deadline)
+                    yield _response_stream(resp, settings, progress, backend)
                     return
             raise fail("too_many_redirects", f"The link redirected more than {MAX_REDIRECTS} times.")
     except httpx.TimeoutException:
         raise fail("download_timeout", "The host did not answer in time.") from None
     except httpx.HTTPError as exc:
-        if time.monotonic() >= deadline:  # the timer shut the connection
-            raise _too_long() from None
+        if backend.was_cut:
+            raise _cut_short() from None
         raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
     finally:
-        timer.cancel()
+        done.set()
+        backend.close()
 
 
-def _response_stream(resp: httpx.Response, settings: Settings, progress, deadline: float) -> Stream:
+def _response_stream(resp: httpx.Response, settings: Settings, progress, backend: _GuardedBackend) -> Stream:
     if resp.status_code != 200:
         raise fail("http_status", f"The link answered HTTP {resp.status_code}, not 200.")
     length = resp.headers.get("content-length", "")
@@ -280,7 +325,8 @@ def _response_stream(resp: httpx.Response, settings: Settings, progress, deadlin
         raise fail("too_large", f"The file is {expected} bytes; the limit is {cap} bytes "
                    "(GAMELENS_MAX_UPLOAD_MB).", 413)
     return Stream(resp.iter_bytes(), settings, expected=expected,
-                  content_type=resp.headers.get("content-type", ""), progress=progress, deadline=deadline)
+                  content_type=resp.headers.get("content-type", ""), progress=progress,
+                  was_cut=lambda: backend.was_cut)
 
 
 @contextmanager

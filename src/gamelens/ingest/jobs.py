@@ -121,9 +121,9 @@ class Uploads:
         self._cut.set()
         if self._worker and self._worker.is_alive():
             # Its statement in flight should end before the engine closes (chDB can crash the process
-            # when one outlives it): the download stops at its next block, and an interrupted upload
-            # takes no further step. Bounded: a host that trickles bytes that never make a block
-            # must not hold the shutdown.
+            # when one outlives it): the download's connection is shut (download.open_url's watch) or
+            # it stops at its next block, and an interrupted upload takes no further step. Bounded, in
+            # case a statement takes longer.
             log.warning("waiting for the upload worker's statement in flight")
             self._worker.join(self.settings.read_timeout_s)
             if self._worker.is_alive():
@@ -272,7 +272,7 @@ class Uploads:
         read, whatever happened (the sample and CLI paths are left where they are)."""
         try:
             if rec.source == "link":
-                opened = download.open_url(rec.url, self.settings, self._progress(rec))
+                opened = download.open_url(rec.url, self.settings, self._progress(rec), stop=self._cut)
             else:
                 opened = download.open_file(rec.path, self.settings, self._progress(rec))
             with opened as stream:
