@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from .conftest import dataset_rows, sample_table, table_names, upload, write_csv
+from gamelens.ingest import download
+
+from .conftest import dataset_rows, make_settings, sample_table, table_names, upload, write_csv
 
 
 def _file(name: str, data: bytes):
@@ -95,6 +97,20 @@ def test_a_host_that_trickles_bytes_is_cut_at_the_download_deadline(make_client,
     assert body["error"]["code"] == "download_timeout", body
     assert time.monotonic() - started < 10  # the host would go on for 20 s
     assert dataset_rows(client) == before
+
+
+@pytest.mark.parametrize("mode", ["files", "gzip"])
+def test_a_body_that_came_whole_is_whole_when_it_is_read_after_the_deadline(files, mode):
+    """The deadline's cut shuts the connection; a body whose length was announced and that arrived
+    whole before it is still the whole file (only a body that ends with its connection is suspect)."""
+    settings = make_settings(download_timeout_s=1)
+    whole, read = (files.root / "sample.csv").read_bytes(), b""
+    with download.open_url(files.url("sample.csv", mode), settings) as stream:
+        for block in stream:
+            read += block
+            if len(read) == len(whole):
+                time.sleep(1.5)  # the last block is in hand: the cut comes before the end is read
+    assert read == whole
 
 
 def test_bad_row_is_reported_with_row_column_value(loaded, files):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import math
 import os
 import socket
 import threading
@@ -127,8 +128,8 @@ class _GuardedBackend(httpcore.SyncBackend):
     the check and the connection (DNS rebinding), at every redirect hop. TLS still verifies the
     certificate against the host name (httpcore passes the URL's host as server_hostname)."""
 
-    def __init__(self, allow_private: bool):
-        self.allow_private = allow_private
+    def __init__(self, allow_private: bool, deadline: float = math.inf):
+        self.allow_private, self.deadline = allow_private, deadline
         # A duplicate of each connection's socket: TLS detaches the socket it wraps, and shutting
         # a duplicate shuts the connection all the same.
         self._opened: list[socket.socket] = []
@@ -149,6 +150,9 @@ class _GuardedBackend(httpcore.SyncBackend):
     def _connect(self, address, port, timeout, local_address, socket_options) -> httpcore.NetworkStream:
         if self.was_cut:  # a slow lookup or an earlier address's connect outlasted the download's time
             raise httpcore.ConnectError("the download's time is over")
+        # A connect in progress cannot be cut: it gets no more than the download's time left.
+        left = max(0.05, self.deadline - time.monotonic())
+        timeout = left if timeout is None else min(timeout, left)
         return self._kept(super().connect_tcp(address, port, timeout, local_address, socket_options))
 
     def _kept(self, stream: httpcore.NetworkStream) -> httpcore.NetworkStream:
@@ -207,13 +211,16 @@ class Stream:
     the announced length; sha256 and size are known once it has been read to the end."""
 
     def __init__(self, chunks: Iterable[bytes], settings: Settings, *, expected: int | None = None,
-                 content_type: str = "", progress: Progress | None = None,
-                 was_cut: Callable[[], bool] = lambda: False):
+                 content_type: str = "", progress: Progress | None = None, deadline: float | None = None,
+                 was_cut: Callable[[], bool] = lambda: False, framed: bool = True):
         self._chunks, self.expected = chunks, expected
         self.content_type, self._progress = content_type, progress
         self.cap = settings.max_upload_mb * 1024 * 1024
-        self.deadline = time.monotonic() + settings.download_timeout_s
+        self.deadline = deadline or time.monotonic() + settings.download_timeout_s
         self._was_cut = was_cut  # open_url's watch shut the connection (deadline or stop)
+        # The body's end is marked (a length or chunks): a connection shut early is an error, and a
+        # clean end is the whole body. Otherwise the connection's end is the body's.
+        self.framed = framed
         self.size, self._digest = 0, hashlib.sha256()
 
     @property
@@ -233,8 +240,7 @@ class Stream:
             if isinstance(exc, httpx.RemoteProtocolError):
                 raise fail("truncated", "The host closed the connection before sending the whole file.") from None
             raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
-        # A cut can look like the end of a body that has no length; one that came whole is whole.
-        if self._was_cut() and (self.expected is None or self.size != self.expected):
+        if self._was_cut() and not self.framed:  # the cut may be what ended it
             raise _cut_short()
         if self.expected is not None and self.size != self.expected:
             raise fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.")
@@ -284,12 +290,14 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None,
     The read timeout bounds a silence; a host that sends a byte now and then (headers that never
     end, a gzip header that never ends) never trips it, nor a check between blocks: at the deadline,
     or when `stop` is set, a watch shuts the connections (not with GAMELENS_DOWNLOAD_PROXY, whose
-    connections httpx makes itself: there the read timeout and the check between blocks hold)."""
+    connections httpx makes itself: there the read timeout and the check between blocks hold). A
+    connect in progress ends by its own timeout, which the deadline shortens."""
     headers = {"Accept": "text/csv, text/plain;q=0.9, */*;q=0.5", "User-Agent": "GameLens/0.1"}
-    backend = _GuardedBackend(settings.allow_private_urls)
+    deadline = time.monotonic() + settings.download_timeout_s
+    backend = _GuardedBackend(settings.allow_private_urls, deadline)
     done = threading.Event()
-    threading.Thread(target=_watch, args=(backend, time.monotonic() + settings.download_timeout_s,
-                                          stop or threading.Event(), done), name="download-watch", daemon=True).start()
+    threading.Thread(target=_watch, args=(backend, deadline, stop or threading.Event(), done),
+                     name="download-watch", daemon=True).start()
     try:
         with _client(settings, backend) as client:
             for _hop in range(MAX_REDIRECTS + 1):
@@ -300,7 +308,7 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None,
                     if resp.is_redirect:
                         url = urljoin(url, resp.headers.get("location", ""))
                         continue
-                    yield _response_stream(resp, settings, progress, backend)
+                    yield _response_stream(resp, settings, progress, backend, deadline)
                     return
             raise fail("too_many_redirects", f"The link redirected more than {MAX_REDIRECTS} times.")
     except httpx.TimeoutException:
@@ -314,7 +322,8 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None,
         backend.close()
 
 
-def _response_stream(resp: httpx.Response, settings: Settings, progress, backend: _GuardedBackend) -> Stream:
+def _response_stream(resp: httpx.Response, settings: Settings, progress, backend: _GuardedBackend,
+                     deadline: float) -> Stream:
     if resp.status_code != 200:
         raise fail("http_status", f"The link answered HTTP {resp.status_code}, not 200.")
     length = resp.headers.get("content-length", "")
@@ -325,8 +334,9 @@ def _response_stream(resp: httpx.Response, settings: Settings, progress, backend
         raise fail("too_large", f"The file is {expected} bytes; the limit is {cap} bytes "
                    "(GAMELENS_MAX_UPLOAD_MB).", 413)
     return Stream(resp.iter_bytes(), settings, expected=expected,
-                  content_type=resp.headers.get("content-type", ""), progress=progress,
-                  was_cut=lambda: backend.was_cut)
+                  content_type=resp.headers.get("content-type", ""), progress=progress, deadline=deadline,
+                  was_cut=lambda: backend.was_cut,
+                  framed=length.isdigit() or "chunked" in resp.headers.get("transfer-encoding", "").lower())
 
 
 @contextmanager
