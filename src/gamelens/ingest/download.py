@@ -216,7 +216,7 @@ class Stream:
         self._chunks, self.expected = chunks, expected
         self.content_type, self._progress = content_type, progress
         self.cap = settings.max_upload_mb * 1024 * 1024
-        self.deadline = deadline or time.monotonic() + settings.download_timeout_s
+        self.deadline = time.monotonic() + settings.download_timeout_s if deadline is None else deadline
         self._was_cut = was_cut  # open_url's watch shut the connection (deadline or stop)
         # The body's end is marked (a length or chunks): a connection shut early is an error, and a
         # clean end is the whole body. Otherwise the connection's end is the body's.

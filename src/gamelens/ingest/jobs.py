@@ -358,7 +358,7 @@ class Uploads:
         """Pass the bytes on; once the last has arrived, the database is finishing: `loading`."""
         t0 = time.monotonic()
         for block in stream:
-            if self._cut.is_set():  # the server is stopping and the grace is over
+            if self._cut.is_set():  # the grace is over (a link's connection is shut too: download.open_url)
                 raise GameLensError("interrupted", "The server shut down during this upload.", 503)
             yield block
         self._set(rec, state="loading", timings_ms={"download": round((time.monotonic() - t0) * 1000)})
