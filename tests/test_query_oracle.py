@@ -418,6 +418,14 @@ def test_the_engine_time_of_a_needle_counted_first_is_within_the_request_s(sampl
         assert 0 < body["engine_ms"] <= body["took_ms"], body
 
 
+@pytest.mark.parametrize(("needle", "scans"), [("vr", False), ("rpg", False), ("zombie", False), ("2d", False),
+                                              ("é", True), ("co-op", True), ("open world", True), ("open-wor", True)])
+def test_only_a_needle_the_index_cannot_take_whole_is_counted_first(needle, scans):
+    """One run of letters and digits, from 2 (`vr`), is served by the text index: its page and count
+    run side by side; anything else may read the text of every game (see the test above)."""
+    assert filters.parse("about_the_game", needle, "f0").scans is scans
+
+
 @pytest.mark.parametrize("needle", ["vr", "rpg", "open-wor", "open world", "single-player"])
 def test_short_needles_and_the_runs_of_long_ones_are_served_by_the_text_index(sample_client, needle):
     """A needle of 2 or 3 letters, and each run of letters of a needle the index cannot take whole,

@@ -126,7 +126,8 @@ def check_link(url: str) -> tuple[str, int]:
 class _GuardedBackend(httpcore.SyncBackend):
     """Connects only to the addresses it has just resolved and checked: no second DNS lookup between
     the check and the connection (DNS rebinding), at every redirect hop. TLS still verifies the
-    certificate against the host name (httpcore passes the URL's host as server_hostname)."""
+    certificate against the host name (httpcore passes the URL's host as server_hostname). It also
+    ends the download on time: no connect past `deadline`, and `cut` shuts what it connected."""
 
     def __init__(self, allow_private: bool, deadline: float = math.inf):
         self.allow_private, self.deadline = allow_private, deadline

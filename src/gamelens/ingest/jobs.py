@@ -47,7 +47,7 @@ class Uploads:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._cut = threading.Event()  # the grace is over: the running upload stops at its next block
+        self._cut = threading.Event()  # the grace is over: the running upload stops (download.open_url's stop)
 
     # start-up and shutdown
 

@@ -219,7 +219,7 @@ def parse(param: str, raw: str, key: str) -> Condition:
         # answers it and the whole needle is then checked only where all its runs are.
         sql = " AND ".join([*(f"{column_sql(col)} ILIKE {{{p}_run{i}:String}}" for i in range(len(runs))), sql])
         params.update({f"{p}_run{i}": like_pattern(run) for i, run in enumerate(runs)})
-        scans = _RUN.fullmatch(value) is None
+        scans = _WORD.fullmatch(value) is None
     return Condition(sql, params, scans)
 
 
@@ -231,6 +231,9 @@ def parse(param: str, raw: str, key: str) -> Condition:
 # scans every description anyway [bench/query.py line "description: runs of 2 letters"].
 _RUN = re.compile(r"[A-Za-z0-9]{3,}")
 MAX_RUNS = 3
+# A needle the index takes whole (`vr`, `zombie`); any other reads the text where its runs leave it
+# (Condition.scans).
+_WORD = re.compile(r"[A-Za-z0-9]+")
 
 
 def word_runs(needle: str) -> list[str]:
