@@ -5,13 +5,14 @@ the engine alone (chDB), from the same generated file, in the same run.
 
 1. "load peak RSS": GameLens's loader with physical.INSERT_SETTINGS and merges off, against the
    engine's default insert blocks and parse chunks with merges on; each in a fresh process.
-2. Then, from one load, five tables: as loaded (many parts, no index), finished (one part + text
-   indexes, as GameLens serves it), finished without indexes, finished with the default
+2. Then, from one load, five tables: as loaded (many parts, no index), finished (one part, the
+   name's sort rank and the text indexes, as GameLens serves it), finished without indexes, finished with the default
    granularity (8192), and finished without indexes with the engine's default compression blocks
    (64 KB, against 8 KB); each query is timed on them (median of 7, condition cache off), and the
    bytes of their active parts on disk are summed.
 3. On the finished table: `rating` stored at load (as GameLens does) against the same formula
-   computed by the query from `positive` and `negative`.
+   computed by the query from `positive` and `negative`; and pages sorted by `name` through its
+   stored rank (physical.RANKED, as GameLens sorts a finished version) against the text itself.
 4. "finishing peak RSS": the loaded table finished as GameLens does (versions.finish: one merge, then
    each index written on its own, the allocator's freed pages released between steps) against the
    indexes built in the merge (declared before one OPTIMIZE FINAL); each in a fresh process, peak RSS
@@ -84,6 +85,8 @@ def copy(name, finish, granularity=1024, indexes=True):
         t = time.perf_counter()
         store = Store(e)
         store.merge(name)
+        for column in physical.RANKED if indexes else ():  # as versions.finish does
+            store.build_rank(name, column)
         for index in physical.INDEXES if indexes else ():
             store.build_index(name, index)
         return time.perf_counter() - t
@@ -147,6 +150,21 @@ DERIVED = {
 }
 out["derived"] = {q: {"stored": timed(sql.format(r="`rating`"), {}), "query time": timed(sql.format(r=rating), {})}
                   for q, sql in DERIVED.items()}
+# Text sorted by its stored rank (physical.RANKED) against the text itself, on the finished table.
+half = str(e.select("SELECT count() FROM b.finished").scalar() // 2)
+RANKED = {
+    "first page sorted by -positive,name": [("sort", "-positive,name")],
+    "middle page sorted by -positive,name": [("sort", "-positive,name"), ("offset", half)],
+    "middle page sorted by name": [("sort", "name"), ("offset", half)],
+}
+ranks = frozenset(physical.rank_column(c) for c in physical.RANKED)
+out["ranked"] = {}
+for q, items in RANKED.items():
+    req = rows.parse(items)
+    req.limit += 1  # as the page asks
+    text = timed(*rows.rows_sql(req, "b.finished"))
+    req.ranks = ranks
+    out["ranked"][q] = {"rank": timed(*rows.rows_sql(req, "b.finished")), "text": text}
 print(json.dumps(out))
 """
 
@@ -224,6 +242,9 @@ def main(mb: float) -> None:
     print("\n| rating, ms | stored at load | computed by the query | query time / stored |\n|---|---|---|---|")
     for q, row in res["derived"].items():
         print(f"| {q} | {row['stored']:.1f} | {row['query time']:.1f} | {row['query time'] / row['stored']:.2f} |")
+    print("\n| sorted by name, ms | by its stored rank | by the text | text / rank |\n|---|---|---|---|")
+    for q, row in res["ranked"].items():
+        print(f"| {q} | {row['rank']:.1f} | {row['text']:.1f} | {row['text'] / row['rank']:.2f} |")
 
 
 if __name__ == "__main__":

