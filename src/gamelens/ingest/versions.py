@@ -317,8 +317,7 @@ class Versions:
         self.writer.release_memory()
         if not self.cluster:  # a Join table is one replica's own: another would read no ranks from it
             for column in physical.RANKED:
-                self.store.build_rank(name, column)
-            self.active(fresh=True, engine=self.writer)  # this process sorts by them now; others at their next read
+                self.store.build_rank(name, column)  # readers sort by it from their next reading of the pointer
         for index in physical.INDEXES:
             try:
                 self.store.build_index(name, index)
