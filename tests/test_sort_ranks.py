@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
+from gamelens.errors import EngineError
 from gamelens.ingest import physical
 from gamelens.ingest.versions import version_name
 
@@ -145,4 +146,23 @@ def test_a_rank_build_stopped_midway_starts_over(ranked):
     engine.execute(f"CREATE TABLE {join} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
     versions.tidy(client.app.state.settings.keep_versions, {upload_id})
     assert f"{name}{RANK}" not in {t[0] for t in versions.store.tables()}
+    assert RANK in _snap(client).ranks
+
+
+def test_a_failed_rank_build_leaves_the_text_sort_and_the_indexes(ranked, monkeypatch, caplog):
+    client, upload_id = ranked
+    versions = _versions(client)
+    table = versions.table(upload_id)
+    engine_of(client).execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
+
+    def refused(name, column):
+        raise EngineError("refused by a settings profile", 164)
+
+    monkeypatch.setattr(versions.store, "build_rank", refused)
+    assert versions.finish(upload_id) == "ready"
+    assert "storing the sort rank of name" in caplog.text
+    assert RANK not in _snap(client).ranks
+    assert _ids(client, "-positive,name", use_cursor=False) == _python_order(client, "-positive,name")
+    monkeypatch.undo()
+    versions.store.build_rank(version_name(upload_id), "name")
     assert RANK in _snap(client).ranks

@@ -317,7 +317,7 @@ class Versions:
         self.writer.release_memory()
         if not self.cluster:  # a Join table is one replica's own: another would read no ranks from it
             for column in physical.RANKED:
-                self.store.build_rank(name, column)  # readers sort by it from their next reading of the pointer
+                self._rank(name, column)
         for index in physical.INDEXES:
             try:
                 self.store.build_index(name, index)
@@ -328,6 +328,16 @@ class Versions:
                 return "unsupported"
             self.writer.release_memory()
         return "ready"
+
+    def _rank(self, name: str, column: str) -> None:
+        """Store a sort rank (readers use it from their next reading of the pointer). A failure costs
+        speed only: pages sort by the text while the rank is missing, and the indexes are built all
+        the same."""
+        try:
+            self.store.build_rank(name, column)
+        except EngineError as exc:
+            log.warning("storing the sort rank of %s in %s failed (code %s); pages sorted by it read the text",
+                        column, name, exc.engine_code)
 
     # --- dropping by the server's clock -----------------------------------------------------------
 
