@@ -315,3 +315,33 @@ def sample_client(files):
 @pytest.fixture(scope="session")
 def sample_rows() -> list[dict]:
     return [python_row(r) for r in read_sample()]
+
+
+def walk(client: TestClient, first_params: dict, use_cursor: bool) -> list[dict]:
+    """Every row of GET /games, page by page: by offset or by the next cursor."""
+    rows, params = [], dict(first_params)
+    for _ in range(200):
+        r = client.get("/api/v1/games", params=params)
+        assert r.status_code == 200, r.json()
+        body = r.json()
+        rows += body["rows"]
+        if not body["next"]:
+            return rows
+        if use_cursor:
+            params["cursor"] = body["next_cursor"]
+        else:
+            params["offset"] = body["offset"] + body["limit"]
+    raise AssertionError("pagination did not end")
+
+
+def statements_of(explorer, monkeypatch) -> list[str]:
+    """The statements `explorer` runs from now on, on the real engine."""
+    statements = []
+    real_select = explorer.select
+
+    def counted(*args, **kwargs):
+        statements.append(args[1])
+        return real_select(*args, **kwargs)
+
+    monkeypatch.setattr(explorer, "select", counted)
+    return statements

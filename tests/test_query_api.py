@@ -8,25 +8,13 @@ import pytest
 
 from gamelens.query import answers
 
+from .conftest import walk
+
 
 def _page(client, **params):
     r = client.get("/api/v1/games", params=params)
     assert r.status_code == 200, r.json()
     return r.json()
-
-
-def _walk(client, first_params, use_cursor: bool) -> list[dict]:
-    rows, params = [], dict(first_params)
-    for _ in range(200):
-        body = _page(client, **params)
-        rows += body["rows"]
-        if not body["next"]:
-            return rows
-        if use_cursor:
-            params["cursor"] = body["next_cursor"]
-        else:
-            params["offset"] = body["offset"] + body["limit"]
-    raise AssertionError("pagination did not end")
 
 
 # "" and "-app_id": the table's own order, whose offset pages read keys first (query/rows.py rows_sql).
@@ -36,8 +24,8 @@ def test_pages_concatenate_to_the_full_sorted_result(sample_client, sample_rows,
     fields = "app_id,name,positive,price,release_date,score_rank"
     full = _page(sample_client, sort=sort, limit=1000, fields=fields)["rows"]
     assert len(full) == len(sample_rows)
-    by_offset = _walk(sample_client, {"sort": sort, "limit": 7, "fields": fields}, use_cursor=False)
-    by_cursor = _walk(sample_client, {"sort": sort, "limit": 7, "fields": fields}, use_cursor=True)
+    by_offset = walk(sample_client, {"sort": sort, "limit": 7, "fields": fields}, use_cursor=False)
+    by_cursor = walk(sample_client, {"sort": sort, "limit": 7, "fields": fields}, use_cursor=True)
     assert by_offset == full
     assert by_cursor == full
 

@@ -14,6 +14,8 @@ import pytest
 from gamelens import schema
 from gamelens.query import filters, run
 
+from .conftest import statements_of
+
 # --- Python's reading of each operator (written independently of the SQL) ---------------------
 
 
@@ -185,19 +187,6 @@ def _top(rows: list[dict], column: str, n: int) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
-def _count_statements(explorer, monkeypatch) -> list[str]:
-    """The statements `explorer` runs from now on, on the real engine."""
-    statements = []
-    real_select = explorer.select
-
-    def counted(*args, **kwargs):
-        statements.append(args[1])
-        return real_select(*args, **kwargs)
-
-    monkeypatch.setattr(explorer, "select", counted)
-    return statements
-
-
 @pytest.mark.parametrize("listed", [True, False])
 def test_answers_over_the_whole_version_come_from_its_rankings(sample_client, sample_rows, monkeypatch, listed):
     """Facets, the summary's top tags and genres, and top=N over the whole version come from the
@@ -210,7 +199,7 @@ def test_answers_over_the_whole_version_come_from_its_rankings(sample_client, sa
         monkeypatch.setattr(run, "ELEMENTS_MAX", 0)
     explorer.warm(sample_client.app.state.uploads.versions.current())  # the rankings, read at a switch
     explorer.cache.keep_only("")
-    statements = _count_statements(explorer, monkeypatch)
+    statements = statements_of(explorer, monkeypatch)
 
     def asked(path, **params):
         statements.clear()
@@ -394,7 +383,7 @@ def test_a_needle_the_index_cannot_take_whole_is_counted_before_its_page(sample_
     only when the count says there are rows on it. The answers are Python's either way."""
     explorer = sample_client.app.state.explorer
     explorer.cache.keep_only("")
-    statements = _count_statements(explorer, monkeypatch)
+    statements = statements_of(explorer, monkeypatch)
     body = sample_client.get("/api/v1/games", params={**params, "fields": "app_id,positive"}).json()
     needle = params["about_the_game"].lower()
     want = [r for r in sample_rows if needle in r["about_the_game"].lower()]

@@ -12,7 +12,7 @@ from gamelens.errors import EngineError
 from gamelens.ingest import physical
 from gamelens.ingest.versions import version_name
 
-from .conftest import AUTH, engine_of, make_settings, sample_table, upload, write_csv
+from .conftest import AUTH, engine_of, make_settings, sample_table, statements_of, upload, walk, write_csv
 
 RANK = physical.rank_column("name")
 # Ties, case, accents, an empty name, a prefix and a trailing space: byte order decides, as in the engine.
@@ -42,18 +42,6 @@ def _snap(client):
     return versions.current()
 
 
-def _statements(client, monkeypatch) -> list[str]:
-    explorer, statements = client.app.state.explorer, []
-    real = explorer.select
-
-    def seen(*args, **kwargs):
-        statements.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(explorer, "select", seen)
-    return statements
-
-
 def _python_order(client, sort: str) -> list[int]:
     rows = client.get("/api/v1/games", params={"limit": 1000, "fields": "app_id,name,positive"}).json()["rows"]
     if sort == "name":
@@ -67,17 +55,7 @@ def _python_order(client, sort: str) -> list[int]:
 
 
 def _ids(client, sort: str, use_cursor: bool) -> list[int]:
-    ids, params = [], {"sort": sort, "limit": 7, "fields": "app_id"}
-    for _ in range(100):
-        body = client.get("/api/v1/games", params=params).json()
-        ids += [r["app_id"] for r in body["rows"]]
-        if not body["next"]:
-            return ids
-        if use_cursor:
-            params["cursor"] = body["next_cursor"]
-        else:
-            params["offset"] = body["offset"] + body["limit"]
-    raise AssertionError("pagination did not end")
+    return [r["app_id"] for r in walk(client, {"sort": sort, "limit": 7, "fields": "app_id"}, use_cursor)]
 
 
 def _stored_ranks(client, upload_id: int) -> dict[str, set[int]]:
@@ -100,7 +78,7 @@ def test_pages_sorted_by_name_read_the_rank_and_keep_the_order(ranked, monkeypat
     client, _ = ranked
     assert RANK in _snap(client).ranks
     want = _python_order(client, sort)
-    statements = _statements(client, monkeypatch)
+    statements = statements_of(client.app.state.explorer, monkeypatch)
     assert _ids(client, sort, use_cursor=False) == want
     assert _ids(client, sort, use_cursor=True) == want
     pages = [s for s in statements if "ORDER BY" in s and "count()" not in s]
@@ -116,7 +94,7 @@ def test_a_version_without_ranks_sorts_by_the_text_and_a_finish_builds_them(rank
     engine_of(client).execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
     assert RANK not in _snap(client).ranks
     want = _python_order(client, "-positive,name")
-    statements = _statements(client, monkeypatch)
+    statements = statements_of(client.app.state.explorer, monkeypatch)
     assert _ids(client, "-positive,name", use_cursor=True) == want
     assert statements and not any(RANK in s for s in statements)
     assert _versions(client).finish(upload_id) == "ready"
