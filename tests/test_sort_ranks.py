@@ -144,3 +144,54 @@ def test_a_failed_rank_build_leaves_the_text_sort_and_the_indexes(ranked, monkey
     monkeypatch.undo()
     versions.store.build_rank(version_name(upload_id), "name")
     assert RANK in _snap(client).ranks
+
+
+def _unfinished_mutations(client, name: str) -> list:
+    return engine_of(client).select("SELECT mutation_id FROM system.mutations WHERE database = {db:String} AND "
+                                    "table = {t:String} AND NOT is_done",
+                                    {"db": _versions(client).store.db, "t": name}, readonly=False).rows
+
+
+def _stuck_update(client, upload_id: int) -> str:
+    """What a stop during the rank's update can leave: the engine resumes the update at start, and
+    without its Join table it fails for ever and holds every later mutation of the table (the indexes')."""
+    versions, engine = _versions(client), engine_of(client)
+    name, table = version_name(upload_id), versions.table(upload_id)
+    join = versions.store.q(f"{name}{RANK}")
+    engine.execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
+    engine.execute(f"ALTER TABLE {table} ADD COLUMN {RANK}_new UInt32", settings={"mutations_sync": 2})
+    engine.execute(f"CREATE TABLE {join} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
+    engine.execute(f"SYSTEM STOP MERGES {table}")
+    engine.execute(f"ALTER TABLE {table} UPDATE {RANK}_new = joinGet({{j:String}}, 'rank', _row) WHERE 1",
+                   {"j": f"{versions.store.db}.{name}{RANK}"},
+                   {"mutations_sync": 0, "allow_nondeterministic_mutations": 1})
+    engine.execute(f"DROP TABLE {join}")
+    engine.execute(f"SYSTEM START MERGES {table}")
+    assert _unfinished_mutations(client, name)  # failing, and retried
+    return name
+
+
+def _work_column_left(client, name: str) -> bool:
+    return f"{RANK}_new" in {t[0]: t[2] for t in _versions(client).store.tables()}[name]
+
+
+def test_a_rank_update_left_failing_is_killed_and_the_build_starts_over(ranked):
+    client, upload_id = ranked
+    name = _stuck_update(client, upload_id)
+    assert _versions(client).finish(upload_id) == "ready"
+    assert not _unfinished_mutations(client, name) and not _work_column_left(client, name)
+    assert RANK in _snap(client).ranks
+    assert _ids(client, "name", use_cursor=True) == _python_order(client, "name")
+
+
+def test_the_next_start_kills_a_rank_update_left_failing(ranked):
+    client, upload_id = ranked
+    versions = _versions(client)
+    name = _stuck_update(client, upload_id)
+    versions.store.t.execute(f"CREATE TABLE {versions.store.q(name + RANK)} (row UInt64, rank UInt32) "
+                             "ENGINE = Join(ANY, LEFT, row)")  # and the Join table of another try
+    versions.tidy(client.app.state.settings.keep_versions, {upload_id})
+    assert not _unfinished_mutations(client, name) and not _work_column_left(client, name)
+    assert f"{name}{RANK}" not in {t[0] for t in versions.store.tables()}
+    assert versions.finish(upload_id) == "ready"
+    assert RANK in _snap(client).ranks

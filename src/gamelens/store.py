@@ -159,14 +159,13 @@ class Store:
         """Store `column`'s sort rank (physical.RANKED): equal values share a rank, and rank order is
         the column's order. The ranks are written into a column under a working name, from a Join table
         of (row, rank), and take their own name in one rename: a reader sees them whole or not at all.
-        Idempotent: run again after a stop, it starts over."""
+        Idempotent: run again after a stop, it starts over (abandon_rank first)."""
         table, rank = self.q(name), physical.rank_column(column)
         if self._select("SELECT count() FROM system.columns WHERE database = {db:String} AND table = {t:String} "
                         "AND name = {c:String}", {"db": self.db, "t": name, "c": rank}).scalar():
             return
-        work, join = f"{rank}_new", f"{name}{rank}"
-        self.t.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {work}", settings=SYNC)
-        self.drop(join)
+        work, join = f"{rank}_new", rank_join(name, column)
+        self.abandon_rank(name, column)
         self.t.execute(f"CREATE TABLE {self.q(join)} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
         self.t.execute(f"INSERT INTO {self.q(join)} SELECT {schema.ROW_COL}, "
                        f"toUInt32(dense_rank() OVER (ORDER BY {ident(column)})) FROM {table}")
@@ -176,6 +175,17 @@ class Store:
                        "WHERE 1", {"join": f"{self.db}.{join}"}, {**SYNC, "allow_nondeterministic_mutations": 1})
         self.t.execute(f"ALTER TABLE {table} RENAME COLUMN {work} TO {rank}", settings=SYNC)
         self.drop(join)
+
+    def abandon_rank(self, name: str, column: str) -> None:
+        """Remove what a stopped or failed build_rank left: its update (the engine keeps an unfinished
+        mutation and resumes it at start; without its Join table it would fail for ever and hold every
+        later mutation of the table, the text indexes' too), the working column, the Join table. The
+        version's other unfinished mutations go too: only finish() makes them, and it makes them again."""
+        self.t.execute("KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND NOT is_done",
+                       {"db": self.db, "t": name})
+        self.t.execute(f"ALTER TABLE {self.q(name)} DROP COLUMN IF EXISTS {physical.rank_column(column)}_new",
+                       settings=SYNC)
+        self.drop(rank_join(name, column))
 
     def copy_table(self, source: str, copy: str) -> None:
         """A table like `source` holding its parts by hard links (no data is copied)."""
@@ -382,6 +392,11 @@ class Store:
     def stored_bytes(self, table: str) -> int:
         return self._select("SELECT sum(data_compressed_bytes) FROM system.parts WHERE database = {db:String} "
                             "AND table = {t:String} AND active", {"db": self.db, "t": table}).scalar() or 0
+
+
+def rank_join(name: str, column: str) -> str:
+    """The Join table of ranks that Store.build_rank fills for version table `name`."""
+    return f"{name}{physical.rank_column(column)}"
 
 
 def _lit(text: str) -> str:

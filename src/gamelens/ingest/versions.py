@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from ..engine import INDEXES_UNSUPPORTED, Engine
 from ..errors import EngineError, GameLensError
 from ..records import IndexState
-from ..store import LEGACY_ACTIVE, UPLOAD_CLAIM, WRITER_LOCK, Store
+from ..store import LEGACY_ACTIVE, UPLOAD_CLAIM, WRITER_LOCK, Store, rank_join
 from . import migrations, physical
 
 log = logging.getLogger(__name__)
@@ -338,6 +338,14 @@ class Versions:
         except EngineError as exc:
             log.warning("storing the sort rank of %s in %s failed (code %s); pages sorted by it read the text",
                         column, name, exc.engine_code)
+            self._abandon_rank(name, column)
+
+    def _abandon_rank(self, name: str, column: str) -> None:
+        try:
+            self.store.abandon_rank(name, column)
+        except EngineError as exc:
+            log.warning("removing a rank build of %s failed (code %s); the next start removes it", name,
+                        exc.engine_code)
 
     # --- dropping by the server's clock -----------------------------------------------------------
 
@@ -426,13 +434,25 @@ class Versions:
                 never_served = h.upload_id not in named and h.upload_id not in acknowledged
                 if not h.is_version or never_served:
                     self.store.drop(h.name)
-            for name, _, _, engine in self.store.tables():
+            tables = {name: engine for name, _, _, engine in self.store.tables()}
+            for name in tables:
                 if name.startswith("stage_") and name.endswith("_csv"):
                     self.store.drop(name)
-                if engine == "Join":  # a stopped Store.build_rank's; the index builds resumed next start it over
-                    self.store.drop(name)
+            self._abandon_rank_builds(tables)
             self._drop_old_claims()
             self._prune(keep)
+
+    def _abandon_rank_builds(self, tables: dict[str, str]) -> None:
+        """Join tables are only a stopped Store.build_rank's: its version's build is abandoned (its
+        update killed first), and the index builds resumed next start it over; one whose version is
+        gone is dropped."""
+        for h in self.holdings(self.writer):
+            for column in physical.RANKED:
+                if h.is_version and rank_join(h.name, column) in tables:
+                    self.store.abandon_rank(h.name, column)
+        for name, engine in tables.items():
+            if engine == "Join":
+                self.store.drop(name)
 
     def _drop_old_claims(self) -> None:
         """Upload id claims below the newest that are over an hour old: no claimer's count can be that
