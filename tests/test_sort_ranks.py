@@ -58,6 +58,13 @@ def _ids(client, sort: str, use_cursor: bool) -> list[int]:
     return [r["app_id"] for r in walk(client, {"sort": sort, "limit": 7, "fields": "app_id"}, use_cursor)]
 
 
+def _drop_rank(client, table: str) -> None:
+    """Make the version one without ranks (as earlier releases wrote them). In service a table never
+    loses a column, so a process keeps what it saw: this one forgets it."""
+    engine_of(client).execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
+    _versions(client)._all_ranks.clear()
+
+
 def _stored_ranks(client, upload_id: int) -> dict[str, set[int]]:
     table = _versions(client).table(upload_id)
     ranks: dict[str, set[int]] = {}
@@ -91,7 +98,7 @@ def test_a_version_without_ranks_sorts_by_the_text_and_a_finish_builds_them(rank
     """Versions of earlier releases have no rank column: the same answers, from the text."""
     client, upload_id = ranked
     table = _versions(client).table(upload_id)
-    engine_of(client).execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
+    _drop_rank(client, table)
     assert RANK not in _snap(client).ranks
     want = _python_order(client, "-positive,name")
     statements = statements_of(client.app.state.explorer, monkeypatch)
@@ -108,7 +115,7 @@ def test_a_rank_build_stopped_midway_starts_over(ranked):
     client, upload_id = ranked
     versions, engine = _versions(client), engine_of(client)
     name, table = version_name(upload_id), versions.table(upload_id)
-    engine.execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
+    _drop_rank(client, table)
     engine.execute(f"ALTER TABLE {table} ADD COLUMN {RANK}_new UInt32 DEFAULT 7", settings={"mutations_sync": 2})
     join = versions.store.q(f"{name}{RANK}")
     engine.execute(f"CREATE TABLE {join} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
@@ -131,7 +138,7 @@ def test_a_failed_rank_build_leaves_the_text_sort_and_the_indexes(ranked, monkey
     client, upload_id = ranked
     versions = _versions(client)
     table = versions.table(upload_id)
-    engine_of(client).execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
+    _drop_rank(client, table)
 
     def refused(name, column):
         raise EngineError("refused by a settings profile", 164)
@@ -158,7 +165,7 @@ def _stuck_update(client, upload_id: int) -> str:
     versions, engine = _versions(client), engine_of(client)
     name, table = version_name(upload_id), versions.table(upload_id)
     join = versions.store.q(f"{name}{RANK}")
-    engine.execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
+    _drop_rank(client, table)
     engine.execute(f"ALTER TABLE {table} ADD COLUMN {RANK}_new UInt32", settings={"mutations_sync": 2})
     engine.execute(f"CREATE TABLE {join} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
     engine.execute(f"SYSTEM STOP MERGES {table}")

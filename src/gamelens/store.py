@@ -225,16 +225,20 @@ class Store:
     # --- the pointer and the BI view -------------------------------------------------------------
 
     def pointer(self) -> tuple[int, str, str] | None:
-        """(upload id, table UUID or '', table comment, its sort ranks) of the version the pointer names now."""
+        """(upload id, table UUID or '', table comment) of the version the pointer names now."""
         res = self._select(
-            f"SELECT p.upload_id, t.uuid, t.comment, c.ranks FROM (SELECT upload_id FROM {self.q(POINTER)} "
+            f"SELECT p.upload_id, t.uuid, t.comment FROM (SELECT upload_id FROM {self.q(POINTER)} "
             "ORDER BY at DESC, upload_id DESC LIMIT 1) AS p LEFT JOIN (SELECT name, toString(uuid) AS uuid, "
             "comment FROM system.tables WHERE database = {db:String}) AS t "
-            "ON t.name = concat('games_v', toString(p.upload_id)) LEFT JOIN (SELECT table, groupArray(name) AS "
-            "ranks FROM system.columns WHERE database = {db:String} AND name IN {ranks:Array(String)} GROUP BY "
-            "table) AS c ON c.table = t.name",
-            {"db": self.db, "ranks": [physical.rank_column(c) for c in physical.RANKED]})
+            "ON t.name = concat('games_v', toString(p.upload_id))", {"db": self.db})
         return tuple(res.rows[0]) if res.rows else None
+
+    def ranks(self, name: str) -> frozenset[str]:
+        """The sort ranks (physical.RANKED) table `name` holds."""
+        return frozenset(r for (r,) in self._select(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} AND "
+            "name IN {ranks:Array(String)}",
+            {"db": self.db, "t": name, "ranks": [physical.rank_column(c) for c in physical.RANKED]}).rows)
 
     def pointer_history(self) -> tuple[int, list[tuple[int, int]]]:
         """The server's time now (ns) and the pointer's rows (at, upload id) in order."""

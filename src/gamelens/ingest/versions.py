@@ -133,6 +133,8 @@ class Versions:
         self._refresher_lock = threading.Lock()
         self._refreshed_at = -1e9  # when the last reading beside the requests started (monotonic)
         self._closed = False  # no reading starts beside the requests once the engine is closing
+        # table UUID -> its sort ranks, once it holds them all: a table never loses a column
+        self._all_ranks: dict[str, frozenset[str]] = {}
 
     def _on(self, engine: Engine | None) -> Store:
         """The statements on `engine`'s connections (the request side's, unless the worker passes its own)."""
@@ -151,7 +153,8 @@ class Versions:
         pointer = self._on(engine).pointer()
         upload_id, snap, problem = None, None, None
         if pointer is not None:
-            upload_id, uuid, comment, ranks = pointer
+            upload_id, uuid, comment = pointer
+            ranks = self._ranks(upload_id, uuid, engine)
             snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s, ranks)
         with self._seen_lock:
             if started < self._seen.read_at:
@@ -163,7 +166,19 @@ class Versions:
                     listener(snap)
         return upload_id
 
-    def _servable(self, upload_id: int, uuid: str, comment: str, deadline: float, ranks: list[str]
+    def _ranks(self, upload_id: int, uuid: str, engine: Engine | None) -> frozenset[str]:
+        """The sort ranks of the version the pointer names, read again only until it holds them all
+        (reading them costs a pointer reading as much again). None on a cluster (see finish)."""
+        if self.cluster or not uuid:
+            return frozenset()
+        if uuid not in self._all_ranks:
+            ranks = self._on(engine).ranks(version_name(upload_id))
+            if len(ranks) < len(physical.RANKED):
+                return ranks
+            self._all_ranks[uuid] = ranks
+        return self._all_ranks[uuid]
+
+    def _servable(self, upload_id: int, uuid: str, comment: str, deadline: float, ranks: frozenset[str]
                   ) -> tuple[Snapshot | None, GameLensError | None]:
         if not uuid:  # cannot happen by our own hand: the active version is never dropped
             return None, GameLensError("dataset_missing", f"The active dataset (upload {upload_id}) is missing from "
@@ -174,7 +189,7 @@ class Versions:
                 "dataset_not_upgraded", f"The active dataset (upload {upload_id}) is not in the layout this "
                 "release reads; it is upgraded when the server that writes starts (see the upload's record).",
                 503, headers={"Retry-After": "5"})
-        return Snapshot(upload_id, self.table(upload_id), uuid, deadline, frozenset(ranks)), None
+        return Snapshot(upload_id, self.table(upload_id), uuid, deadline, ranks), None
 
     def active(self, fresh: bool = False, engine: Engine | None = None) -> int | None:
         """The active upload id (None before the first upload), cached for REFRESH_S. The worker
