@@ -161,8 +161,7 @@ class Store:
         of (row, rank), and take their own name in one rename: a reader sees them whole or not at all.
         Idempotent: run again after a stop, it starts over (abandon_rank first)."""
         table, rank = self.q(name), physical.rank_column(column)
-        if self._select("SELECT count() FROM system.columns WHERE database = {db:String} AND table = {t:String} "
-                        "AND name = {c:String}", {"db": self.db, "t": name, "c": rank}).scalar():
+        if rank in self.ranks(name):
             return
         work, join = f"{rank}_new", rank_join(name, column)
         self.abandon_rank(name, column)

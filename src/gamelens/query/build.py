@@ -115,9 +115,9 @@ def sort_keys(raw: str | None) -> tuple[str, list[Key]]:
 
 
 def order_by(keys: list[Key], ranks: frozenset[str] = frozenset()) -> str:
-    """ORDER BY the keys, each by its rank where the version stores one (`ranks`, Snapshot.ranks): a
-    page sorted by name at row 157,499 of 500 MB, 70 -> 42 ms on the engine. Cursors and keyset
-    conditions keep the values themselves, which order the rows the same way."""
+    """ORDER BY the keys, each by its rank where the version stores one (`ranks`, Snapshot.ranks; see
+    ingest/physical.py for the figures). Cursors and keyset conditions keep the values themselves,
+    which order the rows the same way."""
     return ", ".join(f"{k.rank if k.rank in ranks else k.sql} {'DESC' if k.desc else 'ASC'}" for k in keys)
 
 
