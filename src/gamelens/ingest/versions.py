@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from ..engine import INDEXES_UNSUPPORTED, Engine
 from ..errors import EngineError, GameLensError
 from ..records import IndexState
-from ..store import LEGACY_ACTIVE, UPLOAD_CLAIM, WRITER_LOCK, Store, rank_join
+from ..store import LEGACY_ACTIVE, UPLOAD_CLAIM, WRITER_LOCK, Store
 from . import migrations, physical
 
 log = logging.getLogger(__name__)
@@ -461,13 +461,14 @@ class Versions:
         """Join tables are only a stopped Store.build_rank's: its version's build is abandoned (its
         update killed first), and the index builds resumed next start it over; one whose version is
         gone is dropped."""
-        for h in self.holdings(self.writer):
-            for column in physical.RANKED:
-                if h.is_version and rank_join(h.name, column) in tables:
-                    self.store.abandon_rank(h.name, column)
         for name, engine in tables.items():
-            if engine == "Join":
-                self.store.drop(name)
+            if engine != "Join":
+                continue
+            for column in physical.RANKED:
+                version = name.removesuffix(physical.rank_column(column))
+                if version != name and version in tables:
+                    self.store.abandon_rank(version, column)
+            self.store.drop(name)
 
     def _drop_old_claims(self) -> None:
         """Upload id claims below the newest that are over an hour old: no claimer's count can be that
