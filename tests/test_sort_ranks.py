@@ -109,6 +109,17 @@ def test_a_version_without_ranks_sorts_by_the_text_and_a_finish_builds_them(rank
     assert _ids(client, "-positive,name", use_cursor=False) == want
 
 
+def test_a_start_ranks_the_versions_finished_without_their_ranks(ranked):
+    """A rank build that failed, or a version an earlier release finished: the next start ranks it
+    (test_upgrades.py starts on the earlier releases' own databases)."""
+    client, upload_id = ranked
+    _drop_rank(client, _versions(client).table(upload_id))
+    assert RANK not in _snap(client).ranks
+    client.app.state.uploads._resume_indexes()
+    assert RANK in _snap(client).ranks
+    assert _ids(client, "-name", use_cursor=True) == _python_order(client, "-name")
+
+
 def test_a_rank_build_stopped_midway_starts_over(ranked):
     """A stop can leave the working column and the Join table: the next build replaces both, and the
     next start drops a Join table whose build it does not resume."""

@@ -18,12 +18,13 @@ from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
 from gamelens.engine import Engine
-from gamelens.ingest import migrations
+from gamelens.ingest import migrations, physical
 from gamelens.store import Store
 
 from .conftest import AUTH, make_settings, python_row, read_sample, table_names, upload
 
 LAYOUTS = Path(__file__).parent / "data" / "layouts"
+RANK = physical.rank_column("name")
 RELEASES = ["421b14a", "c1d0440"]  # the releases that landed before this layout's
 READS = ["/api/v1/games", "/api/v1/games/summary", "/api/v1/games/aggregate?group_by=developers&metrics=avg:rating",
          "/api/v1/games/aggregate?group_by=genres,release_year&top=3", "/api/v1/games?format=csv",
@@ -85,6 +86,15 @@ def assert_every_read_answers(client) -> None:
         assert r.status_code == 200, (path, r.status_code, r.text[:500])
 
 
+def assert_sorted_by_name_from_the_rank(client, app_ids: set[int]) -> None:
+    versions = client.app.state.uploads.versions
+    versions.active(fresh=True)
+    assert RANK in versions.current().ranks
+    names = {app_id: row["name"] for app_id, row in oracle().items()}
+    body = client.get("/api/v1/games", params={"sort": "name", "limit": 100, "fields": "app_id"}).json()
+    assert [r["app_id"] for r in body["rows"]] == sorted(app_ids, key=lambda i: (names[i].encode(), i))
+
+
 @pytest.mark.parametrize("release", RELEASES)
 def test_a_release_s_data_serves_after_the_upgrade(release, files):
     settings = make_settings()
@@ -102,9 +112,13 @@ def test_a_release_s_data_serves_after_the_upgrade(release, files):
         # The older version, activated again after a new upload, serves too.
         new = upload(client, files.url("sample.csv"))
         assert new["state"] == "succeeded", new
+        # The worker gave the old versions their sort ranks before it took the upload.
+        store = client.app.state.uploads.versions.store
+        assert all(store.ranks(name) == {RANK} for name in ("games_v1", "games_v2")), release
         assert client.post("/api/v1/uploads/1/activate").status_code == 200
         assert_every_read_answers(client)
         assert_served_as_the_oracle_says(client, held_ids(release, "games_v1"))
+        assert_sorted_by_name_from_the_rank(client, held_ids(release, "games_v1"))
 
 
 def test_bi_users_view_reads_the_upgraded_layout(files):

@@ -213,13 +213,15 @@ class Uploads:
     # the worker
 
     def _resume_indexes(self) -> None:
-        """Indexes a stop interrupted (or an upgrade left to build) are built (the statements are idempotent)."""
+        """Indexes a stop interrupted (or an upgrade left to build) are built (the statements are idempotent);
+        then versions without their sort ranks get them."""
         stored = set(self.versions.stored_ids(self.worker))
         for rec in self._records():
             if self._cut.is_set():  # a stop's grace is over: the next start goes on
                 return
             if rec.indexes == "building" and rec.id in stored:
                 self._index(rec)
+        self.versions.rank_unranked()
 
     def _janitor_interval(self) -> float:
         """How often the idle worker looks for replaced versions whose time has come."""

@@ -355,6 +355,17 @@ class Versions:
                         column, name, exc.engine_code)
             self._abandon_rank(name, column)
 
+    def rank_unranked(self) -> None:
+        """Versions finished without their ranks (by a release before ranks, or after a failed rank build)
+        get them: at start, once the resumed index builds are done. Versions left at an older layout are
+        left as they are (they are not served)."""
+        if self.cluster:
+            return
+        for h in self.holdings(self.writer):
+            if h.is_version and h.tagged and h.layout >= migrations.LAYOUT:
+                for column in physical.RANKED:
+                    self._rank(h.name, column)
+
     def _abandon_rank(self, name: str, column: str) -> None:
         try:
             self.store.abandon_rank(name, column)
