@@ -5,7 +5,8 @@ FROM ${BASE_IMAGE} AS build
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements.txt /build/requirements.txt
-RUN pip install --no-cache-dir -r /build/requirements.txt
+# Exactly the pinned list, without the dependencies chDB declares but GameLens never imports (see the file).
+RUN pip install --no-cache-dir --no-deps -r /build/requirements.txt
 COPY pyproject.toml README.md /build/
 COPY src /build/src
 RUN pip install --no-cache-dir --no-deps /build

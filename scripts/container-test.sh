@@ -62,6 +62,10 @@ up=$(api -X POST -H 'Content-Type: application/json' \
   -d "{\"url\": \"http://127.0.0.1:$FILES_PORT/sample_games.csv\"}" "http://127.0.0.1:$PORT/api/v1/uploads?wait=true")
 check "the sample loads in the container" "$up" "d['state'] == 'succeeded' and d['rows_loaded'] == 100"
 check "a filter answers" "$(api "http://127.0.0.1:$PORT/api/v1/games?name=bowl")" "d['total'] == 1"
+# The image leaves out what chDB declares but GameLens never imports (requirements.txt); Parquet needs pyarrow.
+parquet=$(api "http://127.0.0.1:$PORT/api/v1/games?format=parquet&fields=app_id,name" | python3 -c \
+  "import sys; b = sys.stdin.buffer.read(); print(len(b) if b[:4] == b[-4:] == b'PAR1' else 0)")
+check "a Parquet export is one file" "$parquet" "d > 0"
 podman stats --no-stream --format 'container memory after upload: {{.MemUsage}}' "$NAME" || true
 podman restart "$NAME" >/dev/null
 start
