@@ -25,7 +25,8 @@ A version's table is written once, by one load, and then only read:
   in the order spent a third of its time comparing strings: at 500 MB the middle page sorted by
   `-positive,name` 95.1 -> 62.6 ms, by `name` 77.0 -> 57.2, the first page the same (53.3, 52.1);
   0.2 s more to finish [bench table "sorted by name"]. Readers use it once
-  the column is there (Snapshot.ranks); versions without it sort by the text, with the same answers.
+  the column is there (Snapshot.ranks); versions without it sort by the text, with the same answers,
+  until the next start ranks them (Versions.rank_unranked: earlier releases' versions, failed builds).
 - then each text index is declared and written on that part, one at a time, and the engine's freed
   memory is handed back between steps (Engine.release_memory): the merge no longer carries the
   indexes' dictionaries beside its columns. At 500 MB: peak +273 MB over the RSS before the load
