@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
-from gamelens.errors import EngineError
-from gamelens.ingest import physical
+from gamelens.engine import engine_error
+from gamelens.ingest import migrations, physical
 from gamelens.ingest.versions import version_name
 
 from .conftest import AUTH, engine_of, make_settings, sample_table, statements_of, upload, walk, write_csv
@@ -120,6 +120,30 @@ def test_a_start_ranks_the_versions_finished_without_their_ranks(ranked):
     assert _ids(client, "-name", use_cursor=True) == _python_order(client, "-name")
 
 
+def test_a_start_stopping_ranks_no_more_versions(ranked):
+    client, upload_id = ranked
+    _drop_rank(client, _versions(client).table(upload_id))
+    _versions(client).rank_unranked(stopping=lambda: True)
+    assert RANK not in _snap(client).ranks
+    _versions(client).rank_unranked(stopping=lambda: False)
+    assert RANK in _snap(client).ranks
+
+
+def test_a_start_leaves_a_newer_release_s_version_as_it_is(ranked):
+    """A version a newer release wrote (then rolled back) is not served here, nor changed."""
+    client, upload_id = ranked
+    store, name = _versions(client).store, version_name(upload_id)
+    _drop_rank(client, _versions(client).table(upload_id))
+    store.comment(name, f"upload:{upload_id} layout:{migrations.LAYOUT + 1}")
+    try:
+        _versions(client).rank_unranked(stopping=lambda: False)
+        assert RANK not in store.ranks(name)
+    finally:
+        store.comment(name, f"upload:{upload_id} layout:{migrations.LAYOUT}")
+    _versions(client).rank_unranked(stopping=lambda: False)
+    assert RANK in _snap(client).ranks
+
+
 def test_a_rank_build_stopped_midway_starts_over(ranked):
     """A stop can leave the working column and the Join table: the next build replaces both, and the
     next start drops a Join table whose build it does not resume."""
@@ -145,14 +169,21 @@ def test_a_rank_build_stopped_midway_starts_over(ranked):
     assert RANK in _snap(client).ranks
 
 
-def test_a_failed_rank_build_leaves_the_text_sort_and_the_indexes(ranked, monkeypatch, caplog):
+# The engine's errors as the driver raises them: one it reports as such, and a limit (memory), which
+# engine.engine_error turns into our own error, not an EngineError.
+REFUSALS = ["Code: 164. DB::Exception: Cannot modify setting in readonly mode. (READONLY)",
+            "Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)"]
+
+
+@pytest.mark.parametrize("refusal", REFUSALS, ids=["engine error", "memory limit"])
+def test_a_failed_rank_build_leaves_the_text_sort_and_the_indexes(ranked, monkeypatch, caplog, refusal):
     client, upload_id = ranked
     versions = _versions(client)
     table = versions.table(upload_id)
     _drop_rank(client, table)
 
     def refused(name, column):
-        raise EngineError("refused by a settings profile", 164)
+        raise engine_error(RuntimeError(refusal))
 
     monkeypatch.setattr(versions.store, "build_rank", refused)
     assert versions.finish(upload_id) == "ready"

@@ -104,6 +104,13 @@ class _Seen:
         return self.age() > REFRESH_S
 
 
+def _why(exc: GameLensError) -> str:
+    """An engine error's code, or our own code for the engine's limit errors (for the log)."""
+    if isinstance(exc, EngineError):
+        return f"code {exc.engine_code}"
+    return exc.code
+
+
 def _left_at(history: list[tuple[int, int]]) -> dict[int, int]:
     """upload id -> when (server ns) the pointer last moved off it, from the pointer's rows in order;
     the version it names now has no entry."""
@@ -347,31 +354,34 @@ class Versions:
     def _rank(self, name: str, column: str) -> None:
         """Store a sort rank (readers use it from their next reading of the pointer). A failure costs
         speed only: pages sort by the text while the rank is missing, and the indexes are built all
-        the same."""
+        the same. Limit errors (memory, time) count as failures too: the engine reports them as our
+        own errors (engine.engine_error), not as EngineError."""
         try:
             self.store.build_rank(name, column)
-        except EngineError as exc:
-            log.warning("storing the sort rank of %s in %s failed (code %s); pages sorted by it read the text",
-                        column, name, exc.engine_code)
+        except GameLensError as exc:
+            log.warning("storing the sort rank of %s in %s failed (%s); pages sorted by it read the text",
+                        column, name, _why(exc))
             self._abandon_rank(name, column)
 
-    def rank_unranked(self) -> None:
+    def rank_unranked(self, stopping: Callable[[], bool]) -> None:
         """Versions finished without their ranks (by a release before ranks, or after a failed rank build)
-        get them: at start, once the resumed index builds are done. Versions left at an older layout are
-        left as they are (they are not served)."""
+        get them: at start, once the resumed index builds are done, until `stopping()` says a stop's grace
+        is over. Versions at another layout are left as they are (they are not served)."""
         if self.cluster:
             return
         for h in self.holdings(self.writer):
-            if h.is_version and h.tagged and h.layout >= migrations.LAYOUT:
-                for column in physical.RANKED:
-                    self._rank(h.name, column)
+            if not (h.is_version and h.tagged and h.layout == migrations.LAYOUT):
+                continue
+            for column in physical.RANKED:
+                if stopping():
+                    return
+                self._rank(h.name, column)
 
     def _abandon_rank(self, name: str, column: str) -> None:
         try:
             self.store.abandon_rank(name, column)
-        except EngineError as exc:
-            log.warning("removing a rank build of %s failed (code %s); the next start removes it", name,
-                        exc.engine_code)
+        except GameLensError as exc:
+            log.warning("removing a rank build of %s failed (%s); the next start removes it", name, _why(exc))
 
     # --- dropping by the server's clock -----------------------------------------------------------
 
