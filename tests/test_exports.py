@@ -23,6 +23,7 @@ from gamelens.api.app import create_app
 from gamelens.query import formats
 
 from .conftest import AUTH, DATA_DIR, engine_of, make_settings, sample_table, upload, write_csv
+from .conftest import test_clickhouse_url as engine_url
 
 
 def _stored_rows(client) -> list[list]:
@@ -178,6 +179,47 @@ def test_the_cap_applies_without_a_limit_and_bounds_it(make_client, files):
     assert r.status_code == 400 and r.json()["error"]["param"] == "limit"
     r = client.get("/api/v1/games", params={"format": "csv", "cursor": "abc"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "cursor"
+
+
+def _outgoing(client) -> list[str]:
+    """Files the embedded engine wrote for Parquet exports and that are still there."""
+    outgoing = engine_of(client).outgoing
+    return sorted(p.name for p in outgoing.iterdir()) if outgoing.exists() else []
+
+
+def test_the_engine_s_parquet_files_are_removed_once_sent(sample_client):
+    for path in ("/api/v1/games", "/api/v1/games/aggregate?group_by=genres"):
+        r = sample_client.get(path, params={"format": "parquet"})
+        assert r.status_code == 200 and pq.ParquetFile(io.BytesIO(r.content)).metadata.num_rows > 0
+    r = sample_client.get("/api/v1/games", params={"format": "parquet", "name": "no such game"})
+    assert r.status_code == 200 and pq.ParquetFile(io.BytesIO(r.content)).metadata.num_rows == 0
+    assert _outgoing(sample_client) == []
+
+
+@pytest.mark.skipif(engine_url() is not None, reason="a server streams Parquet itself: no file here")
+def test_a_parquet_export_the_engine_fails_leaves_no_file(sample_client, monkeypatch):
+    """The engine fails after it began writing the file (here: it wrote it, then failed)."""
+    from gamelens.engine import ChdbTransport
+
+    real = ChdbTransport.command
+
+    def write_then_fail(self, sql, params):
+        real(self, sql, params)
+        raise RuntimeError("Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)")
+
+    monkeypatch.setattr(ChdbTransport, "command", write_then_fail)
+    r = sample_client.get("/api/v1/games", params={"format": "parquet"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "query_too_large", r.text
+    monkeypatch.undo()
+    assert _outgoing(sample_client) == []
+
+
+def test_a_stop_s_leftover_parquet_files_go_at_the_next_start(make_client):
+    leftover = Path(make_settings().data_dir) / "outgoing" / "tmp_cut_off.parquet"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"PAR1")
+    make_client()
+    assert not leftover.exists()
 
 
 @pytest.fixture(scope="module")

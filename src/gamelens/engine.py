@@ -23,12 +23,12 @@ import contextlib
 import errno
 import fcntl
 import functools
-import io
 import logging
 import os
 import queue
 import re
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -74,8 +74,6 @@ def _server_binds(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
 def _stderr_to_log():
     """chDB's engine writes start-up failures (e.g. "Code: 76 ... Cannot lock file") straight to file
     descriptor 2: keep them off the user's terminal and in the log, where our own message explains."""
-    import tempfile
-
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -92,9 +90,10 @@ def _stderr_to_log():
 
 
 class ChdbTransport:
-    def __init__(self, path: str):
+    def __init__(self, path: str, outgoing: Path):
         import chdb  # imported here: only this module may touch the driver
 
+        self._outgoing = outgoing
         try:
             with _stderr_to_log():
                 self._conn = chdb.connect(path)
@@ -112,11 +111,26 @@ class ChdbTransport:
 
     def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
         if fmt == "Parquet":
-            yield from _one_parquet(self._blocks(sql, params, fmt))
+            yield from self._parquet(sql, params)
         elif fmt.endswith("WithNames"):
             yield from _one_header(self._blocks(sql, params, fmt))
         else:
             yield from self._blocks(sql, params, fmt)
+
+    def _parquet(self, sql: str, params: dict[str, Any] | None) -> Iterator[bytes]:
+        """chDB streams Parquet as one whole file per block; a client expects one file. The engine writes
+        the result into one file of its own (row groups as the format's settings say: query/formats.py),
+        which is read out (into the export's spool), then removed; a stop's leftovers go at the next start."""
+        self._outgoing.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=self._outgoing, suffix=".parquet")
+        os.close(handle)
+        try:
+            self.command(f"{sql} INTO OUTFILE {_quoted(name)} TRUNCATE FORMAT Parquet", params)
+            with open(name, "rb") as written:
+                while chunk := written.read(FILE_CHUNK):
+                    yield chunk
+        finally:
+            os.unlink(name)
 
     def _blocks(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
         """The result as chDB streams it, block by block. For no rows chDB streams nothing at all, not even
@@ -184,41 +198,13 @@ def _one_header(blocks: Iterator[bytes]) -> Iterator[bytes]:
             yield block.split(b"\n", 1)[1]
 
 
-# Rows gathered into one Parquet row group (by their size in memory): the engine's blocks are ~1,000
-# rows, and a reader wants fewer, larger groups; the bytes held stay bounded.
-PARQUET_GROUP_BYTES = 16 << 20
+FILE_CHUNK = 1 << 20
 
 
-def _one_parquet(files: Iterator[bytes]) -> Iterator[bytes]:
-    """chDB streams Parquet as one whole file per block; a client expects one file. The blocks' rows
-    are written into one file (with pyarrow, a dependency of chDB) in row groups of about
-    PARQUET_GROUP_BYTES, so the memory held is one group's."""
-    import pyarrow as pa  # imported here: only exports of Parquet need it
-    import pyarrow.parquet as pq
-
-    sink, writer, pending = io.BytesIO(), None, []
-    for data in files:
-        table = pq.read_table(io.BytesIO(data))
-        if writer is None:
-            writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
-        pending.append(table)
-        if sum(t.nbytes for t in pending) >= PARQUET_GROUP_BYTES:
-            writer.write_table(pa.concat_tables(pending))
-            pending = []
-            yield _taken(sink)
-    if writer is not None:
-        if pending:
-            writer.write_table(pa.concat_tables(pending))
-        writer.close()
-        yield _taken(sink)
-
-
-def _taken(sink) -> bytes:
-    """The bytes written into `sink` so far, leaving it empty."""
-    data = sink.getvalue()
-    sink.seek(0)
-    sink.truncate()
-    return data
+def _quoted(text: str) -> str:
+    """A ClickHouse string literal, for the one place that takes no parameter: INTO OUTFILE's path
+    (the server's own temporary file, never a client's value)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _open_pipe_writer(path: Path, reader: threading.Thread) -> int | None:
@@ -381,6 +367,7 @@ class Engine:
         self._jemalloc: bool | None = None  # whether the engine in this process can purge (see release_memory)
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the engine's files, and load pipes
         self.incoming = Path(settings.data_dir) / "incoming"  # load pipes and files sent in requests
+        self.outgoing = Path(settings.data_dir) / "outgoing"  # Parquet files the embedded engine writes
         # The engine runs in this process (chDB, directly or through clickhouse-connect's chdb://),
         # so it can read a local named pipe; a server cannot.
         url = settings.clickhouse_url
@@ -392,7 +379,7 @@ class Engine:
         s = self.settings
         if s.clickhouse_url:
             return ConnectTransport(s.clickhouse_url, self.db)
-        return ChdbTransport(str(s.data_dir.resolve()))
+        return ChdbTransport(str(s.data_dir.resolve()), self.outgoing)
 
     @contextmanager
     def connection(self):

@@ -75,6 +75,7 @@ class Uploads:
                 self._interrupt(rec, "The server stopped while this upload was running; the previous dataset "
                                 "was kept. Submit it again.")
         shutil.rmtree(self.engine.incoming, ignore_errors=True)  # pipes and received files of cut-off loads
+        shutil.rmtree(self.engine.outgoing, ignore_errors=True)  # Parquet files of cut-off exports
         self.versions.tidy(self.settings.keep_versions, {rec.id for rec in records if rec.state == "succeeded"})
         self._record_upgrades(self.versions.upgrade(), {rec.id: rec for rec in records})
 

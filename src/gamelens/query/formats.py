@@ -28,6 +28,11 @@ class Format:
     also_accepted: tuple[str, ...] = ()  # other media types an Accept header may name it by
 
 
+# Row groups of at most 16 MB (the engine's default is 512): the engine holds one group in memory while it
+# writes, and readers still get few, large groups.
+PARQUET_SETTINGS = {"output_format_parquet_compression_method": "zstd",
+                    "output_format_parquet_row_group_size_bytes": 16 << 20}
+
 EXPORTS: dict[str, Format] = {f.name: f for f in (
     Format("csv", "CSVWithNames", "text/csv; charset=utf-8", "CSV",
            "CSV with a header row, values as the source file writes them (re-uploads to the same rows)",
@@ -36,7 +41,7 @@ EXPORTS: dict[str, Format] = {f.name: f for f in (
            also_accepted=("application/ndjson", "application/jsonl", "application/json-seq")),
     Format("parquet", "Parquet", "application/vnd.apache.parquet", "Parquet",
            "Apache Parquet, typed columns (lists as lists, dates as dates), compressed; for pandas, "
-           "DuckDB, Spark", settings={"output_format_parquet_compression_method": "zstd"}),
+           "DuckDB, Spark", settings=PARQUET_SETTINGS),
 )}
 NAMES = (JSON, *EXPORTS)
 
