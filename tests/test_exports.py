@@ -196,20 +196,32 @@ def test_the_engine_s_parquet_files_are_removed_once_sent(sample_client):
     assert _outgoing(sample_client) == []
 
 
+def _fails(path: str) -> None:
+    raise RuntimeError("Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)")
+
+
+def _cut_short(path: str) -> None:
+    """What the engine leaves when its write fails (a full disk, a file size limit): it says nothing."""
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
 @pytest.mark.skipif(engine_url() is not None, reason="a server streams Parquet itself: no file here")
-def test_a_parquet_export_the_engine_fails_leaves_no_file(sample_client, monkeypatch):
-    """The engine fails after it began writing the file (here: it wrote it, then failed)."""
+@pytest.mark.parametrize(("after_writing", "code"), [(_fails, "query_too_large"), (_cut_short, "export_failed")],
+                         ids=["engine error", "short file"])
+def test_a_parquet_export_the_engine_fails_is_refused_and_leaves_no_file(sample_client, monkeypatch,
+                                                                         after_writing, code):
     from gamelens.engine import ChdbTransport
 
     real = ChdbTransport.command
 
-    def write_then_fail(self, sql, params):
+    def write_then(self, sql, params):
         real(self, sql, params)
-        raise RuntimeError("Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)")
+        after_writing(str(next(engine_of(sample_client).outgoing.glob("*.parquet"))))
 
-    monkeypatch.setattr(ChdbTransport, "command", write_then_fail)
+    monkeypatch.setattr(ChdbTransport, "command", write_then)
     r = sample_client.get("/api/v1/games", params={"format": "parquet"})
-    assert r.status_code == 503 and r.json()["error"]["code"] == "query_too_large", r.text
+    assert r.status_code == 503 and r.json()["error"]["code"] == code, r.text
     monkeypatch.undo()
     assert _outgoing(sample_client) == []
 

@@ -120,12 +120,14 @@ class ChdbTransport:
     def _parquet(self, sql: str, params: dict[str, Any] | None) -> Iterator[bytes]:
         """chDB streams Parquet as one whole file per block; a client expects one file. The engine writes
         the result into one file of its own (row groups as the format's settings say: query/formats.py),
-        which is read out (into the export's spool), then removed; a stop's leftovers go at the next start."""
+        which is read out (into the export's spool), then removed; a stop's leftovers go at the next start.
+        Until it is read out, the file is not counted in the spool's disk allowance."""
         self._outgoing.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=self._outgoing, suffix=".parquet")
         os.close(handle)
         try:
             self.command(f"{sql} INTO OUTFILE {_quoted(name)} TRUNCATE FORMAT Parquet", params)
+            _check_parquet(name)
             with open(name, "rb") as written:
                 while chunk := written.read(FILE_CHUNK):
                     yield chunk
@@ -199,6 +201,21 @@ def _one_header(blocks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 FILE_CHUNK = 1 << 20
+
+
+def _check_parquet(path: str) -> None:
+    """The engine does not report a failed write of INTO OUTFILE (a full disk, a file size limit): it
+    leaves a short file. A whole Parquet file starts and ends with PAR1, and its last 8 bytes give the
+    length of the footer before them."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(max(size - 8, 0))
+        tail = f.read(8)
+    whole = size >= 12 and head == b"PAR1" and tail[4:] == b"PAR1"
+    if not whole or int.from_bytes(tail[:4], "little") + 12 > size:
+        raise GameLensError("export_failed", "The export could not be written (the server's disk may be full); "
+                            "try again shortly.", 503)
 
 
 def _quoted(text: str) -> str:

@@ -28,8 +28,9 @@ class Format:
     also_accepted: tuple[str, ...] = ()  # other media types an Accept header may name it by
 
 
-# Row groups of at most 16 MB (the engine's default is 512): the engine holds one group in memory while it
-# writes, and readers still get few, large groups.
+# Row groups of about 16 MB (the engine's default is 512; it cuts a group between blocks, so a group can
+# pass it by a block): the engine holds one group in memory while it writes, and readers still get few,
+# large groups.
 PARQUET_SETTINGS = {"output_format_parquet_compression_method": "zstd",
                     "output_format_parquet_row_group_size_bytes": 16 << 20}
 
