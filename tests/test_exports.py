@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 
 from gamelens.api.app import create_app
+from gamelens.errors import GameLensError
 from gamelens.query import formats
 
 from .conftest import AUTH, DATA_DIR, engine_of, make_settings, sample_table, upload, write_csv
@@ -316,13 +317,15 @@ def test_an_export_that_fails_midway_is_visibly_cut(live, monkeypatch):
 
 
 def _open_spools() -> int:
-    """Spool files this process holds open (unlinked files under a data directory's tmp/)."""
+    """Spool files this process holds open (unlinked files under a data directory's tmp/, or outgoing/ for
+    the Parquet files the engine wrote)."""
     fds = Path("/proc/self/fd")
     count = 0
     for fd in fds.iterdir():
         with contextlib.suppress(OSError):
             target = os.readlink(fd)
-            if "/tmp/" in target and target.endswith("(deleted)") and str(DATA_DIR) in target:
+            spooled = "/tmp/" in target or "/outgoing/" in target
+            if spooled and target.endswith("(deleted)") and str(DATA_DIR) in target:
                 count += 1
     return count
 
@@ -394,6 +397,39 @@ def test_an_export_past_the_disk_caps_is_busy_and_leaves_nothing(make_client, fi
     assert _open_spools() == 0
     small = client.get("/api/v1/games", params={"format": "csv", "limit": 5, "fields": "app_id"})
     assert small.status_code == (503 if setting == "GAMELENS_MIN_FREE_DISK_MB" else 200)
+
+
+def test_a_parquet_export_past_the_disk_caps_is_busy_and_leaves_nothing(make_client, files, no_gc):
+    """The engine writes a Parquet export whole: it is counted then, and refused past a cap as a write is."""
+    client = make_client(min_free_disk_mb=1 << 40)
+    assert upload(client, files.url("sample.csv"))["state"] == "succeeded"
+    r = client.get("/api/v1/games", params={"format": "parquet"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "busy", r.text
+    assert "GAMELENS_MIN_FREE_DISK_MB" in r.json()["error"]["message"]
+    assert _open_spools() == 0 and _outgoing(client) == []
+
+
+def test_a_spool_adopts_the_engine_s_file_and_counts_it(tmp_path):
+    """Adopted, not copied: the spool sends the engine's own file (open after its name goes) and counts it
+    in the allowance until closed."""
+    from gamelens.query.spool import Spools
+
+    spools = Spools(tmp_path / "spool", make_settings(export_spool_mb=1))
+    written = tmp_path / "engine.parquet"
+    written.write_bytes(b"PAR1" + b"x" * 1000 + b"PAR1")
+    spool = spools.admit("key")
+    spool.adopt(str(written))
+    written.unlink()
+    assert spool.size == 1008 and spools._bytes == 1008
+    assert b"".join(spool.blocks()) == b"PAR1" + b"x" * 1000 + b"PAR1"
+    spool.close()
+    assert spools._bytes == 0 and spools.held == 0
+    written.write_bytes(b"x" * (2 << 20))  # past the 1 MB allowance
+    spool = spools.admit("key")
+    with pytest.raises(GameLensError) as refused:
+        spool.adopt(str(written))
+    spool.close()
+    assert refused.value.code == "busy" and spools._bytes == 0 and spools.held == 0
 
 
 def test_a_stalled_reader_is_cut_off_and_frees_its_slot(live_rows, no_gc):

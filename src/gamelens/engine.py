@@ -109,28 +109,34 @@ class ChdbTransport:
     def command(self, sql: str, params: dict[str, Any] | None) -> None:
         self._conn.query(sql, "TabSeparated", params=_ch_params(params))
 
-    def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
+    def spool(self, sql: str, params: dict[str, Any] | None, fmt: str, out) -> None:
         if fmt == "Parquet":
-            yield from self._parquet(sql, params)
-        elif fmt.endswith("WithNames"):
+            self._parquet(sql, params, out)
+            return
+        chunks = self.stream(sql, params, fmt)
+        try:
+            _copy(chunks, out)
+        finally:  # a write refused (a spool cap) ends the result here, on the thread that holds the connection
+            chunks.close()
+
+    def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
+        if fmt.endswith("WithNames"):
             yield from _one_header(self._blocks(sql, params, fmt))
         else:
             yield from self._blocks(sql, params, fmt)
 
-    def _parquet(self, sql: str, params: dict[str, Any] | None) -> Iterator[bytes]:
+    def _parquet(self, sql: str, params: dict[str, Any] | None, out) -> None:
         """chDB streams Parquet as one whole file per block; a client expects one file. The engine writes
         the result into one file of its own (row groups as the format's settings say: query/formats.py),
-        which is read out (into the export's spool), then removed; a stop's leftovers go at the next start.
-        Until it is read out, the file is not counted in the spool's disk allowance."""
+        which becomes the export's spool file (`out.adopt`: counted in its disk allowance then, not copied).
+        Its name goes at once; a stop's leftovers go at the next start."""
         self._outgoing.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=self._outgoing, suffix=".parquet")
         os.close(handle)
         try:
             self.command(f"{sql} INTO OUTFILE {_quoted(name)} TRUNCATE FORMAT Parquet", params)
             _check_parquet(name)
-            with open(name, "rb") as written:
-                while chunk := written.read(FILE_CHUNK):
-                    yield chunk
+            out.adopt(name)
         finally:
             os.unlink(name)
 
@@ -172,9 +178,9 @@ class ConnectTransport:
     def command(self, sql: str, params: dict[str, Any] | None) -> None:
         self._client.command(sql, parameters=_server_binds(sql, params))
 
-    def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
+    def spool(self, sql: str, params: dict[str, Any] | None, fmt: str, out) -> None:
         with self._client.raw_stream(sql, parameters=_server_binds(sql, params), fmt=fmt) as chunks:
-            yield from chunks
+            _copy(chunks, out)
 
     def insert_stream(self, table: str, columns: list[str], source, fmt: str, settings: dict) -> None:
         self._client.raw_insert(table, columns, insert_block=source, fmt=fmt, settings=settings)
@@ -200,7 +206,9 @@ def _one_header(blocks: Iterator[bytes]) -> Iterator[bytes]:
             yield block.split(b"\n", 1)[1]
 
 
-FILE_CHUNK = 1 << 20
+def _copy(chunks: Iterable[bytes], out) -> None:
+    for chunk in chunks:
+        out.write(chunk)
 
 
 def _check_parquet(path: str) -> None:
@@ -494,20 +502,17 @@ class Engine:
             self._tuning = {name: READ_TUNING[name] for (name,) in known}
         return {**self._tuning, **self.read_settings}
 
-    def spool(self, sql: str, params: dict[str, Any] | None, fmt: str, out, settings: dict | None = None) -> int:
-        """Write the whole result in `fmt` into `out` (anything with write(bytes)); returns the bytes written.
+    def spool(self, sql: str, params: dict[str, Any] | None, fmt: str, out, settings: dict | None = None) -> None:
+        """Write the whole result in `fmt` into `out` (a query/spool.Spool: write(bytes), or adopt(path) of a
+        file the engine wrote whole).
 
         Exports are computed to the end before their first byte is sent: a client's reading speed then
         never holds a connection or a running query (whose time limit would cut the export), and an
         engine failure is still a proper error response. `settings` may only be the server's own
         export limits (rows, time)."""
         settings = {**_JSON_SETTINGS, **self._reads(), **(settings or {})}
-        written = 0
         with self.connection() as conn:
-            for chunk in conn.stream(sql + settings_clause(settings), params, fmt):
-                out.write(chunk)
-                written += len(chunk)
-        return written
+            conn.spool(sql + settings_clause(settings), params, fmt, out)
 
     def through_pipe(self, name: str, chunks: Iterable[bytes], statement) -> None:
         """Run `statement(pipe_path)` in a thread while writing `chunks` into that named pipe.
