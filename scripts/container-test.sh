@@ -25,6 +25,9 @@ echo "hadolint: Dockerfile clean"
 export CONTAINERS_CONF="$SHARED/container/containers.conf"
 podman build --format docker --pull=never --build-arg BASE_IMAGE=localhost/gamelens-base:3.11 -t "$IMAGE" .
 podman image inspect "$IMAGE" --format 'image size: {{.Size}} bytes'
+podman run --rm --pull=never --entrypoint sh "$IMAGE" -c \
+  'cd /opt/venv/lib/python3*/site-packages && du -sb chdb/_chdb.abi3.so * | sort -n | tail -4' \
+  | sed 's/^/largest in the image, bytes: /'
 
 # The shared smoke test: the image starts and answers /healthz on $PORT.
 "$SHARED/container/smoke-image.sh" "$IMAGE" "$PORT" healthz

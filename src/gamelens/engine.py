@@ -1,7 +1,7 @@
 """The only module that talks to ClickHouse: connections, limits, errors. It writes no statement of
 its own: users' queries come from query/, every other statement from store.py.
 
-Two transports behind one small interface (run a statement, stream a result, stream an INSERT body):
+Two transports behind one small interface (run a statement, spool a result, stream an INSERT body):
 - ChdbTransport: the embedded engine (chDB) in this process, persisting under GAMELENS_DATA_DIR;
 - ConnectTransport: clickhouse-connect, to a ClickHouse server (http[s]://) or, with a chdb:// URL,
   to the same embedded engine through clickhouse-connect's chdb backend (used to test that path).
@@ -113,13 +113,13 @@ class ChdbTransport:
         if fmt == "Parquet":
             self._parquet(sql, params, out)
             return
-        chunks = self.stream(sql, params, fmt)
+        chunks = self._stream(sql, params, fmt)
         try:
             _copy(chunks, out)
         finally:  # a write refused (a spool cap) ends the result here, on the thread that holds the connection
             chunks.close()
 
-    def stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
+    def _stream(self, sql: str, params: dict[str, Any] | None, fmt: str) -> Iterator[bytes]:
         if fmt.endswith("WithNames"):
             yield from _one_header(self._blocks(sql, params, fmt))
         else:

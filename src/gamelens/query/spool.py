@@ -1,7 +1,8 @@
 """Exports' spool files, bounded so that no caller can fill the data disk or hold it.
 
 An export is computed whole into a temporary file under data_dir/tmp before its first byte is sent
-(see Engine.spool: a slow client never holds a connection or a running query). Here:
+(see Engine.spool: a slow client never holds a connection or a running query); a Parquet export on the
+embedded engine is the file the engine wrote under data_dir/outgoing, adopted as it is. Here:
 - at most GAMELENS_EXPORTS_AT_ONCE exports hold a spool at once, GAMELENS_EXPORTS_PER_KEY per key;
 - their files together hold at most GAMELENS_EXPORT_SPOOL_MB, and the data disk keeps
   GAMELENS_MIN_FREE_DISK_MB free: an export that would pass either stops where it is;
