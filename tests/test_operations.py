@@ -71,6 +71,39 @@ def test_graceful_shutdown_marks_the_running_upload(server_process, files):
         assert http.get(f"/api/v1/uploads/{first['id']}").json()["active"]
 
 
+def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, files):
+    """SIGTERM while `POST /uploads?wait=true` waits: it gets a 503 shutting_down JSON body naming the
+    upload at once, not uvicorn's plain-text 500 when its wait for requests in flight runs out."""
+    server = server_process(shutdown_grace_s=1).start()
+    answered = []
+
+    def post() -> None:
+        with server.client() as http:
+            answered.append(http.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv", "hold")}))
+
+    files.hold.clear()
+    waiting = threading.Thread(target=post)
+    try:
+        waiting.start()
+        with server.client() as http:
+            for _ in range(200):  # the upload is under way: its first bytes are in
+                shown = http.get("/api/v1/uploads").json()["uploads"]
+                if shown and http.get(f"/api/v1/uploads/{shown[0]['id']}").json()["bytes_received"]:
+                    break
+                time.sleep(0.05)
+        server.stop()  # SIGTERM
+        waiting.join(30)
+    finally:
+        files.hold.set()
+    r = answered[0]
+    assert r.status_code == 503 and r.headers["content-type"] == "application/json", r.text
+    body = r.json()
+    assert body["error"]["code"] == "shutting_down" and body["upload"]["state"] in ("downloading", "loading"), body
+    assert r.headers["location"] == f"/api/v1/uploads/{body['upload']['id']}"
+    log = server.log.read_text()
+    assert "timeout graceful shutdown exceeded" not in log and "upload 1 marked interrupted" in log, log[-3000:]
+
+
 def test_engine_failure_mid_load_keeps_the_previous_dataset(files):
     settings = make_settings()
     with TestClient(create_app(settings), headers=AUTH) as client:

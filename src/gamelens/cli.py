@@ -59,9 +59,20 @@ def serve(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     address.write_text(json.dumps({"url": f"http://{host or settings.host}:{port or settings.port}",
                                    "pid": os.getpid()}))
+    api = create_app(settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            """A stop signal: requests waiting for an upload's end answer now (Uploads.leaving)."""
+            uploads = getattr(api.state, "uploads", None)  # None before the start-up ran
+            if uploads is not None:
+                uploads.leaving = True
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(api, host=host or settings.host, port=port or settings.port, workers=1, log_config=None,
+                            access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
     try:
-        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, workers=1,
-                    log_config=None, access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
+        Server(config).run()
     finally:
         address.unlink(missing_ok=True)
 

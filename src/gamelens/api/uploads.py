@@ -17,6 +17,7 @@ from ..errors import GameLensError, invalid
 from ..ingest.jobs import Uploads
 from ..ingest.received import receive_file
 from ..keys import Principal
+from ..records import RUNNING
 from ..settings import Settings
 from . import answers
 from .auth import admin, principal, writer
@@ -30,7 +31,8 @@ Jobs = Annotated[Uploads, Depends(get_uploads)]
 Wait = Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")]
 SAMPLE = files("gamelens") / "data" / "sample_games.csv"
 WAITED = {200: {"model": answers.Upload,
-                "description": "With wait=true: the upload ended and succeeded (failures are 413/422)"}}
+                "description": "With wait=true: the upload ended and succeeded (failures are 413/422; a "
+                               "server that begins to stop first answers 503 shutting_down)"}}
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
@@ -96,10 +98,20 @@ async def _answer(uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
     if not wait:
         return JSONResponse(rec, 202, headers={"Location": location})
     rec = await run_in_threadpool(uploads.wait, rec["id"])
+    if rec["state"] in RUNNING:  # the server began to stop first (Uploads.leaving)
+        return JSONResponse({**_shutting_down(rec, location, uploads.settings).body(), "upload": rec}, 503,
+                            headers={"Location": location, "Retry-After": "30"})
     if rec["state"] == "failed":
         status = 413 if rec["error"]["code"] == "too_large" else 422
         return JSONResponse({"error": rec["error"], "upload": rec}, status, headers={"Location": location})
     return JSONResponse(rec, 200, headers={"Location": location})
+
+
+def _shutting_down(rec: dict, location: str, settings: Settings) -> GameLensError:
+    return GameLensError("shutting_down", f"The server is shutting down before upload {rec['id']} ended. It has "
+                         f"GAMELENS_SHUTDOWN_GRACE_S ({settings.shutdown_grace_s:g} s) to finish; if it does not, "
+                         f"it is marked interrupted and the previous dataset is kept. Ask {location} once the "
+                         "server is back.", 503)
 
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",

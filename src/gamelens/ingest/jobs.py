@@ -27,6 +27,8 @@ from .versions import Versions, version_name
 
 log = logging.getLogger(__name__)
 
+# How often a request waiting for an upload's end looks whether the server began to stop.
+LEAVING_POLL_S = 0.2
 
 
 class Uploads:
@@ -46,6 +48,10 @@ class Uploads:
         self._done: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        # Set by `gamelens serve` when a stop signal arrives (cli.serve): requests waiting for an upload's
+        # end answer then, before uvicorn's wait for requests in flight runs out and cancels them (its
+        # plain-text 500). A plain attribute: it is set from the signal handler, where a lock could deadlock.
+        self.leaving = False
         self._stopping = threading.Event()
         self._cut = threading.Event()  # the grace is over: the running upload stops (download.open_url's stop)
 
@@ -205,10 +211,12 @@ class Uploads:
     def _tolerance(self, requested: int | None) -> int:
         return self.settings.max_rejected_rows if requested is None else requested
 
-    def wait(self, upload_id: int, timeout: float | None = None) -> dict:
+    def wait(self, upload_id: int) -> dict:
+        """The upload's record once it ended, or as soon as the server begins to stop (still running)."""
         event = self._done.get(upload_id)
-        if event:
-            event.wait(timeout)
+        while event is not None and not event.wait(LEAVING_POLL_S):
+            if self.leaving:
+                break
         return self.get(upload_id)
 
     # the worker
