@@ -9,6 +9,7 @@ has come (versions.py).
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import shutil
 import threading
@@ -211,11 +212,13 @@ class Uploads:
     def _tolerance(self, requested: int | None) -> int:
         return self.settings.max_rejected_rows if requested is None else requested
 
-    def wait(self, upload_id: int) -> dict:
-        """The upload's record once it ended, or as soon as the server begins to stop (still running)."""
+    def wait(self, upload_id: int, timeout: float = math.inf) -> dict:
+        """The upload's record once it ended, after `timeout` seconds, or as soon as the server begins to
+        stop (then still running)."""
         event = self._done.get(upload_id)
+        deadline = time.monotonic() + timeout
         while event is not None and not event.wait(LEAVING_POLL_S):
-            if self.leaving:
+            if self.leaving or time.monotonic() >= deadline:
                 break
         return self.get(upload_id)
 
