@@ -14,7 +14,7 @@ import pytest
 from gamelens import schema
 from gamelens.query import filters, run
 
-from .conftest import statements_of
+from .conftest import engine_of, sample_table, statements_of, upload, write_csv
 
 # --- Python's reading of each operator (written independently of the SQL) ---------------------
 
@@ -367,6 +367,33 @@ def test_a_needle_is_served_by_its_runs_of_three_or_more(needle, runs):
     gives up, and scans every description as well, so they are never used to serve a needle."""
     cond = filters.parse("about_the_game", needle, "f0")
     assert [v.strip("%") for k, v in sorted(cond.params.items()) if "_run" in k] == runs
+
+
+# Texts where case folding differs between ways of lowering: a Kelvin sign (lowerUTF8 makes it `k`),
+# a dotted capital I, a long s, accented capitals, and plain ASCII in both cases.
+FOLDS = ["K-9 unit", "\u212a-9 unit", "\u0130-x", "i-x", "\u017f-t", "s-t", "CO-OP mode", "Co-Op", "ÉCOLE-x",
+         "école-x", "100% fun", "100 % fun", "a_b", "ab", "STRASSE-1", "straße-1"]
+
+
+@pytest.mark.parametrize("needle", ["k-9", "K-9", "i-x", "s-t", "co-op", "100%", "a_b", "e-x", "sse-1", "é-x"])
+def test_a_scanned_needle_matches_as_the_engine_s_ilike(make_client, files, needle):
+    """A needle the text index cannot take whole is checked with lower() and LIKE when it is ASCII
+    (faster than ILIKE over the descriptions): it must find exactly the rows ILIKE finds."""
+    table = sample_table()
+    about = table[0].index("About the game")
+    rows = [row[:] for row in table[1:len(FOLDS) + 1]]
+    for row, text in zip(rows, FOLDS, strict=True):
+        row[about] = text
+    (files.root / "folds.csv").write_bytes(write_csv([table[0], *rows]))
+    client = make_client()
+    upload(client, files.url("folds.csv"))
+    version = client.app.state.uploads.versions.active(fresh=True)
+    engine = engine_of(client)
+    want = sorted(r[0] for r in engine.select(
+        f"SELECT app_id FROM {engine.db}.games_v{version} WHERE about_the_game ILIKE {{p:String}}",
+        {"p": filters.like_pattern(needle)}).rows)
+    assert _ids(client, {"about_the_game": needle}) == want
+    assert filters.parse("about_the_game", needle, "f0").scans
 
 
 @pytest.mark.parametrize(("params", "ran"), [
