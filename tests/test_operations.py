@@ -72,36 +72,115 @@ def test_graceful_shutdown_marks_the_running_upload(server_process, files):
 
 
 def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, files):
-    """SIGTERM while `POST /uploads?wait=true` waits: it gets a 503 shutting_down JSON body naming the
-    upload at once, not uvicorn's plain-text 500 when its wait for requests in flight runs out."""
+    """SIGTERM while `POST /uploads?wait=true` waits: when the upload's grace ends it gets a 503
+    shutting_down JSON body naming the upload, not uvicorn's plain-text 500 when its own wait for
+    requests in flight runs out; a queued upload never starts; the process exits by the signal."""
     server = server_process(shutdown_grace_s=1).start()
-    answered = []
+    answered: dict[str, object] = {}
 
-    def post() -> None:
+    def post(name: str, url: str) -> None:
         with server.client() as http:
-            answered.append(http.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv", "hold")}))
+            answered[name] = http.post("/api/v1/uploads?wait=true", json={"url": url})
 
     files.hold.clear()
-    waiting = threading.Thread(target=post)
+    waiting = [threading.Thread(target=post, args=("running", files.url("sample.csv", "hold")))]
     try:
-        waiting.start()
+        waiting[0].start()
         with server.client() as http:
             for _ in range(200):  # the upload is under way: its first bytes are in
                 shown = http.get("/api/v1/uploads").json()["uploads"]
                 if shown and http.get(f"/api/v1/uploads/{shown[0]['id']}").json()["bytes_received"]:
                     break
                 time.sleep(0.05)
+            waiting.append(threading.Thread(target=post, args=("queued", files.url("sample.csv"))))
+            waiting[1].start()
+            for _ in range(200):
+                if len(http.get("/api/v1/uploads").json()["uploads"]) == 2:
+                    break
+                time.sleep(0.05)
         server.stop()  # SIGTERM
-        waiting.join(30)
+        for thread in waiting:
+            thread.join(30)
+    finally:
+        files.hold.set()
+    assert server.proc.returncode == -signal.SIGTERM, server.log.read_text()[-3000:]  # uvicorn re-raises it
+    for name, r in answered.items():
+        assert r.status_code == 503 and r.headers["content-type"] == "application/json", (name, r.text)
+        body = r.json()
+        assert body["error"]["code"] == "shutting_down" and r.headers["retry-after"], (name, body)
+        assert r.headers["location"] == f"/api/v1/uploads/{body['upload']['id']}"
+    assert answered["queued"].json()["upload"]["started_at"] is None  # never started (marked by the stop next)
+    log = server.log.read_text()
+    assert "timeout graceful shutdown exceeded" not in log and "marked interrupted" in log, log[-3000:]
+    assert not (server.data_dir / "server.json").exists()  # a stop by SIGTERM removes the address too
+    server.start()
+    with server.client() as http:
+        for r in answered.values():
+            after = http.get(r.headers["location"]).json()
+            assert after["state"] == "interrupted" and "shut down" in after["error"]["message"], after
+        assert http.get("/api/v1/games?limit=1").status_code == 409  # nothing was ever switched in
+
+
+def _wait_in_background(client: TestClient, url: str) -> tuple[threading.Thread, list]:
+    answered: list = []
+    thread = threading.Thread(target=lambda: answered.append(client.post("/api/v1/uploads?wait=true",
+                                                                         json={"url": url})))
+    thread.start()
+    return thread, answered
+
+
+def _running(client: TestClient) -> None:
+    for _ in range(200):
+        shown = client.get("/api/v1/uploads").json()["uploads"]
+        if shown and client.get(f"/api/v1/uploads/{shown[0]['id']}").json()["bytes_received"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the upload did not start")
+
+
+def test_an_upload_that_ends_within_a_stop_s_grace_is_answered_with_its_result(make_client, files):
+    """A stop signal (Uploads.leaving_at, set by `gamelens serve`) gives the running upload its grace:
+    one that ends within it is answered as usual."""
+    client = make_client(shutdown_grace_s=30)
+    files.hold.clear()
+    try:
+        thread, answered = _wait_in_background(client, files.url("sample.csv", "hold"))
+        _running(client)
+        client.app.state.uploads.leaving_at = time.monotonic()
+    finally:
+        files.hold.set()
+    thread.join(60)
+    assert answered[0].status_code == 200 and answered[0].json()["state"] == "succeeded", answered[0].text
+
+
+def test_an_upload_that_outlasts_a_stop_s_grace_is_answered_503(make_client, files):
+    client = make_client(shutdown_grace_s=0.5)
+    files.hold.clear()
+    try:
+        thread, answered = _wait_in_background(client, files.url("sample.csv", "hold"))
+        _running(client)
+        client.app.state.uploads.leaving_at = time.monotonic()
+        thread.join(30)
     finally:
         files.hold.set()
     r = answered[0]
-    assert r.status_code == 503 and r.headers["content-type"] == "application/json", r.text
-    body = r.json()
-    assert body["error"]["code"] == "shutting_down" and body["upload"]["state"] in ("downloading", "loading"), body
-    assert r.headers["location"] == f"/api/v1/uploads/{body['upload']['id']}"
-    log = server.log.read_text()
-    assert "timeout graceful shutdown exceeded" not in log and "upload 1 marked interrupted" in log, log[-3000:]
+    assert r.status_code == 503 and r.json()["error"]["code"] == "shutting_down", r.text
+    assert r.json()["upload"]["state"] in ("downloading", "loading")
+
+
+def test_a_server_that_began_to_stop_takes_no_new_upload(make_client, files):
+    """Link, sample and file alike: a 503 shutting_down, no record, and no file left behind."""
+    client = make_client()
+    client.app.state.uploads.leaving_at = time.monotonic()
+    answers = [client.post("/api/v1/uploads", json={"url": files.url("sample.csv")}),
+               client.post("/api/v1/uploads/sample?wait=true"),
+               client.post("/api/v1/uploads", files={"file": ("games.csv", write_csv(sample_table()), "text/csv")})]
+    for r in answers:
+        assert r.status_code == 503 and r.json()["error"]["code"] == "shutting_down", r.text
+        assert r.headers["retry-after"]
+    assert client.get("/api/v1/uploads").json()["uploads"] == []
+    incoming = client.app.state.engine.incoming
+    assert not incoming.exists() or not list(incoming.iterdir())
 
 
 def test_engine_failure_mid_load_keeps_the_previous_dataset(files):

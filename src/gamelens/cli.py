@@ -61,20 +61,29 @@ def serve(
                                    "pid": os.getpid()}))
     api = create_app(settings)
 
-    class Server(uvicorn.Server):
+    class GameLensServer(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:
-            """A stop signal: requests waiting for an upload's end answer now (Uploads.leaving)."""
+            """A stop signal: the uploads' grace starts now (Uploads.leaving_at)."""
             uploads = getattr(api.state, "uploads", None)  # None before the start-up ran
-            if uploads is not None:
-                uploads.leaving = True
+            if uploads is not None and uploads.leaving_at is None:
+                uploads.leaving_at = time.monotonic()
             super().handle_exit(sig, frame)
+
+        async def shutdown(self, sockets=None) -> None:
+            await super().shutdown(sockets)
+            address.unlink(missing_ok=True)  # uvicorn then re-raises SIGTERM: the `finally` below never runs
 
     config = uvicorn.Config(api, host=host or settings.host, port=port or settings.port, workers=1, log_config=None,
                             access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
+    server = GameLensServer(config)
     try:
-        Server(config).run()
+        server.run()
+    except KeyboardInterrupt:  # as uvicorn.run does: Ctrl-C is a normal stop
+        pass
     finally:
         address.unlink(missing_ok=True)
+    if not server.started:  # as uvicorn.run does: a start-up that failed exits 3
+        raise SystemExit(3)
 
 
 # --- where commands run: the data directory, or a server ----------------------------------------

@@ -46,6 +46,11 @@ def unloadable(code: str, message: str, status: int = 422, **kw: Any) -> GameLen
     return GameLensError(code, message, status, **kw)
 
 
+def shutting_down(message: str) -> GameLensError:
+    """The server began to stop (a signal): the client should come back once it is up again."""
+    return GameLensError("shutting_down", message, 503, headers={"Retry-After": "30"})
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

@@ -13,11 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import GameLensError, invalid
+from ..errors import ErrorBody, GameLensError, invalid, shutting_down
 from ..ingest.jobs import Uploads
 from ..ingest.received import receive_file
 from ..keys import Principal
-from ..records import RUNNING
 from ..settings import Settings
 from . import answers
 from .auth import admin, principal, writer
@@ -30,9 +29,24 @@ Writes = [Depends(writer)]  # write routes: a reader answers 409 read_only_repli
 Jobs = Annotated[Uploads, Depends(get_uploads)]
 Wait = Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")]
 SAMPLE = files("gamelens") / "data" / "sample_games.csv"
-WAITED = {200: {"model": answers.Upload,
-                "description": "With wait=true: the upload ended and succeeded (failures are 413/422; a "
-                               "server that begins to stop first answers 503 shutting_down)"}}
+
+
+class UploadError(ErrorBody):
+    """With wait=true, an upload that did not succeed: why, and its record."""
+
+    upload: answers.Upload | None = None
+
+
+WAITED = {200: {"model": answers.Upload, "description": "With wait=true: the upload ended and succeeded"},
+          409: {"model": UploadError, "description": "Conflict (e.g. with wait=true: this server stopped being "
+                                                     "the writer before the upload started)"},
+          413: {"model": UploadError, "description": "Body or file too large (with wait=true: the upload's file)"},
+          422: {"model": UploadError, "description": "The link or its file cannot be loaded (with wait=true: "
+                                                     "the upload failed)"},
+          503: {"model": UploadError, "description": "The database is busy or a query hit a server limit; or the "
+                                                     "server is shutting down (shutting_down): it takes no new "
+                                                     "upload, and with wait=true one that did not end within "
+                                                     "GAMELENS_SHUTDOWN_GRACE_S is interrupted"}}
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
@@ -79,7 +93,8 @@ def _tolerance(fields: dict[str, str]) -> int | None:
 async def _submit(request: Request, uploads: Uploads, settings: Settings, who: Principal) -> dict:
     """A link in a JSON body, or a file in a multipart body."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        got = await receive_file(request, uploads.engine.incoming, settings.max_upload_mb * 1024 * 1024)
+        got = await receive_file(request, uploads.engine.incoming, settings.max_upload_mb * 1024 * 1024,
+                                 uploads.stopping)
         try:
             return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name,
                                            _tolerance(got.fields))
@@ -98,20 +113,25 @@ async def _answer(uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
     if not wait:
         return JSONResponse(rec, 202, headers={"Location": location})
     rec = await run_in_threadpool(uploads.wait, rec["id"])
-    if rec["state"] in RUNNING:  # the server began to stop first (Uploads.leaving)
-        return JSONResponse({**_shutting_down(rec, location, uploads.settings).body(), "upload": rec}, 503,
-                            headers={"Location": location, "Retry-After": "30"})
+    if rec["state"] == "succeeded":
+        return JSONResponse(rec, 200, headers={"Location": location})
     if rec["state"] == "failed":
         status = 413 if rec["error"]["code"] == "too_large" else 422
         return JSONResponse({"error": rec["error"], "upload": rec}, status, headers={"Location": location})
-    return JSONResponse(rec, 200, headers={"Location": location})
+    if uploads.stopping():  # it did not end within the grace of a stop that began, or never started
+        error = _cut_by_the_stop(rec, location, uploads.settings)
+        return JSONResponse({**error.body(), "upload": rec}, error.status, headers={"Location": location,
+                                                                                     **error.headers})
+    if rec["state"] == "interrupted":  # this server lost the writer lease before the upload started
+        return JSONResponse({"error": rec["error"], "upload": rec}, 409, headers={"Location": location})
+    return JSONResponse(rec, 202, headers={"Location": location})  # still running: its Location tells the end
 
 
-def _shutting_down(rec: dict, location: str, settings: Settings) -> GameLensError:
-    return GameLensError("shutting_down", f"The server is shutting down before upload {rec['id']} ended. It has "
-                         f"GAMELENS_SHUTDOWN_GRACE_S ({settings.shutdown_grace_s:g} s) to finish; if it does not, "
-                         f"it is marked interrupted and the previous dataset is kept. Ask {location} once the "
-                         "server is back.", 503)
+def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensError:
+    return shutting_down(f"The server is shutting down and upload {rec['id']} did not end within "
+                         f"GAMELENS_SHUTDOWN_GRACE_S ({settings.shutdown_grace_s:g} s): it is interrupted and the "
+                         f"previous dataset is kept. Submit it again once the server is back ({location} then "
+                         "shows how it ended).")
 
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import WORKER_CONNECTIONS, Engine
-from ..errors import GameLensError
+from ..errors import GameLensError, shutting_down
 from ..observe import UPLOAD_ROWS, UPLOAD_SECONDS, UPLOADS
 from ..records import FINAL, RUNNING, UploadRecord
 from ..settings import Settings
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # How often a request waiting for an upload's end looks whether the server began to stop.
 LEAVING_POLL_S = 0.2
+SHUT_DOWN = "The server shut down before this upload ended; the previous dataset was kept. Submit it again."
 
 
 class Uploads:
@@ -49,10 +50,12 @@ class Uploads:
         self._done: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
-        # Set by `gamelens serve` when a stop signal arrives (cli.serve): requests waiting for an upload's
-        # end answer then, before uvicorn's wait for requests in flight runs out and cancels them (its
-        # plain-text 500). A plain attribute: it is set from the signal handler, where a lock could deadlock.
-        self.leaving = False
+        # When a stop signal arrived (time.monotonic()), set by `gamelens serve` (cli.serve): the running
+        # upload's grace starts then, new uploads are refused, queued ones do not start, and requests
+        # waiting for an upload's end answer by the grace's end, before uvicorn's own wait for requests in
+        # flight runs out and cancels them (a plain-text 500). A plain attribute: it is set from the
+        # signal handler, where taking a lock could deadlock.
+        self.leaving_at: float | None = None
         self._stopping = threading.Event()
         self._cut = threading.Event()  # the grace is over: the running upload stops (download.open_url's stop)
 
@@ -113,18 +116,28 @@ class Uploads:
                 log.error("upload %s could not be upgraded, nor upload %s served: %s", active, servable[0],
                           exc.message)
 
+    def stopping(self) -> bool:
+        """A stop began: a signal arrived (leaving_at), or the shutdown itself runs."""
+        return self._stopping.is_set() or self.leaving_at is not None
+
+    def _grace_ends(self) -> float:
+        """When the running upload's grace ends (time.monotonic()); never, before a stop began."""
+        if self.leaving_at is None:
+            return math.inf
+        return self.leaving_at + self.settings.shutdown_grace_s
+
     def stop(self) -> None:
         """Graceful shutdown: queued uploads do not start; the running one gets GAMELENS_SHUTDOWN_GRACE_S
-        to finish, then is marked interrupted (the next start removes what it left)."""
+        (from the stop signal, when there was one) to finish, then is marked interrupted (the next start
+        removes what it left)."""
         self._stopping.set()
         self._queue.put(None)
         if self._worker:
-            self._worker.join(self.settings.shutdown_grace_s)
+            self._worker.join(min(self.settings.shutdown_grace_s, max(0.0, self._grace_ends() - time.monotonic())))
         with self._lock:
             cut = [rec for rec in self._live.values() if rec.running]
         for rec in cut:
-            self._interrupt(rec, "The server shut down during this upload; the previous dataset was kept. "
-                            "Submit it again.")
+            self._interrupt(rec, SHUT_DOWN)
             log.warning("upload %s marked interrupted at shutdown", rec.id)
         self._cut.set()
         if self._worker and self._worker.is_alive():
@@ -199,6 +212,9 @@ class Uploads:
         return self._queue_record({"source": source, "url": name, "path": str(path)}, created_by, max_rejected_rows)
 
     def _queue_record(self, origin: dict, created_by: str | None, max_rejected_rows: int | None) -> dict:
+        if self.stopping():  # it could not run: say so now, and keep no record of it
+            raise shutting_down("The server is shutting down and takes no new upload: send it again once the "
+                                "server is back.")
         upload_id = self.store.claim_upload_id()  # unique across threads and processes (see store.py)
         rec = UploadRecord(id=upload_id, **origin, state="queued", created_by=created_by,
                            created_at=self.store.now(), max_rejected_rows=self._tolerance(max_rejected_rows))
@@ -213,12 +229,12 @@ class Uploads:
         return self.settings.max_rejected_rows if requested is None else requested
 
     def wait(self, upload_id: int, timeout: float = math.inf) -> dict:
-        """The upload's record once it ended, after `timeout` seconds, or as soon as the server begins to
-        stop (then still running)."""
+        """The upload's record once it ended, after `timeout` seconds, or when the grace of a stop that
+        began ends (then it may still be running)."""
         event = self._done.get(upload_id)
         deadline = time.monotonic() + timeout
         while event is not None and not event.wait(LEAVING_POLL_S):
-            if self.leaving or time.monotonic() >= deadline:
+            if time.monotonic() >= min(deadline, self._grace_ends()):
                 break
         return self.get(upload_id)
 
@@ -259,7 +275,8 @@ class Uploads:
             if upload_id is None:
                 return
             try:
-                if self._stopping.is_set():
+                if self.stopping():  # a queued upload does not start once a stop began
+                    self._interrupt(self._live[upload_id], SHUT_DOWN)
                     break
                 if not self.may_write():  # another writer took over: leave the upload to no one, visibly
                     self._interrupt(self._live[upload_id], "This server stopped being the writer before the "
