@@ -8,9 +8,11 @@ import signal
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
+from gamelens.records import RUNNING
 
 from .conftest import AUTH, dataset_rows, make_settings, sample_table, table_names, upload, write_csv
 
@@ -138,34 +140,27 @@ def _running(client: TestClient) -> None:
     raise AssertionError("the upload did not start")
 
 
-def test_an_upload_that_ends_within_a_stop_s_grace_is_answered_with_its_result(make_client, files):
-    """A stop signal (Uploads.leaving_at, set by `gamelens serve`) gives the running upload its grace:
-    one that ends within it is answered as usual."""
-    client = make_client(shutdown_grace_s=30)
+@pytest.mark.parametrize(("grace", "status"), [(30, 200), (0.5, 503)], ids=["ends_within", "outlasts"])
+def test_a_waiting_request_is_answered_by_the_end_of_a_stop_s_grace(make_client, files, grace, status):
+    """A stop signal (Uploads.leaving_at, set by `gamelens serve`) gives the running upload its grace: one
+    that ends within it is answered as usual, one that outlasts it with a 503 shutting_down."""
+    client = make_client(shutdown_grace_s=grace)
     files.hold.clear()
     try:
         thread, answered = _wait_in_background(client, files.url("sample.csv", "hold"))
         _running(client)
         client.app.state.uploads.leaving_at = time.monotonic()
+        if status == 503:
+            thread.join(30)  # the grace ends while the host still holds the file back
     finally:
         files.hold.set()
     thread.join(60)
-    assert answered[0].status_code == 200 and answered[0].json()["state"] == "succeeded", answered[0].text
-
-
-def test_an_upload_that_outlasts_a_stop_s_grace_is_answered_503(make_client, files):
-    client = make_client(shutdown_grace_s=0.5)
-    files.hold.clear()
-    try:
-        thread, answered = _wait_in_background(client, files.url("sample.csv", "hold"))
-        _running(client)
-        client.app.state.uploads.leaving_at = time.monotonic()
-        thread.join(30)
-    finally:
-        files.hold.set()
     r = answered[0]
-    assert r.status_code == 503 and r.json()["error"]["code"] == "shutting_down", r.text
-    assert r.json()["upload"]["state"] in ("downloading", "loading")
+    assert r.status_code == status, r.text
+    if status == 200:
+        assert r.json()["state"] == "succeeded"
+    else:
+        assert r.json()["error"]["code"] == "shutting_down" and r.json()["upload"]["state"] in RUNNING, r.text
 
 
 def test_a_server_that_began_to_stop_takes_no_new_upload(make_client, files):
