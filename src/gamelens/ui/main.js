@@ -48,7 +48,8 @@ export async function render() {
   try {
     if (!page.schema) await init();
     fillFilterForm(params);
-    $("#filters-box").open = window.innerWidth > 700 && [...filterParams(params)].length > 0;
+    // Open when the link carries filters (on a wide screen); never close what the user opened meanwhile.
+    if (window.innerWidth > 700 && [...filterParams(params)].length > 0) $("#filters-box").open = true;
     if (view === "explore") await renderExplore(params);
     else if (view === "aggregate") await renderAggregate(params);
     else if (view === "trends") await renderTrends(params);
