@@ -5,6 +5,7 @@ CSV parsed with the csv module. Aggregates are checked against Python's collecti
 from __future__ import annotations
 
 import statistics
+import string
 from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal
@@ -14,7 +15,7 @@ import pytest
 from gamelens import schema
 from gamelens.query import filters, run
 
-from .conftest import engine_of, sample_table, statements_of, upload, write_csv
+from .conftest import sample_table, statements_of, upload, write_csv
 
 # --- Python's reading of each operator (written independently of the SQL) ---------------------
 
@@ -369,16 +370,19 @@ def test_a_needle_is_served_by_its_runs_of_three_or_more(needle, runs):
     assert [v.strip("%") for k, v in sorted(cond.params.items()) if "_run" in k] == runs
 
 
-# Texts where case folding differs between ways of lowering: a Kelvin sign (lowerUTF8 makes it `k`),
-# a dotted capital I, a long s, accented capitals, and plain ASCII in both cases.
-FOLDS = ["K-9 unit", "\u212a-9 unit", "\u0130-x", "i-x", "\u017f-t", "s-t", "CO-OP mode", "Co-Op", "ÉCOLE-x",
-         "école-x", "100% fun", "100 % fun", "a_b", "ab", "STRASSE-1", "straße-1"]
+# Texts where ways of lowering differ: a Kelvin sign (first and later in a match: lowerUTF8 makes it `k`,
+# the engine's ILIKE sometimes does), a dotted capital I, a long s, accented capitals, ASCII in both cases.
+FOLDS = ["K-9 unit", "\u212a-9 unit", "a\u212a-b", "ak-B", "o\u212a-go", "OK-Go", "\u0130-x", "i-x", "\u017f-t",
+         "s-t", "CO-OP mode", "Co-Op", "ÉCOLE-x", "école-x", "100% fun", "100 % fun", "a_b", "ab", "STRASSE-1",
+         "straße-1"]
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
-@pytest.mark.parametrize("needle", ["k-9", "K-9", "i-x", "s-t", "co-op", "100%", "a_b", "e-x", "sse-1", "é-x"])
-def test_a_scanned_needle_matches_as_the_engine_s_ilike(make_client, files, needle):
-    """A needle the text index cannot take whole is checked with lower() and LIKE when it is ASCII
-    (faster than ILIKE over the descriptions): it must find exactly the rows ILIKE finds."""
+@pytest.mark.parametrize("needle", ["k-9", "K-9", "ak-b", "ok-go", "i-x", "s-t", "co-op", "100%", "a_b", "sse-1"])
+def test_a_scanned_ascii_needle_matches_ascii_letters_in_either_case(make_client, files, needle):
+    """An ASCII needle the text index cannot take whole is checked with lower() and LIKE: its letters
+    match themselves in either case and nothing else, as in the text index (whose preprocessor is lower()),
+    wherever the text's bytes fall."""
     table = sample_table()
     about = table[0].index("About the game")
     rows = [row[:] for row in table[1:len(FOLDS) + 1]]
@@ -387,11 +391,8 @@ def test_a_scanned_needle_matches_as_the_engine_s_ilike(make_client, files, need
     (files.root / "folds.csv").write_bytes(write_csv([table[0], *rows]))
     client = make_client()
     upload(client, files.url("folds.csv"))
-    version = client.app.state.uploads.versions.active(fresh=True)
-    engine = engine_of(client)
-    want = sorted(r[0] for r in engine.select(
-        f"SELECT app_id FROM {engine.db}.games_v{version} WHERE about_the_game ILIKE {{p:String}}",
-        {"p": filters.like_pattern(needle)}).rows)
+    want = sorted(int(row[table[0].index("AppID")]) for row in rows
+                  if needle.lower() in row[about].translate(ASCII_LOWER))
     assert _ids(client, {"about_the_game": needle}) == want
     assert filters.parse("about_the_game", needle, "f0").scans
 

@@ -235,10 +235,11 @@ def parse(param: str, raw: str, key: str) -> Condition:
 _RUN = re.compile(r"[A-Za-z0-9]{3,}")
 MAX_RUNS = 3
 # A needle the index takes whole (`vr`, `zombie`); any other reads the text where its runs leave it
-# (Condition.scans). That read checks an ASCII needle with lower() and LIKE: the engine's ILIKE matches
-# an ASCII letter only to its ASCII other case (a Kelvin sign is no `k`), as lower() does, and takes
-# 1.5-1.9× as long over the descriptions [bench/query.py lines "description: runs of 2 letters", "part
-# of a word"]. Not lowerUTF8: it turns a Kelvin sign into `k`, which ILIKE does not match.
+# (Condition.scans). That read checks an ASCII needle with lower() and LIKE, 1.5-1.9× faster than ILIKE
+# over the descriptions [bench/query.py lines "description: runs of 2 letters", "part of a word"]: an
+# ASCII letter then matches only itself in either case, as in the text index (its preprocessor is
+# lower()). The one other character the engine's ILIKE may fold to ASCII, a Kelvin sign (U+212A), it
+# folds to `k` on some of its code paths and not on others (where the bytes fall in its buffers).
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
 
