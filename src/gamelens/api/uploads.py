@@ -46,7 +46,8 @@ WAITED = {200: {"model": answers.Upload, "description": "With wait=true: the upl
           503: {"model": UploadError, "description": "The database is busy or a query hit a server limit; or the "
                                                      "server is shutting down (shutting_down): it takes no new "
                                                      "upload, and with wait=true one that did not end within "
-                                                     "GAMELENS_SHUTDOWN_GRACE_S is interrupted"}}
+                                                     "GAMELENS_SHUTDOWN_GRACE_S is being stopped (its Location "
+                                                     "tells how it ended)"}}
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
@@ -128,10 +129,12 @@ async def _answer(uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
 
 
 def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensError:
+    # Not "it is interrupted": the shutdown marks it only after this answer, and data already being
+    # switched in at that moment is served (its record then says succeeded).
     return shutting_down(f"The server is shutting down and upload {rec['id']} did not end within "
-                         f"GAMELENS_SHUTDOWN_GRACE_S ({settings.shutdown_grace_s:g} s): it is interrupted and the "
-                         f"previous dataset is kept. Submit it again once the server is back ({location} then "
-                         "shows how it ended).")
+                         f"GAMELENS_SHUTDOWN_GRACE_S ({settings.shutdown_grace_s:g} s). It is being stopped: unless "
+                         "its data was already being switched in, it ends interrupted and the previous dataset "
+                         f"is kept. Once the server is back, {location} shows how it ended.")
 
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",

@@ -144,8 +144,9 @@ class Uploads:
             # Its statement in flight should end before the engine closes (chDB can crash the process
             # when one outlives it): the download's connection is shut (download.open_url's watch) or
             # it stops at its next block, and an interrupted upload takes no further step. Bounded, in
-            # case a statement takes longer.
-            log.warning("waiting for the upload worker's statement in flight")
+            # case a statement takes longer. (An idle worker ends at once, on the queue's None.)
+            if cut:
+                log.warning("waiting for the upload worker's statement in flight")
             self._worker.join(self.settings.read_timeout_s)
             if self._worker.is_alive():
                 log.error("the upload worker did not stop within GAMELENS_READ_TIMEOUT_S; closing anyway")
