@@ -163,6 +163,17 @@ def test_a_waiting_request_is_answered_by_the_end_of_a_stop_s_grace(make_client,
         assert r.json()["error"]["code"] == "shutting_down" and r.json()["upload"]["state"] in RUNNING, r.text
 
 
+def test_a_waited_upload_this_server_may_no_longer_write_is_a_409(make_client, files):
+    """No stop under way, but the writer lease was lost before the upload started (app.py sets may_write):
+    the upload is interrupted, and a waiting request says so with a 409, not a 200."""
+    client = make_client()
+    client.app.state.uploads.may_write = lambda: False
+    r = client.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "interrupted" and r.json()["upload"]["state"] == "interrupted"
+    assert "writer" in r.json()["error"]["message"]
+
+
 def test_a_server_that_began_to_stop_takes_no_new_upload(make_client, files):
     """Link, sample and file alike: a 503 shutting_down, no record, and no file left behind."""
     client = make_client()
