@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import re
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,10 @@ def _server(tmp_path_factory, name: str, files=None) -> ServerProcess:
         rec = httpx.post(f"{proc.base}/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")},
                          headers=AUTH, timeout=60).json()
         assert rec["state"] == "succeeded", rec
+        for _ in range(1200):  # and its indexes, as conftest.upload waits: the history then says "ready"
+            if httpx.get(f"{proc.base}/api/v1/uploads/{rec['id']}", headers=AUTH).json()["indexes"] != "building":
+                break
+            time.sleep(0.05)
     return proc
 
 
@@ -86,8 +91,6 @@ def open_filters(page) -> None:
 
 def wait_count(page, selector: str, n: int, timeout: float = 15) -> None:
     """Until `selector` matches n elements (wait_for_function would need eval, which the CSP forbids)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while page.locator(selector).count() != n:
         assert time.monotonic() < deadline, (selector, n, page.locator(selector).count())
