@@ -195,8 +195,11 @@ def test_top_needs_a_group(model_client):
     assert r.status_code == 400 and r.json()["error"]["param"] == "top"
 
 
+BANDS = ((0, "free"), (5, "under 5"), (10, "5 to 10"), (20, "10 to 20"), (40, "20 to 40"))
+
+
 def _band(price: Decimal) -> str:
-    for hi, label in ((0, "free"), (5, "under 5"), (10, "5 to 10"), (20, "10 to 20"), (40, "20 to 40")):
+    for hi, label in BANDS:
         if (price == 0) if hi == 0 else (price < hi):
             return label
     return "40 and more"
@@ -220,7 +223,8 @@ def test_segment_summary(model_client, generated, params, test):
     assert _close(body["avg_rating"], round(sum(rated) / len(rated), 4))
     assert _close(body["est_revenue"], round(sum(r["est_revenue"] for r in games), 2))
     bands = Counter(_band(r["price"]) for r in games)
-    assert {b["band"]: b["games"] for b in body["price_bands"]} == dict(bands)
+    in_order = [label for _, label in BANDS] + ["40 and more"]
+    assert [(b["band"], b["games"]) for b in body["price_bands"]] == [(b, bands[b]) for b in in_order if b in bands]
     for field, key in (("top_tags", "tags"), ("top_genres", "genres")):
         counts = Counter(x for r in games for x in set(r[key]))
         want = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
@@ -230,6 +234,12 @@ def test_segment_summary(model_client, generated, params, test):
     assert [g["app_id"] for g in body["top_rated"]] == [r["app_id"] for r in by_rating]
     by_reviews = sorted(games, key=lambda r: (-r["reviews"], r["app_id"]))[:10]
     assert [g["app_id"] for g in body["most_reviewed"]] == [r["app_id"] for r in by_reviews]
+
+
+def test_an_empty_segment_s_summary_has_no_bands_and_no_lists(model_client):
+    body = model_client.get("/api/v1/games/summary", params={"name": "no game is called this"}).json()
+    assert body["games"] == 0 and body["median_price"] is None
+    assert body["price_bands"] == [] and body["top_tags"] == [] and body["top_rated"] == []
     assert "before Steam's cut" in body["est_revenue_note"] and body["review_multiple"] == 30
 
 

@@ -211,9 +211,11 @@ class Bucket:
     doc: str
     source: str  # the column it derives from
     unit: str  # one of UNITS
+    labels: tuple[str, ...] = ()  # a fixed set of values, in the order `order` numbers them from 0
 
 
 _PRICE_BANDS = ((0, "free"), (5, "under 5"), (10, "5 to 10"), (20, "10 to 20"), (40, "20 to 40"))
+_TOP_BAND = "40 and more"
 _BAND_IF = ", ".join(f"`price` {'=' if hi == 0 else '<'} {hi}, '{label}'" for hi, label in _PRICE_BANDS)
 _BAND_ORDER = ", ".join(f"`price` {'=' if hi == 0 else '<'} {hi}, {i}" for i, (hi, _) in enumerate(_PRICE_BANDS))
 
@@ -224,8 +226,9 @@ BUCKETS = {
                "release_date", "year"),
         Bucket("release_month", "formatDateTime(`release_date`, '%Y-%m')", "toStartOfMonth(`release_date`)",
                "Month of release_date, YYYY-MM", "release_date", "month"),
-        Bucket("price_band", f"multiIf({_BAND_IF}, '40 and more')", f"multiIf({_BAND_ORDER}, {len(_PRICE_BANDS)})",
-               "Price band: free, under 5, 5 to 10, 10 to 20, 20 to 40, 40 and more", "price", ""),
+        Bucket("price_band", f"multiIf({_BAND_IF}, '{_TOP_BAND}')", f"multiIf({_BAND_ORDER}, {len(_PRICE_BANDS)})",
+               "Price band: free, under 5, 5 to 10, 10 to 20, 20 to 40, 40 and more", "price", "",
+               (*(label for _, label in _PRICE_BANDS), _TOP_BAND)),
     )
 }
 

@@ -22,6 +22,18 @@ TOP = 10
 RANKED = {"top_tags": "tags", "top_genres": "genres"}
 
 
+# The overview's column of games per price band, the band's number first: (numbers, games). Measured
+# by hand (engine alone, 500 MB, `genres=indie`, median of 15, two runs): the overview 19.8 and 22.3 ms
+# with the bands' own GROUP BY beside it 14.4 and 14.8; the overview counting them 22.9 and 24.1.
+BAND_COUNTS = "__band_games"
+
+
+def _bands(counts: tuple[list[int], list[int]]) -> list[dict]:
+    labels = schema.BUCKETS["price_band"].labels
+    numbers, games = counts
+    return [{"band": labels[i], "games": n} for i, n in zip(numbers, games, strict=True)]
+
+
 def _col(name: str) -> str:
     return filters.column_sql(schema.BY_NAME[name])
 
@@ -40,9 +52,11 @@ def statements(cond: Where, table: str, unrepeated: frozenset[str] = frozenset()
                      f"{median.format(c=_col('price'))} AS median_price, {p90.format(c=_col('price'))} AS p90_price, "
                      f"{median.format(c=_col('reviews'))} AS median_reviews, "
                      f"round(avg({_col('rating')}), 4) AS avg_rating, "
-                     f"round(sum({_col('est_revenue')}), 2) AS est_revenue FROM {t} WHERE {w}", p),
-        "price_bands": (f"SELECT {band.expr} AS band, count() AS games FROM {t} WHERE {w} "
-                        f"GROUP BY band ORDER BY min({band.order})", p),
+                     f"round(sum({_col('est_revenue')}), 2) AS est_revenue, "
+                     # The price bands in the same pass, as (band numbers, games) in the bands' order: their
+                     # own GROUP BY read the prices again (one statement fewer: 14 ms of the engine's time
+                     # at 500 MB, see BAND_COUNTS).
+                     f"sumMap([toUInt8({band.order})], [toUInt64(1)]) AS {BAND_COUNTS} FROM {t} WHERE {w}", p),
         **{part: (value_counts(name, t, w, "games", repeats=name not in unrepeated) + " LIMIT {n:UInt64}",
                   {**p, **top})
            for part, name in RANKED.items()},
@@ -77,7 +91,9 @@ class Summary(Endpoint):
         futures = {name: reader.beside(reader.select, snap, sql, params, spent=spent)
                    for name, (sql, params) in todo.items()}
         parts = {name: ranked[name] if name in ranked else futures[name].result().dicts() for name in names}
-        return {**parts.pop("overview")[0], **parts, "version": snap.upload_id,
+        overview = parts.pop("overview")[0]
+        bands = _bands(overview.pop(BAND_COUNTS))
+        return {**overview, "price_bands": bands, **parts, "version": snap.upload_id,
                 "est_revenue_note": schema.REVENUE_CAVEAT, "review_multiple": reader.settings.review_multiple,
                 "engine_ms": round(max(spent, default=0), 2)}
 
