@@ -49,9 +49,14 @@ FACET_DEFAULT, FACET_MAX = 10, 100
 # A page reads blocks of 4 granules, not the engine's 64: a page that stops at its LIMIT (filtered, in
 # the table's order) stops after the blocks that hold its rows instead of reading ~65k rows of every
 # column first: at 500 MB `name=bowl` 21.2 -> 16.2 ms on the engine, `price=19.99` 15.4 -> 13.3 (half of it,
-# the machine sped up between the runs); sorted pages the same [`python bench/query.py 500`, filter lines;
-# docs/measured.md, eighth pass].
+# the machine sped up between the runs) [`python bench/query.py 500`, filter lines; docs/measured.md,
+# eighth pass].
 PAGE_SETTINGS = {"max_block_size": 4096}
+# A page sorted by another key reads every matching row before its LIMIT, so it stops nowhere early:
+# there blocks of 16 granules sort faster. Engine alone, 500 MB, median of 15, two runs (4096 -> 16384
+# rows): sorted by rating 14.6 -> 11.8 and 14.9 -> 11.6 ms, deep offset by -positive,name 44.9 -> 39.9
+# and 44.5 -> 42.1; in the table's order 16384 was slower (`price=19.99` 6.6 -> 7.9).
+SORTED_PAGE_SETTINGS = {"max_block_size": 16384}
 
 
 # Each facet is a GROUP BY over the matching rows: a few per request, on groupable columns only.
@@ -75,6 +80,12 @@ class RowsRequest:
     format: str
     limited: bool = False  # the client gave a limit (an export then stops there, not at the cap)
     ranks: frozenset[str] = frozenset()  # the sort ranks of the version it reads (Snapshot.ranks)
+
+
+def page_settings(req: RowsRequest) -> dict[str, int]:
+    if req.keys[0].sql == ident(schema.KEY):
+        return PAGE_SETTINGS
+    return SORTED_PAGE_SETTINGS
 
 
 def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: int = MAX_LIMIT) -> RowsRequest:
@@ -189,7 +200,7 @@ class Rows(Endpoint):
         else:
             counting = reader.beside(reader.select, snap, *count_sql(req.where, snap.table), spent=spent)
             # on this thread: one hop fewer
-            rows = reader.select(snap, *rows_sql(req, snap.table), PAGE_SETTINGS, spent).rows
+            rows = reader.select(snap, *rows_sql(req, snap.table), page_settings(req), spent).rows
             total, counted_ms = counting.result().scalar(), 0.0
         more, data = len(rows) > page_size, rows[:page_size]
         width = len(req.fields)
@@ -219,7 +230,7 @@ class Rows(Endpoint):
         total = reader.select(snap, *count_sql(req.where, snap.table), spent=counted).scalar()
         if total <= req.offset:  # past the last match: the page is empty
             return total, [], sum(counted)
-        rows = reader.select(snap, *rows_sql(req, snap.table), PAGE_SETTINGS, counted).rows
+        rows = reader.select(snap, *rows_sql(req, snap.table), page_settings(req), counted).rows
         return total, rows, sum(counted)
 
     @staticmethod
