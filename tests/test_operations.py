@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 
@@ -121,6 +122,54 @@ def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, f
             after = http.get(r.headers["location"]).json()
             assert after["state"] == "interrupted" and "shut down" in after["error"]["message"], after
         assert http.get("/api/v1/games?limit=1").status_code == 409  # nothing was ever switched in
+
+
+def _send_part_of_a_body(server, content_type: str, length: int, first: bytes) -> socket.socket:
+    """A POST /api/v1/uploads that declares `length` bytes of body, sends `first`, and then nothing."""
+    conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    head = (f"POST /api/v1/uploads?wait=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH['Authorization']}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n")
+    conn.sendall(head.encode() + first)
+    return conn
+
+
+def _read_answer(conn: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    with conn:
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, body
+
+
+def test_a_body_that_stalls_at_a_stop_is_answered_503_at_once(server_process):
+    """SIGTERM while clients are part-way through sending a body (a file; a link's JSON) and then send
+    nothing: each gets a 503 shutting_down JSON body at once, not uvicorn's plain-text 500 when its
+    wait (GAMELENS_SHUTDOWN_GRACE_S + 5 s) runs out, and the file's part is removed."""
+    server = server_process(shutdown_grace_s=1).start()
+    form = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="g.csv"\r\n'
+            b"Content-Type: text/csv\r\n\r\nAppID,Name\r\n")
+    stalled = [_send_part_of_a_body(server, "multipart/form-data; boundary=b0undary", 100_000, form),
+               _send_part_of_a_body(server, "application/json", 100, b'{"url": "http://')]
+    incoming = server.data_dir / "incoming"
+    for _ in range(100):  # the file's part is on disk: the request is in the app
+        if incoming.exists() and list(incoming.glob("upload-*")):
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    signalled = time.monotonic()
+    server.proc.terminate()
+    answers = [_read_answer(conn) for conn in stalled]
+    took = time.monotonic() - signalled
+    assert server.proc.wait(30) == -signal.SIGTERM
+    for status, headers, body in answers:
+        assert status == 503 and headers["content-type"] == "application/json", (status, body)
+        assert json.loads(body)["error"]["code"] == "shutting_down" and headers["retry-after"] == "30"
+    assert took < 3, took  # uvicorn cancels requests after 1 + 5 s
+    assert "timeout graceful shutdown exceeded" not in server.log.read_text()
+    assert not list(incoming.glob("upload-*"))
 
 
 def _wait_in_background(client: TestClient, url: str) -> tuple[threading.Thread, list]:

@@ -87,6 +87,12 @@ def _writer_lease(store: Store, settings: Settings) -> WriterLease:
     return lease
 
 
+def _stopping(app: FastAPI) -> bool:
+    """A stop began (Uploads.stopping); no request arrives before the lifespan made the worker."""
+    jobs = getattr(app.state, "uploads", None)
+    return jobs is not None and jobs.stopping()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -138,6 +144,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     app.add_middleware(Limits, max_query_string=settings.max_query_string, max_body=settings.max_body_kb * 1024,
-                       max_upload=settings.max_upload_mb * 1024 * 1024)
+                       max_upload=settings.max_upload_mb * 1024 * 1024, stopping=lambda: _stopping(app))
     app.add_middleware(RequestContext)  # outermost: every response, errors included, has a request id
     return app

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 
-from ..errors import GameLensError
+from ..errors import GameLensError, shutting_down
+
+# How often a request waiting for its body looks whether a stop began (as the upload worker's waiters do).
+STOP_POLL_S = 0.2
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -20,9 +25,11 @@ class Limits:
 
     FORM_OVERHEAD = 64 * 1024
 
-    def __init__(self, app, max_query_string: int, max_body: int, max_upload: int):
+    def __init__(self, app, max_query_string: int, max_body: int, max_upload: int,
+                 stopping: Callable[[], bool] = lambda: False):
         self.app, self.max_query, self.max_body = app, max_query_string, max_body
         self.max_upload = max_upload + self.FORM_OVERHEAD
+        self.stopping = stopping
 
     def _body_cap(self, scope) -> int:
         headers = dict(scope.get("headers", []))
@@ -40,10 +47,14 @@ class Limits:
             return await _send_error(send, refused)
 
         received = 0
+        body_left = _declares_body(scope)
 
         async def counted_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_left
+            if not body_left:  # the body is in (or there is none): later calls wait for a disconnect
+                return await receive()
+            message = await _body_unless_stopping(receive, self.stopping)
+            body_left = message["type"] == "http.request" and message.get("more_body", False)
             received += len(message.get("body", b""))
             if received > cap:  # a body without Content-Length, longer than allowed
                 raise GameLensError("body_too_large", f"The request body is over {cap} bytes.", 413)
@@ -67,6 +78,35 @@ class Limits:
                 setting = "GAMELENS_MAX_UPLOAD_MB" if cap == self.max_upload else "GAMELENS_MAX_BODY_KB"
                 return GameLensError("body_too_large", f"The request body is over {cap} bytes ({setting}).", 413)
         return None
+
+
+def _declares_body(scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+
+
+async def _body_unless_stopping(receive, stopping: Callable[[], bool]) -> dict:
+    """The body's next message, refused with a 503 once the server begins to stop. Whatever the
+    request carries could not be finished; and a client that sends nothing more would otherwise hold
+    the request until uvicorn's wait (GAMELENS_SHUTDOWN_GRACE_S + 5 s) ran out and uvicorn cancelled
+    it with a plain-text 500."""
+    if stopping():
+        raise _refused_at_the_stop()
+    pending = asyncio.ensure_future(receive())
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=STOP_POLL_S)
+            if done:
+                return pending.result()
+            if stopping():
+                raise _refused_at_the_stop()
+    finally:
+        pending.cancel()  # nothing when it is done
+
+
+def _refused_at_the_stop() -> GameLensError:
+    return shutting_down("The server is shutting down before this request's body arrived: send it again "
+                         "once the server is back.")
 
 
 async def _send_error(send, err: GameLensError) -> None:

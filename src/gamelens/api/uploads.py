@@ -94,8 +94,7 @@ def _tolerance(fields: dict[str, str]) -> int | None:
 async def _submit(request: Request, uploads: Uploads, settings: Settings, who: Principal) -> dict:
     """A link in a JSON body, or a file in a multipart body."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        got = await receive_file(request, uploads.engine.incoming, settings.max_upload_mb * 1024 * 1024,
-                                 uploads.stopping)
+        got = await receive_file(request, uploads.engine.incoming, settings.max_upload_mb * 1024 * 1024)
         try:
             return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name,
                                            _tolerance(got.fields))

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ..errors import GameLensError, invalid, shutting_down, unloadable
+from ..errors import GameLensError, invalid, unloadable
 
 FIELD_LIMIT = 1024  # a form field other than the file (max_rejected_rows) is short
 
@@ -82,9 +81,9 @@ class _Form:
             self.fields[self._name] = self._text.decode("utf-8", "replace")
 
 
-async def receive_file(request, directory: Path, cap: int, stopping: Callable[[], bool]) -> Received:
-    """Stream the multipart body's `file` part into a new file under `directory`; refused when the
-    server begins to stop (it could not be loaded), rather than cut when uvicorn's wait runs out."""
+async def receive_file(request, directory: Path, cap: int) -> Received:
+    """Stream the multipart body's `file` part into a new file under `directory`. A stop that begins
+    while it arrives ends it with a 503 (api/hardening.Limits), and the file is removed."""
     _, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if not boundary:
@@ -94,8 +93,6 @@ async def receive_file(request, directory: Path, cap: int, stopping: Callable[[]
     parser = MultipartParser(boundary, form.callbacks())
     try:
         async for chunk in request.stream():
-            if stopping():
-                raise shutting_down("The server is shutting down: send the file again once it is back.")
             parser.write(chunk)
         parser.finalize()
     except GameLensError:
