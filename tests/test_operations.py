@@ -124,10 +124,11 @@ def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, f
         assert http.get("/api/v1/games?limit=1").status_code == 409  # nothing was ever switched in
 
 
-def _send_part_of_a_body(server, content_type: str, length: int, first: bytes) -> socket.socket:
-    """A POST /api/v1/uploads that declares `length` bytes of body, sends `first`, and then nothing."""
+def _send_part_of_a_body(server, content_type: str, length: int, first: bytes,
+                         path: str = "/api/v1/uploads?wait=true") -> socket.socket:
+    """A POST that declares `length` bytes of body, sends `first`, and then nothing."""
     conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    head = (f"POST /api/v1/uploads?wait=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH['Authorization']}\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH['Authorization']}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n")
     conn.sendall(head.encode() + first)
     return conn
@@ -145,14 +146,16 @@ def _read_answer(conn: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 
 def test_a_body_that_stalls_at_a_stop_is_answered_503_at_once(server_process):
-    """SIGTERM while clients are part-way through sending a body (a file; a link's JSON) and then send
-    nothing: each gets a 503 shutting_down JSON body at once, not uvicorn's plain-text 500 when its
-    wait (GAMELENS_SHUTDOWN_GRACE_S + 5 s) runs out, and the file's part is removed."""
+    """SIGTERM while clients are part-way through sending a body (a file; a link's JSON; a new key's
+    JSON, which FastAPI itself reads) and then send nothing: each gets a 503 shutting_down JSON body at
+    once, not uvicorn's plain-text 500 when its wait (GAMELENS_SHUTDOWN_GRACE_S + 5 s) runs out, nor
+    FastAPI's 400 for a body it could not read; and the file's part is removed."""
     server = server_process(shutdown_grace_s=1).start()
     form = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="g.csv"\r\n'
             b"Content-Type: text/csv\r\n\r\nAppID,Name\r\n")
     stalled = [_send_part_of_a_body(server, "multipart/form-data; boundary=b0undary", 100_000, form),
-               _send_part_of_a_body(server, "application/json", 100, b'{"url": "http://')]
+               _send_part_of_a_body(server, "application/json", 100, b'{"url": "http://'),
+               _send_part_of_a_body(server, "application/json", 100, b'{"name": "ci', "/api/v1/keys")]
     incoming = server.data_dir / "incoming"
     for _ in range(100):  # the file's part is on disk: the request is in the app
         if incoming.exists() and list(incoming.glob("upload-*")):
@@ -170,6 +173,20 @@ def test_a_body_that_stalls_at_a_stop_is_answered_503_at_once(server_process):
     assert took < 3, took  # uvicorn cancels requests after 1 + 5 s
     assert "timeout graceful shutdown exceeded" not in server.log.read_text()
     assert not list(incoming.glob("upload-*"))
+
+
+def test_a_request_whose_body_is_in_is_answered_whole_during_a_stop(make_client, files):
+    """Once a stop began, only a body still arriving is refused: an export sent with a (complete) body
+    streams whole, its answer's wait for a disconnect untouched; a complete new key's body is read."""
+    client = make_client()
+    upload(client, files.url("sample.csv"))
+    expected = client.get("/api/v1/games?format=csv&fields=app_id,name").text
+    client.app.state.uploads.leaving_at = time.monotonic()
+    r = client.request("GET", "/api/v1/games?format=csv&fields=app_id,name", content=b"{}",
+                       headers={"Content-Type": "application/json"})
+    assert r.status_code == 200 and r.text == expected and expected.count("\n") == 101
+    r = client.post("/api/v1/keys", json={"name": "during-a-stop", "role": "reader"})
+    assert r.status_code == 201, r.text
 
 
 def _wait_in_background(client: TestClient, url: str) -> tuple[threading.Thread, list]:

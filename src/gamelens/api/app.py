@@ -48,6 +48,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if isinstance(exc.__cause__, GameLensError):  # FastAPI says 400 for any error reading a JSON body
+            return error_response(exc.__cause__)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method of the path, not just those of the route that matched

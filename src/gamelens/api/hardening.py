@@ -48,10 +48,13 @@ class Limits:
 
         received = 0
         body_left = _declares_body(scope)
+        answering = False
 
         async def counted_receive():
             nonlocal received, body_left
-            if not body_left:  # the body is in (or there is none): later calls wait for a disconnect
+            # The body is in (or there is none), or the answer began and no 503 can be sent: what is
+            # left are waits for a disconnect (a streamed answer's).
+            if not body_left or answering:
                 return await receive()
             message = await _body_unless_stopping(receive, self.stopping)
             body_left = message["type"] == "http.request" and message.get("more_body", False)
@@ -61,7 +64,9 @@ class Limits:
             return message
 
         async def with_headers(message):
+            nonlocal answering
             if message["type"] == "http.response.start":
+                answering = True
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
                     h for h in SECURITY_HEADERS if h[0] not in present]
@@ -86,22 +91,24 @@ def _declares_body(scope) -> bool:
 
 
 async def _body_unless_stopping(receive, stopping: Callable[[], bool]) -> dict:
-    """The body's next message, refused with a 503 once the server begins to stop. Whatever the
-    request carries could not be finished; and a client that sends nothing more would otherwise hold
-    the request until uvicorn's wait (GAMELENS_SHUTDOWN_GRACE_S + 5 s) ran out and uvicorn cancelled
-    it with a plain-text 500."""
-    if stopping():
-        raise _refused_at_the_stop()
+    """The body's next message; once the server begins to stop, a 503 instead for a body still
+    arriving. A client that sends nothing more, or trickles, would otherwise hold the request until
+    uvicorn's wait (GAMELENS_SHUTDOWN_GRACE_S + 5 s) ran out and uvicorn cancelled it with a
+    plain-text 500. A body that is all in (uvicorn holds it) is the app's to answer."""
     pending = asyncio.ensure_future(receive())
     try:
         while True:
             done, _ = await asyncio.wait({pending}, timeout=STOP_POLL_S)
             if done:
-                return pending.result()
+                break
             if stopping():
                 raise _refused_at_the_stop()
     finally:
         pending.cancel()  # nothing when it is done
+    message = pending.result()
+    if message.get("more_body", False) and stopping():
+        raise _refused_at_the_stop()
+    return message
 
 
 def _refused_at_the_stop() -> GameLensError:
