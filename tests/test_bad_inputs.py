@@ -236,6 +236,16 @@ def test_a_valid_handmade_cursor_still_works(sample_client):
     assert r.status_code == 200 and r.json()["rows"][0]["app_id"] != first["rows"][0]["app_id"]
 
 
+@pytest.mark.parametrize("sort,value,rows", [("-est_revenue", 1e12, 2), ("est_revenue", -1e300, 2),
+                                             ("price", 9999999999.99, 0)])
+def test_a_cursor_past_ten_billion_is_a_page_where_its_key_holds_it(sample_client, sort, value, rows):
+    """est_revenue (Float64) passes 1e10 where prices are high: a cursor the server made must work;
+    a price cursor may hold the largest Decimal(12, 2)."""
+    r = sample_client.get("/api/v1/games", params={"sort": sort, "cursor": _cursor(sort, [value, 1, 1]), "limit": 2})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["rows"]) == rows
+
+
 def test_facets_are_few_and_on_groupable_columns(sample_client):
     six = [("facet", f) for f in ("genres", "tags", "categories", "required_age", "windows", "mac")]
     r = sample_client.get("/api/v1/games", params=six)

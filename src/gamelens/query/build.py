@@ -129,6 +129,7 @@ def encode_cursor(sort: str, values: list[Any]) -> str:
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
+_DECIMAL = re.compile(r"Decimal\((\d+), (\d+)\)")
 _INT_RANGES = {"UInt8": 2**8, "UInt32": 2**32, "UInt64": 2**64}
 
 
@@ -147,9 +148,17 @@ def _cursor_value_ok(value: Any, ch_type: str) -> bool:
             return date(1970, 1, 1) <= date.fromisoformat(value) <= date(2149, 6, 6)
         except ValueError:
             return False
-    if ch_type.startswith("Decimal") or ch_type == "Float64":
-        return isinstance(value, int | float) and math.isfinite(value) and abs(value) < 10**10
+    if ch_type == "Float64":  # any finite number (est_revenue passes 1e10 where prices are high)
+        return isinstance(value, int | float) and math.isfinite(value)
+    if ch_type.startswith("Decimal"):
+        return isinstance(value, int | float) and math.isfinite(value) and abs(value) < _decimal_bound(ch_type)
     return isinstance(value, int) and 0 <= value < _INT_RANGES[ch_type]
+
+
+def _decimal_bound(ch_type: str) -> int:
+    """Decimal(P, S) holds less than 10**(P - S) either side of zero."""
+    precision, scale = (int(n) for n in _DECIMAL.fullmatch(ch_type).groups())
+    return 10 ** (precision - scale)
 
 
 def _is_utf8(text: str) -> bool:
