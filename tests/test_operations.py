@@ -175,6 +175,20 @@ def test_a_body_that_stalls_at_a_stop_is_answered_503_at_once(server_process):
     assert not list(incoming.glob("upload-*"))
 
 
+def test_a_client_that_leaves_mid_body_is_no_server_error(server_process):
+    """A link's JSON body cut off by the client: logged as its 400, not as an unhandled error and a 500."""
+    server = server_process().start()
+    _send_part_of_a_body(server, "application/json", 100, b'{"url": "http://').close()
+    for _ in range(100):
+        access = [json.loads(line) for line in server.log.read_text().splitlines()
+                  if line.startswith("{") and '"gamelens.access"' in line]
+        if any(x["path"] == "/api/v1/uploads" for x in access):
+            break
+        time.sleep(0.05)
+    assert [x["status"] for x in access if x["path"] == "/api/v1/uploads"] == [400]
+    assert "unhandled error" not in server.log.read_text()
+
+
 def test_a_request_whose_body_is_in_is_answered_whole_during_a_stop(make_client, files):
     """Once a stop began, only a body still arriving is refused: an export sent with a (complete) body
     streams whole, its answer's wait for a disconnect untouched; a complete new key's body is read."""

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..engine import Engine
 from ..errors import ERROR_RESPONSES, GameLensError
@@ -55,6 +56,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:  # every method of the path, not just those of the route that matched
             headers["Allow"] = ", ".join(_methods_for(request.app, request.url.path))
         return error_response(GameLensError(code, str(exc.detail), exc.status_code, headers=headers))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, exc: ClientDisconnect):  # no one reads this answer, and it is no bug of ours
+        return error_response(GameLensError("client_disconnected", "The client went away before its request's "
+                                            "body arrived.", 400))
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception):
