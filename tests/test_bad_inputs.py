@@ -213,6 +213,7 @@ def _cursor(sort: str, values: list) -> str:
 CURSORS = [
     ("", [2**40, 1]), ("", [-1, 1]), ("", [1.5, 1]), ("", [True, 1]), ("", ["1", 1]), ("", [1, 2**64]),
     ("price", [float("nan"), 1, 1]), ("price", [float("inf"), 1, 1]), ("price", [1e30, 1, 1]),
+    ("price", [10**400, 1, 1]), ("est_revenue", [10**400, 1, 1]), ("review_score", [0, -10**400, 1, 1]),
     ("price", ["19.99", 1, 1]), ("release_date", [0, "2020-02-30", 1, 1]), ("release_date", [0, "1969-12-31", 1, 1]),
     ("windows", ["true", 1, 1]), ("name", [5, 1, 1]), ("", [1]), ("", {"a": 1, "b": 2}),
     # Forms Python 3.11's date.fromisoformat takes but a Date key is not: week dates, ordinal dates,

@@ -149,10 +149,17 @@ def _cursor_value_ok(value: Any, ch_type: str) -> bool:
         except ValueError:
             return False
     if ch_type == "Float64":  # any finite number (est_revenue passes 1e10 where prices are high)
-        return isinstance(value, int | float) and math.isfinite(value)
+        return _finite(value)
     if ch_type.startswith("Decimal"):
-        return isinstance(value, int | float) and math.isfinite(value) and abs(value) < _decimal_bound(ch_type)
+        return _finite(value) and abs(value) < _decimal_bound(ch_type)
     return isinstance(value, int) and 0 <= value < _INT_RANGES[ch_type]
+
+
+def _finite(value: Any) -> bool:
+    """A number a Float64 holds: JSON integers have no bound (math.isfinite(10**400) raises)."""
+    if isinstance(value, int):
+        return abs(value) < 10**308
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _decimal_bound(ch_type: str) -> int:
