@@ -124,12 +124,22 @@ def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, f
         assert http.get("/api/v1/games?limit=1").status_code == 409  # nothing was ever switched in
 
 
+# The start of a multipart body: the file's part headers and its first line.
+_FORM_START = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="g.csv"\r\n'
+               b"Content-Type: text/csv\r\n\r\nAppID,Name\r\n")
+
+
 def _send_part_of_a_body(server, content_type: str, length: int, first: bytes,
-                         path: str = "/api/v1/uploads?wait=true") -> socket.socket:
-    """A POST that declares `length` bytes of body, sends `first`, and then nothing."""
+                         path: str = "/api/v1/uploads?wait=true", method: str = "POST") -> socket.socket:
+    """A request that declares `length` bytes of body, sends `first`, and then nothing."""
+    return _send_raw(server, f"{method} {path}", f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n",
+                     first)
+
+
+def _send_raw(server, request_line: str, headers: str, first: bytes = b"") -> socket.socket:
     conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH['Authorization']}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n")
+    head = (f"{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH['Authorization']}\r\n"
+            f"Connection: close\r\n{headers}\r\n")
     conn.sendall(head.encode() + first)
     return conn
 
@@ -151,9 +161,7 @@ def test_a_body_that_stalls_at_a_stop_is_answered_503_at_once(server_process):
     once, not uvicorn's plain-text 500 when its wait (GAMELENS_SHUTDOWN_GRACE_S + 5 s) runs out, nor
     FastAPI's 400 for a body it could not read; and the file's part is removed."""
     server = server_process(shutdown_grace_s=1).start()
-    form = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="g.csv"\r\n'
-            b"Content-Type: text/csv\r\n\r\nAppID,Name\r\n")
-    stalled = [_send_part_of_a_body(server, "multipart/form-data; boundary=b0undary", 100_000, form),
+    stalled = [_send_part_of_a_body(server, "multipart/form-data; boundary=b0undary", 100_000, _FORM_START),
                _send_part_of_a_body(server, "application/json", 100, b'{"url": "http://'),
                _send_part_of_a_body(server, "application/json", 100, b'{"name": "ci', "/api/v1/keys")]
     incoming = server.data_dir / "incoming"
@@ -187,6 +195,58 @@ def test_a_client_that_leaves_mid_body_is_no_server_error(server_process):
         time.sleep(0.05)
     assert [x["status"] for x in access if x["path"] == "/api/v1/uploads"] == [400]
     assert "unhandled error" not in server.log.read_text()
+
+
+def test_an_export_whose_declared_body_never_came_streams_whole_through_a_stop(server_process, files):
+    """Exports in flight at SIGTERM, the client reading nothing yet: one declared a body it never sent,
+    one a chunked body with no chunk, one no body. Each streams whole: a streamed answer's wait for a
+    disconnect, begun before the answer, is never refused as a body still arriving."""
+    server = server_process(shutdown_grace_s=15, exports_per_key=5).start()
+    (files.root / "big6000e.csv").write_bytes(write_csv(sample_table()[:1] + sample_table()[1:] * 60))
+    with server.client() as http:
+        assert http.post("/api/v1/uploads?wait=true", json={"url": files.url("big6000e.csv")}).status_code == 200
+    export = "GET /api/v1/games?format=csv&sort=-rating"
+    conns = [_send_raw(server, export, "Content-Length: 100\r\n"),
+             _send_raw(server, export, "Transfer-Encoding: chunked\r\n"),
+             _send_raw(server, export, "")]
+    time.sleep(1.5)  # the answers began, and wait for the client to read
+    server.proc.terminate()
+    time.sleep(0.5)
+    for status, headers, body in [_read_answer(conn) for conn in conns]:
+        assert status == 200 and len(body) == int(headers["content-length"]) > 5_000_000, (status, len(body))
+    assert server.proc.wait(30) == -signal.SIGTERM
+    assert "unhandled error" not in server.log.read_text()
+
+
+@pytest.mark.parametrize("path,content_type,first", [
+    ("/api/v1/uploads", "application/json", b'{"url": "http://'),
+    ("/api/v1/keys", "application/json", b'{"name": "ci'),  # a body FastAPI reads itself
+    ("/api/v1/uploads", "multipart/form-data; boundary=b0undary", _FORM_START),
+], ids=["link", "key", "file"])
+def test_every_route_tells_a_client_that_left_mid_body_apart(make_client, path, content_type, first):
+    """Part of a body, then the client's disconnect (ASGI messages to the real app): a 400
+    client_disconnected on every route that reads a body, and no file left behind."""
+    client = make_client()
+    messages = [{"type": "http.request", "body": first, "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict] = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"host", b"x"), (b"content-type", content_type.encode()), (b"content-length", b"1000"),
+               *((k.lower().encode(), v.encode()) for k, v in AUTH.items())]
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+             "state": {}}
+    client.portal.call(client.app, scope, receive, send)
+    body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    assert (sent[0]["status"], body["error"]["code"]) == (400, "client_disconnected"), body
+    incoming = client.app.state.engine.incoming
+    assert not incoming.exists() or not list(incoming.iterdir())
 
 
 def test_a_request_whose_body_is_in_is_answered_whole_during_a_stop(make_client, files):

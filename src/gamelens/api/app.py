@@ -34,6 +34,11 @@ def error_response(err: GameLensError) -> JSONResponse:
     return JSONResponse(err.body(), err.status, headers=err.headers)
 
 
+def _client_gone() -> GameLensError:
+    """No one reads this answer, but the log shows it as the client's doing, not as a bug of ours."""
+    return GameLensError("client_disconnected", "The client went away before its request's body arrived.", 400)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GameLensError)
     async def _own(_: Request, exc: GameLensError):
@@ -49,8 +54,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        if isinstance(exc.__cause__, GameLensError):  # FastAPI says 400 for any error reading a JSON body
+        # FastAPI says 400 "There was an error parsing the body" for any error while it reads one.
+        if isinstance(exc.__cause__, GameLensError):
             return error_response(exc.__cause__)
+        if isinstance(exc.__cause__, ClientDisconnect):
+            return error_response(_client_gone())
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method of the path, not just those of the route that matched
@@ -58,9 +66,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(GameLensError(code, str(exc.detail), exc.status_code, headers=headers))
 
     @app.exception_handler(ClientDisconnect)
-    async def _gone(_: Request, exc: ClientDisconnect):  # no one reads this answer, and it is no bug of ours
-        return error_response(GameLensError("client_disconnected", "The client went away before its request's "
-                                            "body arrived.", 400))
+    async def _gone(_: Request, exc: ClientDisconnect):
+        return error_response(_client_gone())
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception):

@@ -56,7 +56,7 @@ class Limits:
             # left are waits for a disconnect (a streamed answer's).
             if not body_left or answering:
                 return await receive()
-            message = await _body_unless_stopping(receive, self.stopping)
+            message = await _body_unless_stopping(receive, lambda: self.stopping() and not answering)
             body_left = message["type"] == "http.request" and message.get("more_body", False)
             received += len(message.get("body", b""))
             if received > cap:  # a body without Content-Length, longer than allowed
@@ -90,23 +90,24 @@ def _declares_body(scope) -> bool:
     return headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
 
 
-async def _body_unless_stopping(receive, stopping: Callable[[], bool]) -> dict:
-    """The body's next message; once the server begins to stop, a 503 instead for a body still
-    arriving. A client that sends nothing more, or trickles, would otherwise hold the request until
-    uvicorn's wait (GAMELENS_SHUTDOWN_GRACE_S + 5 s) ran out and uvicorn cancelled it with a
-    plain-text 500. A body that is all in (uvicorn holds it) is the app's to answer."""
+async def _body_unless_stopping(receive, refusing: Callable[[], bool]) -> dict:
+    """The body's next message; a 503 instead for a body still arriving once `refusing` (a stop began
+    and the answer has not: a streamed answer may ask before it starts, and then waits here). A client
+    that sends nothing more, or trickles, would otherwise hold the request until uvicorn's wait
+    (GAMELENS_SHUTDOWN_GRACE_S + 5 s) ran out and uvicorn cancelled it with a plain-text 500. A body
+    that is all in (uvicorn holds it) is the app's to answer."""
     pending = asyncio.ensure_future(receive())
     try:
         while True:
             done, _ = await asyncio.wait({pending}, timeout=STOP_POLL_S)
             if done:
                 break
-            if stopping():
+            if refusing():
                 raise _refused_at_the_stop()
     finally:
         pending.cancel()  # nothing when it is done
     message = pending.result()
-    if message.get("more_body", False) and stopping():
+    if message.get("more_body", False) and refusing():
         raise _refused_at_the_stop()
     return message
 

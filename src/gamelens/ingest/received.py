@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from ..errors import GameLensError, invalid, unloadable
 
@@ -95,7 +96,7 @@ async def receive_file(request, directory: Path, cap: int) -> Received:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except GameLensError:
+    except (GameLensError, ClientDisconnect, OSError):  # its own answer; the client left; our disk failed
         _discard(form)
         raise
     except Exception as exc:  # the body is not valid multipart
