@@ -1,11 +1,14 @@
 """The upload API: asynchronous submit and progress, history, versions, concurrency, restarts."""
 
+import errno
+import os
 import subprocess
 import sys
 import threading
 import time
 
 from gamelens.api import answers
+from gamelens.ingest import received
 
 from .conftest import (
     AUTH,
@@ -296,3 +299,33 @@ def test_load_the_bundled_sample(client):
     rec = client.post("/api/v1/uploads/sample?wait=true").json()
     assert rec["state"] == "succeeded" and rec["rows_loaded"] == 100 and rec["source"] == "sample"
     assert client.get("/api/v1/games/20200").json()["name"] == "Galactic Bowling"
+
+
+class _FullDisk:
+    """A file on a disk with `room` bytes left: a write past it fails as the OS's does (ENOSPC), and so
+    does the flush of what is buffered at close."""
+
+    def __init__(self, path, room: int):
+        self._file = open(path, "wb")  # noqa: SIM115 (closed in close)
+        self.room, self.full = room, False
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            self.full = True
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self._file.write(data)
+
+    def close(self) -> None:
+        self._file.close()
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_while_a_file_arrives_is_a_507_and_leaves_nothing(make_client, monkeypatch):
+    client = make_client()
+    monkeypatch.setattr(received, "open", lambda path, mode: _FullDisk(path, 1000), raising=False)
+    r = client.post("/api/v1/uploads", files={"file": ("games.csv", write_csv(sample_table()), "text/csv")})
+    assert r.status_code == 507 and r.json()["error"]["code"] == "insufficient_storage", r.text
+    assert client.get("/api/v1/uploads").json()["uploads"] == []
+    assert not list(client.app.state.engine.incoming.iterdir())

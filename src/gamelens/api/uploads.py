@@ -137,7 +137,9 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
 
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
-             openapi_extra=_BODIES, responses=WAITED, dependencies=Writes, response_model=answers.Upload)
+             openapi_extra=_BODIES, dependencies=Writes, response_model=answers.Upload,
+             responses={**WAITED, 507: {"model": ErrorBody, "description": "No room left on the server's disk "
+                                                                          "for the file sent (nothing stored)"}})
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False):
     guard = request.app.state.guard

@@ -5,6 +5,8 @@ that file exactly as it loads a link, and removes it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -96,8 +98,16 @@ async def receive_file(request, directory: Path, cap: int) -> Received:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except (GameLensError, ClientDisconnect, OSError):  # its own answer; the client left; our disk failed
+        if form.out is not None:
+            form.out.close()  # writes what is buffered: a full disk fails here too
+    except (GameLensError, ClientDisconnect):  # its own answer; the client left
         _discard(form)
+        raise
+    except OSError as exc:  # writing the file failed: this server's doing, not the body's
+        _discard(form)
+        if exc.errno == errno.ENOSPC:
+            raise GameLensError("insufficient_storage", "The server has no room left on its disk for this file; "
+                                "nothing was stored. Try again once it has.", 507) from None
         raise
     except Exception as exc:  # the body is not valid multipart
         _discard(form)
@@ -106,11 +116,13 @@ async def receive_file(request, directory: Path, cap: int) -> Received:
     if form.out is None:
         raise invalid("file", None, "Send the CSV as the form field named 'file' (multipart/form-data).",
                       allowed=["file"])
-    form.out.close()
     return Received(form.path, form.filename or "upload.csv", form.fields)
 
 
 def _discard(form: _Form) -> None:
+    """Remove the part received. Closing flushes its buffer, which fails again on a full disk: the
+    file goes all the same."""
     if form.out is not None:
-        form.out.close()
+        with contextlib.suppress(OSError):
+            form.out.close()
     form.path.unlink(missing_ok=True)
