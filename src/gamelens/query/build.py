@@ -129,7 +129,7 @@ def encode_cursor(sort: str, values: list[Any]) -> str:
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-_DECIMAL = re.compile(r"Decimal\((\d+), (\d+)\)")
+_DECIMAL = re.compile(r"Decimal\((\d+),\s*(\d+)\)")
 _INT_RANGES = {"UInt8": 2**8, "UInt32": 2**32, "UInt64": 2**64}
 
 
