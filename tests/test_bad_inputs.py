@@ -3,6 +3,7 @@
 This table is the place new bad-input cases go: (id, how to build the link, expected code, status).
 """
 
+import sys
 import time
 
 import pytest
@@ -214,6 +215,7 @@ CURSORS = [
     ("", [2**40, 1]), ("", [-1, 1]), ("", [1.5, 1]), ("", [True, 1]), ("", ["1", 1]), ("", [1, 2**64]),
     ("price", [float("nan"), 1, 1]), ("price", [float("inf"), 1, 1]), ("price", [1e30, 1, 1]),
     ("price", [10**400, 1, 1]), ("est_revenue", [10**400, 1, 1]), ("review_score", [0, -10**400, 1, 1]),
+    ("est_revenue", [float("nan"), 1, 1]), ("est_revenue", [float("-inf"), 1, 1]),
     ("price", ["19.99", 1, 1]), ("release_date", [0, "2020-02-30", 1, 1]), ("release_date", [0, "1969-12-31", 1, 1]),
     ("windows", ["true", 1, 1]), ("name", [5, 1, 1]), ("", [1]), ("", {"a": 1, "b": 2}),
     # Forms Python 3.11's date.fromisoformat takes but a Date key is not: week dates, ordinal dates,
@@ -238,7 +240,9 @@ def test_a_valid_handmade_cursor_still_works(sample_client):
 
 
 @pytest.mark.parametrize("sort,value,rows", [("-est_revenue", 1e12, 2), ("est_revenue", -1e300, 2),
-                                             ("price", 9999999999.99, 0)])
+                                             ("-est_revenue", int(sys.float_info.max), 2),  # a JSON integer
+                                             ("price", 9999999999.99, 0)],
+                         ids=["1e12", "-1e300", "largest-float-as-integer", "largest-price"])
 def test_a_cursor_past_ten_billion_is_a_page_where_its_key_holds_it(sample_client, sort, value, rows):
     """est_revenue (Float64) passes 1e10 where prices are high: a cursor the server made must work;
     a price cursor may hold the largest Decimal(12, 2)."""

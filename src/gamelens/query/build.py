@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -156,10 +156,9 @@ def _cursor_value_ok(value: Any, ch_type: str) -> bool:
 
 
 def _finite(value: Any) -> bool:
-    """A number a Float64 holds: JSON integers have no bound (math.isfinite(10**400) raises)."""
-    if isinstance(value, int):
-        return abs(value) < 10**308
-    return isinstance(value, float) and math.isfinite(value)
+    """A number a Float64 holds. JSON integers have no bound (math.isfinite(10**400) raises), and Python
+    compares an int with a float exactly; NaN compares false."""
+    return isinstance(value, int | float) and abs(value) <= sys.float_info.max
 
 
 def _decimal_bound(ch_type: str) -> int:
