@@ -22,7 +22,7 @@ from playwright import sync_api as playwright_api
 
 from gamelens.query import formats
 
-from .conftest import ADMIN_KEY, AUTH, SAMPLE, ServerProcess, python_row, read_sample
+from .conftest import ADMIN_KEY, AUTH, SAMPLE, ServerProcess, python_row, read_sample, wait_indexes
 
 CHROMIUM = os.environ.get("GAMELENS_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -47,10 +47,8 @@ def _server(tmp_path_factory, name: str, files=None) -> ServerProcess:
         rec = httpx.post(f"{proc.base}/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")},
                          headers=AUTH, timeout=60).json()
         assert rec["state"] == "succeeded", rec
-        for _ in range(1200):  # and its indexes, as conftest.upload waits: the history then says "ready"
-            if httpx.get(f"{proc.base}/api/v1/uploads/{rec['id']}", headers=AUTH).json()["indexes"] != "building":
-                break
-            time.sleep(0.05)
+        with proc.client() as http:  # and its indexes, as conftest.upload waits: the history then says "ready"
+            assert wait_indexes(http, rec["id"])["indexes"] == "ready"
     return proc
 
 
