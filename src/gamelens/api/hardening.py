@@ -31,8 +31,7 @@ class Limits:
         self.max_upload = max_upload + self.FORM_OVERHEAD
         self.stopping = stopping
 
-    def _body_cap(self, scope) -> int:
-        headers = dict(scope.get("headers", []))
+    def _body_cap(self, scope, headers: dict[bytes, bytes]) -> int:
         multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
         if multipart and scope["method"] == "POST" and scope["path"] == "/api/v1/uploads":
             return self.max_upload
@@ -41,13 +40,14 @@ class Limits:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        cap = self._body_cap(scope)
+        headers = dict(scope.get("headers", []))
+        cap = self._body_cap(scope, headers)
         refused = self._refuse(scope, cap)
         if refused:
             return await _send_error(send, refused)
 
         received = 0
-        body_left = _declares_body(scope)
+        body_left = _declares_body(headers)
         answering = False
 
         async def counted_receive():
@@ -85,8 +85,7 @@ class Limits:
         return None
 
 
-def _declares_body(scope) -> bool:
-    headers = dict(scope.get("headers", []))
+def _declares_body(headers: dict[bytes, bytes]) -> bool:
     return headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
 
 
