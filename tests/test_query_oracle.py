@@ -14,8 +14,9 @@ import pytest
 
 from gamelens import schema
 from gamelens.query import filters, run
+from gamelens.query import rows as rows_endpoint
 
-from .conftest import sample_table, statements_of, upload, write_csv
+from .conftest import sample_table, statements_of, upload, wait_indexes, write_csv
 
 # --- Python's reading of each operator (written independently of the SQL) ---------------------
 
@@ -398,17 +399,24 @@ def test_a_scanned_ascii_needle_matches_ascii_letters_in_either_case(make_client
 
 
 @pytest.mark.parametrize(("params", "ran"), [
-    ({"about_the_game": "zqxj-none"}, 1),  # no game has it: the count says so, and no page is read
-    ({"about_the_game": "co-op"}, 2),
+    # A page that reads every match (sorted, or after an offset): the count first, and no page where the
+    # count says it would be empty.
+    ({"about_the_game": "zqxj-none", "sort": "-positive"}, 1),  # no game has it
+    ({"about_the_game": "co-op", "sort": "-positive"}, 2),
     ({"about_the_game": "Co-Op", "limit": "2", "offset": "2"}, 2),
     ({"about_the_game": "co-op", "offset": "6"}, 1),  # past the last match
+    # A page in the table's order from the first match stops at its LIMIT: beside the count, and whole
+    # here (the sample is far below rows.NEEDLE_PAGE_ROWS).
+    ({"about_the_game": "zqxj-none"}, 2),
+    ({"about_the_game": "co-op"}, 2),
     ({"about_the_game": "vr", "sort": "-positive"}, 2),
     ({"about_the_game": "zombie"}, 2),  # one word: the index takes it whole; page and count side by side
 ])
 def test_a_needle_the_index_cannot_take_whole_is_counted_before_its_page(sample_client, sample_rows, monkeypatch,
                                                                        params, ran):
-    """Such a needle may read the text of every game: the count runs first (on every core), and the page
-    only when the count says there are rows on it. The answers are Python's either way."""
+    """Such a needle may read the text of every game: the count runs first (on every core), and a page
+    that reads every match only when the count says there are rows on it. The answers are Python's
+    either way."""
     explorer = sample_client.app.state.explorer
     explorer.cache.keep_only("")
     statements = statements_of(explorer, monkeypatch)
@@ -422,6 +430,33 @@ def test_a_needle_the_index_cannot_take_whole_is_counted_before_its_page(sample_
     offset, limit = int(params.get("offset", 0)), int(params.get("limit", 50))
     assert body["total"] == len(want), body
     assert [row["app_id"] for row in body["rows"]] == [r["app_id"] for r in want[offset:offset + limit]]
+    assert len(statements) == ran, statements
+
+
+@pytest.mark.parametrize(("needle", "ran"), [("co-op", 2), ("qz-xq", 3)])
+def test_a_needle_page_that_stopped_at_its_budget_is_read_again_whole(make_client, files, monkeypatch, needle, ran):
+    """A needle's page beside its count stops past rows.NEEDLE_PAGE_ROWS rows read. `co-op`, in the
+    sample's descriptions, is found in the first blocks: that page is whole. `qz-xq`, only in the last
+    rows, is not reached by then (the page would be empty, were it trusted): it is read again, whole,
+    after the count."""
+    table = sample_table()
+    about = table[0].index("About the game")
+    # 8,000 games with new app_ids: 13 MB, stored in a wide part (a compact part, below 10 MB, is read whole)
+    rows = [[*r[:1], str(10**7 + i), *r[2:]] for i, r in enumerate(table[1:] * 80)]
+    for row in rows[-60:]:
+        row[about] += " Qz-Xq"  # runs of 2 letters: the text index leaves every description to read
+    (files.root / "needles.csv").write_bytes(write_csv([table[0], *rows]))
+    client = make_client()
+    # Finished: merged into one part (before, a page in order reads the first block of each part).
+    assert wait_indexes(client, upload(client, files.url("needles.csv"))["id"])["indexes"] == "ready"
+    monkeypatch.setattr(rows_endpoint, "NEEDLE_PAGE_ROWS", len(rows) // 2)
+    explorer = client.app.state.explorer
+    explorer.cache.keep_only("")
+    statements = statements_of(explorer, monkeypatch)
+    body = client.get("/api/v1/games", params={"about_the_game": needle, "fields": "app_id", "limit": "25"}).json()
+    want = sorted(int(row[1]) for row in rows if needle in row[about].translate(ASCII_LOWER))
+    assert body["total"] == len(want), body
+    assert [row["app_id"] for row in body["rows"]] == want[:25]
     assert len(statements) == ran, statements
 
 

@@ -474,10 +474,12 @@ class Engine:
         with self.connection() as conn:
             raw = conn.run(sql + settings_clause(settings), params, "JSONCompact")
         doc = orjson.loads(raw) if raw.strip() else {"meta": [], "data": []}
+        statistics = doc.get("statistics", {})
         return Result(
             [m["name"] for m in doc["meta"]],
             doc["data"],
-            {"elapsed_ms": round(doc.get("statistics", {}).get("elapsed", 0) * 1000, 3),
+            {"elapsed_ms": round(statistics.get("elapsed", 0) * 1000, 3),
+             "rows_read": statistics.get("rows_read"),
              "rows_before_limit": doc.get("rows_before_limit_at_least")},
         )
 

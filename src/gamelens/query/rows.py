@@ -57,6 +57,15 @@ PAGE_SETTINGS = {"max_block_size": 4096}
 # rows): sorted by rating 14.6 -> 11.8 and 14.9 -> 11.6 ms, deep offset by -positive,name 44.9 -> 39.9
 # and 44.5 -> 42.1; in the table's order 16384 was slower (`price=19.99` 6.6 -> 7.9).
 SORTED_PAGE_SETTINGS = {"max_block_size": 16384}
+# A needle the text index cannot take whole (Where.scans) may read the text of every game. Its page in
+# the table's order stops at its 51st match, in the first blocks where matches are common (`open world`,
+# 3 % of the games: 5,120 rows read at 500 MB), and reads every row where they are few or none. So that
+# page runs beside the count, told to stop (`break`, not an error) past this many rows read; a page
+# that stopped so is read again in full after the count, if the count says it has rows. 500 MB, engine
+# alone, median of 21, count first -> beside: `open world` 102.9 -> 83.0 ms, `co-op` 80.1 -> 76.5; a
+# needle found rarely or never pays the rows read in vain: `é` 61.1 -> 67.0, `open-wor` 64.8 -> 73.2
+# [`python bench/query.py 500`, lines "description: ..."; docs/measured.md, twelfth pass].
+NEEDLE_PAGE_ROWS = 16384
 
 
 # Each facet is a GROUP BY over the matching rows: a few per request, on groupable columns only.
@@ -86,6 +95,16 @@ def page_settings(req: RowsRequest) -> dict[str, int]:
     if req.keys[0].sql == ident(schema.KEY):
         return PAGE_SETTINGS
     return SORTED_PAGE_SETTINGS
+
+
+def _stops_early(req: RowsRequest) -> bool:
+    """A page in the table's order from its first match or a cursor: it ends at its LIMIT, not after
+    reading every matching row (as a sorted page or the keys before an offset do)."""
+    return req.offset == 0 and req.keys[0].sql == ident(schema.KEY)
+
+
+def _budgeted(req: RowsRequest) -> dict[str, Any]:
+    return {**page_settings(req), "max_rows_to_read": NEEDLE_PAGE_ROWS, "read_overflow_mode": "break"}
 
 
 def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: int = MAX_LIMIT) -> RowsRequest:
@@ -195,7 +214,9 @@ class Rows(Endpoint):
         req.ranks = snap.ranks
         spent: list[float] = []
         facets = {name: reader.beside(self._facet, reader, req, name, snap, spent) for name in req.facets}
-        if req.where.scans:
+        if req.where.scans and _stops_early(req):
+            total, rows, counted_ms = self._needle_page_beside_count(reader, req, snap)
+        elif req.where.scans:
             total, rows, counted_ms = self._count_then_page(reader, req, snap)
         else:
             counting = reader.beside(reader.select, snap, *count_sql(req.where, snap.table), spent=spent)
@@ -232,6 +253,24 @@ class Rows(Endpoint):
             return total, [], sum(counted)
         rows = reader.select(snap, *rows_sql(req, snap.table), page_settings(req), counted).rows
         return total, rows, sum(counted)
+
+    @staticmethod
+    def _needle_page_beside_count(reader: Explorer, req: RowsRequest, snap: Snapshot) -> tuple[int, list, float]:
+        """Such a needle's page where it may stop early: beside its count, reading at most
+        NEEDLE_PAGE_ROWS rows (see there). A page that read more may have stopped short of its rows."""
+        counted: list[float] = []
+        read: list[float] = []
+        counting = reader.beside(reader.select, snap, *count_sql(req.where, snap.table), spent=counted)
+        tried = reader.select(snap, *rows_sql(req, snap.table), _budgeted(req), read)
+        total = counting.result().scalar()
+        beside_ms = max(counted + read)
+        rows_read = tried.stats.get("rows_read")
+        if rows_read is not None and rows_read <= NEEDLE_PAGE_ROWS:
+            return total, tried.rows, beside_ms
+        if not total:
+            return total, [], beside_ms
+        rows = reader.select(snap, *rows_sql(req, snap.table), page_settings(req), read).rows
+        return total, rows, beside_ms + read[-1]
 
     @staticmethod
     def _facet(reader: Explorer, req: RowsRequest, name: str, snap: Snapshot, spent: list) -> list[dict]:
