@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
+from gamelens.ingest import load
 from gamelens.records import RUNNING
 
 from .conftest import AUTH, dataset_rows, make_settings, sample_table, table_names, upload, write_csv
@@ -343,6 +344,21 @@ def test_engine_failure_mid_load_keeps_the_previous_dataset(files):
         assert r.json()["error"]["code"] == "load_out_of_memory"
         assert dataset_rows(client) == before
         assert not any(n.startswith("stage_") for n in table_names(client.app.state.engine))
+
+
+def test_a_disk_that_fills_up_during_a_load_is_a_507_and_keeps_the_previous_dataset(client, files, monkeypatch):
+    """The engine refuses to write a part when its disk has too little room (NOT_ENOUGH_SPACE). Here the
+    real engine is told that it needs more room than any disk has; a full disk (a small tmpfs, by hand)
+    fails the same way, "Cannot reserve 9.38 MiB, not enough space"."""
+    upload(client, files.url("sample.csv"))
+    before = dataset_rows(client)
+    monkeypatch.setitem(load.CSV_SETTINGS, "min_free_disk_bytes_to_perform_insert", 2**62)
+    r = client.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")})
+    assert r.status_code == 507, r.json()
+    assert r.json()["error"]["code"] == "insufficient_storage" and r.json()["upload"]["state"] == "failed"
+    assert "disk" in r.json()["upload"]["error"]["message"]
+    assert dataset_rows(client) == before
+    assert not any(n.startswith("stage_") for n in table_names(client.app.state.engine))
 
 
 def test_twenty_queries_during_an_upload_see_old_or_new(client, files):

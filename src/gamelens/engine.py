@@ -289,6 +289,7 @@ TOO_MANY_ROWS = 158
 TIMEOUT_EXCEEDED = 159
 TOO_SLOW = 160
 MEMORY_LIMIT_EXCEEDED = 241
+NOT_ENOUGH_SPACE = 243
 SUPPORT_IS_DISABLED = 344
 TOO_MANY_ROWS_OR_BYTES = 396
 # A CSV that does not fit the declared structure fails its load with one of these.
@@ -329,6 +330,8 @@ def engine_error(exc: Exception) -> EngineError | GameLensError:
         err_code, message, status = _LIMIT_ERRORS[code]
         return GameLensError(err_code, message, status)
     log.warning("engine error %s: %s", code, text.split("\n", 1)[0][:2000])
+    if code == NOT_ENOUGH_SPACE:  # the server's own state, but one its operator must hear named
+        return GameLensError("insufficient_storage", "The database's disk is full; try again once it has room.", 507)
     return EngineError(text.split("\n", 1)[0][:2000], code)
 
 

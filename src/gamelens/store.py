@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import schema
-from .engine import TABLE_ALREADY_EXISTS, Result, ident
+from .engine import TABLE_ALREADY_EXISTS, Result, ident, settings_clause
 from .errors import EngineError
 from .ingest import physical
 
@@ -363,7 +363,9 @@ class Store:
             conn.command(f"CREATE TABLE {raw} ({structure}) ENGINE = Log", None)
             try:
                 conn.insert_stream(f"{self.db}.{table}_csv", headers, iter(chunks), "CSVWithNames", settings)
-                conn.command(f"INSERT INTO {target} SELECT {select} FROM {raw} SETTINGS max_threads = 1", None)
+                # The load's own settings (its limits, its blocks) apply to the statement that writes the table.
+                conn.command(f"INSERT INTO {target} SELECT {select} FROM {raw}"
+                             + settings_clause({**settings, "max_threads": 1}), None)
             finally:
                 conn.command(f"DROP TABLE IF EXISTS {raw}", None)
 

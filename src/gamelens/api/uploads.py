@@ -37,6 +37,7 @@ class UploadError(ErrorBody):
     upload: answers.Upload | None = None
 
 
+DISK_FULL = "the database's disk filled up while it stored the file (the upload failed; the data served is unchanged)"
 WAITED = {200: {"model": answers.Upload, "description": "With wait=true: the upload ended and succeeded"},
           409: {"model": UploadError, "description": "Conflict (e.g. with wait=true: this server stopped being "
                                                      "the writer before the upload started)"},
@@ -47,7 +48,8 @@ WAITED = {200: {"model": answers.Upload, "description": "With wait=true: the upl
                                                      "server is shutting down (shutting_down): it takes no new "
                                                      "upload, and with wait=true one that did not end within "
                                                      "GAMELENS_SHUTDOWN_GRACE_S is being stopped (its Location "
-                                                     "tells how it ended)"}}
+                                                     "tells how it ended)"},
+          507: {"model": UploadError, "description": "With wait=true: " + DISK_FULL}}
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
@@ -108,6 +110,11 @@ async def _submit(request: Request, uploads: Uploads, settings: Settings, who: P
     return await run_in_threadpool(uploads.submit, body.url, who.name, body.max_rejected_rows)
 
 
+# A failed upload's status for a client that waited for it: what the file did is a 4xx (422 unless
+# named here); a database whose disk filled up is the server's trouble.
+FAILED_STATUS = {"too_large": 413, "insufficient_storage": 507}
+
+
 async def _answer(uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
     location = f"/api/v1/uploads/{rec['id']}"
     if not wait:
@@ -116,7 +123,7 @@ async def _answer(uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
     if rec["state"] == "succeeded":
         return JSONResponse(rec, 200, headers={"Location": location})
     if rec["state"] == "failed":
-        status = 413 if rec["error"]["code"] == "too_large" else 422
+        status = FAILED_STATUS.get(rec["error"]["code"], 422)
         return JSONResponse({"error": rec["error"], "upload": rec}, status, headers={"Location": location})
     if uploads.stopping():  # it did not end within the grace of a stop that began, or never started
         error = _cut_by_the_stop(rec, location, uploads.settings)
@@ -138,8 +145,9 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
              openapi_extra=_BODIES, dependencies=Writes, response_model=answers.Upload,
-             responses={**WAITED, 507: {"model": ErrorBody, "description": "No room left on the server's disk "
-                                                                          "for the file sent (nothing stored)"}})
+             responses={**WAITED, 507: {"model": UploadError, "description": "No room left on the server's disk "
+                                                                            "for the file sent (nothing stored); or, "
+                                                                            "with wait=true, " + DISK_FULL}})
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False):
     guard = request.app.state.guard

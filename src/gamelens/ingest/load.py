@@ -166,6 +166,10 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
         if exc.code == "query_too_large":
             raise unloadable("load_out_of_memory", "Loading the file needed more memory than allowed "
                        "(GAMELENS_LOAD_MAX_MEMORY_MB, or the machine's memory).") from exc
+        if exc.code == "insufficient_storage":  # the server's trouble, not the file's: a 5xx
+            raise GameLensError("insufficient_storage", "The database's disk filled up while it stored this file; "
+                                "nothing of it is kept and the data served is unchanged. Try again once the disk "
+                                "has room.", 507) from exc
         raise
     _check(store, table, result, max_rejected)
     return result
