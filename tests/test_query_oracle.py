@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from gamelens import schema
+from gamelens.ingest.versions import Snapshot
 from gamelens.query import filters, run
 from gamelens.query import rows as rows_endpoint
 
@@ -458,6 +459,34 @@ def test_a_needle_page_that_stopped_at_its_budget_is_read_again_whole(make_clien
     assert body["total"] == len(want), body
     assert [row["app_id"] for row in body["rows"]] == want[:25]
     assert len(statements) == ran, statements
+
+
+@pytest.mark.parametrize(("rows", "rows_read", "total", "cursor", "whole"), [
+    (51, 5120, 9386, False, True),     # full, within the budget
+    (51, 16384, 9386, False, True),    # the budget itself is not past it
+    (51, 16385, 9386, False, False),   # read past the budget: it may have stopped short
+    (51, None, 9386, False, False),    # no statistics: nothing says it is whole
+    (313, 16384, 6201, False, False),  # short of what the count says (a review's 2-part table)
+    (12, 4096, 12, False, True),       # every match, as the count says
+    (0, 0, 0, False, True),            # no match (the condition cache may skip every granule)
+    (12, 4096, 90, True, False),       # after a cursor the count says nothing about a short page
+])
+def test_a_needle_page_read_with_its_budget_is_served_only_when_whole(rows, rows_read, total, cursor, whole):
+    req = rows_endpoint.parse([("about_the_game", "open world"), *([("cursor", "x")] if cursor else [])])
+    req.limit += 1  # as Rows.answer asks: one more row tells whether a next page exists
+    assert rows_endpoint._whole(rows, rows_read, total, req) is whole
+
+
+def test_only_a_finished_version_s_needle_page_runs_beside_its_count():
+    """A finished version is one part (its ranks are stored after the merge); over several parts a page
+    that stopped at its budget may say it read no more than the budget (see rows._stops_early)."""
+    req = rows_endpoint.parse([("about_the_game", "open world")])
+    finished = Snapshot(1, "t", "u", 0.0, frozenset({"name"}))
+    assert rows_endpoint._stops_early(req, finished)
+    assert not rows_endpoint._stops_early(req, Snapshot(1, "t", "u", 0.0))
+    assert not rows_endpoint._stops_early(rows_endpoint.parse([("about_the_game", "é"), ("offset", "50")]), finished)
+    assert not rows_endpoint._stops_early(rows_endpoint.parse([("about_the_game", "é"), ("sort", "-positive")]),
+                                          finished)
 
 
 def test_the_engine_time_of_a_needle_counted_first_is_within_the_request_s(sample_client):

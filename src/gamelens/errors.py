@@ -71,7 +71,8 @@ ERROR_RESPONSES = {status: {"model": ErrorBody, "description": text} for status,
     403: "Needs an admin key", 404: "Not found", 405: "Method not allowed", 409: "Conflict (e.g. no dataset yet)",
     413: "Body or file too large", 414: "Query string too long",
     422: "The link or its file cannot be loaded (the host failed, or the file is not a valid games CSV)",
-    429: "Rate limited (see Retry-After)", 503: "The database is busy or a query hit a server limit"}.items()}
+    429: "Rate limited (see Retry-After)", 503: "The database is busy or a query hit a server limit",
+    507: "The database's disk is full (insufficient_storage)"}.items()}
 
 
 class EngineError(GameLensError):

@@ -367,7 +367,9 @@ class Store:
                 conn.command(f"INSERT INTO {target} SELECT {select} FROM {raw}"
                              + settings_clause({**settings, "max_threads": 1}), None)
             finally:
-                conn.command(f"DROP TABLE IF EXISTS {raw}", None)
+                # SYNC: the copy of the file goes now, not after the engine's drop delay (on a full disk,
+                # a failed load's copy kept the disk full for the next upload).
+                conn.command(f"DROP TABLE IF EXISTS {raw} SYNC", None)
 
     @staticmethod
     def load_statement(target: str, select: str, structure: str) -> str:

@@ -38,6 +38,8 @@ class UploadError(ErrorBody):
 
 
 DISK_FULL = "the database's disk filled up while it stored the file (the upload failed; the data served is unchanged)"
+NO_ROOM = ("No room left on the server's disk for the file sent, or the database's disk is full (nothing stored); "
+           "with wait=true also: " + DISK_FULL)
 WAITED = {200: {"model": answers.Upload, "description": "With wait=true: the upload ended and succeeded"},
           409: {"model": UploadError, "description": "Conflict (e.g. with wait=true: this server stopped being "
                                                      "the writer before the upload started)"},
@@ -49,7 +51,8 @@ WAITED = {200: {"model": answers.Upload, "description": "With wait=true: the upl
                                                      "upload, and with wait=true one that did not end within "
                                                      "GAMELENS_SHUTDOWN_GRACE_S is being stopped (its Location "
                                                      "tells how it ended)"},
-          507: {"model": UploadError, "description": "With wait=true: " + DISK_FULL}}
+          507: {"model": UploadError, "description": "The database's disk is full (insufficient_storage); with "
+                                                     "wait=true also: " + DISK_FULL}}
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Depends(principal)])
 
@@ -145,9 +148,7 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
              openapi_extra=_BODIES, dependencies=Writes, response_model=answers.Upload,
-             responses={**WAITED, 507: {"model": UploadError, "description": "No room left on the server's disk "
-                                                                            "for the file sent (nothing stored); or, "
-                                                                            "with wait=true, " + DISK_FULL}})
+             responses={**WAITED, 507: {"model": UploadError, "description": NO_ROOM}})
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False):
     guard = request.app.state.guard
