@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
 from gamelens.ingest import load
-from gamelens.records import RUNNING
+from gamelens.records import RUNNING, UploadRecord
 
 from .conftest import AUTH, dataset_rows, make_settings, sample_table, table_names, upload, write_csv
 
@@ -359,6 +359,34 @@ def test_a_disk_that_fills_up_during_a_load_is_a_507_and_keeps_the_previous_data
     assert "disk" in r.json()["upload"]["error"]["message"]
     assert dataset_rows(client) == before
     assert not any(n.startswith("stage_") for n in table_names(client.app.state.engine))
+
+
+def test_an_upload_whose_last_record_cannot_be_written_still_ends_and_is_written_later(client, files, monkeypatch):
+    """On a full disk the upload's own record may not be writable either. The process that ran it still
+    tells how it ended (wait=true, GET), and writes the record once the database takes writes again.
+    Here the real engine refuses every write of the upload worker (records included) and the load."""
+    upload(client, files.url("sample.csv"))
+    before = dataset_rows(client)
+    uploads = client.app.state.uploads
+    monkeypatch.setitem(uploads.wstore._writes, "min_free_disk_bytes_to_perform_insert", 2**62)
+    monkeypatch.setitem(load.CSV_SETTINGS, "min_free_disk_bytes_to_perform_insert", 2**62)
+    r = client.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")})
+    assert r.status_code == 507, r.json()
+    upload_id = r.json()["upload"]["id"]
+    assert r.json()["upload"]["state"] == "failed"
+    assert client.get(f"/api/v1/uploads/{upload_id}").json()["state"] == "failed"
+    listed = {u["id"]: u for u in client.get("/api/v1/uploads").json()["uploads"]}
+    assert listed[upload_id]["state"] == "failed"
+    stored = UploadRecord.model_validate_json(uploads.store.upload_docs(upload_id)[0])
+    assert stored.running  # the database has not taken the record yet
+
+    monkeypatch.delitem(uploads.wstore._writes, "min_free_disk_bytes_to_perform_insert")
+    deadline = time.monotonic() + 30
+    while stored.running and time.monotonic() < deadline:
+        time.sleep(0.2)
+        stored = UploadRecord.model_validate_json(uploads.store.upload_docs(upload_id)[0])
+    assert stored.state == "failed" and stored.error["code"] == "insufficient_storage"
+    assert dataset_rows(client) == before
 
 
 def test_twenty_queries_during_an_upload_see_old_or_new(client, files):

@@ -2,8 +2,10 @@
 
 Records live in ClickHouse (table `uploads`, one typed document per upload, see records.py; the
 newest write wins, by the server's clock). While an upload runs, its live progress is kept in memory
-and written at every change of state. When idle, the worker also drops replaced versions whose time
-has come (versions.py).
+and written at every change of state. A record of how an upload ended that the database does not take
+(its disk is full) is kept in memory, shown by this process, and written again while the worker is idle;
+another process sees the record's last written state until then. When idle, the worker also drops
+replaced versions whose time has come (versions.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # How often a request waiting for an upload's end looks whether the server began to stop.
 LEAVING_POLL_S = 0.2
+# How often the idle worker tries again to write a record the database refused (Uploads._save_ended).
+RECORD_RETRY_S = 2.0
 SHUT_DOWN = "The server shut down before this upload ended; the previous dataset was kept. Submit it again."
 
 
@@ -47,6 +51,7 @@ class Uploads:
         self.may_write = lambda: True  # set by the app: False once this process lost the writer lease
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._live: dict[int, UploadRecord] = {}
+        self._unwritten: dict[int, UploadRecord] = {}  # ended uploads whose record the database refused
         self._done: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -139,6 +144,7 @@ class Uploads:
         for rec in cut:
             self._interrupt(rec, SHUT_DOWN)
             log.warning("upload %s marked interrupted at shutdown", rec.id)
+        self._write_unwritten()  # a last try; the next start completes those still refused (recover)
         self._cut.set()
         if self._worker and self._worker.is_alive():
             # Its statement in flight should end before the engine closes (chDB can crash the process
@@ -170,11 +176,15 @@ class Uploads:
 
     def list(self) -> list[dict]:
         stored, active = self.versions.stored_ids(), self.versions.active()
-        return [self._present(rec, stored, active) for rec in self._records()]
+        with self._lock:
+            unwritten = {i: rec.model_copy(deep=True) for i, rec in self._unwritten.items()}
+        return [self._present(unwritten.get(rec.id, rec), stored, active) for rec in self._records()]
 
     def get(self, upload_id: int) -> dict:
         with self._lock:
             live = self._live.get(upload_id)
+            if live is None:  # ended, but its record is not written yet
+                live = self._unwritten.get(upload_id)
             if live:
                 live = live.model_copy(deep=True)
         if live:
@@ -256,7 +266,14 @@ class Uploads:
         """How often the idle worker looks for replaced versions whose time has come."""
         return min(60.0, max(0.5, self.settings.version_grace_s / 4))
 
+    def _idle_wait(self) -> float:
+        """How long the idle worker waits for an upload before its chores: sooner while a record waits."""
+        if self._unwritten:
+            return RECORD_RETRY_S
+        return self._janitor_interval()
+
     def _tidy(self) -> None:
+        self._write_unwritten()
         try:
             self.versions.prune(self.settings.keep_versions)
         except Exception:  # the worker must survive anything; the next round tries again
@@ -269,7 +286,7 @@ class Uploads:
             log.exception("resuming index builds failed")
         while True:
             try:
-                upload_id = self._queue.get(timeout=self._janitor_interval())
+                upload_id = self._queue.get(timeout=self._idle_wait())
             except queue.Empty:
                 self._tidy()
                 continue
@@ -296,8 +313,40 @@ class Uploads:
         with self._lock:
             for name, value in changes.items():
                 setattr(rec, name, value)
-        if persist:
+        if not persist:
+            return
+        if rec.running:  # a running upload whose record cannot be written fails, and says so
             self._save(rec)
+            return
+        self._save_ended(rec)
+
+    def _save_ended(self, rec: UploadRecord) -> None:
+        """Write how an upload ended. If the database refuses (a full disk), the record waits in memory
+        for the idle worker (_write_unwritten): the upload still ends, and this process shows how."""
+        try:
+            self._save(rec)
+        except GameLensError as exc:
+            log.warning("the record of upload %s (%s) could not be written, kept to write later: %s",
+                        rec.id, rec.state, exc.message)
+            with self._lock:
+                self._unwritten[rec.id] = rec
+            return
+        with self._lock:
+            self._unwritten.pop(rec.id, None)
+
+    def _write_unwritten(self) -> None:
+        """Try again to write the records the database refused; one refused again waits for the next try."""
+        with self._lock:
+            waiting = list(self._unwritten.values())
+        for rec in waiting:
+            try:
+                self._save(rec)
+            except GameLensError:  # still refused (its first refusal was logged)
+                continue
+            with self._lock:
+                if self._unwritten.get(rec.id) is rec:
+                    del self._unwritten[rec.id]
+            log.info("the record of upload %s (%s) is written", rec.id, rec.state)
 
     def _read(self, rec: UploadRecord) -> load.LoadResult:
         """Stream the upload's bytes into its staging table. A file a request sent is removed once
@@ -317,10 +366,10 @@ class Uploads:
                 Path(rec.path).unlink(missing_ok=True)
 
     def _process(self, rec: UploadRecord) -> None:
-        self._set(rec, state="downloading", started_at=self._now())
         t0 = time.monotonic()
         result = None
         try:
+            self._set(rec, state="downloading", started_at=self._now())
             result = self._read(rec)
             self.worker.release_memory()  # what the load freed, before the warm-up and the index build
             t1 = time.monotonic()
