@@ -392,11 +392,12 @@ def test_an_export_past_the_disk_caps_is_busy_and_leaves_nothing(make_client, fi
     (files.root / "thousand.csv").write_bytes(write_csv(sample_table()[:1] + sample_table()[1:] * 10))
     assert upload(client, files.url("thousand.csv"))["state"] == "succeeded"
     r = client.get("/api/v1/games", params={"format": "csv"})  # ~1.6 MB of CSV
-    assert r.status_code == 503 and r.json()["error"]["code"] == "busy" and setting in r.json()["error"]["message"]
+    status, code = (507, "insufficient_storage") if setting == "GAMELENS_MIN_FREE_DISK_MB" else (503, "busy")
+    assert r.status_code == status and r.json()["error"]["code"] == code and setting in r.json()["error"]["message"]
     assert r.headers["retry-after"]
     assert _open_spools() == 0
     small = client.get("/api/v1/games", params={"format": "csv", "limit": 5, "fields": "app_id"})
-    assert small.status_code == (503 if setting == "GAMELENS_MIN_FREE_DISK_MB" else 200)
+    assert small.status_code == (507 if setting == "GAMELENS_MIN_FREE_DISK_MB" else 200)
 
 
 def test_a_parquet_export_past_the_disk_caps_is_busy_and_leaves_nothing(make_client, files, no_gc):
@@ -404,7 +405,7 @@ def test_a_parquet_export_past_the_disk_caps_is_busy_and_leaves_nothing(make_cli
     client = make_client(min_free_disk_mb=1 << 40)
     assert upload(client, files.url("sample.csv"))["state"] == "succeeded"
     r = client.get("/api/v1/games", params={"format": "parquet"})
-    assert r.status_code == 503 and r.json()["error"]["code"] == "busy", r.text
+    assert r.status_code == 507 and r.json()["error"]["code"] == "insufficient_storage", r.text
     assert "GAMELENS_MIN_FREE_DISK_MB" in r.json()["error"]["message"]
     assert _open_spools() == 0 and _outgoing(client) == []
 

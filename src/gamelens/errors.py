@@ -72,7 +72,7 @@ ERROR_RESPONSES = {status: {"model": ErrorBody, "description": text} for status,
     413: "Body or file too large", 414: "Query string too long",
     422: "The link or its file cannot be loaded (the host failed, or the file is not a valid games CSV)",
     429: "Rate limited (see Retry-After)", 503: "The database is busy or a query hit a server limit",
-    507: "The database's disk is full (insufficient_storage)"}.items()}
+    507: "The database's disk is full, or an export would leave it nearly full (insufficient_storage)"}.items()}
 
 
 class EngineError(GameLensError):

@@ -6,7 +6,8 @@ embedded engine is the file the engine wrote under data_dir/outgoing, adopted as
 - at most GAMELENS_EXPORTS_AT_ONCE exports hold a spool at once, GAMELENS_EXPORTS_PER_KEY per key;
 - their files together hold at most GAMELENS_EXPORT_SPOOL_MB, and the data disk keeps
   GAMELENS_MIN_FREE_DISK_MB free: an export that would pass either stops where it is;
-- past any cap the answer is 503 `busy` with Retry-After;
+- past a cap of exports the answer is 503 `busy` with Retry-After; past the free disk, 507
+  `insufficient_storage` (with Retry-After too: other exports end), as an upload gets from a full disk;
 - a spool is closed, which frees its disk (the file is unlinked from the start), as soon as its
   response ends: read to the end, cut by the client, or failed (api/games.py's SpooledResponse closes
   it in a `finally`), never when the garbage collector gets to it.
@@ -31,6 +32,11 @@ RETRY_AFTER_S = 5
 
 def busy(what: str) -> GameLensError:
     return GameLensError("busy", f"{what}; try again shortly.", 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def no_room(what: str) -> GameLensError:
+    return GameLensError("insufficient_storage", f"{what}; try again shortly.", 507,
+                         headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 class Spools:
@@ -71,7 +77,7 @@ class Spools:
             if self._bytes + n > self.max_bytes:
                 raise busy("Exports waiting to be sent fill their disk allowance (GAMELENS_EXPORT_SPOOL_MB)")
             if shutil.disk_usage(self.directory).free - n < self.min_free:
-                raise busy("The data disk is nearly full (GAMELENS_MIN_FREE_DISK_MB)")
+                raise no_room("The data disk is nearly full (GAMELENS_MIN_FREE_DISK_MB)")
             self._bytes += n
 
     def _release(self, caller: str, n: int) -> None:
