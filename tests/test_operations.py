@@ -4,12 +4,15 @@ and queries running throughout an upload."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import socket
 import threading
 import time
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
@@ -500,3 +503,43 @@ def test_a_host_that_trickles_bytes_does_not_hold_the_shutdown(server_process, f
     assert time.monotonic() - started < 12, "the host trickles for 20 s"
     # Ended by the stop's cut of its connection, not by giving up on it (the engine then closes under it).
     assert "did not stop within" not in server.log.read_text()
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_an_unhandled_error_is_logged_once_with_its_request_id():
+    """A bug's 500: our handler logs it (with the request id) and answers with the JSON error body;
+    Starlette then re-raises it, and uvicorn's own copy of the same traceback is dropped."""
+    app = create_app(make_settings())
+
+    @app.get("/api/v1/boom", include_in_schema=False)
+    def boom():
+        raise RuntimeError("a bug")
+
+    seen = _Records()
+    watched = [logging.getLogger("uvicorn.error"), logging.getLogger("gamelens.api.app")]
+    for logger in watched:
+        logger.addHandler(seen)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        r = httpx.get(f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/api/v1/boom",
+                      headers=AUTH)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        for logger in watched:
+            logger.removeHandler(seen)
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
+    logged = [rec for rec in seen.records if rec.exc_info and isinstance(rec.exc_info[1], RuntimeError)]
+    assert [rec.name for rec in logged] == ["gamelens.api.app"], [(rec.name, rec.getMessage()) for rec in logged]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -39,7 +40,23 @@ def _client_gone() -> GameLensError:
     return GameLensError("client_disconnected", "The client went away before its request's body arrived.", 400)
 
 
+# An unhandled error is logged once, by the handler below (with the request id). Starlette re-raises it
+# after the handler answered, so that the server may log it too: uvicorn's copy is dropped.
+_LOGGED = "_gamelens_logged"
+
+
+class _LoggedOnce(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not getattr(exc, _LOGGED, False)
+
+
+_LOGGED_ONCE = _LoggedOnce()
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    logging.getLogger("uvicorn.error").addFilter(_LOGGED_ONCE)  # once: the same filter is not added twice
+
     @app.exception_handler(GameLensError)
     async def _own(_: Request, exc: GameLensError):
         return error_response(exc)
@@ -72,6 +89,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception):
         log.exception("unhandled error")
+        with contextlib.suppress(AttributeError):  # an exception type without attributes is logged twice
+            setattr(exc, _LOGGED, True)
         return error_response(GameLensError("internal", "Internal error; it has been logged.", 500))
 
 
