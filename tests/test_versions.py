@@ -20,26 +20,28 @@ from .conftest import AUTH, SHORT_GRACE, engine_of, make_settings, sample_table,
 
 
 class Fault:
-    """The first statement of `engine` whose SQL matches `pattern` (and whose parameters satisfy
-    `when`) raises a transient `busy`, either instead of running or just after it ran."""
+    """The first statement of `engine` (its `method`: execute, or select) whose SQL matches `pattern`
+    (and whose parameters satisfy `when`) raises a transient `busy`, either instead of running or just
+    after it ran."""
 
-    def __init__(self, engine, pattern: str, after: bool = False, when=lambda params: True):
+    def __init__(self, engine, pattern: str, after: bool = False, when=lambda params: True,
+                 method: str = "execute"):
         self.engine, self.pattern, self.after, self.when = engine, re.compile(pattern), after, when
-        self.fired = False
-        self._real = engine.execute
-        engine.execute = self  # an instance attribute: only this engine object is affected
+        self.fired, self.method = False, method
+        self._real = getattr(engine, method)
+        setattr(engine, method, self)  # an instance attribute: only this engine object is affected
 
-    def __call__(self, sql, params=None, settings=None):
+    def __call__(self, sql, params=None, *args, **kw):
         hit = not self.fired and self.pattern.search(sql) and self.when(params or {})
         if hit:
             self.fired = True
             if self.after:
-                self._real(sql, params, settings)
+                self._real(sql, params, *args, **kw)
             raise GameLensError("busy", "The database is busy; try again shortly.", 503)
-        return self._real(sql, params, settings)
+        return self._real(sql, params, *args, **kw)
 
     def remove(self):
-        del self.engine.execute
+        delattr(self.engine, self.method)
 
 
 def _file(files, name: str, rows: list[list[str]]) -> str:
@@ -106,15 +108,42 @@ def test_a_failure_at_any_step_of_a_switch(three_versions, files, step, pattern,
         assert _stored(client) == {*ids[1:], rec["id"]}  # the newest 3: the oldest was pruned, as configured
 
 
-def test_the_record_is_saved_after_the_switch_fails(three_versions, files):
-    """Saving `succeeded` fails after the switch: the record still ends as succeeded, with a warning."""
+def test_a_failure_after_the_switch_ends_the_upload_as_succeeded_with_a_warning(three_versions, files):
+    """The pointer's reading right after the switch fails: the switch happened (the pointer says so when
+    asked again), so the upload succeeded, and its record says what failed after it."""
     client, ids = three_versions
-    fault = Fault(client.app.state.uploads.worker, r"INSERT INTO .*uploads",
+    worker, switched = client.app.state.uploads.worker, threading.Event()
+    real_execute = worker.execute
+
+    def execute(sql, *args, **kw):
+        real_execute(sql, *args, **kw)
+        if re.search(r"INSERT INTO .*active_version", sql):
+            switched.set()
+
+    worker.execute = execute  # the worker thread's idle chores read the pointer too: only after the switch
+    fault = Fault(worker, r"^SELECT p\.upload_id", method="select", when=lambda params: switched.is_set())
+    rec = upload(client, _file(files, "v40.csv", sample_table()[1:41]))
+    fault.remove()
+    del worker.execute
+    assert fault.fired
+    assert rec["state"] == "succeeded" and any("after the switch failed" in w for w in rec["warnings"]), rec
+    assert _served(client) == (rec["id"], 40)
+    eventually(lambda: _stored(client) == {*ids[1:], rec["id"]})  # its prune did not run: the idle worker's
+
+
+def test_the_record_refused_after_the_switch_is_written_later(three_versions, files):
+    """Saving `succeeded` is refused after the switch: the upload still ends as succeeded, with no
+    failure to report (nothing failed but that write), and its record is written at the next write."""
+    client, ids = three_versions
+    uploads = client.app.state.uploads
+    fault = Fault(uploads.worker, r"INSERT INTO .*uploads",
                   when=lambda params: json.loads(params.get("doc", "{}")).get("state") == "succeeded")
     rec = upload(client, _file(files, "v40.csv", sample_table()[1:41]))
     fault.remove()
     assert fault.fired
-    assert rec["state"] == "succeeded" and any("after the switch" in w for w in rec["warnings"]), rec
+    assert rec["state"] == "succeeded" and not any("failed" in w for w in rec["warnings"]), rec
+    stored = json.loads(uploads.store.upload_docs(rec["id"])[0])
+    assert stored["state"] == "succeeded" and stored["indexes"] == "ready"  # the index build's write took it
     assert _served(client) == (rec["id"], 40)
     assert _stored(client) == {*ids[1:], rec["id"]}
 
