@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
 from gamelens.ingest import load
+from gamelens.observe import JsonFormatter
 from gamelens.records import RUNNING, UploadRecord
 
 from .conftest import AUTH, dataset_rows, make_settings, sample_table, table_names, upload, write_csv
@@ -383,7 +384,11 @@ def test_an_upload_whose_last_record_cannot_be_written_still_ends_and_is_written
     stored = UploadRecord.model_validate_json(uploads.store.upload_docs(upload_id)[0])
     assert stored.running  # the database has not taken the record yet
 
+    monkeypatch.setattr(uploads, "may_write", lambda: False)  # another process became the writer: it is its job
     monkeypatch.delitem(uploads.wstore._writes, "min_free_disk_bytes_to_perform_insert")
+    uploads._write_unwritten()
+    assert UploadRecord.model_validate_json(uploads.store.upload_docs(upload_id)[0]).running
+    monkeypatch.setattr(uploads, "may_write", lambda: True)
     deadline = time.monotonic() + 30
     while stored.running and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -534,12 +539,14 @@ def test_an_unhandled_error_is_logged_once_with_its_request_id():
         while not server.started:
             time.sleep(0.05)
         r = httpx.get(f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/api/v1/boom",
-                      headers=AUTH)
+                      headers={**AUTH, "X-Request-ID": "boom-1"})
     finally:
         server.should_exit = True
         thread.join(30)
         for logger in watched:
             logger.removeHandler(seen)
     assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
+    assert r.headers["x-request-id"] == "boom-1"
     logged = [rec for rec in seen.records if rec.exc_info and isinstance(rec.exc_info[1], RuntimeError)]
     assert [rec.name for rec in logged] == ["gamelens.api.app"], [(rec.name, rec.getMessage()) for rec in logged]
+    assert json.loads(JsonFormatter().format(logged[0]))["request_id"] == "boom-1"

@@ -528,3 +528,31 @@ def test_a_request_waits_for_the_pointer_only_once_its_copy_is_stale(make_client
     finally:
         del engine.select
     assert len(readers) == 1, readers
+
+
+def test_a_record_still_unwritten_at_a_stop_is_completed_at_the_next_start(files):
+    """The database refuses the records of a successful upload's end (a full disk) until the server
+    stops: the next start completes the record as succeeded (the pointer named its kept data), and its
+    indexes are built (again: idempotent), whether or not the stopped server got to them."""
+    settings = make_settings()
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        uploads = client.app.state.uploads
+        real = uploads.worker.execute
+
+        def execute(sql, params=None, *args, **kw):
+            ended = json.loads((params or {}).get("doc", "{}")).get("state") == "succeeded"
+            if ended and re.search(r"INSERT INTO .*uploads", sql):
+                raise GameLensError("insufficient_storage", "The database's disk is full.", 507)
+            return real(sql, params, *args, **kw)
+
+        uploads.worker.execute = execute
+        r = client.post("/api/v1/uploads?wait=true", json={"url": _file(files, "u10.csv", sample_table()[1:11])})
+        assert r.status_code == 200 and r.json()["state"] == "succeeded", r.json()
+        upload_id = r.json()["id"]
+        assert json.loads(uploads.store.upload_docs(upload_id)[0])["state"] == "loading"
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        eventually(lambda: client.get(f"/api/v1/uploads/{upload_id}").json()["indexes"] == "ready")
+        rec = client.get(f"/api/v1/uploads/{upload_id}").json()
+        assert rec["state"] == "succeeded" and rec["rows_loaded"] == 10 and rec["active"], rec
+        assert "end was recorded" in rec["warnings"][-1]
+        assert _served(client) == (upload_id, 10)

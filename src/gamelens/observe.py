@@ -66,6 +66,9 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
 
 
 access_log = logging.getLogger("gamelens.access")
+# The request id in the ASGI scope too: the handler of unhandled errors runs outside this middleware
+# (Starlette's ServerErrorMiddleware), after its context variable was reset.
+REQUEST_ID_KEY = "gamelens.request_id"
 
 
 class RequestContext:
@@ -80,6 +83,7 @@ class RequestContext:
         sent = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
         rid = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
         token = request_id.set(rid)
+        scope[REQUEST_ID_KEY] = rid
         status, start = 500, time.perf_counter()
 
         async def send_with_id(message):

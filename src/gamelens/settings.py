@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     exports_per_key: int = Field(2, ge=1, description="Exports being computed or sent at once by one key.")
     export_spool_mb: int = Field(2048, ge=1, description="Disk that exports waiting to be sent may take, in all "
                                  "(each is computed whole before it is sent); past it, 503 busy.")
-    min_free_disk_mb: int = Field(1024, ge=0, description="Free space that exports never take from the data disk.")
+    min_free_disk_mb: int = Field(1024, ge=0, description="Free space that exports never take from the data disk "
+                                  "(past it: 507).")
     export_send_timeout_s: float = Field(60, gt=0, description="A client that takes no block of an export for this "
                                          "long is cut off (its export slot and spool disk are freed).")
     export_timeout_s: float = Field(300, gt=0, description="Longest the database may take to compute one export "

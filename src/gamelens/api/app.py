@@ -20,7 +20,7 @@ from ..errors import ERROR_RESPONSES, GameLensError
 from ..ingest.jobs import Uploads
 from ..keys import KeyStore
 from ..lease import WriterLease
-from ..observe import RequestContext
+from ..observe import REQUEST_ID_KEY, RequestContext
 from ..query.run import Explorer
 from ..settings import Settings, get_settings
 from ..store import Store
@@ -87,11 +87,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(_client_gone())
 
     @app.exception_handler(Exception)
-    async def _bug(_: Request, exc: Exception):
-        log.exception("unhandled error")
+    async def _bug(request: Request, exc: Exception):
+        # Outside RequestContext (see REQUEST_ID_KEY): the id is passed to the log line and the answer here.
+        rid = request.scope.get(REQUEST_ID_KEY, "")
+        log.exception("unhandled error", extra={"request_id": rid})
         with contextlib.suppress(AttributeError):  # an exception type without attributes is logged twice
             setattr(exc, _LOGGED, True)
-        return error_response(GameLensError("internal", "Internal error; it has been logged.", 500))
+        return error_response(GameLensError("internal", "Internal error; it has been logged under this "
+                                            "response's X-Request-ID.", 500, headers={"X-Request-ID": rid}))
 
 
 def _echoable(value):

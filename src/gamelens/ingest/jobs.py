@@ -74,21 +74,23 @@ class Uploads:
         self._worker.start()
 
     def recover(self) -> None:
-        """Uploads that were running when the process died are `interrupted` (or `succeeded`, when
-        the switch to their data had happened); their leftovers go; kept versions written by earlier
-        releases are upgraded (a version that cannot be is reported on its record, never served)."""
+        """Uploads whose end was not recorded when the process died (it died while they ran, or the
+        database refused their last record) are `interrupted`, or `succeeded` when the pointer named their
+        kept data; their leftovers go; kept versions written by earlier releases are upgraded (a version
+        that cannot be is reported on its record, never served)."""
         records = self._records()
         self.versions.adopt({rec.id for rec in records if rec.state == "succeeded"})
-        active = self.versions.active(fresh=True, engine=self.worker)
+        served = self.versions.named_ids() & set(self.versions.stored_ids(self.worker))
         for rec in records:
-            if rec.running and rec.id == active:
-                rows = self.wstore.count(version_name(active))
-                self._set(rec, state="succeeded", finished_at=self._now(), rows_loaded=rows,
-                          warnings=[*rec.warnings, "The server stopped just after this upload was switched in; "
-                                    "its record was completed at the next start."])
+            if rec.running and rec.id in served:
+                rows = self.wstore.count(version_name(rec.id))
+                # Its indexes may not have been built (or their record was lost): built again, idempotently.
+                self._set(rec, state="succeeded", finished_at=self._now(), rows_loaded=rows, indexes="building",
+                          warnings=[*rec.warnings, "The server stopped before this upload's end was recorded (its "
+                                    "data had been switched in); its record was completed at the next start."])
             elif rec.running:
-                self._interrupt(rec, "The server stopped while this upload was running; the previous dataset "
-                                "was kept. Submit it again.")
+                self._interrupt(rec, "The server stopped before this upload's end was recorded; the previous "
+                                "dataset was kept. Submit it again.")
         shutil.rmtree(self.engine.incoming, ignore_errors=True)  # pipes and received files of cut-off loads
         shutil.rmtree(self.engine.outgoing, ignore_errors=True)  # Parquet files of cut-off exports
         self.versions.tidy(self.settings.keep_versions, {rec.id for rec in records if rec.state == "succeeded"})
@@ -273,11 +275,11 @@ class Uploads:
         return self._janitor_interval()
 
     def _tidy(self) -> None:
-        self._write_unwritten()
         try:
+            self._write_unwritten()
             self.versions.prune(self.settings.keep_versions)
         except Exception:  # the worker must survive anything; the next round tries again
-            log.exception("dropping replaced versions failed")
+            log.exception("the idle worker's chores failed")
 
     def _run(self) -> None:
         try:
@@ -335,7 +337,10 @@ class Uploads:
             self._unwritten.pop(rec.id, None)
 
     def _write_unwritten(self) -> None:
-        """Try again to write the records the database refused; one refused again waits for the next try."""
+        """Try again to write the records the database refused; one refused again waits for the next try.
+        Not once another process is the writer: its start-up has completed them (recover)."""
+        if not self.may_write():
+            return
         with self._lock:
             waiting = list(self._unwritten.values())
         for rec in waiting:

@@ -256,6 +256,11 @@ class Versions:
                 held.append(Held(name, parsed[0], migrations.layout_of(comment, columns), parsed[1] is not None))
         return held
 
+    def named_ids(self) -> set[int]:
+        """Every upload the pointer has named (its history): those whose data was served."""
+        _, history = self._history()
+        return {upload_id for _, upload_id in history}
+
     def stored_ids(self, engine: Engine | None = None) -> list[int]:
         """Upload ids whose data is kept: the active one first, then newest first."""
         engine = engine or self.engine

@@ -7,7 +7,7 @@ embedded engine is the file the engine wrote under data_dir/outgoing, adopted as
 - their files together hold at most GAMELENS_EXPORT_SPOOL_MB, and the data disk keeps
   GAMELENS_MIN_FREE_DISK_MB free: an export that would pass either stops where it is;
 - past a cap of exports the answer is 503 `busy` with Retry-After; past the free disk, 507
-  `insufficient_storage` (with Retry-After too: other exports end), as an upload gets from a full disk;
+  `insufficient_storage` (with Retry-After: other exports end), the status of an upload on a full disk;
 - a spool is closed, which frees its disk (the file is unlinked from the start), as soon as its
   response ends: read to the end, cut by the client, or failed (api/games.py's SpooledResponse closes
   it in a `finally`), never when the garbage collector gets to it.
@@ -56,7 +56,7 @@ class Spools:
         return sum(self._open.values())
 
     def admit(self, caller: str) -> Spool:
-        """A spool for one export by `caller`, or 503 busy past a cap."""
+        """A spool for one export by `caller`, or 503 busy past a cap of exports."""
         with self._lock:
             if self.held >= self.at_once:
                 raise busy(f"{self.at_once} exports are under way (GAMELENS_EXPORTS_AT_ONCE)")
@@ -103,7 +103,7 @@ class Spool:
 
     def adopt(self, path: str) -> None:
         """The engine wrote the whole export into `path` itself: that file becomes this spool's (counted
-        from now on; busy past a cap, as a write would be). The caller removes the name."""
+        from now on; refused past a cap, as a write would be). The caller removes the name."""
         file = open(path, "rb")  # noqa: SIM115 (closed by close(), like the temporary file it replaces)
         size = os.fstat(file.fileno()).st_size
         try:
