@@ -93,8 +93,9 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", extra={"request_id": rid})
         with contextlib.suppress(AttributeError):  # an exception type without attributes is logged twice
             setattr(exc, _LOGGED, True)
+        headers = {"X-Request-ID": rid} if rid else {}
         return error_response(GameLensError("internal", "Internal error; it has been logged under this "
-                                            "response's X-Request-ID.", 500, headers={"X-Request-ID": rid}))
+                                            "response's X-Request-ID.", 500, headers=headers))
 
 
 def _echoable(value):
