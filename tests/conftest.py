@@ -9,6 +9,7 @@ import io
 import itertools
 import math
 import os
+import shutil
 import tempfile
 import time
 from datetime import datetime
@@ -17,8 +18,36 @@ from pathlib import Path
 
 import pytest
 
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _own_data_dir() -> Path:
+    """A data directory for this test process, named with its pid. chDB holds it until the process is
+    gone, so a process cannot remove its own: it removes those of test processes that have ended
+    (each run of the suite left ~1.2 GB behind before, and once filled this machine's disk)."""
+    for old in Path(tempfile.gettempdir()).glob("gamelens-test-*"):
+        try:
+            pid = int((old / OWNER).read_text())
+        except (OSError, ValueError):  # being created, or not made by this conftest: left alone
+            continue
+        if not _alive(pid):
+            shutil.rmtree(old, ignore_errors=True)
+    made = Path(tempfile.mkdtemp(prefix="gamelens-test-"))
+    (made / OWNER).write_text(str(os.getpid()))
+    return made
+
+
+OWNER = "owner.pid"
 # Set before gamelens is imported anywhere: every engine in this process uses this directory.
-DATA_DIR = Path(os.environ.get("GAMELENS_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="gamelens-test-"))
+DATA_DIR = Path(os.environ["GAMELENS_TEST_DATA_DIR"]) if os.environ.get("GAMELENS_TEST_DATA_DIR") else _own_data_dir()
 os.environ["GAMELENS_DATA_DIR"] = str(DATA_DIR)
 
 from fastapi.testclient import TestClient  # noqa: E402
