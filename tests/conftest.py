@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+OWNER = "owner.pid"  # in each test process's data directory: its pid
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -30,7 +32,7 @@ def _alive(pid: int) -> bool:
 
 
 def _own_data_dir() -> Path:
-    """A data directory for this test process, named with its pid. chDB holds it until the process is
+    """A data directory for this test process, holding its pid (OWNER). chDB holds it until the process is
     gone, so a process cannot remove its own: it removes those of test processes that have ended
     (each run of the suite left ~1.2 GB behind before, and once filled this machine's disk)."""
     for old in Path(tempfile.gettempdir()).glob("gamelens-test-*"):
@@ -45,7 +47,6 @@ def _own_data_dir() -> Path:
     return made
 
 
-OWNER = "owner.pid"
 # Set before gamelens is imported anywhere: every engine in this process uses this directory.
 DATA_DIR = Path(os.environ["GAMELENS_TEST_DATA_DIR"]) if os.environ.get("GAMELENS_TEST_DATA_DIR") else _own_data_dir()
 os.environ["GAMELENS_DATA_DIR"] = str(DATA_DIR)

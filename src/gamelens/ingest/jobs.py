@@ -325,33 +325,34 @@ class Uploads:
     def _save_ended(self, rec: UploadRecord) -> None:
         """Write how an upload ended. If the database refuses (a full disk), the record waits in memory
         for the idle worker (_write_unwritten): the upload still ends, and this process shows how."""
-        try:
-            self._save(rec)
-        except GameLensError as exc:
+        refused = self._write_ended(rec)
+        if refused is not None:
             log.warning("the record of upload %s (%s) could not be written, kept to write later: %s",
-                        rec.id, rec.state, exc.message)
-            with self._lock:
-                self._unwritten[rec.id] = rec
-            return
-        with self._lock:
-            self._unwritten.pop(rec.id, None)
+                        rec.id, rec.state, refused.message)
 
     def _write_unwritten(self) -> None:
-        """Try again to write the records the database refused; one refused again waits for the next try.
-        Not once another process is the writer: its start-up has completed them (recover)."""
+        """Try again to write the records the database refused; one refused again waits for the next try
+        (its first refusal was logged). Not once another process is the writer: its start-up has
+        completed them (recover)."""
         if not self.may_write():
             return
         with self._lock:
             waiting = list(self._unwritten.values())
         for rec in waiting:
-            try:
-                self._save(rec)
-            except GameLensError:  # still refused (its first refusal was logged)
-                continue
+            if self._write_ended(rec) is None:
+                log.info("the record of upload %s (%s) is written", rec.id, rec.state)
+
+    def _write_ended(self, rec: UploadRecord) -> GameLensError | None:
+        """Write an ended upload's record; kept among the unwritten ones while the database refuses it."""
+        try:
+            self._save(rec)
+        except GameLensError as exc:
             with self._lock:
-                if self._unwritten.get(rec.id) is rec:
-                    del self._unwritten[rec.id]
-            log.info("the record of upload %s (%s) is written", rec.id, rec.state)
+                self._unwritten[rec.id] = rec
+            return exc
+        with self._lock:
+            self._unwritten.pop(rec.id, None)
+        return None
 
     def _read(self, rec: UploadRecord) -> load.LoadResult:
         """Stream the upload's bytes into its staging table. A file a request sent is removed once

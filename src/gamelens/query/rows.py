@@ -99,10 +99,12 @@ def page_settings(req: RowsRequest) -> dict[str, int]:
 
 def _stops_early(req: RowsRequest, snap: Snapshot) -> bool:
     """A page in the table's order from its first match or a cursor: it ends at its LIMIT, not after
-    reading every matching row (as a sorted page or the keys before an offset do). Only on a finished
-    version, one part (its ranks are stored after its merge, Versions.finish): over several parts a page
-    that stopped at its budget was seen to report no more rows read than the budget while it missed
-    rows (a review's 2-part table: 313 of 1,001 rows), and before the merge it reads past the budget anyway."""
+    reading every matching row (as a sorted page or the keys before an offset do). Only on a version with
+    its ranks, stored after its merge into one part (Versions.finish): before the merge such a page reads
+    past the budget anyway. Its ranks are no proof of one part (a version whose merge failed is ranked
+    at the next start, Versions.rank_unranked): what keeps answers exact whatever the parts is _whole
+    (over two parts a page that stopped at its budget reported no more rows read than the budget while
+    it held 313 of its 1,001 rows, in a review)."""
     return bool(snap.ranks) and req.offset == 0 and req.keys[0].sql == ident(schema.KEY)
 
 
