@@ -328,7 +328,20 @@ def test_median_and_total(sample_client, sample_rows):
     [row] = _agg(sample_client, metrics="count,median:positive,sum:price")
     assert row["count"] == len(sample_rows)
     assert Decimal(str(row["sum_price"])) == sum(r["price"] for r in sample_rows)
-    assert row["median_positive"] == pytest.approx(statistics.median(r["positive"] for r in sample_rows), rel=0.05)
+    assert row["median_positive"] == statistics.median(r["positive"] for r in sample_rows)
+
+
+def test_the_median_of_an_even_count_is_the_mean_of_the_two_middle_values(sample_client, sample_rows):
+    """Exact, per group: the sample's ages 0, 17 and 18 hold 97, 2 and 1 games, and the two of age 17 differ
+    in both columns (so the lower or the upper middle value alone fails)."""
+    groups = {row["required_age"]: row for row in _agg(sample_client, group_by="required_age",
+                                                           metrics="count,median:positive,median:price")}
+    sizes = {age: row["count"] for age, row in groups.items()}
+    assert sorted(n % 2 for n in sizes.values()) == [0, 1, 1], sizes
+    for age, row in groups.items():
+        games = [r for r in sample_rows if r["required_age"] == age]
+        assert row["median_positive"] == statistics.median(r["positive"] for r in games)
+        assert row["median_price"] == round(float(statistics.median(r["price"] for r in games)), 4)
 
 
 def test_facets_match_python(sample_client, sample_rows):
