@@ -80,15 +80,18 @@ class Uploads:
         that cannot be is reported on its record, never served)."""
         records = self._records()
         self.versions.adopt({rec.id for rec in records if rec.state == "succeeded"})
-        served = self.versions.named_ids() & set(self.versions.stored_ids(self.worker))
-        for rec in records:
-            if rec.running and rec.id in served:
+        running = [rec for rec in records if rec.running]
+        served: set[int] = set()
+        if running:  # the pointer's history and the stored tables are read only when there is one to judge
+            served = self.versions.named_ids() & set(self.versions.stored_ids(self.worker))
+        for rec in running:
+            if rec.id in served:
                 rows = self.wstore.count(version_name(rec.id))
                 # Its indexes may not have been built (or their record was lost): built again, idempotently.
                 self._set(rec, state="succeeded", finished_at=self._now(), rows_loaded=rows, indexes="building",
                           warnings=[*rec.warnings, "The server stopped before this upload's end was recorded (its "
                                     "data had been switched in); its record was completed at the next start."])
-            elif rec.running:
+            else:
                 self._interrupt(rec, "The server stopped before this upload's end was recorded; the previous "
                                 "dataset was kept. Submit it again.")
         shutil.rmtree(self.engine.incoming, ignore_errors=True)  # pipes and received files of cut-off loads
