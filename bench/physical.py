@@ -5,11 +5,12 @@ the engine alone (chDB), from the same generated file, in the same run.
 
 1. "load peak RSS": GameLens's loader with physical.INSERT_SETTINGS and merges off, against the
    engine's default insert blocks and parse chunks with merges on; each in a fresh process.
-2. Then, from one load, five tables: as loaded (many parts, no index), finished (one part, the
+2. Then, from one load, six tables: as loaded (many parts, no index), finished (one part, the
    name's sort rank and the text indexes, as GameLens serves it), finished without indexes, finished with the default
-   granularity (8192), and finished without indexes with the engine's default compression blocks
-   (64 KB, against 8 KB); each query is timed on them (median of 7, condition cache off), and the
-   bytes of their active parts on disk are summed.
+   granularity (8192), finished without indexes with the engine's default compression blocks
+   (64 KB, against 8 KB), and finished without indexes with the descriptions in the engine's default
+   codec (LZ4, against none); each query is timed on them (median of 7, condition cache off), and the
+   bytes of their active parts on disk are summed. Also: what LZ4 saves on the real sample's descriptions.
 3. On the finished table: `rating` stored at load (as GameLens does) against the same formula
    computed by the query from `positive` and `negative`; and pages sorted by `name` through its
    stored rank (physical.RANKED, as GameLens sorts a finished version) against the text itself.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from generate import generate  # noqa: E402
+from generate import SAMPLE, generate  # noqa: E402
 from harness import OUT  # noqa: E402
 
 LOAD = r"""
@@ -74,7 +75,8 @@ from gamelens.ingest import physical
 from gamelens.query import build, rows
 from gamelens.settings import Settings
 from gamelens.store import Store
-e = Engine(Settings(data_dir=sys.argv[1], database="b", query_timeout_s=600), pool_size=1)
+# The condition cache off as the docstring says (a read's own settings cannot turn it off: the server's win).
+e = Engine(Settings(data_dir=sys.argv[1], database="b", query_timeout_s=600, query_condition_cache=False), pool_size=1)
 ddl = e.select("SELECT create_table_query FROM system.tables WHERE database = 'b' AND name = 'loaded'",
                readonly=False).scalar()
 def copy(name, finish, granularity=1024, indexes=True):
@@ -107,6 +109,13 @@ e.execute("INSERT INTO b.blocks64 SELECT * FROM b.noindex")
 e.execute("ALTER TABLE b.blocks64 MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
 e.execute("OPTIMIZE TABLE b.blocks64 FINAL")
 tables["64 KB blocks, no indexes"] = "blocks64"
+# The descriptions in the engine's default codec (LZ4) against physical.CODECS' uncompressed.
+e.execute(ddl.replace("b.loaded", "b.lz4").replace(" CODEC(NONE)", ""))
+e.execute("INSERT INTO b.lz4 SELECT * EXCEPT _rank_name FROM b.finished")
+e.execute("ALTER TABLE b.lz4 MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
+e.execute("OPTIMIZE TABLE b.lz4 FINAL")
+tables["LZ4 descriptions, no indexes"] = "lz4"
+half = str(e.select("SELECT count() FROM b.finished").scalar() // 2)
 QUERIES = {
     "description substring": ([("about_the_game", "zombie")], "count"),
     "name substring": ([("name", "bowl")], "count"),
@@ -118,11 +127,16 @@ QUERIES = {
     # columns of 51 scattered rows costs (lazily, after the sort: see EXPLAIN's JoinLazyColumnsStep).
     "sorted page, every field": ([("sort", "-positive,name")], "page"),
     "sorted page, app_id only": ([("sort", "-positive,name"), ("fields", "app_id")], "page"),
+    "middle page sorted by -positive,name": ([("sort", "-positive,name"), ("offset", half)], "page"),
+    # Needles that read every description where there is no text index (and, for `co-op` and `é`,
+    # where there is: see query/filters.word_runs).
+    "description scan: co-op": ([("about_the_game", "co-op")], "count"),
+    "description scan: é": ([("about_the_game", "é")], "count"),
 }
 def timed(sql, params):
     xs = []
     for _ in range(7):
-        r = e.select(sql, {"review_multiple": 30.0, **params}, settings={"use_query_condition_cache": 0})
+        r = e.select(sql, {"review_multiple": 30.0, **params})
         xs.append(r.stats["elapsed_ms"])
     return statistics.median(xs)
 out = {"finish_s": finish_s, "parts": {}, "queries": {}, "bytes": {}}
@@ -151,7 +165,6 @@ DERIVED = {
 out["derived"] = {q: {"stored": timed(sql.format(r="`rating`"), {}), "query time": timed(sql.format(r=rating), {})}
                   for q, sql in DERIVED.items()}
 # Text sorted by its stored rank (physical.RANKED) against the text itself, on the finished table.
-half = str(e.select("SELECT count() FROM b.finished").scalar() // 2)
 RANKED = {
     "first page sorted by -positive,name": [("sort", "-positive,name")],
     "middle page sorted by -positive,name": [("sort", "-positive,name"), ("offset", half)],
@@ -165,6 +178,13 @@ for q, items in RANKED.items():
     text = timed(*rows.rows_sql(req, "b.finished"))
     req.ranks = ranks
     out["ranked"][q] = {"rank": timed(*rows.rows_sql(req, "b.finished")), "text": text}
+# How much LZ4 saves on real descriptions: the published sample's, in a table of their own.
+e.execute("CREATE TABLE b.sample (about String) ENGINE = MergeTree ORDER BY tuple() "
+          "SETTINGS min_bytes_for_wide_part = 0")
+e.execute("INSERT INTO b.sample SELECT `About the game` FROM file({path:String}, 'CSVWithNames')",
+          {"path": sys.argv[2]})
+out["sample"] = e.select("SELECT sum(data_uncompressed_bytes), sum(data_compressed_bytes) FROM system.parts "
+                         "WHERE database = 'b' AND table = 'sample' AND active", readonly=False).rows[0]
 print(json.dumps(out))
 """
 
@@ -224,7 +244,7 @@ def main(mb: float) -> None:
         for label, r in (("GameLens (physical.INSERT_SETTINGS, no merges)", mine),
                          ("engine defaults, merges on", default)):
             print(f"| {label} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {r['parts']} |")
-        res = child(TABLES, ours)
+        res = child(TABLES, ours, str(SAMPLE))
     labels = list(res["parts"])
     print(f"\nfinishing (one merge, then each index): {res['finish_s']:.1f} s")
     print("\n| one part vs the load's parts, ms | " + " | ".join(f"{k} ({res['parts'][k]} parts)" for k in labels)
@@ -234,6 +254,9 @@ def main(mb: float) -> None:
         print(f"| {q} | " + " | ".join(f"{row[k]:.1f}" for k in labels)
               + f" | {row['as loaded'] / row['finished (GameLens)']:.2f} |")
     print("| bytes on disk (MB) | " + " | ".join(f"{res['bytes'][k] / 1e6:.1f}" for k in labels) + " | |")
+    raw, lz4 = res["sample"]
+    print(f"\nthe real sample's descriptions: {raw:,} bytes, {lz4:,} in LZ4 ({raw / lz4:.2f}x); descriptions "
+          "stored uncompressed: column \"finished, no indexes\" against \"LZ4 descriptions, no indexes\"")
     print("\n| finishing peak RSS | seconds | peak RSS over the RSS before the load, MB |\n|---|---|---|")
     for way in ("GameLens: one merge, then each index on its own, memory released between steps", "in the merge"):
         with tempfile.TemporaryDirectory() as d:

@@ -54,6 +54,20 @@ def test_a_finished_version_is_one_part_with_every_index_written(make_client, fi
     assert set(written) == set(physical.INDEXES) and all(size > 0 for size in written.values()), written
 
 
+def test_a_version_stores_each_column_in_its_declared_codec(make_client, files):
+    """physical.CODECS: the descriptions are stored uncompressed (scans and sorted pages skip their
+    decompression); every other column in the engine's default."""
+    client = make_client()
+    rec = upload(client, _file(files, "v5.csv", 5))
+    engine = client.app.state.engine
+    codecs = dict(engine.select("SELECT name, compression_codec FROM system.columns WHERE database = {db:String} "
+                                "AND table = {t:String}", {"db": engine.db, "t": f"games_v{rec['id']}"},
+                                readonly=False).rows)
+    assert physical.CODECS == {"about_the_game": "NONE"}
+    assert codecs["about_the_game"] == "CODEC(NONE)"
+    assert {name: codec for name, codec in codecs.items() if name not in physical.CODECS and codec} == {}
+
+
 def test_a_server_without_text_indexes_serves_the_same_answers(make_client, files):
     """The server refuses ADD INDEX as one without text indexes does (SUPPORT_IS_DISABLED): the record
     says `indexes: unsupported`, the version is merged all the same, and substring answers do not change."""

@@ -43,6 +43,15 @@ class Transport(Protocol):
                settings: dict | None = None) -> Result: ...
 
 
+def _column_ddl(col: schema.Column) -> str:
+    """A stored column's declaration, with its codec where physical.CODECS gives one."""
+    ddl = f"{ident(col.name)} {col.ch_type}"
+    codec = physical.CODECS.get(col.name)
+    if codec:
+        ddl += f" CODEC({codec})"
+    return ddl
+
+
 class Store:
     def __init__(self, transport: Transport, cluster: str | None = None):
         self.t, self.db, self.cluster = transport, transport.db, cluster
@@ -132,7 +141,7 @@ class Store:
         """A version's table as physical.py designs it (granules, merges held back until the switch)."""
         cols = []
         for c in schema.STORED_COLUMNS:
-            cols.append(f"{ident(c.name)} {c.ch_type}")
+            cols.append(_column_ddl(c))
             if c.raw_name:
                 cols.append(f"{ident(c.raw_name)} String")
         cols += [f"{schema.ROW_COL} UInt64", f"{schema.BAD_COL} Map(String, String)"]
