@@ -365,10 +365,9 @@ def test_a_disk_that_fills_up_during_a_load_is_a_507_and_keeps_the_previous_data
     assert not any(n.startswith("stage_") for n in table_names(client.app.state.engine))
 
 
-def test_an_upload_whose_last_record_cannot_be_written_still_ends_and_is_written_later(client, files, monkeypatch):
-    """On a full disk the upload's own record may not be writable either. The process that ran it still
-    tells how it ended (wait=true, GET), and writes the record once the database takes writes again.
-    Here the real engine refuses every write of the upload worker (records included) and the load."""
+def _an_upload_whose_end_is_refused(client, files, monkeypatch) -> tuple[int, int]:
+    """An upload on a full disk: the real engine refuses every write of the upload worker (records
+    included) and the load. Returns its id and the dataset's rows before it."""
     upload(client, files.url("sample.csv"))
     before = dataset_rows(client)
     uploads = client.app.state.uploads
@@ -376,25 +375,41 @@ def test_an_upload_whose_last_record_cannot_be_written_still_ends_and_is_written
     monkeypatch.setitem(load.CSV_SETTINGS, "min_free_disk_bytes_to_perform_insert", 2**62)
     r = client.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")})
     assert r.status_code == 507, r.json()
-    upload_id = r.json()["upload"]["id"]
     assert r.json()["upload"]["state"] == "failed"
+    return r.json()["upload"]["id"], before
+
+
+def test_an_upload_whose_last_record_cannot_be_written_still_ends_and_is_written_later(client, files, monkeypatch):
+    """On a full disk the upload's own record may not be writable either. The process that ran it still
+    tells how it ended (wait=true, GET), and writes the record once the database takes writes again."""
+    upload_id, before = _an_upload_whose_end_is_refused(client, files, monkeypatch)
+    uploads = client.app.state.uploads
     assert client.get(f"/api/v1/uploads/{upload_id}").json()["state"] == "failed"
     listed = {u["id"]: u for u in client.get("/api/v1/uploads").json()["uploads"]}
     assert listed[upload_id]["state"] == "failed"
     stored = UploadRecord.model_validate_json(uploads.store.upload_docs(upload_id)[0])
     assert stored.running  # the database has not taken the record yet
 
-    monkeypatch.setattr(uploads, "may_write", lambda: False)  # another process became the writer: it is its job
     monkeypatch.delitem(uploads.wstore._writes, "min_free_disk_bytes_to_perform_insert")
-    uploads._write_unwritten()
-    assert UploadRecord.model_validate_json(uploads.store.upload_docs(upload_id)[0]).running
-    monkeypatch.setattr(uploads, "may_write", lambda: True)
     deadline = time.monotonic() + 30
     while stored.running and time.monotonic() < deadline:
         time.sleep(0.2)
         stored = UploadRecord.model_validate_json(uploads.store.upload_docs(upload_id)[0])
     assert stored.state == "failed" and stored.error["code"] == "insufficient_storage"
     assert dataset_rows(client) == before
+
+
+def test_a_writer_that_lost_its_lease_leaves_its_unwritten_records_to_its_successor(client, files, monkeypatch):
+    """Once another process is the writer, its start-up completed the records this one could not write
+    (recover): this one drops them, writes none of them, and shows the database's."""
+    upload_id, _ = _an_upload_whose_end_is_refused(client, files, monkeypatch)
+    uploads = client.app.state.uploads
+    monkeypatch.setattr(uploads, "may_write", lambda: False)  # a lost lease is never found again
+    monkeypatch.delitem(uploads.wstore._writes, "min_free_disk_bytes_to_perform_insert")
+    uploads._write_unwritten()
+    stored = UploadRecord.model_validate_json(uploads.store.upload_docs(upload_id)[0])
+    assert stored.running and not uploads._unwritten
+    assert client.get(f"/api/v1/uploads/{upload_id}").json()["state"] == stored.state
 
 
 def test_twenty_queries_during_an_upload_see_old_or_new(client, files):

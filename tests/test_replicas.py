@@ -186,6 +186,49 @@ def _server_mode_lease(engine, settings) -> WriterLease:
     return lease
 
 
+def test_a_writer_whose_beats_are_refused_still_learns_it_was_taken_over():
+    """A database that refuses writes (a full disk) refuses the writer's heartbeats too: its lease lapses
+    and another process takes over. The refused beat must not hide that: the writer stands down."""
+    settings = make_settings(writer_lease_s=1)
+    engine = Engine(settings)
+    Store(engine).create_database()
+    Store(engine).create_bookkeeping()
+    try:
+        refused = _server_mode_lease(engine, settings)
+        refused.acquire()
+
+        def full_disk(*args):
+            raise GameLensError("insufficient_storage", "The database's disk is full.", 507)
+
+        refused.store.heartbeat = full_disk
+        lease_module._HERE.discard(refused.holder)  # as if it ran elsewhere
+        time.sleep(1.5)
+        successor = _server_mode_lease(engine, settings)
+        successor.acquire()  # the refused writer's lease has lapsed
+        _eventually(lambda: refused.lost, timeout=5)
+        assert not successor.lost
+        successor.release()
+        refused.release()
+    finally:
+        engine.close()
+
+
+def test_a_record_is_not_written_over_one_a_later_writer_wrote(make_client):
+    """The writer generation fences upload records (records.UploadRecord.writer): a writer that comes
+    back after its successor recorded an upload's end cannot overwrite it, whatever the clocks say."""
+    client = make_client()
+    store = client.app.state.uploads.store
+    store.save_upload(7, orjson.dumps({"state": "interrupted", "writer": 3}).decode(), 3)
+    store.save_upload(7, orjson.dumps({"state": "failed", "writer": 2}).decode(), 2)
+    assert orjson.loads(store.upload_docs(7)[0]) == {"state": "interrupted", "writer": 3}
+    store.save_upload(7, orjson.dumps({"state": "succeeded", "writer": 3}).decode(), 3)
+    assert orjson.loads(store.upload_docs(7)[0])["state"] == "succeeded"
+    store.save_upload(7, orjson.dumps({"state": "failed", "writer": 4}).decode(), 4)
+    assert orjson.loads(store.upload_docs(7)[0])["state"] == "failed"
+    store.save_upload(8, orjson.dumps({"state": "queued"}).decode(), 0)  # no record yet: any writer may
+    assert orjson.loads(store.upload_docs(8)[0])["state"] == "queued"
+
+
 def test_a_writer_cut_off_longer_than_its_lease_stands_down_and_blocks_no_one():
     settings = make_settings(writer_lease_s=1)
     engine = Engine(settings)

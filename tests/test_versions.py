@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
 from gamelens.errors import GameLensError
+from gamelens.store import Store
 
 from .conftest import AUTH, SHORT_GRACE, engine_of, make_settings, sample_table, table_names, upload, write_csv
 
@@ -557,3 +558,41 @@ def test_a_record_still_unwritten_at_a_stop_is_completed_at_the_next_start(files
         assert rec["state"] == "succeeded" and rec["rows_loaded"] == 10 and rec["active"], rec
         assert "end was recorded" in rec["warnings"][-1]
         assert _served(client) == (upload_id, 10)
+
+
+def test_a_completed_record_the_database_refuses_at_start_still_gets_its_indexes(files, monkeypatch):
+    """As above, and the next start's own completion of the record is refused once too: the worker
+    builds the indexes from the record it holds (not from the database's, still `loading`), and the
+    record is written once the database takes it."""
+    settings = make_settings()
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        uploads = client.app.state.uploads
+        real = uploads.worker.execute
+
+        def execute(sql, params=None, *args, **kw):
+            ended = json.loads((params or {}).get("doc", "{}")).get("state") == "succeeded"
+            if ended and re.search(r"INSERT INTO .*uploads", sql):
+                raise GameLensError("insufficient_storage", "The database's disk is full.", 507)
+            return real(sql, params, *args, **kw)
+
+        uploads.worker.execute = execute
+        r = client.post("/api/v1/uploads?wait=true", json={"url": _file(files, "u12.csv", sample_table()[1:13])})
+        assert r.status_code == 200 and r.json()["state"] == "succeeded", r.json()
+        upload_id = r.json()["id"]
+    refusals = []
+    save = Store.save_upload
+
+    def refuse_the_completion_once(self, upload_id, doc, writer=0):
+        if "end was recorded" in doc and not refusals:
+            refusals.append(doc)
+            raise GameLensError("insufficient_storage", "The database's disk is full.", 507)
+        return save(self, upload_id, doc, writer)
+
+    monkeypatch.setattr(Store, "save_upload", refuse_the_completion_once)
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        store = client.app.state.uploads.store
+        eventually(lambda: json.loads(store.upload_docs(upload_id)[0])["indexes"] == "ready")
+        assert refusals
+        rec = client.get(f"/api/v1/uploads/{upload_id}").json()
+        assert rec["state"] == "succeeded" and rec["indexes"] == "ready" and rec["rows_loaded"] == 12, rec
+        assert _served(client) == (upload_id, 12)

@@ -98,9 +98,14 @@ class WriterLease:
         while not self._stop.wait(self.ttl / 3):
             try:
                 self.store.heartbeat(self.holder, self.host, self.pid)
-                top, holder = self._top()
-            except GameLensError as exc:  # the database is away: the next beat tries again
+            except GameLensError as exc:  # refused (a full disk) or away: the next beat tries again
                 log.warning("the writer lease could not be renewed: %s", exc.code)
+            # Read even when the beat was refused: a database that takes no writes still says whether
+            # another writer took over meanwhile.
+            try:
+                top, holder = self._top()
+            except GameLensError as exc:
+                log.warning("the writer lease could not be read: %s", exc.code)
                 continue
             if top > self.generation:
                 self.lost = True

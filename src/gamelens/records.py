@@ -9,7 +9,7 @@ Records written by earlier releases lack fields added since; they read with the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -23,6 +23,7 @@ ServerTime = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(timespec=
 
 class UploadRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"path", "writer"})  # never shown to clients
 
     id: int
     source: Literal["link", "file", "sample", "path"] = "link"
@@ -48,6 +49,10 @@ class UploadRecord(BaseModel):
     # Set when this version's stored data could not be brought to the current layout at a start:
     # the version is then never served (see ingest/migrations.py).
     upgrade_error: str | None = None
+    # The writer lease's generation (lease.py) of the process that wrote this version of the record: a
+    # fence. A record is not written over one a later generation wrote (Store.save_upload), so a writer
+    # cut off from the database cannot, once it is back, overwrite what its successor recorded.
+    writer: int = 0
 
     @property
     def running(self) -> bool:

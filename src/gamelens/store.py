@@ -270,11 +270,15 @@ class Store:
 
     # --- records -------------------------------------------------------------------------------
 
-    def save_upload(self, upload_id: int, doc: str) -> None:
-        """A new version of an upload's record, versioned by the server's clock (never below its last)."""
+    def save_upload(self, upload_id: int, doc: str, writer: int = 0) -> None:
+        """A new version of an upload's record, versioned by the server's clock (never below its last);
+        written only if the newest one was not written by a later writer generation than `writer` (the
+        record's `writer` field; 0 in records older than the field)."""
         u = self.q(UPLOADS)
         version = _MONOTONIC_NS.format(col="version", table=u, where=" WHERE id = {id:UInt64}")
-        self._insert(f"INSERT INTO {u} SELECT {{id:UInt64}}, {version}, {{doc:String}}", {"id": upload_id, "doc": doc})
+        newest_writer = f"(SELECT JSONExtractUInt(argMax(doc, version), 'writer') FROM {u} WHERE id = {{id:UInt64}})"
+        self._insert(f"INSERT INTO {u} SELECT {{id:UInt64}}, {version}, {{doc:String}} "
+                     f"WHERE {newest_writer} <= {{writer:UInt64}}", {"id": upload_id, "doc": doc, "writer": writer})
 
     def upload_docs(self, upload_id: int | None = None) -> list[str]:
         """The newest record of every upload, newest upload first (or of one)."""

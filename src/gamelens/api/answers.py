@@ -11,13 +11,13 @@ from .. import records
 from ..query.answers import Answer
 
 
-def _shown(record: type[BaseModel], hidden: set[str]) -> dict[str, Any]:
+def _shown(record: type[BaseModel], hidden: set[str] | frozenset[str]) -> dict[str, Any]:
     """A record's fields (records.py) but those never shown to clients."""
     return {name: (f.annotation, f) for name, f in record.model_fields.items() if name not in hidden}
 
 
 Upload = create_model("Upload", __base__=Answer, __doc__="One upload: its state, progress and result.",
-                      **_shown(records.UploadRecord, {"path"}),
+                      **_shown(records.UploadRecord, records.UploadRecord.HIDDEN),
                       active=(bool, Field(description="its version is the one served")),
                       stored=(bool, Field(description="its version is kept and can be activated")))
 Key = create_model("Key", __base__=Answer, __doc__="An API key as listed: never the key itself.",

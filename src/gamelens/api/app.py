@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             lease = _writer_lease(store, settings)
             jobs.may_write = lambda: not lease.lost
+            jobs.writer_generation = lease.generation
             try:
                 guard.bootstrap()
                 jobs.before_switch = explorer.warm

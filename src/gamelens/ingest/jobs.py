@@ -49,6 +49,7 @@ class Uploads:
         self.wstore = Store(self.worker, settings.clickhouse_cluster)
         self.before_switch = None  # set by the app: warms the response cache of a new version
         self.may_write = lambda: True  # set by the app: False once this process lost the writer lease
+        self.writer_generation = 0  # set by the app: its writer lease's generation, which fences its records
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._live: dict[int, UploadRecord] = {}
         self._unwritten: dict[int, UploadRecord] = {}  # ended uploads whose record the database refused
@@ -173,11 +174,21 @@ class Uploads:
         return self.wstore.now()
 
     def _save(self, rec: UploadRecord, store: Store | None = None) -> None:
-        """Write the record (on the worker's own connections unless a request thread passes its store)."""
-        (store or self.wstore).save_upload(rec.id, rec.doc())
+        """Write the record (on the worker's own connections unless a request thread passes its store),
+        marked with this process's writer generation: the database keeps it from overwriting a record a
+        later writer wrote (records.UploadRecord.writer)."""
+        doc = rec.model_copy(update={"writer": self.writer_generation}).doc()
+        (store or self.wstore).save_upload(rec.id, doc, self.writer_generation)
 
     def _records(self) -> list[UploadRecord]:
         return [UploadRecord.model_validate_json(doc) for doc in self.store.upload_docs()]
+
+    def _known_records(self) -> list[UploadRecord]:
+        """The stored records, each replaced by this process's own where the database refused its last
+        write (_unwritten): the worker acts on what it recorded, not on what the database kept."""
+        with self._lock:
+            unwritten = dict(self._unwritten)
+        return [unwritten.get(rec.id, rec) for rec in self._records()]
 
     def list(self) -> list[dict]:
         stored, active = self.versions.stored_ids(), self.versions.active()
@@ -202,9 +213,9 @@ class Uploads:
 
     @staticmethod
     def _present(rec: UploadRecord, stored: list[int], active: int | None) -> dict:
-        """The record as the API shows it: without where a file waited on this machine, with whether
+        """The record as the API shows it: without its hidden fields (UploadRecord.HIDDEN), with whether
         its data is kept, and whether the pointer names it."""
-        shown = rec.model_dump(mode="json", exclude={"path"})
+        shown = rec.model_dump(mode="json", exclude=set(UploadRecord.HIDDEN))
         shown["active"] = rec.id == active
         shown["stored"] = rec.id in stored
         return shown
@@ -260,7 +271,7 @@ class Uploads:
         """Indexes a stop interrupted (or an upgrade left to build) are built (the statements are idempotent);
         then versions without their sort ranks get them."""
         stored = set(self.versions.stored_ids(self.worker))
-        for rec in self._records():
+        for rec in self._known_records():
             if self._cut.is_set():  # a stop's grace is over: the next start goes on
                 return
             if rec.indexes == "building" and rec.id in stored:
@@ -336,8 +347,13 @@ class Uploads:
     def _write_unwritten(self) -> None:
         """Try again to write the records the database refused; one refused again waits for the next try
         (its first refusal was logged). Not once another process is the writer: its start-up has
-        completed them (recover)."""
+        completed them (recover), and they are dropped here (this process then shows the database's)."""
         if not self.may_write():
+            with self._lock:
+                left = sorted(self._unwritten)
+                self._unwritten.clear()
+            if left:
+                log.warning("records of uploads %s were not written here: another writer took over", left)
             return
         with self._lock:
             waiting = list(self._unwritten.values())

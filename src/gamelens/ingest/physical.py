@@ -13,12 +13,14 @@ A version's table is written once, by one load, and then only read:
   first page sorted by `-positive,name` at 500 MB: 113.9 -> 92.1 ms on the engine, for +3.6 %
   on disk; scans unchanged [bench lines "sorted page, every field" and "bytes on disk", column
   "64 KB blocks, no indexes" against "finished, no indexes"].
-- `about_the_game` is stored uncompressed (CODECS): each description scan (a needle the text index
-  cannot take whole) and each page sorted by another key (which reads its rows' 1024-row granules)
-  decompressed it first, and LZ4 saves little on real descriptions: the real sample's 100 take 130,311
-  bytes, 85,966 in LZ4 (1.5x) [bench line "the real sample's descriptions"]. The generated files copy
-  the sample's descriptions, so there LZ4 saves ~8x and the table grows most [bench table
-  "descriptions stored uncompressed"].
+- `about_the_game` is stored uncompressed (CODECS): a needle the text index cannot take whole reads
+  every description, and decompressing them was a third of its time. At 500 MB, engine alone: the scan
+  for `co-op` 114.0 -> 85.9 ms, for `é` 116.6 -> 76.1; pages sorted by another key unchanged within
+  their spread [bench column "LZ4 descriptions, no indexes" against "finished, no indexes", lines
+  "description scan: ..." and "sorted page, every field"]. LZ4 saves little on real descriptions: the
+  real sample's 100 take 130,311 bytes, 85,966 in LZ4 (1.52x) [bench line "the real sample's
+  descriptions"]. The generated files repeat the sample's descriptions, which LZ4 shrinks ~8x: there a
+  500 MB version takes 425 MB on disk against 49 [bench line "bytes on disk"].
 - no merges while loading (`max_bytes_to_merge_at_*_space_in_pool = 1`): merges running beside
   the INSERT were where a load's memory went [bench line "load peak RSS"]. A load writes many
   small parts (one per insert block, see INSERT_SETTINGS).
