@@ -186,13 +186,19 @@ def _server_mode_lease(engine, settings) -> WriterLease:
     return lease
 
 
+def _bookkept_engine(settings) -> Engine:
+    """An engine on a new database with its bookkeeping tables (the lease's among them)."""
+    engine = Engine(settings)
+    Store(engine).create_database()
+    Store(engine).create_bookkeeping()
+    return engine
+
+
 def test_a_writer_whose_beats_are_refused_still_learns_it_was_taken_over():
     """A database that refuses writes (a full disk) refuses the writer's heartbeats too: its lease lapses
     and another process takes over. The refused beat must not hide that: the writer stands down."""
     settings = make_settings(writer_lease_s=1)
-    engine = Engine(settings)
-    Store(engine).create_database()
-    Store(engine).create_bookkeeping()
+    engine = _bookkept_engine(settings)
     try:
         refused = _server_mode_lease(engine, settings)
         refused.acquire()
@@ -231,9 +237,7 @@ def test_a_record_is_not_written_over_one_a_later_writer_wrote(make_client):
 
 def test_a_writer_cut_off_longer_than_its_lease_stands_down_and_blocks_no_one():
     settings = make_settings(writer_lease_s=1)
-    engine = Engine(settings)
-    Store(engine).create_database()
-    Store(engine).create_bookkeeping()
+    engine = _bookkept_engine(settings)
     try:
         cut = _server_mode_lease(engine, settings)
         cut.acquire()

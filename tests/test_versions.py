@@ -532,11 +532,9 @@ def test_a_request_waits_for_the_pointer_only_once_its_copy_is_stale(make_client
     assert len(readers) == 1, readers
 
 
-def test_a_record_still_unwritten_at_a_stop_is_completed_at_the_next_start(files):
-    """The database refuses the records of a successful upload's end (a full disk) until the server
-    stops: the next start completes the record as succeeded (the pointer named its kept data), and its
-    indexes are built (again: idempotent), whether or not the stopped server got to them."""
-    settings = make_settings()
+def _an_upload_whose_end_was_never_recorded(settings, files, rows: int) -> int:
+    """A server whose database refuses the records of a successful upload's end (a full disk) until it
+    stops: the database still says `loading`. Returns the upload's id."""
     with TestClient(create_app(settings), headers=AUTH) as client:
         uploads = client.app.state.uploads
         real = uploads.worker.execute
@@ -548,10 +546,19 @@ def test_a_record_still_unwritten_at_a_stop_is_completed_at_the_next_start(files
             return real(sql, params, *args, **kw)
 
         uploads.worker.execute = execute
-        r = client.post("/api/v1/uploads?wait=true", json={"url": _file(files, "u10.csv", sample_table()[1:11])})
+        url = _file(files, f"u{rows}.csv", sample_table()[1:rows + 1])
+        r = client.post("/api/v1/uploads?wait=true", json={"url": url})
         assert r.status_code == 200 and r.json()["state"] == "succeeded", r.json()
         upload_id = r.json()["id"]
         assert json.loads(uploads.store.upload_docs(upload_id)[0])["state"] == "loading"
+    return upload_id
+
+
+def test_a_record_still_unwritten_at_a_stop_is_completed_at_the_next_start(files):
+    """The next start completes the record as succeeded (the pointer named its kept data), and its
+    indexes are built (again: idempotent), whether or not the stopped server got to them."""
+    settings = make_settings()
+    upload_id = _an_upload_whose_end_was_never_recorded(settings, files, 10)
     with TestClient(create_app(settings), headers=AUTH) as client:
         eventually(lambda: client.get(f"/api/v1/uploads/{upload_id}").json()["indexes"] == "ready")
         rec = client.get(f"/api/v1/uploads/{upload_id}").json()
@@ -565,20 +572,7 @@ def test_a_completed_record_the_database_refuses_at_start_still_gets_its_indexes
     builds the indexes from the record it holds (not from the database's, still `loading`), and the
     record is written once the database takes it."""
     settings = make_settings()
-    with TestClient(create_app(settings), headers=AUTH) as client:
-        uploads = client.app.state.uploads
-        real = uploads.worker.execute
-
-        def execute(sql, params=None, *args, **kw):
-            ended = json.loads((params or {}).get("doc", "{}")).get("state") == "succeeded"
-            if ended and re.search(r"INSERT INTO .*uploads", sql):
-                raise GameLensError("insufficient_storage", "The database's disk is full.", 507)
-            return real(sql, params, *args, **kw)
-
-        uploads.worker.execute = execute
-        r = client.post("/api/v1/uploads?wait=true", json={"url": _file(files, "u12.csv", sample_table()[1:13])})
-        assert r.status_code == 200 and r.json()["state"] == "succeeded", r.json()
-        upload_id = r.json()["id"]
+    upload_id = _an_upload_whose_end_was_never_recorded(settings, files, 12)
     refusals = []
     save = Store.save_upload
 
