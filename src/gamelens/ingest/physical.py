@@ -20,7 +20,7 @@ A version's table is written once, by one load, and then only read:
   "description scan: ..." and "sorted page, every field"]. LZ4 saves little on real descriptions: the
   real sample's 100 take 130,311 bytes, 85,966 in LZ4 (1.52x) [bench line "the real sample's
   descriptions"]. The generated files repeat the sample's descriptions, which LZ4 shrinks ~8x: there a
-  500 MB version takes 425 MB on disk against 49 [bench line "bytes on disk"].
+  500 MB version without its indexes takes 425 MB on disk against 49 [bench line "bytes on disk"].
 - no merges while loading (`max_bytes_to_merge_at_*_space_in_pool = 1`): merges running beside
   the INSERT were where a load's memory went [bench line "load peak RSS"]. A load writes many
   small parts (one per insert block, see INSERT_SETTINGS).
