@@ -63,6 +63,33 @@ def test_processes_on_the_data_directory_exit_cleanly_every_time(tmp_path):
         assert reader.returncode == 0, reader.stderr
 
 
+# A server that recorded an upload as loading and died before its end (the record's writer is its lease's).
+SERVER_DIES_LOADING = """
+from fastapi.testclient import TestClient
+from gamelens.api.app import create_app
+from gamelens.records import UploadRecord
+from gamelens.settings import get_settings
+with TestClient(create_app(get_settings().model_copy(update={"auth": "off"}))) as c:
+    uploads = c.app.state.uploads
+    rec = UploadRecord(id=uploads.store.claim_upload_id(), url="x.csv", state="loading", created_at=uploads.store.now())
+    uploads._save(rec)
+    print(rec.id)
+"""
+
+
+def test_the_cli_completes_the_records_a_server_left(tmp_path):
+    """The CLI does the writer's work under its own lease: its records carry its generation, so the
+    start-up it runs can complete a record a server wrote (not be fenced off as an older writer)."""
+    env = _env(tmp_path / "d")
+    server = subprocess.run([sys.executable, "-c", SERVER_DIES_LOADING], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert server.returncode == 0, server.stderr
+    upload_id = int(server.stdout.strip().splitlines()[-1])
+    assert run("sample", env=env).returncode == 0
+    history = {u["id"]: u for u in json.loads(run("uploads", env=env).stdout)["uploads"]}
+    assert history[upload_id]["state"] == "interrupted", history[upload_id]
+
+
 def test_the_sample_command(tmp_path):
     env = _env(tmp_path / "d")
     out = run("sample", env=env)

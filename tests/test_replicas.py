@@ -20,7 +20,8 @@ from gamelens.api.app import create_app
 from gamelens.engine import Engine
 from gamelens.errors import GameLensError
 from gamelens.lease import WriterLease
-from gamelens.store import Store
+from gamelens.records import UploadRecord
+from gamelens.store import WRITER_LOCK, Store
 
 from .conftest import AUTH, SHORT_GRACE, make_settings, sample_table, table_names, upload, write_csv
 
@@ -233,6 +234,27 @@ def test_a_record_is_not_written_over_one_a_later_writer_wrote(make_client):
     assert orjson.loads(store.upload_docs(7)[0])["state"] == "failed"
     store.save_upload(8, orjson.dumps({"state": "queued"}).decode(), 0)  # no record yet: any writer may
     assert orjson.loads(store.upload_docs(8)[0])["state"] == "queued"
+
+
+def test_a_writer_generation_rises_above_the_records_even_if_the_lease_tables_were_lost():
+    """A database whose writer_lock tables were lost (its records kept): the next writer still takes a
+    generation above every record's writer, so its own records are not fenced off (Store.save_upload)."""
+    settings = make_settings()
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        store = client.app.state.uploads.store
+        upload_id = store.claim_upload_id()
+        left = UploadRecord(id=upload_id, url="x.csv", state="loading", created_at=store.now(), writer=5)
+        store.save_upload(upload_id, left.doc(), 5)  # written by a fifth writer, then the process died
+    engine = Engine(settings)
+    try:
+        for name in table_names(engine):
+            if name.startswith(WRITER_LOCK):
+                engine.execute(f"DROP TABLE `{engine.db}`.`{name}`")
+    finally:
+        engine.close()
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        assert client.app.state.lease.generation > 5
+        assert client.get(f"/api/v1/uploads/{upload_id}").json()["state"] == "interrupted"
 
 
 def test_a_writer_cut_off_longer_than_its_lease_stands_down_and_blocks_no_one():

@@ -227,6 +227,7 @@ def _uploads():
         lease = WriterLease(Store(engine, settings.clickhouse_cluster), settings)
         lease.acquire()
         jobs = Uploads(engine, settings)
+        jobs.hold(lease)
         try:
             jobs.start()
             yield jobs

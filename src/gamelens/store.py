@@ -280,6 +280,10 @@ class Store:
         self._insert(f"INSERT INTO {u} SELECT {{id:UInt64}}, {version}, {{doc:String}} "
                      f"WHERE {newest_writer} <= {{writer:UInt64}}", {"id": upload_id, "doc": doc, "writer": writer})
 
+    def newest_record_writer(self) -> int:
+        """The greatest writer generation any upload record was written by (0 when none says)."""
+        return int(self._select(f"SELECT max(JSONExtractUInt(doc, 'writer')) FROM {self.q(UPLOADS)}").scalar())
+
     def upload_docs(self, upload_id: int | None = None) -> list[str]:
         """The newest record of every upload, newest upload first (or of one)."""
         where = "" if upload_id is None else " WHERE id = {id:UInt64}"

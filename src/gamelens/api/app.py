@@ -149,8 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jobs.versions.on_switch.append(explorer.warm_soon)
         else:
             lease = _writer_lease(store, settings)
-            jobs.may_write = lambda: not lease.lost
-            jobs.writer_generation = lease.generation
+            jobs.hold(lease)
             try:
                 guard.bootstrap()
                 jobs.before_switch = explorer.warm

@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine import WORKER_CONNECTIONS, Engine
 from ..errors import GameLensError, shutting_down
@@ -27,6 +27,9 @@ from ..settings import Settings
 from ..store import Store
 from . import download, load
 from .versions import Versions, version_name
+
+if TYPE_CHECKING:
+    from ..lease import WriterLease
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +51,8 @@ class Uploads:
         self.store = Store(engine, settings.clickhouse_cluster)
         self.wstore = Store(self.worker, settings.clickhouse_cluster)
         self.before_switch = None  # set by the app: warms the response cache of a new version
-        self.may_write = lambda: True  # set by the app: False once this process lost the writer lease
-        self.writer_generation = 0  # set by the app: its writer lease's generation, which fences its records
+        self.may_write = lambda: True  # False once this process lost the writer lease (hold)
+        self.writer_generation = 0  # its writer lease's generation, which fences its records (hold)
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._live: dict[int, UploadRecord] = {}
         self._unwritten: dict[int, UploadRecord] = {}  # ended uploads whose record the database refused
@@ -66,6 +69,12 @@ class Uploads:
         self._cut = threading.Event()  # the grace is over: the running upload stops (download.open_url's stop)
 
     # start-up and shutdown
+
+    def hold(self, lease: WriterLease) -> None:
+        """Do the writer's work under `lease` (taken by the caller): stop once it is lost, and mark every
+        record with its generation (records.UploadRecord.writer)."""
+        self.may_write = lambda: not lease.lost
+        self.writer_generation = lease.generation
 
     def start(self) -> None:
         """The writer's start-up work (recovery, reconciliation, upgrades) and its upload worker (the
