@@ -53,16 +53,16 @@ class WriterLease:
         deadline = time.monotonic() + self.ttl
         while True:
             top, holder = self._top()
-            dead = self._dead(holder)
-            # Above every generation that wrote an upload record too: its records fence the older
-            # generations' (Store.save_upload), even if the lease's own tables were lost.
-            after = max(top, self.store.newest_record_writer())
-            if dead and self.store.claim(f"{WRITER_LOCK}{after + 1}", f"holder:{self.holder}"):
-                break  # (a lost race to create it: look again at once)
-            if not dead and time.monotonic() > deadline:
+            if self._dead(holder):
+                # Above every generation that wrote an upload record too: its records fence the older
+                # generations' (Store.save_upload), even if the lease's own tables were lost.
+                after = max(top, self.store.newest_record_writer())
+                if self.store.claim(f"{WRITER_LOCK}{after + 1}", f"holder:{self.holder}"):
+                    break
+                continue  # a lost race to create it: look again at once
+            if time.monotonic() > deadline:
                 raise self._refusal(holder)
-            if not dead:
-                time.sleep(min(1.0, self.ttl / 5))
+            time.sleep(min(1.0, self.ttl / 5))
         self.generation = after + 1
         _HERE.add(self.holder)
         try:

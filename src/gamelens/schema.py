@@ -247,8 +247,8 @@ _NUMERIC = frozenset({"number", "decimal", "float"})
 # p90 interpolates between ranks (numpy's and Python's "inclusive" method). Interpolating halfway is that
 # mean, so the median is the inclusive quantile at 0.5: one copy of the values to partition instead of
 # two (quantileExactLow + quantileExactHigh). The summary's three quantiles, engine alone, 500 MB,
-# `genres=indie`, median of 15, two runs: 41.2 -> 29.2 and 32.4 -> 23.2 ms [docs/measured.md, fourteenth
-# pass; `python bench/query.py 500`, line "segment summary"].
+# `genres=indie`, median of 15, two runs, by hand: 41.2 -> 29.2 and 32.4 -> 23.2 ms; the whole summary
+# request did not change, bound by its five statements' CPU [docs/measured.md, fourteenth pass].
 _MEDIAN = "round(quantileExactInclusive(0.5)(toFloat64({c})), 4)"
 METRICS = {
     m.name: m
