@@ -89,8 +89,8 @@ def copy(name, finish, granularity=1024, indexes=True):
         store.merge(name)
         for column in physical.RANKED if indexes else ():  # as versions.finish does
             store.build_rank(name, column)
-        for index in physical.INDEXES if indexes else ():
-            store.build_index(name, index)
+        for passes in physical.index_passes(store.stored_bytes(name)) if indexes else ():
+            store.build_indexes(name, passes)
         return time.perf_counter() - t
 tables = {"as loaded": "loaded"}
 finish_s = copy("finished", True)

@@ -44,10 +44,11 @@ run_pytest "${WORKERS[@]}" "$@"
 #    in-process; with GAMELENS_TEST_CLICKHOUSE_URL set, that server): the tests of what differs between
 #    the two paths (statements, parameters, loads, versions, records, keys, exports). Left out: the files
 #    that consume the API from above (page, CLI, schema conformance, README examples, answer cache) or
-#    test what happens before it (the link guard's downloads, parameter parsing by fuzzing): the
-#    answers they rely on are the ones checked here.
+#    test what happens before it (the link guard's downloads, parameter parsing by fuzzing), and the tests
+#    marked `above_the_engine` (faults injected into the Engine object, stops, request bodies, logs): the
+#    statements they send are the ones the tests kept here send.
 echo "--- again, through clickhouse-connect ---"
 ABOVE_THE_ENGINE=(--ignore tests/test_ui.py --ignore tests/test_cli.py --ignore tests/test_schemathesis.py
                   --ignore tests/test_readme.py --ignore tests/test_cache.py --ignore tests/test_link_guard.py
-                  --ignore tests/test_fuzz.py)
+                  --ignore tests/test_fuzz.py -m "not above_the_engine")
 GAMELENS_TEST_ENGINE=connect run_pytest "${WORKERS[@]}" "${ABOVE_THE_ENGINE[@]}" "$@"

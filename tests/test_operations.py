@@ -23,6 +23,7 @@ from gamelens.records import RUNNING, UploadRecord
 from .conftest import AUTH, dataset_rows, make_settings, sample_table, table_names, upload, write_csv
 
 
+@pytest.mark.above_the_engine
 def test_json_logs_carry_the_request_id(server_process, files):
     server = server_process().start()
     with server.client() as http:
@@ -54,6 +55,7 @@ def test_metrics(client, files):
     assert client.get("/metrics", headers={"Authorization": ""}).status_code == 401
 
 
+@pytest.mark.above_the_engine
 def test_graceful_shutdown_marks_the_running_upload(server_process, files):
     server = server_process(shutdown_grace_s=1).start()
     with server.client() as http:
@@ -79,6 +81,7 @@ def test_graceful_shutdown_marks_the_running_upload(server_process, files):
         assert http.get(f"/api/v1/uploads/{first['id']}").json()["active"]
 
 
+@pytest.mark.above_the_engine
 def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, files):
     """SIGTERM while `POST /uploads?wait=true` waits: when the upload's grace ends it gets a 503
     shutting_down JSON body naming the upload, not uvicorn's plain-text 500 when its own wait for
@@ -160,6 +163,7 @@ def _read_answer(conn: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(status_line.split()[1]), headers, body
 
 
+@pytest.mark.above_the_engine
 def test_a_body_that_stalls_at_a_stop_is_answered_503_at_once(server_process):
     """SIGTERM while clients are part-way through sending a body (a file; a link's JSON; a new key's
     JSON, which FastAPI itself reads) and then send nothing: each gets a 503 shutting_down JSON body at
@@ -188,6 +192,7 @@ def test_a_body_that_stalls_at_a_stop_is_answered_503_at_once(server_process):
     assert not list(incoming.glob("upload-*"))
 
 
+@pytest.mark.above_the_engine
 def test_a_client_that_leaves_mid_body_is_no_server_error(server_process):
     """A link's JSON body cut off by the client: logged as its 400, not as an unhandled error and a 500."""
     server = server_process().start()
@@ -202,6 +207,7 @@ def test_a_client_that_leaves_mid_body_is_no_server_error(server_process):
     assert "unhandled error" not in server.log.read_text()
 
 
+@pytest.mark.above_the_engine
 def test_an_export_whose_declared_body_never_came_streams_whole_through_a_stop(server_process, files):
     """Exports in flight at SIGTERM, the client reading nothing yet: one declared a body it never sent,
     one a chunked body with no chunk, one no body. Each streams whole: a streamed answer's wait for a
@@ -228,6 +234,7 @@ def test_an_export_whose_declared_body_never_came_streams_whole_through_a_stop(s
     ("/api/v1/keys", "application/json", b'{"name": "ci'),  # a body FastAPI reads itself
     ("/api/v1/uploads", "multipart/form-data; boundary=b0undary", _FORM_START),
 ], ids=["link", "key", "file"])
+@pytest.mark.above_the_engine
 def test_every_route_tells_a_client_that_left_mid_body_apart(make_client, path, content_type, first):
     """Part of a body, then the client's disconnect (ASGI messages to the real app): a 400
     client_disconnected on every route that reads a body, and no file left behind."""
@@ -254,6 +261,7 @@ def test_every_route_tells_a_client_that_left_mid_body_apart(make_client, path, 
     assert not incoming.exists() or not list(incoming.iterdir())
 
 
+@pytest.mark.above_the_engine
 def test_a_request_whose_body_is_in_is_answered_whole_during_a_stop(make_client, files):
     """Once a stop began, only a body still arriving is refused: an export sent with a (complete) body
     streams whole, its answer's wait for a disconnect untouched; a complete new key's body is read."""
@@ -285,6 +293,7 @@ def _running(client: TestClient) -> None:
     raise AssertionError("the upload did not start")
 
 
+@pytest.mark.above_the_engine
 @pytest.mark.parametrize(("grace", "status"), [(30, 200), (0.5, 503)], ids=["ends_within", "outlasts"])
 def test_a_waiting_request_is_answered_by_the_end_of_a_stop_s_grace(make_client, files, grace, status):
     """A stop signal (Uploads.leaving_at, set by `gamelens serve`) gives the running upload its grace: one
@@ -308,6 +317,7 @@ def test_a_waiting_request_is_answered_by_the_end_of_a_stop_s_grace(make_client,
         assert r.json()["error"]["code"] == "shutting_down" and r.json()["upload"]["state"] in RUNNING, r.text
 
 
+@pytest.mark.above_the_engine
 def test_a_waited_upload_this_server_may_no_longer_write_is_a_409(make_client, files):
     """No stop under way, but the writer lease was lost before the upload started (app.py sets may_write):
     the upload is interrupted, and a waiting request says so with a 409, not a 200."""
@@ -319,6 +329,7 @@ def test_a_waited_upload_this_server_may_no_longer_write_is_a_409(make_client, f
     assert "writer" in r.json()["error"]["message"]
 
 
+@pytest.mark.above_the_engine
 def test_a_server_that_began_to_stop_takes_no_new_upload(make_client, files):
     """Link, sample and file alike: a 503 shutting_down, no record, and no file left behind."""
     client = make_client()
@@ -399,6 +410,7 @@ def test_an_upload_whose_last_record_cannot_be_written_still_ends_and_is_written
     assert dataset_rows(client) == before
 
 
+@pytest.mark.above_the_engine
 def test_a_writer_that_lost_its_lease_leaves_its_unwritten_records_to_its_successor(client, files, monkeypatch):
     """Once another process is the writer, its start-up completed the records this one could not write
     (recover): this one drops them, writes none of them, and shows the database's."""
@@ -466,6 +478,7 @@ def test_readers_holding_every_connection_cannot_fail_an_upload(make_client, fil
     assert done["state"] == "succeeded" and done["active"], done
 
 
+@pytest.mark.above_the_engine
 def test_metric_labels_cannot_be_chosen_by_clients(server_process):
     import socket
 
@@ -483,6 +496,7 @@ def test_metric_labels_cannot_be_chosen_by_clients(server_process):
     assert "other" in methods and not any("nowhere" in r for r in routes)
 
 
+@pytest.mark.above_the_engine
 def test_a_stop_without_grace_after_the_bytes_are_in_ends_cleanly(server_process, files):
     """No grace, and a SIGTERM once the file's bytes are in: the load's statement or the new version's
     warm-up is running. The process waits for its statement in flight and exits by the signal (a chDB
@@ -507,6 +521,7 @@ def test_a_stop_without_grace_after_the_bytes_are_in_ends_cleanly(server_process
         assert total == (rows * 100 if after["state"] == "succeeded" else rows), (after, total)
 
 
+@pytest.mark.above_the_engine
 def test_a_host_that_trickles_bytes_does_not_hold_the_shutdown(server_process, files):
     """After the grace, the download's connection is shut (a gzip header that never ends makes no block
     for the cut to be seen on) and the worker's statement in flight is waited for."""
@@ -534,6 +549,7 @@ class _Records(logging.Handler):
         self.records.append(record)
 
 
+@pytest.mark.above_the_engine
 def test_an_unhandled_error_is_logged_once_with_its_request_id():
     """A bug's 500: our handler logs it (with the request id) and answers with the JSON error body;
     Starlette then re-raises it, and uvicorn's own copy of the same traceback is dropped."""

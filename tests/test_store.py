@@ -153,3 +153,25 @@ def test_a_cluster_gets_the_replicated_forms_and_one_node_the_plain_ones():
             assert "ENGINE = Atomic" in ddl and "Replicated" not in ddl and "ON CLUSTER" not in ddl
             assert all("insert_quorum" not in s for s in writes)
             assert all("select_sequential_consistency" not in s for s in reads)
+
+
+
+def test_a_small_part_writes_its_indexes_in_one_statement_and_a_large_one_one_at_a_time(make_client, files,
+                                                                                       monkeypatch):
+    """physical.index_passes: a part under ONE_PASS_INDEXES_BYTES has all its indexes written by one
+    statement; above it, one index per statement bounds the finishing peak."""
+    client = make_client()
+    worker, real, written = client.app.state.uploads.worker, client.app.state.uploads.worker.execute, []
+
+    def recorded(sql, *args, **kwargs):
+        if "MATERIALIZE INDEX" in sql:
+            written.append(sql)
+        return real(sql, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "execute", recorded)
+    assert upload(client, _file(files, "v15.csv", 15))["indexes"] == "ready"
+    assert len(written) == 1 and all(f"MATERIALIZE INDEX {index}" in written[0] for index in physical.INDEXES)
+    written.clear()
+    monkeypatch.setattr(physical, "ONE_PASS_INDEXES_BYTES", 0)  # every part is "large"
+    assert upload(client, _file(files, "v16.csv", 16))["indexes"] == "ready"
+    assert len(written) == len(physical.INDEXES) > 1 and all(sql.count("MATERIALIZE") == 1 for sql in written)

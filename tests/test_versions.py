@@ -86,6 +86,7 @@ STEPS = [
 ]
 
 
+@pytest.mark.above_the_engine
 @pytest.mark.parametrize("step,pattern,after,served", STEPS, ids=[s[0] for s in STEPS])
 def test_a_failure_at_any_step_of_a_switch(three_versions, files, step, pattern, after, served):
     client, ids = three_versions
@@ -109,6 +110,7 @@ def test_a_failure_at_any_step_of_a_switch(three_versions, files, step, pattern,
         assert _stored(client) == {*ids[1:], rec["id"]}  # the newest 3: the oldest was pruned, as configured
 
 
+@pytest.mark.above_the_engine
 def test_a_failure_after_the_switch_ends_the_upload_as_succeeded_with_a_warning(three_versions, files):
     """The pointer's reading right after the switch fails: the switch happened (the pointer says so when
     asked again), so the upload succeeded, and its record says what failed after it."""
@@ -132,6 +134,7 @@ def test_a_failure_after_the_switch_ends_the_upload_as_succeeded_with_a_warning(
     eventually(lambda: _stored(client) == {*ids[1:], rec["id"]})  # its prune did not run: the idle worker's
 
 
+@pytest.mark.above_the_engine
 def test_the_record_refused_after_the_switch_is_written_later(three_versions, files):
     """Saving `succeeded` is refused after the switch: the upload still ends as succeeded, with no
     failure to report (nothing failed but that write), and its record is written at the next write."""
@@ -150,6 +153,7 @@ def test_the_record_refused_after_the_switch_is_written_later(three_versions, fi
     assert _stored(client) == {*ids[1:], rec["id"]}
 
 
+@pytest.mark.above_the_engine
 @pytest.mark.parametrize("after", [False, True], ids=["switch_fails", "switch_raises_after_it_happened"])
 def test_activate_with_a_failing_switch(three_versions, after):
     client, ids = three_versions
@@ -469,6 +473,7 @@ def test_a_read_that_could_outlast_the_grace_is_refused_before_it_starts(make_cl
     assert r.headers["retry-after"]
 
 
+@pytest.mark.above_the_engine
 def test_an_upload_that_has_not_succeeded_cannot_be_activated(make_client, files):
     """Between its rename and its switch a new version's table exists; if the switch fails the upload
     is discarded. Activating it meanwhile is refused, so the discard never drops an active table."""
@@ -567,6 +572,7 @@ def test_a_record_still_unwritten_at_a_stop_is_completed_at_the_next_start(files
         assert _served(client) == (upload_id, 10)
 
 
+@pytest.mark.above_the_engine
 def test_a_completed_record_the_database_refuses_at_start_still_gets_its_indexes(files, monkeypatch):
     """As above, and the next start's own completion of the record is refused once too: the worker
     builds the indexes from the record it holds (not from the database's, still `loading`), and the

@@ -157,12 +157,15 @@ class Store:
         self.t.execute(f"ALTER TABLE {self.q(name)} MODIFY SETTING {merges}", settings=SYNC)
         self.t.execute(f"OPTIMIZE TABLE {self.q(name)} FINAL", settings=SYNC)
 
-    def build_index(self, name: str, index: str) -> None:
-        """Declare one text index (physical.INDEXES) and write it for the table's part. Idempotent."""
-        col, kind = physical.INDEXES[index]
+    def build_indexes(self, name: str, indexes: list[str]) -> None:
+        """Declare text indexes (physical.INDEXES) and write them for the table's part, in one pass over
+        it (one mutation). Idempotent."""
         table = self.q(name)
-        self.t.execute(f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS {index} {ident(col)} TYPE {kind}", settings=SYNC)
-        self.t.execute(f"ALTER TABLE {table} MATERIALIZE INDEX {index}", settings=SYNC)
+        declared = ", ".join(f"ADD INDEX IF NOT EXISTS {i} {ident(col)} TYPE {kind}"
+                             for i, (col, kind) in physical.INDEXES.items() if i in indexes)
+        self.t.execute(f"ALTER TABLE {table} {declared}", settings=SYNC)
+        written = ", ".join(f"MATERIALIZE INDEX {i}" for i in indexes)
+        self.t.execute(f"ALTER TABLE {table} {written}", settings=SYNC)
 
     def build_rank(self, name: str, column: str) -> None:
         """Store `column`'s sort rank (physical.RANKED): equal values share a rank, and rank order is

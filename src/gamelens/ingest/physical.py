@@ -102,3 +102,18 @@ def rank_column(column: str) -> str:
 
 
 INDEXES = {f"i_{c.name}": (c.name, _index_type(c)) for c in schema.STORED_COLUMNS if _index_type(c)}
+
+# A part this small (compressed) has all its text indexes written by one statement: each statement
+# has a fixed cost (20-40 ms even for 10 rows, waited for in turn), while a small part's indexes need
+# little memory. At 10 rows the finish took 0.15-0.18 s against 0.22-0.45 (by hand, three uploads
+# each way); at 50 MB the index phase and its peak did not change (`python bench/ingest.py 50`, two
+# runs each way: 722, 844 -> 728, 691 ms; +77, +77 -> +76, +81 MB). A larger part has them written one
+# at a time, which bounds the finishing peak (above).
+ONE_PASS_INDEXES_BYTES = 64 << 20
+
+
+def index_passes(stored_bytes: int) -> list[list[str]]:
+    """The text indexes of a part of `stored_bytes`, grouped into the passes that write them."""
+    if stored_bytes <= ONE_PASS_INDEXES_BYTES:
+        return [list(INDEXES)]
+    return [[index] for index in INDEXES]

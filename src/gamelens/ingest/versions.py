@@ -336,18 +336,19 @@ class Versions:
             log.warning("pointing the view %s at upload %s failed: %s", LEGACY_ACTIVE, upload_id, exc.code)
 
     def finish(self, upload_id: int) -> IndexState:
-        """Give a served version its final layout: one part, then its indexes, one at a time (see
-        physical.py). Readers keep reading meanwhile; their answers stay the same. On a server without
-        the text indexes, the part is merged all the same: `unsupported` (answers are the same, slower)."""
+        """Give a served version its final layout: one part, then its indexes (one at a time unless the
+        part is small: see physical.py). Readers keep reading meanwhile; their answers stay the same. On
+        a server without the text indexes, the part is merged all the same: `unsupported` (answers are
+        the same, slower)."""
         name = version_name(upload_id)
         self.store.merge(name)
         self.writer.release_memory()
         if not self.cluster:  # a Join table is one replica's own: another would read no ranks from it
             for column in physical.RANKED:
                 self._rank(name, column)
-        for index in physical.INDEXES:
+        for indexes in physical.index_passes(self.store.stored_bytes(name)):
             try:
-                self.store.build_index(name, index)
+                self.store.build_indexes(name, indexes)
             except EngineError as exc:
                 if exc.engine_code not in INDEXES_UNSUPPORTED:
                     raise
