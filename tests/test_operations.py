@@ -410,6 +410,17 @@ def test_an_upload_whose_last_record_cannot_be_written_still_ends_and_is_written
     assert dataset_rows(client) == before
 
 
+def test_a_sent_file_whose_first_record_is_refused_is_not_left_on_disk(client, monkeypatch):
+    """On a full disk the worker's first write (the record saying the upload began) is refused: the
+    upload fails at once, and the file the request sent goes all the same (not only at the next start)."""
+    uploads = client.app.state.uploads
+    monkeypatch.setitem(uploads.wstore._writes, "min_free_disk_bytes_to_perform_insert", 2**62)
+    r = client.post("/api/v1/uploads?wait=true", files={"file": ("games.csv", write_csv(sample_table()), "text/csv")})
+    assert r.status_code == 507, r.json()
+    assert r.json()["upload"]["state"] == "failed"
+    assert [p.name for p in uploads.engine.incoming.iterdir()] == []
+
+
 @pytest.mark.above_the_engine
 def test_a_writer_that_lost_its_lease_leaves_its_unwritten_records_to_its_successor(client, files, monkeypatch):
     """Once another process is the writer, its start-up completed the records this one could not write

@@ -330,8 +330,9 @@ class Uploads:
                 log.exception("upload %s crashed the worker step", upload_id)
             finally:
                 with self._lock:
-                    self._live.pop(upload_id, None)
+                    rec = self._live.pop(upload_id, None)
                     done = self._done.pop(upload_id)
+                _remove_sent_file(rec)  # one that never ran (a stop, another writer) too
                 done.set()
 
     def _set(self, rec: UploadRecord, persist: bool = True, **changes: Any) -> None:
@@ -383,9 +384,10 @@ class Uploads:
         return None
 
     def _read(self, rec: UploadRecord) -> load.LoadResult:
-        """Stream the upload's bytes into its staging table. A file a request sent is removed once
-        read, whatever happened (the sample and CLI paths are left where they are)."""
+        """Say the upload began, then stream its bytes into its staging table. A file a request sent is
+        removed once read, whatever happened, even if the record of the start was refused."""
         try:
+            self._set(rec, state="downloading", started_at=self._now())
             if rec.source == "link":
                 opened = download.open_url(rec.url, self.settings, self._progress(rec), stop=self._cut)
             else:
@@ -396,14 +398,12 @@ class Uploads:
             self._set(rec, False, sha256=stream.sha256)
             return result
         finally:
-            if rec.source == "file":
-                Path(rec.path).unlink(missing_ok=True)
+            _remove_sent_file(rec)
 
     def _process(self, rec: UploadRecord) -> None:
         t0 = time.monotonic()
         result = None
         try:
-            self._set(rec, state="downloading", started_at=self._now())
             result = self._read(rec)
             self.worker.release_memory()  # what the load freed, before the warm-up and the index build
             t1 = time.monotonic()
@@ -477,3 +477,10 @@ class Uploads:
                 raise GameLensError("interrupted", "The server shut down during this upload.", 503)
             yield block
         self._set(rec, state="loading", timings_ms={"download": round((time.monotonic() - t0) * 1000)})
+
+
+def _remove_sent_file(rec: UploadRecord | None) -> None:
+    """A file a request sent is the upload's own copy: it goes once read or given up (the sample and the
+    CLI's paths are left where they are)."""
+    if rec is not None and rec.source == "file":
+        Path(rec.path).unlink(missing_ok=True)
