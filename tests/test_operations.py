@@ -55,7 +55,6 @@ def test_metrics(client, files):
     assert client.get("/metrics", headers={"Authorization": ""}).status_code == 401
 
 
-@pytest.mark.above_the_engine
 def test_graceful_shutdown_marks_the_running_upload(server_process, files):
     server = server_process(shutdown_grace_s=1).start()
     with server.client() as http:
@@ -81,7 +80,6 @@ def test_graceful_shutdown_marks_the_running_upload(server_process, files):
         assert http.get(f"/api/v1/uploads/{first['id']}").json()["active"]
 
 
-@pytest.mark.above_the_engine
 def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, files):
     """SIGTERM while `POST /uploads?wait=true` waits: when the upload's grace ends it gets a 503
     shutting_down JSON body naming the upload, not uvicorn's plain-text 500 when its own wait for
@@ -507,7 +505,6 @@ def test_metric_labels_cannot_be_chosen_by_clients(server_process):
     assert "other" in methods and not any("nowhere" in r for r in routes)
 
 
-@pytest.mark.above_the_engine
 def test_a_stop_without_grace_after_the_bytes_are_in_ends_cleanly(server_process, files):
     """No grace, and a SIGTERM once the file's bytes are in: the load's statement or the new version's
     warm-up is running. The process waits for its statement in flight and exits by the signal (a chDB
@@ -532,7 +529,6 @@ def test_a_stop_without_grace_after_the_bytes_are_in_ends_cleanly(server_process
         assert total == (rows * 100 if after["state"] == "succeeded" else rows), (after, total)
 
 
-@pytest.mark.above_the_engine
 def test_a_host_that_trickles_bytes_does_not_hold_the_shutdown(server_process, files):
     """After the grace, the download's connection is shut (a gzip header that never ends makes no block
     for the cut to be seen on) and the worker's statement in flight is waited for."""

@@ -4,9 +4,10 @@ is one statement, and a cluster gets the replicated forms there and nowhere else
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from gamelens.engine import SUPPORT_IS_DISABLED, Engine, Result
+from gamelens.engine import BAD_ARGUMENTS, SUPPORT_IS_DISABLED, Engine, Result
 from gamelens.errors import EngineError
 from gamelens.ingest import load, physical
 from gamelens.store import Store
@@ -158,20 +159,53 @@ def test_a_cluster_gets_the_replicated_forms_and_one_node_the_plain_ones():
 
 def test_a_small_part_writes_its_indexes_in_one_statement_and_a_large_one_one_at_a_time(make_client, files,
                                                                                        monkeypatch):
-    """physical.index_passes: a part under ONE_PASS_INDEXES_BYTES has all its indexes written by one
-    statement; above it, one index per statement bounds the finishing peak."""
+    """physical.index_passes: a part under ONE_PASS_INDEXES_BYTES has all its indexes declared by one
+    statement and written by one; above it, one index per statement bounds the finishing peak."""
     client = make_client()
-    worker, real, written = client.app.state.uploads.worker, client.app.state.uploads.worker.execute, []
+    worker, real, ran = client.app.state.uploads.worker, client.app.state.uploads.worker.execute, []
 
     def recorded(sql, *args, **kwargs):
-        if "MATERIALIZE INDEX" in sql:
-            written.append(sql)
+        if "ADD INDEX" in sql or "MATERIALIZE INDEX" in sql:
+            ran.append(sql)
         return real(sql, *args, **kwargs)
+
+    def statements(verb):
+        return [sql for sql in ran if verb in sql]
+
+    def named(sql):
+        return re.findall(r"INDEX (?:IF NOT EXISTS )?(\w+)", sql)
 
     monkeypatch.setattr(worker, "execute", recorded)
     assert upload(client, _file(files, "v15.csv", 15))["indexes"] == "ready"
-    assert len(written) == 1 and all(f"MATERIALIZE INDEX {index}" in written[0] for index in physical.INDEXES)
-    written.clear()
+    for verb in ("ADD INDEX", "MATERIALIZE INDEX"):
+        assert len(statements(verb)) == 1 and named(statements(verb)[0]) == list(physical.INDEXES), verb
+    ran.clear()
     monkeypatch.setattr(physical, "ONE_PASS_INDEXES_BYTES", 0)  # every part is "large"
     assert upload(client, _file(files, "v16.csv", 16))["indexes"] == "ready"
-    assert len(written) == len(physical.INDEXES) > 1 and all(sql.count("MATERIALIZE") == 1 for sql in written)
+    for verb in ("ADD INDEX", "MATERIALIZE INDEX"):
+        assert len(statements(verb)) == len(physical.INDEXES) > 1, verb
+        assert [named(sql) for sql in statements(verb)] == [[index] for index in physical.INDEXES], verb
+
+
+def test_a_server_without_one_kind_of_text_index_gets_the_others(make_client, files, monkeypatch):
+    """A server that refuses the list columns' index (tokenizer = array) but builds the word indexes: a
+    small part's one statement fails as a whole, so its indexes are written one at a time, the word
+    ones are built, and the record says `unsupported` (some are missing)."""
+    client = make_client()
+    worker = client.app.state.uploads.worker
+    real = worker.execute
+
+    def refuse_array_indexes(sql, params=None, settings=None):
+        if "ADD INDEX" in sql and "tokenizer = array" in sql:
+            raise EngineError("Code: 36. DB::Exception: Unknown tokenizer.", BAD_ARGUMENTS)
+        return real(sql, params, settings)
+
+    monkeypatch.setattr(worker, "execute", refuse_array_indexes)
+    rec = upload(client, _file(files, "v17.csv", 17))
+    assert rec["state"] == "succeeded" and rec["indexes"] == "unsupported", rec
+    engine = client.app.state.engine
+    built = {row[0] for row in engine.select(
+        "SELECT name FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String}",
+        {"db": engine.db, "t": f"games_v{rec['id']}"}, readonly=False).rows}
+    words = {i for i, (column, _) in physical.INDEXES.items() if column in physical.WORD_INDEXED}
+    assert words and built == words, built

@@ -332,8 +332,10 @@ class Uploads:
                 with self._lock:
                     rec = self._live.pop(upload_id, None)
                     done = self._done.pop(upload_id)
-                _remove_sent_file(rec)  # one that never ran (a stop, another writer) too
-                done.set()
+                try:
+                    _remove_sent_file(rec)  # one that never ran (another writer; at a stop, the first queued) too
+                finally:
+                    done.set()  # a request waiting on it is answered whatever happened to the file
 
     def _set(self, rec: UploadRecord, persist: bool = True, **changes: Any) -> None:
         with self._lock:
@@ -482,5 +484,9 @@ class Uploads:
 def _remove_sent_file(rec: UploadRecord | None) -> None:
     """A file a request sent is the upload's own copy: it goes once read or given up (the sample and the
     CLI's paths are left where they are)."""
-    if rec is not None and rec.source == "file":
+    if rec is None or rec.source != "file":
+        return
+    try:
         Path(rec.path).unlink(missing_ok=True)
+    except OSError:  # the worker must survive it; the file is left for the next start's sweep
+        log.exception("the sent file of upload %s could not be removed", rec.id)

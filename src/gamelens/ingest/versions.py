@@ -338,24 +338,37 @@ class Versions:
     def finish(self, upload_id: int) -> IndexState:
         """Give a served version its final layout: one part, then its indexes (one at a time unless the
         part is small: see physical.py). Readers keep reading meanwhile; their answers stay the same. On
-        a server without the text indexes, the part is merged all the same: `unsupported` (answers are
-        the same, slower)."""
+        a server without some or all of the text indexes, the part is merged and gets those it can:
+        `unsupported` (answers are the same, slower)."""
         name = version_name(upload_id)
         self.store.merge(name)
         self.writer.release_memory()
         if not self.cluster:  # a Join table is one replica's own: another would read no ranks from it
             for column in physical.RANKED:
                 self._rank(name, column)
+        state: IndexState = "ready"
         for indexes in physical.index_passes(self.store.stored_bytes(name)):
-            try:
-                self.store.build_indexes(name, indexes)
-            except EngineError as exc:
-                if exc.engine_code not in INDEXES_UNSUPPORTED:
-                    raise
-                log.warning("this ClickHouse server cannot build the text indexes (code %s)", exc.engine_code)
-                return "unsupported"
-            self.writer.release_memory()
-        return "ready"
+            if self._index_pass(name, indexes):
+                continue
+            state = "unsupported"
+            if len(indexes) > 1:  # one statement is all or nothing: the others are written one at a time
+                for index in indexes:
+                    self._index_pass(name, [index])
+        return state
+
+    def _index_pass(self, name: str, indexes: list[str]) -> bool:
+        """Write `indexes` in one pass; False if this server cannot build one of them (it is left out:
+        answers are the same, slower)."""
+        written = True
+        try:
+            self.store.build_indexes(name, indexes)
+        except EngineError as exc:
+            if exc.engine_code not in INDEXES_UNSUPPORTED:
+                raise
+            log.warning("this ClickHouse server cannot build the text indexes %s (code %s)", indexes, exc.engine_code)
+            written = False
+        self.writer.release_memory()
+        return written
 
     def _rank(self, name: str, column: str) -> None:
         """Store a sort rank (readers use it from their next reading of the pointer). A failure costs
