@@ -187,25 +187,49 @@ def test_a_small_part_writes_its_indexes_in_one_statement_and_a_large_one_one_at
         assert [named(sql) for sql in statements(verb)] == [[index] for index in physical.INDEXES], verb
 
 
+def _refusing(worker, monkeypatch, refuse):
+    """Make `worker` refuse the ADD INDEX statements for which `refuse(sql)` holds, as a server without
+    that kind of index does; returns the ADD INDEX statements it was sent, in order."""
+    real, added = worker.execute, []
+
+    def execute(sql, params=None, settings=None):
+        if "ADD INDEX" in sql:
+            added.append(sql)
+            if refuse(sql):
+                raise EngineError("Code: 36. DB::Exception: Unknown tokenizer.", BAD_ARGUMENTS)
+        return real(sql, params, settings)
+
+    monkeypatch.setattr(worker, "execute", execute)
+    return added
+
+
+def _written_indexes(client, upload_id):
+    """The text indexes of a version that hold data, by name."""
+    engine = client.app.state.engine
+    rows = engine.select(
+        "SELECT name FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String} "
+        "AND data_compressed_bytes > 0", {"db": engine.db, "t": f"games_v{upload_id}"}, readonly=False).rows
+    return {row[0] for row in rows}
+
+
 def test_a_server_without_one_kind_of_text_index_gets_the_others(make_client, files, monkeypatch):
     """A server that refuses the list columns' index (tokenizer = array) but builds the word indexes: a
     small part's one statement fails as a whole, so its indexes are written one at a time, the word
     ones are built, and the record says `unsupported` (some are missing)."""
     client = make_client()
-    worker = client.app.state.uploads.worker
-    real = worker.execute
-
-    def refuse_array_indexes(sql, params=None, settings=None):
-        if "ADD INDEX" in sql and "tokenizer = array" in sql:
-            raise EngineError("Code: 36. DB::Exception: Unknown tokenizer.", BAD_ARGUMENTS)
-        return real(sql, params, settings)
-
-    monkeypatch.setattr(worker, "execute", refuse_array_indexes)
+    added = _refusing(client.app.state.uploads.worker, monkeypatch, lambda sql: "tokenizer = array" in sql)
     rec = upload(client, _file(files, "v17.csv", 17))
     assert rec["state"] == "succeeded" and rec["indexes"] == "unsupported", rec
-    engine = client.app.state.engine
-    built = {row[0] for row in engine.select(
-        "SELECT name FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String}",
-        {"db": engine.db, "t": f"games_v{rec['id']}"}, readonly=False).rows}
+    assert re.findall(r"INDEX IF NOT EXISTS (\w+)", added[0]) == list(physical.INDEXES), added[0]
     words = {i for i, (column, _) in physical.INDEXES.items() if column in physical.WORD_INDEXED}
-    assert words and built == words, built
+    assert words and _written_indexes(client, rec["id"]) == words
+
+
+def test_indexes_written_one_at_a_time_after_a_refused_statement_are_ready(make_client, files, monkeypatch):
+    """When the statement of all the indexes is refused but each index alone is built, every index is
+    there: the record says `ready`, not `unsupported`."""
+    client = make_client()
+    _refusing(client.app.state.uploads.worker, monkeypatch, lambda sql: sql.count("ADD INDEX") > 1)
+    rec = upload(client, _file(files, "v18.csv", 18))
+    assert rec["state"] == "succeeded" and rec["indexes"] == "ready", rec
+    assert _written_indexes(client, rec["id"]) == set(physical.INDEXES)

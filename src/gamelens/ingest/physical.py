@@ -36,9 +36,9 @@ A version's table is written once, by one load, and then only read:
   the column is there (Snapshot.ranks); versions without it sort by the text, with the same answers,
   until the next start ranks them (Versions.rank_unranked: earlier releases' versions, failed builds).
 - then each text index is declared and written on that part, one at a time above
-  ONE_PASS_INDEXES_BYTES (all in one statement below it), and the engine's freed memory is handed
-  back between steps (Engine.release_memory): the merge no longer carries the indexes' dictionaries
-  beside its columns. At 500 MB: peak +273 MB over the RSS before the load
+  ONE_PASS_INDEXES_BYTES (below it, all of them in two statements: one ADD, one MATERIALIZE), and
+  the engine's freed memory is handed back between steps (Engine.release_memory): the merge no
+  longer carries the indexes' dictionaries beside its columns. At 500 MB: peak +273 MB over the RSS before the load
   against +391 with the indexes built in the merge, 9.3 s against 11.1 [bench line "finishing peak
   RSS"]; by hand before that line existed, +265-291 against +380-384 MB.
 - text indexes: `name` and `about_the_game` split into lower-case words answer `ILIKE '%word%'`
@@ -104,8 +104,8 @@ def rank_column(column: str) -> str:
 
 INDEXES = {f"i_{c.name}": (c.name, _index_type(c)) for c in schema.STORED_COLUMNS if _index_type(c)}
 
-# A part this small (compressed) has all its text indexes written by one statement: each statement
-# has a fixed cost (20-40 ms even for 10 rows, waited for in turn), while a small part's indexes need
+# A part this small (compressed) has all its text indexes written together (one ADD, one MATERIALIZE):
+# each statement has a fixed cost (20-40 ms even for 10 rows, waited for in turn), while a small part's indexes need
 # little memory. At 10 rows the finish took 0.15-0.18 s against 0.22-0.45 (by hand, three uploads
 # each way); at 50 MB the index phase and its peak did not change (`python bench/ingest.py 50`, two
 # runs each way: 722, 844 -> 728, 691 ms; +77, +77 -> +76, +81 MB). A larger part has them written one

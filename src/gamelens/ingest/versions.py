@@ -346,26 +346,31 @@ class Versions:
         if not self.cluster:  # a Join table is one replica's own: another would read no ranks from it
             for column in physical.RANKED:
                 self._rank(name, column)
-        state: IndexState = "ready"
+        refused: list[str] = []
         for indexes in physical.index_passes(self.store.stored_bytes(name)):
             if self._index_pass(name, indexes):
                 continue
-            state = "unsupported"
-            if len(indexes) > 1:  # one statement is all or nothing: the others are written one at a time
-                for index in indexes:
-                    self._index_pass(name, [index])
-        return state
+            if len(indexes) == 1:
+                refused += indexes
+                continue
+            # One statement is all or nothing: each index is written alone, so the others are built.
+            log.info("the server refused one of the text indexes %s of %s; writing them one at a time", indexes, name)
+            refused += [index for index in indexes if not self._index_pass(name, [index])]
+        if not refused:
+            return "ready"
+        log.warning("this ClickHouse server cannot build the text indexes %s of %s: their filters scan", refused, name)
+        return "unsupported"
 
     def _index_pass(self, name: str, indexes: list[str]) -> bool:
-        """Write `indexes` in one pass; False if this server cannot build one of them (it is left out:
-        answers are the same, slower)."""
+        """Write `indexes` in one pass; False if this server cannot build one of them (left out: answers
+        are the same, slower; finish() says which)."""
         written = True
         try:
             self.store.build_indexes(name, indexes)
         except EngineError as exc:
             if exc.engine_code not in INDEXES_UNSUPPORTED:
                 raise
-            log.warning("this ClickHouse server cannot build the text indexes %s (code %s)", indexes, exc.engine_code)
+            log.debug("text indexes %s refused (code %s)", indexes, exc.engine_code)
             written = False
         self.writer.release_memory()
         return written
