@@ -2,10 +2,13 @@
 
 import errno
 import os
+import pathlib
 import subprocess
 import sys
 import threading
 import time
+
+import pytest
 
 from gamelens.api import answers
 from gamelens.ingest import received
@@ -219,6 +222,27 @@ def test_upload_a_file_from_disk(client, files):
     assert "path" not in rec
     assert not list(engine_of(client).incoming.glob("upload-*"))  # the copy is gone
     assert client.get("/api/v1/games", params={"limit": 1}).json()["total"] == 100
+
+
+@pytest.mark.above_the_engine
+def test_a_sent_file_that_cannot_be_removed_costs_nothing_but_the_file(client, files, monkeypatch, caplog):
+    """Removing the upload's copy can fail (permissions, a busy disk): the upload still succeeds, its
+    waiting request is answered, the worker takes the next upload, and the copy is left for the next
+    start's sweep of incoming/ (test_uploads_api's kill test), with a logged error."""
+    real = pathlib.Path.unlink
+
+    def refuse_sent_files(self, missing_ok=False):
+        if self.name.startswith("upload-"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(pathlib.Path, "unlink", refuse_sent_files)
+    data = (files.root / "sample.csv").read_bytes()
+    for name in ("first.csv", "second.csv"):
+        r = client.post("/api/v1/uploads?wait=true", files={"file": (name, data, "text/csv")})
+        assert r.status_code == 200 and r.json()["state"] == "succeeded", r.text
+    assert len(list(engine_of(client).incoming.glob("upload-*"))) == 2
+    assert "could not be removed" in caplog.text
 
 
 def test_a_bad_file_fails_like_a_bad_link_and_keeps_the_data(client, files):
