@@ -41,7 +41,7 @@ def test_bi_users_view_follows_every_switch(make_client, files):
 
 def test_a_finished_version_is_one_part_with_every_index_written(make_client, files):
     """After the switch the version is merged into one part, then each declared index is written
-    (versions.finish): declared and not written, an index would answer nothing from its files."""
+    (versions.finish): declared and not written, an index serves nothing and its filters scan."""
     client = make_client()
     rec = upload(client, _file(files, "v30.csv", 30))  # waits for the indexes
     assert rec["indexes"] == "ready", rec
@@ -188,15 +188,15 @@ def test_a_small_part_writes_its_indexes_in_one_statement_and_a_large_one_one_at
 
 
 def _refusing(worker, monkeypatch, refuse):
-    """Make `worker` refuse the ADD INDEX statements for which `refuse(sql)` holds, as a server without
-    that kind of index does; returns the ADD INDEX statements it was sent, in order."""
+    """Make `worker` refuse the ADD INDEX and MATERIALIZE INDEX statements for which `refuse(sql)` holds,
+    as a server without that kind of index does; returns the ADD INDEX statements it was sent, in order."""
     real, added = worker.execute, []
 
     def execute(sql, params=None, settings=None):
         if "ADD INDEX" in sql:
             added.append(sql)
-            if refuse(sql):
-                raise EngineError("Code: 36. DB::Exception: Unknown tokenizer.", BAD_ARGUMENTS)
+        if ("ADD INDEX" in sql or "MATERIALIZE INDEX" in sql) and refuse(sql):
+            raise EngineError("Code: 36. DB::Exception: Unknown tokenizer.", BAD_ARGUMENTS)
         return real(sql, params, settings)
 
     monkeypatch.setattr(worker, "execute", execute)
@@ -223,6 +223,29 @@ def test_a_server_without_one_kind_of_text_index_gets_the_others(make_client, fi
     assert re.findall(r"INDEX IF NOT EXISTS (\w+)", added[0]) == list(physical.INDEXES), added[0]
     words = {i for i, (column, _) in physical.INDEXES.items() if column in physical.WORD_INDEXED}
     assert words and _written_indexes(client, rec["id"]) == words
+
+
+def _declared_indexes(client, upload_id):
+    """The text indexes a version's table declares, by name, whether they hold data or not."""
+    engine = client.app.state.engine
+    rows = engine.select("SELECT name FROM system.data_skipping_indices WHERE database = {db:String} AND "
+                         "table = {t:String}", {"db": engine.db, "t": f"games_v{upload_id}"}, readonly=False).rows
+    return {row[0] for row in rows}
+
+
+def test_an_index_declared_but_refused_its_writing_is_not_left_declared(make_client, files, monkeypatch):
+    """The server takes an index's ADD and refuses its MATERIALIZE: the record says `unsupported`, and
+    the table declares only the indexes it holds, also after finish runs again (as at a start), so the
+    record says what the table holds and no later merge tries to build the refused one."""
+    client = make_client()
+    _refusing(client.app.state.uploads.worker, monkeypatch, lambda sql: "MATERIALIZE INDEX i_tags" in sql)
+    rec = upload(client, _file(files, "v19.csv", 19))
+    assert rec["state"] == "succeeded" and rec["indexes"] == "unsupported", rec
+    others = set(physical.INDEXES) - {"i_tags"}
+    assert _declared_indexes(client, rec["id"]) == others
+    assert _written_indexes(client, rec["id"]) == others
+    assert client.app.state.uploads.versions.finish(rec["id"]) == "unsupported"
+    assert _declared_indexes(client, rec["id"]) == _written_indexes(client, rec["id"]) == others
 
 
 def test_indexes_written_one_at_a_time_after_a_refused_statement_are_ready(make_client, files, monkeypatch):

@@ -167,6 +167,12 @@ class Store:
         written = ", ".join(f"MATERIALIZE INDEX {i}" for i in indexes)
         self.t.execute(f"ALTER TABLE {table} {written}", settings=SYNC)
 
+    def drop_indexes(self, name: str, indexes: list[str]) -> None:
+        """Drop the declarations of text indexes the server would not write (Versions.finish): the table
+        then declares exactly the indexes it holds, and no later merge tries to build one."""
+        dropped = ", ".join(f"DROP INDEX IF EXISTS {i}" for i in indexes)
+        self.t.execute(f"ALTER TABLE {self.q(name)} {dropped}", settings=SYNC)
+
     def build_rank(self, name: str, column: str) -> None:
         """Store `column`'s sort rank (physical.RANKED): equal values share a rank, and rank order is
         the column's order. The ranks are written into a column under a working name, from a Join table

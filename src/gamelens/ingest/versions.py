@@ -358,6 +358,8 @@ class Versions:
             refused += [index for index in indexes if not self._index_pass(name, [index])]
         if not refused:
             return "ready"
+        # An ADD that went through before its MATERIALIZE was refused leaves a declaration with no data.
+        self.store.drop_indexes(name, refused)
         log.warning("this ClickHouse server cannot build the text indexes %s of %s: their filters scan", refused, name)
         return "unsupported"
 
