@@ -38,6 +38,14 @@ def test_load_and_ask_on_the_data_directory(tmp_path):
     assert [r["name"] for r in rows][0] == "Oxygen Not Included" and len(rows) == 3
     bad = run("games", "price=abc", env=env)
     assert bad.returncode == 1 and "is not a number" in bad.stderr and "Traceback" not in bad.stderr
+    _refuses_a_missing_file(tmp_path, env)
+
+
+def _refuses_a_missing_file(tmp_path, env: dict) -> None:
+    """A path that is not a readable file is one line, before any upload is sent or recorded."""
+    missing = run("load", str(tmp_path / "nowhere.csv"), env=env)
+    assert missing.returncode == 1 and "nowhere.csv' cannot be read" in missing.stderr, missing.stderr
+    assert "Traceback" not in missing.stderr and "Upload" not in missing.stderr
 
 
 # A reader that stops while it still warms its cache (a switch seen at start): chDB crashes the process
@@ -96,7 +104,7 @@ def test_the_sample_command(tmp_path):
     assert out.returncode == 0 and "Loaded 100 rows" in out.stderr, out.stderr
 
 
-def test_while_a_server_holds_the_data_directory(server_process, files):
+def test_while_a_server_holds_the_data_directory(server_process, files, tmp_path):
     server = server_process().start()
     env = _env(server.data_dir)
     refused = run("load", str(SAMPLE), env=env)
@@ -106,6 +114,7 @@ def test_while_a_server_holds_the_data_directory(server_process, files):
     through = {**env, "GAMELENS_SERVER": server.base, "GAMELENS_KEY": ADMIN_KEY}
     sent = run("load", str(SAMPLE), env=through)
     assert sent.returncode == 0 and "Loaded 100 rows" in sent.stderr, sent.stderr
+    _refuses_a_missing_file(tmp_path, through)
     linked = run("load", files.url("sample.csv"), "--server", server.base, env={**env, "GAMELENS_KEY": ADMIN_KEY})
     assert linked.returncode == 0, linked.stderr
     asked = run("summary", "price=0", env=through)

@@ -173,6 +173,17 @@ def _checked(response) -> dict:
 # --- loading -------------------------------------------------------------------------------------
 
 
+def _readable(source: str) -> Path:
+    """A local file to load, checked before anything is sent or recorded: a wrong path is one line."""
+    path = Path(source).expanduser().resolve()
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise GameLensError("unreadable_file", f"The file {source!r} cannot be read: {exc.strerror}.", 400) from None
+    return path
+
+
 @app.command()
 def load(
     source: str = typer.Argument(..., help="An http(s) link or a local file path."),
@@ -187,7 +198,7 @@ def load(
                 body = {"url": source, "max_rejected_rows": max_rejected_rows}
                 rec = _checked(http.post("/api/v1/uploads", json=body))
             else:
-                with open(source, "rb") as f:
+                with open(_readable(source), "rb") as f:
                     form = {} if max_rejected_rows is None else {"max_rejected_rows": str(max_rejected_rows)}
                     rec = _checked(http.post("/api/v1/uploads", files={"file": (Path(source).name, f)}, data=form))
             _report(_follow_on(http, rec))
@@ -196,7 +207,7 @@ def load(
         if link:
             rec = jobs.submit(source, "cli", max_rejected_rows)
         else:
-            path = Path(source).resolve()
+            path = _readable(source)
             rec = jobs.submit_file(path, str(path), "path", "cli", max_rejected_rows)
         _report(_follow(lambda: jobs.get(rec["id"]), jobs.states()["running"]))
 
