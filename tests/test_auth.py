@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -87,6 +88,32 @@ def test_every_route_for_every_identity(secured):
                 assert status not in (401, 403), (method, path, who, status)
             else:
                 assert status == expected, (method, path, who, status)
+
+
+def _role(method: str, path: str) -> str:
+    """The role a route needs, by the rules the matrix above checks against the app."""
+    if path in PUBLIC:
+        return "none"
+    if (method, path) in ADMIN_ONLY:
+        return "admin"
+    return "reader"
+
+
+def test_the_api_reference_names_the_role_each_route_needs(secured):
+    """docs/api.md's table of routes says what the app does (it once said /metrics needs no key)."""
+    client, _, _ = secured
+    unnamed = {re.sub(r"\{[^}]*\}", "{}", path): path for _, path in _routes(client)}
+    documented = 0
+    for line in (Path(__file__).parent.parent / "docs" / "api.md").read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = line.split(" | ")
+        for method, path in re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`]*)`", cells[0]):
+            full = path if path in ("/healthz", "/readyz", "/metrics") else f"/api/v1{path}"
+            route = unnamed[re.sub(r"\{[^}]*\}", "{}", full)]
+            assert cells[1].strip() == _role(method, route), line
+            documented += 1
+    assert documented >= 14
 
 
 def test_401_and_403_bodies(secured):
