@@ -109,6 +109,18 @@ def test_filters_sorts_and_metrics_on_derived_columns(model_client, generated):
     assert _close(agg["p90_reviews"], round(p90, 4))
 
 
+def test_a_sum_of_money_is_written_as_money(model_client):
+    """A sum of a float column carries binary noise (232408398.00000003): it is given to 4 decimal places,
+    and a segment's revenue is the same in its aggregate and its summary."""
+    rows = model_client.get("/api/v1/games/aggregate", params={"group_by": "genres", "metrics": "sum:est_revenue",
+                                                                "limit": "100"}).json()["rows"]
+    assert all(round(r["sum_est_revenue"], 4) == r["sum_est_revenue"] for r in rows)
+    for genre in ("Indie", "Action", "Casual"):
+        [row] = [r for r in rows if r["genres"] == genre]
+        summary = model_client.get("/api/v1/games/summary", params={"genres": genre.lower()}).json()
+        assert row["sum_est_revenue"] == summary["est_revenue"], genre
+
+
 def test_group_by_developers_credits_each_studio_once(model_client, generated):
     rows = model_client.get("/api/v1/games/aggregate", params={"group_by": "developers", "limit": 1000}).json()["rows"]
     want = Counter(d for r in generated for d in set(r["developers"]))

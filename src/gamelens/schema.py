@@ -255,7 +255,7 @@ METRICS = {
     for m in (
         Metric("count", "count()", frozenset(), "Number of games (of elements, when grouping by a list column)",
                "count"),
-        Metric("sum", "sum({c})", _NUMERIC, "Sum"),
+        Metric("sum", "round(sum({c}), 4)", _NUMERIC, "Sum (to 4 decimal places)"),
         Metric("avg", "round(avg({c}), 4)", _NUMERIC, "Average (empty values are skipped)"),
         Metric("min", "min({c})", _NUMERIC | {"date"}, "Smallest value"),
         Metric("max", "max({c})", _NUMERIC | {"date"}, "Largest value"),
