@@ -151,6 +151,23 @@ def test_refused_links_are_400_at_submit(client, url, code):
     assert r.json()["error"]["param"] == "url"
 
 
+def test_an_upload_request_in_the_wrong_shape_says_the_right_one(client):
+    """No body, a CSV as the body, a link without a scheme, the file in a field of another name, an
+    empty file: each 4xx says what to send instead (a newcomer met "Invalid JSON", "not no scheme",
+    "a form field other than the file is at most 1 KiB" and "The link returned an empty file")."""
+    csv_body = {"content": b"AppID,Name\r\n1,a\r\n", "headers": {"Content-Type": "text/csv"}}
+    for sent in ({}, csv_body):
+        r = client.post("/api/v1/uploads", **sent)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "body", r.json()
+        assert '{"url": ' in r.json()["error"]["message"] and "`file`" in r.json()["error"]["message"]
+    r = client.post("/api/v1/uploads", json={"url": "example.com/games.csv"})
+    assert r.json()["error"]["code"] == "bad_scheme" and "start it with https://" in r.json()["error"]["message"]
+    r = client.post("/api/v1/uploads", files={"data": ("games.csv", b"x" * 2000)})
+    assert r.status_code == 400 and "field named `file`" in r.json()["error"]["message"], r.json()
+    r = client.post("/api/v1/uploads?wait=true", files={"file": ("empty.csv", b"")})
+    assert r.status_code == 422 and r.json()["error"]["message"] == "The file is empty (0 bytes).", r.json()
+
+
 def test_private_addresses_refused_unless_allowed(make_client, files):
     client = make_client(allow_private_urls=False)
     for url in (files.url("sample.csv"), "http://localhost:1/x.csv", "http://169.254.169.254/latest/meta-data",

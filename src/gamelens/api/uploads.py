@@ -96,6 +96,10 @@ def _tolerance(fields: dict[str, str]) -> int | None:
     return int(raw)
 
 
+NOT_JSON = ('The body is not JSON: send a link as {"url": "https://..."} (Content-Type: application/json), or '
+            "the CSV itself as multipart/form-data in a field named `file`.")
+
+
 async def _submit(request: Request, uploads: Uploads, settings: Settings, who: Principal) -> dict:
     """A link in a JSON body, or a file in a multipart body."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -109,6 +113,8 @@ async def _submit(request: Request, uploads: Uploads, settings: Settings, who: P
     try:
         body = UploadRequest.model_validate_json(await request.body())
     except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):  # no body, a CSV, a form...
+            raise invalid("body", None, NOT_JSON) from None
         raise RequestValidationError(exc.errors(include_url=False)) from None
     return await run_in_threadpool(uploads.submit, body.url, who.name, body.max_rejected_rows)
 

@@ -112,8 +112,9 @@ def check_link(url: str) -> tuple[str, int]:
                    400) from None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise fail("bad_scheme", f"Only http and https links can be loaded, not {parts.scheme or 'no'} scheme.",
-                   400)
+        if not parts.scheme:
+            raise fail("bad_scheme", "The link has no scheme: start it with https:// (or http://).", 400)
+        raise fail("bad_scheme", f"Only http and https links can be loaded, not {parts.scheme}.", 400)
     if not parts.hostname:
         raise fail("bad_url", "The link has no host name.", 400)
     try:
@@ -246,7 +247,7 @@ class Stream:
         if self.expected is not None and self.size != self.expected:
             raise fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.")
         if self.size == 0:
-            raise fail("empty_file", "The link returned an empty file.")
+            raise fail("empty_file", "The file is empty (0 bytes).")
 
     def _feed(self, chunk: bytes) -> None:
         if self.size == 0 and chunk and _looks_like_html(chunk, self.content_type):
