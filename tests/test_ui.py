@@ -237,6 +237,27 @@ def test_filter_sort_and_page_with_the_cursor(page, server):
     assert "/api/v1/games?" in page.get_attribute("#copy-curl", "data-copied")
 
 
+def test_cursor_pages_go_on_from_an_offset_in_the_link(page, server):
+    """A shared link with an offset: Next follows the cursor (the API refuses a cursor beside an offset)
+    and the rows are numbered from the offset; Prev comes back to it."""
+    page.goto(f"{server.base}/?view=explore&fields=name&sort=name&offset=10&limit=20")
+    page.wait_for_selector("#page:has-text('11–30')")
+    first_of_next = page.eval_on_selector("#results tbody tr:nth-child(1) td", "c => c.textContent")
+    page.click("#next")
+    page.wait_for_url("**cursor=**")
+    page.wait_for_selector("#page:has-text('31–50')")
+    assert "offset=" not in page.url and page.locator("#results tbody tr").count() == 20
+    assert page.eval_on_selector("#results tbody tr:nth-child(1) td", "c => c.textContent") != first_of_next
+    page.click("#next")
+    page.wait_for_selector("#page:has-text('51–70')")
+    page.click("#prev")
+    page.wait_for_selector("#page:has-text('31–50')")
+    page.click("#prev")
+    page.wait_for_selector("#page:has-text('11–30')")
+    assert "offset=10" in page.url and "cursor=" not in page.url
+    assert page.eval_on_selector("#results tbody tr:nth-child(1) td", "c => c.textContent") == first_of_next
+
+
 def test_booleans_filter_true_false_or_either(page, server):
     linux = sum(r["Linux"] == "TRUE" for r in read_sample())
     page.goto(f"{server.base}/?view=explore")

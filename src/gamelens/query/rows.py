@@ -140,6 +140,9 @@ def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: in
     if len(facets) > MAX_FACETS:
         raise invalid("facet", ",".join(facets), f"At most {MAX_FACETS} facets per request.", code="too_many_facets")
     cursor = single.get("cursor")
+    if cursor and "offset" in single:  # a cursor says where the page starts: an offset beside it would be ignored
+        raise invalid("offset", single["offset"], "A page starts at a cursor or at an offset, not both.",
+                      code="cursor_and_offset")
     return RowsRequest(
         where=where(items, PARAMS), fields=list(dict.fromkeys(fields)), sort=sort, keys=keys,
         limit=int_param(single, "limit", DEFAULT_LIMIT, 1, max_limit),

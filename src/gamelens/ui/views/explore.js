@@ -46,8 +46,10 @@ export async function renderExplore(params) {
     onclick: () => openGame(row.app_id), onkeydown: (event) => { if (event.key === "Enter") openGame(row.app_id); } },
     ...shown.map((f, i) => el("td", { class: [i === 0 && f === "name" ? "sticky" : "", isNumeric(column(f)) ? "num" : ""].join(" ").trim(),
       title: typeof row[f] === "string" && row[f].length > 40 ? row[f].slice(0, 300) : null }, cell(f, row[f]))))));
+  // Cursor pages count from the offset the first of them followed (`base`, kept in the history).
   const pageIndex = history.state?.stack?.length || 0;
-  const first = pageIndex * body.limit + 1;
+  const base = history.state?.base || 0;
+  const first = base + body.offset + pageIndex * body.limit + 1;
   $("#total").textContent = plural(body.total, "game");
   $("#total").dataset.total = body.total;
   $("#page").textContent = body.total ? `${first.toLocaleString("en-US")}–${(first + body.rows.length - 1).toLocaleString("en-US")}` : "";
@@ -58,14 +60,21 @@ export async function renderExplore(params) {
     const stack = [...(history.state?.stack || [])];
     const p = state();
     const previous = stack.pop();
-    if (previous) p.set("cursor", previous); else p.delete("cursor");
+    if (previous) {
+      p.set("cursor", previous);
+      go(p, false, { stack, base });
+      return;
+    }
+    p.delete("cursor");
+    if (base) p.set("offset", String(base));  // back to the offset page the cursors started from
     go(p, false, { stack });
   };
   $("#next").onclick = () => {
     const stack = [...(history.state?.stack || []), params.get("cursor") || ""];
     const p = state();
     p.set("cursor", body.next_cursor);
-    go(p, false, { stack });
+    p.delete("offset");  // the cursor says where the page starts (the API refuses both)
+    go(p, false, { stack, base: base + body.offset });
   };
   for (const b of document.querySelectorAll("#export-buttons button")) b.disabled = !body.total;
   if (params.get("game")) await showDetail(params.get("game"));
