@@ -55,6 +55,12 @@ def test_fields_choose_columns(sample_client):
     assert [set(r) for r in body["rows"]] == [{"name", "price"}] * 2
 
 
+def test_facets_repeat_or_come_as_a_list(sample_client):
+    listed = _page(sample_client, facet="genres,required_age", limit=1)["facets"]
+    repeated = sample_client.get("/api/v1/games?facet=genres&facet=required_age&limit=1").json()["facets"]
+    assert listed == repeated and set(listed) == {"genres", "required_age"}
+
+
 def test_cursor_must_match_the_sort(sample_client):
     cursor = _page(sample_client, sort="name", limit=2)["next_cursor"]
     r = sample_client.get("/api/v1/games", params={"sort": "-price", "cursor": cursor})

@@ -133,7 +133,8 @@ def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: in
         raise invalid("fields", single["fields"], f"Unknown field(s): {', '.join(unknown)}.",
                       all_fields, "unknown_field")
     sort, keys = sort_keys(single.get("sort"))
-    facets = list(dict.fromkeys(v for k, v in items if k == "facet"))
+    # `facet` repeats, or lists several with commas as `fields` and `group_by` do
+    facets = list(dict.fromkeys(f for k, v in items if k == "facet" for f in csv_list(v)))
     for f in facets:
         if f not in GROUPABLE:
             raise invalid("facet", f, f"Cannot facet by {f!r}.", GROUPABLE, "unknown_facet")
@@ -199,7 +200,8 @@ OPENAPI_PARAMS = [
                   f"{', '.join(SORTABLE)}.", "-positive,name"),
     openapi.param("fields", "Comma-separated columns to return (default: all).", "name,price"),
     openapi.param("cursor", "The next_cursor of the previous page (keyset pagination, same sort)."),
-    openapi.param("facet", "Repeatable: top values of a column or bucket with counts under the filters.", "genres"),
+    openapi.param("facet", "Repeatable or comma-separated: top values of a column or bucket with counts under the "
+                  "filters.", "genres"),
     openapi.param("facet_size", f"Values per facet (default {FACET_DEFAULT}, max {FACET_MAX}).", "10", "integer"),
     *openapi.PAGING, *openapi.FILTERS,
 ]
