@@ -31,6 +31,8 @@ def test_load_and_ask_on_the_data_directory(tmp_path):
     summary = run("summary", "genres=indie", env=env)
     assert summary.returncode == 0, summary.stderr
     assert json.loads(summary.stdout)["games"] == 67
+    shown = run("summary", "genres=indie", "--format", "table", env=env)
+    assert "top_genres" in shown.stdout and "Indie: 67" in shown.stdout and "{'" not in shown.stdout, shown.stdout
     trend = json.loads(run("aggregate", "group_by=tags,release_year", "top=2", env=env).stdout)
     assert len(trend["series"]) == 2
     exported = run("games", "fields=name,rating", "sort=-rating", "limit=3", "format=csv", env=env)

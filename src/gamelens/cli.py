@@ -331,6 +331,9 @@ def _rows_of(body: dict) -> list[dict]:
 def _text(value, width: int | None = None) -> str:
     if isinstance(value, list):
         value = ", ".join(_text(v) for v in value)
+    if isinstance(value, dict):  # an item of a summary's list: {"value": "Indie", "games": 67} -> "Indie: 67"
+        first, *rest = [_text(v) for v in value.values()] or [""]
+        value = f"{first}: {' '.join(rest)}" if rest else first
     text = "" if value is None else str(value)
     if width and len(text) > width:  # a description: the whole of it with --format json or csv
         return text[:width - 1] + "…"
