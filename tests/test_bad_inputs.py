@@ -309,6 +309,13 @@ def test_readiness_says_only_ready_or_not(make_client, monkeypatch):
     r = client.get("/readyz")
     assert r.status_code == 503
     assert r.json()["error"] == {"code": "not_ready", "message": "The database does not answer."}
+    assert client.head("/readyz").status_code == 503  # an uptime monitor's HEAD hears the same
+
+
+def test_health_checks_answer_head_as_monitors_send_it(client):
+    for path, status in (("/healthz", 200), ("/readyz", 200)):
+        r = client.head(path, headers={"Authorization": ""})
+        assert r.status_code == status and r.content == b"", (path, r.status_code)
 
 
 @pytest.mark.parametrize("path,body", [
