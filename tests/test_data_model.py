@@ -109,15 +109,26 @@ def test_filters_sorts_and_metrics_on_derived_columns(model_client, generated):
     assert _close(agg["p90_reviews"], round(p90, 4))
 
 
-def test_a_sum_of_money_is_written_as_money(model_client):
-    """A sum of a float column carries binary noise (232408398.00000003): it is given to 4 decimal places,
-    and a segment's revenue is the same in its aggregate and its summary."""
-    rows = model_client.get("/api/v1/games/aggregate", params={"group_by": "genres", "metrics": "sum:est_revenue",
-                                                                "limit": "100"}).json()["rows"]
-    assert all(round(r["sum_est_revenue"], 4) == r["sum_est_revenue"] for r in rows)
+def test_a_sum_of_money_is_written_as_money(make_client, files):
+    """A float sum carries binary noise, more the larger the total (232408398.00000003 on a small file,
+    15056431589.0999 for 15056431589.1 at 60,000 games): the sum of est_revenue is exact to the cent,
+    and a segment's is the same in its aggregate and its summary."""
+    table = sample_table()
+    h, rows = table[0], [list(r) for r in table[1:]]
+    for i, row in enumerate(rows):  # hit games: each earns ~1e11, so their total (~1e13) is past float's cents
+        row[h.index("Positive")] = str(150_000_000 + 7_919 * i)
+    (files.root / "hits.csv").write_bytes(write_csv([h, *rows]))
+    client = make_client()
+    assert upload(client, files.url("hits.csv"))["state"] == "succeeded"
+    games = client.get("/api/v1/games", params={"fields": "genres,est_revenue", "limit": "1000"}).json()["rows"]
+    sums = client.get("/api/v1/games/aggregate", params={"group_by": "genres", "metrics": "sum:est_revenue",
+                                                         "limit": "100"}).json()["rows"]
+    for row in sums:
+        exact = sum(Decimal(repr(g["est_revenue"])) for g in games if row["genres"] in g["genres"])
+        assert Decimal(repr(row["sum_est_revenue"])) == exact, row
     for genre in ("Indie", "Action", "Casual"):
-        [row] = [r for r in rows if r["genres"] == genre]
-        summary = model_client.get("/api/v1/games/summary", params={"genres": genre.lower()}).json()
+        [row] = [r for r in sums if r["genres"] == genre]
+        summary = client.get("/api/v1/games/summary", params={"genres": genre.lower()}).json()
         assert row["sum_est_revenue"] == summary["est_revenue"], genre
 
 

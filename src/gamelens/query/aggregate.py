@@ -133,7 +133,7 @@ def _metric(spec: str, index: int) -> AggMetric:
         fits = [c.name for c in schema.COLUMNS if c.kind.filter in metric.families]
         raise invalid("metrics", spec, f"{fn} needs one of these columns: {', '.join(fits)}.",
                       [f"{fn}:{c}" for c in fits], "unknown_metric")
-    return AggMetric(ALIAS_WITH_COLUMN.format(name=fn, column=col_name), metric.sql.format(c=filters.column_sql(col)))
+    return AggMetric(ALIAS_WITH_COLUMN.format(name=fn, column=col_name), metric.over(col, filters.column_sql(col)))
 
 
 def _share(spec: str, condition: str, index: int) -> AggMetric:
