@@ -141,9 +141,6 @@ def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: in
     if len(facets) > MAX_FACETS:
         raise invalid("facet", ",".join(facets), f"At most {MAX_FACETS} facets per request.", code="too_many_facets")
     cursor = single.get("cursor")
-    if cursor and "offset" in single:  # a cursor says where the page starts: an offset beside it would be ignored
-        raise invalid("offset", single["offset"], "A page starts at a cursor or at an offset, not both.",
-                      code="cursor_and_offset")
     return RowsRequest(
         where=where(items, PARAMS), fields=list(dict.fromkeys(fields)), sort=sort, keys=keys,
         limit=int_param(single, "limit", DEFAULT_LIMIT, 1, max_limit),
@@ -246,8 +243,8 @@ class Rows(Endpoint):
         next_cursor = encode_cursor(req.sort, data[-1][width:]) if more else None
         if not more:
             next_url = None
-        elif req.cursor:
-            next_url = page_url(path, items, cursor=next_cursor)
+        elif req.cursor:  # a cursor says where a page starts: an offset beside it (earlier links) is dropped
+            next_url = page_url(path, items, cursor=next_cursor, offset=None)
         else:
             next_url = page_url(path, items, offset=req.offset + page_size)
         answer = {"rows": [dict(zip(req.fields, r[:width], strict=True)) for r in data],
