@@ -48,6 +48,17 @@ def _refuses_a_missing_file(tmp_path, env: dict) -> None:
     missing = run("load", str(tmp_path / "nowhere.csv"), env=env)
     assert missing.returncode == 1 and "nowhere.csv' cannot be read" in missing.stderr, missing.stderr
     assert "Traceback" not in missing.stderr and "Upload" not in missing.stderr
+    for odd in ("~nosuchuser-gamelens/g.csv", str(_symlink_loop(tmp_path))):  # RuntimeError in pathlib
+        refused = run("load", odd, env=env)
+        assert refused.returncode == 1 and "cannot be read" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+
+
+def _symlink_loop(tmp_path):
+    loop = tmp_path / "loop.csv"
+    if not loop.is_symlink():
+        loop.symlink_to(loop)
+    return loop
 
 
 # A reader that stops while it still warms its cache (a switch seen at start): chDB crashes the process

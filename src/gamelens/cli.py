@@ -175,12 +175,13 @@ def _checked(response) -> dict:
 
 def _readable(source: str) -> Path:
     """A local file to load, checked before anything is sent or recorded: a wrong path is one line."""
-    path = Path(source).expanduser().resolve()
     try:
+        path = Path(source).expanduser().resolve()  # RuntimeError: an unknown ~user, a symlink loop
         with open(path, "rb"):
             pass
-    except OSError as exc:
-        raise GameLensError("unreadable_file", f"The file {source!r} cannot be read: {exc.strerror}.", 400) from None
+    except (OSError, RuntimeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise GameLensError("unreadable_file", f"The file {source!r} cannot be read: {why}.", 400) from None
     return path
 
 
@@ -203,11 +204,11 @@ def load(
                     rec = _checked(http.post("/api/v1/uploads", files={"file": (Path(source).name, f)}, data=form))
             _report(_follow_on(http, rec))
         return
+    path = None if link else _readable(source)  # before the data directory is opened
     with _uploads() as jobs:
         if link:
             rec = jobs.submit(source, "cli", max_rejected_rows)
         else:
-            path = _readable(source)
             rec = jobs.submit_file(path, str(path), "path", "cli", max_rejected_rows)
         _report(_follow(lambda: jobs.get(rec["id"]), jobs.states()["running"]))
 
