@@ -250,6 +250,11 @@ def test_cursor_pages_go_on_from_an_offset_in_the_link(page, server):
     assert page.eval_on_selector("#results tbody tr:nth-child(1) td", "c => c.textContent") != first_of_next
     page.click("#next")
     page.wait_for_selector("#page:has-text('51–70')")
+    page.click("#results tbody tr:nth-child(2)")  # a game's page, opened and closed, keeps the place
+    page.wait_for_url("**game=**")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#detail", state="hidden")
+    page.wait_for_selector("#page:has-text('51–70')")
     page.click("#prev")
     page.wait_for_selector("#page:has-text('31–50')")
     page.click("#prev")

@@ -93,14 +93,14 @@ export function sortBy(field) {
 export function openGame(appId) {
   const params = state();
   params.set("game", appId);
-  go(params);
+  go(params, false, history.state);  // the page's place among the cursor pages (stack, base) stays
 }
 let returnFocusTo = null;  // the row a closed game's page gives the focus back to, once re-drawn
 export function closeGame() {
   const params = state();
   returnFocusTo = params.get("game");
   params.delete("game");
-  go(params);
+  go(params, false, history.state);
 }
 export async function showDetail(appId) {
   const game = await getJson(`/api/v1/games/${encodeURIComponent(appId)}`);
