@@ -188,14 +188,14 @@ def test_a_small_part_writes_its_indexes_in_one_statement_and_a_large_one_one_at
 
 
 def _refusing(worker, monkeypatch, refuse):
-    """Make `worker` refuse the ADD INDEX and MATERIALIZE INDEX statements for which `refuse(sql)` holds,
+    """Make `worker` refuse the index statements (ADD, MATERIALIZE, DROP) for which `refuse(sql)` holds,
     as a server without that kind of index does; returns the ADD INDEX statements it was sent, in order."""
     real, added = worker.execute, []
 
     def execute(sql, params=None, settings=None):
         if "ADD INDEX" in sql:
             added.append(sql)
-        if ("ADD INDEX" in sql or "MATERIALIZE INDEX" in sql) and refuse(sql):
+        if "INDEX" in sql and refuse(sql):
             raise EngineError("Code: 36. DB::Exception: Unknown tokenizer.", BAD_ARGUMENTS)
         return real(sql, params, settings)
 
@@ -246,6 +246,17 @@ def test_an_index_declared_but_refused_its_writing_is_not_left_declared(make_cli
     assert _written_indexes(client, rec["id"]) == others
     assert client.app.state.uploads.versions.finish(rec["id"]) == "unsupported"
     assert _declared_indexes(client, rec["id"]) == _written_indexes(client, rec["id"]) == others
+
+
+def test_a_failed_tidy_up_of_refused_indexes_leaves_the_record_unsupported(make_client, files, monkeypatch):
+    """Dropping the declaration of an index the server would not write is a tidy-up: when the server
+    refuses that too, the record still says `unsupported` (not `failed`), and the other indexes are written."""
+    client = make_client()
+    refused = "MATERIALIZE INDEX i_tags"
+    _refusing(client.app.state.uploads.worker, monkeypatch, lambda sql: refused in sql or "DROP INDEX" in sql)
+    rec = upload(client, _file(files, "v21.csv", 21))
+    assert rec["state"] == "succeeded" and rec["indexes"] == "unsupported", rec
+    assert _written_indexes(client, rec["id"]) == set(physical.INDEXES) - {"i_tags"}
 
 
 def test_indexes_written_one_at_a_time_after_a_refused_statement_are_ready(make_client, files, monkeypatch):
