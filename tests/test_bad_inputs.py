@@ -160,8 +160,10 @@ def test_an_upload_request_in_the_wrong_shape_says_the_right_one(client):
         r = client.post("/api/v1/uploads", **sent)
         assert r.status_code == 400 and r.json()["error"]["param"] == "body", r.json()
         assert '{"url": ' in r.json()["error"]["message"] and "`file`" in r.json()["error"]["message"]
-    r = client.post("/api/v1/uploads", json={"url": "example.com/games.csv"})
-    assert r.json()["error"]["code"] == "bad_scheme" and "start it with https://" in r.json()["error"]["message"]
+    for schemeless in ("example.com/games.csv", "example.com:8080/games.csv", "localhost:8000"):
+        r = client.post("/api/v1/uploads", json={"url": schemeless})
+        error = r.json()["error"]
+        assert error["code"] == "bad_scheme" and "start it with https://" in error["message"], (schemeless, error)
     r = client.post("/api/v1/uploads", files={"data": ("games.csv", b"x" * 2000)})
     assert r.status_code == 400 and "field named `file`" in r.json()["error"]["message"], r.json()
     r = client.post("/api/v1/uploads?wait=true", files={"file": ("empty.csv", b"")})

@@ -15,6 +15,7 @@ import hashlib
 import ipaddress
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -43,6 +44,8 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # (Local-use NAT64, 64:ff9b:1::/48, lies outside 2000::/3: refused whatever IPv4 address it embeds.)
 _DOCUMENTATION_V6 = ipaddress.ip_network("3fff::/20")
 
+# A link written without its scheme but with a port: `host:8080/...`.
+_HOST_PORT = re.compile(r"[^:/?#]+:[0-9]+(/|$)")
 Progress = Callable[[int, int | None], None]
 # Every error about a link names the `url` parameter.
 fail = functools.partial(unloadable, param="url")
@@ -112,7 +115,7 @@ def check_link(url: str) -> tuple[str, int]:
                    400) from None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        if not parts.scheme:
+        if not parts.scheme or _HOST_PORT.match(url):  # `example.com:8080/g.csv` parses as scheme `example.com`
             raise fail("bad_scheme", "The link has no scheme: start it with https:// (or http://).", 400)
         raise fail("bad_scheme", f"Only http and https links can be loaded, not {parts.scheme}.", 400)
     if not parts.hostname:

@@ -77,8 +77,8 @@ class _Form:
         else:
             self._text += data[start:end]
             if len(self._text) > FIELD_LIMIT:
-                raise invalid(self._name or "form", None, "A form field other than `file` is at most 1 KiB: send the "
-                              "CSV in a field named `file`.")
+                raise invalid(self._name or "form", None, f"The form field {self._name!r} is at most 1 KiB (the CSV "
+                              "itself goes in a field named `file`).")
 
     def _end(self):
         if self._name and self._name != "file":
