@@ -321,6 +321,19 @@ def test_export_downloads_the_filtered_rows(page, server):
     assert sorted(int(r["app_id"]) for r in rows) == want
 
 
+def test_an_aggregate_exports_the_table_it_shows(page, server):
+    """The Aggregate view with no parameters shows a count by genre: its export is that table (it once
+    exported one row, the count of all games), in its order and its top N."""
+    page.goto(f"{server.base}/?view=aggregate&limit=5&metrics=count,avg:price&sort=-avg_price")
+    page.wait_for_selector("#agg-table tbody tr")
+    shown = page.eval_on_selector_all("#agg-table tbody tr td:first-child", "cs => cs.map(c => c.textContent)")
+    with page.expect_download() as download:
+        page.click("#agg-export-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert len(shown) == 5 and [r["genres"] for r in rows] == shown, (rows, shown)
+    assert list(rows[0]) == ["genres", "count", "avg_price"]
+
+
 # --- aggregates, charts, trends ----------------------------------------------------------------------
 
 

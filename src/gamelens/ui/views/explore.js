@@ -150,17 +150,23 @@ export async function renderSummary(params) {
 }
 // One button per export format that /schema lists (query/formats.py), for rows and for aggregates.
 export function buildExportButtons() {
-  const buttons = (prefix, path) => page.schema.exports.map((f) => {
+  const buttons = (prefix, path, query) => page.schema.exports.map((f) => {
     const button = el("button", { type: "button", id: `${prefix}-${f.format}`, title: f.doc }, `Export ${f.label}`);
-    button.addEventListener("click", () => exportAs(f.format, path));
+    button.addEventListener("click", () => exportAs(f.format, path, query()));
     return button;
   });
-  $("#export-buttons").replaceChildren(...buttons("export", "/api/v1/games"));
-  $("#agg-export-buttons").replaceChildren(...buttons("agg-export", "/api/v1/games/aggregate"));
+  $("#export-buttons").replaceChildren(...buttons("export", "/api/v1/games", rowsExportQuery));
+  // The aggregate's table as drawn: its query holds the form's defaults (group, sort, top N), not only the link's.
+  $("#agg-export-buttons").replaceChildren(...buttons("agg-export", "/api/v1/games/aggregate",
+    () => new URLSearchParams($("#agg-table").dataset.query || "")));
 }
-export async function exportAs(format, path = "/api/v1/games") {
+// Every row matching the filters, in the page's sort and columns (not just the page shown).
+function rowsExportQuery() {
   const params = state();
   for (const k of ["view", "offset", "limit", "cursor", "page", "game"]) params.delete(k);
+  return params;
+}
+export async function exportAs(format, path = "/api/v1/games", params = rowsExportQuery()) {
   params.set("format", format);
   const response = await api(`${path}?${params}`);
   const blob = await response.blob();
