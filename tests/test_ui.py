@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -261,6 +262,21 @@ def test_cursor_pages_go_on_from_an_offset_in_the_link(page, server):
     page.wait_for_selector("#page:has-text('11–30')")
     assert "offset=10" in page.url and "cursor=" not in page.url
     assert page.eval_on_selector("#results tbody tr:nth-child(1) td", "c => c.textContent") == first_of_next
+
+
+def test_the_filter_button_keeps_what_the_form_cannot_show_and_the_view_s_settings(page, server):
+    """A price range from a link has two bounds, the form shows one: applying the form keeps the other,
+    and the view's own settings (here: groups of at least 2 games) stay too."""
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&having=count__gte:2&price__gte=5&price__lte=10")
+    page.wait_for_selector("#agg-caption:has-text('group')")
+    assert "also from the link: price__lte=10" in page.text_content("#filter-count")
+    open_filters(page)
+    page.fill("#f-name", "a")
+    page.click("#apply")
+    page.wait_for_url("**name=a**")
+    params = parse_qs(urlsplit(page.url).query)
+    assert params["price__gte"] == ["5"] and params["price__lte"] == ["10"], params
+    assert params["having"] == ["count__gte:2"] and params["group_by"] == ["genres"], params
 
 
 def test_booleans_filter_true_false_or_either(page, server):

@@ -44,17 +44,25 @@ export function buildFilterForm() {
     el("button", { type: "button", id: "clear", onclick: clearFilters }, "Clear")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const params = readFilterForm();
-    const current = state();
-    for (const k of ["view", "sort", "fields", "group_by", "metrics", "limit", "top"]) if (current.get(k)) params.set(k, current.get(k));
+    const params = viewSettings(state());
+    for (const [k, v] of readFilterForm()) params.append(k, v);
+    // Filters of the link the form cannot show (a second bound of a range: price__gte and price__lte) stay.
+    for (const [k, v] of notShown(state())) if (!params.has(k)) params.append(k, v);
     go(params);
   });
 }
-export function clearFilters() {
-  const params = state();
+// The view's own settings (group, metrics, having, series, A and B...), without its place in the pages.
+function viewSettings(params) {
   const kept = new URLSearchParams();
-  for (const [k, v] of params) if (CONTROL.has(k) && !["cursor", "offset", "page"].includes(k)) kept.append(k, v);
-  go(kept);
+  for (const [k, v] of params) if (CONTROL.has(k) && !["cursor", "offset", "page", "game"].includes(k)) kept.append(k, v);
+  return kept;
+}
+export function clearFilters() {
+  go(viewSettings(state()));
+}
+let shownKeys = new Set();  // the filter parameters the form shows (fillFilterForm)
+function notShown(params) {
+  return [...filterParams(params)].filter(([k]) => !shownKeys.has(k));
 }
 export function readFilterForm() {
   const params = new URLSearchParams();
@@ -69,19 +77,25 @@ export function readFilterForm() {
 }
 // The form always shows what the URL says (after Clear, Back, Forward, or a link).
 export function fillFilterForm(params) {
-  let count = 0;
+  shownKeys = new Set();
   for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
     if (input.dataset.opFor) {
       const col = input.dataset.opFor;
       const op = OPS.map(([k]) => k).find((k) => params.has(`${col}__${k}`) || (k === "exact" && params.has(col)));
       $(`#f-${col}-op`).value = op || "exact";
-      const value = op ? (params.get(`${col}__${op}`) ?? params.get(col)) : "";
+      const key = op && params.has(`${col}__${op}`) ? `${col}__${op}` : col;
+      const value = op ? params.get(key) : "";
       input.value = value && input.dataset.percent ? String(Math.round(Number(value) * 10000) / 100) : value;
-    } else input.value = params.get(input.name) || "";
-    if (input.value) count += 1;
+      if (input.value) shownKeys.add(key);
+    } else {
+      input.value = params.get(input.name) || "";
+      if (input.value) shownKeys.add(input.name);
+    }
   }
-  const other = [...filterParams(params).keys()].length - count;
-  $("#filter-count").textContent = count + Math.max(other, 0) ? `(${count + Math.max(other, 0)} active)` : "";
+  const active = [...filterParams(params)].length;
+  const hidden = notShown(params).map(([k, v]) => `${k}=${v}`);
+  const also = hidden.length ? `; also from the link: ${hidden.join(", ")}` : "";
+  $("#filter-count").textContent = active ? `(${active} active${also})` : "";
 }
 export async function loadSuggestions() {
   const lists = ["genres", "tags", "categories"];
