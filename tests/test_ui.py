@@ -103,6 +103,21 @@ def no_page_overflow(page) -> bool:
 # --- the first minutes -----------------------------------------------------------------------------
 
 
+def test_a_server_without_keys_opens_on_its_data(browser, tmp_path, files):
+    """GAMELENS_AUTH=off: the page asks for no key (it once showed the welcome, which asks for one)."""
+    proc = ServerProcess(tmp_path / "data", auth="off").start()
+    try:
+        assert httpx.post(f"{proc.base}/api/v1/uploads/sample?wait=true", timeout=60).status_code == 200
+        pg = browser.new_context().new_page()
+        pg.set_default_timeout(15_000)
+        pg.goto(f"{proc.base}/?view=explore")
+        pg.wait_for_selector("#total[data-total='100']")
+        assert pg.is_hidden("#welcome")
+        pg.context.close()
+    finally:
+        proc.stop()
+
+
 def test_without_a_key_a_welcome_says_where_keys_come_from(browser, server):
     pg = _page(browser, server, key=None)
     pg.goto(f"{server.base}/")

@@ -36,11 +36,8 @@ export async function render() {
   const params = state();
   const view = viewOf(params);
   showMessage("");
-  if (!key()) {
-    showOnly(view, { welcome: true });
-    $("#key-state").textContent = "API key: none";
-    return;
-  }
+  // Without a key the page tries all the same: a server with GAMELENS_AUTH=off answers, one with keys
+  // answers 401 and the welcome asks for a key.
   showOnly(view);
   forgetSideCalls();
   const home = ["aggregate", "trends", "compare"].includes(view) ? `#view-${view}` : "#view-explore";
@@ -57,7 +54,10 @@ export async function render() {
     else await renderHistory();
   } catch (e) {
     if (e.code === "no_dataset") showOnly(view, { empty: true });
-    else if (e.status === 401) {  // the saved key is not valid: say so where it says "saved"
+    else if (e.status === 401 && !key()) {
+      $("#key-state").textContent = "API key: none";
+      showOnly(view, { welcome: true });
+    } else if (e.status === 401) {  // the saved key is not valid: say so where it says "saved"
       $("#key-state").textContent = "API key: not valid";
       showMessage(e.message, "error");
       showOnly(view, { welcome: true });
