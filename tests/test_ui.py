@@ -446,6 +446,10 @@ def test_no_page_level_horizontal_scroll(browser, server, viewport):
     pg.goto(f"{server.base}/?view=explore")
     pg.wait_for_selector("#results tbody tr")
     shot(pg, f"explore-{viewport['width']}")
+    # The column chooser opens inside the screen (on a phone it once hung 73 px off its left edge).
+    pg.click("#columns summary")
+    box = pg.locator("#column-list").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], (viewport, box)
     pg.context.close()
 
 
