@@ -268,6 +268,7 @@ def test_cursor_pages_go_on_from_an_offset_in_the_link(page, server):
     page.wait_for_selector("#page:has-text('51–70')")
     page.click("#results tbody tr:nth-child(2)")  # a game's page, opened and closed, keeps the place
     page.wait_for_url("**game=**")
+    page.wait_for_selector("#detail:not([hidden])")  # Esc closes a game's page once it is shown
     page.keyboard.press("Escape")
     page.wait_for_selector("#detail", state="hidden")
     page.wait_for_selector("#page:has-text('51–70')")
