@@ -751,11 +751,13 @@ def test_chosen_series_growth_and_shares_from_the_trend_form(page, server):
     page.wait_for_selector("#trend-chart path")
     page.select_option("#trend-dim", "genres")
     page.select_option("#trend-metric", "median:price")
-    page.fill("#trend-series", "Action, Strategy")
+    page.wait_for_selector("#f-genres-values option[value=Action]", state="attached")
+    page.fill("#trend-series", "action, Strategy")  # typed in any case, as the filters take it
     page.click("#trend-form button[type=submit]")
     page.wait_for_url(re.compile("series=Action%2CStrategy"))
     wait_count(page, "#trend-legend li", 2)
     assert page.locator("#trend-legend li").all_text_contents() == ["Action", "Strategy"]
+    assert "chosen 2 genres" in page.text_content("#trend-caption").lower()
     title = page.locator("#trend-chart circle title").first.text_content()
     assert re.search(r"\(n = \d+ games?\)", title), title
     page.click("#trend-legend li:first-child button")
@@ -769,6 +771,7 @@ def test_chosen_series_growth_and_shares_from_the_trend_form(page, server):
     wait_count(page, "#trend-legend li", 5)
     assert "%" in page.text_content("#trend-table tbody")
     page.select_option("#trend-dim", "")
+    assert page.is_disabled("#trend-series") and page.is_disabled("#trend-n")  # at once, not at Show
     page.select_option("#trend-metric", "share(linux=true)")
     page.click("#trend-form button[type=submit]")
     page.wait_for_url(re.compile("metrics=share"))

@@ -2,7 +2,7 @@
 
 import { getJson } from "../api.js";
 import { isWhole, lineChart, yearRange } from "../charts.js";
-import { $, el } from "../dom.js";
+import { $, el, showMessage } from "../dom.js";
 import { readFilterForm } from "../filters.js";
 import { cell, formatterFor, label } from "../format.js";
 import { filterParams, go, isCurrent } from "../state.js";
@@ -22,11 +22,22 @@ export function buildTrendForm() {
     const dim = $("#trend-dim").value;
     params.set("group_by", dim ? `${dim},release_year` : "release_year");
     params.set("metrics", $("#trend-metric").value);
-    const chosen = $("#trend-series").value.split(",").map((v) => v.trim()).filter(Boolean);
+    const chosen = $("#trend-series").value.split(",").map((v) => v.trim()).filter(Boolean).map((v) => asListed(dim, v));
     if (dim && chosen.length) params.set("series", chosen.join(","));  // these series, not the top N
     else if (dim) params.set("top", $("#trend-n").value || "8");
     go(params);
   });
+  // "all matching games" has no series to choose: the boxes follow the choice at once, not at Show.
+  $("#trend-dim").addEventListener("change", () => {
+    $("#trend-n").disabled = !$("#trend-dim").value;
+    $("#trend-series").disabled = !$("#trend-dim").value;
+  });
+}
+// Series are values as the data writes them ("Indie"): a typed "indie" takes the form of a value the
+// filter form suggests (the 100 most common genres, tags and categories).
+function asListed(dim, typed) {
+  const known = [...document.querySelectorAll(`#f-${dim}-values option`)].map((o) => o.value);
+  return known.find((k) => k.toLowerCase() === typed.toLowerCase()) || typed;
 }
 export async function renderTrends(params) {
   const keys = (params.get("group_by") || "genres,release_year").split(",");
@@ -61,7 +72,10 @@ export async function renderTrends(params) {
     return { name, points: new Map(mine.map((r) => [r.release_year, r[alias]])), n: new Map(mine.map((r) => [r.release_year, r.count])) };
   });
   const metricName = TREND_METRICS.find(([v]) => v === metric)?.[1] || label(alias);
-  $("#trend-caption").textContent = `${metricName} per release year${dim ? `, top ${names.length} ${label(dim)}` : ""}`;
+  const which = chosen ? "chosen" : "top";
+  $("#trend-caption").textContent = `${metricName} per release year${dim ? `, ${which} ${names.length} ${label(dim)}` : ""}`;
+  const missing = chosen ? chosen.split(",").filter((n) => !names.includes(n)) : [];
+  if (missing.length) showMessage(`No games under these filters for ${label(dim)} ${missing.join(", ")} (values are matched as written, e.g. "Indie").`, "error");
   // Counts and sums are 0 in a year without games; medians, averages and shares have no value there.
   const additive = /^(count|sum_)/.test(alias);
   const years = yearRange(rows.map((r) => r.release_year));
