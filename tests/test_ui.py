@@ -295,6 +295,35 @@ def test_the_filter_button_keeps_what_the_form_cannot_show_and_the_view_s_settin
     assert params["having"] == ["count__gte:2"] and params["group_by"] == ["genres"], params
 
 
+def test_a_refused_link_leaves_nothing_to_page_or_export(page, server):
+    page.goto(f"{server.base}/?view=explore&fields=name")
+    page.wait_for_selector("#results tbody tr")
+    page.goto(f"{server.base}/?view=explore&fields=name&price__gte=abc")
+    page.wait_for_selector("#message:has-text('is not a number')")
+    assert page.is_disabled("#next") and page.is_disabled("#prev") and page.is_disabled("#export-csv")
+    page.goto(f"{server.base}/?view=explore&fields=name&offset=500")
+    page.wait_for_selector("#total[data-total='100']")
+    assert page.text_content("#page") == ""  # past the last row: no "501–500"
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(v) / 255 for v in re.findall(r"\d+", rgb)[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_filter_button_reads_in_both_schemes(browser, server, scheme):
+    """WCAG AA (4.5:1) for the primary button's text (white on light blue was 2.1:1 in the dark)."""
+    pg = _page(browser, server, color_scheme=scheme)
+    pg.goto(f"{server.base}/?view=explore")
+    pg.wait_for_selector("#apply", state="attached")
+    fg, bg = pg.eval_on_selector("#apply", "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]")
+    light, dark = sorted([_luminance(fg), _luminance(bg)], reverse=True)
+    assert (light + 0.05) / (dark + 0.05) >= 4.5, (scheme, fg, bg)
+    pg.context.close()
+
+
 def test_booleans_filter_true_false_or_either(page, server):
     linux = sum(r["Linux"] == "TRUE" for r in read_sample())
     page.goto(f"{server.base}/?view=explore")

@@ -62,7 +62,11 @@ export async function render() {
       showMessage(e.message, "error");
       showOnly(view, { welcome: true });
     }
-    else showMessage(e.message, "error");
+    else {
+      showMessage(e.message, "error");
+      // What the view shows is not the link's answer: nothing to page through or export from it.
+      for (const b of document.querySelectorAll("#export-buttons button, #agg-export-buttons button, #prev, #next")) b.disabled = true;
+    }
   }
 }
 export async function init() {

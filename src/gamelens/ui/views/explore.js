@@ -52,7 +52,7 @@ export async function renderExplore(params) {
   const first = base + body.offset + pageIndex * body.limit + 1;
   $("#total").textContent = plural(body.total, "game");
   $("#total").dataset.total = body.total;
-  $("#page").textContent = body.total ? `${first.toLocaleString("en-US")}–${(first + body.rows.length - 1).toLocaleString("en-US")}` : "";
+  $("#page").textContent = body.rows.length ? `${first.toLocaleString("en-US")}–${(first + body.rows.length - 1).toLocaleString("en-US")}` : "";
   // Pages follow the keyset cursor (fast at any depth); Prev walks back the cursors this tab has seen.
   $("#prev").disabled = !params.get("cursor");
   $("#next").disabled = !body.next_cursor;
@@ -168,7 +168,13 @@ function rowsExportQuery() {
 }
 export async function exportAs(format, path = "/api/v1/games", params = rowsExportQuery()) {
   params.set("format", format);
-  const response = await api(`${path}?${params}`);
+  let response;
+  try {
+    response = await api(`${path}?${params}`);
+  } catch (e) {  // a filter the server refuses: said where the page says it, not thrown
+    showMessage(e.message, "error");
+    return;
+  }
   const blob = await response.blob();
   const link = el("a", { href: URL.createObjectURL(blob), download: `gamelens.${format}` });
   document.body.append(link);
