@@ -159,6 +159,8 @@ def test_upload_a_link_with_live_progress(page, server, files):
     assert page.eval_on_selector("#upload-bar", "b => b.value") == 100
     assert "100 rows stored" in page.text_content("#upload-result")
     page.wait_for_selector("#upload-history tbody tr:nth-child(2)")
+    # the history follows the indexes built after the load, without a reload
+    page.wait_for_selector("#upload-history tbody tr:first-child:has-text('indexes: ready')", timeout=30_000)
     shot(page, "upload")
 
 
@@ -168,6 +170,12 @@ def test_upload_a_file_from_disk(page, server):
     page.wait_for_selector("#upload-state[data-state=succeeded]")
     assert "100 rows stored" in page.text_content("#upload-result")
     assert page.locator("#upload-history tbody tr").first.text_content().count("file: sample_games.csv") == 1
+    first = page.locator("#upload-history tbody tr td").first.text_content()
+    page.set_input_files("#upload-file", str(SAMPLE))  # the same file again is a new upload
+    deadline = time.monotonic() + 15
+    while page.locator("#upload-history tbody tr td").first.text_content() == first and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert page.locator("#upload-history tbody tr td").first.text_content() != first
 
 
 def test_a_failed_upload_says_why_and_copies_as_curl(page, server, files):
@@ -182,6 +190,11 @@ def test_a_failed_upload_says_why_and_copies_as_curl(page, server, files):
     page.click("#copy-curl")
     curl = page.get_attribute("#copy-curl", "data-copied")
     assert curl.startswith("curl -X POST") and "ftp://example.com/x.csv" in curl and "/api/v1/uploads" in curl
+    assert "web page (HTML)" in page.text_content("#upload-history tbody")  # the history says why, too
+    page.fill("#upload-url", files.url("sample.csv"))  # a good one after: the earlier error is gone
+    page.click("#upload-button")
+    page.wait_for_selector("#upload-state[data-state=succeeded]")
+    assert page.is_hidden("#message")
 
 
 def test_history_shows_a_running_upload_and_times_in_the_browser_zone(browser, server, files):

@@ -103,7 +103,11 @@ document.addEventListener("DOMContentLoaded", () => {
     go(params);
   });
   $("#upload-form").addEventListener("submit", (event) => { event.preventDefault(); uploadLink(); });
-  $("#upload-file").addEventListener("change", () => { if ($("#upload-file").files[0]) uploadFile($("#upload-file").files[0]); });
+  $("#upload-file").addEventListener("change", () => {
+    const file = $("#upload-file").files[0];
+    $("#upload-file").value = "";  // the same file chosen again is a new upload (no change event otherwise)
+    if (file) uploadFile(file);
+  });
   const drop = $("#file-form");
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("dragging"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("dragging"));

@@ -8,6 +8,7 @@ import { state, viewOf } from "../state.js";
 let pollTimer = null;
 export async function startUpload(request) {
   $("#upload-result").replaceChildren();
+  showMessage("");  // an earlier upload's error is not this one's
   let rec;
   try {
     rec = await (await request()).json();
@@ -73,11 +74,12 @@ export async function runningStates() {
 export async function renderHistory() {
   const body = await getJson("/api/v1/uploads");
   uploadStates = body.states;
-  const running = body.uploads.some((u) => uploadStates.running.includes(u.state));
+  // Polled while an upload runs or its indexes are being built (the history then says "ready").
+  const running = body.uploads.some((u) => uploadStates.running.includes(u.state) || u.indexes === "building");
   const active = body.uploads.find((u) => u.active);
   if (announced !== null && active?.id !== announced) { showMessage(""); announced = null; }
   const status = (u) => [u.state, u.active ? "active" : "", u.state === "downloading" ? `${(u.bytes_received / 1e6).toFixed(1)} MB` : "",
-    u.indexes ? `indexes: ${u.indexes}` : "", u.upgrade_error ? "not upgraded" : ""].filter(Boolean).join(" · ");
+    u.indexes ? `indexes: ${u.indexes}` : "", u.upgrade_error ? "not upgraded" : "", u.error?.message || ""].filter(Boolean).join(" · ");
   $("#upload-history tbody").replaceChildren(...body.uploads.map((u) => el("tr", { "data-state": u.state },
     el("td", {}, u.id),
     el("td", { title: u.upgrade_error || null }, status(u)),
