@@ -46,8 +46,6 @@ export function buildFilterForm() {
     event.preventDefault();
     const params = viewSettings(state());
     for (const [k, v] of readFilterForm()) params.append(k, v);
-    // Filters of the link the form cannot show (a second bound of a range: price__gte and price__lte) stay.
-    for (const [k, v] of notShown(state())) if (!params.has(k)) params.append(k, v);
     go(params);
   });
 }
@@ -64,7 +62,14 @@ let shownKeys = new Set();  // the filter parameters the form shows (fillFilterF
 function notShown(params) {
   return [...filterParams(params)].filter(([k]) => !shownKeys.has(k));
 }
+// The filters the form says, plus those of the link it cannot show (a range's second bound:
+// price__gte and price__lte), which every form that applies filters keeps.
 export function readFilterForm() {
+  const params = readShownFilters();
+  for (const [k, v] of notShown(state())) if (!params.has(k)) params.append(k, v);
+  return params;
+}
+function readShownFilters() {
   const params = new URLSearchParams();
   for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
     if (!input.value) continue;
