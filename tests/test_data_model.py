@@ -311,6 +311,20 @@ def test_chosen_series_and_growth_against_the_year_before(model_client, generate
         assert row["growth"] == want, (genre, year, row, before)
 
 
+def test_chosen_series_match_in_any_case(model_client):
+    """series= matches as text filters do, in any case; each group keeps the data's spelling."""
+    def rows(series: str) -> list[dict]:
+        r = model_client.get("/api/v1/games/aggregate", params={
+            "group_by": "tags,release_year", "metrics": "count", "series": series, "limit": 1000})
+        assert r.status_code == 200, r.text
+        return r.json()["rows"]
+
+    exact = rows("Indie,Action")
+    assert {row["tags"] for row in exact} == {"Indie", "Action"}
+    assert rows("indie,ACTION") == exact
+    assert rows("indie,indie ") == rows("Indie")
+
+
 @pytest.mark.parametrize("params,code", [
     ({"group_by": "genres", "metrics": "growth"}, "invalid_metric"),
     ({"group_by": "release_year", "series": "2020"}, "invalid_parameter"),

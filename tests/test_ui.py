@@ -822,6 +822,16 @@ def test_chosen_series_growth_and_shares_from_the_trend_form(page, server):
     assert page.input_value("#trend-metric") == "share(linux=true)"
 
 
+def test_a_link_to_series_in_another_case_draws_them_as_the_data_spells_them(page, server):
+    """series= in a link, typed in lower case: the API matches it in any case and the chart names it
+    as the data does; a series with no games is named in a message."""
+    page.goto(f"{server.base}/?view=trends&group_by=genres,release_year&metrics=count&series=action,strategy,zzz")
+    wait_count(page, "#trend-legend li", 2)
+    assert page.locator("#trend-legend li").all_text_contents() == ["Action", "Strategy"]
+    assert "chosen 2 genres" in page.text_content("#trend-caption").lower()
+    assert "zzz" in page.text_content("#message")
+
+
 def test_several_metrics_shares_and_a_minimum_from_the_aggregate_form(page, server):
     """Count, median price and average rating per genre at once; developers with at least 5 games rated
     80 %+ (a filter in percent, a minimum of games): from the form, kept in the URL."""

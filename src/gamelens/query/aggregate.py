@@ -221,7 +221,8 @@ def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: in
 
 
 def _series(raw: str | None, group_by: list[str], top: int | None) -> list[str] | None:
-    """series=Action,Strategy: keep only these values of the first group key (a text or list column)."""
+    """series=Action,Strategy: keep only these values of the first group key (a text or list column),
+    in any case: each group keeps the data's own spelling."""
     if raw is None:
         return None
     first = schema.BY_NAME.get(group_by[0]) if group_by else None
@@ -273,8 +274,12 @@ def _grouped(req: AggRequest, table: str) -> tuple[str, dict[str, Any]]:
         joins += join
         conds.append(once)
     # Before grouping: only the chosen values of the first key (series=, or top=N's) are grouped at all.
-    if req.series is not None:
+    if req.top and req.series is not None:  # the top N's values, read from the data as they are written
         conds.append(f"{_as_text(req.group_by[0])} IN {{series:Array(String)}}")
+        params["series"] = req.series
+    elif req.series is not None:  # chosen values match in any case, as text filters do (series=indie)
+        chosen = "arrayMap(x -> lowerUTF8(x), {series:Array(String)})"
+        conds.append(f"lowerUTF8({_as_text(req.group_by[0])}) IN {chosen}")
         params["series"] = req.series
     elif req.top:
         raise ValueError("top=N is grouped once its values are known (Aggregate.prepare sets series)")
@@ -346,7 +351,8 @@ OPENAPI_PARAMS = [
                   "(e.g. group_by=tags,release_year&top=8: a trend of 8 series); rows come in rank order.", "8",
                   "integer"),
     openapi.param("series", f"Up to {MAX_SERIES} comma-separated values of the first group_by key (a text or "
-                  "list column) to keep: chosen series, e.g. group_by=genres,release_year&series=Action,Strategy.",
+                  "list column) to keep, in any case: chosen series, e.g. "
+                  "group_by=genres,release_year&series=Action,Strategy.",
                   "Action,Strategy"),
     openapi.param("having", "Repeatable: metric__op:number, op one of gt, gte, lt, lte, exact, ne.", "count__gte:10"),
     openapi.param("sort", "Comma-separated metric or group names, - for descending (default -count).", "-count"),

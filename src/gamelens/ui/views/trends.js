@@ -33,8 +33,8 @@ export function buildTrendForm() {
     $("#trend-series").disabled = !$("#trend-dim").value;
   });
 }
-// Series are values as the data writes them ("Indie"): a typed "indie" takes the form of a value the
-// filter form suggests (the 100 most common genres, tags and categories).
+// The API matches chosen series in any case; the link reads as the data writes them ("Indie") where the
+// filter form suggests the value (the 100 most common genres, tags and categories).
 function asListed(dim, typed) {
   const known = [...document.querySelectorAll(`#f-${dim}-values option`)].map((o) => o.value);
   return known.find((k) => k.toLowerCase() === typed.toLowerCase()) || typed;
@@ -65,7 +65,8 @@ export async function renderTrends(params) {
   if (!isCurrent(params)) return;  // the user moved on meanwhile: the newer render draws
   const alias = body.metrics[0];
   const rows = body.rows.filter((r) => r.release_year !== null);
-  const names = dim ? (chosen ? chosen.split(",").filter((n) => rows.some((r) => r[dim] === n)) : body.series || [])
+  const typed = chosen.split(",").map((v) => v.trim()).filter(Boolean);
+  const names = dim ? (chosen ? [...new Set(typed.flatMap((n) => spelledAs(rows, dim, n)))] : body.series || [])
     : ["all matching games"];
   const series = names.map((name) => {
     const mine = rows.filter((r) => !dim || r[dim] === name);
@@ -74,8 +75,8 @@ export async function renderTrends(params) {
   const metricName = TREND_METRICS.find(([v]) => v === metric)?.[1] || label(alias);
   const which = chosen ? "chosen" : "top";
   $("#trend-caption").textContent = `${metricName} per release year${dim ? `, ${which} ${names.length} ${label(dim)}` : ""}`;
-  const missing = chosen ? chosen.split(",").filter((n) => !names.includes(n)) : [];
-  if (missing.length) showMessage(`No games under these filters for ${label(dim)} ${missing.join(", ")} (values are matched as written, e.g. "Indie").`, "error");
+  const missing = typed.filter((n) => !spelledAs(rows, dim, n).length);
+  if (missing.length) showMessage(`No games under these filters for ${label(dim)} ${missing.join(", ")}.`, "error");
   // Counts and sums are 0 in a year without games; medians, averages and shares have no value there.
   const additive = /^(count|sum_)/.test(alias);
   const years = yearRange(rows.map((r) => r.release_year));
@@ -84,6 +85,10 @@ export async function renderTrends(params) {
   $("#trend-table tbody").replaceChildren(...years.map((y) => el("tr", {}, el("td", {}, String(y)),
     ...series.map((s) => el("td", { class: "num" }, trendCell(s, y, alias, additive))))));
   $("#trend-table").dataset.query = q.toString();  // what the table now shows
+}
+// A chosen series as the rows spell it: `typed` in any case (the data may spell a value more than one way).
+function spelledAs(rows, dim, typed) {
+  return [...new Set(rows.map((r) => r[dim]).filter((v) => String(v).toLowerCase() === typed.toLowerCase()))];
 }
 // A year without games: 0 for counts and sums, blank for medians, averages and shares.
 export function trendCell(s, year, alias, additive) {
