@@ -315,7 +315,7 @@ def test_readiness_says_only_ready_or_not(make_client, monkeypatch):
 
 
 def test_health_checks_answer_head_as_monitors_send_it(client):
-    for path, status in (("/healthz", 200), ("/readyz", 200)):
+    for path, status in (("/healthz", 200), ("/readyz", 200), ("/", 200)):
         r = client.head(path, headers={"Authorization": ""})
         assert r.status_code == status and r.content == b"", (path, r.status_code)
 

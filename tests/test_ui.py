@@ -308,12 +308,23 @@ def test_the_filter_button_keeps_what_the_form_cannot_show_and_the_view_s_settin
     assert params["having"] == ["count__gte:2"] and params["group_by"] == ["genres"], params
 
 
+def within_page(page, query: str) -> None:
+    """Go to `query` as the page's own links do (history, no reload): what it showed before is still there."""
+    page.evaluate("q => { history.pushState(null, '', q); dispatchEvent(new PopStateEvent('popstate')); }", query)
+
+
 def test_a_refused_link_leaves_nothing_to_page_or_export(page, server):
     page.goto(f"{server.base}/?view=explore&fields=name")
     page.wait_for_selector("#results tbody tr")
-    page.goto(f"{server.base}/?view=explore&fields=name&price__gte=abc")
+    within_page(page, "?view=explore&fields=name&price__gte=abc")
     page.wait_for_selector("#message:has-text('is not a number')")
     assert page.is_disabled("#next") and page.is_disabled("#prev") and page.is_disabled("#export-csv")
+    assert page.locator("#results tbody tr").count() == 0  # no rows of the earlier answer under the message
+    within_page(page, "?view=aggregate&group_by=genres")
+    page.wait_for_selector("#agg-table tbody tr")
+    within_page(page, "?view=aggregate&group_by=genres&sort=nothing")
+    page.wait_for_selector("#message:has-text('nothing')")
+    assert page.locator("#agg-table tbody tr").count() == 0 and page.locator("#agg-chart rect").count() == 0
     page.goto(f"{server.base}/?view=explore&fields=name&offset=500")
     page.wait_for_selector("#total[data-total='100']")
     assert page.text_content("#page") == ""  # past the last row: no "501–500"
@@ -653,6 +664,12 @@ def test_a_game_s_own_page(page, server):
     page.wait_for_selector("#detail:not([hidden])")
     page.go_back()
     page.wait_for_selector("#detail", state="hidden")
+    for bad, said in (("abc", 'no game "abc"'), ("5", "no game with app_id 5")):  # a link's game that is not one
+        page.goto(f"{server.base}/?view=explore&name=galactic&game={bad}")
+        page.wait_for_selector("#message:not([hidden])")
+        assert said in page.text_content("#message").lower()
+        assert page.is_hidden("#detail") and page.locator("#results tr[data-app-id='20200']").count() == 1
+        assert not page.is_disabled("#export-buttons button >> nth=0")  # the rows stay usable
 
 
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"

@@ -33,7 +33,8 @@ def _file(folder, name: str, allowed: set[str]) -> Response:
                         headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/")
+# The page answers HEAD too: uptime monitors probe a site's front page so (UptimeRobot's default method).
+@router.api_route("/", methods=["GET", "HEAD"])
 def index() -> Response:
     return FileResponse(str(UI / "index.html"), media_type="text/html; charset=utf-8", headers=HTML)
 

@@ -66,6 +66,9 @@ export async function render() {
       showMessage(e.message, "error");
       // What the view shows is not the link's answer: nothing to page through or export from it.
       for (const b of document.querySelectorAll("#export-buttons button, #agg-export-buttons button, #prev, #next")) b.disabled = true;
+      // nor rows or charts of an earlier answer left under the message
+      for (const shown of document.querySelectorAll("#results tbody, #agg-table tbody, #compare-table tbody, #trend-table tbody, #agg-chart, #trend-chart, #trend-legend, #total, #page")) shown.replaceChildren();
+      delete $("#total").dataset.total;
     }
   }
 }

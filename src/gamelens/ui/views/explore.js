@@ -103,7 +103,21 @@ export function closeGame() {
   go(params, false, history.state);
 }
 export async function showDetail(appId) {
-  const game = await getJson(`/api/v1/games/${encodeURIComponent(appId)}`);
+  // A link's game that is not one: said in a message; the rows it came with stay usable.
+  if (!/^\d{1,10}$/.test(appId)) {
+    showMessage(`There is no game "${appId}": game= takes a game's app_id, a whole number (e.g. game=20200).`, "error");
+    $("#detail").hidden = true;
+    return;
+  }
+  let game;
+  try {
+    game = await getJson(`/api/v1/games/${encodeURIComponent(appId)}`);
+  } catch (e) {
+    if (e.code !== "not_found") throw e;
+    showMessage(e.message, "error");
+    $("#detail").hidden = true;
+    return;
+  }
   $("#detail-title").textContent = game.name;
   $("#detail-store").href = `https://store.steampowered.com/app/${encodeURIComponent(game.app_id)}`;
   const text = game.about_the_game || "";
