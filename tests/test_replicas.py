@@ -225,8 +225,8 @@ def test_a_record_is_not_written_over_one_a_later_writer_wrote(make_client):
     back after its successor recorded an upload's end cannot overwrite it, whatever the clocks say."""
     client = make_client()
     store = client.app.state.uploads.store
-    store.save_upload(7, orjson.dumps({"state": "interrupted", "writer": 3}).decode(), 3)
-    store.save_upload(7, orjson.dumps({"state": "failed", "writer": 2}).decode(), 2)
+    assert store.save_upload(7, orjson.dumps({"state": "interrupted", "writer": 3}).decode(), 3)
+    assert not store.save_upload(7, orjson.dumps({"state": "failed", "writer": 2}).decode(), 2)  # told, not silent
     assert orjson.loads(store.upload_docs(7)[0]) == {"state": "interrupted", "writer": 3}
     store.save_upload(7, orjson.dumps({"state": "succeeded", "writer": 3}).decode(), 3)
     assert orjson.loads(store.upload_docs(7)[0])["state"] == "succeeded"
@@ -234,6 +234,22 @@ def test_a_record_is_not_written_over_one_a_later_writer_wrote(make_client):
     assert orjson.loads(store.upload_docs(7)[0])["state"] == "failed"
     store.save_upload(8, orjson.dumps({"state": "queued"}).decode(), 0)  # no record yet: any writer may
     assert orjson.loads(store.upload_docs(8)[0])["state"] == "queued"
+
+
+def test_a_writer_whose_record_was_fenced_off_stops_doing_writers_work(make_client, caplog):
+    """A later writer recorded an upload; this process's next write of that record is refused. It stops
+    at once (uploads answer 409 as on a reader), before its lease's next beat has seen the successor."""
+    client = make_client()
+    jobs = client.app.state.uploads
+    later = jobs.writer_generation + 1
+    rec = UploadRecord(id=jobs.store.claim_upload_id(), url="x.csv", state="loading", created_at=jobs.store.now())
+    jobs.store.save_upload(rec.id, rec.model_copy(update={"writer": later}).doc(), later)
+    assert jobs.may_write()
+    jobs._save(rec.model_copy(update={"state": "failed"}))
+    assert not jobs.may_write() and "not written" in caplog.text
+    assert orjson.loads(jobs.store.upload_docs(rec.id)[0])["state"] == "loading"  # the later writer's stays
+    r = client.post("/api/v1/uploads", json={"url": "http://example.com/g.csv"})
+    assert r.status_code == 409, r.text
 
 
 def test_a_writer_generation_rises_above_the_records_even_if_the_lease_tables_were_lost():

@@ -279,15 +279,18 @@ class Store:
 
     # --- records -------------------------------------------------------------------------------
 
-    def save_upload(self, upload_id: int, doc: str, writer: int = 0) -> None:
+    def save_upload(self, upload_id: int, doc: str, writer: int = 0) -> bool:
         """A new version of an upload's record, versioned by the server's clock (never below its last);
         written only if the newest one was not written by a later writer generation than `writer` (the
-        record's `writer` field; 0 in records older than the field)."""
+        record's `writer` field; 0 in records older than the field). False when a later generation's
+        record is the newest: this one was fenced off (or, written, is already superseded)."""
         u = self.q(UPLOADS)
         version = _MONOTONIC_NS.format(col="version", table=u, where=" WHERE id = {id:UInt64}")
         newest_writer = f"(SELECT JSONExtractUInt(argMax(doc, version), 'writer') FROM {u} WHERE id = {{id:UInt64}})"
+        params = {"id": upload_id, "doc": doc, "writer": writer}
         self._insert(f"INSERT INTO {u} SELECT {{id:UInt64}}, {version}, {{doc:String}} "
-                     f"WHERE {newest_writer} <= {{writer:UInt64}}", {"id": upload_id, "doc": doc, "writer": writer})
+                     f"WHERE {newest_writer} <= {{writer:UInt64}}", params)
+        return bool(self._select(f"SELECT {newest_writer} <= {{writer:UInt64}}", params).scalar())
 
     def newest_record_writer(self) -> int:
         """The greatest writer generation any upload record was written by (0 when none says)."""

@@ -120,9 +120,10 @@ def admin(who: Principal = Depends(principal)) -> Principal:  # noqa: B008 (Fast
 
 def writer(request: Request) -> None:
     """Writes (uploads, activate, keys) are done by the writer: a reader says where to send them."""
-    settings, lease = request.app.state.settings, request.app.state.lease
-    if settings.role != "reader" and not (lease is not None and lease.lost):
+    settings, lease, uploads = request.app.state.settings, request.app.state.lease, request.app.state.uploads
+    lost = (lease is not None and lease.lost) or uploads.fenced  # fenced: by a later writer's record (jobs._save)
+    if settings.role != "reader" and not lost:
         return
     where = f" Send it to the writer, {settings.writer_url}." if settings.writer_url else ""
-    raise GameLensError("read_only_replica", f"This GameLens process only reads (GAMELENS_ROLE=reader).{where}", 409,
-                        value=settings.writer_url)
+    why = "only reads (GAMELENS_ROLE=reader)" if settings.role == "reader" else "is no longer the writer"
+    raise GameLensError("read_only_replica", f"This GameLens process {why}.{where}", 409, value=settings.writer_url)

@@ -53,6 +53,7 @@ class Uploads:
         self.before_switch = None  # set by the app: warms the response cache of a new version
         self.may_write = lambda: True  # False once this process lost the writer lease (hold)
         self.writer_generation = 0  # its writer lease's generation, which fences its records (hold)
+        self.fenced = False  # a record this process wrote was fenced off by a later writer's (_save)
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._live: dict[int, UploadRecord] = {}
         self._unwritten: dict[int, UploadRecord] = {}  # ended uploads whose record the database refused
@@ -73,7 +74,7 @@ class Uploads:
     def hold(self, lease: WriterLease) -> None:
         """Do the writer's work under `lease` (taken by the caller): stop once it is lost, and mark every
         record with its generation (records.UploadRecord.writer)."""
-        self.may_write = lambda: not lease.lost
+        self.may_write = lambda: not lease.lost and not self.fenced
         self.writer_generation = lease.generation
 
     def start(self) -> None:
@@ -187,7 +188,14 @@ class Uploads:
         marked with this process's writer generation: the database keeps it from overwriting a record a
         later writer wrote (records.UploadRecord.writer)."""
         doc = rec.model_copy(update={"writer": self.writer_generation}).doc()
-        (store or self.wstore).save_upload(rec.id, doc, self.writer_generation)
+        if (store or self.wstore).save_upload(rec.id, doc, self.writer_generation):
+            return
+        # A later writer recorded this upload: this process is no longer the writer, whether or not its
+        # lease's next beat has seen it yet. It stops writers' work now rather than act on its own record.
+        if not self.fenced:
+            log.error("upload %s's record was not written: a later writer generation than %s recorded it; this "
+                      "process stops doing writers' work", rec.id, self.writer_generation)
+        self.fenced = True
 
     def _records(self) -> list[UploadRecord]:
         return [UploadRecord.model_validate_json(doc) for doc in self.store.upload_docs()]
