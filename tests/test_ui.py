@@ -279,6 +279,8 @@ def test_cursor_pages_go_on_from_an_offset_in_the_link(page, server):
     assert page.eval_on_selector("#results tbody tr:nth-child(1) td", "c => c.textContent") != first_of_next
     page.click("#next")
     page.wait_for_selector("#page:has-text('51–70')")
+    names = "c => c.map(x => x.textContent)"
+    shared, rows_51_70 = page.url, page.eval_on_selector_all("#results tbody tr td:first-child", names)
     page.click("#results tbody tr:nth-child(2)")  # a game's page, opened and closed, keeps the place
     page.wait_for_url("**game=**")
     page.wait_for_selector("#detail:not([hidden])")  # Esc closes a game's page once it is shown
@@ -291,6 +293,14 @@ def test_cursor_pages_go_on_from_an_offset_in_the_link(page, server):
     page.wait_for_selector("#page:has-text('11–30')")
     assert "offset=10" in page.url and "cursor=" not in page.url
     assert page.eval_on_selector("#results tbody tr:nth-child(1) td", "c => c.textContent") == first_of_next
+    # The link to a cursor page, opened elsewhere (no history of cursors): the same rows, numbered as they
+    # were; Prev goes to the rows before them by their offset.
+    page.goto(shared)
+    page.wait_for_selector("#page:has-text('51–70')")
+    assert page.eval_on_selector_all("#results tbody tr td:first-child", names) == rows_51_70
+    page.click("#prev")
+    page.wait_for_selector("#page:has-text('31–50')")
+    assert "offset=30" in page.url and "cursor=" not in page.url
 
 
 def test_the_filter_button_keeps_what_the_form_cannot_show_and_the_view_s_settings(page, server):

@@ -52,7 +52,7 @@ export function buildFilterForm() {
 // The view's own settings (group, metrics, having, series, A and B...), without its place in the pages.
 function viewSettings(params) {
   const kept = new URLSearchParams();
-  for (const [k, v] of params) if (CONTROL.has(k) && !["cursor", "offset", "page", "game"].includes(k)) kept.append(k, v);
+  for (const [k, v] of params) if (CONTROL.has(k) && !["cursor", "offset", "page", "from", "game"].includes(k)) kept.append(k, v);
   return kept;
 }
 export function clearFilters() {

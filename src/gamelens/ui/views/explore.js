@@ -18,7 +18,7 @@ export function buildColumnChooser() {
     const chosen = [...$("#column-list").querySelectorAll("input:checked")].map((i) => i.value);
     const params = state();
     params.set("fields", chosen.join(","));
-    params.delete("cursor"); params.delete("page");
+    params.delete("cursor"); params.delete("page"); params.delete("from");
     go(params);
   });
 }
@@ -27,7 +27,7 @@ export async function renderExplore(params) {
   for (const box of $("#column-list").querySelectorAll("input")) box.checked = fields.includes(box.value);
   const shown = ["name", ...fields.filter((f) => f !== "name")].filter((f) => fields.includes(f));
   const q = new URLSearchParams(params);
-  for (const k of ["view", "page", "game"]) q.delete(k);
+  for (const k of ["view", "page", "from", "game"]) q.delete(k);
   q.set("fields", [...new Set([...shown, "app_id"])].join(","));
   if (!q.get("limit")) q.set("limit", "50");
   renderSummary(params);
@@ -46,35 +46,38 @@ export async function renderExplore(params) {
     onclick: () => openGame(row.app_id), onkeydown: (event) => { if (event.key === "Enter") openGame(row.app_id); } },
     ...shown.map((f, i) => el("td", { class: [i === 0 && f === "name" ? "sticky" : "", isNumeric(column(f)) ? "num" : ""].join(" ").trim(),
       title: typeof row[f] === "string" && row[f].length > 40 ? row[f].slice(0, 300) : null }, cell(f, row[f]))))));
-  // Cursor pages count from the offset the first of them followed (`base`, kept in the history).
-  const pageIndex = history.state?.stack?.length || 0;
-  const base = history.state?.base || 0;
-  const first = base + body.offset + pageIndex * body.limit + 1;
+  // A cursor page's first row is numbered from `from` in its link (its offset among the matching rows), so
+  // a shared link to it counts as the page did; an offset page is numbered from its offset.
+  const start = params.get("cursor") ? Number(params.get("from")) || 0 : body.offset;
   $("#total").textContent = plural(body.total, "game");
   $("#total").dataset.total = body.total;
-  $("#page").textContent = body.rows.length ? `${first.toLocaleString("en-US")}–${(first + body.rows.length - 1).toLocaleString("en-US")}` : "";
-  // Pages follow the keyset cursor (fast at any depth); Prev walks back the cursors this tab has seen.
+  $("#page").textContent = body.rows.length ? `${(start + 1).toLocaleString("en-US")}–${(start + body.rows.length).toLocaleString("en-US")}` : "";
+  // Pages follow the keyset cursor (fast at any depth); Prev walks back the cursors this tab has seen,
+  // and from a shared link (none seen) goes to the rows before by their offset.
   $("#prev").disabled = !params.get("cursor");
   $("#next").disabled = !body.next_cursor;
   $("#prev").onclick = () => {
     const stack = [...(history.state?.stack || [])];
-    const p = state();
     const previous = stack.pop();
+    const before = Math.max(0, start - body.limit);  // the previous page's offset
+    const p = state();
     if (previous) {
       p.set("cursor", previous);
-      go(p, false, { stack, base });
+      p.set("from", String(before));
+      go(p, false, { stack });
       return;
     }
-    p.delete("cursor");
-    if (base) p.set("offset", String(base));  // back to the offset page the cursors started from
+    for (const k of ["cursor", "from", "offset"]) p.delete(k);
+    if (before) p.set("offset", String(before));
     go(p, false, { stack });
   };
   $("#next").onclick = () => {
     const stack = [...(history.state?.stack || []), params.get("cursor") || ""];
     const p = state();
     p.set("cursor", body.next_cursor);
-    p.delete("offset");  // the cursor says where the page starts (the API refuses both)
-    go(p, false, { stack, base: base + body.offset });
+    p.set("from", String(start + body.rows.length));
+    p.delete("offset");  // the cursor says where the page starts (the API ignores an offset beside it)
+    go(p, false, { stack });
   };
   for (const b of document.querySelectorAll("#export-buttons button")) b.disabled = !body.total;
   if (params.get("game")) await showDetail(params.get("game"));
@@ -85,7 +88,7 @@ export async function renderExplore(params) {
 export function sortBy(field) {
   const params = state();
   params.set("sort", params.get("sort") === field ? `-${field}` : field);
-  params.delete("cursor"); params.delete("offset"); params.delete("page");
+  params.delete("cursor"); params.delete("offset"); params.delete("page"); params.delete("from");
   go(params);
 }
 // A game's own page: part of the URL (shareable; Back closes it), closed by Esc or Close, which give
@@ -93,7 +96,7 @@ export function sortBy(field) {
 export function openGame(appId) {
   const params = state();
   params.set("game", appId);
-  go(params, false, history.state);  // the page's place among the cursor pages (stack, base) stays
+  go(params, false, history.state);  // the cursors this tab followed (Prev's way back) stay
 }
 let returnFocusTo = null;  // the row a closed game's page gives the focus back to, once re-drawn
 export function closeGame() {
@@ -177,7 +180,7 @@ export function buildExportButtons() {
 // Every row matching the filters, in the page's sort and columns (not just the page shown).
 function rowsExportQuery() {
   const params = state();
-  for (const k of ["view", "offset", "limit", "cursor", "page", "game"]) params.delete(k);
+  for (const k of ["view", "offset", "limit", "cursor", "page", "from", "game"]) params.delete(k);
   return params;
 }
 export async function exportAs(format, path = "/api/v1/games", params = rowsExportQuery()) {
