@@ -788,13 +788,15 @@ def test_compare_two_segments_side_by_side(page, server):
     games = page.locator("#compare-table tr[data-figure=games] td").all_text_contents()
     indie = sum("Indie" in r["Genres"].split(",") for r in read_sample())
     assert games == [str(indie), str(100 - indie)]
+    heads = page.locator("#compare-table thead th").all_text_contents()  # as an analyst reads them
+    assert heads[1:] == ["A: genres has Indie", "B: genres ≠ Indie"], heads
     open_filters(page)  # a segment of one's own: the filters the form shows
     page.fill("#f-tags", "roguelike")
     page.click("#compare-a")
     page.wait_for_url(re.compile("a=tags%3Droguelike"))
     page.reload()  # the URL reproduces it
     page.wait_for_selector("#compare-table[data-segments^='tags=roguelike']")
-    assert "tags" in page.text_content("#compare-table thead")
+    assert "A: tags contains roguelike" in page.text_content("#compare-table thead")
 
 
 def test_a_late_answer_never_draws_over_a_newer_choice(page, server):
