@@ -883,3 +883,10 @@ def test_several_metrics_shares_and_a_minimum_from_the_aggregate_form(page, serv
     page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,share(linux=true)")
     page.wait_for_selector("#agg-chart rect")
     assert page.input_value("#agg-metric") == "share(linux=true)"  # not a blank select
+    # Two shares of one column: each heading names its filter in full (their API names do not)
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,share(price__gte=5),share(price__gte=10)")
+    page.wait_for_selector("#agg-chart rect")
+    heads = page.locator("#agg-table thead th").all_text_contents()
+    assert heads == ["genres", "count", "share: price ≥ 5", "share: price ≥ 10"], heads
+    assert page.get_attribute("#agg-table thead th >> nth=3", "title") == "share_price_gte_2"
+    assert page.text_content("#agg-caption").startswith("share: price ≥ 5 by genres")

@@ -44,3 +44,18 @@ export const label = (name) => name.replaceAll("_", " ");
 export const hint = (col) => (col && col.formula ? `${col.doc}\n= ${col.formula}${col.source ? `\nSource: ${col.source}` : ""}` : col?.doc);
 export const isNumeric = (col) => col && ["number", "decimal", "float"].includes(col.type);
 export const isBucket = (name) => page.schema.buckets.some((b) => b.name === name);
+// Filters as an analyst reads them: "price > 0, genres has Indie" (not "price gt=0").
+const SYMBOLS = { exact: "=", gt: ">", gte: "≥", lt: "<", lte: "≤", ne: "≠", startswith: "starts with" };
+export function describe(query) {
+  return [...new URLSearchParams(query)].map(([key, value]) => {
+    const [name, given] = key.split("__");
+    const op = given || column(name)?.default_operator || "exact";
+    return `${label(name)} ${SYMBOLS[op] || op} ${value}`;
+  }).join(", ");
+}
+// A metric's heading: a share names its filter in full ("share: price ≥ 10"), which its API name
+// (share_price_gte) leaves out; the others read as their name ("median price").
+export function metricHeading(spec, alias) {
+  const share = /^share\((.*)\)$/.exec(spec);
+  return share ? `share: ${describe(share[1])}` : label(alias);
+}

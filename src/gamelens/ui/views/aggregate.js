@@ -4,7 +4,7 @@ import { getJson, getSideJson } from "../api.js";
 import { barChart, isWhole, yearChart } from "../charts.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
-import { cell, formatterFor, isBucket, label, plural } from "../format.js";
+import { cell, formatterFor, isBucket, label, metricHeading, plural } from "../format.js";
 import { filterParams, go, isCurrent, page } from "../state.js";
 
 export const SHARE_80 = "share(rating__gte=0.8)";
@@ -83,10 +83,14 @@ export async function renderAggregate(params) {
   const alias = aliasOf(measure);  // the chart's measure; the table shows every metric
   $("#agg-table").dataset.query = q.toString();
   const names = [...body.group_by, ...body.metrics];
-  $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n, i) => el("th", { class: i >= body.group_by.length ? "num" : "" }, label(n)))));
+  // The API answers a metric per distinct one asked for, in the order asked.
+  const asked = [...new Set(listed)];
+  const groups = body.group_by.length;
+  const heading = (n, i) => (i < groups || asked.length !== body.metrics.length ? label(n) : metricHeading(asked[i - groups], n));
+  $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n, i) => el("th", { class: i >= groups ? "num" : "", title: n }, heading(n, i)))));
   $("#agg-table tbody").replaceChildren(...body.rows.map((r) => el("tr", {}, ...names.map((n, i) =>
     el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))))));
-  $("#agg-caption").textContent = `${label(alias)} by ${label(group)} (${plural(body.total_groups, "group")})`;
+  $("#agg-caption").textContent = `${metricHeading(measure, alias)} by ${label(group)} (${plural(body.total_groups, "group")})`;
   barChart($("#agg-chart"), body.rows.map((r) => [r[group] === null ? "(none)" : cell(group, r[group]), r[alias]]),
     formatterFor(alias), isWhole(alias));
   const years = filterParams(params);

@@ -3,7 +3,7 @@
 import { getJson } from "../api.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
-import { column, fmtMoney, fmtNumber, fmtPercent, label } from "../format.js";
+import { describe, fmtMoney, fmtNumber, fmtPercent } from "../format.js";
 import { go, isCurrent, state } from "../state.js";
 
 // Ready-made pairs of segments for Compare (each a query string of filters).
@@ -40,13 +40,4 @@ export async function renderCompare(params) {
   $("#compare-table tbody").replaceChildren(...rows.map(([key, text, fmt]) => el("tr", { "data-figure": key },
     el("th", {}, text), el("td", { class: "num" }, fmt(sa[key])), el("td", { class: "num" }, fmt(sb[key])))));
   $("#compare-table").dataset.segments = `${a}|${b}`;  // what the table now shows
-}
-// A segment's filters as an analyst reads them: "price > 0, genres has Indie" (not "price gt=0").
-const SYMBOLS = { exact: "=", gt: ">", gte: "≥", lt: "<", lte: "≤", ne: "≠", startswith: "starts with" };
-export function describe(query) {
-  return [...new URLSearchParams(query)].map(([key, value]) => {
-    const [name, given] = key.split("__");
-    const op = given || column(name)?.default_operator || "exact";
-    return `${label(name)} ${SYMBOLS[op] || op} ${value}`;
-  }).join(", ");
 }
