@@ -890,3 +890,11 @@ def test_several_metrics_shares_and_a_minimum_from_the_aggregate_form(page, serv
     assert heads == ["genres", "count", "share: price ≥ 5", "share: price ≥ 10"], heads
     assert page.get_attribute("#agg-table thead th >> nth=3", "title") == "share_price_gte_2"
     assert page.text_content("#agg-caption").startswith("share: price ≥ 5 by genres")
+    # The earliest release per genre: bars along time, labelled as dates (a chart of date strings was blank)
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,min:release_date")
+    page.wait_for_selector("#agg-table tbody tr")
+    widths = page.eval_on_selector_all("#agg-chart rect", "r => r.map(x => Number(x.getAttribute('width')))")
+    assert len(widths) == page.locator("#agg-table tbody tr").count() and max(widths) > 100, widths
+    first = page.text_content("#agg-table tbody tr:nth-child(1) td:nth-child(3)")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", first)
+    assert page.text_content("#agg-chart rect >> nth=0 >> title").endswith(f": {first}")
