@@ -545,6 +545,26 @@ def test_filters_fold_away_on_a_phone(browser, server):
     pg.context.close()
 
 
+def test_a_phone_shows_rows_on_the_first_screen(browser, server):
+    """At 390x844 the first rows are on the first screen, under the summary's figures; its lists (price
+    bands, top tags...) fold away and open on a tap. Unfolded they put the first row 1,615 px down."""
+    pg = _page(browser, server, viewport=NARROW)
+    pg.goto(f"{server.base}/?view=explore")
+    pg.wait_for_selector("#results tbody tr")
+    pg.wait_for_selector("#summary .tile")
+    top = pg.locator("#results tbody tr").first.bounding_box()["y"]
+    assert top + 31 <= NARROW["height"], top
+    assert pg.is_hidden("#summary .tile.list >> nth=0")
+    pg.click("#summary .summary-lists summary")
+    assert pg.is_visible("#summary .tile.list >> nth=0") and "Price bands" in pg.text_content("#summary")
+    pg.context.close()
+    wide = _page(browser, server, viewport=WIDE)  # on a wide screen the lists are shown as they were
+    wide.goto(f"{server.base}/?view=explore")
+    wide.wait_for_selector("#summary .tile.list")
+    assert wide.is_visible("#summary .tile.list >> nth=0") and wide.locator("#summary details").count() == 0
+    wide.context.close()
+
+
 def test_api_docs_render_from_local_files_under_the_csp(page, server):
     """Swagger UI loads from the package (no other origin is contacted) and renders the operations
     with the strict CSP in force (a violation would be a console error)."""
@@ -724,6 +744,7 @@ def test_small_screens_keyboards_and_dark_rooms(browser, server):
         background = pg.eval_on_selector("body", "b => getComputedStyle(b).backgroundColor")
         assert sum(int(c) for c in re.findall(r"\d+", background)[:3]) < 150, background  # dark
         pg.goto(f"{server.base}/?view=explore")
+        pg.click("#summary .summary-lists summary")  # on a phone the summary's lists are folded
         pg.wait_for_selector("#summary .tile.list .figure")
         cut = pg.eval_on_selector_all("#summary .tile.list li", """items => items.filter(li => {
             const f = li.querySelector('.figure').getBoundingClientRect();

@@ -133,6 +133,7 @@ export async function showDetail(appId) {
   $("#detail").hidden = false;
   $("#detail-close").focus();
 }
+const PHONE = "(max-width: 520px)";  // as app.css's narrowest layout
 export async function renderSummary(params) {
   const box = $("#summary");
   try {
@@ -150,6 +151,16 @@ export async function renderSummary(params) {
     const list = (labelText, items) => el("div", { class: "tile list" }, el("div", { class: "label" }, labelText),
       el("ol", {}, ...items.map(([what, figure]) => el("li", { title: `${what} ${figure}` },
         el("span", { class: "what" }, what), el("span", { class: "figure" }, figure)))));
+    const lists = [
+      list("Price bands", s.price_bands.map((b) => [b.band, plural(b.games, "game")])),
+      list("Top tags", s.top_tags.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
+      list("Top genres", s.top_genres.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
+      list("Best rated", s.top_rated.slice(0, 5).map((g) => [g.name, fmtPercent(g.rating)])),
+      list("Most reviewed", s.most_reviewed.slice(0, 5).map((g) => [g.name, fmtNumber(g.reviews)]))];
+    // On a phone the lists fold away (shown on a tap): unfolded they put the first row 1,600 px down.
+    const folded = window.matchMedia(PHONE).matches
+      ? [el("details", { class: "summary-lists" }, el("summary", {}, "Price bands, top tags, genres and games"), ...lists)]
+      : lists;
     box.replaceChildren(
       tile("Games", s.games.toLocaleString("en-US")),
       tile("Free", fmtPercent(s.share_free)),
@@ -158,11 +169,7 @@ export async function renderSummary(params) {
       tile("Median reviews", fmtNumber(s.median_reviews)),
       tile("Average rating", fmtPercent(s.avg_rating), "SteamDB's rating; games without reviews are left out"),
       tile("Est. revenue", fmtMoney(s.est_revenue), s.est_revenue_note),
-      list("Price bands", s.price_bands.map((b) => [b.band, plural(b.games, "game")])),
-      list("Top tags", s.top_tags.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
-      list("Top genres", s.top_genres.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
-      list("Best rated", s.top_rated.slice(0, 5).map((g) => [g.name, fmtPercent(g.rating)])),
-      list("Most reviewed", s.most_reviewed.slice(0, 5).map((g) => [g.name, fmtNumber(g.reviews)])));
+      ...folded);
   } catch (e) { box.replaceChildren(); }
 }
 // One button per export format that /schema lists (query/formats.py), for rows and for aggregates.
