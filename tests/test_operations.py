@@ -62,19 +62,23 @@ def test_graceful_shutdown_marks_the_running_upload(server_process, files):
         files.hold.clear()
         rec = http.post("/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
         queued = http.post("/api/v1/uploads", json={"url": files.url("sample.csv")}).json()
+        sent = http.post("/api/v1/uploads", files={"file": ("games.csv", write_csv(sample_table()), "text/csv")}).json()
         for _ in range(200):
             if http.get(f"/api/v1/uploads/{rec['id']}").json()["bytes_received"]:
                 break
             time.sleep(0.05)
+    incoming = server.data_dir / "incoming"
+    assert len(list(incoming.glob("upload-*"))) == 1  # the queued upload's file, waiting its turn
     server.stop()  # SIGTERM
     files.hold.set()
     assert "marked interrupted at shutdown" in server.log.read_text()
+    assert not list(incoming.glob("upload-*"))  # a file that never started goes at the stop, not the next start
     # The load's statement was still reading the download: the shutdown waits for it to end (cut at
     # the next block) before the engine closes; chDB crashes the process when a statement outlives it.
     assert server.proc.returncode == -signal.SIGTERM, server.log.read_text()[-3000:]  # uvicorn re-raises it
     server.start()
     with server.client() as http:
-        for upload_id in (rec["id"], queued["id"]):
+        for upload_id in (rec["id"], queued["id"], sent["id"]):
             after = http.get(f"/api/v1/uploads/{upload_id}").json()
             assert after["state"] == "interrupted" and "shut down" in after["error"]["message"], after
         assert http.get(f"/api/v1/uploads/{first['id']}").json()["active"]

@@ -158,8 +158,11 @@ class Uploads:
         with self._lock:
             cut = [rec for rec in self._live.values() if rec.running]
         for rec in cut:
+            never_started = rec.state == "queued"
             self._interrupt(rec, SHUT_DOWN)
             log.warning("upload %s marked interrupted at shutdown", rec.id)
+            if never_started:  # the worker never opened its sent file: it goes now, not at the next start
+                _remove_sent_file(rec)
         self._write_unwritten()  # a last try; the next start completes those still refused (recover)
         self._cut.set()
         if self._worker and self._worker.is_alive():
