@@ -252,6 +252,28 @@ def test_a_writer_whose_record_was_fenced_off_stops_doing_writers_work(make_clie
     assert r.status_code == 409, r.text
 
 
+def test_a_writer_fenced_off_during_a_load_does_not_switch_to_its_data(make_client, files):
+    """A later writer records an upload while this process downloads it: this process's next write of
+    the record is refused, and its load ends without a switch: the served data stays the earlier one
+    and the later writer's record stands."""
+    client = make_client()
+    jobs = client.app.state.uploads
+    first = upload(client, files.url("sample.csv"))
+    files.hold.clear()
+    rec = client.post("/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
+    _eventually(lambda: client.get(f"/api/v1/uploads/{rec['id']}").json()["bytes_received"] > 0, timeout=10)
+    later = jobs.writer_generation + 1
+    theirs = UploadRecord.model_validate(rec).model_copy(update={"state": "interrupted", "writer": later})
+    jobs.store.save_upload(rec["id"], theirs.doc(), later)
+    files.hold.set()
+    _eventually(lambda: not jobs.may_write() and jobs.versions.active(fresh=True) == first["id"]
+                and client.get(f"/api/v1/uploads/{rec['id']}").json()["state"] == "interrupted", timeout=20)
+    time.sleep(1)  # had it gone on, its switch would have landed by now
+    assert jobs.versions.active(fresh=True) == first["id"]
+    assert orjson.loads(jobs.store.upload_docs(rec["id"])[0])["writer"] == later
+    assert f"games_v{rec['id']}" not in table_names(client.app.state.engine)
+
+
 def test_a_writer_generation_rises_above_the_records_even_if_the_lease_tables_were_lost():
     """A database whose writer_lock tables were lost (its records kept): the next writer still takes a
     generation above every record's writer, so its own records are not fenced off (Store.save_upload)."""

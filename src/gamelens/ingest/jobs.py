@@ -38,6 +38,8 @@ LEAVING_POLL_S = 0.2
 # How often the idle worker tries again to write a record the database refused (Uploads._save_ended).
 RECORD_RETRY_S = 2.0
 SHUT_DOWN = "The server shut down before this upload ended; the previous dataset was kept. Submit it again."
+NOT_THE_WRITER = ("This server stopped being the writer before this upload ended; the dataset was left as it was. "
+                  "Submit it again to the writer.")
 
 
 class Uploads:
@@ -333,8 +335,7 @@ class Uploads:
                     self._interrupt(self._live[upload_id], SHUT_DOWN)
                     break
                 if not self.may_write():  # another writer took over: leave the upload to no one, visibly
-                    self._interrupt(self._live[upload_id], "This server stopped being the writer before the "
-                                    "upload started; submit it again to the writer.")
+                    self._interrupt(self._live[upload_id], NOT_THE_WRITER)
                     continue
                 self._process(self._live[upload_id])
             except Exception:  # the worker must survive anything one upload does
@@ -422,6 +423,10 @@ class Uploads:
             t1 = time.monotonic()
             if rec.state == "interrupted":  # shutdown gave up on it while it loaded: never switch to it
                 self.versions.discard(rec.id)
+                return
+            if not self.may_write():  # another writer took over while it loaded: the data is not ours to switch
+                self.versions.discard(rec.id)
+                self._interrupt(rec, NOT_THE_WRITER)
                 return
             result.warnings += self.versions.publish(rec.id, self.settings.keep_versions, self.before_switch)
             timings = {**rec.timings_ms, "load": round((t1 - t0) * 1000),
