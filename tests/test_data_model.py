@@ -323,6 +323,10 @@ def test_chosen_series_match_in_any_case(model_client):
     assert {row["tags"] for row in exact} == {"Indie", "Action"}
     assert rows("indie,ACTION") == exact
     assert rows("indie,indie ") == rows("Indie")
+    spellings = ["".join(c.upper() if i >> k & 1 else c for k, c in enumerate("action")) for i in range(51)]
+    r = model_client.get("/api/v1/games/aggregate", params={  # 51 spellings of one series count once (of 50)
+        "group_by": "tags", "series": ",".join(spellings)})
+    assert r.status_code == 200 and {row["tags"] for row in r.json()["rows"]} == {"Action"}, r.text
 
 
 @pytest.mark.parametrize("params,code", [

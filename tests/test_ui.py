@@ -301,6 +301,13 @@ def test_cursor_pages_go_on_from_an_offset_in_the_link(page, server):
     page.click("#prev")
     page.wait_for_selector("#page:has-text('31–50')")
     assert "offset=30" in page.url and "cursor=" not in page.url
+    for edited in ("-5", "2.5", "1e400", "99999999", ""):  # a `from` edited by hand, or a link without one
+        page.goto(shared.replace("from=50", f"from={edited}"))
+        page.wait_for_selector("#results tbody tr")
+        assert page.text_content("#page") == "", edited  # no row numbers rather than wrong ones
+        page.click("#prev")
+        page.wait_for_url(lambda url: "cursor=" not in url)
+        page.wait_for_selector("#page:has-text('1–20')")  # the first page, not an offset the API refuses
 
 
 def test_the_filter_button_keeps_what_the_form_cannot_show_and_the_view_s_settings(page, server):
@@ -335,6 +342,13 @@ def test_a_refused_link_leaves_nothing_to_page_or_export(page, server):
     within_page(page, "?view=aggregate&group_by=genres&sort=nothing")
     page.wait_for_selector("#message:has-text('nothing')")
     assert page.locator("#agg-table tbody tr").count() == 0 and page.locator("#agg-chart rect").count() == 0
+    assert page.text_content("#agg-caption") == "" and page.locator("#year-chart rect").count() == 0
+    assert page.locator("#agg-table thead th").count() == 0
+    within_page(page, "?view=explore&fields=name&name=galactic&game=20200")
+    page.wait_for_selector("#detail:not([hidden])")
+    within_page(page, "?view=explore&fields=name&name=galactic&game=20200&sort=nothing")
+    page.wait_for_selector("#message:has-text('nothing')")
+    assert page.is_hidden("#detail")  # no game's page of the earlier answer left open under the message
     page.goto(f"{server.base}/?view=explore&fields=name&offset=500")
     page.wait_for_selector("#total[data-total='100']")
     assert page.text_content("#page") == ""  # past the last row: no "501–500"
@@ -694,7 +708,8 @@ def test_a_game_s_own_page(page, server):
     page.wait_for_selector("#detail:not([hidden])")
     page.go_back()
     page.wait_for_selector("#detail", state="hidden")
-    for bad, said in (("abc", 'no game "abc"'), ("5", "no game with app_id 5")):  # a link's game that is not one
+    for bad, said in (("abc", 'no game "abc"'), ("4294967296", 'no game "4294967296"'),
+                      ("5", "no game with app_id 5")):  # a link's game that is not one
         page.goto(f"{server.base}/?view=explore&name=galactic&game={bad}")
         page.wait_for_selector("#message:not([hidden])")
         assert said in page.text_content("#message").lower()
@@ -882,6 +897,18 @@ def test_a_link_to_series_in_another_case_draws_them_as_the_data_spells_them(pag
     assert "zzz" in page.text_content("#message")
 
 
+def test_a_trend_of_a_date_is_drawn_along_time(page, server):
+    """min of the release date per year and genre (from a link): lines along time, labelled as dates."""
+    page.goto(f"{server.base}/?view=trends&group_by=genres,release_year&metrics=min:release_date&top=3")
+    wait_count(page, "#trend-legend li", 3)
+    ys = page.eval_on_selector_all("#trend-chart circle", "c => c.map(x => x.getAttribute('cy'))")
+    assert ys and "NaN" not in ys, ys
+    title = page.text_content("#trend-chart circle >> nth=0 >> title")
+    assert re.search(r": \d{4}-\d{2}-\d{2} \(n = ", title), title
+    axis = page.eval_on_selector_all("#trend-chart text.muted", "t => t.map(x => x.textContent)")
+    assert any(re.fullmatch(r"\d{4}-\d{2}-\d{2}", a) for a in axis) and "NaN" not in " ".join(axis), axis
+
+
 def test_several_metrics_shares_and_a_minimum_from_the_aggregate_form(page, server):
     """Count, median price and average rating per genre at once; developers with at least 5 games rated
     80 %+ (a filter in percent, a minimum of games): from the form, kept in the URL."""
@@ -911,6 +938,9 @@ def test_several_metrics_shares_and_a_minimum_from_the_aggregate_form(page, serv
     assert heads == ["genres", "count", "share: price ≥ 5", "share: price ≥ 10"], heads
     assert page.get_attribute("#agg-table thead th >> nth=3", "title") == "share_price_gte_2"
     assert page.text_content("#agg-caption").startswith("share: price ≥ 5 by genres")
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,share(name__contains=C%2B%2B)")
+    page.wait_for_selector("#agg-table tbody tr")
+    assert page.locator("#agg-table thead th >> nth=2").text_content() == "share: name contains C++"
     # The earliest release per genre: bars along time, labelled as dates (a chart of date strings was blank)
     page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,min:release_date")
     page.wait_for_selector("#agg-table tbody tr")

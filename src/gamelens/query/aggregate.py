@@ -231,10 +231,21 @@ def _series(raw: str | None, group_by: list[str], top: int | None) -> list[str] 
                       "list column (e.g. group_by=genres,release_year&series=Action,Strategy).")
     if top:
         raise invalid("series", raw, "Give series (the values you choose) or top (the N largest), not both.")
-    values = list(dict.fromkeys(csv_list(raw)))
+    values = _unique_in_any_case(csv_list(raw))
     if not values or len(values) > MAX_SERIES:
         raise invalid("series", raw, f"series is 1 to {MAX_SERIES} comma-separated values.")
     return values
+
+
+def _unique_in_any_case(values: list[str]) -> list[str]:
+    """Each value once, as first written: series match in any case, so `indie,Indie` is one series."""
+    seen: set[str] = set()
+    unique = []
+    for value in values:
+        if value.casefold() not in seen:
+            seen.add(value.casefold())
+            unique.append(value)
+    return unique
 
 
 def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric], top: bool) -> str:

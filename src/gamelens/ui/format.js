@@ -45,17 +45,32 @@ export const hint = (col) => (col && col.formula ? `${col.doc}\n= ${col.formula}
 export const isNumeric = (col) => col && ["number", "decimal", "float"].includes(col.type);
 export const isBucket = (name) => page.schema.buckets.some((b) => b.name === name);
 // Filters as an analyst reads them: "price > 0, genres has Indie" (not "price gt=0").
-const SYMBOLS = { exact: "=", gt: ">", gte: "≥", lt: "<", lte: "≤", ne: "≠", startswith: "starts with" };
+const SYMBOLS = { exact: "=", gt: ">", gte: "≥", lt: "<", lte: "≤", ne: "≠", startswith: "starts with", isnull: "is empty:" };
+function describeOne(key, value) {
+  const [name, given] = key.split("__");
+  const op = given || column(name)?.default_operator || "exact";
+  return `${label(name)} ${SYMBOLS[op] || op} ${value}`;
+}
 export function describe(query) {
-  return [...new URLSearchParams(query)].map(([key, value]) => {
-    const [name, given] = key.split("__");
-    const op = given || column(name)?.default_operator || "exact";
-    return `${label(name)} ${SYMBOLS[op] || op} ${value}`;
-  }).join(", ");
+  return [...new URLSearchParams(query)].map(([key, value]) => describeOne(key, value)).join(", ");
 }
 // A metric's heading: a share names its filter in full ("share: price ≥ 10"), which its API name
-// (share_price_gte) leaves out; the others read as their name ("median price").
+// (share_price_gte) leaves out; the others read as their name ("median price"). A share's filter is
+// written as the API reads it, not as a query string: "C++" stays "C++".
 export function metricHeading(spec, alias) {
-  const share = /^share\((.*)\)$/.exec(spec);
-  return share ? `share: ${describe(share[1])}` : label(alias);
+  const share = /^share\(([^=]+)=(.*)\)$/.exec(spec);
+  return share ? `share: ${describeOne(share[1], share[2])}` : label(alias);
+}
+// Dates as days since a little before the earliest of them, and back as dates: a chart of the earliest
+// or latest release per group, whose bars or lines from 1970 would all look alike.
+const DAY = 86400000;
+export function datesAsDays(values) {
+  const known = values.filter(Boolean).map((v) => Date.parse(v) / DAY);
+  if (!known.length) return { days: () => null, fmt: () => "" };
+  const earliest = Math.min(...known);
+  const origin = earliest - Math.max(30, Math.round((Math.max(...known) - earliest) * 0.05));
+  return {
+    days: (v) => (v ? Date.parse(v) / DAY - origin : null),
+    fmt: (d) => (d === null || d === undefined ? "" : new Date((origin + d) * DAY).toISOString().slice(0, 10)),
+  };
 }

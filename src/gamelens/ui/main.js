@@ -67,8 +67,12 @@ export async function render() {
       // What the view shows is not the link's answer: nothing to page through or export from it.
       for (const b of document.querySelectorAll("#export-buttons button, #agg-export-buttons button, #prev, #next")) b.disabled = true;
       // nor rows or charts of an earlier answer left under the message
-      for (const shown of document.querySelectorAll("#results tbody, #agg-table tbody, #compare-table tbody, #trend-table tbody, #agg-chart, #trend-chart, #trend-legend, #total, #page")) shown.replaceChildren();
+      const earlier = ["#results thead", "#results tbody", "#agg-table thead", "#agg-table tbody", "#compare-table thead",
+        "#compare-table tbody", "#trend-table thead", "#trend-table tbody", "#agg-chart", "#year-chart", "#trend-chart",
+        "#trend-legend", "#agg-caption", "#trend-caption", "#total", "#page"];
+      for (const shown of document.querySelectorAll(earlier.join(", "))) shown.replaceChildren();
       delete $("#total").dataset.total;
+      $("#detail").hidden = true;
     }
   }
 }

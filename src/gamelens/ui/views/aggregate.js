@@ -4,7 +4,7 @@ import { getJson, getSideJson } from "../api.js";
 import { barChart, isWhole, yearChart } from "../charts.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
-import { cell, formatterFor, isBucket, label, metricHeading, plural, unitOf } from "../format.js";
+import { cell, datesAsDays, formatterFor, isBucket, label, metricHeading, plural, unitOf } from "../format.js";
 import { filterParams, go, isCurrent, page } from "../state.js";
 
 export const SHARE_80 = "share(rating__gte=0.8)";
@@ -92,22 +92,15 @@ export async function renderAggregate(params) {
     el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))))));
   $("#agg-caption").textContent = `${metricHeading(measure, alias)} by ${label(group)} (${plural(body.total_groups, "group")})`;
   const bars = body.rows.map((r) => [r[group] === null ? "(none)" : cell(group, r[group]), r[alias]]);
-  if (unitOf(alias) === "date") barChart($("#agg-chart"), ...asDays(bars), true);
-  else barChart($("#agg-chart"), bars, formatterFor(alias), isWhole(alias));
+  if (unitOf(alias) === "date") {  // the earliest or latest release of each group: bars along time
+    const dates = datesAsDays(bars.map(([, v]) => v));
+    barChart($("#agg-chart"), bars.map(([name, v]) => [name, dates.days(v)]), dates.fmt, true);
+  } else {
+    barChart($("#agg-chart"), bars, formatterFor(alias), isWhole(alias));
+  }
   const years = filterParams(params);
   years.set("group_by", "release_year"); years.set("sort", "release_year"); years.set("limit", "500");
   const byYear = await getSideJson(`/api/v1/games/aggregate?${years}`);
   if (!isCurrent(params)) return;
   yearChart($("#year-chart"), (byYear.rows || []).filter((r) => r.release_year !== null).map((r) => [r.release_year, r.count]));
-}
-// Dates (the earliest or latest release of each group) as bars of days since a little before the earliest,
-// labelled as dates: bars from 1970 would all look alike.
-const DAY = 86400000;
-function asDays(bars) {
-  const days = bars.map(([, v]) => (v ? Date.parse(v) / DAY : null));
-  const known = days.filter((d) => d !== null);
-  const span = known.length ? Math.max(...known) - Math.min(...known) : 0;
-  const origin = known.length ? Math.min(...known) - Math.max(30, Math.round(span * 0.05)) : 0;
-  const fmt = (d) => (d === null || d === undefined ? "" : new Date((origin + d) * DAY).toISOString().slice(0, 10));
-  return [bars.map(([name], i) => [name, days[i] === null ? null : days[i] - origin]), fmt];
 }

@@ -48,10 +48,11 @@ export async function renderExplore(params) {
       title: typeof row[f] === "string" && row[f].length > 40 ? row[f].slice(0, 300) : null }, cell(f, row[f]))))));
   // A cursor page's first row is numbered from `from` in its link (its offset among the matching rows), so
   // a shared link to it counts as the page did; an offset page is numbered from its offset.
-  const start = params.get("cursor") ? Number(params.get("from")) || 0 : body.offset;
+  const start = params.get("cursor") ? cursorPageStart(params.get("from"), body) : body.offset;
   $("#total").textContent = plural(body.total, "game");
   $("#total").dataset.total = body.total;
-  $("#page").textContent = body.rows.length ? `${(start + 1).toLocaleString("en-US")}–${(start + body.rows.length).toLocaleString("en-US")}` : "";
+  const numbered = body.rows.length && start !== null;
+  $("#page").textContent = numbered ? `${(start + 1).toLocaleString("en-US")}–${(start + body.rows.length).toLocaleString("en-US")}` : "";
   // Pages follow the keyset cursor (fast at any depth); Prev walks back the cursors this tab has seen,
   // and from a shared link (none seen) goes to the rows before by their offset.
   $("#prev").disabled = !params.get("cursor");
@@ -59,7 +60,7 @@ export async function renderExplore(params) {
   $("#prev").onclick = () => {
     const stack = [...(history.state?.stack || [])];
     const previous = stack.pop();
-    const before = Math.max(0, start - body.limit);  // the previous page's offset
+    const before = start === null ? 0 : Math.max(0, start - body.limit);  // the previous page's offset
     const p = state();
     if (previous) {
       p.set("cursor", previous);
@@ -75,7 +76,8 @@ export async function renderExplore(params) {
     const stack = [...(history.state?.stack || []), params.get("cursor") || ""];
     const p = state();
     p.set("cursor", body.next_cursor);
-    p.set("from", String(start + body.rows.length));
+    if (start === null) p.delete("from");
+    else p.set("from", String(start + body.rows.length));
     p.delete("offset");  // the cursor says where the page starts (the API ignores an offset beside it)
     go(p, false, { stack });
   };
@@ -84,6 +86,13 @@ export async function renderExplore(params) {
   else $("#detail").hidden = true;
   if (returnFocusTo) $(`#results tr[data-app-id="${CSS.escape(returnFocusTo)}"]`)?.focus();
   returnFocusTo = null;
+}
+// A cursor page's `from` as its link gives it: a whole number that fits the rows, else unknown (null): a
+// link from an earlier release, or one edited by hand, is shown without row numbers rather than wrong ones.
+function cursorPageStart(from, body) {
+  if (!/^\d{1,9}$/.test(from || "")) return null;
+  const start = Number(from);
+  return start + body.rows.length <= body.total ? start : null;
 }
 export function sortBy(field) {
   const params = state();
@@ -107,7 +116,7 @@ export function closeGame() {
 }
 export async function showDetail(appId) {
   // A link's game that is not one: said in a message; the rows it came with stay usable.
-  if (!/^\d{1,10}$/.test(appId)) {
+  if (!/^\d{1,10}$/.test(appId) || Number(appId) > 4294967295) {
     showMessage(`There is no game "${appId}": game= takes a game's app_id, a whole number (e.g. game=20200).`, "error");
     $("#detail").hidden = true;
     return;

@@ -4,7 +4,7 @@ import { getJson } from "../api.js";
 import { isWhole, lineChart, yearRange } from "../charts.js";
 import { $, el, showMessage } from "../dom.js";
 import { readFilterForm } from "../filters.js";
-import { cell, formatterFor, label } from "../format.js";
+import { cell, datesAsDays, formatterFor, label, unitOf } from "../format.js";
 import { filterParams, go, isCurrent } from "../state.js";
 
 export const TREND_DIMS = ["genres", "tags", "categories", "developers", "publishers"];
@@ -66,8 +66,9 @@ export async function renderTrends(params) {
   const alias = body.metrics[0];
   const rows = body.rows.filter((r) => r.release_year !== null);
   const typed = chosen.split(",").map((v) => v.trim()).filter(Boolean);
-  const names = dim ? (chosen ? [...new Set(typed.flatMap((n) => spelledAs(rows, dim, n)))] : body.series || [])
-    : ["all matching games"];
+  let names = ["all matching games"];
+  if (dim && chosen) names = [...new Set(typed.flatMap((n) => spelledAs(rows, dim, n)))];
+  else if (dim) names = body.series || [];
   const series = names.map((name) => {
     const mine = rows.filter((r) => !dim || r[dim] === name);
     return { name, points: new Map(mine.map((r) => [r.release_year, r[alias]])), n: new Map(mine.map((r) => [r.release_year, r.count])) };
@@ -80,7 +81,13 @@ export async function renderTrends(params) {
   // Counts and sums are 0 in a year without games; medians, averages and shares have no value there.
   const additive = /^(count|sum_)/.test(alias);
   const years = yearRange(rows.map((r) => r.release_year));
-  lineChart($("#trend-chart"), $("#trend-legend"), series, years, additive, formatterFor(alias), isWhole(alias));
+  if (unitOf(alias) === "date") {  // the earliest or latest release per year: lines along time
+    const dates = datesAsDays(rows.map((r) => r[alias]));
+    const drawn = series.map((s) => ({ ...s, points: new Map([...s.points].filter(([, v]) => v).map(([y, v]) => [y, dates.days(v)])) }));
+    lineChart($("#trend-chart"), $("#trend-legend"), drawn, years, false, dates.fmt, true);
+  } else {
+    lineChart($("#trend-chart"), $("#trend-legend"), series, years, additive, formatterFor(alias), isWhole(alias));
+  }
   $("#trend-table thead").replaceChildren(el("tr", {}, el("th", {}, "year"), ...names.map((n) => el("th", { class: "num" }, String(n)))));
   $("#trend-table tbody").replaceChildren(...years.map((y) => el("tr", {}, el("td", {}, String(y)),
     ...series.map((s) => el("td", { class: "num" }, trendCell(s, y, alias, additive))))));
