@@ -301,6 +301,13 @@ def test_cursor_pages_go_on_from_an_offset_in_the_link(page, server):
     page.click("#prev")
     page.wait_for_selector("#page:has-text('31–50')")
     assert "offset=30" in page.url and "cursor=" not in page.url
+    page.goto(f"{server.base}/?view=explore&fields=name&sort=name&offset=40&limit=20")  # an offset page's Prev
+    page.wait_for_selector("#page:has-text('41–60')")
+    page.click("#prev")
+    page.wait_for_selector("#page:has-text('21–40')")
+    page.click("#prev")
+    page.wait_for_selector("#page:has-text('1–20')")
+    assert page.is_disabled("#prev")
     for edited in ("-5", "2.5", "1e400", "99999999", ""):  # a `from` edited by hand, or a link without one
         page.goto(shared.replace("from=50", f"from={edited}"))
         page.wait_for_selector("#results tbody tr")
@@ -428,6 +435,13 @@ def test_export_downloads_the_filtered_rows(page, server):
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     want = sorted(int(r["AppID"]) for r in read_sample() if "bowl" in r["Name"].lower())
     assert sorted(int(r["app_id"]) for r in rows) == want
+    page.goto(f"{server.base}/?view=explore&name=bowl")  # the link names no columns: the shown ones are exported
+    page.wait_for_selector("#results tbody tr")
+    shown = page.eval_on_selector_all("#results thead th", "hs => hs.map(h => h.dataset.field)")
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert list(rows[0]) == shown, (list(rows[0]), shown)
 
 
 def test_an_aggregate_exports_the_table_it_shows(page, server):
@@ -505,6 +519,8 @@ def test_trends_draw_n_series_with_a_legend_and_a_table(page, server):
     page.click("#trend-form button")
     page.wait_for_url("**metrics=avg%3Arating**")
     page.wait_for_selector("#trend-caption:has-text('Average rating')")
+    # the top N are those with the most games, whatever the metric: the caption says so
+    assert page.text_content("#trend-caption").endswith("top 4 tags by games")
 
 
 # --- any screen ---------------------------------------------------------------------------------------
@@ -835,6 +851,27 @@ def test_compare_two_segments_side_by_side(page, server):
     assert "A: tags contains roguelike" in page.text_content("#compare-table thead")
 
 
+def test_compare_among_the_link_s_filters(page, server):
+    """Filters applied before Compare hold for both segments (free vs paid among Indie games), and the page
+    says so; a preset keeps them; a segment set from the form takes them over."""
+    indie = [r for r in read_sample() if "indie" in r["Genres"].lower()]
+    page.goto(f"{server.base}/?view=compare&genres=indie")
+    page.wait_for_selector("#compare-table[data-segments='price=0|price__gt=0']")
+    games = page.locator("#compare-table tr[data-figure=games] td").all_text_contents()
+    free = sum(float(r["Price"]) == 0 for r in indie)
+    assert games == [str(free), str(len(indie) - free)], games
+    assert "genres contains indie" in page.text_content("#compare-among")
+    page.select_option("#compare-preset", label="Linux vs not")
+    page.wait_for_selector("#compare-table[data-segments='linux=true|linux=false']")
+    assert "genres=indie" in page.url
+    games = page.locator("#compare-table tr[data-figure=games] td").all_text_contents()
+    assert sum(int(g) for g in games) == len(indie), games
+    page.click("#compare-a")  # the form shows genres=indie: that is segment A now, no longer a filter of both
+    page.wait_for_url(re.compile("a=genres%3Dindie"))
+    page.wait_for_selector("#compare-table[data-segments='genres=indie|linux=false']")
+    assert "genres=indie&" not in page.url and page.text_content("#compare-among") == ""
+
+
 def test_a_late_answer_never_draws_over_a_newer_choice(page, server):
     """The default pair's summaries are held back until the Indie pair has been drawn: when they arrive,
     the table still shows the pair chosen last (they once drew over it, a flaky CI failure)."""
@@ -935,12 +972,15 @@ def test_several_metrics_shares_and_a_minimum_from_the_aggregate_form(page, serv
     page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,share(price__gte=5),share(price__gte=10)")
     page.wait_for_selector("#agg-chart rect")
     heads = page.locator("#agg-table thead th").all_text_contents()
-    assert heads == ["genres", "count", "share: price ≥ 5", "share: price ≥ 10"], heads
+    assert heads == ["genres", "count", "share: price ≥ 5 ▼", "share: price ≥ 10"], heads  # sorted by the first
     assert page.get_attribute("#agg-table thead th >> nth=3", "title") == "share_price_gte_2"
     assert page.text_content("#agg-caption").startswith("share: price ≥ 5 by genres")
     page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,share(name__contains=C%2B%2B)")
     page.wait_for_selector("#agg-table tbody tr")
-    assert page.locator("#agg-table thead th >> nth=2").text_content() == "share: name contains C++"
+    assert page.locator("#agg-table thead th >> nth=2").text_content().startswith("share: name contains C++")
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,share(rating__gte=0.8)")
+    page.wait_for_selector("#agg-table tbody tr")  # a share the menus offer reads as they name it
+    assert page.locator("#agg-table thead th >> nth=2").text_content().startswith("share rated 80%+")
     # The earliest release per genre: bars along time, labelled as dates (a chart of date strings was blank)
     page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,min:release_date")
     page.wait_for_selector("#agg-table tbody tr")
@@ -949,3 +989,13 @@ def test_several_metrics_shares_and_a_minimum_from_the_aggregate_form(page, serv
     first = page.text_content("#agg-table tbody tr:nth-child(1) td:nth-child(3)")
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", first)
     assert page.text_content("#agg-chart rect >> nth=0 >> title").endswith(f": {first}")
+    dates = "cs => cs.map(c => c.textContent)"
+    page.click("#agg-table th[data-field=min_release_date]")  # a heading sorts by it: largest first, then round
+    page.wait_for_url(re.compile("sort=-min_release_date"))
+    page.wait_for_selector("#agg-table th[data-field=min_release_date]:has-text('▼')")
+    page.focus("#agg-table th[data-field=min_release_date]")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile("sort=min_release_date"))
+    page.wait_for_selector("#agg-table th[data-field=min_release_date]:has-text('▲')")
+    shown = [d for d in page.eval_on_selector_all("#agg-table tbody tr td:nth-child(3)", dates) if d]
+    assert shown == sorted(shown), shown

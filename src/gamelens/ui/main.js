@@ -69,7 +69,7 @@ export async function render() {
       // nor rows or charts of an earlier answer left under the message
       const earlier = ["#results thead", "#results tbody", "#agg-table thead", "#agg-table tbody", "#compare-table thead",
         "#compare-table tbody", "#trend-table thead", "#trend-table tbody", "#agg-chart", "#year-chart", "#trend-chart",
-        "#trend-legend", "#agg-caption", "#trend-caption", "#total", "#page"];
+        "#trend-legend", "#agg-caption", "#trend-caption", "#compare-among", "#total", "#page"];
       for (const shown of document.querySelectorAll(earlier.join(", "))) shown.replaceChildren();
       delete $("#total").dataset.total;
       $("#detail").hidden = true;

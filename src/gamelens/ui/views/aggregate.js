@@ -5,7 +5,7 @@ import { barChart, isWhole, yearChart } from "../charts.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
 import { cell, datesAsDays, formatterFor, isBucket, label, metricHeading, plural, unitOf } from "../format.js";
-import { filterParams, go, isCurrent, page } from "../state.js";
+import { filterParams, go, isCurrent, page, state } from "../state.js";
 
 export const SHARE_80 = "share(rating__gte=0.8)";
 // Shares offered in the menus (any other share(...) from a link is shown as written).
@@ -86,11 +86,16 @@ export async function renderAggregate(params) {
   // The API answers a metric per distinct one asked for, in the order asked.
   const asked = [...new Set(listed)];
   const groups = body.group_by.length;
-  const heading = (n, i) => (i < groups || asked.length !== body.metrics.length ? label(n) : metricHeading(asked[i - groups], n));
-  $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n, i) => el("th", { class: i >= groups ? "num" : "", title: n }, heading(n, i)))));
+  const heading = (n, i) => (i < groups || asked.length !== body.metrics.length ? label(n) : headingOf(asked[i - groups], n));
+  const sorted = q.get("sort");
+  const arrow = (n) => ({ [n]: " ▲", [`-${n}`]: " ▼" }[sorted] || "");
+  $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n, i) => el("th", {
+    class: i >= groups ? "num sortable" : "sortable", title: n, "data-field": n, tabindex: "0",
+    onclick: () => sortGroupsBy(n, i >= groups), onkeydown: (event) => { if (event.key === "Enter") sortGroupsBy(n, i >= groups); },
+  }, heading(n, i) + arrow(n)))));
   $("#agg-table tbody").replaceChildren(...body.rows.map((r) => el("tr", {}, ...names.map((n, i) =>
     el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))))));
-  $("#agg-caption").textContent = `${metricHeading(measure, alias)} by ${label(group)} (${plural(body.total_groups, "group")})`;
+  $("#agg-caption").textContent = `${headingOf(measure, alias)} by ${label(group)} (${plural(body.total_groups, "group")})`;
   const bars = body.rows.map((r) => [r[group] === null ? "(none)" : cell(group, r[group]), r[alias]]);
   if (unitOf(alias) === "date") {  // the earliest or latest release of each group: bars along time
     const dates = datesAsDays(bars.map(([, v]) => v));
@@ -103,4 +108,18 @@ export async function renderAggregate(params) {
   const byYear = await getSideJson(`/api/v1/games/aggregate?${years}`);
   if (!isCurrent(params)) return;
   yearChart($("#year-chart"), (byYear.rows || []).filter((r) => r.release_year !== null).map((r) => [r.release_year, r.count]));
+}
+// A metric's heading: a share the menus offer reads as they name it ("share rated 80%+").
+const headingOf = (spec, alias) => SHARES.find(([v]) => v === spec)?.[1] || metricHeading(spec, alias);
+// A click on a heading sorts the groups by it: a metric largest first, a group in its order; a second
+// click turns the order round.
+function sortGroupsBy(name, isMetric) {
+  const params = state();
+  const current = params.get("sort");
+  let next = isMetric ? `-${name}` : name;
+  if (current === name) next = `-${name}`;
+  else if (current === `-${name}`) next = name;
+  params.set("sort", next);
+  params.delete("offset");
+  go(params);
 }

@@ -1,10 +1,10 @@
 // Compare: two segments side by side.
 
-import { getJson } from "../api.js";
+import { getJson, getSideJson } from "../api.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
 import { describe, fmtMoney, fmtNumber, fmtPercent } from "../format.js";
-import { go, isCurrent, state } from "../state.js";
+import { CONTROL, filterParams, go, isCurrent, state } from "../state.js";
 
 // Ready-made pairs of segments for Compare (each a query string of filters).
 export const COMPARISONS = [["Free vs paid", "price=0", "price__gt=0"], ["Indie vs not", "genres__has=Indie", "genres__ne=Indie"],
@@ -15,12 +15,15 @@ export function buildCompareForm() {
   $("#compare-preset").addEventListener("change", () => {
     const [a, b] = $("#compare-preset").value.split("|");
     if (!a) return;
-    const params = new URLSearchParams({ view: "compare", a, b });
+    const params = state();  // the link's filters stay: the pair is compared among those games
+    params.set("a", a);
+    params.set("b", b);
     go(params);
   });
   for (const side of ["a", "b"]) $(`#compare-${side}`).addEventListener("click", () => {
-    const params = state();
-    params.set(side, readFilterForm().toString());  // the segment is what the filter form shows
+    const segment = readFilterForm();  // the segment is what the filter form shows
+    const params = new URLSearchParams([...state()].filter(([k]) => CONTROL.has(k)));  // its filters are the segment's now
+    params.set(side, segment.toString());
     go(params);
   });
 }
@@ -29,8 +32,13 @@ export async function renderCompare(params) {
   const a = params.get("a") || "price=0", b = params.get("b") || "price__gt=0";
   const match = COMPARISONS.find(([, x, y]) => x === a && y === b);
   $("#compare-preset").value = match ? `${a}|${b}` : "";
-  const [sa, sb] = await Promise.all([a, b].map((q) => getJson(`/api/v1/games/summary?${q}`)));
+  // The link's filters (the form's applied ones) hold for both: "free vs paid" among Indie games.
+  const base = filterParams(params);
+  const among = (segment) => new URLSearchParams([...base, ...new URLSearchParams(segment)]);
+  const [sa, sb] = await Promise.all([getJson(`/api/v1/games/summary?${among(a)}`),
+    getSideJson(`/api/v1/games/summary?${among(b)}`)]);
   if (!isCurrent(params)) return;  // another pair was chosen meanwhile: its render draws the table
+  $("#compare-among").textContent = [...base].length ? `Both among the games where ${describe(base.toString())}.` : "";
   const rows = [["games", "Games", fmtNumber], ["share_free", "Free", fmtPercent], ["median_price", "Median price", fmtMoney],
     ["median_reviews", "Median reviews", fmtNumber], ["avg_rating", "Average rating", fmtPercent],
     ["est_revenue", "Est. revenue", fmtMoney]];

@@ -55,7 +55,7 @@ export async function renderExplore(params) {
   $("#page").textContent = numbered ? `${(start + 1).toLocaleString("en-US")}–${(start + body.rows.length).toLocaleString("en-US")}` : "";
   // Pages follow the keyset cursor (fast at any depth); Prev walks back the cursors this tab has seen,
   // and from a shared link (none seen) goes to the rows before by their offset.
-  $("#prev").disabled = !params.get("cursor");
+  $("#prev").disabled = !params.get("cursor") && !body.offset;
   $("#next").disabled = !body.next_cursor;
   $("#prev").onclick = () => {
     const stack = [...(history.state?.stack || [])];
@@ -197,6 +197,7 @@ export function buildExportButtons() {
 function rowsExportQuery() {
   const params = state();
   for (const k of ["view", "offset", "limit", "cursor", "page", "from", "game"]) params.delete(k);
+  params.set("fields", chosenFields(params).join(","));  // the columns shown, also when the link names none
   return params;
 }
 export async function exportAs(format, path = "/api/v1/games", params = rowsExportQuery()) {

@@ -74,8 +74,9 @@ export async function renderTrends(params) {
     return { name, points: new Map(mine.map((r) => [r.release_year, r[alias]])), n: new Map(mine.map((r) => [r.release_year, r.count])) };
   });
   const metricName = TREND_METRICS.find(([v]) => v === metric)?.[1] || label(alias);
-  const which = chosen ? "chosen" : "top";
-  $("#trend-caption").textContent = `${metricName} per release year${dim ? `, ${which} ${names.length} ${label(dim)}` : ""}`;
+  // Top N are the N with the most games, whatever the metric drawn: the caption says so.
+  const which = chosen ? `chosen ${names.length} ${label(dim)}` : `top ${names.length} ${label(dim)} by games`;
+  $("#trend-caption").textContent = `${metricName} per release year${dim ? `, ${which}` : ""}`;
   const missing = typed.filter((n) => !spelledAs(rows, dim, n).length);
   if (missing.length) showMessage(`No games under these filters for ${label(dim)} ${missing.join(", ")}.`, "error");
   // Counts and sums are 0 in a year without games; medians, averages and shares have no value there.
