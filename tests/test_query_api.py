@@ -233,3 +233,20 @@ def test_no_answer_is_untyped_in_openapi(sample_client):
                 if code.startswith("2") and json_body is not None and "$ref" not in json_body.get("schema", {}):
                     untyped.append(f"{method.upper()} {path} {code}")
     assert untyped == []
+
+
+def test_a_value_with_a_comma_is_written_in_double_quotes(sample_client):
+    """Studio names often hold a comma ("Wise Wizard Games, LLC"): in `__in` and `series` a value in
+    double quotes keeps it; an unclosed quote is a 400 that says how to write one."""
+    r = sample_client.get("/api/v1/games", params={
+        "developers__in": '"Wise Wizard Games, LLC","Gemdrops, Inc."', "fields": "app_id"})
+    assert r.status_code == 200, r.text
+    assert sorted(row["app_id"] for row in r.json()["rows"]) == [485000, 1514360]
+    r = sample_client.get("/api/v1/games/aggregate", params={
+        "group_by": "developers,release_year", "series": '"wise wizard games, llc"', "limit": 100})
+    assert r.status_code == 200, r.text
+    assert {row["developers"] for row in r.json()["rows"]} == {"Wise Wizard Games, LLC"}
+    for params in ({"developers__in": '"Wise Wizard Games, LLC'}, {"group_by": "developers", "series": '"x'}):
+        path = "/api/v1/games/aggregate" if "series" in params else "/api/v1/games"
+        r = sample_client.get(path, params=params)
+        assert r.status_code == 400 and "double quotes" in r.json()["error"]["message"], r.text

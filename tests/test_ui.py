@@ -946,6 +946,19 @@ def test_a_trend_of_a_date_is_drawn_along_time(page, server):
     assert any(re.fullmatch(r"\d{4}-\d{2}-\d{2}", a) for a in axis) and "NaN" not in " ".join(axis), axis
 
 
+def test_a_series_whose_name_holds_a_comma_is_typed_in_quotes(page, server):
+    """Studio names often hold a comma: typed in double quotes (any case), the series is that studio."""
+    page.goto(f"{server.base}/?view=trends")
+    page.wait_for_selector("#trend-chart path")
+    page.select_option("#trend-dim", "developers")
+    page.fill("#trend-series", '"wise wizard games, llc"')
+    page.click("#trend-form button[type=submit]")
+    page.wait_for_url(re.compile("series="))
+    wait_count(page, "#trend-legend li", 1)
+    assert page.locator("#trend-legend li").all_text_contents() == ["Wise Wizard Games, LLC"]
+    assert page.is_hidden("#message")
+
+
 def test_several_metrics_shares_and_a_minimum_from_the_aggregate_form(page, server):
     """Count, median price and average rating per genre at once; developers with at least 5 games rated
     80 %+ (a filter in percent, a minimum of games): from the form, kept in the URL."""

@@ -231,7 +231,10 @@ def _series(raw: str | None, group_by: list[str], top: int | None) -> list[str] 
                       "list column (e.g. group_by=genres,release_year&series=Action,Strategy).")
     if top:
         raise invalid("series", raw, "Give series (the values you choose) or top (the N largest), not both.")
-    values = _unique_in_any_case(csv_list(raw))
+    try:
+        values = _unique_in_any_case([v.strip() for v in filters.value_list(raw) if v.strip()])
+    except ValueError as exc:
+        raise invalid("series", raw, f"series is {exc.args[0]}.") from None
     if not values or len(values) > MAX_SERIES:
         raise invalid("series", raw, f"series is 1 to {MAX_SERIES} comma-separated values.")
     return values

@@ -7,6 +7,7 @@ and bound as query parameters; the column identifier comes from the schema.
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from dataclasses import dataclass
@@ -196,7 +197,7 @@ def parse(param: str, raw: str, key: str) -> Condition:
         if op.value == "flag":
             value, ch_type = _bool(raw), "Bool"
         elif op.value == "list":
-            value, ch_type = [parser(v) for v in raw.split(",")], f"Array({ch_type})"
+            value, ch_type = [parser(v) for v in value_list(raw)], f"Array({ch_type})"
         else:
             value = parser(raw)
     except ValueError as exc:
@@ -254,3 +255,13 @@ def word_runs(needle: str) -> list[str]:
 def like_pattern(text: str) -> str:
     """`text` as a substring pattern for LIKE/ILIKE: its own % _ and \\ are plain characters."""
     return "%" + re.sub(r"([%_\\])", r"\\\1", text) + "%"
+
+
+def value_list(raw: str) -> list[str]:
+    """Comma-separated values (`__in`, `series`), read as one CSV line: a value in double quotes may
+    hold commas, as studio names often do (`"Wise Wizard Games, LLC",Valve`), and `""` is a quote in it."""
+    try:
+        return next(csv.reader([raw], strict=True), [])
+    except csv.Error:
+        raise ValueError('a comma-separated list (a value that holds a comma goes in double quotes: '
+                         '"Studio, LLC")') from None

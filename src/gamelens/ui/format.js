@@ -74,3 +74,20 @@ export function datesAsDays(values) {
     fmt: (d) => (d === null || d === undefined ? "" : new Date((origin + d) * DAY).toISOString().slice(0, 10)),
   };
 }
+// A comma-separated list of values as the API reads one (query/filters.value_list): a value in double
+// quotes may hold commas ("Wise Wizard Games, LLC"), "" is a quote within it.
+export function splitValues(text) {
+  const values = [];
+  let value = "", quoted = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (quoted && c === '"' && text[i + 1] === '"') { value += '"'; i += 1; }
+    else if (c === '"' && (quoted || !value.trim())) { quoted = !quoted; if (quoted) value = ""; }
+    else if (c === "," && !quoted) { values.push(value.trim()); value = ""; }
+    else value += c;
+  }
+  values.push(value.trim());
+  return values.filter(Boolean);
+}
+// A value written into such a list: quoted when it holds a comma or a quote.
+export const quoteValue = (v) => (/[",]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);

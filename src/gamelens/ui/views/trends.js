@@ -4,7 +4,7 @@ import { getJson } from "../api.js";
 import { isWhole, lineChart, yearRange } from "../charts.js";
 import { $, el, showMessage } from "../dom.js";
 import { readFilterForm } from "../filters.js";
-import { cell, datesAsDays, formatterFor, label, unitOf } from "../format.js";
+import { cell, datesAsDays, formatterFor, label, quoteValue, splitValues, unitOf } from "../format.js";
 import { filterParams, go, isCurrent } from "../state.js";
 
 export const TREND_DIMS = ["genres", "tags", "categories", "developers", "publishers"];
@@ -22,8 +22,8 @@ export function buildTrendForm() {
     const dim = $("#trend-dim").value;
     params.set("group_by", dim ? `${dim},release_year` : "release_year");
     params.set("metrics", $("#trend-metric").value);
-    const chosen = $("#trend-series").value.split(",").map((v) => v.trim()).filter(Boolean).map((v) => asListed(dim, v));
-    if (dim && chosen.length) params.set("series", chosen.join(","));  // these series, not the top N
+    const chosen = splitValues($("#trend-series").value).map((v) => asListed(dim, v));
+    if (dim && chosen.length) params.set("series", chosen.map(quoteValue).join(","));  // these series, not the top N
     else if (dim) params.set("top", $("#trend-n").value || "8");
     go(params);
   });
@@ -65,7 +65,7 @@ export async function renderTrends(params) {
   if (!isCurrent(params)) return;  // the user moved on meanwhile: the newer render draws
   const alias = body.metrics[0];
   const rows = body.rows.filter((r) => r.release_year !== null);
-  const typed = chosen.split(",").map((v) => v.trim()).filter(Boolean);
+  const typed = splitValues(chosen);
   let names = ["all matching games"];
   if (dim && chosen) names = [...new Set(typed.flatMap((n) => spelledAs(rows, dim, n)))];
   else if (dim) names = body.series || [];
