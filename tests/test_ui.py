@@ -679,6 +679,17 @@ def test_rating_is_filtered_in_the_unit_it_is_shown_in(page, server):
     assert page.input_value("#f-rating") == "80"  # the URL's 0.8, shown as typed
 
 
+def test_an_axis_ends_near_its_largest_value(page, server):
+    """A chart's axis ends at the first round value above its largest (the bars fill most of the width):
+    $10.9M ends at $12M (it ended at $20M, the bars filling half of it); counts keep whole ticks."""
+    page.goto(f"{server.base}/?view=explore")
+    page.wait_for_selector("#results tbody tr")
+    tops = page.evaluate("""async () => { const c = await import('/ui/charts.js');
+        return [c.niceMax(10.9e6, 2, false), c.niceMax(15, 4, true), c.niceMax(101, 2, true), c.niceMax(0.62, 4, false),
+        c.niceMax(5.7, 2, false), c.niceMax(0.29, 2, false)]; }""")
+    assert tops == [12e6, 16, 120, 0.8, 6, 0.3], tops
+
+
 def test_numbers_read_as_what_they_are(page, server):
     """Years and app ids are labels (2008, not 2,008); money has one style; counts have whole ticks."""
     page.goto(f"{server.base}/?view=aggregate&group_by=release_year&metrics=count&sort=release_year&limit=50")

@@ -11,10 +11,13 @@ export function yearRange(values) {
 }
 // The top of an axis with `intervals` gridlines: a round number, and for whole things (counts) one
 // whose every tick is whole (0, 3, 6, not 2.5).
+// An axis's end: the first of these multiples of the largest value's power of ten that holds it, so the
+// longest bar fills most of the width ($10.9M: an axis to $12M, not $20M).
+const NICE = [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10];
 export function niceMax(max, intervals, whole) {
   if (max <= 0) return whole ? intervals : 1;
-  const step = 10 ** Math.floor(Math.log10(max));
-  const top = Math.ceil(max / step) * step;
+  const magnitude = 10 ** Math.floor(Math.log10(max));
+  const top = NICE.map((m) => Number((m * magnitude).toPrecision(12))).find((t) => t >= max * (1 - 1e-9));  // 1.1e2, not 110.00000000000001
   return whole ? Math.ceil(top / intervals) * intervals : top;
 }
 export const isWhole = (name) => unitOf(name) === "count";
