@@ -315,6 +315,15 @@ def test_cursor_pages_go_on_from_an_offset_in_the_link(page, server):
         page.click("#prev")
         page.wait_for_url(lambda url: "cursor=" not in url)
         page.wait_for_selector("#page:has-text('1–20')")  # the first page, not an offset the API refuses
+    unknown = shared.replace("from=50", "from=x")  # Next and Prev from an unknown place keep it unknown
+    page.goto(unknown)
+    page.wait_for_selector("#results tbody tr")
+    first = page.text_content("#results tbody tr:first-child td")
+    page.click("#next")
+    page.wait_for_function("f => document.querySelector('#results tbody tr td').textContent !== f", arg=first)
+    page.click("#prev")
+    page.wait_for_function("f => document.querySelector('#results tbody tr td').textContent === f", arg=first)
+    assert "from=" not in page.url and page.text_content("#page") == ""  # not "1–20"
 
 
 def test_the_filter_button_keeps_what_the_form_cannot_show_and_the_view_s_settings(page, server):

@@ -64,7 +64,8 @@ export async function renderExplore(params) {
     const p = state();
     if (previous) {
       p.set("cursor", previous);
-      p.set("from", String(before));
+      if (start === null) p.delete("from");  // still unknown
+      else p.set("from", String(before));
       go(p, false, { stack });
       return;
     }
