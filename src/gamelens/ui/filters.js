@@ -2,10 +2,9 @@
 
 import { getSideJson } from "./api.js";
 import { $, el } from "./dom.js";
-import { hint, label } from "./format.js";
+import { hint, label, OPS } from "./format.js";
 import { CONTROL, filterParams, go, page, state } from "./state.js";
 
-export const OPS = [["exact", "="], ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"], ["ne", "≠"]];
 export function filterField(col) {
   const id = `f-${col.name}`;
   if (col.type === "string" || col.type === "list") {

@@ -45,7 +45,9 @@ export const hint = (col) => (col && col.formula ? `${col.doc}\n= ${col.formula}
 export const isNumeric = (col) => col && ["number", "decimal", "float"].includes(col.type);
 export const isBucket = (name) => page.schema.buckets.some((b) => b.name === name);
 // Filters as an analyst reads them: "price > 0, genres has Indie" (not "price gt=0").
-const SYMBOLS = { exact: "=", gt: ">", gte: "≥", lt: "<", lte: "≤", ne: "≠", startswith: "starts with", isnull: "is empty:" };
+// The comparison operators the filter form offers, with their symbols.
+export const OPS = [["exact", "="], ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"], ["ne", "≠"]];
+const SYMBOLS = { ...Object.fromEntries(OPS), startswith: "starts with", isnull: "is empty:" };
 function describeOne(key, value) {
   const [name, given] = key.split("__");
   const op = given || column(name)?.default_operator || "exact";

@@ -18,6 +18,13 @@ export function go(params, replace = false, historyState = null) {
   (replace ? history.replaceState : history.pushState).call(history, historyState, "", url);
   drawn();
 }
+// The sort after a click on a column's heading: first its own order (`largestFirst`: -name), then the
+// other way round, each click turning it (explore's rows, aggregate's groups).
+export function nextSort(current, name, largestFirst) {
+  if (current === name) return `-${name}`;
+  if (current === `-${name}`) return name;
+  return largestFirst ? `-${name}` : name;
+}
 export function filterParams(params) {
   const out = new URLSearchParams();
   for (const [k, v] of params) if (!CONTROL.has(k)) out.append(k, v);

@@ -5,7 +5,7 @@ import { barChart, isWhole, yearChart } from "../charts.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
 import { cell, datesAsDays, formatterFor, isBucket, label, metricHeading, plural, unitOf } from "../format.js";
-import { filterParams, go, isCurrent, page, state } from "../state.js";
+import { filterParams, go, isCurrent, nextSort, page, state } from "../state.js";
 
 export const SHARE_80 = "share(rating__gte=0.8)";
 // Shares offered in the menus (any other share(...) from a link is shown as written).
@@ -115,11 +115,7 @@ const headingOf = (spec, alias) => SHARES.find(([v]) => v === spec)?.[1] || metr
 // click turns the order round.
 function sortGroupsBy(name, isMetric) {
   const params = state();
-  const current = params.get("sort");
-  let next = isMetric ? `-${name}` : name;
-  if (current === name) next = `-${name}`;
-  else if (current === `-${name}`) next = name;
-  params.set("sort", next);
+  params.set("sort", nextSort(params.get("sort"), name, isMetric));
   params.delete("offset");
   go(params);
 }

@@ -4,7 +4,7 @@ import { api, getJson, getSideJson } from "../api.js";
 import { $, el, showMessage } from "../dom.js";
 import { clearFilters } from "../filters.js";
 import { cell, column, fmtMoney, fmtNumber, fmtPercent, hint, isNumeric, label, plural } from "../format.js";
-import { filterParams, go, isCurrent, page, state } from "../state.js";
+import { filterParams, go, isCurrent, nextSort, page, state } from "../state.js";
 
 export const DEFAULT_FIELDS = ["name", "release_date", "price", "reviews", "rating", "est_owners", "genres"];
 export function chosenFields(params) {
@@ -99,12 +99,8 @@ function cursorPageStart(from, body) {
 // the next click turns the order round.
 export function sortBy(field) {
   const params = state();
-  const current = params.get("sort");
   const col = column(field);
-  let next = isNumeric(col) || col?.type === "date" ? `-${field}` : field;
-  if (current === field) next = `-${field}`;
-  else if (current === `-${field}`) next = field;
-  params.set("sort", next);
+  params.set("sort", nextSort(params.get("sort"), field, isNumeric(col) || col?.type === "date"));
   params.delete("cursor"); params.delete("offset"); params.delete("page"); params.delete("from");
   go(params);
 }
