@@ -351,6 +351,41 @@ def test_the_filter_button_keeps_what_the_form_cannot_show_and_the_view_s_settin
     assert params["having"] == ["count__gte:2"] and params["group_by"] == ["genres"], params
 
 
+def test_a_list_box_takes_several_values_each_a_filter(page, server):
+    """`indie, rpg` in the genres box finds the games that have both (it searched that text as one element
+    and found nothing); a value in double quotes keeps its comma; the box shows the link's values back."""
+    rows = httpx.get(f"{server.base}/api/v1/games?genres=indie&genres=rpg&limit=1&fields=app_id", headers=AUTH).json()
+    assert 0 < rows["total"] < 100, rows["total"]  # a narrower answer than either genre alone
+    page.goto(f"{server.base}/?view=explore")
+    page.wait_for_selector("#results tbody tr")
+    open_filters(page)
+    page.fill("#f-genres", "indie, rpg")
+    page.click("#apply")
+    page.wait_for_selector(f"#total[data-total='{rows['total']}']")
+    assert parse_qs(urlsplit(page.url).query)["genres"] == ["indie", "rpg"]
+    page.reload()
+    page.wait_for_selector(f"#total[data-total='{rows['total']}']")
+    assert page.input_value("#f-genres") == "indie, rpg"
+    assert "also from the link" not in page.text_content("#filter-count")  # both shown, neither listed again
+    open_filters(page)
+    page.fill("#f-developers", '"Wise Wizard Games, LLC"')
+    page.fill("#f-genres", "")
+    page.click("#apply")
+    page.wait_for_url("**developers=**")
+    assert parse_qs(urlsplit(page.url).query)["developers"] == ["Wise Wizard Games, LLC"]
+    assert page.input_value("#f-developers") == '"Wise Wizard Games, LLC"'
+
+
+def test_compact_figures_keep_three_digits(page, server):
+    """$1,038,254 reads $1.04M (it read $1M, 4 % rounded away); $5,800 stays $5.8K."""
+    page.goto(f"{server.base}/?view=explore")
+    page.wait_for_selector("#results tbody tr")
+    shown = page.evaluate("""async () => { const f = await import('/ui/format.js');
+        return [f.fmtMoney(1038254), f.fmtMoney(5800), f.fmtMoney(186249), f.fmtNumber(2345678),
+                f.fmtMoney(999.5)]; }""")
+    assert shown == ["$1.04M", "$5.8K", "$186K", "2.35M", "$999.50"], shown
+
+
 def within_page(page, query: str) -> None:
     """Go to `query` as the page's own links do (history, no reload): what it showed before is still there."""
     page.evaluate("q => { history.pushState(null, '', q); dispatchEvent(new PopStateEvent('popstate')); }", query)
@@ -612,6 +647,24 @@ def test_a_phone_shows_rows_on_the_first_screen(browser, server):
     wide.wait_for_selector("#summary .tile.list")
     assert wide.is_visible("#summary .tile.list >> nth=0") and wide.locator("#summary details").count() == 0
     wide.context.close()
+
+
+def test_a_phone_shows_each_upload_whole(browser, server):
+    """At 390 px an upload of the history is a card: its link and its Activate button are on the screen
+    (they sat off to the right of a seven-column row)."""
+    uploads = httpx.get(f"{server.base}/api/v1/uploads", headers=AUTH).json()["uploads"]
+    if not any(u["stored"] and not u["active"] for u in uploads):  # a kept version to activate
+        httpx.post(f"{server.base}/api/v1/uploads/sample?wait=true", headers=AUTH, timeout=60)
+    pg = _page(browser, server, viewport=NARROW)
+    pg.goto(f"{server.base}/?view=upload")
+    pg.wait_for_selector("#upload-history button.activate")
+    for part in ("#upload-history button.activate >> nth=0", "#upload-history td.url >> nth=0"):
+        box = pg.locator(part).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= NARROW["width"], (part, box)
+    assert pg.locator("#upload-history td.num >> nth=0").evaluate(
+        "td => getComputedStyle(td, '::after').content") == '" rows"'  # no header says what the number is
+    shot(pg, "upload-history-390")
+    pg.context.close()
 
 
 def test_api_docs_render_from_local_files_under_the_csp(browser, server):

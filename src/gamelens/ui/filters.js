@@ -2,14 +2,15 @@
 
 import { getSideJson } from "./api.js";
 import { $, el } from "./dom.js";
-import { hint, label, OPS } from "./format.js";
+import { hint, label, OPS, quoteValue, splitValues } from "./format.js";
 import { CONTROL, filterParams, go, page, state } from "./state.js";
 
 export function filterField(col) {
   const id = `f-${col.name}`;
   if (col.type === "string" || col.type === "list") {
     const input = el("input", { type: "search", id, name: col.name,
-      placeholder: col.type === "list" ? "any element contains" : "contains", list: col.type === "list" ? `${id}-values` : null });
+      placeholder: col.type === "list" ? "an element contains; a, b: both" : "contains", list: col.type === "list" ? `${id}-values` : null,
+      "data-list": col.type === "list" ? "1" : null });
     return [input, col.type === "list" ? el("datalist", { id: `${id}-values` }) : ""];
   }
   if (["number", "decimal", "float"].includes(col.type)) {
@@ -75,6 +76,10 @@ function readShownFilters() {
     if (input.dataset.opFor) {
       const value = input.dataset.percent ? String(Number(input.value) / 100) : input.value;
       params.append(`${input.dataset.opFor}__${$(`#f-${input.dataset.opFor}-op`).value}`, value);
+    } else if (input.dataset.list) {
+      // "indie, rpg" in a list's box: games with both, one filter each (filters on one column AND);
+      // a value in double quotes keeps its commas ("Wise Wizard Games, LLC").
+      for (const value of splitValues(input.value)) params.append(input.name, value);
     } else params.append(input.name, input.value);
   }
   return params;
@@ -91,6 +96,9 @@ export function fillFilterForm(params) {
       const value = op ? params.get(key) : "";
       input.value = value && input.dataset.percent ? String(Math.round(Number(value) * 10000) / 100) : value;
       if (input.value) shownKeys.add(key);
+    } else if (input.dataset.list) {
+      input.value = params.getAll(input.name).map(quoteValue).join(", ");
+      if (input.value) shownKeys.add(input.name);
     } else {
       input.value = params.get(input.name) || "";
       if (input.value) shownKeys.add(input.name);

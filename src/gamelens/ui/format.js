@@ -2,7 +2,8 @@
 
 import { page } from "./state.js";
 
-export const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+// Three significant digits: $1.04M, not $1M, for $1,038,254 (one decimal rounded away 4 %).
+export const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumSignificantDigits: 3 });
 export const plural = (n, word) => `${Number(n).toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
 export function fmtNumber(v) {
   if (typeof v !== "number") return v === null || v === undefined ? "" : String(v);
@@ -14,7 +15,7 @@ export function fmtNumber(v) {
   return v.toLocaleString("en-US", { maximumFractionDigits: digits });
 }
 export const fmtPercent = (v) => (typeof v === "number" ? `${(v * 100).toFixed(1)}%` : "");
-// Dollars and cents under a thousand, compact above ($5.8K, $186.2K): one style in a column.
+// Dollars and cents under a thousand, compact above ($5.8K, $186K): one style in a column.
 export function fmtMoney(v) {
   if (typeof v !== "number") return "";
   return Math.abs(v) >= 1000 ? `$${COMPACT.format(v)}` : `$${v.toFixed(2)}`;

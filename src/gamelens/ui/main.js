@@ -16,7 +16,7 @@ export const QUESTIONS = [
     "view=aggregate&group_by=tags&metrics=count,sum:est_revenue&sort=-sum_est_revenue&release_date__gte=2020-01-01&limit=15"],
   ["Which price bands are rated best", `view=aggregate&group_by=price_band&metrics=count,avg:rating,${SHARE_80}&sort=price_band`],
   ["Studios with the most games rated 80%+", "view=aggregate&group_by=developers&metrics=count&rating__gte=0.8&limit=15"],
-  ["How has the roguelike tag grown", "view=trends&group_by=release_year&metrics=count&tags=rogue"],
+  ["How have rogue-likes and -lites grown", "view=trends&group_by=release_year&metrics=count&tags=rogue"],
   ["The 8 biggest genres, year by year", "view=trends&group_by=genres,release_year&metrics=count&top=8"],
   ["Best-rated games with 1,000+ reviews", "view=explore&reviews__gte=1000&sort=-rating"],
 ];
