@@ -321,10 +321,12 @@ def test_a_waiting_request_is_answered_by_the_end_of_a_stop_s_grace(make_client,
 
 @pytest.mark.above_the_engine
 def test_a_waited_upload_this_server_may_no_longer_write_is_a_409(make_client, files):
-    """No stop under way, but the writer lease was lost before the upload started (app.py sets may_write):
-    the upload is interrupted, and a waiting request says so with a 409, not a 200."""
+    """No stop under way, but the writer lease was lost after the API took the upload (its writer check
+    said yes) and before the worker started it: the upload is interrupted, and a waiting request says so
+    with a 409, not a 200. (Lost before, the upload is refused up front: api/auth.writer.)"""
     client = make_client()
-    client.app.state.uploads.may_write = lambda: False
+    answers = iter([True])  # the API's check; every later one (the worker's) finds the lease lost
+    client.app.state.uploads.may_write = lambda: next(answers, False)
     r = client.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv")})
     assert r.status_code == 409, r.text
     assert r.json()["error"]["code"] == "interrupted" and r.json()["upload"]["state"] == "interrupted"

@@ -120,9 +120,8 @@ def admin(who: Principal = Depends(principal)) -> Principal:  # noqa: B008 (Fast
 
 def writer(request: Request) -> None:
     """Writes (uploads, activate, keys) are done by the writer: a reader says where to send them."""
-    settings, lease, uploads = request.app.state.settings, request.app.state.lease, request.app.state.uploads
-    lost = (lease is not None and lease.lost) or uploads.fenced  # fenced: by a later writer's record (jobs._save)
-    if settings.role != "reader" and not lost:
+    settings = request.app.state.settings
+    if settings.role != "reader" and request.app.state.uploads.may_write():
         return
     where = f" Send it to the writer, {settings.writer_url}." if settings.writer_url else ""
     why = "only reads (GAMELENS_ROLE=reader)" if settings.role == "reader" else "is no longer the writer"

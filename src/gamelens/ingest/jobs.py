@@ -53,7 +53,7 @@ class Uploads:
         self.store = Store(engine, settings.clickhouse_cluster)
         self.wstore = Store(self.worker, settings.clickhouse_cluster)
         self.before_switch = None  # set by the app: warms the response cache of a new version
-        self.may_write = lambda: True  # False once this process lost the writer lease (hold)
+        self._lease: WriterLease | None = None  # the writer lease it holds, if any (hold)
         self.writer_generation = 0  # its writer lease's generation, which fences its records (hold)
         self.fenced = False  # a record this process wrote was fenced off by a later writer's (_save)
         self._queue: queue.Queue[int | None] = queue.Queue()
@@ -76,8 +76,16 @@ class Uploads:
     def hold(self, lease: WriterLease) -> None:
         """Do the writer's work under `lease` (taken by the caller): stop once it is lost, and mark every
         record with its generation (records.UploadRecord.writer)."""
-        self.may_write = lambda: not lease.lost and not self.fenced
+        self._lease = lease
         self.writer_generation = lease.generation
+
+    def may_write(self) -> bool:
+        """Whether this process still does the writer's work: not once it lost its lease, nor once a
+        record it wrote was fenced off by a later writer's (_save). Checked by the worker between steps
+        and by the API before a write (api/auth.writer)."""
+        if self.fenced:
+            return False
+        return self._lease is None or not self._lease.lost
 
     def start(self) -> None:
         """The writer's start-up work (recovery, reconciliation, upgrades) and its upload worker (the
