@@ -58,15 +58,18 @@ function viewSettings(params) {
 export function clearFilters() {
   go(viewSettings(state()));
 }
-let shownKeys = new Set();  // the filter parameters the form shows (fillFilterForm)
+// The filters (parameter and value) the form shows (fillFilterForm): a link's second name=... or a
+// range's second bound is not among them.
+let shown = new Set();
+const pair = (k, v) => JSON.stringify([k, v]);
 function notShown(params) {
-  return [...filterParams(params)].filter(([k]) => !shownKeys.has(k));
+  return [...filterParams(params)].filter(([k, v]) => !shown.has(pair(k, v)));
 }
 // The filters the form says, plus those of the link it cannot show (a range's second bound:
 // price__gte and price__lte), which every form that applies filters keeps.
 export function readFilterForm() {
   const params = readShownFilters();
-  for (const [k, v] of notShown(state())) if (!params.has(k)) params.append(k, v);
+  for (const [k, v] of notShown(state())) if (!params.getAll(k).includes(v)) params.append(k, v);
   return params;
 }
 function readShownFilters() {
@@ -86,7 +89,7 @@ function readShownFilters() {
 }
 // The form always shows what the URL says (after Clear, Back, Forward, or a link).
 export function fillFilterForm(params) {
-  shownKeys = new Set();
+  shown = new Set();
   for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
     if (input.dataset.opFor) {
       const col = input.dataset.opFor;
@@ -95,13 +98,14 @@ export function fillFilterForm(params) {
       const key = op && params.has(`${col}__${op}`) ? `${col}__${op}` : col;
       const value = op ? params.get(key) : "";
       input.value = value && input.dataset.percent ? String(Math.round(Number(value) * 10000) / 100) : value;
-      if (input.value) shownKeys.add(key);
+      if (input.value) shown.add(pair(key, params.get(key)));
     } else if (input.dataset.list) {
-      input.value = params.getAll(input.name).map(quoteValue).join(", ");
-      if (input.value) shownKeys.add(input.name);
+      const values = params.getAll(input.name);
+      input.value = values.map(quoteValue).join(", ");
+      for (const v of values) if (v) shown.add(pair(input.name, v));
     } else {
       input.value = params.get(input.name) || "";
-      if (input.value) shownKeys.add(input.name);
+      if (input.value) shown.add(pair(input.name, input.value));
     }
   }
   const active = [...filterParams(params)].length;

@@ -2,8 +2,10 @@
 
 import { page } from "./state.js";
 
-// Three significant digits: $1.04M, not $1M, for $1,038,254 (one decimal rounded away 4 %).
-export const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumSignificantDigits: 3 });
+// One decimal or three significant digits, whichever says more: $1.04M for $1,038,254 (one decimal alone
+// said $1M, 4 % off), $187.5M for an axis's $187,500,000 (three digits alone said $188M).
+export const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1,
+  maximumSignificantDigits: 3, roundingPriority: "morePrecision" });
 export const plural = (n, word) => `${Number(n).toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
 export function fmtNumber(v) {
   if (typeof v !== "number") return v === null || v === undefined ? "" : String(v);
@@ -15,7 +17,7 @@ export function fmtNumber(v) {
   return v.toLocaleString("en-US", { maximumFractionDigits: digits });
 }
 export const fmtPercent = (v) => (typeof v === "number" ? `${(v * 100).toFixed(1)}%` : "");
-// Dollars and cents under a thousand, compact above ($5.8K, $186K): one style in a column.
+// Dollars and cents under a thousand, compact above ($5.8K, $186.2K): one style in a column.
 export function fmtMoney(v) {
   if (typeof v !== "number") return "";
   return Math.abs(v) >= 1000 ? `$${COMPACT.format(v)}` : `$${v.toFixed(2)}`;
@@ -78,19 +80,22 @@ export function datesAsDays(values) {
   };
 }
 // A comma-separated list of values as the API reads one (query/filters.value_list): a value in double
-// quotes may hold commas ("Wise Wizard Games, LLC"), "" is a quote within it.
+// quotes may hold commas ("Wise Wizard Games, LLC") and spaces at its ends, "" is a quote within it;
+// unquoted values are trimmed.
 export function splitValues(text) {
   const values = [];
-  let value = "", quoted = false;
+  let value = "", quoted = false, wasQuoted = false;
+  const end = () => { values.push(wasQuoted ? value : value.trim()); value = ""; wasQuoted = false; };
   for (let i = 0; i < text.length; i += 1) {
     const c = text[i];
     if (quoted && c === '"' && text[i + 1] === '"') { value += '"'; i += 1; }
-    else if (c === '"' && (quoted || !value.trim())) { quoted = !quoted; if (quoted) value = ""; }
-    else if (c === "," && !quoted) { values.push(value.trim()); value = ""; }
-    else value += c;
+    else if (quoted && c === '"') quoted = false;
+    else if (c === '"' && !quoted && !wasQuoted && !value.trim()) { quoted = true; wasQuoted = true; value = ""; }
+    else if (c === "," && !quoted) end();
+    else if (quoted || !wasQuoted || c.trim()) value += c;  // after a closing quote, spaces are not the value's
   }
-  values.push(value.trim());
-  return values.filter(Boolean);
+  end();
+  return values.filter((v) => v !== "");
 }
-// A value written into such a list: quoted when it holds a comma or a quote.
-export const quoteValue = (v) => (/[",]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
+// A value written into such a list: quoted when it holds a comma or a quote, or starts or ends with a space.
+export const quoteValue = (v) => (/[",]|^\s|\s$/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);

@@ -83,7 +83,7 @@ export async function renderHistory() {
   $("#upload-history tbody").replaceChildren(...body.uploads.map((u) => el("tr", { "data-state": u.state },
     el("td", {}, u.id),
     el("td", { title: u.upgrade_error || null }, status(u)),
-    el("td", { class: "num" }, u.rows_loaded ? u.rows_loaded.toLocaleString("en-US") : ""),
+    el("td", { class: "num", "data-unit": u.rows_loaded === 1 ? "row" : "rows" }, u.rows_loaded ? u.rows_loaded.toLocaleString("en-US") : ""),
     el("td", { title: u.finished_at || u.created_at }, when(u.finished_at || u.started_at || u.created_at)),
     el("td", {}, u.created_by || ""),
     el("td", { class: "url", title: u.url }, u.source === "link" ? u.url : `${u.source}: ${u.url}`),
