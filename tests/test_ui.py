@@ -504,6 +504,7 @@ def test_export_downloads_the_filtered_rows(page, server):
     with page.expect_download() as download:
         page.click("#export-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert download.value.suggested_filename == "gamelens-games-name-bowl.csv"  # not gamelens.csv for every export
     want = sorted(int(r["AppID"]) for r in read_sample() if "bowl" in r["Name"].lower())
     assert sorted(int(r["app_id"]) for r in rows) == want
     page.goto(f"{server.base}/?view=explore&name=bowl")  # the link names no columns: the shown ones are exported
@@ -525,6 +526,7 @@ def test_an_aggregate_exports_the_table_it_shows(page, server):
         page.click("#agg-export-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     assert len(shown) == 5 and [r["genres"] for r in rows] == shown, (rows, shown)
+    assert download.value.suggested_filename == "gamelens-aggregate-by-genres.csv"
     assert list(rows[0]) == ["genres", "count", "avg_price"]
 
 
@@ -549,6 +551,47 @@ def test_aggregate_form_chart_table_and_url_always_agree(page, server):
     assert page.input_value("#f-genres") == ""
     assert page.eval_on_selector_all("#agg-chart rect.bar", "r => r.length") == len(genres)
     assert page.input_value("#agg-group") == "genres"
+
+
+def test_count_stays_the_chart_s_metric_beside_another(page, server):
+    """Metric count, also average rating: the chart and the table's order stay count (they became average
+    rating, and the top 10 developers by games were ten studios with one well-rated game). A click on a
+    heading picks other groups, and the caption says which."""
+    page.goto(f"{server.base}/?view=aggregate&group_by=developers&metrics=count&limit=5")
+    page.wait_for_selector("#agg-chart rect")
+    page.select_option("#agg-metric", "count")
+    page.select_option("#agg-extra", ["avg:rating"])
+    page.click("#agg-form button[type=submit]")
+    page.wait_for_url(re.compile("chart=count"))
+    page.wait_for_selector("#agg-table th[data-field=avg_rating]")
+    want = _rows(server, "/api/v1/games/aggregate", group_by="developers", metrics="count", sort="-count", limit=5)
+    shown = page.eval_on_selector_all("#agg-table tbody tr td:first-child", "cs => cs.map(c => c.textContent)")
+    assert shown == [r["developers"] for r in want], (shown, want)
+    assert page.input_value("#agg-metric") == "count"
+    caption = page.text_content("#agg-caption")
+    assert caption.startswith("count by developers: the top 5 of ") and caption.endswith(" by count"), caption
+    page.click("#agg-table th[data-field=developers]")
+    page.wait_for_url(re.compile("sort=developers"))
+    page.wait_for_selector("#agg-caption:has-text('the first 5 of')")
+    assert page.text_content("#agg-caption").endswith("groups by developers"), page.text_content("#agg-caption")
+
+
+def test_a_growth_below_zero_is_on_the_chart(page, server):
+    """Year-on-year growth falls in some years: the axis goes below 0 (it ran from 0 % up, and a year at
+    -5.6 % was drawn off the chart), and a year without a value (the first) gets no point (it sat at 0)."""
+    body = httpx.get(f"{server.base}/api/v1/games/aggregate", headers=AUTH, params={
+        "group_by": "release_year", "metrics": "growth,count", "sort": "release_year", "limit": 1000}).json()
+    alias = body["metrics"][0]
+    values = [r[alias] for r in body["rows"] if r["release_year"] is not None]
+    assert min(v for v in values if v is not None) < 0 and None in values
+    page.goto(f"{server.base}/?view=trends&group_by=release_year&metrics=growth")
+    page.wait_for_selector("#trend-chart circle")
+    assert page.locator("#trend-chart circle").count() == len([v for v in values if v is not None])
+    ys = page.eval_on_selector_all("#trend-chart circle", "cs => cs.map(c => Number(c.getAttribute('cy')))")
+    assert all(10 <= y <= 260 for y in ys), ys  # within the plot (height 260, top margin 10)
+    ticks = page.eval_on_selector_all("#trend-chart text.muted", "ts => ts.map(t => t.textContent)")
+    assert any(t.startswith("-") for t in ticks) and "0.0%" in ticks, ticks
+    shot(page, "trends-growth")
 
 
 def test_bars_follow_their_measure_and_years_follow_time(page, server):
@@ -848,6 +891,8 @@ def test_a_game_s_own_page(page, server):
     assert "game=20200" in page.url
     assert page.get_attribute("#detail-store", "href") == "https://store.steampowered.com/app/20200"
     assert page.locator("#detail-about p").count() >= 1 and "took" not in page.text_content("#detail-body")
+    # its figures come first, above the description (they began 800 px down, under it)
+    assert page.locator("#detail-body").bounding_box()["y"] < page.locator("#detail-about").bounding_box()["y"]
     page.keyboard.press("Escape")
     page.wait_for_selector("#detail", state="hidden")
     assert "game=" not in page.url

@@ -22,6 +22,20 @@ export function niceMax(max, intervals, whole) {
   return whole ? Math.ceil(top / intervals) * intervals : top;
 }
 export const isWhole = (name) => unitOf(name) === "count";
+const known = (v) => v !== null && v !== undefined;
+// A line chart's value axis: [bottom, top, ticks]. From 0 to a round top in four steps, as before, unless a
+// value is below 0 (a growth that fell): then round steps from below the lowest to above the highest,
+// through 0. The growth chart ran from 0 % up, and a year at -5.6 % was drawn off the chart.
+function axisOf(lo, hi, whole) {
+  if (lo >= 0) {
+    const top = niceMax(hi, 4, whole);
+    return [0, top, [0, 0.25, 0.5, 0.75, 1].map((t) => top * t)];
+  }
+  const step = niceMax((hi - lo) / 4, 1, whole);
+  const first = Math.floor(lo / step), last = Math.max(1, Math.ceil(hi / step));  // in steps; 0 is a tick
+  const ticks = Array.from({ length: last - first + 1 }, (_, i) => Number(((first + i) * step).toPrecision(12)));
+  return [ticks[0], ticks[ticks.length - 1], ticks];
+}
 // Charts are drawn to the width they get, so that their text stays at its size on a phone.
 export const widthOf = (target, fallback) => Math.round(target.getBoundingClientRect().width) || fallback;
 export function barChart(target, data, fmt, whole) {
@@ -73,16 +87,15 @@ export function lineChart(target, legend, series, years, additive, fmt, whole) {
   target.replaceChildren();
   legend.replaceChildren();
   const left = 56, bottom = 22, height = 260, width = widthOf(target, 760), plot = width - left - 14;
-  const values = series.flatMap((s) => [...s.points.values()]).map(Number);
-  const top = niceMax(Math.max(0, ...values), 4, whole);
+  const values = series.flatMap((s) => [...s.points.values()]).filter(known).map(Number);
+  const [low, top, ticks] = axisOf(Math.min(0, ...values), Math.max(0, ...values), whole);
   target.setAttribute("viewBox", `0 0 ${width} ${height + bottom}`);
-  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
-    const y = height - t * (height - 10);
-    target.append(svg("line", { x1: left, x2: width - 14, y1: y, y2: y, class: "grid-line" }),
-      svg("text", { x: left - 5, y: y + 4, class: "muted", "text-anchor": "end" }, fmt(top * t)));
+  const y = (v) => height - ((Number(v) - low) / (top - low)) * (height - 10);
+  for (const tick of ticks) {
+    target.append(svg("line", { x1: left, x2: width - 14, y1: y(tick), y2: y(tick), class: tick === 0 && low < 0 ? "axis" : "grid-line" }),
+      svg("text", { x: left - 5, y: y(tick) + 4, class: "muted", "text-anchor": "end" }, fmt(tick)));
   }
   const x = (year) => left + (years.length > 1 ? ((year - years[0]) / (years.length - 1)) * plot : plot / 2);
-  const y = (v) => height - (Number(v) / top) * (height - 10);
   const every = Math.ceil(years.length / Math.max(3, Math.floor(plot / 45)));
   years.forEach((year, i) => {
     if (i % every === 0) target.append(svg("text", { x: x(year), y: height + 15, class: "muted", "text-anchor": "middle" }, String(year)));
@@ -91,7 +104,7 @@ export function lineChart(target, legend, series, years, additive, fmt, whole) {
     const color = PALETTE[i % PALETTE.length];
     let path = "", pen = "M";
     for (const year of years) {
-      const has = s.points.has(year);
+      const has = known(s.points.get(year));  // a median or a growth may have no value in a year
       if (!has && !additive) { pen = "M"; continue; }
       const v = has ? s.points.get(year) : 0;
       path += `${pen}${x(year).toFixed(1)},${y(v).toFixed(1)} `;

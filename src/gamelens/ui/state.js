@@ -7,7 +7,7 @@ export const onNavigate = (draw) => { drawn = draw; };
 
 export const VIEWS = ["explore", "aggregate", "trends", "compare", "upload"];
 export const CONTROL = new Set(["view", "sort", "offset", "limit", "fields", "group_by", "metrics", "cursor", "format",
-  "top", "facet", "facet_size", "page", "from", "game", "having", "series", "a", "b"]);
+  "top", "facet", "facet_size", "page", "from", "game", "having", "series", "a", "b", "chart"]);
 export const state = () => new URLSearchParams(location.search);
 // Whether the page still shows what `params` asked for: a render whose answers arrive after the user
 // moved on must not draw over the newer one.

@@ -23,7 +23,13 @@ export function aliasOf(metric) {
   if (share) return doc.alias.replace("{column}", share[1]).replace("{operator}", share[2] || doc.alias_no_operator);
   return doc.alias.replace("{name}", fn).replace("{column}", column);
 }
-export const measureOf = (metricsParam) => metricsParam.split(/,(?![^(]*\))/).find((m) => m !== "count") || "count";
+// The chart's metric: `chart=` when the link names one of its metrics (count beside other metrics, which
+// the rule below would pass over), else the first metric that is not count (links before `chart=`).
+export function measureOf(metricsParam, chart = null) {
+  const listed = metricsParam.split(/,(?![^(]*\))/);
+  if (chart && listed.includes(chart)) return chart;
+  return listed.find((m) => m !== "count") || "count";
+}
 export function buildAggregateForm() {
   const groups = [...page.schema.columns.filter((c) => c.groupable).map((c) => c.name), ...page.schema.buckets.map((b) => b.name)];
   $("#agg-group").replaceChildren(...groups.map((g) => el("option", { value: g }, label(g))));
@@ -41,6 +47,7 @@ export function buildAggregateForm() {
     const metric = fn === "count" || fn.startsWith("share(") ? fn : `${fn}:${$("#agg-column").value}`;
     const extras = [...$("#agg-extra").selectedOptions].map((o) => o.value);
     params.set("metrics", [...new Set(["count", metric, ...extras])].join(","));
+    if (metric === "count" && extras.length) params.set("chart", "count");  // else the first extra is charted
     if ($("#agg-min").value) params.set("having", `count__gte:${$("#agg-min").value}`);
     params.set("limit", $("#agg-limit").value || "20");
     go(params);
@@ -57,7 +64,7 @@ export async function renderAggregate(params) {
   const group = (params.get("group_by") || "genres").split(",")[0];
   const metrics = params.get("metrics") || "count";
   const limit = params.get("limit") || "20";
-  const measure = measureOf(metrics);
+  const measure = measureOf(metrics, params.get("chart"));
   // The form says what the URL says.
   $("#agg-group").value = group;
   const share = measure.startsWith("share(");
@@ -95,7 +102,7 @@ export async function renderAggregate(params) {
   }, heading(n, i) + arrow(n)))));
   $("#agg-table tbody").replaceChildren(...body.rows.map((r) => el("tr", {}, ...names.map((n, i) =>
     el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))))));
-  $("#agg-caption").textContent = `${headingOf(measure, alias)} by ${label(group)} (${plural(body.total_groups, "group")})`;
+  $("#agg-caption").textContent = `${headingOf(measure, alias)} by ${label(group)}: ${chosen(body, sorted, asked)}`;
   const bars = body.rows.map((r) => [r[group] === null ? "(none)" : cell(group, r[group]), r[alias]]);
   if (unitOf(alias) === "date") {  // the earliest or latest release of each group: bars along time
     const dates = datesAsDays(bars.map(([, v]) => v));
@@ -108,6 +115,21 @@ export async function renderAggregate(params) {
   const byYear = await getSideJson(`/api/v1/games/aggregate?${years}`);
   if (!isCurrent(params)) return;
   yearChart($("#year-chart"), (byYear.rows || []).filter((r) => r.release_year !== null).map((r) => [r.release_year, r.count]));
+}
+// Which groups the table holds, as its sort chose them: a click on a heading picks other groups (the first
+// 15 developers by name, not the 15 with the most revenue), and the caption says so.
+function chosen(body, sort, asked) {
+  const total = plural(body.total_groups, "group");
+  const desc = sort.startsWith("-");
+  const name = sort.replace(/^-/, "");
+  const at = body.metrics.indexOf(name);
+  if (at < 0) {  // by a group's own values
+    const order = `by ${label(name)}${desc ? ", descending" : ""}`;
+    return body.rows.length >= body.total_groups ? `${total}, ${order}` : `the first ${body.rows.length} of ${total} ${order}`;
+  }
+  const heading = asked.length === body.metrics.length ? headingOf(asked[at], name) : label(name);
+  if (body.rows.length >= body.total_groups) return `${total}, by ${heading}${desc ? ", largest first" : ", smallest first"}`;
+  return `the ${desc ? "top" : "bottom"} ${body.rows.length} of ${total} by ${heading}`;
 }
 // A metric's heading: a share the menus offer reads as they name it ("share rated 80%+").
 const headingOf = (spec, alias) => SHARES.find(([v]) => v === spec)?.[1] || metricHeading(spec, alias);

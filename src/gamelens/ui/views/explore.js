@@ -141,7 +141,9 @@ export async function showDetail(appId) {
   const shown = Object.entries(game).filter(([k]) => !["name", "about_the_game"].includes(k));
   $("#detail-body").replaceChildren(...shown.flatMap(([k, v]) => {
     const col = column(k);
-    return [el("dt", { title: hint(col) }, label(k) + (col?.derived ? " ƒ" : "")), el("dd", {}, cell(k, v))];
+    // A list's elements apart by " · ": studios' names hold commas ("aNCHOR Inc., fuzz, Inc." was two studios).
+    const shownValue = Array.isArray(v) ? v.join(" · ") : cell(k, v);
+    return [el("dt", { title: hint(col) }, label(k) + (col?.derived ? " ƒ" : "")), el("dd", {}, shownValue)];
   }));
   $("#detail").hidden = false;
   $("#detail-close").focus();
@@ -166,8 +168,8 @@ export async function renderSummary(params) {
         el("span", { class: "what" }, what), el("span", { class: "figure" }, figure)))));
     const lists = [
       list("Price bands", s.price_bands.map((b) => [b.band, plural(b.games, "game")])),
-      list("Top tags", s.top_tags.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
-      list("Top genres", s.top_genres.slice(0, 5).map((t) => [t.value, `(${t.games})`])),
+      list("Top tags", s.top_tags.slice(0, 5).map((t) => [t.value, `(${fmtNumber(t.games)})`])),
+      list("Top genres", s.top_genres.slice(0, 5).map((t) => [t.value, `(${fmtNumber(t.games)})`])),
       list("Best rated", s.top_rated.slice(0, 5).map((g) => [g.name, fmtPercent(g.rating)])),
       list("Most reviewed", s.most_reviewed.slice(0, 5).map((g) => [g.name, fmtNumber(g.reviews)]))];
     // On a phone the lists fold away (shown on a tap): unfolded they put the first row 1,600 px down.
@@ -204,6 +206,14 @@ function rowsExportQuery() {
   params.set("fields", chosenFields(params).join(","));  // the columns shown, also when the link names none
   return params;
 }
+// An export's file name says what it holds: gamelens-games-genres-indie, gamelens-aggregate-by-developers-...
+// (every export was gamelens.csv).
+export function exportName(path, params) {
+  const what = path.endsWith("/aggregate") ? `aggregate-by-${params.get("group_by") || "genres"}` : "games";
+  const filters = [...filterParams(params)].map(([k, v]) => `${k}-${v}`);
+  const name = ["gamelens", what, ...filters].join("-").replace(/[^\w.-]+/g, "_");
+  return name.slice(0, 100);
+}
 export async function exportAs(format, path = "/api/v1/games", params = rowsExportQuery()) {
   params.set("format", format);
   let response;
@@ -214,7 +224,7 @@ export async function exportAs(format, path = "/api/v1/games", params = rowsExpo
     return;
   }
   const blob = await response.blob();
-  const link = el("a", { href: URL.createObjectURL(blob), download: `gamelens.${format}` });
+  const link = el("a", { href: URL.createObjectURL(blob), download: `${exportName(path, params)}.${format}` });
   document.body.append(link);
   link.click();
   link.remove();
