@@ -114,6 +114,7 @@ def test_a_server_without_keys_opens_on_its_data(browser, tmp_path, files):
         pg.goto(f"{proc.base}/?view=explore")
         pg.wait_for_selector("#total[data-total='100']")
         assert pg.is_hidden("#welcome")
+        assert pg.text_content("#key-state") == "API key: not needed"  # it said "none", as if one were missing
         pg.context.close()
     finally:
         proc.stop()
@@ -528,6 +529,21 @@ def test_an_aggregate_exports_the_table_it_shows(page, server):
     assert len(shown) == 5 and [r["genres"] for r in rows] == shown, (rows, shown)
     assert download.value.suggested_filename == "gamelens-aggregate-by-genres.csv"
     assert list(rows[0]) == ["genres", "count", "avg_price"]
+    # Trends exports its table as drawn too: a row per series and year
+    page.goto(f"{server.base}/?view=trends&group_by=genres,release_year&metrics=count&top=3")
+    page.wait_for_selector("#trend-chart path")
+    with page.expect_download() as download:
+        page.click("#trend-export-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    legend = page.locator("#trend-legend li").all_text_contents()
+    assert {r["genres"] for r in rows} == set(legend) and len(legend) == 3, (rows[:3], legend)
+    # a refused link disables the exports; the next answer enables them again (the aggregate's stayed off)
+    within_page(page, "?view=aggregate&group_by=genres&sort=nothing")
+    page.wait_for_selector("#message:has-text('nothing')")
+    assert page.is_disabled("#agg-export-csv")
+    within_page(page, "?view=aggregate&group_by=genres")
+    page.wait_for_selector("#agg-table tbody tr")
+    assert page.is_enabled("#agg-export-csv")
 
 
 # --- aggregates, charts, trends ----------------------------------------------------------------------
@@ -592,6 +608,40 @@ def test_a_growth_below_zero_is_on_the_chart(page, server):
     ticks = page.eval_on_selector_all("#trend-chart text.muted", "ts => ts.map(t => t.textContent)")
     assert any(t.startswith("-") for t in ticks) and "0.0%" in ticks, ticks
     shot(page, "trends-growth")
+
+
+@pytest.mark.parametrize("group, wanted", [("developers", "developers__has"), ("release_year", "release_date__gte"),
+                                           ("required_age", "required_age")])
+def test_a_group_s_row_opens_its_games(page, server, group, wanted):
+    """A click (or Enter) on a group's row opens Explore on that group's games under the same filters:
+    as many games as the row counts."""
+    page.goto(f"{server.base}/?view=aggregate&group_by={group}&metrics=count&limit=5&price__gt=0")
+    page.wait_for_selector("#agg-table tbody tr.drill")
+    count = int(page.text_content("#agg-table tbody tr:first-child td:nth-child(2)").replace(",", ""))
+    page.click("#agg-table tbody tr:first-child")
+    page.wait_for_url(re.compile("view=explore"))
+    page.wait_for_selector(f"#total[data-total='{count}']")
+    sent = parse_qs(urlsplit(page.url).query)
+    assert wanted in sent and sent["price__gt"] == ["0"], sent
+    page.go_back()
+    page.wait_for_selector("#agg-table tbody tr.drill")
+    page.focus("#agg-table tbody tr:first-child")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#total[data-total='{count}']")
+
+
+def test_table_figures_are_whole_and_charts_compact(page, server):
+    """Two groups' revenues 0.04 % apart read apart in the table (compact, both were $9.04M); the
+    chart's labels stay compact."""
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,sum:est_revenue&limit=3")
+    page.wait_for_selector("#agg-table tbody tr")
+    want = _rows(server, "/api/v1/games/aggregate", group_by="genres", metrics="count,sum:est_revenue",
+                 sort="-sum_est_revenue", limit=3)
+    shown = page.eval_on_selector_all("#agg-table tbody tr td:nth-child(3)", "cs => cs.map(c => c.textContent)")
+    assert shown == [f"${round(r['sum_est_revenue']):,}" for r in want], (shown, want)
+    assert max(r["sum_est_revenue"] for r in want) >= 1e6  # large enough to have been compact
+    labels = page.eval_on_selector_all("#agg-chart text.muted", "ts => ts.map(t => t.textContent)")
+    assert any(re.fullmatch(r"\$[\d.]+[KM]", t) for t in labels), labels
 
 
 def test_bars_follow_their_measure_and_years_follow_time(page, server):
@@ -867,7 +917,8 @@ def test_numbers_read_as_what_they_are(page, server):
     ids = page.eval_on_selector_all("#results td:nth-child(2)", "c => c.map(x => x.textContent)")
     assert ids and all(re.fullmatch(r"\d+", i) for i in ids), ids
     money = page.eval_on_selector_all("#results td:nth-child(3)", "c => c.map(x => x.textContent)")
-    assert all(re.fullmatch(r"\$(\d+\.\d\d|[\d.]+[KMB])", m) for m in money if m), money
+    # in a table: cents under $1,000, whole dollars above (compact figures there read as ties)
+    assert all(re.fullmatch(r"\$(\d+\.\d\d|\d{1,3}(,\d{3})+)", m) for m in money if m), money
 
 
 def test_an_empty_result_says_so_and_offers_to_clear(page, server):

@@ -36,11 +36,19 @@ export function unitOf(name) {
   return unitOf(name.slice(fn.name.length + 1));  // sum_price is in the unit of price
 }
 export const formatterFor = (name) => FORMATS[unitOf(name)] || fmtNumber;
+// A table's cell. Its figures are whole, not compact: two studios at $9,044,080 and $9,040,151 both read
+// $9.04M, a tie that is not one (charts and the summary's tiles stay compact).
 export function cell(name, value) {
   if (Array.isArray(value)) return value.join(", ");
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (value === null || value === undefined) return "";
-  return typeof value === "number" ? formatterFor(name)(value) : String(value);
+  return typeof value === "number" ? wholeFigure(name, value) : String(value);
+}
+function wholeFigure(name, v) {
+  const unit = unitOf(name);
+  if (unit === "money" && Math.abs(v) >= 1000) return `$${Math.round(v).toLocaleString("en-US")}`;
+  if (!FORMATS[unit] && Number.isInteger(v)) return v.toLocaleString("en-US");  // counts, owners
+  return formatterFor(name)(v);
 }
 export const column = (name) => page.schema.columns.find((c) => c.name === name);
 export const label = (name) => name.replaceAll("_", " ");

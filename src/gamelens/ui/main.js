@@ -44,6 +44,7 @@ export async function render() {
   $(home).prepend($("#filters-box"));
   try {
     if (!page.schema) await init();
+    if (!key()) $("#key-state").textContent = "API key: not needed";  // the API answered without one
     fillFilterForm(params);
     // Open when the link carries filters (on a wide screen); never close what the user opened meanwhile.
     if (window.innerWidth > 700 && [...filterParams(params)].length > 0) $("#filters-box").open = true;
@@ -65,7 +66,7 @@ export async function render() {
     else {
       showMessage(e.message, "error");
       // What the view shows is not the link's answer: nothing to page through or export from it.
-      for (const b of document.querySelectorAll("#export-buttons button, #agg-export-buttons button, #prev, #next")) b.disabled = true;
+      for (const b of document.querySelectorAll(".exports button, #prev, #next")) b.disabled = true;
       // nor rows or charts of an earlier answer left under the message
       const earlier = ["#results thead", "#results tbody", "#agg-table thead", "#agg-table tbody", "#compare-table thead",
         "#compare-table tbody", "#trend-table thead", "#trend-table tbody", "#agg-chart", "#year-chart", "#trend-chart",

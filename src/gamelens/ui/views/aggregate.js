@@ -89,6 +89,7 @@ export async function renderAggregate(params) {
   if (!isCurrent(params)) return;  // the user moved on meanwhile: the newer render draws
   const alias = aliasOf(measure);  // the chart's measure; the table shows every metric
   $("#agg-table").dataset.query = q.toString();
+  for (const b of document.querySelectorAll("#agg-export-buttons button")) b.disabled = false;  // after a refused link
   const names = [...body.group_by, ...body.metrics];
   // The API answers a metric per distinct one asked for, in the order asked.
   const asked = [...new Set(listed)];
@@ -100,8 +101,13 @@ export async function renderAggregate(params) {
     class: i >= groups ? "num sortable" : "sortable", title: n, "data-field": n, tabindex: "0",
     onclick: () => sortGroupsBy(n, i >= groups), onkeydown: (event) => { if (event.key === "Enter") sortGroupsBy(n, i >= groups); },
   }, heading(n, i) + arrow(n)))));
-  $("#agg-table tbody").replaceChildren(...body.rows.map((r) => el("tr", {}, ...names.map((n, i) =>
-    el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))))));
+  $("#agg-table tbody").replaceChildren(...body.rows.map((r) => {
+    const games = gamesOf(params, group, r[group]);
+    const open = games ? { class: "drill", tabindex: "0", title: "Show these games", onclick: () => go(games),
+      onkeydown: (event) => { if (event.key === "Enter") go(games); } } : {};
+    return el("tr", open, ...names.map((n, i) =>
+      el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))));
+  }));
   $("#agg-caption").textContent = `${headingOf(measure, alias)} by ${label(group)}: ${chosen(body, sorted, asked)}`;
   const bars = body.rows.map((r) => [r[group] === null ? "(none)" : cell(group, r[group]), r[alias]]);
   if (unitOf(alias) === "date") {  // the earliest or latest release of each group: bars along time
@@ -115,6 +121,26 @@ export async function renderAggregate(params) {
   const byYear = await getSideJson(`/api/v1/games/aggregate?${years}`);
   if (!isCurrent(params)) return;
   yearChart($("#year-chart"), (byYear.rows || []).filter((r) => r.release_year !== null).map((r) => [r.release_year, r.count]));
+}
+// A group's games in Explore: the aggregate's filters and the group's own (an element of a list, a value,
+// a year's or a month's dates). Price bands have no such filter here: their rows do not open.
+function gamesOf(params, group, value) {
+  const q = filterParams(params);
+  q.set("view", "explore");
+  const col = page.schema.columns.find((c) => c.name === group);
+  if (value === null) q.append(`${group}__isnull`, "true");
+  else if (col?.type === "list") q.append(`${group}__has`, value);
+  else if (col?.type === "string") q.append(`${group}__exact`, value);
+  else if (col) q.append(group, String(value));
+  else if (group === "release_year") {
+    q.append("release_date__gte", `${value}-01-01`);
+    q.append("release_date__lt", `${Number(value) + 1}-01-01`);
+  } else if (group === "release_month") {
+    const [y, m] = String(value).split("-").map(Number);
+    q.append("release_date__gte", `${value}-01`);
+    q.append("release_date__lt", m === 12 ? `${y + 1}-01-01` : `${y}-${String(m + 1).padStart(2, "0")}-01`);
+  } else return null;
+  return q;
 }
 // Which groups the table holds, as its sort chose them: a click on a heading picks other groups (the first
 // 15 developers by name, not the 15 with the most revenue), and the caption says so.

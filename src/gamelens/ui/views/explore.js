@@ -198,6 +198,9 @@ export function buildExportButtons() {
   // The aggregate's table as drawn: its query holds the form's defaults (group, sort, top N), not only the link's.
   $("#agg-export-buttons").replaceChildren(...buttons("agg-export", "/api/v1/games/aggregate",
     () => new URLSearchParams($("#agg-table").dataset.query || "")));
+  // The trend's table as drawn: a row per series and year.
+  $("#trend-export-buttons").replaceChildren(...buttons("trend-export", "/api/v1/games/aggregate",
+    () => new URLSearchParams($("#trend-table").dataset.query || "")));
 }
 // Every row matching the filters, in the page's sort and columns (not just the page shown).
 function rowsExportQuery() {

@@ -93,6 +93,7 @@ export async function renderTrends(params) {
   $("#trend-table tbody").replaceChildren(...years.map((y) => el("tr", {}, el("td", {}, String(y)),
     ...series.map((s) => el("td", { class: "num" }, trendCell(s, y, alias, additive))))));
   $("#trend-table").dataset.query = q.toString();  // what the table now shows
+  for (const b of document.querySelectorAll("#trend-export-buttons button")) b.disabled = false;  // after a refused link
 }
 // A chosen series as the rows spell it: `typed` in any case (the data may spell a value more than one way).
 function spelledAs(rows, dim, typed) {
