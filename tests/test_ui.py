@@ -423,6 +423,7 @@ def test_a_refused_link_leaves_nothing_to_page_or_export(page, server):
     assert page.locator("#agg-table tbody tr").count() == 0 and page.locator("#agg-chart rect").count() == 0
     assert page.text_content("#agg-caption") == "" and page.locator("#year-chart rect").count() == 0
     assert page.locator("#agg-table thead th").count() == 0
+    assert page.is_disabled("#agg-next") and page.text_content("#agg-page") == ""
     within_page(page, "?view=explore&fields=name&name=galactic&game=20200")
     page.wait_for_selector("#detail:not([hidden])")
     within_page(page, "?view=explore&fields=name&name=galactic&game=20200&sort=nothing")
@@ -628,6 +629,24 @@ def test_a_group_s_row_opens_its_games(page, server, group, wanted):
     page.focus("#agg-table tbody tr:first-child")
     page.keyboard.press("Enter")
     page.wait_for_selector(f"#total[data-total='{count}']")
+
+
+def test_an_aggregate_pages_through_its_groups(page, server):
+    """Next shows the groups after the top N (the table stopped at them), the caption says which; Prev
+    goes back."""
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count&limit=5")
+    page.wait_for_selector("#agg-table tbody tr")
+    assert page.is_disabled("#agg-prev") and page.text_content("#agg-page").startswith("1–5 of ")
+    page.click("#agg-next")
+    page.wait_for_url(re.compile("offset=5"))
+    want = _rows(server, "/api/v1/games/aggregate", group_by="genres", metrics="count", sort="-count", limit=5,
+                 offset=5)
+    page.wait_for_selector("#agg-caption:has-text('groups 6–')")
+    shown = page.eval_on_selector_all("#agg-table tbody tr td:first-child", "cs => cs.map(c => c.textContent)")
+    assert shown == [r["genres"] for r in want], (shown, want)
+    page.click("#agg-prev")
+    page.wait_for_selector("#agg-caption:has-text('the top 5 of')")
+    assert "offset" not in page.url
 
 
 def test_table_figures_are_whole_and_charts_compact(page, server):

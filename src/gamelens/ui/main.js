@@ -66,11 +66,11 @@ export async function render() {
     else {
       showMessage(e.message, "error");
       // What the view shows is not the link's answer: nothing to page through or export from it.
-      for (const b of document.querySelectorAll(".exports button, #prev, #next")) b.disabled = true;
+      for (const b of document.querySelectorAll(".exports button, #prev, #next, #agg-prev, #agg-next")) b.disabled = true;
       // nor rows or charts of an earlier answer left under the message
       const earlier = ["#results thead", "#results tbody", "#agg-table thead", "#agg-table tbody", "#compare-table thead",
         "#compare-table tbody", "#trend-table thead", "#trend-table tbody", "#agg-chart", "#year-chart", "#trend-chart",
-        "#trend-legend", "#agg-caption", "#trend-caption", "#compare-among", "#total", "#page"];
+        "#trend-legend", "#agg-caption", "#trend-caption", "#compare-among", "#total", "#page", "#agg-page"];
       for (const shown of document.querySelectorAll(earlier.join(", "))) shown.replaceChildren();
       delete $("#total").dataset.total;
       $("#detail").hidden = true;

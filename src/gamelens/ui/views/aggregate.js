@@ -83,6 +83,8 @@ export async function renderAggregate(params) {
   const q = filterParams(params);
   q.set("group_by", group); q.set("metrics", metrics); q.set("limit", limit);
   if (params.get("having")) q.set("having", params.get("having"));
+  const offset = Number(params.get("offset")) || 0;
+  if (offset > 0) q.set("offset", String(offset));
   // Bars of a measure in its order, or a bucket (years, price bands) in its natural order.
   q.set("sort", params.get("sort") || (isBucket(group) ? group : `-${aliasOf(measure)}`));
   const body = await getJson(`/api/v1/games/aggregate?${q}`);
@@ -109,6 +111,7 @@ export async function renderAggregate(params) {
       el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))));
   }));
   $("#agg-caption").textContent = `${headingOf(measure, alias)} by ${label(group)}: ${chosen(body, sorted, asked)}`;
+  pageGroups(params, body);
   const bars = body.rows.map((r) => [r[group] === null ? "(none)" : cell(group, r[group]), r[alias]]);
   if (unitOf(alias) === "date") {  // the earliest or latest release of each group: bars along time
     const dates = datesAsDays(bars.map(([, v]) => v));
@@ -142,20 +145,45 @@ function gamesOf(params, group, value) {
   } else return null;
   return q;
 }
+// The groups after or before these: the table showed the top N of 62 and had no way to the rest.
+function pageGroups(params, body) {
+  const step = (offset) => () => {
+    const next = state();
+    if (offset > 0) next.set("offset", String(offset));
+    else next.delete("offset");
+    go(next);
+  };
+  const shown = body.rows.length;
+  $("#agg-page").textContent = shown ? `${body.offset + 1}–${body.offset + shown} of ${body.total_groups}` : "";
+  $("#agg-prev").disabled = body.offset === 0;
+  $("#agg-next").disabled = !body.next;
+  $("#agg-prev").onclick = step(Math.max(0, body.offset - body.limit));
+  $("#agg-next").onclick = step(body.offset + body.limit);
+}
 // Which groups the table holds, as its sort chose them: a click on a heading picks other groups (the first
 // 15 developers by name, not the 15 with the most revenue), and the caption says so.
 function chosen(body, sort, asked) {
   const total = plural(body.total_groups, "group");
   const desc = sort.startsWith("-");
+  const range = `${body.offset + 1}–${body.offset + body.rows.length}`;
+  if (body.offset > 0 && !body.rows.length) return `no groups after the first ${body.total_groups}`;
+  if (body.offset > 0) return `groups ${range} of ${body.total_groups} by ${sortLabel(body, sort, asked)}${desc ? ", descending" : ""}`;
   const name = sort.replace(/^-/, "");
   const at = body.metrics.indexOf(name);
   if (at < 0) {  // by a group's own values
     const order = `by ${label(name)}${desc ? ", descending" : ""}`;
     return body.rows.length >= body.total_groups ? `${total}, ${order}` : `the first ${body.rows.length} of ${total} ${order}`;
   }
-  const heading = asked.length === body.metrics.length ? headingOf(asked[at], name) : label(name);
+  const heading = sortLabel(body, sort, asked);
   if (body.rows.length >= body.total_groups) return `${total}, by ${heading}${desc ? ", largest first" : ", smallest first"}`;
   return `the ${desc ? "top" : "bottom"} ${body.rows.length} of ${total} by ${heading}`;
+}
+// The heading of the column the groups are sorted by.
+function sortLabel(body, sort, asked) {
+  const name = sort.replace(/^-/, "");
+  const at = body.metrics.indexOf(name);
+  if (at < 0 || asked.length !== body.metrics.length) return label(name);
+  return headingOf(asked[at], name);
 }
 // A metric's heading: a share the menus offer reads as they name it ("share rated 80%+").
 const headingOf = (spec, alias) => SHARES.find(([v]) => v === spec)?.[1] || metricHeading(spec, alias);
