@@ -329,6 +329,24 @@ def test_chosen_series_match_in_any_case(model_client):
     assert r.status_code == 200 and {row["tags"] for row in r.json()["rows"]} == {"Action"}, r.text
 
 
+def test_chosen_series_answer_as_a_top_n_does(model_client):
+    """series= gives a trend as top=N does: every point (not the first 50 groups by count), each series
+    in the order chosen and its years in time order, and the series found listed (a chosen value with no
+    games is not among them)."""
+    def answer(**params) -> dict:
+        r = model_client.get("/api/v1/games/aggregate", params={"group_by": "tags,release_year", "metrics": "count",
+                                                                 **params})
+        assert r.status_code == 200, r.text
+        return r.json()
+    top = answer(top=3)
+    chosen = answer(series=",".join(reversed(top["series"])) + ",no such tag")
+    assert chosen["limit"] == top["limit"] and chosen["next"] is None
+    assert chosen["series"] == list(reversed(top["series"]))
+    order = [(chosen["series"].index(r["tags"]), r["release_year"] or 0) for r in chosen["rows"]]
+    assert order == sorted(order) and len(chosen["rows"]) == len(top["rows"]), order
+    assert answer(series=top["series"][0].upper())["series"] == [top["series"][0]]
+
+
 @pytest.mark.parametrize("params,code", [
     ({"group_by": "genres", "metrics": "growth"}, "invalid_metric"),
     ({"group_by": "release_year", "series": "2020"}, "invalid_parameter"),

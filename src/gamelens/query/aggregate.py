@@ -211,10 +211,11 @@ def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: in
         raise invalid("metrics", single.get("metrics"), "growth compares each release year with the one before: "
                       "add release_year to group_by.", code="invalid_metric")
     having = _having([v for k, v in items if k == "having"], metrics)
-    default_limit = MAX_LIMIT if top else DEFAULT_LIMIT  # a trend: every point of its N series
+    trend = bool(top) or series is not None  # series=, like top=N: every point of its series, in their order
+    default_limit = MAX_LIMIT if trend else DEFAULT_LIMIT
     return AggRequest(
         where=where(items, PARAMS), group_by=group_by, metrics=metrics, having=having,
-        order=_agg_order(single.get("sort"), group_by, metrics, bool(top)),
+        order=_agg_order(single.get("sort"), group_by, metrics, bool(top), series is not None),
         limit=int_param(single, "limit", default_limit, 1, max_limit),
         offset=int_param(single, "offset", 0, 0, MAX_OFFSET),
         format=formats.chosen(single.get("format"), accept), limited="limit" in single, top=top, series=series)
@@ -251,14 +252,19 @@ def _unique_in_any_case(values: list[str]) -> list[str]:
     return unique
 
 
-def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric], top: bool) -> str:
+def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric], top: bool, chosen: bool = False
+               ) -> str:
     names = [m.alias for m in metrics] + group_by
     parts = []
     if raw:
         items = csv_list(raw)
-    elif top:  # series in rank order, then each series in its keys' natural order (years in time order)
+    elif top or chosen:  # series in rank (or chosen) order, then each in its keys' natural order (years in time)
         items = []
-        parts.append(f"indexOf({{series:Array(String)}}, {_as_text(group_by[0])}) ASC")
+        key = _as_text(group_by[0])
+        if chosen:  # matched in any case (_grouped)
+            parts.append(f"indexOf(arrayMap(x -> lowerUTF8(x), {{series:Array(String)}}), lowerUTF8({key})) ASC")
+        else:
+            parts.append(f"indexOf({{series:Array(String)}}, {key}) ASC")
         parts += [f"min({schema.BUCKETS[g].order}) ASC" for g in group_by[1:] if g in schema.BUCKETS]
     else:
         items = ["-count"] if "count" in names else []
@@ -396,7 +402,8 @@ class Aggregate(Endpoint):
                   "metrics": [m.alias for m in req.metrics], "limit": req.limit, "offset": req.offset,
                   "next": page_url(path, items, offset=req.offset + req.limit) if more else None,
                   "version": snap.upload_id}
-        if req.top:  # the series, in the order the rows give them (rank order unless sorted otherwise)
+        if req.top or req.series is not None:  # the series, in the order the rows give them (rank or chosen
+            # order unless sorted otherwise); a chosen value without games is not among them
             answer["series"] = list(dict.fromkeys(row[req.group_by[0]] for row in answer["rows"]))
         answer["engine_ms"] = round(sum(spent), 2)
         return answer

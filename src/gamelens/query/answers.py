@@ -73,7 +73,8 @@ class Aggregate(Timed):
     offset: int
     next: str | None
     version: int
-    series: list[Any] | None = Field(None, description="with top=N: the series, in rank order")
+    series: list[Any] | None = Field(None, description="with top=N: the series, in rank order; with series=: "
+                                     "those with games, in the order chosen")
 
 
 class PriceBand(Answer):
