@@ -591,6 +591,17 @@ def test_count_stays_the_chart_s_metric_beside_another(page, server):
     page.wait_for_url(re.compile("sort=developers"))
     page.wait_for_selector("#agg-caption:has-text('the first 5 of')")
     assert page.text_content("#agg-caption").endswith("groups by developers"), page.text_content("#agg-caption")
+    # a sort of two keys: the first chose the groups, and its heading has the arrow
+    page.goto(f"{server.base}/?view=aggregate&group_by=developers&metrics=count&limit=3&sort=-count,developers")
+    page.wait_for_selector("#agg-caption:has-text('the top 3 of')")
+    assert page.text_content("#agg-caption").endswith("by count") and "▼" in page.text_content("th[data-field=count]")
+    # a metric the menu does not offer stays when the form is shown again (p90 of price was dropped)
+    page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,p90:price&chart=count")
+    page.wait_for_selector("#agg-table th[data-field=p90_price]")
+    page.select_option("#agg-group", "tags")
+    page.click("#agg-form button[type=submit]")
+    page.wait_for_url(re.compile("group_by=tags"))
+    assert parse_qs(urlsplit(page.url).query)["metrics"] == ["count,p90:price"]
 
 
 def test_a_growth_below_zero_is_on_the_chart(page, server):
@@ -612,7 +623,7 @@ def test_a_growth_below_zero_is_on_the_chart(page, server):
 
 
 @pytest.mark.parametrize("group, wanted", [("developers", "developers__has"), ("release_year", "release_date__gte"),
-                                           ("required_age", "required_age")])
+                                           ("required_age", "required_age"), ("score_rank", "score_rank__isnull")])
 def test_a_group_s_row_opens_its_games(page, server, group, wanted):
     """A click (or Enter) on a group's row opens Explore on that group's games under the same filters:
     as many games as the row counts."""
@@ -649,18 +660,39 @@ def test_an_aggregate_pages_through_its_groups(page, server):
     assert "offset" not in page.url
 
 
+def test_a_group_without_a_value_opens_its_games_or_nothing(page, server):
+    """The "(none)" row of release years opens the games without a date (it sent release_year__isnull, a
+    400); a group whose value is empty text opens nothing (its filter would be dropped: every game)."""
+    page.goto(f"{server.base}/?view=aggregate")
+    page.wait_for_selector("#agg-table tbody tr")
+    links = page.evaluate("""async () => { const a = await import('/ui/views/aggregate.js');
+        const p = new URLSearchParams('view=aggregate&price__gt=0&group_by=release_year');
+        return [String(a.gamesOf(p, 'release_year', null)), String(a.gamesOf(p, 'release_month', null)),
+                a.gamesOf(p, 'name', ''), String(a.gamesOf(p, 'release_month', '2020-12'))]; }""")
+    assert links[0] == links[1] == "price__gt=0&view=explore&release_date__isnull=true", links
+    assert links[2] is None
+    assert links[3].endswith("release_date__gte=2020-12-01&release_date__lt=2021-01-01"), links
+    r = httpx.get(f"{server.base}/api/v1/games?release_date__isnull=true&limit=1", headers=AUTH)
+    assert r.status_code == 200, r.text  # a filter the API takes
+
+
 def test_table_figures_are_whole_and_charts_compact(page, server):
-    """Two groups' revenues 0.04 % apart read apart in the table (compact, both were $9.04M); the
-    chart's labels stay compact."""
+    """Two groups' revenues 0.04 % apart read apart in the table (compact, both were $9.04M), to the cent;
+    so do Compare's figures; the chart's labels stay compact."""
     page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,sum:est_revenue&limit=3")
     page.wait_for_selector("#agg-table tbody tr")
     want = _rows(server, "/api/v1/games/aggregate", group_by="genres", metrics="count,sum:est_revenue",
                  sort="-sum_est_revenue", limit=3)
     shown = page.eval_on_selector_all("#agg-table tbody tr td:nth-child(3)", "cs => cs.map(c => c.textContent)")
-    assert shown == [f"${round(r['sum_est_revenue']):,}" for r in want], (shown, want)
+    assert shown == [f"${r['sum_est_revenue']:,.2f}" for r in want], (shown, want)
     assert max(r["sum_est_revenue"] for r in want) >= 1e6  # large enough to have been compact
     labels = page.eval_on_selector_all("#agg-chart text.muted", "ts => ts.map(t => t.textContent)")
     assert any(re.fullmatch(r"\$[\d.]+[KM]", t) for t in labels), labels
+    page.goto(f"{server.base}/?view=compare&a=price%3D0&b=price__gt%3D0")
+    page.wait_for_selector("#compare-table[data-segments]")
+    paid = httpx.get(f"{server.base}/api/v1/games/summary?price__gt=0", headers=AUTH).json()
+    revenue = page.text_content("#compare-table tr[data-figure=est_revenue] td:nth-child(3)")
+    assert revenue == f"${paid['est_revenue']:,.2f}", revenue
 
 
 def test_bars_follow_their_measure_and_years_follow_time(page, server):
@@ -936,8 +968,8 @@ def test_numbers_read_as_what_they_are(page, server):
     ids = page.eval_on_selector_all("#results td:nth-child(2)", "c => c.map(x => x.textContent)")
     assert ids and all(re.fullmatch(r"\d+", i) for i in ids), ids
     money = page.eval_on_selector_all("#results td:nth-child(3)", "c => c.map(x => x.textContent)")
-    # in a table: cents under $1,000, whole dollars above (compact figures there read as ties)
-    assert all(re.fullmatch(r"\$(\d+\.\d\d|\d{1,3}(,\d{3})+)", m) for m in money if m), money
+    # in a table: dollars and cents, exact (compact figures there read as ties)
+    assert all(re.fullmatch(r"\$\d{1,3}(,\d{3})*\.\d\d", m) for m in money if m), money
 
 
 def test_an_empty_result_says_so_and_offers_to_clear(page, server):

@@ -36,8 +36,8 @@ export function unitOf(name) {
   return unitOf(name.slice(fn.name.length + 1));  // sum_price is in the unit of price
 }
 export const formatterFor = (name) => FORMATS[unitOf(name)] || fmtNumber;
-// A table's cell. Its figures are whole, not compact: two studios at $9,044,080 and $9,040,151 both read
-// $9.04M, a tie that is not one (charts and the summary's tiles stay compact).
+// A table's cell. Its figures are exact, not compact: two studios at $9,044,079.90 and $9,040,151.40 both
+// read $9.04M, a tie that is not one (charts and the summary's tiles stay compact). Money keeps its cents.
 export function cell(name, value) {
   if (Array.isArray(value)) return value.join(", ");
   if (typeof value === "boolean") return value ? "yes" : "no";
@@ -46,10 +46,13 @@ export function cell(name, value) {
 }
 function wholeFigure(name, v) {
   const unit = unitOf(name);
-  if (unit === "money" && Math.abs(v) >= 1000) return `$${Math.round(v).toLocaleString("en-US")}`;
-  if (!FORMATS[unit] && Number.isInteger(v)) return v.toLocaleString("en-US");  // counts, owners
+  if (unit === "money") return exactMoney(v);
+  if (!FORMATS[unit]) return exactNumber(v);  // counts, owners
   return formatterFor(name)(v);
 }
+export const exactMoney = (v) => (typeof v === "number"
+  ? `$${v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}` : "");
+export const exactNumber = (v) => (Number.isInteger(v) ? v.toLocaleString("en-US") : fmtNumber(v));
 export const column = (name) => page.schema.columns.find((c) => c.name === name);
 export const label = (name) => name.replaceAll("_", " ");
 export const hint = (col) => (col && col.formula ? `${col.doc}\n= ${col.formula}${col.source ? `\nSource: ${col.source}` : ""}` : col?.doc);

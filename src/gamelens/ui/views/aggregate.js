@@ -77,6 +77,9 @@ export async function renderAggregate(params) {
   if (col) $("#agg-column").value = col;
   $("#agg-limit").value = limit;
   const listed = metrics.split(/,(?![^(]*\))/);
+  // A link's metric the menu does not offer is added to it, so that the form's Show keeps it.
+  const offered = [...$("#agg-extra").options].map((o) => o.value);
+  for (const m of listed) if (m !== "count" && !offered.includes(m)) $("#agg-extra").append(el("option", { value: m }, m));
   for (const option of $("#agg-extra").options) option.selected = listed.includes(option.value) && option.value !== measure;
   const having = /^count__gte:(\d+)$/.exec(params.get("having") || "");
   $("#agg-min").value = having ? having[1] : "";
@@ -98,7 +101,7 @@ export async function renderAggregate(params) {
   const groups = body.group_by.length;
   const heading = (n, i) => (i < groups || asked.length !== body.metrics.length ? label(n) : headingOf(asked[i - groups], n));
   const sorted = q.get("sort");
-  const arrow = (n) => ({ [n]: " ▲", [`-${n}`]: " ▼" }[sorted] || "");
+  const arrow = (n) => ({ [n]: " ▲", [`-${n}`]: " ▼" }[sorted.split(",")[0]] || "");  // the first key's
   $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n, i) => el("th", {
     class: i >= groups ? "num sortable" : "sortable", title: n, "data-field": n, tabindex: "0",
     onclick: () => sortGroupsBy(n, i >= groups), onkeydown: (event) => { if (event.key === "Enter") sortGroupsBy(n, i >= groups); },
@@ -127,11 +130,14 @@ export async function renderAggregate(params) {
 }
 // A group's games in Explore: the aggregate's filters and the group's own (an element of a list, a value,
 // a year's or a month's dates). Price bands have no such filter here: their rows do not open.
-function gamesOf(params, group, value) {
+export function gamesOf(params, group, value) {
   const q = filterParams(params);
   q.set("view", "explore");
   const col = page.schema.columns.find((c) => c.name === group);
-  if (value === null) q.append(`${group}__isnull`, "true");
+  const bucket = page.schema.buckets.find((b) => b.name === group);
+  if (value === "") return null;  // an empty name: no link can say "equals nothing" (empty parameters are dropped)
+  if (value === null && bucket) q.append(`${bucket.source}__isnull`, "true");  // games without a date
+  else if (value === null) q.append(`${group}__isnull`, "true");
   else if (col?.type === "list") q.append(`${group}__has`, value);
   else if (col?.type === "string") q.append(`${group}__exact`, value);
   else if (col) q.append(group, String(value));
@@ -164,6 +170,7 @@ function pageGroups(params, body) {
 // 15 developers by name, not the 15 with the most revenue), and the caption says so.
 function chosen(body, sort, asked) {
   const total = plural(body.total_groups, "group");
+  sort = sort.split(",")[0];  // the first key chose the groups
   const desc = sort.startsWith("-");
   const range = `${body.offset + 1}–${body.offset + body.rows.length}`;
   if (body.offset > 0 && !body.rows.length) return `no groups after the first ${body.total_groups}`;

@@ -3,7 +3,7 @@
 import { getJson, getSideJson } from "../api.js";
 import { $, el } from "../dom.js";
 import { readFilterForm } from "../filters.js";
-import { describe, fmtMoney, fmtNumber, fmtPercent } from "../format.js";
+import { describe, exactMoney, exactNumber, fmtPercent } from "../format.js";
 import { CONTROL, filterParams, go, isCurrent, state } from "../state.js";
 
 // Ready-made pairs of segments for Compare (each a query string of filters).
@@ -39,9 +39,10 @@ export async function renderCompare(params) {
     getSideJson(`/api/v1/games/summary?${among(b)}`)]);
   if (!isCurrent(params)) return;  // another pair was chosen meanwhile: its render draws the table
   $("#compare-among").textContent = [...base].length ? `Both among the games where ${describe(base.toString())}.` : "";
-  const rows = [["games", "Games", fmtNumber], ["share_free", "Free", fmtPercent], ["median_price", "Median price", fmtMoney],
-    ["median_reviews", "Median reviews", fmtNumber], ["avg_rating", "Average rating", fmtPercent],
-    ["est_revenue", "Est. revenue", fmtMoney]];
+  // Exact figures, as in every table: side by side, compact ones could read as a tie.
+  const rows = [["games", "Games", exactNumber], ["share_free", "Free", fmtPercent], ["median_price", "Median price", exactMoney],
+    ["median_reviews", "Median reviews", exactNumber], ["avg_rating", "Average rating", fmtPercent],
+    ["est_revenue", "Est. revenue", exactMoney]];
   const named = (q) => describe(q) || "all games";
   $("#compare-table thead").replaceChildren(el("tr", {}, el("th", {}, ""), el("th", { class: "num" }, `A: ${named(a)}`),
     el("th", { class: "num" }, `B: ${named(b)}`)));

@@ -213,9 +213,11 @@ function rowsExportQuery() {
 // (every export was gamelens.csv).
 export function exportName(path, params) {
   const what = path.endsWith("/aggregate") ? `aggregate-by-${params.get("group_by") || "genres"}` : "games";
+  const chosen = ["top", "series"].filter((k) => params.get(k)).map((k) => `${k}-${params.get(k)}`);  // a trend's
   const filters = [...filterParams(params)].map(([k, v]) => `${k}-${v}`);
-  const name = ["gamelens", what, ...filters].join("-").replace(/[^\w.-]+/g, "_");
-  return name.slice(0, 100);
+  // Letters of any script stay (株式会社テスト, Montréal); the rest of a value is an underscore.
+  const name = ["gamelens", what, ...chosen, ...filters].join("-").replace(/[^\p{L}\p{N}_.-]+/gu, "_");
+  return name.slice(0, 150);
 }
 export async function exportAs(format, path = "/api/v1/games", params = rowsExportQuery()) {
   params.set("format", format);
