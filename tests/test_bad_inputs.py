@@ -51,6 +51,7 @@ CASES = [
     ("negative_count", _file("neg.csv", _rows_with(_set(3, 12, "-1"))), "bad_rows", 422),
     ("bad_bool", _file("bool.csv", _rows_with(_set(3, 9, "yes please"))), "bad_rows", 422),
     ("empty_app_id", _file("noid.csv", _rows_with(_set(3, 1, ""))), "bad_rows", 422),
+    ("huge_description", _file("huge.csv", _rows_with(_set(3, 7, "x" * ((1 << 20) + 1)))), "bad_rows", 422),
     ("too_few_fields", _file("few.csv", write_csv(sample_table()[:3] + [sample_table()[3][:10]]
                                                   + sample_table()[4:])), "malformed_csv", 422),
     ("too_many_fields", _file("many.csv", write_csv(sample_table()[:3] + [sample_table()[3] + ["x"]]

@@ -254,6 +254,10 @@ def test_a_bad_file_fails_like_a_bad_link_and_keeps_the_data(client, files):
                     data={"max_rejected_rows": "0"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_rows"
     assert dataset_rows(client) == before
+    # the failed record counts what it lists (it said rows_rejected 0 beside a listed row)
+    failed = r.json()["upload"]
+    assert failed["rows_rejected"] == 1 and len(failed["rejected_rows"]) == 1, failed
+    assert r.json()["error"]["param"] == "file"
     tolerated = client.post("/api/v1/uploads?wait=true", files={"file": ("bad.csv", write_csv(rows), "text/csv")},
                             data={"max_rejected_rows": "1"}).json()
     assert tolerated["state"] == "succeeded" and tolerated["rows_rejected"] == 1

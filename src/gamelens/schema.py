@@ -13,6 +13,10 @@ Derived columns (review counts, ratings, estimates) are columns like the others,
 
 from dataclasses import dataclass
 
+# The most a text field may hold: a longer one rejects its row (an upload carrying a 30 MB cell was
+# stored, and its game's page answered 30 MB). Steam's longest descriptions are tens of KB.
+MAX_FIELD_BYTES = 1 << 20
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -21,7 +25,7 @@ class Kind:
     ch_type: str
     parse: str  # SQL over {r} (the CSV text) giving the stored value
     invalid: str | None = None  # SQL over {r}: true when the text does not fit -> row rejected
-    expects: str = "valid UTF-8 text"  # what a valid text looks like, for error messages
+    expects: str = "valid UTF-8 text of at most 1 MiB"  # what a valid text looks like, for error messages
     text: bool = False  # stores text: the bytes must be valid UTF-8
     # SQL over {c} (the column) and {raw} (its raw text column) writing the value back the way the
     # source file writes it, so that a CSV export uploads again to the same rows.

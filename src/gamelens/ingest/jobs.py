@@ -489,8 +489,10 @@ class Uploads:
                                    "served and the rest is repaired at the next upload or restart.")
             self._succeeded(rec, result, rec.timings_ms)
             return
-        self._set(rec, state="failed", finished_at=self._now(), error=err.body()["error"],
-                  rejected_rows=(err.value if err.code == "bad_rows" else rec.rejected_rows))
+        rejected = {}
+        if isinstance(err, load.RejectedRows):  # how many rows, and the first of them
+            rejected = {"rows_rejected": err.count, "rejected_rows": err.value}
+        self._set(rec, state="failed", finished_at=self._now(), error=err.body()["error"], **rejected)
 
     def _progress(self, rec: UploadRecord):
         return lambda n, total: self._set(rec, False, bytes_received=n, bytes_expected=total)

@@ -21,6 +21,19 @@ from ..store import Store
 from . import migrations, physical, versions
 
 MAX_REPORTED = 10
+
+
+class RejectedRows(GameLensError):
+    """More rows do not fit their column than the upload tolerates: the error lists the first of them
+    (`value`) and says how many there are (`count`, the failed record's rows_rejected)."""
+
+    def __init__(self, count: int, rows: list[dict], max_rejected: int):
+        first = rows[0]
+        super().__init__("bad_rows", f"{count} row(s) have values that do not fit their column (limit "
+                         f"GAMELENS_MAX_REJECTED_ROWS={max_rejected}); first: data row {first['row']}, column "
+                         f"{first['column']}, value {first['value']!r}, expected {first['expected']}.",
+                         422, param="file", value=rows)
+        self.count = count
 # CSV reading: fields by position (the header was matched here), kept exactly as written.
 CSV_SETTINGS = {
     "format_csv_allow_single_quotes": 0,
@@ -95,7 +108,7 @@ def _parse_expr(c: schema.Column, r: str) -> str:
 
 def _invalid_expr(c: schema.Column, r: str) -> str | None:
     if c.kind.text:
-        return f"(NOT isValidUTF8({r}))"
+        return f"(NOT isValidUTF8({r}) OR length({r}) > {schema.MAX_FIELD_BYTES})"
     if not c.kind.invalid:
         return None
     expr = c.kind.invalid.format(r=r)
@@ -188,12 +201,7 @@ def _check(store: Store, table: str, result: LoadResult, max_rejected: int) -> N
             for row, cols in rows for col, value in cols.items()
         ]
         if bad > max_rejected:
-            first = result.rejected_rows[0]
-            raise unloadable("bad_rows",
-                       f"{bad} row(s) have values that do not fit their column (limit "
-                       f"GAMELENS_MAX_REJECTED_ROWS={max_rejected}); first: data row {first['row']}, column "
-                       f"{first['column']}, value {first['value']!r}, expected {first['expected']}.",
-                       value=result.rejected_rows)
+            raise RejectedRows(bad, result.rejected_rows, max_rejected)
         store.drop_bad_rows(table)
         result.rejected = bad
         result.warnings.append(f"Dropped {bad} row(s) with values that do not fit their column.")
