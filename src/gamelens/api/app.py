@@ -65,9 +65,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError):
         first = exc.errors()[0]
         where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        said, allowed = _in_our_words(first)
         return error_response(GameLensError(
-            "invalid_parameter", f"{'.'.join(where) or 'request'}: {first.get('msg')}", 400,
-            param=".".join(where) or None, value=_echoable(first.get("input"))))
+            "invalid_parameter", f"{'.'.join(where) or 'request'}: {said}", 400,
+            param=".".join(where) or None, value=_echoable(first.get("input")), allowed=allowed))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -96,6 +97,25 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"X-Request-ID": rid} if rid else {}
         return error_response(GameLensError("internal", "Internal error; it has been logged under this "
                                             "response's X-Request-ID.", 500, headers=headers))
+
+
+# Pydantic's wording for the checks our routes declare (a path's app_id, a form's numbers), in the API's
+# own ("GET /games/abc" said "Input should be a valid integer, unable to parse string as an integer").
+_OWN_WORDS = {
+    "int_parsing": ("is not a whole number", "a whole number"),
+    "int_from_float": ("is not a whole number", "a whole number"),
+    "greater_than_equal": ("is below the least allowed, {ge}", "from {ge}"),
+    "less_than_equal": ("is above the most allowed, {le}", "up to {le}"),
+}
+
+
+def _in_our_words(error: dict) -> tuple[str, str | None]:
+    """A validation error's message and what is allowed, where the API says them its own way."""
+    own = _OWN_WORDS.get(error.get("type", ""))
+    if own is None:
+        return error.get("msg", "invalid"), None
+    ctx = error.get("ctx") or {}
+    return f"{str(error.get('input'))[:100]!r} {own[0].format(**ctx)}", own[1].format(**ctx)
 
 
 def _echoable(value):

@@ -31,7 +31,8 @@ def int_param(items: dict[str, str], name: str, default: int, lo: int, hi: int) 
     if raw is None:
         return default
     if not re.fullmatch(r"\d{1,12}", raw.strip()) or not lo <= int(raw) <= hi:
-        raise invalid(name, raw, f"{name} must be a whole number from {lo} to {hi}.")
+        allowed = f"a whole number from {lo} to {hi}"
+        raise invalid(name, raw, f"{name} must be {allowed}.", allowed)
     return int(raw)
 
 

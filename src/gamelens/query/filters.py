@@ -202,7 +202,7 @@ def parse(param: str, raw: str, key: str) -> Condition:
             value = parser(raw)
     except ValueError as exc:
         expected = exc.args[0] if exc.args else "a valid value"
-        raise invalid(param, raw, f"{param}: {raw[:100]!r} is not {expected}.", code="invalid_filter") from None
+        raise invalid(param, raw, f"{param}: {raw[:100]!r} is not {expected}.", expected, "invalid_filter") from None
     sql = op.sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}")
     if op.elements_sql and by_elements(col):
         over = op.elements_sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}",
