@@ -166,7 +166,13 @@ def test_rate_limit_triggers_and_recovers(make_client):
 
 
 def test_uploads_are_limited_per_hour(make_client, files):
+    """Two an hour; a body or link refused as malformed is its own 400 and costs none of them (an ftp://
+    link once took one, and then answered 429 instead of saying what was wrong)."""
     client = make_client(uploads_per_hour=2)
+    for _ in range(3):
+        r = client.post("/api/v1/uploads", json={"url": "ftp://example.com/games.csv"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_scheme", r.text
+    assert client.post("/api/v1/uploads", content=b"not json").json()["error"]["code"] == "invalid_parameter"
     for _ in range(2):
         assert client.post("/api/v1/uploads", json={"url": files.url("sample.csv")}).status_code == 202
     r = client.post("/api/v1/uploads", json={"url": files.url("sample.csv")})

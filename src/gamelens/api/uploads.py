@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import ErrorBody, GameLensError, invalid, shutting_down
+from ..ingest import download
 from ..ingest.jobs import Uploads
 from ..ingest.received import receive_file
 from ..keys import Principal
@@ -100,23 +101,27 @@ NOT_JSON = ('The body is not JSON: send a link as {"url": "https://..."} (Conten
             "the CSV itself as multipart/form-data in a field named `file`.")
 
 
-async def _submit(request: Request, uploads: Uploads, settings: Settings, who: Principal) -> dict:
-    """A link in a JSON body, or a file in a multipart body."""
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        got = await receive_file(request, uploads.engine.incoming, settings.max_upload_mb * 1024 * 1024)
-        try:
-            return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name,
-                                           _tolerance(got.fields))
-        except BaseException:
-            got.path.unlink(missing_ok=True)
-            raise
+async def _submit_file(request: Request, uploads: Uploads, settings: Settings, who: Principal) -> dict:
+    """A file in a multipart body."""
+    got = await receive_file(request, uploads.engine.incoming, settings.max_upload_mb * 1024 * 1024)
+    try:
+        return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name,
+                                       _tolerance(got.fields))
+    except BaseException:
+        got.path.unlink(missing_ok=True)
+        raise
+
+
+async def _link_body(request: Request) -> UploadRequest:
+    """A link in a JSON body, its form checked (scheme, host, port): refused before it counts."""
     try:
         body = UploadRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):  # no body, a CSV, a form...
             raise invalid("body", None, NOT_JSON) from None
         raise RequestValidationError(exc.errors(include_url=False)) from None
-    return await run_in_threadpool(uploads.submit, body.url, who.name, body.max_rejected_rows)
+    download.check_link(body.url)
+    return body
 
 
 # A failed upload's status for a client that waited for it: what the file did is a 4xx (422 unless
@@ -158,8 +163,14 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False):
     guard = request.app.state.guard
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        guard.limit(guard.uploads, who.name, "uploads")  # before the bytes come: receiving them is the cost
+        return await _answer(uploads, await _submit_file(request, uploads, settings, who), wait)
+    # A malformed body or link (ftp://...) is its own 400 and costs no upload of the per-key allowance.
+    body = await _link_body(request)
     guard.limit(guard.uploads, who.name, "uploads")
-    return await _answer(uploads, await _submit(request, uploads, settings, who), wait)
+    rec = await run_in_threadpool(uploads.submit, body.url, who.name, body.max_rejected_rows)
+    return await _answer(uploads, rec, wait)
 
 
 @router.post("/sample", status_code=202, summary="Load the 100-row sample that ships with GameLens",
