@@ -40,6 +40,15 @@ def test_load_and_ask_on_the_data_directory(tmp_path):
     assert [r["name"] for r in rows][0] == "Oxygen Not Included" and len(rows) == 3
     bad = run("games", "price=abc", env=env)
     assert bad.returncode == 1 and "is not a number" in bad.stderr and "Traceback" not in bad.stderr
+    assert "allowed: a number such as 19.99" in bad.stderr  # what to write instead, as the API says it
+    # asked for JSON, a script gets the API's error body (it got one line of text, without param or allowed)
+    unknown = run("games", "colour=red", "--format", "json", env=env)
+    error = json.loads(unknown.stderr.strip().splitlines()[-1])["error"]
+    assert unknown.returncode == 1 and unknown.stdout == "" and error["param"] == "colour" and error["allowed"]
+    # a question asked where there is no data says so (it created an empty data directory and answered [])
+    nowhere = run("uploads", env=_env(tmp_path / "no-data-here"))
+    assert nowhere.returncode == 1 and "no GameLens data" in nowhere.stderr and "--server" in nowhere.stderr
+    assert not (tmp_path / "no-data-here").exists()
     _refuses_a_missing_file(tmp_path, env)
 
 

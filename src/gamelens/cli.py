@@ -137,6 +137,10 @@ def _api(server: str | None, writes: bool = False):
         warnings.simplefilter("ignore")  # Starlette's note about the httpx its test client uses
         from fastapi.testclient import TestClient
     settings = get_settings()
+    if not writes and not settings.data_dir.exists():  # a question asked from the wrong directory
+        raise GameLensError("no_data", f"There is no GameLens data in {settings.data_dir.resolve()}: set "
+                            "GAMELENS_DATA_DIR to a server's data directory, or ask a server with --server URL and "
+                            "GAMELENS_KEY.", 404)
     console.print(f"Data directory: {settings.data_dir.resolve()}")
     logging.getLogger("gamelens").setLevel(logging.ERROR)  # the command's own output says what happened
     # One question, then the process ends: no answer cache to keep (nor to warm in the background).
@@ -164,9 +168,10 @@ def _client(server: str):
 
 def _checked(response) -> dict:
     body = response.json()
-    if response.status_code >= 400:
+    if response.status_code >= 400:  # the API's error whole: what, where (param, value) and what is allowed
         err = body.get("error", {})
-        raise GameLensError(err.get("code", "error"), err.get("message", response.text), response.status_code)
+        raise GameLensError(err.get("code", "error"), err.get("message", response.text), response.status_code,
+                            param=err.get("param"), value=err.get("value"), allowed=err.get("allowed"))
     return body
 
 
@@ -444,9 +449,27 @@ def keys_revoke(name: str, server: str = Server):
 
 
 def main() -> None:
-    """Console entry point: errors a user can cause are one clear line, not a traceback."""
+    """Console entry point: errors a user can cause are one clear line (and what is allowed), not a
+    traceback; with --format json, the API's error body (on stderr: stdout holds only answers)."""
     try:
         app()
     except GameLensError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        if _wants_json(sys.argv[1:]):
+            print(json.dumps(exc.body()), file=sys.stderr)
+        else:
+            console.print(f"[red]error:[/red] {exc.message}")
+            if exc.allowed:
+                console.print(f"allowed: {_listed(exc.allowed)}")
         raise SystemExit(1) from None
+
+
+def _listed(allowed) -> str:
+    if isinstance(allowed, str):
+        return allowed
+    return ", ".join(map(str, allowed))
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether the command was asked for JSON (--format json): its error is then the API's body."""
+    pairs = zip(args, args[1:], strict=False)  # each argument and the one after it
+    return "--format=json" in args or ("--format", "json") in pairs
