@@ -43,12 +43,22 @@ def test_load_and_ask_on_the_data_directory(tmp_path):
     assert "allowed: a number such as 19.99" in bad.stderr  # what to write instead, as the API says it
     # asked for JSON, a script gets the API's error body (it got one line of text, without param or allowed)
     unknown = run("games", "colour=red", "--format", "json", env=env)
-    error = json.loads(unknown.stderr.strip().splitlines()[-1])["error"]
+    error = json.loads(unknown.stderr)["error"]  # stderr holds only that body (not "Data directory: ...")
     assert unknown.returncode == 1 and unknown.stdout == "" and error["param"] == "colour" and error["allowed"]
-    # a question asked where there is no data says so (it created an empty data directory and answered [])
-    nowhere = run("uploads", env=_env(tmp_path / "no-data-here"))
-    assert nowhere.returncode == 1 and "no GameLens data" in nowhere.stderr and "--server" in nowhere.stderr
-    assert not (tmp_path / "no-data-here").exists()
+    # a question asked where there is no data says so (it created an empty data directory and answered []),
+    # also in a directory that exists but holds no GameLens data (the engine's files were written into it)
+    (tmp_path / "notes").mkdir()
+    for where in ("no-data-here", "notes"):
+        for command in (["uploads"], ["activate", "1"], ["keys", "revoke", "bob"]):
+            nowhere = run(*command, env=_env(tmp_path / where))
+            assert nowhere.returncode == 1 and "no GameLens data" in nowhere.stderr, (command, nowhere.stderr)
+    assert not (tmp_path / "no-data-here").exists() and list((tmp_path / "notes").iterdir()) == []
+    # a server that is not there is one line, or the JSON body: no traceback
+    down = _env(tmp_path / "d", GAMELENS_SERVER="http://127.0.0.1:9", GAMELENS_KEY="x")
+    gone = run("games", env=down)
+    assert gone.returncode == 1 and "Cannot reach the server" in gone.stderr and "Traceback" not in gone.stderr
+    gone = run("summary", "--format", "json", env=down)
+    assert json.loads(gone.stderr)["error"]["code"] == "server_unreachable"
     _refuses_a_missing_file(tmp_path, env)
 
 

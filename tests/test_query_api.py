@@ -187,6 +187,18 @@ def test_limits_give_clear_errors(make_client, files):
     assert r.status_code == 400 and r.json()["error"]["code"] == "result_too_large"
 
 
+def test_a_refused_body_is_said_in_the_api_s_words(client):
+    """A JSON body's wrong field says what is allowed, and a long value comes back cut (pydantic's own
+    "Input should be a valid string", "Field required" and the whole 5,000-character link before)."""
+    cases = [({"url": 5}, "text"), ({}, None), ({"url": "http://x/" + "a" * 5000}, "at most 4096 characters")]
+    for body, allowed in cases:
+        error = client.post("/api/v1/uploads", json=body).json()["error"]
+        assert error["param"] == "url" and error.get("allowed") == allowed and "Input should" not in error["message"]
+        assert "required" in error["message"] or len(str(error["value"])) <= 201, error
+    role = client.post("/api/v1/keys", json={"name": "a", "role": "god"}).json()["error"]
+    assert role["param"] == "role" and role["allowed"] == "'reader' or 'admin'", role
+
+
 @pytest.mark.parametrize("path, allowed", [
     ("/api/v1/games/abc", "a whole number"),
     ("/api/v1/games/99999999999", "up to 4294967295"),

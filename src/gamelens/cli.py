@@ -124,9 +124,10 @@ def _in_use(exc: GameLensError, settings) -> GameLensError:
 
 
 @contextmanager
-def _api(server: str | None, writes: bool = False):
+def _api(server: str | None, writes: bool = False, creates: bool = False):
     """Where a question goes: a server, or the same API run on this data directory in this process
-    (no key needed there: the directory is yours; `writes` runs it as the writer)."""
+    (no key needed there: the directory is yours; `writes` runs it as the writer; only a command that
+    `creates` data may start a data directory)."""
     if server:
         with _client(server) as http:
             yield http
@@ -137,7 +138,8 @@ def _api(server: str | None, writes: bool = False):
         warnings.simplefilter("ignore")  # Starlette's note about the httpx its test client uses
         from fastapi.testclient import TestClient
     settings = get_settings()
-    if not writes and not settings.data_dir.exists():  # a question asked from the wrong directory
+    # A question asked from the wrong directory: chDB keeps its tables under metadata/.
+    if not creates and not (settings.data_dir / "metadata").is_dir():
         raise GameLensError("no_data", f"There is no GameLens data in {settings.data_dir.resolve()}: set "
                             "GAMELENS_DATA_DIR to a server's data directory, or ask a server with --server URL and "
                             "GAMELENS_KEY.", 404)
@@ -167,7 +169,11 @@ def _client(server: str):
 
 
 def _checked(response) -> dict:
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:  # not a GameLens API at that address (a web page, a proxy's error)
+        raise GameLensError("not_gamelens", f"{response.url} answered HTTP {response.status_code} without the "
+                            "API's JSON: is GAMELENS_SERVER a GameLens server?", 502) from None
     if response.status_code >= 400:  # the API's error whole: what, where (param, value) and what is allowed
         err = body.get("error", {})
         raise GameLensError(err.get("code", "error"), err.get("message", response.text), response.status_code,
@@ -381,7 +387,7 @@ def summary(params: list[str] = Params, server: str = Server, fmt: str = Format)
 @app.command()
 def schema(server: str = Server, fmt: str = Format):
     """Every column: type, unit, operators (as GET /api/v1/schema)."""
-    with _api(server) as http:
+    with _api(server, creates=True) as http:  # the schema needs no data
         body = _checked(http.get("/api/v1/schema"))
     if (fmt or ("table" if sys.stdout.isatty() else "json")) != "json":
         body = {"columns": [{k: c.get(k) for k in ("name", "type", "unit", "operators", "doc")}
@@ -427,7 +433,7 @@ app.add_typer(keys_app, name="keys")
 def keys_create(name: str = typer.Option(..., help="A name for the key's holder."),
                 role: str = typer.Option("reader", help="reader or admin"), server: str = Server):
     """Create a key; it is printed once and never again."""
-    with _api(server, writes=True) as http:
+    with _api(server, writes=True, creates=True) as http:
         created = _checked(http.post("/api/v1/keys", json={"name": name, "role": role}))
     console.print(f"Created {created['role']} key [bold]{created['name']}[/bold]; it will not be shown again:")
     print(created["key"])
@@ -451,8 +457,16 @@ def keys_revoke(name: str, server: str = Server):
 def main() -> None:
     """Console entry point: errors a user can cause are one clear line (and what is allowed), not a
     traceback; with --format json, the API's error body (on stderr: stdout holds only answers)."""
+    import httpx
+
+    if _wants_json(sys.argv[1:]):
+        console.quiet = True  # stderr then holds only the error's JSON body, if any
     try:
-        app()
+        try:
+            app()
+        except httpx.TransportError as exc:  # GAMELENS_SERVER down, or no such host
+            raise GameLensError("server_unreachable", f"Cannot reach the server ({type(exc).__name__}): is "
+                                "GAMELENS_SERVER right, and is the server running?", 503) from None
     except GameLensError as exc:
         if _wants_json(sys.argv[1:]):
             print(json.dumps(exc.body()), file=sys.stderr)

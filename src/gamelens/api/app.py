@@ -106,6 +106,11 @@ _OWN_WORDS = {
     "int_from_float": ("is not a whole number", "a whole number"),
     "greater_than_equal": ("is below the least allowed, {ge}", "from {ge}"),
     "less_than_equal": ("is above the most allowed, {le}", "up to {le}"),
+    "missing": ("is required", None),
+    "string_type": ("is not text", "text"),
+    "bool_parsing": ("is not true or false", "true or false"),
+    "string_too_long": ("is longer than {max_length} characters", "at most {max_length} characters"),
+    "literal_error": ("is not one of {expected}", "{expected}"),
 }
 
 
@@ -115,13 +120,19 @@ def _in_our_words(error: dict) -> tuple[str, str | None]:
     if own is None:
         return error.get("msg", "invalid"), None
     ctx = error.get("ctx") or {}
-    return f"{str(error.get('input'))[:100]!r} {own[0].format(**ctx)}", own[1].format(**ctx)
+    allowed = own[1].format(**ctx) if own[1] else None
+    if error.get("type") == "missing":
+        return own[0], allowed
+    return f"{str(error.get('input'))[:100]!r} {own[0].format(**ctx)}", allowed
 
 
 def _echoable(value):
-    """The client's value, if JSON can say it back (NaN and Infinity it cannot)."""
+    """The client's value, if JSON can say it back (NaN and Infinity it cannot); long text cut at 200
+    characters, as errors.invalid cuts it (a 5,000-character link came back whole)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str) and len(value) > 200:
+        return value[:200] + "…"
     if isinstance(value, str | int | float):
         return value
     return None
