@@ -676,7 +676,7 @@ def test_a_group_without_a_value_opens_its_games_or_nothing(page, server):
     assert r.status_code == 200, r.text  # a filter the API takes
 
 
-def test_table_figures_are_whole_and_charts_compact(page, server):
+def test_table_figures_are_exact_and_charts_compact(page, server):
     """Two groups' revenues 0.04 % apart read apart in the table (compact, both were $9.04M), to the cent;
     so do Compare's figures; the chart's labels stay compact."""
     page.goto(f"{server.base}/?view=aggregate&group_by=genres&metrics=count,sum:est_revenue&limit=3")

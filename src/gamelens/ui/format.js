@@ -42,9 +42,9 @@ export function cell(name, value) {
   if (Array.isArray(value)) return value.join(", ");
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (value === null || value === undefined) return "";
-  return typeof value === "number" ? wholeFigure(name, value) : String(value);
+  return typeof value === "number" ? exactFigure(name, value) : String(value);
 }
-function wholeFigure(name, v) {
+function exactFigure(name, v) {
   const unit = unitOf(name);
   if (unit === "money") return exactMoney(v);
   if (!FORMATS[unit]) return exactNumber(v);  // counts, owners
