@@ -457,24 +457,29 @@ def keys_revoke(name: str, server: str = Server):
 def main() -> None:
     """Console entry point: errors a user can cause are one clear line (and what is allowed), not a
     traceback; with --format json, the API's error body (on stderr: stdout holds only answers)."""
-    import httpx
-
-    if _wants_json(sys.argv[1:]):
-        console.quiet = True  # stderr then holds only the error's JSON body, if any
+    as_json = _wants_json(sys.argv[1:])
+    console.quiet = as_json  # stderr then holds only the error's JSON body, if any
     try:
-        try:
-            app()
-        except httpx.TransportError as exc:  # GAMELENS_SERVER down, or no such host
-            raise GameLensError("server_unreachable", f"Cannot reach the server ({type(exc).__name__}): is "
-                                "GAMELENS_SERVER right, and is the server running?", 503) from None
+        _run()
     except GameLensError as exc:
-        if _wants_json(sys.argv[1:]):
+        if as_json:
             print(json.dumps(exc.body()), file=sys.stderr)
         else:
             console.print(f"[red]error:[/red] {exc.message}")
             if exc.allowed:
                 console.print(f"allowed: {_listed(exc.allowed)}")
         raise SystemExit(1) from None
+
+
+def _run() -> None:
+    """The command; a server it cannot reach is one of our errors."""
+    import httpx
+
+    try:
+        app()
+    except httpx.TransportError as exc:  # GAMELENS_SERVER down, or no such host
+        raise GameLensError("server_unreachable", f"Cannot reach the server ({type(exc).__name__}): is "
+                            "GAMELENS_SERVER right, and is the server running?", 503) from None
 
 
 def _listed(allowed) -> str:
