@@ -635,7 +635,9 @@ def test_a_group_s_row_opens_its_games(page, server, group, wanted):
     page.wait_for_selector(f"#total[data-total='{count}']")
     sent = parse_qs(urlsplit(page.url).query)
     assert wanted in sent and sent["price__gt"] == ["0"], sent
-    page.go_back()
+    # Enter, on a page drawn afresh: after Back the earlier rows are on screen until the view redraws
+    # them, and a focus given to one of those is lost (a flaky CI failure)
+    page.goto(f"{server.base}/?view=aggregate&group_by={group}&metrics=count&limit=5&price__gt=0")
     page.wait_for_selector("#agg-table tbody tr.drill")
     page.focus("#agg-table tbody tr:first-child")
     page.keyboard.press("Enter")
