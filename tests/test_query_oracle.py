@@ -164,6 +164,81 @@ def test_every_column_and_operator_matches_python(sample_client, schema_doc, ora
     assert nonempty > len(cases) // 2  # the cases are not vacuous
 
 
+BANDS = ((0, "free"), (5, "under 5"), (10, "5 to 10"), (20, "10 to 20"), (40, "20 to 40"))
+BAND_LABELS = [label for _, label in BANDS] + ["40 and more"]
+
+
+def band_of(price) -> str:
+    for hi, label in BANDS:
+        if (price == 0) if hi == 0 else (price < hi):
+            return label
+    return "40 and more"
+
+
+# A bucket's value of a game as Python reads it (comparable in the bucket's order), and as a query writes it.
+BUCKET_VALUES = {
+    "release_year": (lambda r: int(r["release_date"][:4]) if r["release_date"] else None, str),
+    "release_month": (lambda r: r["release_date"][:7] if r["release_date"] else None, str),
+    "price_band": (lambda r: BAND_LABELS.index(band_of(r["price"])), lambda v: BAND_LABELS[v]),
+}
+
+
+def test_every_bucket_and_operator_matches_python(sample_client, schema_doc, sample_rows):
+    """A bucket filters by its values as it groups by them: `release_year__gte=2015`, `price_band=free`."""
+    assert {b["name"] for b in schema_doc["buckets"]} == set(BUCKET_VALUES) == set(schema.BUCKETS)
+    nonempty = cases = 0
+    for bucket in schema_doc["buckets"]:
+        value_of, written = BUCKET_VALUES[bucket["name"]]
+        present = sorted({value_of(r) for r in sample_rows} - {None})
+        picks = [present[0], present[len(present) // 2], present[-1]]
+        for op in bucket["operators"]:
+            test = PREDICATES["ordered"][op]
+            if op == "isnull":
+                checks = [("true", True), ("false", False)]
+            elif op == "in":
+                checks = [(",".join(written(p) for p in picks[:2]), set(picks[:2]))]
+            else:
+                checks = [(written(p), p) for p in picks]
+            for text, value in checks:
+                want = sorted(r["app_id"] for r in sample_rows if test(value_of(r), value))
+                assert _ids(sample_client, {f"{bucket['name']}__{op}": text}) == want, (bucket["name"], op, text)
+                if op == bucket["default_operator"]:
+                    assert _ids(sample_client, {bucket["name"]: text}) == want
+                nonempty += bool(want)
+                cases += 1
+    assert nonempty > cases // 2
+
+
+@pytest.mark.parametrize("bucket", ["release_year", "release_month", "price_band"])
+def test_a_bucket_s_groups_are_the_games_its_filter_finds(sample_client, bucket):
+    """Each group of an aggregate by a bucket holds the games that filtering by its value finds."""
+    groups = _agg(sample_client, group_by=bucket, metrics="count", release_date__gte="2015-01-01")
+    assert len(groups) > 2
+    for g in groups:
+        got = sample_client.get("/api/v1/games", params={bucket: g[bucket], "release_date__gte": "2015-01-01",
+                                                          "limit": 1}).json()
+        assert got["total"] == g["count"], g
+
+
+@pytest.mark.parametrize("param,value,allowed", [
+    ("price_band", "cheap", "free"),
+    ("price_band__in", "free,cheap", "under 5"),
+    ("release_month", "2020-05-14", "YYYY-MM"),
+    ("release_year", "twenty", "whole number"),
+    ("release_year__contains", "20", ["exact", "ne", "gt", "gte", "lt", "lte", "in", "isnull"]),
+    ("price_band__isnull", "true", ["exact", "ne", "gt", "gte", "lt", "lte", "in"]),
+])
+def test_a_bucket_filter_s_wrong_value_says_what_is_allowed(sample_client, param, value, allowed):
+    r = sample_client.get("/api/v1/games", params={param: value})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["param"] == param
+    if isinstance(allowed, list):
+        assert err["allowed"] == allowed
+    else:
+        assert allowed in err["allowed"], err
+
+
 @pytest.mark.parametrize("listed", [True, False])
 def test_list_substrings_match_over_the_distinct_elements_or_game_by_game(sample_client, schema_doc, oracle_rows,
                                                                           monkeypatch, listed):
@@ -308,17 +383,10 @@ def test_filters_apply_before_grouping_and_having(sample_client, sample_rows):
 
 
 def test_price_bands_and_month_buckets(sample_client, sample_rows):
-    def band(p):
-        for hi, label in ((0, "free"), (5, "under 5"), (10, "5 to 10"), (20, "10 to 20"), (40, "20 to 40")):
-            if (p == 0) if hi == 0 else (p < hi):
-                return label
-        return "40 and more"
-
     rows = _agg(sample_client, group_by="price_band", sort="price_band")
-    assert {r["price_band"]: r["count"] for r in rows} == dict(Counter(band(r["price"]) for r in sample_rows))
-    order = ["free", "under 5", "5 to 10", "10 to 20", "20 to 40", "40 and more"]
+    assert {r["price_band"]: r["count"] for r in rows} == dict(Counter(band_of(r["price"]) for r in sample_rows))
     labels = [r["price_band"] for r in rows]
-    assert labels == [x for x in order if x in labels]
+    assert labels == [x for x in BAND_LABELS if x in labels]
     months = _agg(sample_client, group_by="release_month")
     assert {r["release_month"]: r["count"] for r in months} == dict(
         Counter(r["release_date"][:7] if r["release_date"] else None for r in sample_rows))

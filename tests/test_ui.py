@@ -622,8 +622,9 @@ def test_a_growth_below_zero_is_on_the_chart(page, server):
     shot(page, "trends-growth")
 
 
-@pytest.mark.parametrize("group, wanted", [("developers", "developers__has"), ("release_year", "release_date__gte"),
-                                           ("required_age", "required_age"), ("score_rank", "score_rank__isnull")])
+@pytest.mark.parametrize("group, wanted", [("developers", "developers__has"), ("release_year", "release_year"),
+                                           ("price_band", "price_band"), ("required_age", "required_age"),
+                                           ("score_rank", "score_rank__isnull")])
 def test_a_group_s_row_opens_its_games(page, server, group, wanted):
     """A click (or Enter) on a group's row opens Explore on that group's games under the same filters:
     as many games as the row counts."""
@@ -663,19 +664,47 @@ def test_an_aggregate_pages_through_its_groups(page, server):
 
 
 def test_a_group_without_a_value_opens_its_games_or_nothing(page, server):
-    """The "(none)" row of release years opens the games without a date (it sent release_year__isnull, a
-    400); a group whose value is empty text opens nothing (its filter would be dropped: every game)."""
+    """The "(none)" row of release years opens the games without a date; a group whose value is empty
+    text opens nothing (its filter would be dropped: every game); a month opens by its bucket's filter."""
     page.goto(f"{server.base}/?view=aggregate")
     page.wait_for_selector("#agg-table tbody tr")
     links = page.evaluate("""async () => { const a = await import('/ui/views/aggregate.js');
         const p = new URLSearchParams('view=aggregate&price__gt=0&group_by=release_year');
         return [String(a.gamesOf(p, 'release_year', null)), String(a.gamesOf(p, 'release_month', null)),
                 a.gamesOf(p, 'name', ''), String(a.gamesOf(p, 'release_month', '2020-12'))]; }""")
-    assert links[0] == links[1] == "price__gt=0&view=explore&release_date__isnull=true", links
+    assert links[0] == "price__gt=0&view=explore&release_year__isnull=true", links
+    assert links[1] == "price__gt=0&view=explore&release_month__isnull=true", links
     assert links[2] is None
-    assert links[3].endswith("release_date__gte=2020-12-01&release_date__lt=2021-01-01"), links
-    r = httpx.get(f"{server.base}/api/v1/games?release_date__isnull=true&limit=1", headers=AUTH)
-    assert r.status_code == 200, r.text  # a filter the API takes
+    assert links[3] == "price__gt=0&view=explore&release_month=2020-12", links
+    for link in (links[0], links[1], links[3]):
+        r = httpx.get(f"{server.base}/api/v1/games?{link.replace('view=explore&', '')}&limit=1", headers=AUTH)
+        assert r.status_code == 200, r.text  # a filter the API takes
+
+
+def test_the_form_filters_by_release_year_and_price_band(page, server):
+    """The release year (with its operators) and the price band are in the filter form, beside the
+    release date and the price; a link's values show in them."""
+    page.goto(f"{server.base}/?view=explore")
+    open_filters(page)
+    assert page.eval_on_selector_all("#f-price_band option", "os => os.map(o => o.value)") == [
+        "", "free", "under 5", "5 to 10", "10 to 20", "20 to 40", "40 and more"]
+    page.select_option("#f-price_band", "under 5")
+    page.select_option("#f-release_year-op", "gte")
+    page.fill("#f-release_year", "2018")
+    page.click("#apply")
+    page.wait_for_url(re.compile("price_band="))
+    sent = parse_qs(urlsplit(page.url).query)
+    assert sent["price_band"] == ["under 5"] and sent["release_year__gte"] == ["2018"], sent
+    want = httpx.get(f"{server.base}/api/v1/games", headers=AUTH,
+                     params={"price_band": "under 5", "release_year__gte": "2018", "limit": 1}).json()["total"]
+    assert 0 < want < 100
+    page.wait_for_selector(f"#total[data-total='{want}']")
+    page.goto(f"{server.base}/?view=explore&price_band=free&release_year__lt=2015")
+    page.wait_for_selector("#total[data-total]")
+    open_filters(page)
+    assert page.input_value("#f-price_band") == "free"
+    assert page.input_value("#f-release_year-op") == "lt" and page.input_value("#f-release_year") == "2015"
+    assert "also from the link" not in page.text_content("#filter-count")
 
 
 def test_table_figures_are_exact_and_charts_compact(page, server):

@@ -215,6 +215,9 @@ class Bucket:
     doc: str
     source: str  # the column it derives from
     unit: str  # one of UNITS
+    # Filters compare `order` with the value, by this family's operators (query/filters.py): a year as
+    # a number, a month as the 1st of that month, a price band by its number in `labels`.
+    family: str
     labels: tuple[str, ...] = ()  # a fixed set of values, in the order `order` numbers them from 0
 
 
@@ -227,11 +230,11 @@ BUCKETS = {
     b.name: b
     for b in (
         Bucket("release_year", "toYear(`release_date`)", "toYear(`release_date`)", "Year of release_date",
-               "release_date", "year"),
+               "release_date", "year", "number"),
         Bucket("release_month", "formatDateTime(`release_date`, '%Y-%m')", "toStartOfMonth(`release_date`)",
-               "Month of release_date, YYYY-MM", "release_date", "month"),
+               "Month of release_date, YYYY-MM", "release_date", "month", "date"),
         Bucket("price_band", f"multiIf({_BAND_IF}, '{_TOP_BAND}')", f"multiIf({_BAND_ORDER}, {len(_PRICE_BANDS)})",
-               "Price band: free, under 5, 5 to 10, 10 to 20, 20 to 40, 40 and more", "price", "",
+               "Price band: free, under 5, 5 to 10, 10 to 20, 20 to 40, 40 and more", "price", "", "number",
                (*(label for _, label in _PRICE_BANDS), _TOP_BAND)),
     )
 }

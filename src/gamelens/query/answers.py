@@ -133,10 +133,17 @@ class ColumnDoc(Answer):
 
 
 class BucketDoc(Answer):
+    """A bucket groups, and filters by its values as a column does (`release_year__gte=2015`)."""
     name: str
     doc: str
     source: str
     unit: str | None
+    type: str = Field(description="the filter family its values compare in (a month as its 1st day, a price band "
+                      "by its place among values)")
+    operators: list[str]
+    default_operator: str
+    operator_docs: dict[str, str]
+    values: list[str] | None = Field(None, description="its values, in their order (price bands)")
 
 
 class MetricDoc(Answer):

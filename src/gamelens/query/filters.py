@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -69,6 +70,21 @@ def parse_date(text: str) -> date:
         if date(1900, 1, 1) <= value <= date(2299, 12, 31):
             return value
     raise ValueError("a date: YYYY-MM-DD, 'Oct 21, 2008' or 'May 2020' (the 1st of that month)")
+
+
+_MONTH_FORMATS = ("%Y-%m", "%b %Y", "%B %Y")
+
+
+def parse_month(text: str) -> date:
+    """A month (`2020-05`, `May 2020`) as its 1st day: a release_month filter compares months."""
+    for fmt in _MONTH_FORMATS:
+        try:
+            value = datetime.strptime(text.strip(), fmt).date()
+        except ValueError:
+            continue
+        if date(1900, 1, 1) <= value <= date(2299, 12, 1):
+            return value
+    raise ValueError("a month: YYYY-MM or 'May 2020'")
 
 
 # family -> (parser, ClickHouse type of the bound parameter)
@@ -158,15 +174,62 @@ def by_elements(col: schema.Column) -> bool:
     return col.kind.filter == "list" and "LowCardinality" in col.ch_type
 
 
-def operators_for(col: schema.Column) -> list[str]:
-    """The operators a column accepts; the first is what a bare `column=value` means."""
-    return [k for k, o in REGISTRY[col.kind.filter].items()
-            if not (o.nullable_only and not col.ch_type.startswith("Nullable"))]
-
-
 def column_sql(col: schema.Column) -> str:
     """A column in SQL: its identifier, or, for a virtual column, the expression computing it."""
     return f"({col.virtual})" if col.virtual else ident(col.name)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a filter parameter tests: a column, or a bucket of one (`release_year=2020`, `price_band=free`),
+    which tests the bucket's order (schema.Bucket.family)."""
+
+    name: str
+    family: str  # its operators: REGISTRY[family]
+    sql: str
+    nullable: bool
+    parser: Callable[[str], Any]  # a value as written -> the bound value
+    ch_type: str  # the bound value's ClickHouse type
+
+
+def _band(labels: tuple[str, ...]) -> Callable[[str], int]:
+    def number(text: str) -> int:
+        if text.strip() not in labels:
+            raise ValueError("one of " + ", ".join(labels))
+        return labels.index(text.strip())
+    return number
+
+
+def _bucket_target(bucket: schema.Bucket) -> Target:
+    if bucket.labels:
+        parser, ch_type = _band(bucket.labels), "UInt8"
+    elif bucket.unit == "month":
+        parser, ch_type = parse_month, "Date32"
+    else:
+        parser, ch_type = VALUES[bucket.family]
+    nullable = schema.BY_NAME[bucket.source].ch_type.startswith("Nullable")
+    return Target(bucket.name, bucket.family, f"({bucket.order})", nullable, parser, ch_type)
+
+
+def target(name: str) -> Target | None:
+    """The column or bucket `name` as a filter tests it; None when there is none of that name."""
+    col = schema.BY_NAME.get(name)
+    if col is not None:
+        parser, ch_type = VALUES[col.kind.filter]
+        return Target(name, col.kind.filter, column_sql(col), col.ch_type.startswith("Nullable"), parser, ch_type)
+    if name in schema.BUCKETS:
+        return _bucket_target(schema.BUCKETS[name])
+    return None
+
+
+FILTERABLE = [*schema.BY_NAME, *schema.BUCKETS]  # every name a filter parameter may start with
+
+
+def operators_for(name: str) -> list[str]:
+    """The operators a column or bucket accepts; the first is what a bare `name=value` means."""
+    t = target(name)
+    return [k for k, o in REGISTRY[t.family].items() if not (o.nullable_only and not t.nullable)]
+
 
 
 # --- parsing a request parameter -----------------------------------------------------------------
@@ -182,16 +245,16 @@ class Condition:
 def parse(param: str, raw: str, key: str) -> Condition:
     """`column[__op]=raw` -> a condition whose bound value is named `key`."""
     name, _, op_key = param.partition("__")
-    col = schema.BY_NAME.get(name)
-    if col is None:
-        raise invalid(param, raw, f"Unknown column {name!r}.", sorted(schema.BY_NAME), "unknown_column")
-    allowed = operators_for(col)
+    tested = target(name)
+    if tested is None:
+        raise invalid(param, raw, f"Unknown column {name!r}.", sorted(FILTERABLE), "unknown_column")
+    allowed = operators_for(name)
     op_key = op_key or allowed[0]
     if op_key not in allowed:
-        raise invalid(param, raw, f"Operator {op_key!r} does not apply to {name} ({col.kind.filter}).",
+        raise invalid(param, raw, f"Operator {op_key!r} does not apply to {name} ({tested.family}).",
                       allowed, "unknown_operator")
-    op = REGISTRY[col.kind.filter][op_key]
-    parser, ch_type = VALUES[col.kind.filter]
+    op = REGISTRY[tested.family][op_key]
+    parser, ch_type = tested.parser, tested.ch_type
     p = key
     try:
         if op.value == "flag":
@@ -203,14 +266,17 @@ def parse(param: str, raw: str, key: str) -> Condition:
     except ValueError as exc:
         expected = exc.args[0] if exc.args else "a valid value"
         raise invalid(param, raw, f"{param}: {raw[:100]!r} is not {expected}.", expected, "invalid_filter") from None
-    sql = op.sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}")
+    sql = op.sql.format(c=tested.sql, p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}")
+    params = {p: value} if "{p}" in op.sql else {}
+    col = schema.BY_NAME.get(name)
+    if col is None:  # a bucket: no list elements, no text index
+        return Condition(sql, params)
     if op.elements_sql and by_elements(col):
         over = op.elements_sql.format(c=column_sql(col), p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}",
                                       elements=f"{{{ELEMENTS}{col.name}:Array(String)}}")
         # Which one runs is a constant the engine folds: the element list is bound when a request runs
         # (query/run.py), and a version with too many distinct elements keeps the test on each game.
         sql = f"if({{{ELEMENTS}{col.name}_listed:Bool}}, {over}, {sql})"
-    params = {p: value} if "{p}" in op.sql else {}
     if "{like}" in op.sql:
         params[f"{p}_like"] = like_pattern(value)
     scans = False

@@ -21,14 +21,24 @@ def param(name: str, description: str, example: str | None = None, schema_type: 
 
 
 def _filter_params() -> list[dict]:
+    """Every column's and bucket's filters (a bucket tests its values: release_year, price_band...)."""
+    named = [(c.name, c.kind.filter, c.doc, c.example) for c in schema.COLUMNS]
+    named += [(b.name, b.family, b.doc, _bucket_example(b)) for b in schema.BUCKETS.values()]
     params = []
-    for col in schema.COLUMNS:
-        ops = filters.operators_for(col)
-        params.append(param(col.name, f"{col.doc}. Bare value: {filters.REGISTRY[col.kind.filter][ops[0]].doc}. "
-                             f"Other operators as {col.name}__<op>: {', '.join(ops[1:])}.", col.example))
+    for name, family, doc, example in named:
+        ops = filters.operators_for(name)
+        params.append(param(name, f"{doc}. Bare value: {filters.REGISTRY[family][ops[0]].doc}. "
+                             f"Other operators as {name}__<op>: {', '.join(ops[1:])}.", example))
         for op in ops[1:]:
-            params.append(param(f"{col.name}__{op}", f"{col.doc}: {filters.REGISTRY[col.kind.filter][op].doc}."))
+            params.append(param(f"{name}__{op}", f"{doc}: {filters.REGISTRY[family][op].doc}."))
     return params
+
+
+def _bucket_example(b: schema.Bucket) -> str:
+    examples = {"year": "2020", "month": "2020-05"}
+    if b.labels:
+        return b.labels[0]
+    return examples[b.unit]
 
 
 PAGING = [

@@ -253,12 +253,23 @@ def _with_timings(body: bytes, engine_ms: float, took_ms: float) -> bytes:
     return body[:-1] + b',"engine_ms":' + orjson.dumps(engine_ms) + b',"took_ms":' + orjson.dumps(took_ms) + b"}"
 
 
+def _bucket_doc(b: schema.Bucket) -> dict:
+    """A bucket groups, and filters by its values (`release_year__gte=2015`, `price_band=free`)."""
+    ops = filters.operators_for(b.name)
+    doc = {"name": b.name, "doc": b.doc, "source": b.source, "unit": b.unit or None, "type": b.family,
+           "operators": ops, "default_operator": ops[0],
+           "operator_docs": {k: filters.REGISTRY[b.family][k].doc for k in ops}}
+    if b.labels:
+        doc["values"] = list(b.labels)
+    return doc
+
+
 def schema_doc(settings: Settings) -> dict:
     """Every column with its type, operators and an example (derived ones with their formula and
     source); buckets and metrics. Drives the page and the docs."""
     cols = []
     for c in schema.COLUMNS:
-        ops = filters.operators_for(c)
+        ops = filters.operators_for(c.name)
         doc = {
             "name": c.name, "header": c.header or None, "type": c.kind.filter, "clickhouse_type": c.ch_type,
             "doc": c.doc, "example": c.example, "operators": ops, "default_operator": ops[0],
@@ -273,8 +284,7 @@ def schema_doc(settings: Settings) -> dict:
                          "operators": [], "sortable": False, "groupable": False})
     return {
         "columns": cols,
-        "buckets": [{"name": b.name, "doc": b.doc, "source": b.source, "unit": b.unit or None}
-                    for b in schema.BUCKETS.values()],
+        "buckets": [_bucket_doc(b) for b in schema.BUCKETS.values()],
         # alias: the output column's name ({name}, {column} and {operator} filled in from the request).
         "metrics": [{"name": m.name, "doc": m.doc, "unit": m.unit or None, "alias": aggregate.alias_template(m),
                      "columns": [c.name for c in schema.COLUMNS if c.kind.filter in m.families]}

@@ -7,6 +7,10 @@ import { CONTROL, filterParams, go, page, state } from "./state.js";
 
 export function filterField(col) {
   const id = `f-${col.name}`;
+  if (col.values) {  // a bucket of fixed values (price bands): one of them, or any
+    return el("select", { id, name: col.name, "data-choice": "1" },
+      el("option", { value: "" }, "any"), ...col.values.map((v) => el("option", { value: v }, v)));
+  }
   if (col.type === "string" || col.type === "list") {
     const input = el("input", { type: "search", id, name: col.name,
       placeholder: col.type === "list" ? "an element contains; a, b: both" : "contains", list: col.type === "list" ? `${id}-values` : null,
@@ -28,14 +32,24 @@ export function filterField(col) {
       el("input", { type: "date", id: `${id}-to`, name: `${col.name}__lte`, "aria-label": `${label(col.name)} to` }));
   }
   // A boolean filters true, false, or either.
-  return el("select", { id, name: col.name, "data-bool": "1" },
+  return el("select", { id, name: col.name, "data-choice": "1" },
     el("option", { value: "" }, "either"), el("option", { value: "true" }, "yes"), el("option", { value: "false" }, "no"));
+}
+// The form's fields: each column, then the buckets of it that say more than its own field (the release
+// year and the price band; a month is a range of release dates already).
+function formFields() {
+  const fields = [];
+  for (const col of page.schema.columns) {
+    if (col.type === "raw") continue;
+    fields.push(col);
+    fields.push(...page.schema.buckets.filter((b) => b.source === col.name && b.type !== "date"));
+  }
+  return fields;
 }
 export function buildFilterForm() {
   const form = $("#filters");
   form.replaceChildren();
-  for (const col of page.schema.columns) {
-    if (col.type === "raw") continue;
+  for (const col of formFields()) {
     const title = el("span", {}, label(col.name), col.derived ? el("span", { class: "derived-mark", title: hint(col) }, " ƒ") : "");
     form.append(el("label", { for: `f-${col.name}`, title: hint(col) }, title, filterField(col)));
   }
@@ -74,7 +88,7 @@ export function readFilterForm() {
 }
 function readShownFilters() {
   const params = new URLSearchParams();
-  for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
+  for (const input of $("#filters").querySelectorAll("input, select[data-choice]")) {
     if (!input.value) continue;
     if (input.dataset.opFor) {
       const value = input.dataset.percent ? String(Number(input.value) / 100) : input.value;
@@ -90,7 +104,7 @@ function readShownFilters() {
 // The form always shows what the URL says (after Clear, Back, Forward, or a link).
 export function fillFilterForm(params) {
   shown = new Set();
-  for (const input of $("#filters").querySelectorAll("input, select[data-bool]")) {
+  for (const input of $("#filters").querySelectorAll("input, select[data-choice]")) {
     if (input.dataset.opFor) {
       const col = input.dataset.opFor;
       const op = OPS.map(([k]) => k).find((k) => params.has(`${col}__${k}`) || (k === "exact" && params.has(col)));

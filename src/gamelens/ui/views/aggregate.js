@@ -129,26 +129,16 @@ export async function renderAggregate(params) {
   yearChart($("#year-chart"), (byYear.rows || []).filter((r) => r.release_year !== null).map((r) => [r.release_year, r.count]));
 }
 // A group's games in Explore: the aggregate's filters and the group's own (an element of a list, a value,
-// a year's or a month's dates). Price bands have no such filter here: their rows do not open.
+// a bucket's value: release_year=2020, price_band=free; "(none)" by __isnull).
 export function gamesOf(params, group, value) {
   const q = filterParams(params);
   q.set("view", "explore");
   const col = page.schema.columns.find((c) => c.name === group);
-  const bucket = page.schema.buckets.find((b) => b.name === group);
   if (value === "") return null;  // an empty name: no link can say "equals nothing" (empty parameters are dropped)
-  if (value === null && bucket) q.append(`${bucket.source}__isnull`, "true");  // games without a date
-  else if (value === null) q.append(`${group}__isnull`, "true");
+  if (value === null) q.append(`${group}__isnull`, "true");
   else if (col?.type === "list") q.append(`${group}__has`, value);
   else if (col?.type === "string") q.append(`${group}__exact`, value);
-  else if (col) q.append(group, String(value));
-  else if (group === "release_year") {
-    q.append("release_date__gte", `${value}-01-01`);
-    q.append("release_date__lt", `${Number(value) + 1}-01-01`);
-  } else if (group === "release_month") {
-    const [y, m] = String(value).split("-").map(Number);
-    q.append("release_date__gte", `${value}-01`);
-    q.append("release_date__lt", m === 12 ? `${y + 1}-01-01` : `${y}-${String(m + 1).padStart(2, "0")}-01`);
-  } else return null;
+  else q.append(group, String(value));
   return q;
 }
 // The groups after or before these: the table showed the top N of 62 and had no way to the rest.
