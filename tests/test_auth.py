@@ -172,6 +172,8 @@ def test_uploads_are_limited_per_hour(make_client, files):
     for _ in range(3):
         r = client.post("/api/v1/uploads", json={"url": "ftp://example.com/games.csv"})
         assert r.status_code == 400 and r.json()["error"]["code"] == "bad_scheme", r.text
+        r = client.post("/api/v1/uploads", json={"url": "https://exa mple.com/games.csv"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_url", r.text
     assert client.post("/api/v1/uploads", content=b"not json").json()["error"]["code"] == "invalid_parameter"
     for _ in range(2):
         assert client.post("/api/v1/uploads", json={"url": files.url("sample.csv")}).status_code == 202

@@ -123,6 +123,19 @@ def test_bad_row_is_reported_with_row_column_value(loaded, files):
     assert "data row 3" in body["error"]["message"]
 
 
+def test_a_rejected_row_names_the_field_that_sent_it_and_a_long_value_s_size(loaded, files):
+    """A link's bad rows name `url` (they named `file`, a field of the other kind of upload); a value
+    cut for the record says how long it was (a 1 MiB + 1 description read as 200 x's)."""
+    huge = "x" * ((1 << 20) + 1)
+    (files.root / "huge2.csv").write_bytes(_rows_with(_set(3, 7, huge)))
+    err = loaded.post("/api/v1/uploads?wait=true", json={"url": files.url("huge2.csv")}).json()["error"]
+    assert err["code"] == "bad_rows" and err["param"] == "url", err
+    assert err["value"] == [{"row": 3, "column": "about_the_game", "value": "x" * 200 + "… (1,048,577 bytes in all)",
+                             "expected": "valid UTF-8 text of at most 1 MiB"}]
+    sent = loaded.post("/api/v1/uploads?wait=true", files={"file": ("huge2.csv", _rows_with(_set(3, 7, huge)))})
+    assert sent.json()["error"]["param"] == "file", sent.json()
+
+
 def test_too_few_fields_names_the_row(loaded, files):
     rows = sample_table()
     (files.root / "few2.csv").write_bytes(write_csv(rows[:3] + [rows[3][:10]] + rows[4:]))
@@ -144,6 +157,8 @@ def test_over_the_size_cap(make_client, files):
     ("file:///etc/passwd", "bad_scheme"),
     ("javascript:alert(1)", "bad_scheme"),
     ("http:///nohost", "bad_url"),
+    ("https://exa mple.com/games.csv", "bad_url"),  # a host that cannot be looked up: it was taken, then failed
+    ("https://example..com/games.csv", "bad_url"),
 ])
 def test_refused_links_are_400_at_submit(client, url, code):
     r = client.post("/api/v1/uploads", json={"url": url})

@@ -130,6 +130,10 @@ def test_proxy_variables_of_the_environment_are_ignored(monkeypatch, make_client
     proxied = make_client(download_proxy="http://127.0.0.1:9")  # an explicit proxy is used
     rec = upload(proxied, files.url("sample.csv"))
     assert rec["state"] == "failed" and rec["error"]["code"] == "download_failed"
+    # in words, without httpx's class names (it said "ConnectError: [Errno 111] Connection refused")
+    message = rec["error"]["message"]
+    assert message.startswith("The download failed: could not connect to the download proxy"), message
+    assert "Error:" not in message
 
 
 def test_readers_see_links_without_credentials_or_query(make_client, files):

@@ -216,6 +216,13 @@ def test_a_refused_value_says_what_is_allowed(client, path, allowed):
     assert "Input should be" not in error["message"], error
 
 
+def test_a_refused_element_of_a_list_is_named(client):
+    """`price__in=1,x` names `x`, the element that is not a number (it named the whole list)."""
+    error = client.get("/api/v1/games", params={"price__in": "1,x,3"}).json()["error"]
+    assert error["message"] == "price__in: 'x' (in '1,x,3') is not a number such as 19.99.", error
+    assert error["value"] == "1,x,3" and error["param"] == "price__in"
+
+
 ANSWERS = [  # (route in /openapi.json, request, declared model)
     ("/api/v1/games", ("/api/v1/games", {}), answers.Page),
     ("/api/v1/games", ("/api/v1/games", {"facet": ["genres", "release_year", "price_band"], "limit": 3,

@@ -105,11 +105,24 @@ def check_url(url: str, allow_private: bool) -> None:
         resolve(host, port, allow_private)
 
 
+# A host name as DNS spells it (after IDNA: `bücher.de` is `xn--bcher-kva.de`): labels of letters,
+# digits, hyphens (and underscores, which some records use), 1 to 63 long, joined by dots.
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def check_link(url: str) -> tuple[str, int]:
     """The link's form: a URL httpx accepts (no control characters, a valid host), http(s), a host
     name, a valid port. Returns (host, port)."""
     try:
-        httpx.URL(url)
+        host = httpx.URL(url).raw_host.decode("ascii")
     except httpx.InvalidURL:
         raise fail("bad_url", "The link is not a valid URL (a control character, or a malformed host or port).",
                    400) from None
@@ -120,6 +133,9 @@ def check_link(url: str) -> tuple[str, int]:
         raise fail("bad_scheme", f"Only http and https links can be loaded, not {parts.scheme}.", 400)
     if not parts.hostname:
         raise fail("bad_url", "The link has no host name.", 400)
+    if not (_is_ip(host) or _HOST_NAME.fullmatch(host)):  # `exa mple.com` cannot be looked up: say so now
+        raise fail("bad_url", f"The link's host {parts.hostname!r} is not a host name (letters, digits, hyphens "
+                   "and dots) nor an IP address.", 400)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
@@ -244,7 +260,7 @@ class Stream:
                 raise _cut_short() from None
             if isinstance(exc, httpx.RemoteProtocolError):
                 raise fail("truncated", "The host closed the connection before sending the whole file.") from None
-            raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
+            raise download_failed(exc) from None
         if self._was_cut() and not self.framed:  # the cut may be what ended it
             raise _cut_short()
         if self.expected is not None and self.size != self.expected:
@@ -287,6 +303,33 @@ def _watch(backend: _GuardedBackend, deadline: float, stop: threading.Event, don
             return
 
 
+# What went wrong, in words, by httpx's exception (its class name is ours, not the client's); the first
+# that matches says it, so a subclass comes before its base.
+_WHAT_FAILED = (
+    (httpx.ProxyError, "the download proxy (GAMELENS_DOWNLOAD_PROXY) refused it"),
+    (httpx.ConnectError, "could not connect to the host"),
+    (httpx.ReadError, "reading from the host failed"),
+    (httpx.WriteError, "sending the request to the host failed"),
+    (httpx.DecodingError, "the host's compressed answer could not be decoded"),
+    (httpx.UnsupportedProtocol, "the link is not http or https"),
+    (httpx.ProtocolError, "the host did not follow HTTP"),
+)
+
+
+def download_failed(exc: httpx.HTTPError, proxied: bool = False) -> GameLensError:
+    """The error of a transfer that failed: what failed, and the system's own words for why. With a
+    download proxy, the connection that failed is the proxy's."""
+    what = "the transfer failed"
+    for kind, words in _WHAT_FAILED:
+        if isinstance(exc, kind):
+            what = words
+            break
+    if proxied and isinstance(exc, httpx.ConnectError):
+        what = "could not connect to the download proxy (GAMELENS_DOWNLOAD_PROXY)"
+    why = f" ({exc})" if str(exc) else ""
+    return fail("download_failed", f"The download failed: {what}{why}.")
+
+
 @contextmanager
 def open_url(url: str, settings: Settings, progress: Progress | None = None,
              stop: threading.Event | None = None) -> Iterator[Stream]:
@@ -321,7 +364,7 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None,
     except httpx.HTTPError as exc:
         if backend.was_cut:
             raise _cut_short() from None
-        raise fail("download_failed", f"The download failed: {type(exc).__name__}: {exc}") from None
+        raise download_failed(exc, bool(settings.download_proxy)) from None
     finally:
         done.set()
         backend.close()

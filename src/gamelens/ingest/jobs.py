@@ -410,13 +410,13 @@ class Uploads:
         removed once read, whatever happened, even if the record of the start was refused."""
         try:
             self._set(rec, state="downloading", started_at=self._now())
-            if rec.source == "link":
-                opened = download.open_url(rec.url, self.settings, self._progress(rec), stop=self._cut)
+            if rec.source == "link":  # sent_as: the request's field its data's errors name
+                opened, sent_as = download.open_url(rec.url, self.settings, self._progress(rec), stop=self._cut), "url"
             else:
-                opened = download.open_file(rec.path, self.settings, self._progress(rec))
+                opened, sent_as = download.open_file(rec.path, self.settings, self._progress(rec)), "file"
             with opened as stream:
                 result = load.load(self.worker, rec.id, self._then_loading(rec, stream), rec.max_rejected_rows,
-                                   self.settings.load_max_memory_mb)
+                                   self.settings.load_max_memory_mb, sent_as)
             self._set(rec, False, sha256=stream.sha256)
             return result
         finally:

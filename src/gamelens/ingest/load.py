@@ -27,12 +27,12 @@ class RejectedRows(GameLensError):
     """More rows do not fit their column than the upload tolerates: the error lists the first of them
     (`value`) and says how many there are (`count`, the failed record's rows_rejected)."""
 
-    def __init__(self, count: int, rows: list[dict], max_rejected: int):
+    def __init__(self, count: int, rows: list[dict], max_rejected: int, param: str):
         first = rows[0]
         super().__init__("bad_rows", f"{count} row(s) have values that do not fit their column (limit "
                          f"GAMELENS_MAX_REJECTED_ROWS={max_rejected}); first: data row {first['row']}, column "
                          f"{first['column']}, value {first['value']!r}, expected {first['expected']}.",
-                         422, param="file", value=rows)
+                         422, param=param, value=rows)
         self.count = count
 # CSV reading: fields by position (the header was matched here), kept exactly as written.
 CSV_SETTINGS = {
@@ -156,9 +156,10 @@ def _parse_failure(exc: EngineError) -> GameLensError:
                 value={"row": int(m.group(1))} if m else None)
 
 
-def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: int, max_memory_mb: int = 0
-         ) -> LoadResult:
-    """Stream `source` into the staging table of `upload_id` and check it; the caller swaps it in."""
+def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: int, max_memory_mb: int = 0,
+         param: str = "file") -> LoadResult:
+    """Stream `source` into the staging table of `upload_id` and check it; the caller swaps it in.
+    `param`: the request's field that sent the data (`url` for a link), which its rows' errors name."""
     chunks = iter(source)
     header, prefix = read_header(chunks)
     fields, warnings = check_header(header)
@@ -184,11 +185,22 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
                                 "nothing of it is kept and the data served is unchanged. Try again once the disk "
                                 "has room.", 507) from exc
         raise
-    _check(store, table, result, max_rejected)
+    _check(store, table, result, max_rejected, param)
     return result
 
 
-def _check(store: Store, table: str, result: LoadResult, max_rejected: int) -> None:
+SHOWN_CHARS = 200  # of a rejected value, in the upload's record
+
+
+def _rejected(row: int, column: str, value: str) -> dict:
+    """A rejected field as the record shows it: a long value is cut, and says how long it was."""
+    shown = value[:SHOWN_CHARS]
+    if len(value) > SHOWN_CHARS:
+        shown += f"… ({len(value.encode()):,} bytes in all)"
+    return {"row": row, "column": column, "value": shown, "expected": schema.BY_NAME[column].kind.expects}
+
+
+def _check(store: Store, table: str, result: LoadResult, max_rejected: int, param: str) -> None:
     date_cols = [c for c in schema.COLUMNS if c.raw_name]
     stats = store.load_stats(table, date_cols)
     total, bad, distinct = stats[0], stats[1], stats[2]
@@ -196,12 +208,9 @@ def _check(store: Store, table: str, result: LoadResult, max_rejected: int) -> N
         raise unloadable("no_rows", "The file has a header but no data rows.")
     if bad:
         rows = store.bad_rows(table, MAX_REPORTED)
-        result.rejected_rows = [
-            {"row": row, "column": col, "value": value[:200], "expected": schema.BY_NAME[col].kind.expects}
-            for row, cols in rows for col, value in cols.items()
-        ]
+        result.rejected_rows = [_rejected(row, col, value) for row, cols in rows for col, value in cols.items()]
         if bad > max_rejected:
-            raise RejectedRows(bad, result.rejected_rows, max_rejected)
+            raise RejectedRows(bad, result.rejected_rows, max_rejected, param)
         store.drop_bad_rows(table)
         result.rejected = bad
         result.warnings.append(f"Dropped {bad} row(s) with values that do not fit their column.")

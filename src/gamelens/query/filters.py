@@ -256,16 +256,21 @@ def parse(param: str, raw: str, key: str) -> Condition:
     op = REGISTRY[tested.family][op_key]
     parser, ch_type = tested.parser, tested.ch_type
     p = key
+    wrong = raw  # the value a refusal names: the whole parameter, or the list's element that does not fit
     try:
         if op.value == "flag":
             value, ch_type = _bool(raw), "Bool"
         elif op.value == "list":
-            value, ch_type = [parser(v) for v in value_list(raw)], f"Array({ch_type})"
+            value, ch_type = [], f"Array({ch_type})"
+            for wrong in value_list(raw):
+                value.append(parser(wrong))
         else:
             value = parser(raw)
     except ValueError as exc:
         expected = exc.args[0] if exc.args else "a valid value"
-        raise invalid(param, raw, f"{param}: {raw[:100]!r} is not {expected}.", expected, "invalid_filter") from None
+        where = f" (in {raw[:100]!r})" if wrong != raw else ""
+        raise invalid(param, raw, f"{param}: {wrong[:100]!r}{where} is not {expected}.", expected,
+                      "invalid_filter") from None
     sql = op.sql.format(c=tested.sql, p=f"{{{p}:{ch_type}}}", like=f"{{{p}_like:String}}")
     params = {p: value} if "{p}" in op.sql else {}
     col = schema.BY_NAME.get(name)
