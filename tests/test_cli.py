@@ -60,6 +60,12 @@ def test_load_and_ask_on_the_data_directory(tmp_path):
     gone = run("summary", "--format", "json", env=down)
     assert json.loads(gone.stderr)["error"]["code"] == "server_unreachable"
     _refuses_a_missing_file(tmp_path, env)
+    # loaded to be looked at first: kept, not served, until activated
+    kept = run("load", str(SAMPLE), "--no-activate", env=env)
+    assert kept.returncode == 0 and "Kept, not served: `gamelens activate 2`" in kept.stderr, kept.stderr
+    assert json.loads(run("games", "limit=1", env=env).stdout)["version"] == 1
+    assert run("activate", "2", env=env).returncode == 0
+    assert json.loads(run("games", "limit=1", env=env).stdout)["version"] == 2
 
 
 def _refuses_a_missing_file(tmp_path, env: dict) -> None:

@@ -180,6 +180,25 @@ def test_upload_a_file_from_disk(page, server):
     assert page.locator("#upload-history tbody tr td").first.text_content() != first
 
 
+def test_an_upload_can_be_kept_unserved_until_activated(page, server):
+    """With "Serve the new data once it is loaded" unchecked, the upload is kept beside the data served:
+    the result says so and offers Activate, which serves it."""
+    def served() -> int:
+        return httpx.get(f"{server.base}/api/v1/games?limit=1", headers=AUTH).json()["version"]
+
+    page.goto(f"{server.base}/?view=upload")
+    before = served()
+    page.uncheck("#upload-activate")
+    page.click("#sample-button")
+    page.wait_for_selector("#upload-state[data-state=succeeded]")
+    assert "kept and not served yet" in page.text_content("#upload-result")
+    newest = httpx.get(f"{server.base}/api/v1/uploads", headers=AUTH).json()["uploads"][0]
+    assert newest["activate"] is False and not newest["active"] and served() == before, newest
+    page.click("#activate-new")
+    page.wait_for_selector(f"#message:has-text('Upload {newest['id']} is active.')")
+    assert served() == newest["id"]
+
+
 def test_a_failed_upload_says_why_and_copies_as_curl(page, server, files):
     page.goto(f"{server.base}/?view=upload")
     page.fill("#upload-url", f"{files.base}/html")

@@ -17,7 +17,17 @@ from gamelens.api.app import create_app
 from gamelens.errors import GameLensError
 from gamelens.store import Store
 
-from .conftest import AUTH, SHORT_GRACE, engine_of, make_settings, sample_table, table_names, upload, write_csv
+from .conftest import (
+    AUTH,
+    SHORT_GRACE,
+    engine_of,
+    make_settings,
+    sample_table,
+    table_names,
+    upload,
+    wait_indexes,
+    write_csv,
+)
 
 
 class Fault:
@@ -596,3 +606,51 @@ def test_a_completed_record_the_database_refuses_at_start_still_gets_its_indexes
         rec = client.get(f"/api/v1/uploads/{upload_id}").json()
         assert rec["state"] == "succeeded" and rec["indexes"] == "ready" and rec["rows_loaded"] == 12, rec
         assert _served(client) == (upload_id, 12)
+
+
+def _kept(client, url: str) -> dict:
+    """An upload with activate=false, waited for with its indexes."""
+    r = client.post("/api/v1/uploads?wait=true&activate=false", json={"url": url})
+    assert r.status_code == 200, r.text
+    return upload_wait(client, r.json())
+
+
+def upload_wait(client, rec: dict) -> dict:
+    if rec.get("indexes") == "building":
+        rec = wait_indexes(client, rec["id"])
+    return rec
+
+
+def test_an_upload_with_activate_false_is_kept_and_served_only_once_activated(make_client, files):
+    """Loaded, checked and kept beside the data served: its record says what it holds, readers go on
+    reading the version before, and POST /activate serves it (before, every upload that loaded, warnings
+    and all, replaced the data at once)."""
+    client = make_client(keep_versions=3)
+    v1 = upload(client, _file(files, "k10.csv", sample_table()[1:11]))
+    v2 = _kept(client, _file(files, "k20.csv", sample_table()[1:21]))
+    assert v2["state"] == "succeeded" and v2["rows_loaded"] == 20 and v2["indexes"] == "ready", v2
+    assert v2["activate"] is False and v2["stored"] and not v2["active"], v2
+    assert _served(client) == (v1["id"], 10)
+    listed = {u["id"]: u for u in client.get("/api/v1/uploads").json()["uploads"]}
+    assert listed[v1["id"]]["active"] and not listed[v2["id"]]["active"] and listed[v2["id"]]["stored"]
+    sent = client.post("/api/v1/uploads?wait=true&activate=false", files={"file": ("k30.csv", write_csv(
+        sample_table()[:31]))}).json()
+    assert sent["rows_loaded"] == 30 and not sent["active"] and sent["activate"] is False, sent
+    upload_wait(client, sent)
+    assert _served(client) == (v1["id"], 10)
+    assert client.post(f"/api/v1/uploads/{v2['id']}/activate").json()["active"]
+    assert _served(client) == (v2["id"], 20)
+
+
+def test_a_first_upload_kept_is_not_served_by_a_restart(files):
+    """With nothing served yet, a kept upload stays unserved across a restart (start-up repairs a pointer
+    that names nothing by serving the newest upload that was meant to be served, not this one)."""
+    settings = make_settings()
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        kept = _kept(client, files.url("sample.csv"))
+        assert client.get("/api/v1/games").json()["error"]["code"] == "no_dataset"
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        assert client.get("/api/v1/games").json()["error"]["code"] == "no_dataset"
+        assert client.get(f"/api/v1/uploads/{kept['id']}").json()["stored"]
+        assert client.post(f"/api/v1/uploads/{kept['id']}/activate").status_code == 200
+        assert _served(client) == (kept["id"], 100)

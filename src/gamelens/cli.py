@@ -200,27 +200,31 @@ def _readable(source: str) -> Path:
 def load(
     source: str = typer.Argument(..., help="An http(s) link or a local file path."),
     max_rejected_rows: int = typer.Option(None, help="Rows allowed to fail parsing (default from settings)."),
+    activate: bool = typer.Option(True, help="Serve the data once loaded; --no-activate keeps it beside the data "
+                                  "served, for `gamelens activate ID` once its record looks right."),
     server: str = Server,
 ):
     """Load a CSV from a link or a file (the previous dataset stays until the new one is checked)."""
     link = source.startswith(("http://", "https://"))
     if server:
+        query = {} if activate else {"activate": "false"}
         with _client(server) as http:
             if link:
                 body = {"url": source, "max_rejected_rows": max_rejected_rows}
-                rec = _checked(http.post("/api/v1/uploads", json=body))
+                rec = _checked(http.post("/api/v1/uploads", json=body, params=query))
             else:
                 with open(_readable(source), "rb") as f:
                     form = {} if max_rejected_rows is None else {"max_rejected_rows": str(max_rejected_rows)}
-                    rec = _checked(http.post("/api/v1/uploads", files={"file": (Path(source).name, f)}, data=form))
+                    rec = _checked(http.post("/api/v1/uploads", files={"file": (Path(source).name, f)}, data=form,
+                                             params=query))
             _report(_follow_on(http, rec))
         return
     path = None if link else _readable(source)  # before the data directory is opened
     with _uploads() as jobs:
         if link:
-            rec = jobs.submit(source, "cli", max_rejected_rows)
+            rec = jobs.submit(source, "cli", max_rejected_rows, activate)
         else:
-            rec = jobs.submit_file(path, str(path), "path", "cli", max_rejected_rows)
+            rec = jobs.submit_file(path, str(path), "path", "cli", max_rejected_rows, activate)
         _report(_follow(lambda: jobs.get(rec["id"]), jobs.states()["running"]))
 
 
@@ -285,6 +289,8 @@ def _report(rec: dict) -> None:
     console.print(f"[green]Loaded {rec['rows_loaded']} rows[/green] (upload {rec['id']}, sha256 {rec['sha256']})")
     for warning in rec["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    if not rec["active"]:  # loaded with --no-activate (or another upload was switched in meanwhile)
+        console.print(f"Kept, not served: `gamelens activate {rec['id']}` serves it.")
 
 
 # --- questions -----------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ class UploadRecord(BaseModel):
     error: dict[str, Any] | None = None
     timings_ms: dict[str, int] = Field(default_factory=dict)
     max_rejected_rows: int = 0
+    # Serve the data once it is loaded and checked (the default). False: keep it beside the data served,
+    # until POST /uploads/{id}/activate serves it (the record's `active` says which is served).
+    activate: bool = True
     stored_bytes: int | None = None
     indexes: IndexState | None = None
     # Set when this version's stored data could not be brought to the current layout at a start:

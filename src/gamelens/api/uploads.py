@@ -29,6 +29,9 @@ Admin = Annotated[Principal, Depends(admin)]
 Writes = [Depends(writer)]  # write routes: a reader answers 409 read_only_replica
 Jobs = Annotated[Uploads, Depends(get_uploads)]
 Wait = Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")]
+Activate = Annotated[bool, Query(description="Serve the data once it is loaded and checked (the default). false: "
+                                 "keep it beside the data served, to look at its record (rows, rejected rows, "
+                                 "warnings) first; POST /api/v1/uploads/{id}/activate serves it.")]
 SAMPLE = files("gamelens") / "data" / "sample_games.csv"
 
 
@@ -101,12 +104,13 @@ NOT_JSON = ('The body is not JSON: send a link as {"url": "https://..."} (Conten
             "the CSV itself as multipart/form-data in a field named `file`.")
 
 
-async def _submit_file(request: Request, uploads: Uploads, settings: Settings, who: Principal) -> dict:
+async def _submit_file(request: Request, uploads: Uploads, settings: Settings, who: Principal, activate: bool
+                       ) -> dict:
     """A file in a multipart body."""
     got = await receive_file(request, uploads.engine.incoming, settings.max_upload_mb * 1024 * 1024)
     try:
         return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name,
-                                       _tolerance(got.fields))
+                                       _tolerance(got.fields), activate)
     except BaseException:
         got.path.unlink(missing_ok=True)
         raise
@@ -161,24 +165,26 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
              openapi_extra=_BODIES, dependencies=Writes, response_model=answers.Upload,
              responses={**WAITED, 507: {"model": UploadError, "description": NO_ROOM}})
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
-                        settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False):
+                        settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False,
+                        activate: Activate = True):
     guard = request.app.state.guard
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         guard.limit(guard.uploads, who.name, "uploads")  # before the bytes come: receiving them is the cost
-        return await _answer(uploads, await _submit_file(request, uploads, settings, who), wait)
+        return await _answer(uploads, await _submit_file(request, uploads, settings, who, activate), wait)
     # A malformed body or link (ftp://...) is its own 400 and costs no upload of the per-key allowance.
     body = await _link_body(request)
     guard.limit(guard.uploads, who.name, "uploads")
-    rec = await run_in_threadpool(uploads.submit, body.url, who.name, body.max_rejected_rows)
+    rec = await run_in_threadpool(uploads.submit, body.url, who.name, body.max_rejected_rows, activate)
     return await _answer(uploads, rec, wait)
 
 
 @router.post("/sample", status_code=202, summary="Load the 100-row sample that ships with GameLens",
              responses=WAITED, dependencies=Writes, response_model=answers.Upload)
-async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = False):
+async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = False, activate: Activate = True):
     guard = request.app.state.guard
     guard.limit(guard.uploads, who.name, "uploads")
-    rec = await run_in_threadpool(uploads.submit_file, FilePath(str(SAMPLE)), "sample_games.csv", "sample", who.name)
+    rec = await run_in_threadpool(uploads.submit_file, FilePath(str(SAMPLE)), "sample_games.csv", "sample", who.name,
+                                  None, activate)
     return await _answer(uploads, rec, wait)
 
 

@@ -100,7 +100,8 @@ class Uploads:
         kept data; their leftovers go; kept versions written by earlier releases are upgraded (a version
         that cannot be is reported on its record, never served)."""
         records = self._records()
-        self.versions.adopt({rec.id for rec in records if rec.state == "succeeded"})
+        # a version loaded to be kept (activate=false) is served only once asked, never by a repair
+        self.versions.adopt({rec.id for rec in records if rec.state == "succeeded" and rec.activate})
         running = [rec for rec in records if rec.running]
         served: set[int] = set()
         if running:  # the pointer's history and the stored tables are read only when there is one to judge
@@ -257,16 +258,19 @@ class Uploads:
 
     # submitting and waiting
 
-    def submit(self, url: str, created_by: str | None = None, max_rejected_rows: int | None = None) -> dict:
-        """Queue a link for loading (checked now, and again at every connection when it runs)."""
+    def submit(self, url: str, created_by: str | None = None, max_rejected_rows: int | None = None,
+               activate: bool = True) -> dict:
+        """Queue a link for loading (checked now, and again at every connection when it runs); with
+        `activate` false its data is kept, not served (records.UploadRecord.activate)."""
         download.check_url(url, self.settings.allow_private_urls)
-        return self._queue_record({"source": "link", "url": url}, created_by, max_rejected_rows)
+        return self._queue_record({"source": "link", "url": url, "activate": activate}, created_by, max_rejected_rows)
 
     def submit_file(self, path: Path, name: str, source: str, created_by: str | None = None,
-                    max_rejected_rows: int | None = None) -> dict:
+                    max_rejected_rows: int | None = None, activate: bool = True) -> dict:
         """Queue a local file: `file` (sent in a request; removed once loaded), `sample` (the one shipped
         in the package) or `path` (a file the CLI names; left where it is)."""
-        return self._queue_record({"source": source, "url": name, "path": str(path)}, created_by, max_rejected_rows)
+        origin = {"source": source, "url": name, "path": str(path), "activate": activate}
+        return self._queue_record(origin, created_by, max_rejected_rows)
 
     def _queue_record(self, origin: dict, created_by: str | None, max_rejected_rows: int | None) -> dict:
         if self.stopping():  # it could not run: say so now, and keep no record of it
@@ -436,7 +440,8 @@ class Uploads:
                 self.versions.discard(rec.id)
                 self._interrupt(rec, NOT_THE_WRITER)
                 return
-            result.warnings += self.versions.publish(rec.id, self.settings.keep_versions, self.before_switch)
+            result.warnings += self.versions.publish(rec.id, self.settings.keep_versions, self.before_switch,
+                                                     rec.activate)
             timings = {**rec.timings_ms, "load": round((t1 - t0) * 1000),
                        "swap": round((time.monotonic() - t1) * 1000)}
             self._succeeded(rec, result, timings)

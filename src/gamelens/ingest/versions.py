@@ -270,14 +270,17 @@ class Versions:
 
     # --- switching --------------------------------------------------------------------------------
 
-    def publish(self, upload_id: int, keep: int, before_switch: Callable[[Snapshot], None] | None = None
-                ) -> list[str]:
-        """Make the checked staging table of `upload_id` the active version; returns warnings.
+    def publish(self, upload_id: int, keep: int, before_switch: Callable[[Snapshot], None] | None = None,
+                switch: bool = True) -> list[str]:
+        """Make the checked staging table of `upload_id` a kept version, and the active one unless
+        `switch` is false; returns warnings.
 
         `before_switch` runs on the new version before anyone can read it (the cache warms there).
         """
         with self._lock:
             self.store.rename(stage_name(upload_id), version_name(upload_id))
+            if not switch:  # kept for a later activate: nothing is served from it, nothing to warm
+                return self._prune_with_warning(keep)
             warnings = []
             if before_switch:
                 try:

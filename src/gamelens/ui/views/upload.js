@@ -29,16 +29,18 @@ export async function startUpload(request) {
   showResult(rec);
   renderHistory();
 }
+// Where an upload is sent: kept and not served when the box says so (activate=false).
+const target = (path) => ($("#upload-activate").checked ? path : `${path}?activate=false`);
 export const uploadLink = () => startUpload(() => {
   const body = JSON.stringify({ url: $("#upload-url").value.trim() });
-  return api("/api/v1/uploads", { method: "POST", headers: { "Content-Type": "application/json" }, body, show: { json: body } });
+  return api(target("/api/v1/uploads"), { method: "POST", headers: { "Content-Type": "application/json" }, body, show: { json: body } });
 });
 export const uploadFile = (file) => startUpload(() => {
   const form = new FormData();
   form.append("file", file);
-  return api("/api/v1/uploads", { method: "POST", body: form, show: { file: file.name } });
+  return api(target("/api/v1/uploads"), { method: "POST", body: form, show: { file: file.name } });
 });
-export const uploadSample = () => startUpload(() => api("/api/v1/uploads/sample", { method: "POST" }));
+export const uploadSample = () => startUpload(() => api(target("/api/v1/uploads/sample"), { method: "POST" }));
 export function showProgress(rec) {
   const bar = $("#upload-bar");
   if (rec.state === "downloading" && rec.bytes_expected) bar.value = Math.round(90 * rec.bytes_received / rec.bytes_expected);
@@ -51,9 +53,12 @@ export function showProgress(rec) {
 }
 export function showResult(rec) {
   const out = [];
-  if (rec.state === "succeeded") {
-    out.push(el("p", { class: "ok" }, `Upload ${rec.id}: ${plural(rec.rows_loaded, "row")} stored` + (rec.rows_rejected ? `, ${rec.rows_rejected} rejected` : "") + ". ",
-      el("a", { href: "?view=explore" }, "Explore them")));
+  const stored = `Upload ${rec.id}: ${plural(rec.rows_loaded, "row")} stored` + (rec.rows_rejected ? `, ${rec.rows_rejected} rejected` : "");
+  if (rec.state === "succeeded" && rec.active === false && rec.activate === false) {
+    out.push(el("p", { class: "ok" }, `${stored}, kept and not served yet. `,
+      el("button", { type: "button", id: "activate-new", onclick: () => activate(rec.id, `Upload ${rec.id} is active.`) }, "Activate it")));
+  } else if (rec.state === "succeeded") {
+    out.push(el("p", { class: "ok" }, `${stored}. `, el("a", { href: "?view=explore" }, "Explore them")));
   } else out.push(el("p", { class: "error" }, `Upload ${rec.id} ${rec.state}: ${rec.error?.message || ""}`));
   for (const w of rec.warnings || []) out.push(el("p", { class: "warning" }, `Warning: ${w}`));
   if ((rec.rejected_rows || []).length) {
@@ -65,7 +70,15 @@ export function showResult(rec) {
 }
 // The browser's own time zone, named: "12/1/2026, 10:15:02 AM UTC".
 export const when = (iso) => (iso ? new Date(iso).toLocaleString(undefined, { timeZoneName: "short" }) : "");
-let announced = null;  // the upload a "… is active again" message is about: stale once another is active
+// Serve a kept upload's data (a new one loaded with the box unchecked, or an earlier one).
+async function activate(id, message) {
+  await api(`/api/v1/uploads/${id}/activate`, { method: "POST" });
+  showMessage(message);
+  announced = id;
+  $("#activate-new")?.remove();
+  renderHistory();
+}
+let announced = null;  // the upload an "… is active" message is about: stale once another is active
 let uploadStates = null;  // {running, final}: the server publishes them (GET /api/v1/uploads)
 export async function runningStates() {
   if (!uploadStates) uploadStates = (await getJson("/api/v1/uploads")).states;
@@ -87,12 +100,8 @@ export async function renderHistory() {
     el("td", { title: u.finished_at || u.created_at }, when(u.finished_at || u.started_at || u.created_at)),
     el("td", {}, u.created_by || ""),
     el("td", { class: "url", title: u.url }, u.source === "link" ? u.url : `${u.source}: ${u.url}`),
-    el("td", {}, u.stored && !u.active ? el("button", { type: "button", class: "activate", onclick: async () => {
-      await api(`/api/v1/uploads/${u.id}/activate`, { method: "POST" });
-      showMessage(`Upload ${u.id} is active again.`);
-      announced = u.id;
-      renderHistory();
-    } }, "Activate") : ""))));
+    el("td", {}, u.stored && !u.active ? el("button", { type: "button", class: "activate", onclick: () => activate(u.id, `Upload ${u.id} is active again.`) },
+      "Activate") : ""))));
   clearTimeout(pollTimer);
   if (running && viewOf(state()) === "upload") pollTimer = setTimeout(() => renderHistory().catch(() => {}), 1000);
 }
