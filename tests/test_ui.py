@@ -180,6 +180,14 @@ def test_upload_a_file_from_disk(page, server):
     assert page.locator("#upload-history tbody tr td").first.text_content() != first
 
 
+def test_a_list_s_elements_read_apart_in_the_table(page, server):
+    """Studio names hold commas: the table shows a list's elements apart by " · " ("aNCHOR Inc., fuzz, Inc."
+    read as three studios, not two)."""
+    page.goto(f"{server.base}/?view=explore&fields=name,developers&app_id=1557480")
+    page.wait_for_selector("#total[data-total='1']")
+    assert page.text_content("#results tbody tr td:nth-child(2)") == "aNCHOR Inc. · fuzz, Inc."
+
+
 def test_an_upload_can_be_kept_unserved_until_activated(page, server):
     """With "Serve the new data once it is loaded" unchecked, the upload is kept beside the data served:
     the result says so and offers Activate, which serves it."""
@@ -557,6 +565,11 @@ def test_an_aggregate_exports_the_table_it_shows(page, server):
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     legend = page.locator("#trend-legend li").all_text_contents()
     assert {r["genres"] for r in rows} == set(legend) and len(legend) == 3, (rows[:3], legend)
+    # the table has no year-less row (the sample has no undated game): its export asks for none, and for
+    # the series drawn by name (a top 3 among dated games alone could be others)
+    sent = parse_qs(page.get_attribute("#trend-table", "data-query"))
+    assert sent["release_year__isnull"] == ["false"] and "top" not in sent, sent
+    assert next(csv.reader(sent["series"])) == legend, sent
     # a refused link disables the exports; the next answer enables them again (the aggregate's stayed off)
     within_page(page, "?view=aggregate&group_by=genres&sort=nothing")
     page.wait_for_selector("#message:has-text('nothing')")
@@ -662,6 +675,9 @@ def test_a_group_s_row_opens_its_games(page, server, group, wanted):
     page.focus("#agg-table tbody tr:first-child")
     page.keyboard.press("Enter")
     page.wait_for_selector(f"#total[data-total='{count}']")
+    # Back: the focus is on the row that opened them (it was on the page's body), for the next one's Enter
+    page.go_back()
+    page.wait_for_selector("#agg-table tbody tr.drill:first-child:focus")
 
 
 def test_an_aggregate_pages_through_its_groups(page, server):

@@ -39,7 +39,7 @@ export const formatterFor = (name) => FORMATS[unitOf(name)] || fmtNumber;
 // A table's cell. Its figures are exact, not compact: two studios at $9,044,079.90 and $9,040,151.40 both
 // read $9.04M, a tie that is not one (charts and the summary's tiles stay compact). Money keeps its cents.
 export function cell(name, value) {
-  if (Array.isArray(value)) return value.join(", ");
+  if (Array.isArray(value)) return value.join(" · ");  // not ", ": studio names hold commas ("Wise Wizard Games, LLC")
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (value === null || value === undefined) return "";
   return typeof value === "number" ? exactFigure(name, value) : String(value);

@@ -60,6 +60,7 @@ export function columnsForMetric() {
   $("#agg-column").disabled = columns.length === 0;
   $("#agg-column").closest("label").hidden = columns.length === 0;  // count and shares take no column
 }
+let opened = null;  // the row whose games were opened last: {from: the aggregate's link, row: its place}
 export async function renderAggregate(params) {
   const group = (params.get("group_by") || "genres").split(",")[0];
   const metrics = params.get("metrics") || "count";
@@ -106,13 +107,17 @@ export async function renderAggregate(params) {
     class: i >= groups ? "num sortable" : "sortable", title: n, "data-field": n, tabindex: "0",
     onclick: () => sortGroupsBy(n, i >= groups), onkeydown: (event) => { if (event.key === "Enter") sortGroupsBy(n, i >= groups); },
   }, heading(n, i) + arrow(n)))));
-  $("#agg-table tbody").replaceChildren(...body.rows.map((r) => {
+  $("#agg-table tbody").replaceChildren(...body.rows.map((r, row) => {
     const games = gamesOf(params, group, r[group]);
-    const open = games ? { class: "drill", tabindex: "0", title: "Show these games", onclick: () => go(games),
-      onkeydown: (event) => { if (event.key === "Enter") go(games); } } : {};
+    const drill = () => { opened = { from: params.toString(), row }; go(games); };
+    const open = games ? { class: "drill", tabindex: "0", title: "Show these games", onclick: drill,
+      onkeydown: (event) => { if (event.key === "Enter") drill(); } } : {};
     return el("tr", open, ...names.map((n, i) =>
       el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))));
   }));
+  // Back from a group's games: the focus is on the row that opened them, not on the page's top.
+  if (opened?.from === params.toString()) $(`#agg-table tbody tr:nth-child(${opened.row + 1})`)?.focus();
+  opened = null;
   $("#agg-caption").textContent = `${headingOf(measure, alias)} by ${label(group)}: ${chosen(body, sorted, asked)}`;
   pageGroups(params, body);
   const bars = body.rows.map((r) => [r[group] === null ? "(none)" : cell(group, r[group]), r[alias]]);

@@ -141,9 +141,7 @@ export async function showDetail(appId) {
   const shown = Object.entries(game).filter(([k]) => !["name", "about_the_game"].includes(k));
   $("#detail-body").replaceChildren(...shown.flatMap(([k, v]) => {
     const col = column(k);
-    // A list's elements apart by " · ": studios' names hold commas ("aNCHOR Inc., fuzz, Inc." was two studios).
-    const shownValue = Array.isArray(v) ? v.join(" · ") : cell(k, v);
-    return [el("dt", { title: hint(col) }, label(k) + (col?.derived ? " ƒ" : "")), el("dd", {}, shownValue)];
+    return [el("dt", { title: hint(col) }, label(k) + (col?.derived ? " ƒ" : "")), el("dd", {}, cell(k, v))];
   }));
   $("#detail").hidden = false;
   $("#detail-close").focus();

@@ -92,8 +92,20 @@ export async function renderTrends(params) {
   $("#trend-table thead").replaceChildren(el("tr", {}, el("th", {}, "year"), ...names.map((n) => el("th", { class: "num" }, String(n)))));
   $("#trend-table tbody").replaceChildren(...years.map((y) => el("tr", {}, el("td", {}, String(y)),
     ...series.map((s) => el("td", { class: "num" }, trendCell(s, y, alias, additive))))));
-  $("#trend-table").dataset.query = q.toString();  // what the table now shows
+  $("#trend-table").dataset.query = shownQuery(q, dim, names).toString();
   for (const b of document.querySelectorAll("#trend-export-buttons button")) b.disabled = false;  // after a refused link
+}
+// What the table shows, as a query for its export: its series by name (a top N chosen among dated games
+// could differ), and no row without a release year (the table has none).
+function shownQuery(q, dim, names) {
+  const shown = new URLSearchParams(q);
+  if (dim) {
+    shown.delete("top");
+    shown.set("series", names.map(quoteValue).join(","));
+    shown.set("sort", `${dim},release_year`);
+  }
+  shown.append("release_year__isnull", "false");
+  return shown;
 }
 // A chosen series as the rows spell it: `typed` in any case (the data may spell a value more than one way).
 function spelledAs(rows, dim, typed) {
