@@ -136,6 +136,21 @@ def test_a_rejected_row_names_the_field_that_sent_it_and_a_long_value_s_size(loa
     assert sent.json()["error"]["param"] == "file", sent.json()
 
 
+def test_a_sent_file_s_errors_name_the_file(loaded):
+    """A sent file that is a web page, or empty, is named as `file`, not as a link (`url`, "the link")."""
+    for content, code in ((b"<!doctype html><html><body>x</body></html>", "html_not_csv"), (b"", "empty_file")):
+        err = loaded.post("/api/v1/uploads?wait=true", files={"file": ("g.csv", content)}).json()["error"]
+        assert err["code"] == code and err["param"] == "file" and "link" not in err["message"], err
+
+
+def test_a_value_that_is_not_utf8_says_its_size_in_bytes(loaded, files):
+    """Its bytes read as U+FFFD: the record says how many bytes there were (300 bytes read as one character)."""
+    (files.root / "ff.csv").write_bytes(_rows_with(_set(3, 7, "MARK")).replace(b"MARK", b"\xff" * 300))
+    err = loaded.post("/api/v1/uploads?wait=true", json={"url": files.url("ff.csv")}).json()["error"]
+    assert err["value"][0]["column"] == "about_the_game" and err["value"][0]["value"].endswith(
+        "… (300 bytes in all)"), err
+
+
 def test_too_few_fields_names_the_row(loaded, files):
     rows = sample_table()
     (files.root / "few2.csv").write_bytes(write_csv(rows[:3] + [rows[3][:10]] + rows[4:]))

@@ -187,6 +187,8 @@ def test_the_cli_an_analyst_would_script(server_process, files, tmp_path):
     assert as_csv and {"genres", "count", "share_rating_gte"} <= set(as_csv[0])
     columns = {c["name"] for c in json.loads(run("schema", env=env).stdout)["columns"]}
     assert {"app_id", "rating", "tags"} <= columns
+    as_table = list(csv.DictReader(io.StringIO(run("schema", "--format", "csv", env=env).stdout)))
+    assert {"release_year", "price_band"} <= {c["name"] for c in as_table}  # the buckets filter too
     history = json.loads(run("uploads", env=env).stdout)["uploads"]
     assert [u["id"] for u in history] == [2, 1] and history[0]["active"]
     assert run("activate", "1", env=env).returncode == 0

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from gamelens.errors import GameLensError
@@ -208,3 +210,25 @@ def test_readers_see_the_name_of_a_file_loaded_from_a_server_path(make_client):
     assert str(SAMPLE.parent) not in str(client.get("/api/v1/uploads", headers={"Authorization": f"Bearer {reader}"}
                                                     ).json())
     assert client.get(f"/api/v1/uploads/{rec['id']}").json()["url"] == str(SAMPLE)  # admins see where it lies
+
+
+def _raised_from(exc: BaseException, cause: BaseException) -> BaseException:
+    try:
+        raise exc from cause
+    except BaseException as raised:  # noqa: BLE001 (the exception itself is what is wanted)
+        return raised
+
+
+@pytest.mark.parametrize("exc,proxied,words", [
+    (_raised_from(httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] self-signed"),
+                  ssl.SSLCertVerificationError(1, "self-signed")), True, "the TLS connection to the host failed"),
+    (httpx.ConnectError("[Errno 111] Connection refused"), True, "could not connect to the download proxy"),
+    (httpx.ConnectError("[Errno 111] Connection refused"), False, "could not connect to the host"),
+    (httpx.RemoteProtocolError("Server disconnected without sending a response."), False,
+     "the host closed the connection without answering"),
+])
+def test_a_failed_download_says_what_failed_in_words(exc, proxied, words):
+    """A certificate the proxy's tunnel could not verify is the host's (it was worded as the proxy's); a host
+    that hung up before answering closed the connection (it "did not follow HTTP")."""
+    err = download.download_failed(exc, proxied)
+    assert err.code == "download_failed" and err.message.startswith(f"The download failed: {words}"), err.message

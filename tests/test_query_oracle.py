@@ -220,6 +220,14 @@ def test_a_bucket_s_groups_are_the_games_its_filter_finds(sample_client, bucket)
         assert got["total"] == g["count"], g
 
 
+def test_a_band_or_a_month_is_read_in_any_case(sample_client):
+    def total(params):
+        return sample_client.get("/api/v1/games", params={**params, "limit": 1}).json()["total"]
+
+    assert total({"price_band": " Free "}) == total({"price_band": "free"}) > 0
+    assert total({"release_month": "MAY 2020"}) == total({"release_month": "2020-05"}) > 0
+
+
 @pytest.mark.parametrize("param,value,allowed", [
     ("price_band", "cheap", "free"),
     ("price_band__in", "free,cheap", "under 5"),

@@ -392,12 +392,12 @@ def summary(params: list[str] = Params, server: str = Server, fmt: str = Format)
 
 @app.command()
 def schema(server: str = Server, fmt: str = Format):
-    """Every column: type, unit, operators (as GET /api/v1/schema)."""
+    """Every column and bucket: type, unit, operators (as GET /api/v1/schema)."""
     with _api(server, creates=True) as http:  # the schema needs no data
         body = _checked(http.get("/api/v1/schema"))
     if (fmt or ("table" if sys.stdout.isatty() else "json")) != "json":
-        body = {"columns": [{k: c.get(k) for k in ("name", "type", "unit", "operators", "doc")}
-                            for c in body["columns"]]}
+        named = body["columns"] + body["buckets"]  # a bucket (release_year, price_band) filters as a column does
+        body = {"columns": [{k: c.get(k) for k in ("name", "type", "unit", "operators", "doc")} for c in named]}
     _show(body, fmt)
 
 

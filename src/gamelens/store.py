@@ -414,8 +414,12 @@ class Store:
                             f"FROM {self.q(table)}").rows[0]
 
     def bad_rows(self, table: str, limit: int) -> list:
-        return self._select(f"SELECT {schema.ROW_COL}, {schema.BAD_COL} FROM {self.q(table)} WHERE "
-                            f"notEmpty({schema.BAD_COL}) ORDER BY {schema.ROW_COL} LIMIT {int(limit)}").rows
+        """(row, column -> its text, column -> the text's size in bytes): the engine's size, since bytes
+        that are not UTF-8 reach Python replaced."""
+        bad = schema.BAD_COL
+        return self._select(f"SELECT {schema.ROW_COL}, {bad}, mapApply((k, v) -> (k, length(v)), {bad}) "
+                            f"FROM {self.q(table)} WHERE notEmpty({bad}) ORDER BY {schema.ROW_COL} "
+                            f"LIMIT {int(limit)}").rows
 
     def drop_bad_rows(self, table: str) -> None:
         self.t.execute(f"DELETE FROM {self.q(table)} WHERE notEmpty({schema.BAD_COL})")

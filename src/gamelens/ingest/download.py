@@ -17,6 +17,7 @@ import math
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -227,14 +228,20 @@ def _looks_like_html(first: bytes, content_type: str) -> bool:
     return "text/html" in content_type or head.startswith((b"<!doctype", b"<html", b"<head", b"<?xml"))
 
 
+_HTML = {"url": "The link returned a web page (HTML), not a CSV file: use a direct download link (e.g. a sheet "
+                "published as CSV), not a sharing or login page.",
+         "file": "The file is a web page (HTML), not a CSV file: save or export the data as CSV."}
+
+
 class Stream:
     """The bytes of one source, checked as they pass: HTML sniffing, the size cap, the deadline,
     the announced length; sha256 and size are known once it has been read to the end."""
 
     def __init__(self, chunks: Iterable[bytes], settings: Settings, *, expected: int | None = None,
                  content_type: str = "", progress: Progress | None = None, deadline: float | None = None,
-                 was_cut: Callable[[], bool] = lambda: False, framed: bool = True):
+                 was_cut: Callable[[], bool] = lambda: False, framed: bool = True, sent_as: str = "url"):
         self._chunks, self.expected = chunks, expected
+        self.sent_as = sent_as  # the request's field the bytes came from (url or file), which errors name
         self.content_type, self._progress = content_type, progress
         self.cap = settings.max_upload_mb * 1024 * 1024
         self.deadline = time.monotonic() + settings.download_timeout_s if deadline is None else deadline
@@ -264,18 +271,20 @@ class Stream:
         if self._was_cut() and not self.framed:  # the cut may be what ended it
             raise _cut_short()
         if self.expected is not None and self.size != self.expected:
-            raise fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.")
+            raise self._fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.")
         if self.size == 0:
-            raise fail("empty_file", "The file is empty (0 bytes).")
+            raise self._fail("empty_file", "The file is empty (0 bytes).")
+
+    def _fail(self, code: str, message: str, status: int = 422) -> GameLensError:
+        return unloadable(code, message, status, param=self.sent_as)
 
     def _feed(self, chunk: bytes) -> None:
         if self.size == 0 and chunk and _looks_like_html(chunk, self.content_type):
-            raise fail("html_not_csv", "The link returned a web page (HTML), not a CSV file: use a direct "
-                       "download link (e.g. a sheet published as CSV), not a sharing or login page.")
+            raise self._fail("html_not_csv", _HTML[self.sent_as])
         self.size += len(chunk)
         if self.size > self.cap:
-            raise fail("too_large", f"The file is larger than the limit of {self.cap} bytes "
-                       "(GAMELENS_MAX_UPLOAD_MB).", 413)
+            raise self._fail("too_large", f"The file is larger than the limit of {self.cap} bytes "
+                             "(GAMELENS_MAX_UPLOAD_MB).", 413)
         if time.monotonic() > self.deadline:
             raise _too_long()
         self._digest.update(chunk)
@@ -306,14 +315,28 @@ def _watch(backend: _GuardedBackend, deadline: float, stop: threading.Event, don
 # What went wrong, in words, by httpx's exception (its class name is ours, not the client's); the first
 # that matches says it, so a subclass comes before its base.
 _WHAT_FAILED = (
-    (httpx.ProxyError, "the download proxy (GAMELENS_DOWNLOAD_PROXY) refused it"),
+    (httpx.ProxyError, "the download proxy (GAMELENS_DOWNLOAD_PROXY) answered with an error"),
     (httpx.ConnectError, "could not connect to the host"),
     (httpx.ReadError, "reading from the host failed"),
     (httpx.WriteError, "sending the request to the host failed"),
     (httpx.DecodingError, "the host's compressed answer could not be decoded"),
     (httpx.UnsupportedProtocol, "the link is not http or https"),
+    (httpx.RemoteProtocolError, "the host closed the connection without answering"),
     (httpx.ProtocolError, "the host did not follow HTTP"),
 )
+
+
+def _tls_failed(exc: BaseException) -> bool:
+    """httpx reports a failed TLS handshake (a certificate it cannot verify) as a ConnectError, also in a
+    proxy's tunnel: the SSL error is among its causes."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a chain may loop back on itself
+        if isinstance(seen, ssl.SSLError):
+            return True
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def download_failed(exc: httpx.HTTPError, proxied: bool = False) -> GameLensError:
@@ -324,7 +347,9 @@ def download_failed(exc: httpx.HTTPError, proxied: bool = False) -> GameLensErro
         if isinstance(exc, kind):
             what = words
             break
-    if proxied and isinstance(exc, httpx.ConnectError):
+    if _tls_failed(exc):
+        what = "the TLS connection to the host failed (its certificate, or the handshake)"
+    elif proxied and isinstance(exc, httpx.ConnectError):
         what = "could not connect to the download proxy (GAMELENS_DOWNLOAD_PROXY)"
     why = f" ({exc})" if str(exc) else ""
     return fail("download_failed", f"The download failed: {what}{why}.")
@@ -393,7 +418,8 @@ def open_file(path: str, settings: Settings, progress: Progress | None = None) -
     try:
         f = open(path, "rb")  # noqa: SIM115 (closed below, after the stream is consumed)
     except OSError as exc:
-        raise fail("unreadable_file", f"The file cannot be read: {exc.strerror}", 400) from None
+        raise unloadable("unreadable_file", f"The file cannot be read: {exc.strerror}", 400, param="file") from None
     with f:
         size = os.fstat(f.fileno()).st_size
-        yield Stream(iter(lambda: f.read(FILE_CHUNK), b""), settings, expected=size, progress=progress)
+        yield Stream(iter(lambda: f.read(FILE_CHUNK), b""), settings, expected=size, progress=progress,
+                     sent_as="file")

@@ -192,11 +192,12 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
 SHOWN_CHARS = 200  # of a rejected value, in the upload's record
 
 
-def _rejected(row: int, column: str, value: str) -> dict:
-    """A rejected field as the record shows it: a long value is cut, and says how long it was."""
+def _rejected(row: int, column: str, value: str, size: int) -> dict:
+    """A rejected field as the record shows it: a value cut, or whose bytes are not all UTF-8 (they read
+    as U+FFFD), says how many bytes it has."""
     shown = value[:SHOWN_CHARS]
-    if len(value) > SHOWN_CHARS:
-        shown += f"… ({len(value.encode()):,} bytes in all)"
+    if len(value) > SHOWN_CHARS or size != len(value.encode()):
+        shown += f"… ({size:,} bytes in all)"
     return {"row": row, "column": column, "value": shown, "expected": schema.BY_NAME[column].kind.expects}
 
 
@@ -208,7 +209,8 @@ def _check(store: Store, table: str, result: LoadResult, max_rejected: int, para
         raise unloadable("no_rows", "The file has a header but no data rows.")
     if bad:
         rows = store.bad_rows(table, MAX_REPORTED)
-        result.rejected_rows = [_rejected(row, col, value) for row, cols in rows for col, value in cols.items()]
+        result.rejected_rows = [_rejected(row, col, value, sizes[col])
+                                for row, cols, sizes in rows for col, value in cols.items()]
         if bad > max_rejected:
             raise RejectedRows(bad, result.rejected_rows, max_rejected, param)
         store.drop_bad_rows(table)

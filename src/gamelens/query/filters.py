@@ -193,10 +193,13 @@ class Target:
 
 
 def _band(labels: tuple[str, ...]) -> Callable[[str], int]:
+    """A label -> its number, in any case (`Free` is `free`, as `MAY 2020` is a month)."""
+    lowered = [label.lower() for label in labels]
+
     def number(text: str) -> int:
-        if text.strip() not in labels:
+        if text.strip().lower() not in lowered:
             raise ValueError("one of " + ", ".join(labels))
-        return labels.index(text.strip())
+        return lowered.index(text.strip().lower())
     return number
 
 
