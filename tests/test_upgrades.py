@@ -279,3 +279,20 @@ def _failing_everywhere():
     real = migrations.STEPS[0]
     return (migrations.Step(real.to, real.what,
                             lambda store, t: [f"ALTER TABLE {store.q(t)} MATERIALIZE COLUMN `no_such`"]),)
+
+
+def test_an_upload_kept_unserved_is_not_served_in_place_of_one_that_cannot_be_upgraded(files, monkeypatch):
+    """The versions served before cannot be upgraded, a kept one can: reads still say the dataset is not
+    upgraded, and the kept one stays unserved (a restart served it: nobody had asked for it)."""
+    settings = make_settings()
+    restore(settings, "421b14a")
+    monkeypatch.setattr(migrations, "STEPS", _failing_everywhere())
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        r = client.post("/api/v1/uploads?wait=true&activate=false", json={"url": files.url("sample.csv")})
+        kept = r.json()
+        assert r.status_code == 200 and kept["stored"] and not kept["active"], kept
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        assert client.get("/api/v1/games").json()["error"]["code"] == "dataset_not_upgraded"
+        assert not client.get(f"/api/v1/uploads/{kept['id']}").json()["active"]
+        assert client.post(f"/api/v1/uploads/{kept['id']}/activate").status_code == 200  # when asked, it is
+        assert client.get("/api/v1/games").json()["version"] == kept["id"]

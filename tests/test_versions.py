@@ -650,7 +650,36 @@ def test_a_first_upload_kept_is_not_served_by_a_restart(files):
         kept = _kept(client, files.url("sample.csv"))
         assert client.get("/api/v1/games").json()["error"]["code"] == "no_dataset"
     with TestClient(create_app(settings), headers=AUTH) as client:
-        assert client.get("/api/v1/games").json()["error"]["code"] == "no_dataset"
+        error = client.get("/api/v1/games").json()["error"]
+        assert error["code"] == "no_dataset" and f"/api/v1/uploads/{kept['id']}/activate" in error["message"], error
         assert client.get(f"/api/v1/uploads/{kept['id']}").json()["stored"]
         assert client.post(f"/api/v1/uploads/{kept['id']}/activate").status_code == 200
         assert _served(client) == (kept["id"], 100)
+
+
+def test_a_server_keeping_one_version_refuses_to_keep_another(make_client, files):
+    """With GAMELENS_KEEP_VERSIONS=1 a kept upload was dropped as soon as it was stored, its record saying
+    it succeeded and the page offering to activate it: refused at once, before anything is received."""
+    client = make_client(keep_versions=1)
+    v1 = upload(client, files.url("sample.csv"))
+    for sent in ({"json": {"url": files.url("sample.csv")}}, {"files": {"file": ("g.csv", b"AppID\r\n1\r\n")}}):
+        r = client.post("/api/v1/uploads?activate=false", **sent)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "cannot_keep", r.text
+        assert r.json()["error"]["param"] == "activate"
+    assert client.post("/api/v1/uploads/sample?activate=false").status_code == 409
+    assert [u["id"] for u in client.get("/api/v1/uploads").json()["uploads"]] == [v1["id"]]
+
+
+def test_an_upload_s_parameters_are_known_and_given_once(make_client, files):
+    """`activated=false`, `activate` in the JSON body or as a form field, or given twice, was ignored and the
+    data served: each is a 400 naming it."""
+    client = make_client()
+    url = files.url("sample.csv")
+    for query, body in (("?activated=false", {"url": url}), ("?activate=false&activate=true", {"url": url}),
+                        ("", {"url": url, "activate": False})):
+        r = client.post(f"/api/v1/uploads{query}", json=body)
+        assert r.status_code == 400 and r.json()["error"]["param"] in ("activated", "activate"), (query, r.text)
+    r = client.post("/api/v1/uploads", files={"file": ("g.csv", b"AppID\r\n1\r\n")}, data={"activate": "false"})
+    error = r.json()["error"]
+    assert r.status_code == 400 and error["param"] == "activate" and "?activate=false" in error["message"], error
+    assert client.get("/api/v1/uploads").json()["uploads"] == []  # none of them was queued

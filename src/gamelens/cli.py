@@ -289,7 +289,7 @@ def _report(rec: dict) -> None:
     console.print(f"[green]Loaded {rec['rows_loaded']} rows[/green] (upload {rec['id']}, sha256 {rec['sha256']})")
     for warning in rec["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    if not rec["active"]:  # loaded with --no-activate (or another upload was switched in meanwhile)
+    if rec["stored"] and not rec["active"]:  # loaded with --no-activate (or another one was switched in since)
         console.print(f"Kept, not served: `gamelens activate {rec['id']}` serves it.")
 
 

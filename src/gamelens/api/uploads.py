@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ErrorBody, GameLensError, invalid, shutting_down
 from ..ingest import download
@@ -62,6 +62,8 @@ router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"], dependencies=[Dep
 
 
 class UploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # `activate` here was ignored, and the data served: say so
+
     url: str = Field(..., max_length=4096, examples=["https://example.com/games.csv"])
     max_rejected_rows: int | None = Field(
         None, ge=0, le=1_000_000, description="Rows allowed to fail parsing (dropped and listed); "
@@ -91,6 +93,28 @@ def shown_to(who: Principal, rec: dict) -> dict:
     return {**rec, "url": urlunsplit((parts.scheme, netloc, parts.path, "", ""))}
 
 
+# The upload routes' query parameters, each once: a misspelt or repeated one was ignored (`activated=false`
+# served the data; of `activate=false&activate=true` the last won), as the read routes refuse them.
+UPLOAD_QUERY = ("activate", "wait")
+FORM_FIELDS = ("file", "max_rejected_rows")
+
+
+def known_query(request: Request) -> None:
+    for name in request.query_params:
+        values = request.query_params.getlist(name)
+        if name not in UPLOAD_QUERY:
+            raise invalid(name, values[0], f"Unknown parameter {name!r} for an upload.", list(UPLOAD_QUERY))
+        if len(values) > 1:
+            raise invalid(name, values, f"{name} may be given only once.")
+
+
+def _known_fields(fields: dict[str, str]) -> None:
+    for name, value in fields.items():
+        if name not in FORM_FIELDS:
+            where = " (activate goes in the query string: ?activate=false)" if name == "activate" else ""
+            raise invalid(name, value, f"Unknown form field {name!r}{where}.", list(FORM_FIELDS))
+
+
 def _tolerance(fields: dict[str, str]) -> int | None:
     raw = fields.get("max_rejected_rows", "").strip()
     if not raw:
@@ -109,6 +133,7 @@ async def _submit_file(request: Request, uploads: Uploads, settings: Settings, w
     """A file in a multipart body."""
     got = await receive_file(request, uploads.engine.incoming, settings.max_upload_mb * 1024 * 1024)
     try:
+        _known_fields(got.fields)
         return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name,
                                        _tolerance(got.fields), activate)
     except BaseException:
@@ -162,12 +187,13 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
 
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
-             openapi_extra=_BODIES, dependencies=Writes, response_model=answers.Upload,
+             openapi_extra=_BODIES, dependencies=[*Writes, Depends(known_query)], response_model=answers.Upload,
              responses={**WAITED, 507: {"model": UploadError, "description": NO_ROOM}})
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False,
                         activate: Activate = True):
     guard = request.app.state.guard
+    uploads.check_keep(activate)  # before the bytes come, and costing no upload of the hourly limit
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         guard.limit(guard.uploads, who.name, "uploads")  # before the bytes come: receiving them is the cost
         return await _answer(uploads, await _submit_file(request, uploads, settings, who, activate), wait)
@@ -179,9 +205,10 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
 
 
 @router.post("/sample", status_code=202, summary="Load the 100-row sample that ships with GameLens",
-             responses=WAITED, dependencies=Writes, response_model=answers.Upload)
+             responses=WAITED, dependencies=[*Writes, Depends(known_query)], response_model=answers.Upload)
 async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = False, activate: Activate = True):
     guard = request.app.state.guard
+    uploads.check_keep(activate)
     guard.limit(guard.uploads, who.name, "uploads")
     rec = await run_in_threadpool(uploads.submit_file, FilePath(str(SAMPLE)), "sample_games.csv", "sample", who.name,
                                   None, activate)

@@ -136,8 +136,10 @@ class Uploads:
             self._set(rec, **changes)
         broken = {upload_id for upload_id, error in outcome.items() if error}
         active = self.versions.active(fresh=True, engine=self.worker)
-        if active in broken:
-            servable = [i for i in self.versions.stored_ids(self.worker) if i not in broken]
+        if active in broken:  # instead, the newest one that can be, but not one loaded to be kept unserved
+            named = self.versions.named_ids()
+            kept = {i for i, rec in records.items() if not rec.activate and i not in named}
+            servable = [i for i in self.versions.stored_ids(self.worker) if i not in broken and i not in kept]
             if not servable:
                 log.error("upload %s could not be upgraded and no other version can be served", active)
                 return
@@ -272,7 +274,16 @@ class Uploads:
         origin = {"source": source, "url": name, "path": str(path), "activate": activate}
         return self._queue_record(origin, created_by, max_rejected_rows)
 
+    def check_keep(self, activate: bool) -> None:
+        """An upload kept without being served needs room beside the version served: with one version kept
+        (GAMELENS_KEEP_VERSIONS=1) it would be dropped as soon as it is stored."""
+        if not activate and self.settings.keep_versions < 2:
+            raise GameLensError("cannot_keep", "This server keeps one version (GAMELENS_KEEP_VERSIONS=1): an "
+                                "upload loaded with activate=false would be dropped at once. Load it served, or "
+                                "raise GAMELENS_KEEP_VERSIONS.", 409, param="activate", value=False, allowed=[True])
+
     def _queue_record(self, origin: dict, created_by: str | None, max_rejected_rows: int | None) -> dict:
+        self.check_keep(origin.get("activate", True))
         if self.stopping():  # it could not run: say so now, and keep no record of it
             raise shutting_down("The server is shutting down and takes no new upload: send it again once the "
                                 "server is back.")

@@ -49,7 +49,11 @@ def version_name(upload_id: int) -> str:
     return f"games_v{int(upload_id)}"
 
 
-def no_dataset() -> GameLensError:
+def no_dataset(kept: list[int] | None = None) -> GameLensError:
+    """Nothing is served: nothing loaded yet, or only uploads loaded to be kept (`kept`, newest first)."""
+    if kept:
+        return GameLensError("no_dataset", f"No dataset is served yet: upload {kept[0]} is loaded and kept; "
+                             f"POST /api/v1/uploads/{kept[0]}/activate serves it.", 409)
     return GameLensError("no_dataset", "No dataset has been loaded yet: POST a link to /api/v1/uploads.", 409)
 
 
@@ -216,7 +220,7 @@ class Versions:
         if seen.problem is not None:
             raise seen.problem
         if seen.snapshot is None:
-            raise no_dataset()
+            raise no_dataset(self.stored_ids())
         return seen.snapshot
 
     def _refresh_beside(self) -> None:

@@ -54,7 +54,7 @@ export function showProgress(rec) {
 export function showResult(rec) {
   const out = [];
   const stored = `Upload ${rec.id}: ${plural(rec.rows_loaded, "row")} stored` + (rec.rows_rejected ? `, ${rec.rows_rejected} rejected` : "");
-  if (rec.state === "succeeded" && rec.active === false && rec.activate === false) {
+  if (rec.state === "succeeded" && rec.stored && !rec.active && rec.activate === false) {
     out.push(el("p", { class: "ok" }, `${stored}, kept and not served yet. `,
       el("button", { type: "button", id: "activate-new", onclick: () => activate(rec.id, `Upload ${rec.id} is active.`) }, "Activate it")));
   } else if (rec.state === "succeeded") {
@@ -72,7 +72,12 @@ export function showResult(rec) {
 export const when = (iso) => (iso ? new Date(iso).toLocaleString(undefined, { timeZoneName: "short" }) : "");
 // Serve a kept upload's data (a new one loaded with the box unchecked, or an earlier one).
 async function activate(id, message) {
-  await api(`/api/v1/uploads/${id}/activate`, { method: "POST" });
+  try {
+    await api(`/api/v1/uploads/${id}/activate`, { method: "POST" });
+  } catch (e) {  // e.g. 409: its data was dropped meanwhile, or another switch landed
+    showMessage(e.message, "error");
+    return;
+  }
   showMessage(message);
   announced = id;
   $("#activate-new")?.remove();
