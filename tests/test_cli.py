@@ -38,6 +38,8 @@ def test_load_and_ask_on_the_data_directory(tmp_path):
     exported = run("games", "fields=name,rating", "sort=-rating", "limit=3", "format=csv", env=env)
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert [r["name"] for r in rows][0] == "Oxygen Not Included" and len(rows) == 3
+    studios = run("games", "app_id=1557480", "fields=developers", "--format", "csv", env=env).stdout
+    assert "aNCHOR Inc. · fuzz, Inc." in studios, studios  # apart as on the page: ", " read as three studios
     bad = run("games", "price=abc", env=env)
     assert bad.returncode == 1 and "is not a number" in bad.stderr and "Traceback" not in bad.stderr
     assert "allowed: a number such as 19.99" in bad.stderr  # what to write instead, as the API says it

@@ -652,6 +652,7 @@ def test_a_first_upload_kept_is_not_served_by_a_restart(files):
     with TestClient(create_app(settings), headers=AUTH) as client:
         error = client.get("/api/v1/games").json()["error"]
         assert error["code"] == "no_dataset" and f"/api/v1/uploads/{kept['id']}/activate" in error["message"], error
+        assert error["value"] == {"kept": kept["id"]}  # for the page, which says so on its empty screen
         assert client.get(f"/api/v1/uploads/{kept['id']}").json()["stored"]
         assert client.post(f"/api/v1/uploads/{kept['id']}/activate").status_code == 200
         assert _served(client) == (kept["id"], 100)

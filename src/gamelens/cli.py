@@ -229,16 +229,17 @@ def load(
 
 
 @app.command()
-def sample(server: str = Server):
+def sample(server: str = Server, activate: bool = typer.Option(True, help="As for load: --no-activate keeps it.")):
     """Load the 100-row sample that ships with GameLens (to try it without a file of your own)."""
     if server:
         with _client(server) as http:
-            _report(_follow_on(http, _checked(http.post("/api/v1/uploads/sample"))))
+            query = {} if activate else {"activate": "false"}
+            _report(_follow_on(http, _checked(http.post("/api/v1/uploads/sample", params=query))))
         return
     from .api.uploads import SAMPLE
 
     with _uploads() as jobs:
-        rec = jobs.submit_file(Path(str(SAMPLE)), "sample_games.csv", "sample", "cli")
+        rec = jobs.submit_file(Path(str(SAMPLE)), "sample_games.csv", "sample", "cli", None, activate)
         _report(_follow(lambda: jobs.get(rec["id"]), jobs.states()["running"]))
 
 
@@ -347,8 +348,8 @@ def _rows_of(body: dict) -> list[dict]:
 
 
 def _text(value, width: int | None = None) -> str:
-    if isinstance(value, list):
-        value = ", ".join(_text(v) for v in value)
+    if isinstance(value, list):  # apart by " · ", as on the page: studio names hold commas
+        value = " · ".join(_text(v) for v in value)
     if isinstance(value, dict):  # an item of a summary's list: {"value": "Indie", "games": 67} -> "Indie: 67"
         first, *rest = [_text(v) for v in value.values()] or [""]
         value = f"{first}: {' '.join(rest)}" if rest else first
@@ -413,9 +414,10 @@ def uploads(server: str = Server, fmt: str = Format):
 
 
 @app.command()
-def activate(upload_id: int = typer.Argument(..., help="The upload whose data to serve again"),
+def activate(upload_id: int = typer.Argument(..., help="The upload whose data to serve"),
              server: str = Server):
-    """Serve a kept upload's data again (as POST /api/v1/uploads/{id}/activate)."""
+    """Serve a kept upload's data: an earlier one again, or one loaded with --no-activate (as POST
+    /api/v1/uploads/{id}/activate)."""
     with _api(server, writes=True) as http:
         rec = _checked(http.post(f"/api/v1/uploads/{upload_id}/activate"))
     console.print(f"Upload {rec['id']} is active ({rec['rows_loaded']} rows).")

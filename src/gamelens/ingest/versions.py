@@ -53,7 +53,7 @@ def no_dataset(kept: list[int] | None = None) -> GameLensError:
     """Nothing is served: nothing loaded yet, or only uploads loaded to be kept (`kept`, newest first)."""
     if kept:
         return GameLensError("no_dataset", f"No dataset is served yet: upload {kept[0]} is loaded and kept; "
-                             f"POST /api/v1/uploads/{kept[0]}/activate serves it.", 409)
+                             f"POST /api/v1/uploads/{kept[0]}/activate serves it.", 409, value={"kept": kept[0]})
     return GameLensError("no_dataset", "No dataset has been loaded yet: POST a link to /api/v1/uploads.", 409)
 
 

@@ -54,7 +54,11 @@ export async function render() {
     else if (view === "compare") await renderCompare(params);
     else await renderHistory();
   } catch (e) {
-    if (e.code === "no_dataset") showOnly(view, { empty: true });
+    if (e.code === "no_dataset") {
+      // an upload loaded to be kept waits to be activated: say so, and where
+      $("#empty-why").textContent = e.body?.value?.kept ? `${e.message} (Upload view: Activate.)` : "";
+      showOnly(view, { empty: true });
+    }
     else if (e.status === 401 && !key()) {
       $("#key-state").textContent = "API key: none";
       showOnly(view, { welcome: true });

@@ -140,6 +140,11 @@ export function gamesOf(params, group, value) {
   q.set("view", "explore");
   const col = page.schema.columns.find((c) => c.name === group);
   if (value === "") return null;  // an empty name: no link can say "equals nothing" (empty parameters are dropped)
+  if (col?.type !== "list") {
+    // The group's one value meets every filter on its column (release_year__gte=2015 for 2016): they go, and
+    // the form shows the value (a hidden "≥ 2015" left beside it made the next year typed find nothing).
+    for (const k of [...q.keys()]) if (k.split("__")[0] === group) q.delete(k);
+  }
   if (value === null) q.append(`${group}__isnull`, "true");
   else if (col?.type === "list") q.append(`${group}__has`, value);
   else if (col?.type === "string") q.append(`${group}__exact`, value);

@@ -78,7 +78,8 @@ export async function renderTrends(params) {
   const which = chosen ? `chosen ${names.length} ${label(dim)}` : `top ${names.length} ${label(dim)} by games`;
   $("#trend-caption").textContent = `${metricName} per release year${dim ? `, ${which}` : ""}`;
   const missing = typed.filter((n) => !spelledAs(rows, dim, n).length);
-  if (missing.length) showMessage(`No games under these filters for ${label(dim)} ${missing.join(", ")}.`, "error");
+  // each value quoted: `fuzz, Inc.` typed without quotes is two values, "fuzz" and "Inc."
+  if (missing.length) showMessage(`No games under these filters for ${label(dim)} ${missing.map((n) => `"${n}"`).join(", ")}.`, "error");
   // Counts and sums are 0 in a year without games; medians, averages and shares have no value there.
   const additive = /^(count|sum_)/.test(alias);
   const years = yearRange(rows.map((r) => r.release_year));
@@ -95,16 +96,15 @@ export async function renderTrends(params) {
   $("#trend-table").dataset.query = shownQuery(q, dim, names).toString();
   for (const b of document.querySelectorAll("#trend-export-buttons button")) b.disabled = false;  // after a refused link
 }
-// What the table shows, as a query for its export: its series by name (a top N chosen among dated games
-// could differ), and no row without a release year (the table has none).
+// What the table shows, as a query for its export: its series by name, in its order (the API answers
+// chosen series in the order given). Games without a release year are exported too, in rows without a year.
 function shownQuery(q, dim, names) {
   const shown = new URLSearchParams(q);
   if (dim) {
     shown.delete("top");
+    shown.delete("sort");
     shown.set("series", names.map(quoteValue).join(","));
-    shown.set("sort", `${dim},release_year`);
   }
-  shown.append("release_year__isnull", "false");
   return shown;
 }
 // A chosen series as the rows spell it: `typed` in any case (the data may spell a value more than one way).

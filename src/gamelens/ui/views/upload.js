@@ -80,7 +80,8 @@ async function activate(id, message) {
   }
   showMessage(message);
   announced = id;
-  $("#activate-new")?.remove();
+  if ($("#activate-new")) $("#activate-new").parentElement.replaceChildren(`Upload ${id} is served now. `,
+    el("a", { href: "?view=explore" }, "Explore it"));
   renderHistory();
 }
 let announced = null;  // the upload an "… is active" message is about: stale once another is active
@@ -96,11 +97,13 @@ export async function renderHistory() {
   const running = body.uploads.some((u) => uploadStates.running.includes(u.state) || u.indexes === "building");
   const active = body.uploads.find((u) => u.active);
   if (announced !== null && active?.id !== announced) { showMessage(""); announced = null; }
-  const status = (u) => [u.state, u.active ? "active" : "", u.state === "downloading" ? `${(u.bytes_received / 1e6).toFixed(1)} MB` : "",
-    u.indexes ? `indexes: ${u.indexes}` : "", u.upgrade_error ? "not upgraded" : "", u.error?.message || ""].filter(Boolean).join(" · ");
+  const status = (u) => [u.state, u.active ? "active" : "", u.stored && !u.active && u.state === "succeeded" ? "kept" : "",
+    u.state === "downloading" ? `${(u.bytes_received / 1e6).toFixed(1)} MB` : "", u.indexes ? `indexes: ${u.indexes}` : "",
+    u.warnings?.length ? plural(u.warnings.length, "warning") : "", u.upgrade_error ? "not upgraded" : "",
+    u.error?.message || ""].filter(Boolean).join(" · ");
   $("#upload-history tbody").replaceChildren(...body.uploads.map((u) => el("tr", { "data-state": u.state },
     el("td", {}, u.id),
-    el("td", { title: u.upgrade_error || null }, status(u)),
+    el("td", { title: [u.upgrade_error, ...(u.warnings || [])].filter(Boolean).join("\n") || null }, status(u)),
     el("td", { class: "num", "data-unit": u.rows_loaded === 1 ? "row" : "rows" }, u.rows_loaded ? u.rows_loaded.toLocaleString("en-US") : ""),
     el("td", { title: u.finished_at || u.created_at }, when(u.finished_at || u.started_at || u.created_at)),
     el("td", {}, u.created_by || ""),
