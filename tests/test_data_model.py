@@ -101,12 +101,12 @@ def test_filters_sorts_and_metrics_on_derived_columns(model_client, generated):
     assert [r["app_id"] for r in by_revenue] == [r["app_id"] for r in want]
     [agg] = model_client.get("/api/v1/games/aggregate", params={
         "metrics": "median:rating,sum:est_revenue,avg:review_score,p90:reviews"}).json()["rows"]
-    assert _close(agg["median_rating"], round(statistics.median(r["rating"] for r in rated), 4))
+    assert _close(agg["median_rating"], round(statistics.median(r["rating"] for r in rated), 6))
     assert _close(agg["sum_est_revenue"], sum(r["est_revenue"] for r in generated))
     scores = [r["review_score"] for r in rated]
-    assert _close(agg["avg_review_score"], round(sum(scores) / len(scores), 4))
+    assert _close(agg["avg_review_score"], round(sum(scores) / len(scores), 6))
     p90 = statistics.quantiles([r["reviews"] for r in generated], n=10, method="inclusive")[8]
-    assert _close(agg["p90_reviews"], round(p90, 4))
+    assert _close(agg["p90_reviews"], round(p90, 6))
 
 
 def test_a_sum_of_money_is_written_as_money(make_client, files):
@@ -153,8 +153,8 @@ def test_share_of_a_group_meeting_a_condition(model_client, generated):
         high = sum(1 for m in members if m["rating"] is not None and m["rating"] >= 0.8)
         tagged = sum(1 for m in members if {"Indie", "Casual"} & set(m["tags"]))
         assert row["count"] == len(members)
-        assert row["share_rating_gte"] == round(high / len(members), 4)
-        assert row["share_tags_in"] == round(tagged / len(members), 4)
+        assert row["share_rating_gte"] == round(high / len(members), 6)
+        assert row["share_tags_in"] == round(tagged / len(members), 6)
 
 
 @pytest.mark.parametrize("metrics,says", [
@@ -210,7 +210,7 @@ def test_median_price_per_year_for_the_top_genres(model_client, generated):
         for g in set(r["genres"]) & set(top):
             prices[(g, int(r["release_date"][:4]) if r["release_date"] else None)].append(r["price"])
     got = {(r["genres"], r["release_year"]): r["median_price"] for r in body["rows"]}
-    assert got == {k: round(float(statistics.median(v)), 4) for k, v in prices.items()}
+    assert got == {k: round(float(statistics.median(v)), 6) for k, v in prices.items()}
 
 
 def test_top_needs_a_group(model_client):
@@ -239,11 +239,11 @@ def test_segment_summary(model_client, generated, params, test):
     prices = [float(r["price"]) for r in games]
     rated = [r["rating"] for r in games if r["rating"] is not None]
     assert body["games"] == len(games)
-    assert body["share_free"] == round(sum(p == 0 for p in prices) / len(games), 4)
-    assert _close(body["median_price"], round(statistics.median(prices), 4))
-    assert _close(body["p90_price"], round(statistics.quantiles(prices, n=10, method="inclusive")[8], 4))
+    assert body["share_free"] == round(sum(p == 0 for p in prices) / len(games), 6)
+    assert _close(body["median_price"], round(statistics.median(prices), 6))
+    assert _close(body["p90_price"], round(statistics.quantiles(prices, n=10, method="inclusive")[8], 6))
     assert _close(body["median_reviews"], statistics.median(r["reviews"] for r in games))
-    assert _close(body["avg_rating"], round(sum(rated) / len(rated), 4))
+    assert _close(body["avg_rating"], round(sum(rated) / len(rated), 6))
     assert _close(body["est_revenue"], round(sum(r["est_revenue"] for r in games), 2))
     bands = Counter(_band(r["price"]) for r in games)
     in_order = [label for _, label in BANDS] + ["40 and more"]
@@ -307,7 +307,7 @@ def test_chosen_series_and_growth_against_the_year_before(model_client, generate
     for (genre, year), row in got.items():
         assert row["count"] == counts[(genre, year)]
         before = counts.get((genre, year - 1), 0)
-        want = round(counts[(genre, year)] / before - 1, 4) if before else None
+        want = round(counts[(genre, year)] / before - 1, 6) if before else None
         assert row["growth"] == want, (genre, year, row, before)
 
 

@@ -417,7 +417,7 @@ def test_the_median_of_an_even_count_is_the_mean_of_the_two_middle_values(sample
     for age, row in groups.items():
         games = [r for r in sample_rows if r["required_age"] == age]
         assert row["median_positive"] == statistics.median(r["positive"] for r in games)
-        assert row["median_price"] == round(float(statistics.median(r["price"] for r in games)), 4)
+        assert row["median_price"] == round(float(statistics.median(r["price"] for r in games)), 6)
 
 
 def test_facets_match_python(sample_client, sample_rows):

@@ -150,8 +150,8 @@ def _share(spec: str, condition: str, index: int) -> AggMetric:
     name, _, op = param.strip().partition("__")
     alias = SHARE_ALIAS.format(column=name, operator=op or SHARE_ALIAS_NO_OPERATOR)
     # An empty value never meets a condition (as in filters): NULL counts as 0, not as missing.
-    return AggMetric(alias, f"round(avg(__s{index}), 4)", f"ifNull(toUInt8({cond.sql}), 0) AS __s{index}",
-                     cond.params)
+    share = f"round(avg(__s{index}), {schema.DECIMALS})"
+    return AggMetric(alias, share, f"ifNull(toUInt8({cond.sql}), 0) AS __s{index}", cond.params)
 
 
 _HAVING = re.compile(r"^([a-z0-9_]+)__(gt|gte|lt|lte|exact|ne):(.+)$")

@@ -48,10 +48,11 @@ def statements(cond: Where, table: str, unrepeated: frozenset[str] = frozenset()
     t, w, p = table, cond.sql, cond.params
     top = {"n": TOP}
     return {
-        "overview": (f"SELECT count() AS games, round(countIf({_col('price')} = 0) / count(), 4) AS share_free, "
+        "overview": (f"SELECT count() AS games, "
+                     f"round(countIf({_col('price')} = 0) / count(), {schema.DECIMALS}) AS share_free, "
                      f"{median.format(c=_col('price'))} AS median_price, {p90.format(c=_col('price'))} AS p90_price, "
                      f"{median.format(c=_col('reviews'))} AS median_reviews, "
-                     f"round(avg({_col('rating')}), 4) AS avg_rating, "
+                     f"round(avg({_col('rating')}), {schema.DECIMALS}) AS avg_rating, "
                      # the aggregate's sum, so that the two agree to the cent
                      f"{schema.METRICS['sum'].over(schema.BY_NAME['est_revenue'], _col('est_revenue'))} "
                      "AS est_revenue, "
