@@ -202,9 +202,30 @@ def test_an_upload_can_be_kept_unserved_until_activated(page, server):
     assert "kept and not served yet" in page.text_content("#upload-result")
     newest = httpx.get(f"{server.base}/api/v1/uploads", headers=AUTH).json()["uploads"][0]
     assert newest["activate"] is False and not newest["active"] and served() == before, newest
+    page.wait_for_selector("#upload-history tbody tr:first-child:has-text('kept')")  # the history says so too
     page.click("#activate-new")
     page.wait_for_selector(f"#message:has-text('Upload {newest['id']} is active.')")
     assert served() == newest["id"]
+    assert "is served now" in page.text_content("#upload-result")  # not "kept and not served yet" any more
+
+
+def test_the_empty_page_names_an_upload_kept_unserved(browser, tmp_path_factory, files):
+    """Nothing served, one upload kept: the empty page says which, and where to activate it (it said
+    "No data yet" and offered the sample)."""
+    proc = _server(tmp_path_factory, "kept")
+    try:
+        rec = httpx.post(f"{proc.base}/api/v1/uploads?wait=true&activate=false", json={"url": files.url("sample.csv")},
+                         headers=AUTH, timeout=60).json()
+        assert rec["stored"] and not rec["active"], rec
+        pg = _page(browser, proc)
+        try:
+            pg.goto(f"{proc.base}/?view=explore")
+            pg.wait_for_selector("#empty:not([hidden])")
+            assert f"upload {rec['id']} is loaded and kept" in pg.text_content("#empty-why")
+        finally:
+            pg.context.close()
+    finally:
+        proc.stop()
 
 
 def test_a_failed_upload_says_why_and_copies_as_curl(page, server, files):

@@ -99,7 +99,7 @@ UPLOAD_QUERY = ("activate", "wait")
 FORM_FIELDS = ("file", "max_rejected_rows")
 
 
-def known_query(request: Request) -> None:
+def _known_query(request: Request) -> None:
     for name in request.query_params:
         values = request.query_params.getlist(name)
         if name not in UPLOAD_QUERY:
@@ -187,7 +187,7 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
 
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
-             openapi_extra=_BODIES, dependencies=[*Writes, Depends(known_query)], response_model=answers.Upload,
+             openapi_extra=_BODIES, dependencies=[*Writes, Depends(_known_query)], response_model=answers.Upload,
              responses={**WAITED, 507: {"model": UploadError, "description": NO_ROOM}})
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False,
@@ -205,7 +205,7 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
 
 
 @router.post("/sample", status_code=202, summary="Load the 100-row sample that ships with GameLens",
-             responses=WAITED, dependencies=[*Writes, Depends(known_query)], response_model=answers.Upload)
+             responses=WAITED, dependencies=[*Writes, Depends(_known_query)], response_model=answers.Upload)
 async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = False, activate: Activate = True):
     guard = request.app.state.guard
     uploads.check_keep(activate)

@@ -61,15 +61,23 @@ def _bool(text: str) -> bool:
     raise ValueError("true or false")
 
 
-def parse_date(text: str) -> date:
-    for fmt in _DATE_FORMATS:
+def _in_formats(text: str, formats: tuple[str, ...]) -> date | None:
+    """The day `text` names in the first of `formats` that reads it, within 1900-2299; else None."""
+    for fmt in formats:
         try:
             value = datetime.strptime(text.strip(), fmt).date()
         except ValueError:
             continue
         if date(1900, 1, 1) <= value <= date(2299, 12, 31):
             return value
-    raise ValueError("a date: YYYY-MM-DD, 'Oct 21, 2008' or 'May 2020' (the 1st of that month)")
+    return None
+
+
+def parse_date(text: str) -> date:
+    value = _in_formats(text, _DATE_FORMATS)
+    if value is None:
+        raise ValueError("a date: YYYY-MM-DD, 'Oct 21, 2008' or 'May 2020' (the 1st of that month)")
+    return value
 
 
 _MONTH_FORMATS = ("%Y-%m", "%b %Y", "%B %Y")
@@ -77,14 +85,10 @@ _MONTH_FORMATS = ("%Y-%m", "%b %Y", "%B %Y")
 
 def parse_month(text: str) -> date:
     """A month (`2020-05`, `May 2020`) as its 1st day: a release_month filter compares months."""
-    for fmt in _MONTH_FORMATS:
-        try:
-            value = datetime.strptime(text.strip(), fmt).date()
-        except ValueError:
-            continue
-        if date(1900, 1, 1) <= value <= date(2299, 12, 1):
-            return value
-    raise ValueError("a month: YYYY-MM or 'May 2020'")
+    value = _in_formats(text, _MONTH_FORMATS)
+    if value is None:
+        raise ValueError("a month: YYYY-MM or 'May 2020'")
+    return value
 
 
 # family -> (parser, ClickHouse type of the bound parameter)
