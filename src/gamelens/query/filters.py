@@ -234,7 +234,10 @@ FILTERABLE = [*schema.BY_NAME, *schema.BUCKETS]  # every name a filter parameter
 
 def operators_for(name: str) -> list[str]:
     """The operators a column or bucket accepts; the first is what a bare `name=value` means."""
-    t = target(name)
+    return _operators(target(name))
+
+
+def _operators(t: Target) -> list[str]:
     return [k for k, o in REGISTRY[t.family].items() if not (o.nullable_only and not t.nullable)]
 
 
@@ -255,7 +258,7 @@ def parse(param: str, raw: str, key: str) -> Condition:
     tested = target(name)
     if tested is None:
         raise invalid(param, raw, f"Unknown column {name!r}.", sorted(FILTERABLE), "unknown_column")
-    allowed = operators_for(name)
+    allowed = _operators(tested)  # the target resolved once per parameter
     op_key = op_key or allowed[0]
     if op_key not in allowed:
         raise invalid(param, raw, f"Operator {op_key!r} does not apply to {name} ({tested.family}).",
