@@ -64,8 +64,10 @@ def test_load_and_ask_on_the_data_directory(tmp_path):
     _refuses_a_missing_file(tmp_path, env)
     # loaded to be looked at first: kept, not served, until activated
     kept = run("load", str(SAMPLE), "--no-activate", env=env)
-    assert kept.returncode == 0 and "Kept, not served: `gamelens activate 2`" in kept.stderr, kept.stderr
+    assert kept.returncode == 0 and "`gamelens activate 2` serves it" in kept.stderr, kept.stderr
     assert json.loads(run("games", "limit=1", env=env).stdout)["version"] == 1
+    assert json.loads(run("summary", "version=2", env=env).stdout)["version"] == 2  # read before it is served
+    assert json.loads(run("game", "1557480", "version=2", env=env).stdout)["app_id"] == 1557480
     assert run("activate", "2", env=env).returncode == 0
     assert json.loads(run("games", "limit=1", env=env).stdout)["version"] == 2
 

@@ -24,7 +24,17 @@ from playwright import sync_api as playwright_api
 
 from gamelens.query import formats
 
-from .conftest import ADMIN_KEY, AUTH, SAMPLE, ServerProcess, python_row, read_sample, wait_indexes
+from .conftest import (
+    ADMIN_KEY,
+    AUTH,
+    SAMPLE,
+    ServerProcess,
+    python_row,
+    read_sample,
+    sample_table,
+    wait_indexes,
+    write_csv,
+)
 
 CHROMIUM = os.environ.get("GAMELENS_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -222,9 +232,45 @@ def test_the_empty_page_names_an_upload_kept_unserved(browser, tmp_path_factory,
             pg.goto(f"{proc.base}/?view=explore")
             pg.wait_for_selector("#empty:not([hidden])")
             assert f"upload {rec['id']} is loaded and kept" in pg.text_content("#empty-why")
+            pg.click("#empty-look")  # read before it is served
+            pg.wait_for_selector("#total[data-total='100']")
+            assert f"looking at upload {rec['id']}" in pg.text_content("#version-note")
         finally:
             pg.context.close()
     finally:
+        proc.stop()
+
+
+def test_a_kept_upload_is_explored_before_it_is_served(browser, tmp_path_factory, files):
+    """"Look at it" on a kept upload: every view reads it (`version=N` on each read) under a note saying so,
+    until "Back to the data served"; "Serve it" serves it. Before, only its record could be read."""
+    proc = _server(tmp_path_factory, "look", files)
+    (files.root / "ten.csv").write_bytes(write_csv(sample_table()[:11]))
+    pg = _page(browser, proc)
+    try:
+        rec = httpx.post(f"{proc.base}/api/v1/uploads?wait=true&activate=false", json={"url": files.url("ten.csv")},
+                         headers=AUTH, timeout=60).json()
+        kept = rec["id"]
+        pg.goto(f"{proc.base}/?view=upload")
+        pg.click(f"#upload-history tbody tr:has(td:text-is('{kept}')) button.look")
+        pg.wait_for_selector("#total[data-total='10']")
+        assert parse_qs(urlsplit(pg.url).query)["version"] == [str(kept)]
+        assert f"looking at upload {kept}" in pg.text_content("#version-note")
+        pg.click("#nav-aggregate")  # the version stays as the page moves
+        pg.wait_for_selector("#agg-table tbody tr")
+        assert f"version={kept}" in pg.text_content("#api-url"), pg.text_content("#api-url")
+        assert parse_qs(urlsplit(pg.url).query)["version"] == [str(kept)]
+        pg.click("#version-leave")
+        pg.wait_for_selector("#version-note", state="hidden")
+        assert "version=" not in pg.url and "version=" not in pg.text_content("#api-url")
+        pg.go_back()  # looking at it again
+        pg.wait_for_selector("#version-note:not([hidden])")
+        pg.click("#version-serve")
+        pg.wait_for_selector(f"#version-text:text-is('Upload {kept} is the data served.')")
+        served = httpx.get(f"{proc.base}/api/v1/games?limit=1", headers=AUTH).json()
+        assert (served["version"], served["total"]) == (kept, 10)
+    finally:
+        pg.context.close()
         proc.stop()
 
 

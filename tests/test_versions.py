@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
 from gamelens.errors import GameLensError
+from gamelens.ingest.versions import Versions
 from gamelens.store import Store
 
 from .conftest import (
@@ -23,6 +24,7 @@ from .conftest import (
     engine_of,
     make_settings,
     sample_table,
+    statements_of,
     table_names,
     upload,
     wait_indexes,
@@ -684,3 +686,87 @@ def test_an_upload_s_parameters_are_known_and_given_once(make_client, files):
     error = r.json()["error"]
     assert r.status_code == 400 and error["param"] == "activate" and "?activate=false" in error["message"], error
     assert client.get("/api/v1/uploads").json()["uploads"] == []  # none of them was queued
+
+
+def test_a_kept_upload_is_read_before_it_is_served(make_client, files):
+    """`version=N` reads a stored version that is not served: every read endpoint and its exports, and a
+    kept upload with nothing served yet. Before, only its record could be read before activating it."""
+    client = make_client(keep_versions=3)
+    kept = _kept(client, _file(files, "r20.csv", sample_table()[1:21]))
+    assert client.get("/api/v1/games").json()["error"]["code"] == "no_dataset"
+    page = client.get("/api/v1/games", params={"version": kept["id"], "limit": 1}).json()
+    assert (page["version"], page["total"]) == (kept["id"], 20), page
+    served = upload(client, _file(files, "r10.csv", sample_table()[1:11]))
+    reads = {"/api/v1/games": {"fields": "app_id"}, "/api/v1/games/aggregate": {"group_by": "genres"},
+             "/api/v1/games/summary": {}}
+    for path, params in reads.items():
+        own = client.get(path, params=params).json()
+        chosen = client.get(path, params={**params, "version": kept["id"]}).json()
+        assert (own["version"], chosen["version"]) == (served["id"], kept["id"]), path
+        assert own != {**chosen, "version": served["id"]}, path  # 10 games against 20
+    assert _served(client) == (served["id"], 10)
+    exported = client.get("/api/v1/games", params={"format": "csv", "version": kept["id"]})
+    assert exported.headers["x-total-count"] == "20" and exported.headers["x-dataset-version"] == str(kept["id"])
+    groups = client.get("/api/v1/games/aggregate", params={"group_by": "genres", "format": "csv",
+                                                            "version": kept["id"]})
+    assert groups.status_code == 200 and groups.headers["x-dataset-version"] == str(kept["id"])
+    twentieth = sample_table()[20][1]  # its AppID (the first column is the sheet's row number)
+    assert client.get(f"/api/v1/games/{twentieth}").status_code == 404  # not among the 10 served
+    game = client.get(f"/api/v1/games/{twentieth}", params={"version": kept["id"]}).json()
+    assert game["app_id"] == int(twentieth), game
+
+
+def test_a_version_that_is_not_stored_or_not_a_number_is_a_clear_error(make_client, files):
+    client = make_client(keep_versions=2)
+    served = upload(client, files.url("sample.csv"))
+    error = client.get("/api/v1/games", params={"version": 99}).json()["error"]
+    assert error["code"] == "unknown_version" and error["param"] == "version" and error["allowed"] == [served["id"]]
+    for bad in ("x", "0", "-1", "1.5"):
+        r = client.get("/api/v1/games/summary", params={"version": bad})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "version", (bad, r.text)
+    r = client.get("/api/v1/games", params=[("version", str(served["id"]))] * 2)
+    assert r.status_code == 400 and "only once" in r.json()["error"]["message"]
+    assert client.get("/api/v1/games", params={"version": 99, "format": "csv"}).status_code == 404
+    assert client.get("/api/v1/games/10", params={"version": 99}).status_code == 404
+
+
+def test_a_version_pushed_out_while_it_is_read_is_a_404(make_client, files, monkeypatch):
+    """A new upload can drop a version that is not served (beyond GAMELENS_KEEP_VERSIONS) between a
+    request's statements: the request says so (404 version_gone), never a 503 engine_error. Here its
+    table goes right after the request resolved it (renamed away, and back after each request)."""
+    client = make_client(keep_versions=2)
+    old = upload(client, _file(files, "p10.csv", sample_table()[1:11]))
+    upload(client, _file(files, "p20.csv", sample_table()[1:21]))
+    store, name = client.app.state.uploads.store, f"games_v{old['id']}"
+    stored = Versions.stored
+
+    def gone_once_resolved(self, upload_id):
+        snap = stored(self, upload_id)
+        store.rename(name, name + "_away")
+        return snap
+
+    monkeypatch.setattr(Versions, "stored", gone_once_resolved)
+    reads = [("/api/v1/games", {}), ("/api/v1/games/summary", {}), ("/api/v1/games", {"format": "csv"}),
+             ("/api/v1/games/aggregate", {"group_by": "genres", "format": "csv"})]
+    for path, params in reads:
+        r = client.get(path, params={**params, "version": old["id"], "name": "a"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "version_gone", (path, params, r.text)
+        store.rename(name + "_away", name)
+
+
+def test_reads_of_a_kept_version_beside_the_served_one_read_each_ranking_once(make_client, files, monkeypatch):
+    """A list column's ranking (its elements, for filters, facets and top lists) is read once per version:
+    turns between the version served and a kept one read by `version=N` do not read them again (one
+    version's rankings were kept at a time)."""
+    client = make_client(keep_versions=3)
+    served = upload(client, _file(files, "t10.csv", sample_table()[1:11]))
+    kept = _kept(client, _file(files, "t20.csv", sample_table()[1:21]))
+    statements = statements_of(client.app.state.explorer, monkeypatch)
+    rankings = []
+    for turn in range(3):
+        for version in (served["id"], kept["id"]):
+            body = client.get("/api/v1/games", params={"version": version, "genres": "action", "limit": turn + 1})
+            assert body.status_code == 200 and body.json()["version"] == version, body.text
+        rankings.append([s for s in statements if "arrayEnumerateUniq" in s])
+    assert rankings[0] and all(f"games_v{kept['id']}" in s for s in rankings[0]), rankings  # the kept one's
+    assert rankings[2] == rankings[0], rankings  # and none after the first turn

@@ -36,6 +36,7 @@ Server = typer.Option(None, "--server", envvar="GAMELENS_SERVER",
                       "GAMELENS_KEY, instead of opening the data directory.")
 Params = typer.Argument(None, help="Query parameters as name=value, as in the API: genres=indie sort=-rating "
                         "format=csv ...")
+GameParams = typer.Argument(None, help="version=N reads the stored data of upload N rather than the data served.")
 Format = typer.Option(None, "--format", help="table (the default on a terminal), json (the default when piped) or csv.")
 # What `games` shows unless fields= asks for more (descriptions are long).
 GAMES_FIELDS = "app_id,name,release_date,price,reviews,rating,est_owners,genres"
@@ -291,7 +292,8 @@ def _report(rec: dict) -> None:
     for warning in rec["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if rec["stored"] and not rec["active"]:  # loaded with --no-activate (or another one was switched in since)
-        console.print(f"Kept, not served: `gamelens activate {rec['id']}` serves it.")
+        console.print(f"Kept, not served: `gamelens games version={rec['id']}` reads it, "
+                      f"`gamelens activate {rec['id']}` serves it.")
 
 
 # --- questions -----------------------------------------------------------------------------------
@@ -372,10 +374,12 @@ def games(params: list[str] = Params, server: str = Server, fmt: str = Format):
 
 
 @app.command()
-def game(app_id: int = typer.Argument(..., help="The game's app_id"), server: str = Server, fmt: str = Format):
+def game(app_id: int = typer.Argument(..., help="The game's app_id"),
+         params: list[str] = GameParams,
+         server: str = Server, fmt: str = Format):
     """One game, every field (as GET /api/v1/games/{app_id})."""
     with _api(server) as http:
-        _show(_checked(http.get(f"/api/v1/games/{app_id}")), fmt)
+        _show(_checked(http.get(f"/api/v1/games/{app_id}", params=_items(params))), fmt)
 
 
 @app.command(help="Groups and metrics (as GET /api/v1/games/aggregate): group_by=genres metrics=count,median:price "

@@ -120,6 +120,12 @@ class Store:
         return self._select("SELECT toString(uuid) FROM system.tables WHERE database = {db:String} AND "
                             "name = {t:String}", {"db": self.db, "t": name}).scalar()
 
+    def version_table(self, name: str) -> tuple[str, str] | None:
+        """(UUID, comment) of table `name`, or None when there is no such table."""
+        rows = self._select("SELECT toString(uuid), comment FROM system.tables WHERE database = {db:String} AND "
+                            "name = {t:String}", {"db": self.db, "t": name}).rows
+        return tuple(rows[0]) if rows else None
+
     def rename(self, old: str, new: str) -> None:
         self.t.execute(f"RENAME TABLE {self.q(old)} TO {self.q(new)}")
 

@@ -100,7 +100,8 @@ def summary(request: Request, explorer: Reader):
 
 @_route(GAME, "One game by app_id")
 def game(request: Request, app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])], explorer: Reader):
-    return _answer(request, explorer, GAME, [("app_id", str(app_id))])
+    version = [(k, v) for k, v in _items(request) if k == "version"]  # its only query parameter
+    return _answer(request, explorer, GAME, [("app_id", str(app_id)), *version])
 
 
 @router.get("/schema", summary="Columns, their operators and examples; buckets and metrics",

@@ -166,7 +166,8 @@ class Versions:
         if pointer is not None:
             upload_id, uuid, comment = pointer
             ranks = self._ranks(upload_id, uuid, engine)
-            snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s, ranks)
+            snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s, ranks,
+                                           f"The active dataset (upload {upload_id})")
         with self._seen_lock:
             if started < self._seen.read_at:
                 return self._seen.upload_id
@@ -189,17 +190,17 @@ class Versions:
             self._all_ranks[uuid] = ranks
         return self._all_ranks[uuid]
 
-    def _servable(self, upload_id: int, uuid: str, comment: str, deadline: float, ranks: frozenset[str]
+    def _servable(self, upload_id: int, uuid: str, comment: str, deadline: float, ranks: frozenset[str], what: str
                   ) -> tuple[Snapshot | None, GameLensError | None]:
+        """A snapshot of a version table, or why it cannot be read (`what` names it in the message)."""
         if not uuid:  # cannot happen by our own hand: the active version is never dropped
-            return None, GameLensError("dataset_missing", f"The active dataset (upload {upload_id}) is missing from "
-                                       "the database; activate another upload or upload again.", 503)
+            return None, GameLensError("dataset_missing", f"{what} is missing from the database; activate "
+                                       "another upload or upload again.", 503)
         parsed = migrations.parse_comment(comment)
         if parsed is None or parsed[1] != migrations.LAYOUT:
             return None, GameLensError(
-                "dataset_not_upgraded", f"The active dataset (upload {upload_id}) is not in the layout this "
-                "release reads; it is upgraded when the server that writes starts (see the upload's record).",
-                503, headers={"Retry-After": "5"})
+                "dataset_not_upgraded", f"{what} is not in the layout this release reads; it is upgraded "
+                "when the server that writes starts (see the upload's record).", 503, headers={"Retry-After": "5"})
         return Snapshot(upload_id, self.table(upload_id), uuid, deadline, ranks), None
 
     def active(self, fresh: bool = False, engine: Engine | None = None) -> int | None:
@@ -222,6 +223,26 @@ class Versions:
         if seen.snapshot is None:
             raise no_dataset(self.stored_ids())
         return seen.snapshot
+
+    def stored(self, upload_id: int) -> Snapshot:
+        """A stored version a request names (`?version=N`), served or not: a kept upload read before it is
+        activated, or an earlier one before a rollback. Its deadline is the active version's. A version
+        the pointer left stays longer than that (see _prune), but a new upload can push one that was
+        never served, or one beyond GAMELENS_KEEP_VERSIONS, out sooner: reads of it then end in 404
+        version_gone (query/run.py)."""
+        started = time.monotonic()
+        found = self._on(None).version_table(version_name(upload_id))
+        if found is None:
+            stored = self.stored_ids()
+            listed = ", ".join(str(i) for i in stored) or "none"
+            raise GameLensError("unknown_version", f"No data of upload {upload_id} is stored; the uploads whose data "
+                                f"is stored: {listed}.", 404, param="version", value=upload_id, allowed=stored)
+        uuid, comment = found
+        snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s,
+                                       self._ranks(upload_id, uuid, None), f"The data of upload {upload_id}")
+        if problem is not None:
+            raise problem
+        return snap
 
     def _refresh_beside(self) -> None:
         """Re-read the pointer on a thread of its own: one reading at a time, at most one per half of

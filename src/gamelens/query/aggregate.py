@@ -376,7 +376,7 @@ OPENAPI_PARAMS = [
                   "Action,Strategy"),
     openapi.param("having", "Repeatable: metric__op:number, op one of gt, gte, lt, lte, exact, ne.", "count__gte:10"),
     openapi.param("sort", "Comma-separated metric or group names, - for descending (default -count).", "-count"),
-    *openapi.PAGING, *openapi.FILTERS,
+    *openapi.PAGING, openapi.VERSION, *openapi.FILTERS,
 ]
 
 

@@ -36,6 +36,14 @@ def int_param(items: dict[str, str], name: str, default: int, lo: int, hi: int) 
     return int(raw)
 
 
+def chosen_version(items: list[tuple[str, str]]) -> tuple[int | None, list[tuple[str, str]]]:
+    """`version=N`, the stored version a read asks for (None: the one served), and the other parameters."""
+    rest = [(k, v) for k, v in items if k != "version"]
+    if len(rest) == len(items):
+        return None, items
+    return int_param(single_params(items, {"version"}), "version", 0, 1, 10**12 - 1), rest
+
+
 def csv_list(raw: str) -> list[str]:
     return [v.strip() for v in raw.split(",") if v.strip()]
 

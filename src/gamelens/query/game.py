@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .. import schema
 from ..engine import ident
 from ..errors import GameLensError
-from . import answers
+from . import answers, openapi
 from .build import MAX_LIMIT, field_sql
 from .endpoint import Endpoint, Items
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class Game(Endpoint):
     name, path, model = "game", "/games/{app_id}", answers.Game
     timed = False  # a game's answer is the game alone
+    openapi_params = [openapi.VERSION]  # beside the route's app_id
 
     def parse(self, items: Items, accept: str | None = None, max_limit: int = MAX_LIMIT) -> int:
         return int(dict(items)["app_id"])  # the route has checked it

@@ -51,3 +51,6 @@ PAGING = [
            enum=list(formats.NAMES)),
 ]
 FILTERS = _filter_params()
+VERSION = param("version", "An upload id: read that stored version (one kept and not served yet, or an earlier one) "
+                "rather than the one served. GET /api/v1/uploads lists them (`stored`). Default: the version served.",
+                "3", "integer")

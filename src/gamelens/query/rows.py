@@ -200,7 +200,7 @@ OPENAPI_PARAMS = [
     openapi.param("facet", "Repeatable or comma-separated: top values of a column or bucket with counts under the "
                   "filters.", "genres"),
     openapi.param("facet_size", f"Values per facet (default {FACET_DEFAULT}, max {FACET_MAX}).", "10", "integer"),
-    *openapi.PAGING, *openapi.FILTERS,
+    *openapi.PAGING, openapi.VERSION, *openapi.FILTERS,
 ]
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 
 from .. import schema
-from ..engine import Engine
+from ..engine import UNKNOWN_TABLE, Engine
+from ..errors import EngineError, GameLensError
 from ..ingest.versions import Snapshot, Versions
 from ..settings import Settings
 from . import aggregate, build, filters, formats, game, rows, summary
@@ -32,6 +35,9 @@ WARM = {e.name: e.warm for e in ENDPOINTS.values() if e.warm}
 # A list column with more distinct elements than this is filtered game by game (see filters.ELEMENTS):
 # the elements travel as a query parameter, which stays small.
 ELEMENTS_MAX = 20_000
+# Versions whose list rankings are kept at once: the one served and a few read by `version=N` (else reads of
+# a kept upload beside the served one would read each ranking again at every turn).
+RANKED_VERSIONS = 4
 WARM_LANES = 2  # requests a warm-up answers at once (Explorer.warm)
 
 
@@ -126,9 +132,14 @@ class Explorer:
             ranking = _Ranking(None, True)  # unknown: as if repeated
         else:
             ranking = _Ranking([(v, n) for v, n, _ in found], any(repeated for _, _, repeated in found))
-        kept = {k: v for k, v in self._rankings.items() if k[0] == snap.identity}  # other versions: gone
-        self._rankings = {**kept, key: ranking}
+        self._rankings = {**self._recent_rankings(snap.identity), key: ranking}
         return ranking
+
+    def _recent_rankings(self, identity: str) -> dict[tuple[str, str], _Ranking]:
+        """The rankings kept beside a new one of version `identity`: those of the RANKED_VERSIONS - 1 versions
+        ranked last before it (the one served, and those read by `version=N`; the rest are gone)."""
+        recent = list(dict.fromkeys(k[0] for k in self._rankings if k[0] != identity))[-(RANKED_VERSIONS - 1):]
+        return {k: v for k, v in self._rankings.items() if k[0] == identity or k[0] in recent}
 
     def _elements_of(self, snap: Snapshot, name: str) -> list[str] | None:
         ranking = self._ranking_of(snap, name)
@@ -149,8 +160,9 @@ class Explorer:
         """The endpoint's JSON answer for these parameters, from the active version: from the cache
         when it has it, else computed (and kept)."""
         t0 = time.perf_counter()
+        version, items = build.chosen_version(items)
         req = endpoint.parse(items)  # a bad parameter is a 400 whether or not there is data
-        snap = self.versions.current()
+        snap = self._snapshot(version)
         key = make_key(snap.identity, endpoint.name, items, self.constants)
         tag = etag(key)
         if tag in if_none_match:
@@ -159,11 +171,18 @@ class Explorer:
         cached = body is not None
         engine_ms = 0.0  # a cached answer cost the engine nothing
         if not cached:
-            body, engine_ms = self._compute(endpoint, req, items, path, snap)
+            with _still_stored(version):
+                body, engine_ms = self._compute(endpoint, req, items, path, snap)
             self.cache.put(key, body)
         if endpoint.timed:
             body = _with_timings(body, engine_ms, round((time.perf_counter() - t0) * 1000, 2))
         return Answer(tag, body, cached)
+
+    def _snapshot(self, version: int | None) -> Snapshot:
+        """The version a request reads: the one it names (`version=N`), else the one served."""
+        if version is None:
+            return self.versions.current()
+        return self.versions.stored(version)
 
     def _compute(self, endpoint: Endpoint, req, items: Items, path: str, snap: Snapshot) -> tuple[bytes, float]:
         """The answer as the bytes kept and sent (without its timings), and the engine's time."""
@@ -217,17 +236,19 @@ class Explorer:
         end first, into a spool file (see Engine.spool and query/spool.py), and sent with its
         Content-Length. The caller sends the spool and must close it."""
         cap = self.settings.export_max_rows
+        version, items = build.chosen_version(items)
         req = endpoint.parse(items, accept, max_limit=cap)
         endpoint.check_export(req)
         fmt = req.format
         limit = req.limit if req.limited else cap
-        snap = self.versions.current()
+        snap = self._snapshot(version)
         spool = self.spools.admit(caller)
         try:
-            endpoint.prepare_export(self, req, snap)
-            total = self.select(snap, *endpoint.export_count(req, snap.table)).scalar()
-            sql, params = endpoint.export_sql(req, snap.table, limit)
-            self._spool(snap, sql, params, formats.EXPORTS[fmt], endpoint.export_settings, spool)
+            with _still_stored(version):
+                endpoint.prepare_export(self, req, snap)
+                total = self.select(snap, *endpoint.export_count(req, snap.table)).scalar()
+                sql, params = endpoint.export_sql(req, snap.table, limit)
+                self._spool(snap, sql, params, formats.EXPORTS[fmt], endpoint.export_settings, spool)
         except BaseException:
             spool.close()
             raise
@@ -244,6 +265,20 @@ class Explorer:
         settings = {**settings, "max_result_rows": self.settings.export_max_rows + 1,
                     "max_execution_time": self.settings.export_limit_s, **export.settings}
         self.engine.spool(sql, self._params(snap, sql, params), export.engine, spool, settings)
+
+
+@contextmanager
+def _still_stored(version: int | None) -> Iterator[None]:
+    """A version a request named (`version=N`) that a new upload pushed out while it was read: 404, as if
+    it had been gone when the request came (the served one cannot go while it is read)."""
+    try:
+        yield
+    except EngineError as exc:
+        if version is None or exc.engine_code != UNKNOWN_TABLE:
+            raise
+        raise GameLensError("version_gone", f"The data of upload {version} was removed while it was read: a newer "
+                            "upload took its place among the versions kept (GAMELENS_KEEP_VERSIONS).", 404,
+                            param="version", value=version) from exc
 
 
 def _with_timings(body: bytes, engine_ms: float, took_ms: float) -> bytes:

@@ -72,7 +72,7 @@ def statements(cond: Where, table: str, unrepeated: frozenset[str] = frozenset()
 
 class Summary(Endpoint):
     name, path, model = "summary", "/games/summary", answers.Summary
-    openapi_params = openapi.FILTERS
+    openapi_params = [openapi.VERSION, *openapi.FILTERS]
     warm = [[]]
 
     def parse(self, items: Items, accept: str | None = None, max_limit: int = MAX_LIMIT) -> Where:

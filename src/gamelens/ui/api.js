@@ -16,7 +16,16 @@ export function record(method, path, body, side = false) {
   $("#api-url").textContent = `${method} ${call.url}`;
 }
 export const forgetSideCalls = () => $("#api-side").replaceChildren();
-export async function api(path, options = {}) {
+// A read of games is of the stored version the page looks at (`version=N` in its URL), if any.
+function ofVersion(path) {
+  const looking = new URLSearchParams(location.search).get("version");
+  if (!looking || !path.startsWith("/api/v1/games")) return path;
+  const url = new URL(path, location.origin);
+  url.searchParams.set("version", looking);
+  return url.pathname + url.search;
+}
+export async function api(reading, options = {}) {
+  const path = ofVersion(reading);
   const method = options.method || "GET";
   record(method, path, options.show, options.side);
   const headers = { ...(options.headers || {}) };

@@ -1,10 +1,10 @@
 // GameLens web UI: ES modules, no build step, nothing from a CDN. This one draws the current view and
 // wires the page's controls; each view is a module of its own (views/).
 
-import { curlOf, forgetSideCalls, getJson, key, lastCallMade } from "./api.js";
+import { api, curlOf, forgetSideCalls, getJson, getSideJson, key, lastCallMade } from "./api.js";
 import { $, el, showMessage } from "./dom.js";
 import { buildFilterForm, fillFilterForm, loadSuggestions } from "./filters.js";
-import { VIEWS, filterParams, go, onNavigate, page, state, viewOf } from "./state.js";
+import { VIEWS, filterParams, go, isCurrent, leaveVersion, onNavigate, page, state, viewOf } from "./state.js";
 import { SHARE_80, buildAggregateForm, renderAggregate } from "./views/aggregate.js";
 import { buildCompareForm, renderCompare } from "./views/compare.js";
 import { buildColumnChooser, buildExportButtons, closeGame, renderExplore } from "./views/explore.js";
@@ -40,6 +40,7 @@ export async function render() {
   // answers 401 and the welcome asks for a key.
   showOnly(view);
   forgetSideCalls();
+  showVersionNote(params);
   const home = ["aggregate", "trends", "compare"].includes(view) ? `#view-${view}` : "#view-explore";
   $(home).prepend($("#filters-box"));
   try {
@@ -56,7 +57,10 @@ export async function render() {
   } catch (e) {
     if (e.code === "no_dataset") {
       // an upload loaded to be kept waits to be activated: say so, and where
-      $("#empty-why").textContent = e.body?.value?.kept ? `${e.message} (Upload view: Activate.)` : "";
+      const kept = e.body?.value?.kept;
+      $("#empty-why").replaceChildren(...(kept ? [`${e.message} `, el("a", { href: `?view=explore&version=${kept}`,
+        id: "empty-look", onclick: (event) => { event.preventDefault(); go(new URLSearchParams({ view: "explore", version: kept })); } },
+      "Look at it first")] : []));
       showOnly(view, { empty: true });
     }
     else if (e.status === 401 && !key()) {
@@ -80,6 +84,31 @@ export async function render() {
       $("#detail").hidden = true;
     }
   }
+}
+// Reads of a stored version other than the one served (`version=N`): say so above every view, whether
+// it is served meanwhile, and offer the way back.
+async function showVersionNote(params) {
+  const id = params.get("version");
+  $("#version-note").hidden = !id;
+  if (!id) return;
+  $("#version-text").textContent = `You are looking at upload ${id}, not at the data served.`;
+  $("#version-serve").hidden = false;
+  let rec = null;
+  try { rec = await getSideJson(`/api/v1/uploads/${encodeURIComponent(id)}`); } catch (e) { return; }  // the view says why
+  if (!isCurrent(params)) return;
+  if (rec.active) $("#version-text").textContent = `Upload ${id} is the data served.`;
+  else if (!rec.stored) $("#version-text").textContent = `Upload ${id} has no data stored.`;
+  $("#version-serve").hidden = rec.active || !rec.stored;
+}
+async function serveLookedAt() {
+  const id = state().get("version");
+  try {
+    await api(`/api/v1/uploads/${encodeURIComponent(id)}/activate`, { method: "POST" });
+  } catch (e) {  // a reader key (403), or its data was dropped meanwhile
+    showMessage(e.message, "error");
+    return;
+  }
+  go(state(), true);  // drawn again: the note now says it is the data served
 }
 export async function init() {
   page.schema = await getJson("/api/v1/schema");
@@ -136,6 +165,8 @@ document.addEventListener("DOMContentLoaded", () => {
     showOnly("upload");
     await uploadSample();
   });
+  $("#version-serve").addEventListener("click", serveLookedAt);
+  $("#version-leave").addEventListener("click", leaveVersion);
   $("#detail-close").addEventListener("click", closeGame);
   document.addEventListener("keydown", (event) => { if (event.key === "Escape" && !$("#detail").hidden) closeGame(); });
   $("#copy-curl").addEventListener("click", () => {

@@ -7,13 +7,25 @@ export const onNavigate = (draw) => { drawn = draw; };
 
 export const VIEWS = ["explore", "aggregate", "trends", "compare", "upload"];
 export const CONTROL = new Set(["view", "sort", "offset", "limit", "fields", "group_by", "metrics", "cursor", "format",
-  "top", "facet", "facet_size", "page", "from", "game", "having", "series", "a", "b", "chart"]);
+  "top", "facet", "facet_size", "page", "from", "game", "having", "series", "a", "b", "chart", "version"]);
 export const state = () => new URLSearchParams(location.search);
 // Whether the page still shows what `params` asked for: a render whose answers arrive after the user
 // moved on must not draw over the newer one.
 export const isCurrent = (params) => state().toString() === params.toString();
 export function go(params, replace = false, historyState = null) {
   for (const [k, v] of [...params]) if (v === "") params.delete(k);
+  // The stored version looked at (`version=N`, read rather than the data served) stays across every move
+  // until the note's "Back to the served data" (leaveVersion).
+  const looking = state().get("version");
+  if (looking && !params.has("version")) params.set("version", looking);
+  push(params, replace, historyState);
+}
+export function leaveVersion() {
+  const params = state();
+  params.delete("version");
+  push(params);
+}
+function push(params, replace = false, historyState = null) {
   const url = `${location.pathname}?${params.toString()}`;
   (replace ? history.replaceState : history.pushState).call(history, historyState, "", url);
   drawn();

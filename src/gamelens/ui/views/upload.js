@@ -3,7 +3,7 @@
 import { api, getJson } from "../api.js";
 import { $, el, showMessage } from "../dom.js";
 import { plural } from "../format.js";
-import { state, viewOf } from "../state.js";
+import { go, state, viewOf } from "../state.js";
 
 let pollTimer = null;
 export async function startUpload(request) {
@@ -55,7 +55,7 @@ export function showResult(rec) {
   const out = [];
   const stored = `Upload ${rec.id}: ${plural(rec.rows_loaded, "row")} stored` + (rec.rows_rejected ? `, ${rec.rows_rejected} rejected` : "");
   if (rec.state === "succeeded" && rec.stored && !rec.active && rec.activate === false) {
-    out.push(el("p", { class: "ok" }, `${stored}, kept and not served yet. `,
+    out.push(el("p", { class: "ok" }, `${stored}, kept and not served yet. `, lookButton(rec.id), " ",
       el("button", { type: "button", id: "activate-new", onclick: () => activate(rec.id, `Upload ${rec.id} is active.`) }, "Activate it")));
   } else if (rec.state === "succeeded") {
     out.push(el("p", { class: "ok" }, `${stored}. `, el("a", { href: "?view=explore" }, "Explore them")));
@@ -68,6 +68,9 @@ export function showResult(rec) {
   }
   $("#upload-result").replaceChildren(...out);
 }
+// Explore a stored version that is not served: every view reads it (`version=N`) until the note's way back.
+const lookButton = (id) => el("button", { type: "button", class: "look", onclick: () => go(new URLSearchParams({ view: "explore", version: id })) },
+  "Look at it");
 // The browser's own time zone, named: "12/1/2026, 10:15:02 AM UTC".
 export const when = (iso) => (iso ? new Date(iso).toLocaleString(undefined, { timeZoneName: "short" }) : "");
 // Serve a kept upload's data (a new one loaded with the box unchecked, or an earlier one).
@@ -108,8 +111,8 @@ export async function renderHistory() {
     el("td", { title: u.finished_at || u.created_at }, when(u.finished_at || u.started_at || u.created_at)),
     el("td", {}, u.created_by || ""),
     el("td", { class: "url", title: u.url }, u.source === "link" ? u.url : `${u.source}: ${u.url}`),
-    el("td", {}, u.stored && !u.active ? el("button", { type: "button", class: "activate", onclick: () => activate(u.id, `Upload ${u.id} is active again.`) },
-      "Activate") : ""))));
+    el("td", {}, ...(u.stored && !u.active ? [lookButton(u.id), " ", el("button", { type: "button", class: "activate",
+      onclick: () => activate(u.id, `Upload ${u.id} is active again.`) }, "Activate")] : [])))));
   clearTimeout(pollTimer);
   if (running && viewOf(state()) === "upload") pollTimer = setTimeout(() => renderHistory().catch(() => {}), 1000);
 }
