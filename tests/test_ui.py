@@ -241,6 +241,15 @@ def test_the_empty_page_names_an_upload_kept_unserved(browser, tmp_path_factory,
         proc.stop()
 
 
+def _until(read, holds, timeout: float = 15):
+    """`read()` once `holds` of it (polled: the page's policy forbids evaluating strings)."""
+    deadline = time.monotonic() + timeout
+    while not holds(value := read()):
+        assert time.monotonic() < deadline, value
+        time.sleep(0.1)
+    return value
+
+
 def test_a_kept_upload_is_explored_before_it_is_served(browser, tmp_path_factory, files):
     """"Look at it" on a kept upload: every view reads it (`version=N` on each read) under a note saying so,
     until "Back to the data served"; "Serve it" serves it. Before, only its record could be read."""
@@ -252,8 +261,12 @@ def test_a_kept_upload_is_explored_before_it_is_served(browser, tmp_path_factory
                          headers=AUTH, timeout=60).json()
         kept = rec["id"]
         pg.goto(f"{proc.base}/?view=upload")
+        tags = "#f-tags-values option"
+        served_tags = _until(lambda: pg.locator(tags).count(), lambda n: n > 0)
         pg.click(f"#upload-history tbody tr:has(td:text-is('{kept}')) button.look")
         pg.wait_for_selector("#total[data-total='10']")
+        # the filter form suggests the kept upload's tags (it kept the first version's)
+        _until(lambda: pg.locator(tags).count(), lambda n: n < served_tags)
         assert parse_qs(urlsplit(pg.url).query)["version"] == [str(kept)]
         assert f"looking at upload {kept}" in pg.text_content("#version-note")
         pg.click("#nav-aggregate")  # the version stays as the page moves
@@ -263,12 +276,16 @@ def test_a_kept_upload_is_explored_before_it_is_served(browser, tmp_path_factory
         pg.click("#version-leave")
         pg.wait_for_selector("#version-note", state="hidden")
         assert "version=" not in pg.url and "version=" not in pg.text_content("#api-url")
+        wait_count(pg, tags, served_tags)
         pg.go_back()  # looking at it again
         pg.wait_for_selector("#version-note:not([hidden])")
         pg.click("#version-serve")
         pg.wait_for_selector(f"#version-text:text-is('Upload {kept} is the data served.')")
         served = httpx.get(f"{proc.base}/api/v1/games?limit=1", headers=AUTH).json()
         assert (served["version"], served["total"]) == (kept, 10)
+        pg.goto(f"{proc.base}/?view=explore&version=99")  # no such upload: the view says so, nothing to serve
+        pg.wait_for_selector("#message.error:has-text('No data of upload 99 is stored')")
+        pg.wait_for_selector("#version-serve", state="hidden")
     finally:
         pg.context.close()
         proc.stop()

@@ -694,15 +694,19 @@ def test_a_kept_upload_is_read_before_it_is_served(make_client, files):
     client = make_client(keep_versions=3)
     kept = _kept(client, _file(files, "r20.csv", sample_table()[1:21]))
     assert client.get("/api/v1/games").json()["error"]["code"] == "no_dataset"
-    page = client.get("/api/v1/games", params={"version": kept["id"], "limit": 1}).json()
+    page = client.get("/api/v1/games", params={"version": kept["id"], "limit": 5}).json()
     assert (page["version"], page["total"]) == (kept["id"], 20), page
+    following = client.get(page["next"]).json()  # the next page keeps the version (it read the data served)
+    assert (following["version"], len(following["rows"])) == (kept["id"], 5), following
     served = upload(client, _file(files, "r10.csv", sample_table()[1:11]))
     reads = {"/api/v1/games": {"fields": "app_id"}, "/api/v1/games/aggregate": {"group_by": "genres"},
              "/api/v1/games/summary": {}}
     for path, params in reads.items():
         own = client.get(path, params=params).json()
-        chosen = client.get(path, params={**params, "version": kept["id"]}).json()
+        answer = client.get(path, params={**params, "version": kept["id"]})
+        chosen = answer.json()
         assert (own["version"], chosen["version"]) == (served["id"], kept["id"]), path
+        assert answer.headers["x-dataset-version"] == str(kept["id"]), path
         assert own != {**chosen, "version": served["id"]}, path  # 10 games against 20
     assert _served(client) == (served["id"], 10)
     exported = client.get("/api/v1/games", params={"format": "csv", "version": kept["id"]})
@@ -712,8 +716,10 @@ def test_a_kept_upload_is_read_before_it_is_served(make_client, files):
     assert groups.status_code == 200 and groups.headers["x-dataset-version"] == str(kept["id"])
     twentieth = sample_table()[20][1]  # its AppID (the first column is the sheet's row number)
     assert client.get(f"/api/v1/games/{twentieth}").status_code == 404  # not among the 10 served
-    game = client.get(f"/api/v1/games/{twentieth}", params={"version": kept["id"]}).json()
-    assert game["app_id"] == int(twentieth), game
+    game = client.get(f"/api/v1/games/{twentieth}", params={"version": kept["id"]})
+    assert game.json()["app_id"] == int(twentieth) and game.headers["x-dataset-version"] == str(kept["id"])
+    typo = client.get(f"/api/v1/games/{twentieth}", params={"versoin": kept["id"]})  # was the served one's 404
+    assert typo.status_code == 400 and typo.json()["error"]["allowed"] == ["version"], typo.text
 
 
 def test_a_version_that_is_not_stored_or_not_a_number_is_a_clear_error(make_client, files):

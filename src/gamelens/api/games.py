@@ -6,6 +6,7 @@ import anyio
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
+from ..errors import invalid
 from ..query import formats
 from ..query.answers import SchemaDoc
 from ..query.endpoint import Endpoint
@@ -33,7 +34,7 @@ def _answer(request: Request, explorer: Explorer, endpoint: Endpoint, items: lis
     came from the cache is shown to admins only: it tells which queries other keys asked."""
     answer = explorer.answer(endpoint, _items(request) if items is None else items, request.url.path,
                              request.headers.get("if-none-match", ""))
-    headers = {"ETag": answer.etag, **CACHING}
+    headers = {"ETag": answer.etag, "X-Dataset-Version": str(answer.version), **CACHING}
     if request.state.principal.is_admin:
         headers["X-Cache"] = "hit" if answer.cached else "miss"
     if answer.body is None:
@@ -100,8 +101,11 @@ def summary(request: Request, explorer: Reader):
 
 @_route(GAME, "One game by app_id")
 def game(request: Request, app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])], explorer: Reader):
-    version = [(k, v) for k, v in _items(request) if k == "version"]  # its only query parameter
-    return _answer(request, explorer, GAME, [("app_id", str(app_id)), *version])
+    items = _items(request)
+    for name, value in items:
+        if name != "version":  # its only query parameter: a typo would read the data served unsaid
+            raise invalid(name, value, f"Unknown parameter {name!r} for one game.", ["version"])
+    return _answer(request, explorer, GAME, [("app_id", str(app_id)), *items])
 
 
 @router.get("/schema", summary="Columns, their operators and examples; buckets and metrics",

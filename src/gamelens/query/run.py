@@ -53,6 +53,7 @@ class Answer:
     etag: str
     body: bytes | None  # the JSON answer; None: the client's copy (If-None-Match) is current
     cached: bool
+    version: int  # the upload id of the version read (X-Dataset-Version)
 
 
 class Explorer:
@@ -137,7 +138,8 @@ class Explorer:
 
     def _recent_rankings(self, identity: str) -> dict[tuple[str, str], _Ranking]:
         """The rankings kept beside a new one of version `identity`: those of the RANKED_VERSIONS - 1 versions
-        ranked last before it (the one served, and those read by `version=N`; the rest are gone)."""
+        ranked last before it, usually the one served and those read by `version=N` (first in, first out:
+        a version pushed out is ranked again when it is read next)."""
         recent = list(dict.fromkeys(k[0] for k in self._rankings if k[0] != identity))[-(RANKED_VERSIONS - 1):]
         return {k: v for k, v in self._rankings.items() if k[0] == identity or k[0] in recent}
 
@@ -160,23 +162,24 @@ class Explorer:
         """The endpoint's JSON answer for these parameters, from the active version: from the cache
         when it has it, else computed (and kept)."""
         t0 = time.perf_counter()
-        version, items = build.chosen_version(items)
-        req = endpoint.parse(items)  # a bad parameter is a 400 whether or not there is data
+        version, rest = build.chosen_version(items)
+        req = endpoint.parse(rest)  # a bad parameter is a 400 whether or not there is data
         snap = self._snapshot(version)
+        # `version=N` stays in the key, though the identity names the version: the answer's links keep it
         key = make_key(snap.identity, endpoint.name, items, self.constants)
         tag = etag(key)
         if tag in if_none_match:
-            return Answer(tag, None, True)
+            return Answer(tag, None, True, snap.upload_id)
         body = self.cache.get(key)
         cached = body is not None
         engine_ms = 0.0  # a cached answer cost the engine nothing
         if not cached:
-            with _still_stored(version):
+            with _still_stored(version):  # its links (`next`) keep `version=N`
                 body, engine_ms = self._compute(endpoint, req, items, path, snap)
             self.cache.put(key, body)
         if endpoint.timed:
             body = _with_timings(body, engine_ms, round((time.perf_counter() - t0) * 1000, 2))
-        return Answer(tag, body, cached)
+        return Answer(tag, body, cached, snap.upload_id)
 
     def _snapshot(self, version: int | None) -> Snapshot:
         """The version a request reads: the one it names (`version=N`), else the one served."""

@@ -127,12 +127,16 @@ export function fillFilterForm(params) {
   const also = hidden.length ? `; also from the link: ${hidden.join(", ")}` : "";
   $("#filter-count").textContent = active ? `(${active} active${also})` : "";
 }
+let suggested = null;  // the version looked at (`version=N`, "" for the data served) the suggestions are of
 export async function loadSuggestions() {
+  const looking = new URLSearchParams(location.search).get("version") || "";
+  if (looking === suggested) return;
   const lists = ["genres", "tags", "categories"];
   const q = new URLSearchParams(lists.map((n) => ["facet", n]));
   q.set("limit", "1"); q.set("fields", "app_id"); q.set("facet_size", "100");
   try {
     const body = await getSideJson(`/api/v1/games?${q}`);
     for (const name of lists) $(`#f-${name}-values`)?.replaceChildren(...(body.facets?.[name] || []).map((f) => el("option", { value: f.value })));
+    suggested = looking;
   } catch (e) { /* suggestions are a convenience */ }
 }

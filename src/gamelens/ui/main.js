@@ -41,6 +41,7 @@ export async function render() {
   showOnly(view);
   forgetSideCalls();
   showVersionNote(params);
+  if (page.schema) loadSuggestions();  // again when the version looked at changed (init loads the first)
   const home = ["aggregate", "trends", "compare"].includes(view) ? `#view-${view}` : "#view-explore";
   $(home).prepend($("#filters-box"));
   try {
@@ -94,7 +95,12 @@ async function showVersionNote(params) {
   $("#version-text").textContent = `You are looking at upload ${id}, not at the data served.`;
   $("#version-serve").hidden = false;
   let rec = null;
-  try { rec = await getSideJson(`/api/v1/uploads/${encodeURIComponent(id)}`); } catch (e) { return; }  // the view says why
+  try {
+    rec = await getSideJson(`/api/v1/uploads/${encodeURIComponent(id)}`);
+  } catch (e) {  // no such upload, or not a number: the view says why; nothing to serve
+    $("#version-serve").hidden = true;
+    return;
+  }
   if (!isCurrent(params)) return;
   if (rec.active) $("#version-text").textContent = `Upload ${id} is the data served.`;
   else if (!rec.stored) $("#version-text").textContent = `Upload ${id} has no data stored.`;
