@@ -68,6 +68,8 @@ def test_load_and_ask_on_the_data_directory(tmp_path):
     assert json.loads(run("games", "limit=1", env=env).stdout)["version"] == 1
     assert json.loads(run("summary", "version=2", env=env).stdout)["version"] == 2  # read before it is served
     assert json.loads(run("game", "1557480", "version=2", env=env).stdout)["app_id"] == 1557480
+    table = run("games", "version=2", "limit=1", "fields=name", "--format", "table", env=env).stdout
+    assert "upload 2's data, 100 matching" in table, table  # a table says whose data it shows
     assert run("activate", "2", env=env).returncode == 0
     assert json.loads(run("games", "limit=1", env=env).stdout)["version"] == 2
 

@@ -279,10 +279,17 @@ def test_a_kept_upload_is_explored_before_it_is_served(browser, tmp_path_factory
         wait_count(pg, tags, served_tags)
         pg.go_back()  # looking at it again
         pg.wait_for_selector("#version-note:not([hidden])")
-        pg.click("#version-serve")
-        pg.wait_for_selector(f"#version-text:text-is('Upload {kept} is the data served.')")
+        pg.wait_for_selector(f"#data-version:text-is('Data: upload {kept}, looked at')")
+        pg.click("#version-serve")  # served: the views read it as the data served, and the header says so
+        pg.wait_for_selector("#version-note", state="hidden")
+        pg.wait_for_selector(f"#data-version:text-is('Data: upload {kept}')")
+        assert "version=" not in pg.url and f"upload {kept}" in pg.text_content("#message")
         served = httpx.get(f"{proc.base}/api/v1/games?limit=1", headers=AUTH).json()
         assert (served["version"], served["total"]) == (kept, 10)
+        first = rec["id"] - 1  # the sample, served before: another tab's switch back is said once
+        httpx.post(f"{proc.base}/api/v1/uploads/{first}/activate", headers=AUTH, timeout=30).raise_for_status()
+        pg.click("#nav-explore")
+        pg.wait_for_selector(f"#message:has-text('The data served is now upload {first} (it was upload {kept})')")
         pg.goto(f"{proc.base}/?view=explore&version=99")  # no such upload: the view says so, nothing to serve
         pg.wait_for_selector("#message.error:has-text('No data of upload 99 is stored')")
         pg.wait_for_selector("#version-serve", state="hidden")

@@ -715,7 +715,8 @@ def test_a_kept_upload_is_read_before_it_is_served(make_client, files):
                                                             "version": kept["id"]})
     assert groups.status_code == 200 and groups.headers["x-dataset-version"] == str(kept["id"])
     twentieth = sample_table()[20][1]  # its AppID (the first column is the sheet's row number)
-    assert client.get(f"/api/v1/games/{twentieth}").status_code == 404  # not among the 10 served
+    missing = client.get(f"/api/v1/games/{twentieth}")  # not among the 10 served, and it says where it looked
+    assert missing.status_code == 404 and f"in upload {served['id']}'s data" in missing.json()["error"]["message"]
     game = client.get(f"/api/v1/games/{twentieth}", params={"version": kept["id"]})
     assert game.json()["app_id"] == int(twentieth) and game.headers["x-dataset-version"] == str(kept["id"])
     typo = client.get(f"/api/v1/games/{twentieth}", params={"versoin": kept["id"]})  # was the served one's 404

@@ -340,6 +340,14 @@ def _show(body: dict, fmt: str | None) -> None:
     for row in rows:
         table.add_row(*(_text(row.get(n), 60) for n in names))
     Console().print(table)
+    if "version" in body:
+        Console().print(_which_data(body), style="dim")
+
+
+def _which_data(body: dict) -> str:
+    """Under a table of games or groups: whose data they are, and how many matched."""
+    matched = f", {body['total']:,} matching" if isinstance(body.get("total"), int) else ""
+    return f"upload {body['version']}'s data{matched}"
 
 
 def _rows_of(body: dict) -> list[dict]:

@@ -30,8 +30,8 @@ class Game(Endpoint):
                             f"WHERE {ident(schema.KEY)} = {{id:UInt32}} ORDER BY {schema.ROW_COL} LIMIT 1",
                             {"id": app_id})
         if not res.rows:
-            raise GameLensError("not_found", f"There is no game with app_id {app_id}.", 404, param="app_id",
-                                value=app_id)
+            raise GameLensError("not_found", f"There is no game with app_id {app_id} in upload {snap.upload_id}'s "
+                                "data.", 404, param="app_id", value=app_id)
         return dict(zip(names, res.rows[0], strict=True))
 
 

@@ -2,7 +2,7 @@
 // error body into an Error with its status and code, and records the call: the view's main call is
 // shown and copyable as curl; side calls (summary, suggestions, the year chart) are listed under it.
 
-import { $, el } from "./dom.js";
+import { $, el, showMessage } from "./dom.js";
 
 let lastCall = null;  // the view's main request: what "Copy as curl" copies
 export const key = () => localStorage.getItem("gamelens.key") || "";
@@ -43,7 +43,17 @@ export async function api(reading, options = {}) {
     Object.assign(error, { status: response.status, code: err.code, body: err });
     throw error;
   }
+  const version = response.headers.get("X-Dataset-Version");  // an answer's own, whenever it arrives
+  if (version) noteVersion(version, new URL(path, location.origin).searchParams.has("version"));
   return response;
+}
+let servedSeen = null;  // the upload served when the page last read it: a switch, by anyone, is said once
+// Which upload's data the views read (every answer's X-Dataset-Version), in the header.
+function noteVersion(version, looking) {
+  $("#data-version").textContent = looking ? `Data: upload ${version}, looked at` : `Data: upload ${version}`;
+  if (looking) return;
+  if (servedSeen !== null && servedSeen !== version) showMessage(`The data served is now upload ${version} (it was upload ${servedSeen}).`);
+  servedSeen = version;
 }
 export const getJson = async (path) => (await api(path)).json();
 // A request beside the view's main one: listed, not what "Copy as curl" copies.

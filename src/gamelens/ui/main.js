@@ -114,7 +114,8 @@ async function serveLookedAt() {
     showMessage(e.message, "error");
     return;
   }
-  go(state(), true);  // drawn again: the note now says it is the data served
+  leaveVersion();  // it is the data served now: the views read it without `version=`
+  showMessage(`Upload ${id} is served now.`);
 }
 export async function init() {
   page.schema = await getJson("/api/v1/schema");
