@@ -624,7 +624,8 @@ def test_export_downloads_the_filtered_rows(page, server):
     with page.expect_download() as download:
         page.click("#export-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert download.value.suggested_filename == "gamelens-games-name-bowl.csv"  # not gamelens.csv for every export
+    served = httpx.get(f"{server.base}/api/v1/games?limit=1", headers=AUTH).json()["version"]
+    assert download.value.suggested_filename == f"gamelens-games-upload{served}-name-bowl.csv"  # was gamelens.csv
     want = sorted(int(r["AppID"]) for r in read_sample() if "bowl" in r["Name"].lower())
     assert sorted(int(r["app_id"]) for r in rows) == want
     page.goto(f"{server.base}/?view=explore&name=bowl")  # the link names no columns: the shown ones are exported
@@ -646,7 +647,8 @@ def test_an_aggregate_exports_the_table_it_shows(page, server):
         page.click("#agg-export-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     assert len(shown) == 5 and [r["genres"] for r in rows] == shown, (rows, shown)
-    assert download.value.suggested_filename == "gamelens-aggregate-by-genres.csv"
+    served = httpx.get(f"{server.base}/api/v1/games?limit=1", headers=AUTH).json()["version"]
+    assert download.value.suggested_filename == f"gamelens-aggregate-by-genres-upload{served}.csv"
     assert list(rows[0]) == ["genres", "count", "avg_price"]
     # Trends exports its table as drawn too: a row per series and year
     page.goto(f"{server.base}/?view=trends&group_by=genres,release_year&metrics=count&top=3")

@@ -207,14 +207,14 @@ function rowsExportQuery() {
   params.set("fields", chosenFields(params).join(","));  // the columns shown, also when the link names none
   return params;
 }
-// An export's file name says what it holds: gamelens-games-genres-indie, gamelens-aggregate-by-developers-...
-// (every export was gamelens.csv).
-export function exportName(path, params) {
+// An export's file name says what it holds, and whose data: gamelens-games-upload2-genres-indie,
+// gamelens-aggregate-by-developers-upload2-... (every export was gamelens.csv).
+export function exportName(path, params, version) {
   const what = path.endsWith("/aggregate") ? `aggregate-by-${params.get("group_by") || "genres"}` : "games";
   const chosen = ["top", "series"].filter((k) => params.get(k)).map((k) => `${k}-${params.get(k)}`);  // a trend's
   const filters = [...filterParams(params)].map(([k, v]) => `${k}-${v}`);
   // Letters of any script stay (株式会社テスト, Montréal); the rest of a value is an underscore.
-  const name = ["gamelens", what, ...chosen, ...filters].join("-").replace(/[^\p{L}\p{N}_.-]+/gu, "_");
+  const name = ["gamelens", what, `upload${version}`, ...chosen, ...filters].join("-").replace(/[^\p{L}\p{N}_.-]+/gu, "_");
   return name.slice(0, 150);
 }
 export async function exportAs(format, path = "/api/v1/games", params = rowsExportQuery()) {
@@ -227,7 +227,7 @@ export async function exportAs(format, path = "/api/v1/games", params = rowsExpo
     return;
   }
   const blob = await response.blob();
-  const link = el("a", { href: URL.createObjectURL(blob), download: `${exportName(path, params)}.${format}` });
+  const link = el("a", { href: URL.createObjectURL(blob), download: `${exportName(path, params, response.headers.get("X-Dataset-Version"))}.${format}` });
   document.body.append(link);
   link.click();
   link.remove();
