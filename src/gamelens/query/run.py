@@ -159,8 +159,8 @@ class Explorer:
     # --- answers (cached) ----------------------------------------------------------------------
 
     def answer(self, endpoint: Endpoint, items: Items, path: str, if_none_match: str = "") -> Answer:
-        """The endpoint's JSON answer for these parameters, from the active version: from the cache
-        when it has it, else computed (and kept)."""
+        """The endpoint's JSON answer for these parameters, from the version they name (`version=N`) or
+        else the active one: from the cache when it has it, else computed (and kept)."""
         t0 = time.perf_counter()
         version, rest = build.chosen_version(items)
         req = endpoint.parse(rest)  # a bad parameter is a 400 whether or not there is data
