@@ -711,6 +711,7 @@ def test_a_kept_upload_is_read_before_it_is_served(make_client, files):
     assert _served(client) == (served["id"], 10)
     exported = client.get("/api/v1/games", params={"format": "csv", "version": kept["id"]})
     assert exported.headers["x-total-count"] == "20" and exported.headers["x-dataset-version"] == str(kept["id"])
+    assert f'filename="games-upload{kept["id"]}.csv"' in exported.headers["content-disposition"]
     groups = client.get("/api/v1/games/aggregate", params={"group_by": "genres", "format": "csv",
                                                             "version": kept["id"]})
     assert groups.status_code == 200 and groups.headers["x-dataset-version"] == str(kept["id"])

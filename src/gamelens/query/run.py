@@ -256,7 +256,8 @@ class Explorer:
             spool.close()
             raise
         exported = min(max(total - req.offset, 0), limit)
-        headers = {"Content-Disposition": f'attachment; filename="{endpoint.export_name}.{fmt}"',
+        name = f"{endpoint.export_name}-upload{snap.upload_id}.{fmt}"  # whose data it holds, as the page says
+        headers = {"Content-Disposition": f'attachment; filename="{name}"',
                    "Content-Length": str(spool.size), "X-Total-Count": str(total),
                    "X-Exported-Count": str(exported), "X-Dataset-Version": str(snap.upload_id),
                    "X-Truncated": "true" if not req.limited and total - req.offset > cap else "false"}
