@@ -310,6 +310,7 @@ def test_docs_are_served_from_the_package_under_the_strict_csp(client):
     assert client.get("/redoc").status_code == 404
 
 
+@pytest.mark.above_the_engine  # the CLI on a data directory runs the embedded engine in both passes
 def test_cli_manages_keys(tmp_path):
     env_cmd = [sys.executable, "-m", "gamelens", "keys"]
     env = {"GAMELENS_DATA_DIR": str(tmp_path / "d"), "PATH": "/usr/bin:/bin"}

@@ -261,6 +261,7 @@ def live(files, tmp_path_factory):
     thread.join(30)
 
 
+@pytest.mark.above_the_engine  # the sending of a spool computed whole; its statements are other tests'
 def test_a_slow_reader_gets_every_row(live):
     """The query limit is 1 s; the client takes over 3 s to read: the export still arrives whole."""
     received, started = bytearray(), time.monotonic()
@@ -294,6 +295,7 @@ def test_exports_of_many_engine_blocks_are_one_file(live):
     assert parquet.read().column("app_id").to_pylist() == ids
 
 
+@pytest.mark.above_the_engine  # a spool cut after it was computed
 def test_an_export_that_fails_midway_is_visibly_cut(live, monkeypatch):
     """The spool file loses its end after the export was computed (a disk error, say): the real sending
     path sends what it can read and the connection is dropped short of Content-Length, so the client
