@@ -46,8 +46,9 @@ run_pytest "${WORKERS[@]}" "$@"
 #    the two paths (statements, parameters, loads, versions, records, keys, exports). Left out: the files
 #    that consume the API from above (page, CLI, schema conformance, README examples, answer cache) or
 #    test what happens before it (the link guard's downloads, parameter parsing by fuzzing), and the tests
-#    marked `above_the_engine` (faults injected into the Engine object, request bodies, logs): the
-#    statements they send are the ones the tests kept here send. Stops during a load stay in: the
+#    marked `above_the_engine` (faults injected into the Engine object, request bodies, logs, the sending
+#    of an export computed whole; a CLI on a data directory, which runs the embedded engine either way):
+#    the statements they send are the ones the tests kept here send. Stops during a load stay in: the
 #    streamed insert and the staging table's drop go through the transport.
 echo "--- again, through clickhouse-connect ---"
 ABOVE_THE_ENGINE=(--ignore tests/test_ui.py --ignore tests/test_cli.py --ignore tests/test_schemathesis.py
