@@ -93,6 +93,10 @@ export async function runningStates() {
   if (!uploadStates) uploadStates = (await getJson("/api/v1/uploads")).states;
   return uploadStates.running;
 }
+// Only while the Upload view is shown: a poll due after the user left it showed its call as another view's.
+function pollHistory() {
+  if (viewOf(state()) === "upload") renderHistory().catch(() => {});
+}
 export async function renderHistory() {
   const body = await getJson("/api/v1/uploads");
   uploadStates = body.states;
@@ -114,5 +118,5 @@ export async function renderHistory() {
     el("td", {}, ...(u.stored && !u.active ? [lookButton(u.id), " ", el("button", { type: "button", class: "activate",
       onclick: () => activate(u.id, `Upload ${u.id} is active again.`) }, "Activate")] : [])))));
   clearTimeout(pollTimer);
-  if (running && viewOf(state()) === "upload") pollTimer = setTimeout(() => renderHistory().catch(() => {}), 1000);
+  if (running && viewOf(state()) === "upload") pollTimer = setTimeout(pollHistory, 1000);
 }
