@@ -95,6 +95,8 @@ def shot(page, name: str) -> None:
 
 
 def open_filters(page) -> None:
+    # The form is built once /schema has answered: wait for it, or its fields may not be there yet.
+    page.wait_for_selector("#filters #apply", state="attached")
     if not page.eval_on_selector("#filters-box", "d => d.open"):
         page.click("#filters-box summary")
 

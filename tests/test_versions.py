@@ -722,6 +722,8 @@ def test_a_kept_upload_is_read_before_it_is_served(make_client, files):
     assert game.json()["app_id"] == int(twentieth) and game.headers["x-dataset-version"] == str(kept["id"])
     typo = client.get(f"/api/v1/games/{twentieth}", params={"versoin": kept["id"]})  # was the served one's 404
     assert typo.status_code == 400 and typo.json()["error"]["allowed"] == ["version"], typo.text
+    other = client.get(f"/api/v1/games/{twentieth}", params={"app_id": 10})  # the path's app_id is the one read
+    assert other.status_code == 400 and other.json()["error"]["param"] == "app_id", other.text
 
 
 def test_a_version_that_is_not_stored_or_not_a_number_is_a_clear_error(make_client, files):

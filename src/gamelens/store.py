@@ -116,9 +116,11 @@ class Store:
             "groupArray(name) AS names FROM system.columns WHERE database = {db:String} GROUP BY table) AS c "
             "ON c.table = t.name WHERE t.database = {db:String}", {"db": self.db}).rows
 
-    def uuid(self, name: str) -> str:
-        return self._select("SELECT toString(uuid) FROM system.tables WHERE database = {db:String} AND "
-                            "name = {t:String}", {"db": self.db, "t": name}).scalar()
+    def uuid(self, name: str) -> str | None:
+        found = self.version_table(name)
+        if found is None:
+            return None
+        return found[0]
 
     def version_table(self, name: str) -> tuple[str, str] | None:
         """(UUID, comment) of table `name`, or None when there is no such table."""

@@ -6,7 +6,6 @@ import anyio
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ..errors import invalid
 from ..query import formats
 from ..query.answers import SchemaDoc
 from ..query.endpoint import Endpoint
@@ -101,11 +100,7 @@ def summary(request: Request, explorer: Reader):
 
 @_route(GAME, "One game by app_id")
 def game(request: Request, app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])], explorer: Reader):
-    items = _items(request)
-    for name, value in items:
-        if name != "version":  # its only query parameter: a typo would read the data served unsaid
-            raise invalid(name, value, f"Unknown parameter {name!r} for one game.", ["version"])
-    return _answer(request, explorer, GAME, [("app_id", str(app_id)), *items])
+    return _answer(request, explorer, GAME, [("app_id", str(app_id)), *_items(request)])
 
 
 @router.get("/schema", summary="Columns, their operators and examples; buckets and metrics",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from .. import schema
 from ..engine import ident
-from ..errors import GameLensError
+from ..errors import GameLensError, invalid
 from . import answers, openapi
 from .build import MAX_LIMIT, field_sql
 from .endpoint import Endpoint, Items
@@ -22,7 +22,13 @@ class Game(Endpoint):
     openapi_params = [openapi.VERSION]  # beside the route's app_id
 
     def parse(self, items: Items, accept: str | None = None, max_limit: int = MAX_LIMIT) -> int:
-        return int(dict(items)["app_id"])  # the route has checked it
+        """The path's app_id (the route puts it first, checked); any query parameter left is refused:
+        its only one is `version`, taken before, and a typo would read the data served unsaid."""
+        (_, app_id), *rest = items
+        if rest:
+            name, value = rest[0]
+            raise invalid(name, value, f"Unknown parameter {name!r} for one game.", ["version"])
+        return int(app_id)
 
     def answer(self, reader: Explorer, app_id: int, items: Items, path: str, snap: Snapshot) -> dict:
         names = schema.output_names()
