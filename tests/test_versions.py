@@ -782,3 +782,21 @@ def test_reads_of_a_kept_version_beside_the_served_one_read_each_ranking_once(ma
         rankings.append([s for s in statements if "arrayEnumerateUniq" in s])
     assert rankings[0] and all(f"games_v{kept['id']}" in s for s in rankings[0]), rankings  # the kept one's
     assert rankings[2] == rankings[0], rankings  # and none after the first turn
+
+
+def test_the_rankings_kept_are_those_of_the_versions_read_last(make_client, files, monkeypatch):
+    """With room for two versions' rankings, the served one read between two kept ones keeps its rankings
+    (least recently used out; first in, first out pushed it out and read it again)."""
+    monkeypatch.setattr("gamelens.query.run.RANKED_VERSIONS", 2)
+    client = make_client(keep_versions=3)
+    served = upload(client, _file(files, "t10.csv", sample_table()[1:11]))
+    first = _kept(client, _file(files, "t20.csv", sample_table()[1:21]))
+    second = _kept(client, _file(files, "t30.csv", sample_table()[1:31]))
+    statements = statements_of(client.app.state.explorer, monkeypatch)
+    for turn, version in enumerate((served["id"], first["id"], served["id"], second["id"], served["id"])):
+        body = client.get("/api/v1/games", params={"version": version, "genres": "action", "limit": turn + 1})
+        assert body.status_code == 200 and body.json()["version"] == version, body.text
+    ranked = [s for s in statements if "arrayEnumerateUniq" in s]
+    assert ranked and not [s for s in ranked if f"games_v{served['id']}`" in s], ranked
+    first_read = [s for s in ranked if f"games_v{first['id']}`" in s]
+    assert first_read, ranked  # the kept ones were ranked when read

@@ -71,6 +71,7 @@ class Explorer:
         versions.on_switch.append(lambda snap: self.cache.keep_only(snap.identity))
         # (version identity, list column) -> its elements by games, and whether a game repeats one
         self._rankings: dict[tuple[str, str], _Ranking] = {}
+        self._ranked_versions: tuple[str, ...] = ()  # identities, the one read last at the end (_used_version)
         self._closing = threading.Event()
         self._warming: list[threading.Thread] = []
 
@@ -125,6 +126,7 @@ class Explorer:
 
     def _read_ranking(self, snap: Snapshot, name: str) -> _Ranking:
         key = (snap.identity, name)
+        self._used_version(snap.identity)
         known = self._rankings  # replaced whole, never changed in place: threads may read it at any time
         if key in known:
             return known[key]
@@ -133,15 +135,17 @@ class Explorer:
             ranking = _Ranking(None, True)  # unknown: as if repeated
         else:
             ranking = _Ranking([(v, n) for v, n, _ in found], any(repeated for _, _, repeated in found))
-        self._rankings = {**self._recent_rankings(snap.identity), key: ranking}
+        used = self._ranked_versions
+        self._rankings = {k: v for k, v in {**self._rankings, key: ranking}.items() if k[0] in used}
         return ranking
 
-    def _recent_rankings(self, identity: str) -> dict[tuple[str, str], _Ranking]:
-        """The rankings kept beside a new one of version `identity`: those of the RANKED_VERSIONS - 1 versions
-        ranked last before it, usually the one served and those read by `version=N` (first in, first out:
-        a version pushed out is ranked again when it is read next)."""
-        recent = list(dict.fromkeys(k[0] for k in self._rankings if k[0] != identity))[-(RANKED_VERSIONS - 1):]
-        return {k: v for k, v in self._rankings.items() if k[0] == identity or k[0] in recent}
+    def _used_version(self, identity: str) -> None:
+        """Note that version `identity`'s rankings are read: the RANKED_VERSIONS versions read last keep
+        theirs (least recently used out: the one served, read most, stays among them)."""
+        used = self._ranked_versions
+        if used and used[-1] == identity:
+            return
+        self._ranked_versions = (*(i for i in used if i != identity), identity)[-RANKED_VERSIONS:]
 
     def _elements_of(self, snap: Snapshot, name: str) -> list[str] | None:
         ranking = self._ranking_of(snap, name)
