@@ -391,7 +391,10 @@ def test_a_prune_while_a_peer_reads(replicas, files):
         for n in (20, 30, 40):
             sizes[n // 10] = n  # ids follow the uploads here
             assert upload(writer, _file(files, f"p{n}.csv", n))["id"] == n // 10
-        time.sleep(writer.app.state.settings.version_grace_s + 1.5)  # the janitor drops what it may
+        # the janitor drops what it may: polled (2.6 s after the last upload on an idle machine; 4 s was fixed)
+        _eventually(lambda: {n for n in table_names(writer.app.state.engine) if n.startswith("games_v")}
+                    == {"games_v4"}, timeout=30)
+        time.sleep(1.5)  # and the peer reads on past the drop
     finally:
         stop.set()
         thread.join()
@@ -426,17 +429,29 @@ def test_activate_racing_publish(replicas, files):
         assert total == version * 10
 
 
+def _last_miss(check, timeout: float = 10) -> float:
+    """When the last probe that failed `check` started: the replica's delay without the probes' own
+    time (a request took 0.66 s on a loaded CI machine)."""
+    missed = time.monotonic()
+    deadline = missed + timeout
+    while True:
+        started = time.monotonic()
+        if check():
+            return missed
+        missed = started
+        assert started < deadline, "never happened"
+        time.sleep(0.05)
+
+
 def test_a_key_created_and_revoked_on_the_writer_is_seen_by_a_reader_within_a_second(replicas):
     writer, reader = replicas("writer"), replicas("reader")
     key = writer.post("/api/v1/keys", json={"name": "carol", "role": "reader"}).json()["key"]
     as_carol = {"Authorization": f"Bearer {key}"}
     t0 = time.monotonic()
-    _eventually(lambda: reader.get("/api/v1/schema", headers=as_carol).status_code == 200, timeout=3)
-    assert time.monotonic() - t0 < 1.5
+    assert _last_miss(lambda: reader.get("/api/v1/schema", headers=as_carol).status_code == 200) - t0 < 1.5
     assert writer.delete("/api/v1/keys/carol").status_code == 200
     t0 = time.monotonic()
-    _eventually(lambda: reader.get("/api/v1/schema", headers=as_carol).status_code == 401, timeout=3)
-    assert time.monotonic() - t0 < 1.5
+    assert _last_miss(lambda: reader.get("/api/v1/schema", headers=as_carol).status_code == 401) - t0 < 1.5
     r = reader.post("/api/v1/keys", json={"name": "dave", "role": "reader"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "read_only_replica"
 

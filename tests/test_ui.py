@@ -183,6 +183,8 @@ def test_upload_a_file_from_disk(page, server):
     page.set_input_files("#upload-file", str(SAMPLE))
     page.wait_for_selector("#upload-state[data-state=succeeded]")
     assert "100 rows stored" in page.text_content("#upload-result")
+    # the history is re-read after the result is drawn (renderHistory is not awaited)
+    page.wait_for_selector("#upload-history tbody tr:first-child:has-text('file: sample_games.csv')")
     assert page.locator("#upload-history tbody tr").first.text_content().count("file: sample_games.csv") == 1
     first = page.locator("#upload-history tbody tr td").first.text_content()
     page.set_input_files("#upload-file", str(SAMPLE))  # the same file again is a new upload
@@ -312,7 +314,7 @@ def test_a_failed_upload_says_why_and_copies_as_curl(page, server, files):
     page.click("#copy-curl")
     curl = page.get_attribute("#copy-curl", "data-copied")
     assert curl.startswith("curl -X POST") and "ftp://example.com/x.csv" in curl and "/api/v1/uploads" in curl
-    assert "web page (HTML)" in page.text_content("#upload-history tbody")  # the history says why, too
+    page.wait_for_selector("#upload-history tbody tr:has-text('web page (HTML)')")  # the history says why, too
     page.fill("#upload-url", files.url("sample.csv"))  # a good one after: the earlier error is gone
     page.click("#upload-button")
     page.wait_for_selector("#upload-state[data-state=succeeded]")
@@ -1242,9 +1244,9 @@ def test_status_says_the_truth(browser, server):
     pg = _page(browser, server)
     try:
         pg.goto(f"{server.base}/?view=upload")
-        pg.wait_for_selector("#upload-history tbody tr")
+        # the newest upload may be an earlier test's, its indexes still building: the history polls
+        pg.wait_for_selector("#upload-history tbody tr:first-child:has-text('indexes: ready')", timeout=30_000)
         row = pg.locator("#upload-history tbody tr").first
-        assert "indexes: ready" in row.text_content()
         assert re.search(r"(UTC|GMT)", row.locator("td").nth(3).text_content())
         uploads = httpx.get(f"{server.base}/api/v1/uploads", headers=AUTH).json()["uploads"]
         if not any(u["stored"] and not u["active"] for u in uploads):  # a kept version to activate

@@ -529,7 +529,18 @@ def test_a_request_waits_for_the_pointer_only_once_its_copy_is_stale(make_client
             readers.append(threading.current_thread().name)
         return real(sql, *args, **kw)
 
-    versions._seen = replace(versions._seen, read_at=time.monotonic() - age)
+    def aged(seconds: float) -> None:
+        """The copy is `seconds` old when the request looks at it, however long the request takes to get
+        there (set beforehand, a request slower than REFRESH_S - seconds met a stale copy)."""
+        real_current = versions.current
+
+        def current():
+            del versions.current  # once: the request's own look
+            versions._seen = replace(versions._seen, read_at=time.monotonic() - seconds)
+            return real_current()
+        versions.current = current
+
+    aged(age)
     engine.select = select
     asked_at = time.monotonic()
     try:
@@ -541,7 +552,7 @@ def test_a_request_waits_for_the_pointer_only_once_its_copy_is_stale(make_client
     # read again since the request (not "younger than 0.5 s": a loaded CI machine took 0.66 s to answer)
     assert versions._seen.read_at >= asked_at
     # Once closing, no reading starts beside a request (the engine is about to shut down).
-    versions._seen = replace(versions._seen, read_at=time.monotonic() - 0.75)
+    aged(0.75)
     versions._refreshed_at = -1e9
     engine.select = select
     try:
