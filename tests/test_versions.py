@@ -811,3 +811,8 @@ def test_the_rankings_kept_are_those_of_the_versions_read_last(make_client, file
     assert ranked and not [s for s in ranked if f"games_v{served['id']}`" in s], ranked
     first_read = [s for s in ranked if f"games_v{first['id']}`" in s]
     assert first_read, ranked  # the kept ones were ranked when read
+    # and there is room for two: the first kept one, pushed out by the second, is ranked again
+    body = client.get("/api/v1/games", params={"version": first["id"], "genres": "action", "limit": 6})
+    assert body.status_code == 200, body.text
+    again = [s for s in statements if "arrayEnumerateUniq" in s and f"games_v{first['id']}`" in s]
+    assert len(again) > len(first_read), again
