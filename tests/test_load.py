@@ -1,7 +1,10 @@
 """The sample loads exactly, and the same data written other ways stores the same result."""
 
+import csv
+import io
 import math
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +156,51 @@ def test_list_elements_are_trimmed_as_the_oracle_says(client, files):
     assert [r["genres"] for r in stored(client)] == [r["genres"] for r in want]
     assert [r["tags"] for r in stored(client)] == [r["tags"] for r in want]
     assert want[0]["genres"] == ["Casual", "Indie", "Sports"]
+
+
+# Supported languages cells: Python list literals, as the source writes them, and hand-edited ones.
+LANGUAGES = [
+    ("['English', 'French']", ["English", "French"]),
+    ("""["Ogre's", 'x']""", ["Ogre's", "x"]),  # repr's double quotes around a '
+    (r"['Eng\'lish', 'French']", ["Eng'lish", "French"]),  # repr of an element holding ' and "
+    (r"""['a\'b"c']""", ["a'b\"c"]),
+    (r"['C:\\', 'a\\b']", ["C:\\", "a\\b"]),  # backslashes written doubled
+    ("['English', French]", ["English", "French"]),  # left unquoted by hand: kept, not lost
+    ("[English, French]", ["English", "French"]),
+    ("['English', 'French", ["English", "French"]),  # an unclosed quote
+    ("[]", []),
+    ("English, French", ["English", "French"]),  # no brackets: a comma list
+]
+
+
+def test_language_lists_are_read_as_written_and_exported_as_python_writes_them(make_client, files):
+    """Every element of a languages cell is kept: escapes undone, unquoted elements kept; the CSV export
+    writes each list as Python's repr would, and uploads again to the same lists."""
+    from .conftest import sample_table, write_csv
+
+    table = sample_table()[:len(LANGUAGES) + 1]
+    column = table[0].index("Supported languages")
+    for row, (cell, _) in zip(table[1:], LANGUAGES, strict=True):
+        row[column] = cell
+    (files.root / "languages.csv").write_bytes(write_csv(table))
+    source = make_client()
+    assert upload(source, files.url("languages.csv"))["state"] == "succeeded"
+    assert [r["supported_languages"] for r in stored(source)] == [want for _, want in LANGUAGES]
+    exported = source.get("/api/v1/games", params={"format": "csv", "fields": "app_id,supported_languages"})
+    written = {int(r["app_id"]): r["supported_languages"] for r in csv.DictReader(io.StringIO(exported.text))}
+    for row, (_, want) in zip(table[1:], LANGUAGES, strict=True):
+        assert written[int(row[1])] == repr(want), row[1]
+    (files.root / "languages_export.csv").write_bytes(
+        source.get("/api/v1/games", params={"format": "csv"}).content)
+    again = make_client()
+    assert upload(again, files.url("languages_export.csv"))["state"] == "succeeded"
+    assert sorted(map(str, (r["supported_languages"] for r in stored(again)))) == sorted(
+        str(want) for _, want in LANGUAGES)
+
+
+@pytest.mark.parametrize("ending", ["\n\n", "\r\n\r\n\r\n"], ids=["one blank line", "blank CRLF lines"])
+def test_blank_lines_at_the_end_of_the_file_are_no_rows(client, files, ending):
+    data = Path(files.root / "sample.csv").read_bytes().rstrip(b"\r\n") + ending.encode()
+    (files.root / "blank_end.csv").write_bytes(data)
+    rec = upload(client, files.url("blank_end.csv"))
+    assert rec["state"] == "succeeded" and rec["rows_loaded"] == 100 and rec["rows_rejected"] == 0, rec

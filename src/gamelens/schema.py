@@ -36,11 +36,22 @@ _SPLIT = "arrayFilter(x -> x != '', arrayMap(x -> trimBoth(x), splitByChar(',', 
 # Studios are joined by a comma with no space after it; a comma followed by a space is part of a
 # name: "aNCHOR Inc.,fuzz, Inc." -> ["aNCHOR Inc.", "fuzz, Inc."].
 _STUDIOS = "arrayFilter(x -> x != '', arrayMap(x -> trimBoth(x), extractAll({r}, '(?:[^,]|, )+')))"
-# A Python list literal: ['English', "Ogre's"] -> its elements; anything else is a plain comma list.
+
+
+def _sql_text(text: str) -> str:
+    """`text` as an SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# A Python list literal: ['English', "Ogre's", 'a\\'b'] -> its elements, quoted ones with their escapes
+# undone; an element left unquoted ([English, French], or the French of ['English', French]) is kept,
+# trimmed, rather than lost. Anything not in brackets is a plain comma list.
+_PYLIST_ELEMENT = r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^,'"\[\]]+)"""
+_UNESCAPE = "replaceRegexpAll(concat(g[1], g[2]), " + _sql_text(r"\\(.)") + ", " + _sql_text(r"\1") + ")"
 _PYLIST = (
     "if(startsWith(trimLeft({r}), '['), "
-    "arrayFilter(x -> x != '', arrayMap(g -> if(g[1] != '', g[1], g[2]), "
-    "extractAllGroupsVertical({r}, '\\'([^\\']*)\\'|\"([^\"]*)\"'))), " + _SPLIT + ")"
+    f"arrayFilter(x -> x != '', arrayMap(g -> if(g[3] != '', trimBoth(g[3]), {_UNESCAPE}), "
+    "extractAllGroupsVertical({r}, " + _sql_text(_PYLIST_ELEMENT) + "))), " + _SPLIT + ")"
 )
 # CSV injection (OWASP): a text cell that a spreadsheet could run is exported with a leading ' so that
 # it shows as text; an upload drops that one ' again (as spreadsheets do), so exports round-trip.
@@ -49,7 +60,7 @@ _PYLIST = (
 # quotes count, so that a cell that already starts with ' and a formula also gets one more, and the
 # upload's one dropped ' gives it back whole. Only the first 256 characters are looked at.
 _RUNNABLE = r"^'*([\t\r]|\s*[=+\-@|])"
-_RUNNABLE_SQL = "'" + _RUNNABLE.replace("\\", "\\\\").replace("'", "\\'") + "'"  # as an SQL string literal
+_RUNNABLE_SQL = _sql_text(_RUNNABLE)
 
 
 def _runnable(e: str) -> str:
@@ -61,9 +72,12 @@ def _runnable(e: str) -> str:
 NEUTRALISE = "if(" + _runnable("{e}") + ", concat('''', {e}), {e})"
 UNESCAPE = ("if(startsWith({e}, '''') AND isValidUTF8({e}), if(" + _runnable("substring({e}, 2)")
             + ", substring({e}, 2), {e}), {e})")
-# ...and back: ['English', "Ogre's"] (an element holding a quote is written in double quotes).
-_PYLIST_CSV = ("concat('[', arrayStringConcat(arrayMap(x -> if(position(x, '''') > 0, concat('\"', x, '\"'), "
-               "concat('''', x, '''')), {c}), ', '), ']')")
+# ...and back, as Python's repr writes it: ['English', "Ogre's", 'a\\b', 'a\'b"c']: backslashes doubled; an
+# element holding a ' and no " in double quotes, any other in single quotes with its ' escaped.
+_BACKSLASHED = r"replaceAll(x, '\\', '\\\\')"
+_PYLIST_CSV = ("concat('[', arrayStringConcat(arrayMap(x -> if(position(x, '''') > 0 AND position(x, '\"') = 0, "
+               f"concat('\"', {_BACKSLASHED}, '\"'), concat('''', replaceAll({_BACKSLASHED}, '''', '\\\\'''), '''')), "
+               "{c}), ', '), ']')")
 # The CSV writes "Oct 21, 2008", or "May 2020" when only the month is known (stored as its 1st day).
 _DATE_FORMATS = ("%b %e, %Y", "%b %Y", "%M %e, %Y", "%M %Y", "%Y-%m-%d")
 _DATE = "toDate(coalesce(" + ", ".join(f"parseDateTimeOrNull(trimBoth({{r}}), '{f}')" for f in _DATE_FORMATS) + "))"

@@ -39,6 +39,8 @@ CSV_SETTINGS = {
     "format_csv_allow_single_quotes": 0,
     "format_csv_allow_double_quotes": 1,
     "input_format_csv_trim_whitespaces": 0,
+    # A file that ends with blank lines (editors leave one) has no rows there, as Python's csv reads it.
+    "input_format_csv_skip_trailing_empty_lines": 1,
     "input_format_allow_errors_num": 0,
     "input_format_allow_errors_ratio": 0,
     **physical.INSERT_SETTINGS,
