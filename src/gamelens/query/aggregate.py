@@ -161,13 +161,19 @@ _HAVING_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "exact": "=", "ne
 
 
 def _having(specs: list[str], metrics: list[AggMetric]) -> Where:
-    names = [m.alias for m in metrics]
+    # growth is computed over the groups having kept (a window, after HAVING): it cannot choose them.
+    names = [m.alias for m in metrics if not m.window]
+    windows = {m.alias for m in metrics if m.window}
+    allowed = [f"{n}__{op}:<number>" for n in names for op in _HAVING_SQL]
     conds, params = [], {}
     for i, spec in enumerate(s for raw in specs for s in csv_list(raw)):
         m = _HAVING.match(spec)
+        if m and m.group(1) in windows:
+            raise invalid("having", spec, "growth compares each kept group with the year before, so it cannot "
+                          "choose the groups; sort by it instead (sort=-growth).", allowed)
         if not m or m.group(1) not in names:
             raise invalid("having", spec, "having is metric__op:number, the metric among those requested "
-                          "(e.g. count__gte:10).", [f"{n}__{op}:<number>" for n in names for op in _HAVING_SQL])
+                          "(e.g. count__gte:10).", allowed)
         try:
             value = float(m.group(3))
         except ValueError:
