@@ -31,6 +31,10 @@ def test_repeats_are_answered_from_the_cache_with_etags(make_client, files):
             {k: v for k, v in again.json().items() if k not in strip}
         fresh = client.get(path, headers={"If-None-Match": first.headers["etag"]})
         assert fresh.status_code == 304 and fresh.content == b"" and fresh.headers["etag"] == first.headers["etag"]
+        # RFC 9110: a list of tags, weak ones too, or *; a tag written inside another string is none of them
+        tag = first.headers["etag"]
+        for header, status in ((f'"x", W/{tag}', 304), ("*", 304), (tag + tag, 200), (tag[1:-1], 200)):
+            assert client.get(path, headers={"If-None-Match": header}).status_code == status, (path, header)
 
 
 def test_the_same_question_in_another_order_is_the_same_answer(make_client, files):

@@ -112,7 +112,7 @@ def test_exports_round_trip_to_the_json_rows(sample_client):
     assert nd.headers["x-total-count"] == str(len(rows)) and nd.headers["x-truncated"] == "false"
     for how in ({"params": {**params, "format": "csv"}}, {"params": params, "headers": {"Accept": "text/csv"}}):
         r = sample_client.get("/api/v1/games", **how)
-        assert r.headers["content-type"].startswith("text/csv")
+        assert r.headers["content-type"].startswith("text/csv") and r.headers["vary"] == "Accept"
         parsed = list(csv.DictReader(io.StringIO(r.text)))
         assert [int(p["app_id"]) for p in parsed] == [row["app_id"] for row in rows]
         assert [p["name"] for p in parsed] == [row["name"] for row in rows]
@@ -286,3 +286,16 @@ def test_a_value_with_a_comma_is_written_in_double_quotes(sample_client):
         path = "/api/v1/games/aggregate" if "series" in params else "/api/v1/games"
         r = sample_client.get(path, params=params)
         assert r.status_code == 400 and "double quotes" in r.json()["error"]["message"], r.text
+
+
+@pytest.mark.parametrize("accept,media", [
+    ("text/csv", "text/csv"), ("TEXT/CSV", "text/csv"), ("text/csv;q=0", "application/json"),
+    ("text/csv;q=0.1, application/json", "application/json"), ("application/json, text/csv", "application/json"),
+    ("application/x-ndjson;q=0.5, text/csv;q=0.9", "text/csv"), ("*/*", "application/json"),
+])
+def test_the_accept_header_chooses_by_quality(sample_client, accept, media):
+    """RFC 9110: media types in any case, each with its quality; q=0 refuses one. The answer says it
+    varies by Accept, so that a shared cache never sends the CSV to a client that asked for JSON."""
+    r = sample_client.get("/api/v1/games", params={"limit": 2}, headers={"Accept": accept})
+    assert r.status_code == 200 and r.headers["content-type"].startswith(media), (accept, r.headers)
+    assert r.headers["vary"] == "Accept"

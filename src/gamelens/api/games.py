@@ -66,10 +66,15 @@ class SpooledResponse(StreamingResponse):
 def _read(request: Request, explorer: Explorer, endpoint: Endpoint) -> Response:
     """The JSON answer, or the same query exported when asked by ?format= or Accept."""
     items, accept = _items(request), request.headers.get("accept")
-    if not endpoint.exports or formats.chosen(dict(items).get("format"), accept) == formats.JSON:
+    if not endpoint.exports:
         return _answer(request, explorer, endpoint, items)
-    spool, media, headers = explorer.export(endpoint, items, accept, request.state.principal.name)
-    return SpooledResponse(spool, media, headers, explorer.settings.export_send_timeout_s)
+    if formats.chosen(dict(items).get("format"), accept) == formats.JSON:
+        response = _answer(request, explorer, endpoint, items)
+    else:
+        spool, media, headers = explorer.export(endpoint, items, accept, request.state.principal.name)
+        response = SpooledResponse(spool, media, headers, explorer.settings.export_send_timeout_s)
+    response.headers["Vary"] = "Accept"  # the same URL answers JSON or an export by it: caches must tell
+    return response
 
 
 EXPORTS = {200: {"content": formats.openapi_content(), "description": "JSON, or the export in the format asked for"}}

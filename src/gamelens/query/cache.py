@@ -46,6 +46,13 @@ def etag(key: Key) -> str:
     return '"' + hashlib.blake2b(key.identity.encode() + key.digest, digest_size=16).hexdigest() + '"'
 
 
+def not_modified(tag: str, if_none_match: str) -> bool:
+    """Whether an If-None-Match header names `tag` (RFC 9110 13.1.2: a comma-separated list of entity
+    tags, compared weakly, or `*` for any current answer)."""
+    listed = [t.strip() for t in if_none_match.split(",")]
+    return "*" in listed or tag in [t.removeprefix("W/") for t in listed]
+
+
 class Cache:
     def __init__(self, max_bytes: int, max_entries: int):
         self.max_bytes, self.max_entries = max_bytes, max_entries

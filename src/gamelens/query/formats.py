@@ -48,16 +48,43 @@ NAMES = (JSON, *EXPORTS)
 
 
 def chosen(asked: str | None, accept: str | None) -> str:
-    """The format of an answer: `?format=` when given, else the first export whose media type the
-    Accept header names, else JSON."""
+    """The format of an answer: `?format=` when given, else the export the Accept header names with
+    the highest quality (the first named of equals), else JSON. Wildcards (`*/*`, `text/*`) and JSON
+    itself choose JSON; a media type at q=0 is one the client refuses."""
     if asked is None:
-        for fmt in EXPORTS.values():
-            if any(media in (accept or "") for media in (fmt.media_type.split(";")[0], *fmt.also_accepted)):
-                return fmt.name
-        return JSON
+        return _by_accept(accept or "")
     if asked not in NAMES:
         raise invalid("format", asked, "Unknown format.", list(NAMES))
     return asked
+
+
+def _by_accept(accept: str) -> str:
+    best, best_q = JSON, 0.0
+    for media, q in _media_ranges(accept):
+        for fmt in EXPORTS.values():
+            if media in (fmt.media_type.split(";")[0], *fmt.also_accepted) and q > best_q:
+                best, best_q = fmt.name, q
+        if media == "application/json" and q > best_q:
+            best, best_q = JSON, q
+    return best
+
+
+def _media_ranges(accept: str) -> list[tuple[str, float]]:
+    """An Accept header's media types (lower case) with their quality (RFC 9110 12.5.1; 1 unless q= says
+    otherwise, and 0 when q= is not a number)."""
+    ranges = []
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranges.append((media.lower(), q))
+    return ranges
 
 
 def openapi_content() -> dict:

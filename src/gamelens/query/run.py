@@ -22,7 +22,7 @@ from ..errors import EngineError, GameLensError
 from ..ingest.versions import Snapshot, Versions
 from ..settings import Settings
 from . import aggregate, build, filters, formats, game, rows, summary
-from .cache import Cache, etag, make_key
+from .cache import Cache, etag, make_key, not_modified
 from .endpoint import Endpoint, Items
 from .spool import Spool, Spools
 
@@ -172,7 +172,7 @@ class Explorer:
         # `version=N` stays in the key, though the identity names the version: the answer's links keep it
         key = make_key(snap.identity, endpoint.name, items, self.constants)
         tag = etag(key)
-        if tag in if_none_match:
+        if not_modified(tag, if_none_match):
             return Answer(tag, None, True, snap.upload_id)
         body = self.cache.get(key)
         cached = body is not None
