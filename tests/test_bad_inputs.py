@@ -221,6 +221,7 @@ QUERY_CASES = [
     ("release_date", "2020-13-45", 400, "invalid_filter"), ("release_date__gte", "0001-01-01", 400, "invalid_filter"),
     ("windows", "maybe", 400, "invalid_filter"), ("score_rank__isnull", "perhaps", 400, "invalid_filter"),
     ("sort", "name;DROP TABLE x", 400, "unknown_sort"), ("sort", "name DESC", 400, "unknown_sort"),
+    ("sort", "--price", 400, "unknown_sort"),  # one sign at most
     ("limit", "1000000", 400, "invalid_parameter"), ("limit", "-1", 400, "invalid_parameter"),
     ("offset", "abc", 400, "invalid_parameter"), ("format", "xml", 400, "invalid_parameter"),
     ("fields", "name,(SELECT 1)", 400, "unknown_field"), ("facet", "about_the_game; --", 400, "unknown_facet"),

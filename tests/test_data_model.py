@@ -353,7 +353,8 @@ def test_chosen_series_answer_as_a_top_n_does(model_client):
     ({"group_by": "genres,release_year", "series": "Action", "top": "3"}, "invalid_parameter"),
     # growth is a window over the groups HAVING keeps: the engine refuses it there (ILLEGAL_AGGREGATION)
     ({"group_by": "release_year", "metrics": "count,growth", "having": "growth__gt:0"}, "invalid_parameter"),
-], ids=["growth_without_years", "series_of_a_year", "series_and_top", "having_on_growth"])
+    ({"group_by": "genres", "sort": "--count"}, "unknown_sort"),  # one sign at most
+], ids=["growth_without_years", "series_of_a_year", "series_and_top", "having_on_growth", "two_signs"])
 def test_series_and_growth_are_used_as_meant(model_client, params, code):
     r = model_client.get("/api/v1/games/aggregate", params=params)
     assert r.status_code == 400 and r.json()["error"]["code"] == code, r.text

@@ -29,6 +29,7 @@ from .build import (
     join_elements,
     page_url,
     single_params,
+    sort_item,
     source_form,
     value_counts,
     where,
@@ -275,7 +276,7 @@ def _agg_order(raw: str | None, group_by: list[str], metrics: list[AggMetric], t
     else:
         items = ["-count"] if "count" in names else []
     for item in items:
-        desc, name = item.startswith("-"), item.lstrip("-+")
+        desc, name = sort_item(item)
         if name not in names:
             raise invalid("sort", raw, f"Cannot sort by {name!r}: sort by a requested metric or group.", names,
                           "unknown_sort")

@@ -105,12 +105,19 @@ def _column_keys(col: schema.Column, desc: bool) -> list[Key]:
     return [Key(f"isNull({sql})", "UInt8"), Key(f"ifNull({sql}, {zero})", base, desc)]
 
 
+def sort_item(item: str) -> tuple[bool, str]:
+    """`-name` -> (descending, name): one sign at most (`--name` names no column)."""
+    if item[:1] in ("-", "+"):
+        return item.startswith("-"), item[1:]
+    return False, item
+
+
 def sort_keys(raw: str | None) -> tuple[str, list[Key]]:
     """`-positive,name` -> ORDER BY keys; returns the normalised sort text too (for the cursor)."""
     names = csv_list(raw or "")
     keys, seen = [], set()
     for item in names:
-        desc, name = item.startswith("-"), item.lstrip("-+")
+        desc, name = sort_item(item)
         if name not in SORTABLE:
             raise invalid("sort", raw, f"Cannot sort by {name!r}.", SORTABLE, "unknown_sort")
         if name in seen:
