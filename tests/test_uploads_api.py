@@ -203,6 +203,18 @@ def test_unknown_route_and_bad_body_use_the_error_body(client):
     assert r.status_code == 400
 
 
+@pytest.mark.parametrize("method,path", [
+    ("get", "/api/v1/uploads"), ("get", "/api/v1/uploads/1"), ("post", "/api/v1/uploads/1/activate"),
+    ("get", "/api/v1/keys"), ("post", "/api/v1/keys"), ("delete", "/api/v1/keys/nobody"), ("get", "/api/v1/schema"),
+])
+def test_a_query_parameter_a_request_does_not_read_is_refused(client, method, path):
+    """A typo (`?limt=5`) is a 400 naming it, as on the reads and uploads, not a silently ignored word."""
+    r = client.request(method.upper(), path, params={"limt": "5"}, json={"name": "x", "role": "reader"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {"code": "invalid_parameter", "param": "limt", "value": "5", "allowed": [],
+                                 "message": "Unknown parameter 'limt'. This request takes no query parameter."}
+
+
 def test_dataset_unchanged_by_failed_upload(client, files):
     upload(client, files.url("sample.csv"))
     before = dataset_rows(client)

@@ -12,7 +12,7 @@ from ..query.endpoint import Endpoint
 from ..query.run import ENDPOINTS, Explorer, schema_doc
 from ..query.spool import Spool
 from ..settings import Settings
-from .deps import get_explorer, get_settings
+from .deps import NO_QUERY, get_explorer, get_settings
 
 router = APIRouter(prefix="/api/v1", tags=["games"])
 ROWS, AGGREGATE, SUMMARY, GAME = (ENDPOINTS[name] for name in ("rows", "aggregate", "summary", "game"))
@@ -109,6 +109,6 @@ def game(request: Request, app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examp
 
 
 @router.get("/schema", summary="Columns, their operators and examples; buckets and metrics",
-            response_model=SchemaDoc, response_model_exclude_unset=True)
+            response_model=SchemaDoc, response_model_exclude_unset=True, dependencies=[Depends(NO_QUERY)])
 def schema_route(settings: Annotated[Settings, Depends(get_settings)]):
     return schema_doc(settings)

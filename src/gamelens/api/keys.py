@@ -8,8 +8,9 @@ from pydantic import BaseModel, Field
 from ..keys import KeyStore
 from . import answers
 from .auth import admin, writer
+from .deps import NO_QUERY
 
-router = APIRouter(prefix="/api/v1/keys", tags=["keys"], dependencies=[Depends(admin)])
+router = APIRouter(prefix="/api/v1/keys", tags=["keys"], dependencies=[Depends(admin), Depends(NO_QUERY)])
 
 
 def get_keys(request: Request) -> KeyStore:

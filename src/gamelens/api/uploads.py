@@ -21,7 +21,7 @@ from ..keys import Principal
 from ..settings import Settings
 from . import answers
 from .auth import admin, principal, writer
-from .deps import get_settings, get_uploads
+from .deps import NO_QUERY, get_settings, get_uploads, known_query
 
 UploadId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1])]
 Caller = Annotated[Principal, Depends(principal)]
@@ -99,13 +99,7 @@ UPLOAD_QUERY = ("activate", "wait")
 FORM_FIELDS = ("file", "max_rejected_rows")
 
 
-def _known_query(request: Request) -> None:
-    for name in request.query_params:
-        values = request.query_params.getlist(name)
-        if name not in UPLOAD_QUERY:
-            raise invalid(name, values[0], f"Unknown parameter {name!r} for an upload.", list(UPLOAD_QUERY))
-        if len(values) > 1:
-            raise invalid(name, values, f"{name} may be given only once.")
+_known_query = known_query(UPLOAD_QUERY, " for an upload")
 
 
 def _known_fields(fields: dict[str, str]) -> None:
@@ -215,18 +209,20 @@ async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = 
     return await _answer(uploads, rec, wait)
 
 
-@router.get("", summary="Upload history, newest first", response_model=answers.Uploads)
+@router.get("", summary="Upload history, newest first", response_model=answers.Uploads,
+            dependencies=[Depends(NO_QUERY)])
 def list_uploads(uploads: Jobs, who: Caller):
     return {"uploads": [shown_to(who, rec) for rec in uploads.list()], "states": uploads.states()}
 
 
-@router.get("/{upload_id:int}", summary="One upload: state, progress, result", response_model=answers.Upload)
+@router.get("/{upload_id:int}", summary="One upload: state, progress, result", response_model=answers.Upload,
+            dependencies=[Depends(NO_QUERY)])
 def get_upload(upload_id: UploadId, uploads: Jobs, who: Caller):
     return shown_to(who, uploads.get(upload_id))
 
 
 @router.post("/{upload_id:int}/activate", summary="Make a kept older version the active dataset",
-             dependencies=Writes, response_model=answers.Upload)
+             dependencies=[*Writes, Depends(NO_QUERY)], response_model=answers.Upload)
 def activate(upload_id: UploadId, uploads: Jobs, _: Admin):
     rec = uploads.get(upload_id)  # 404 for an unknown id
     if rec["state"] != "succeeded":  # a running upload's table may exist for a moment before its switch
