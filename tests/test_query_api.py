@@ -201,12 +201,14 @@ def test_a_refused_body_is_said_in_the_api_s_words(client):
 
 @pytest.mark.parametrize("path, allowed", [
     ("/api/v1/games/abc", "a whole number"),
+    ("/api/v1/games/20200.0", "a whole number"),  # the framework's int reads it; the filter app_id= does not
+    ("/api/v1/games/20_200", "a whole number"),
     ("/api/v1/games/99999999999", "up to 4294967295"),
     ("/api/v1/games?limit=5000", "a whole number from 1 to 1000"),
     ("/api/v1/games?release_date=2020-13-45",
      "a date: YYYY-MM-DD, 'Oct 21, 2008' or 'May 2020' (the 1st of that month)"),
     ("/api/v1/games?linux=maybe", "true or false"),
-], ids=["app_id_text", "app_id_too_large", "limit", "date", "bool"])
+], ids=["app_id_text", "app_id_decimal", "app_id_underscore", "app_id_too_large", "limit", "date", "bool"])
 def test_a_refused_value_says_what_is_allowed(client, path, allowed):
     """Every 400 for a value names the parameter, echoes the value and says what is allowed (these said it
     only in the message; an app_id that is not a number was the framework's own words)."""

@@ -105,7 +105,8 @@ def summary(request: Request, explorer: Reader):
 
 @_route(GAME, "One game by app_id")
 def game(request: Request, app_id: Annotated[int, Path(ge=0, le=2**32 - 1, examples=[20200])], explorer: Reader):
-    return _answer(request, explorer, GAME, [("app_id", str(app_id)), *_items(request)])
+    # as written: its int (checked for range by the annotation, and for OpenAPI) reads 20200.0 too
+    return _answer(request, explorer, GAME, [("app_id", request.path_params["app_id"]), *_items(request)])
 
 
 @router.get("/schema", summary="Columns, their operators and examples; buckets and metrics",

@@ -22,9 +22,13 @@ class Game(Endpoint):
     openapi_params = [openapi.VERSION]  # beside the route's app_id
 
     def parse(self, items: Items, accept: str | None = None, max_limit: int = MAX_LIMIT) -> int:
-        """The path's app_id (the route puts it first, checked); any query parameter left is refused:
-        its only one is `version`, taken before, and a typo would read the data served unsaid."""
+        """The path's app_id as written (the route puts it first, its range checked), in digits only as
+        the filter `app_id=` takes it (the route's int also reads `20200.0` and `20_200`); any query
+        parameter left is refused: its only one is `version`, taken before, and a typo would read the
+        data served unsaid."""
         (_, app_id), *rest = items
+        if not (app_id.isascii() and app_id.isdigit()):
+            raise invalid("app_id", app_id, f"app_id: {app_id!r} is not a whole number", "a whole number")
         if rest:
             name, value = rest[0]
             raise invalid(name, value, f"Unknown parameter {name!r} for one game.", ["version"])
