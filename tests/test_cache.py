@@ -35,6 +35,10 @@ def test_repeats_are_answered_from_the_cache_with_etags(make_client, files):
         tag = first.headers["etag"]
         for header, status in ((f'"x", W/{tag}', 304), ("*", 304), (tag + tag, 200), (tag[1:-1], 200)):
             assert client.get(path, headers={"If-None-Match": header}).status_code == status, (path, header)
+        # the list sent as two header lines is one list
+        assert client.get(path, headers=[("If-None-Match", '"x"'), ("If-None-Match", tag)]).status_code == 304
+    # `*` matches a current answer only: a game that is not there is a 404 still
+    assert client.get("/api/v1/games/999999", headers={"If-None-Match": "*"}).status_code == 404
 
 
 def test_the_same_question_in_another_order_is_the_same_answer(make_client, files):

@@ -165,6 +165,7 @@ LANGUAGES = [
     (r"['Eng\'lish', 'French']", ["Eng'lish", "French"]),  # repr of an element holding ' and "
     (r"""['a\'b"c']""", ["a'b\"c"]),
     (r"['C:\\', 'a\\b']", ["C:\\", "a\\b"]),  # backslashes written doubled
+    (r"['nl\nx']", ["nl\\nx"]),  # another escape is kept as written (Python would read a newline)
     ("['English', French]", ["English", "French"]),  # left unquoted by hand: kept, not lost
     ("[English, French]", ["English", "French"]),
     ("['English', 'French", ["English", "French"]),  # an unclosed quote

@@ -294,6 +294,8 @@ def test_a_value_with_a_comma_is_written_in_double_quotes(sample_client):
     ("text/csv", "text/csv"), ("TEXT/CSV", "text/csv"), ("text/csv;q=0", "application/json"),
     ("text/csv;q=0.1, application/json", "application/json"), ("application/json, text/csv", "application/json"),
     ("application/x-ndjson;q=0.5, text/csv;q=0.9", "text/csv"), ("*/*", "application/json"),
+    ("*/*, text/csv;q=0.1", "application/json"),  # anything, JSON the server's own, before CSV at 0.1
+    ("text/csv;q=1.5, application/json;q=0.5", "application/json"),  # a quality past 1 is no quality
 ])
 def test_the_accept_header_chooses_by_quality(sample_client, accept, media):
     """RFC 9110: media types in any case, each with its quality; q=0 refuses one. The answer says it

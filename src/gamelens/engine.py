@@ -41,6 +41,7 @@ from clickhouse_connect.driver.binding import format_bind_value
 
 from .errors import EngineError, GameLensError
 from .observe import ENGINE_ERRORS
+from .schema import sql_text
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class ChdbTransport:
         handle, name = tempfile.mkstemp(dir=self._outgoing, suffix=".parquet")
         os.close(handle)
         try:
-            self.command(f"{sql} INTO OUTFILE {_quoted(name)} TRUNCATE FORMAT Parquet", params)
+            self.command(f"{sql} INTO OUTFILE {sql_text(name)} TRUNCATE FORMAT Parquet", params)
             _check_parquet(name)
             out.adopt(name)
         finally:
@@ -224,12 +225,6 @@ def _check_parquet(path: str) -> None:
     if not whole or int.from_bytes(tail[:4], "little") + 12 > size:
         raise GameLensError("export_failed", "The export could not be written (the server's disk may be full); "
                             "try again shortly.", 503)
-
-
-def _quoted(text: str) -> str:
-    """A ClickHouse string literal, for the one place that takes no parameter: INTO OUTFILE's path
-    (the server's own temporary file, never a client's value)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _open_pipe_writer(path: Path, reader: threading.Thread) -> int | None:

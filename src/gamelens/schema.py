@@ -38,24 +38,25 @@ _SPLIT = "arrayFilter(x -> x != '', arrayMap(x -> trimBoth(x), splitByChar(',', 
 _STUDIOS = "arrayFilter(x -> x != '', arrayMap(x -> trimBoth(x), extractAll({r}, '(?:[^,]|, )+')))"
 
 
-def _sql_text(text: str) -> str:
-    """`text` as an SQL string literal."""
+def sql_text(text: str) -> str:
+    """`text` as an SQL string literal (for constants of code and schema, never a request's value)."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-# A Python list literal: ['English', "Ogre's", 'a\\'b'] -> its elements, quoted ones with their escapes
-# undone; an element left unquoted ([English, French], or the French of ['English', French]) is kept,
-# trimmed, rather than lost. Anything not in brackets is a plain comma list.
+# A Python list literal: ['English', "Ogre's", 'a\'b'] -> its elements, with the escapes of quotes and
+# backslashes undone (\' \" \\; any other backslash is kept as written); an element left unquoted
+# ([English, French], or the French of ['English', French]) is kept, trimmed, rather than lost. Anything
+# not in brackets is a plain comma list.
 # An unquoted element starts at no space, so the ", " between elements matches nothing: by hand (engine
 # alone, the languages of a generated 500 MB file, median of 5, two runs) 0.304 s otherwise, 0.249 s so,
 # 0.216 s before unquoted elements and escapes were read. `python bench/parse.py 500`: 1.60-1.71x the
 # time of reading the same text unparsed (the other list columns 0.98-1.17x).
 _PYLIST_ELEMENT = r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^,'"\[\]\s][^,'"\[\]]*)"""
-_UNESCAPE = "replaceRegexpAll(concat(g[1], g[2]), " + _sql_text(r"\\(.)") + ", " + _sql_text(r"\1") + ")"
+_UNESCAPE = "replaceRegexpAll(concat(g[1], g[2]), " + sql_text(r"""\\(['"\\])""") + ", " + sql_text(r"\1") + ")"
 _PYLIST = (
     "if(startsWith(trimLeft({r}), '['), "
     f"arrayFilter(x -> x != '', arrayMap(g -> if(g[3] != '', trimBoth(g[3]), {_UNESCAPE}), "
-    "extractAllGroupsVertical({r}, " + _sql_text(_PYLIST_ELEMENT) + "))), " + _SPLIT + ")"
+    "extractAllGroupsVertical({r}, " + sql_text(_PYLIST_ELEMENT) + "))), " + _SPLIT + ")"
 )
 # CSV injection (OWASP): a text cell that a spreadsheet could run is exported with a leading ' so that
 # it shows as text; an upload drops that one ' again (as spreadsheets do), so exports round-trip.
@@ -64,7 +65,7 @@ _PYLIST = (
 # quotes count, so that a cell that already starts with ' and a formula also gets one more, and the
 # upload's one dropped ' gives it back whole. Only the first 256 characters are looked at.
 _RUNNABLE = r"^'*([\t\r]|\s*[=+\-@|])"
-_RUNNABLE_SQL = _sql_text(_RUNNABLE)
+_RUNNABLE_SQL = sql_text(_RUNNABLE)
 
 
 def _runnable(e: str) -> str:
@@ -76,8 +77,9 @@ def _runnable(e: str) -> str:
 NEUTRALISE = "if(" + _runnable("{e}") + ", concat('''', {e}), {e})"
 UNESCAPE = ("if(startsWith({e}, '''') AND isValidUTF8({e}), if(" + _runnable("substring({e}, 2)")
             + ", substring({e}, 2), {e}), {e})")
-# ...and back, as Python's repr writes it: ['English', "Ogre's", 'a\\b', 'a\'b"c']: backslashes doubled; an
-# element holding a ' and no " in double quotes, any other in single quotes with its ' escaped.
+# ...and back, quotes and backslashes as Python's repr writes them: ['English', "Ogre's", 'a\\b', 'a\'b"c']:
+# backslashes doubled; an element holding a ' and no " in double quotes, any other in single quotes with
+# its ' escaped.
 _BACKSLASHED = r"replaceAll(x, '\\', '\\\\')"
 _PYLIST_CSV = ("concat('[', arrayStringConcat(arrayMap(x -> if(position(x, '''') > 0 AND position(x, '\"') = 0, "
                f"concat('\"', {_BACKSLASHED}, '\"'), concat('''', replaceAll({_BACKSLASHED}, '''', '\\\\'''), '''')), "

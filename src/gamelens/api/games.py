@@ -32,7 +32,7 @@ def _answer(request: Request, explorer: Explorer, endpoint: Endpoint, items: lis
     """A JSON answer with its ETag; 304 when the client's copy (If-None-Match) is current. Whether it
     came from the cache is shown to admins only: it tells which queries other keys asked."""
     answer = explorer.answer(endpoint, _items(request) if items is None else items, request.url.path,
-                             request.headers.get("if-none-match", ""))
+                             ", ".join(request.headers.getlist("if-none-match")))  # one list, however sent
     headers = {"ETag": answer.etag, "X-Dataset-Version": str(answer.version), **CACHING}
     if request.state.principal.is_admin:
         headers["X-Cache"] = "hit" if answer.cached else "miss"

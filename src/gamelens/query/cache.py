@@ -46,11 +46,14 @@ def etag(key: Key) -> str:
     return '"' + hashlib.blake2b(key.identity.encode() + key.digest, digest_size=16).hexdigest() + '"'
 
 
-def not_modified(tag: str, if_none_match: str) -> bool:
-    """Whether an If-None-Match header names `tag` (RFC 9110 13.1.2: a comma-separated list of entity
-    tags, compared weakly, or `*` for any current answer)."""
+def not_modified(tag: str, if_none_match: str, answered: bool) -> bool:
+    """Whether an If-None-Match header (RFC 9110 13.1.2: a comma-separated list of entity tags, compared
+    weakly, or `*`) matches the answer tagged `tag`. `*` matches any current answer: only once there is
+    one (`answered`), not a 404 or an error that computing it would have given."""
     listed = [t.strip() for t in if_none_match.split(",")]
-    return "*" in listed or tag in [t.removeprefix("W/") for t in listed]
+    if "*" in listed:
+        return answered
+    return tag in [t.removeprefix("W/") for t in listed]
 
 
 class Cache:

@@ -48,14 +48,18 @@ NAMES = (JSON, *EXPORTS)
 
 
 def chosen(asked: str | None, accept: str | None) -> str:
-    """The format of an answer: `?format=` when given, else the export the Accept header names with
-    the highest quality (the first named of equals), else JSON. Wildcards (`*/*`, `text/*`) and JSON
-    itself choose JSON; a media type at q=0 is one the client refuses."""
+    """The format of an answer: `?format=` when given, else the one the Accept header prefers: JSON
+    (named, or `*/*` or `application/*`, the answer's own type) or an export named by its media type,
+    whichever has the highest quality (the first named of equals), JSON when none is named; a media type
+    at q=0 is one the client refuses."""
     if asked is None:
         return _by_accept(accept or "")
     if asked not in NAMES:
         raise invalid("format", asked, "Unknown format.", list(NAMES))
     return asked
+
+
+JSON_MEDIA = ("application/json", "application/*", "*/*")
 
 
 def _by_accept(accept: str) -> str:
@@ -64,14 +68,14 @@ def _by_accept(accept: str) -> str:
         for fmt in EXPORTS.values():
             if media in (fmt.media_type.split(";")[0], *fmt.also_accepted) and q > best_q:
                 best, best_q = fmt.name, q
-        if media == "application/json" and q > best_q:
+        if media in JSON_MEDIA and q > best_q:
             best, best_q = JSON, q
     return best
 
 
 def _media_ranges(accept: str) -> list[tuple[str, float]]:
     """An Accept header's media types (lower case) with their quality (RFC 9110 12.5.1; 1 unless q= says
-    otherwise, and 0 when q= is not a number)."""
+    otherwise, and 0 when q= is not a number from 0 to 1)."""
     ranges = []
     for part in accept.split(","):
         media, *params = (piece.strip() for piece in part.split(";"))
@@ -79,12 +83,19 @@ def _media_ranges(accept: str) -> list[tuple[str, float]]:
         for param in params:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+                q = _quality(value)
         ranges.append((media.lower(), q))
     return ranges
+
+
+def _quality(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        return 0.0
+    if 0 <= q <= 1:  # also false for NaN
+        return q
+    return 0.0
 
 
 def openapi_content() -> dict:

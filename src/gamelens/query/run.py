@@ -172,7 +172,7 @@ class Explorer:
         # `version=N` stays in the key, though the identity names the version: the answer's links keep it
         key = make_key(snap.identity, endpoint.name, items, self.constants)
         tag = etag(key)
-        if not_modified(tag, if_none_match):
+        if not_modified(tag, if_none_match, answered=False):  # the client's copy is current: no work
             return Answer(tag, None, True, snap.upload_id)
         body = self.cache.get(key)
         cached = body is not None
@@ -181,6 +181,8 @@ class Explorer:
             with _still_stored(version):  # its links (`next`) keep `version=N`
                 body, engine_ms = self._compute(endpoint, req, items, path, snap)
             self.cache.put(key, body)
+        if not_modified(tag, if_none_match, answered=True):  # `*`: there is an answer
+            return Answer(tag, None, cached, snap.upload_id)
         if endpoint.timed:
             body = _with_timings(body, engine_ms, round((time.perf_counter() - t0) * 1000, 2))
         return Answer(tag, body, cached, snap.upload_id)
