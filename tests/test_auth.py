@@ -126,6 +126,15 @@ def test_401_and_403_bodies(secured):
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
 
 
+@pytest.mark.parametrize("path", ["/api/v1/uploads?nope=1", "/api/v1/uploads/sample?nope=1",
+                                  "/api/v1/uploads/1/activate?nope=1"])
+def test_a_reader_is_refused_before_the_query_is_read(secured, path):
+    """A reader's key gets 403 for an admin route whatever the query says, not a 400 about it."""
+    client, keys, _ = secured
+    r = client.post(path, json={"url": "http://x/y.csv"}, headers={"Authorization": f"Bearer {keys['reader']}"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
+
+
 def test_keys_never_shown_again_nor_logged(secured):
     client, keys, logs = secured
     listing = client.get("/api/v1/keys").text

@@ -27,6 +27,8 @@ UploadId = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1])]
 Caller = Annotated[Principal, Depends(principal)]
 Admin = Annotated[Principal, Depends(admin)]
 Writes = [Depends(writer)]  # write routes: a reader answers 409 read_only_replica
+# Each route's query is checked after who may call it (a reader's key gets 403 whatever the query; the
+# role's dependency runs once per request, cached, though the route also takes it as a parameter).
 Jobs = Annotated[Uploads, Depends(get_uploads)]
 Wait = Annotated[bool, Query(description="Block until the upload ends (for scripts and curl).")]
 Activate = Annotated[bool, Query(description="Serve the data once it is loaded and checked (the default). false: "
@@ -181,7 +183,8 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
 
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
-             openapi_extra=_BODIES, dependencies=[*Writes, Depends(_known_query)], response_model=answers.Upload,
+             openapi_extra=_BODIES, dependencies=[*Writes, Depends(admin), Depends(_known_query)],
+             response_model=answers.Upload,
              responses={**WAITED, 507: {"model": UploadError, "description": NO_ROOM}})
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False,
@@ -199,7 +202,8 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
 
 
 @router.post("/sample", status_code=202, summary="Load the 100-row sample that ships with GameLens",
-             responses=WAITED, dependencies=[*Writes, Depends(_known_query)], response_model=answers.Upload)
+             responses=WAITED, dependencies=[*Writes, Depends(admin), Depends(_known_query)],
+             response_model=answers.Upload)
 async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = False, activate: Activate = True):
     guard = request.app.state.guard
     uploads.check_keep(activate)
@@ -222,7 +226,7 @@ def get_upload(upload_id: UploadId, uploads: Jobs, who: Caller):
 
 
 @router.post("/{upload_id:int}/activate", summary="Make a kept older version the active dataset",
-             dependencies=[*Writes, Depends(NO_QUERY)], response_model=answers.Upload)
+             dependencies=[*Writes, Depends(admin), Depends(NO_QUERY)], response_model=answers.Upload)
 def activate(upload_id: UploadId, uploads: Jobs, _: Admin):
     rec = uploads.get(upload_id)  # 404 for an unknown id
     if rec["state"] != "succeeded":  # a running upload's table may exist for a moment before its switch
