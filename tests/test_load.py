@@ -102,6 +102,22 @@ def test_extra_columns_are_ignored_and_listed(client, files):
     assert rec["warnings"] == ["Ignored unknown column(s): Metacritic url"]
 
 
+@pytest.mark.parametrize("second", ["AppID", "app_id", "Name"])
+def test_a_column_named_twice_fails_the_upload_and_keeps_the_data(client, files, second):
+    """The index column's empty header renamed AppID loaded the row numbers as app ids without a word."""
+    from .conftest import sample_table, write_csv
+
+    upload(client, files.url("sample.csv"))
+    before = dataset_rows(client)
+    table = sample_table()
+    table[0] = [second, *table[0][1:]]  # the first field is the file's unnamed row number
+    (files.root / "twice.csv").write_bytes(write_csv(table))
+    rec = upload(client, files.url("twice.csv"))
+    assert rec["state"] == "failed" and rec["error"]["code"] == "repeated_columns", rec
+    assert ("AppID" if second != "Name" else "Name") in rec["error"]["message"]
+    assert dataset_rows(client) == before
+
+
 def test_unparseable_date_is_kept_as_text_with_a_warning(client, files):
     from .conftest import sample_table, write_csv
 

@@ -83,20 +83,23 @@ def read_header(chunks: Iterator[bytes]) -> tuple[list[str], bytes]:
 
 def check_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
     """Map each column to its field's position in the file, found by its CSV header or by its API
-    name (a GameLens CSV export uses API names); fail naming the missing columns; warn about ignored
-    unknown ones."""
-    position = {}
-    for i, h in enumerate(header):
-        position.setdefault(h, i)  # a repeated name: its first field
-    fields, missing = {}, []
+    name (a GameLens CSV export uses API names); fail naming the missing columns, and the repeated ones
+    (which of two AppID fields is the id is not ours to guess); warn about ignored unknown ones."""
+    fields, missing, repeated = {}, [], []
     for c in schema.SOURCE_COLUMNS:
-        found = next((position[h] for h in (c.header, c.name) if h in position), None)
-        if found is None:
+        found = [i for i, h in enumerate(header) if h in (c.header, c.name)]
+        if not found:
             missing.append(c.header)
-        fields[c.name] = found
+        elif len(found) > 1:
+            repeated.append(c.header)
+        fields[c.name] = found[0] if found else None
     if missing:
         raise unloadable("missing_columns", f"The header lacks required column(s): {', '.join(missing)}.",
                          param="header", value=header, allowed=[c.header for c in schema.SOURCE_COLUMNS])
+    if repeated:
+        raise unloadable("repeated_columns", f"The header names column(s) more than once (by their CSV header or "
+                         f"API name): {', '.join(repeated)}.", param="header", value=header,
+                         allowed=[c.header for c in schema.SOURCE_COLUMNS])
     used = set(fields.values())
     ours = set(schema.output_names())  # an export's other columns (derived, raw text) are ours
     extra = [h for i, h in enumerate(header) if h.strip() and i not in used and h not in ours]
