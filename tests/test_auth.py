@@ -188,6 +188,19 @@ def test_uploads_are_limited_per_hour(make_client, files):
         assert client.post("/api/v1/uploads", json={"url": files.url("sample.csv")}).status_code == 202
     r = client.post("/api/v1/uploads", json={"url": files.url("sample.csv")})
     assert r.status_code == 429 and "retry-after" in r.headers
+    # nor does a host refused at submit (a private address here): a typo in a host name used one up
+    strict = make_client(uploads_per_hour=2, allow_private_urls=False)
+    for _ in range(3):
+        r = strict.post("/api/v1/uploads", json={"url": "http://10.0.0.1/games.csv"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "private_address", r.text
+    assert [strict.post("/api/v1/uploads/sample").status_code for _ in range(3)] == [202, 202, 429]
+
+
+def test_the_sample_takes_no_body(client):
+    """{"activate": false} sent as a body was ignored, and the sample served in place of the data."""
+    r = client.post("/api/v1/uploads/sample", json={"activate": False})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "body", r.text
+    assert client.get("/api/v1/uploads").json()["uploads"] == []
 
 
 def test_request_size_caps(make_client):

@@ -194,8 +194,11 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         guard.limit(guard.uploads, who.name, "uploads")  # before the bytes come: receiving them is the cost
         return await _answer(uploads, await _submit_file(request, uploads, settings, who, activate), wait)
-    # A malformed body or link (ftp://...) is its own 400 and costs no upload of the per-key allowance.
+    # A malformed body or link (ftp://...), or a host refused (private, unknown), is its own 400 and costs no
+    # upload of the per-key allowance: a typo in a host name must not use up a key's uploads. (Checked
+    # again when queued, and at every connection.)
     body = await _link_body(request)
+    await run_in_threadpool(download.check_url, body.url, settings.allow_private_urls)
     guard.limit(guard.uploads, who.name, "uploads")
     rec = await run_in_threadpool(uploads.submit, body.url, who.name, body.max_rejected_rows, activate)
     return await _answer(uploads, rec, wait)
@@ -206,6 +209,9 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
              response_model=answers.Upload)
 async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = False, activate: Activate = True):
     guard = request.app.state.guard
+    if (await request.body()).strip():  # {"activate": false} here was ignored, and the sample served
+        raise invalid("body", None, "The sample takes no body: ?wait=true and ?activate=false go in the query "
+                      "string.", list(UPLOAD_QUERY))
     uploads.check_keep(activate)
     guard.limit(guard.uploads, who.name, "uploads")
     rec = await run_in_threadpool(uploads.submit_file, FilePath(str(SAMPLE)), "sample_games.csv", "sample", who.name,
