@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ADMIN_KEY, SAMPLE
 
 CMD = [sys.executable, "-m", "gamelens"]
@@ -210,3 +212,18 @@ def test_keys_and_uploads_on_the_data_directory(tmp_path):
     assert {u["id"]: u["active"] for u in history} == {1: True, 2: False}
     shown = run("uploads", "--format", "table", env=env)
     assert shown.returncode == 0 and "succeeded" in shown.stdout
+
+
+@pytest.mark.parametrize("args,extra,says", [
+    (["games", "limit=1", "--format", "xml"], {}, "'xml' is not one of table, json, csv"),
+    (["game", "20_200"], {}, "'20_200' is not a whole number"),
+    (["load", "x.csv", "--max-rejected-rows", "-1"], {}, "--max-rejected-rows"),
+    (["games", "--server", "http://127.0.0.1:9"], {"GAMELENS_KEY": "glk_…"}, "GAMELENS_KEY holds characters"),
+    (["games", "--server", "http://[::1"], {"GAMELENS_KEY": "k"}, "is not a URL"),
+], ids=["format", "app_id", "max_rejected_rows", "key_hint_pasted", "server_not_a_url"])
+def test_a_mistyped_command_fails_saying_what(tmp_path, args, extra, says):
+    """Each of these printed a table and exited 0, read game 20200, stored a limit of -1, or ended in a
+    traceback; now one clear message and a failing exit code, before anything is asked or stored."""
+    r = run(*args, env=_env(tmp_path / "data", **extra))
+    assert r.returncode != 0 and says in " ".join((r.stdout + r.stderr).split()), (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and not (tmp_path / "data").exists()

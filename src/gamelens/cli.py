@@ -37,7 +37,17 @@ Server = typer.Option(None, "--server", envvar="GAMELENS_SERVER",
 Params = typer.Argument(None, help="Query parameters as name=value, as in the API: genres=indie sort=-rating "
                         "format=csv ...")
 GameParams = typer.Argument(None, help="version=N reads the stored data of upload N rather than the data served.")
-Format = typer.Option(None, "--format", help="table (the default on a terminal), json (the default when piped) or csv.")
+SHOWN = ("table", "json", "csv")
+
+
+def _format_checked(value: str | None) -> str | None:
+    if value is not None and value not in SHOWN:  # else a typo printed a table, exit 0
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(SHOWN)}.")
+    return value
+
+
+Format = typer.Option(None, "--format", callback=_format_checked,
+                      help="table (the default on a terminal), json (the default when piped) or csv.")
 # What `games` shows unless fields= asks for more (descriptions are long).
 GAMES_FIELDS = "app_id,name,release_date,price,reviews,rating,est_owners,genres"
 SERVER_FILE = "server.json"  # where a running server says where it listens (in its data directory)
@@ -165,8 +175,15 @@ def _client(server: str):
     key = os.environ.get("GAMELENS_KEY", "")
     if not key:
         raise GameLensError("no_key", "Set GAMELENS_KEY to an API key to use --server.", 401)
+    if not (key.isascii() and key.isprintable()) or " " in key:  # a pasted "glk_…" hint, or a stray newline
+        raise GameLensError("invalid_key", "GAMELENS_KEY holds characters no key has (a key is printable ASCII "
+                            "with no space): was its hint pasted, or a newline with it?", 401)
     console.print(f"Server: {server}")
-    return httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=600)
+    try:
+        return httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=600)
+    except httpx.InvalidURL as exc:
+        raise GameLensError("invalid_server", f"--server / GAMELENS_SERVER is not a URL ({exc}).", 400,
+                            param="server", value=server) from None
 
 
 def _checked(response) -> dict:
@@ -200,7 +217,8 @@ def _readable(source: str) -> Path:
 @app.command()
 def load(
     source: str = typer.Argument(..., help="An http(s) link or a local file path."),
-    max_rejected_rows: int = typer.Option(None, help="Rows allowed to fail parsing (default from settings)."),
+    max_rejected_rows: int = typer.Option(None, min=0, max=1_000_000,  # as the API checks it
+                                          help="Rows allowed to fail parsing (default from settings)."),
     activate: bool = typer.Option(True, help="Serve the data once loaded; --no-activate keeps it beside the data "
                                   "served, for `gamelens activate ID` once its record looks right."),
     server: str = Server,
@@ -382,10 +400,13 @@ def games(params: list[str] = Params, server: str = Server, fmt: str = Format):
 
 
 @app.command()
-def game(app_id: int = typer.Argument(..., help="The game's app_id"),
+def game(app_id: str = typer.Argument(..., help="The game's app_id"),
          params: list[str] = GameParams,
          server: str = Server, fmt: str = Format):
     """One game, every field (as GET /api/v1/games/{app_id})."""
+    if not (app_id.isascii() and app_id.isdigit()):  # as the API reads it (an int here also took 20_200)
+        raise GameLensError("invalid_parameter", f"app_id: {app_id!r} is not a whole number", 400,
+                            param="app_id", value=app_id, allowed="a whole number")
     with _api(server) as http:
         _show(_checked(http.get(f"/api/v1/games/{app_id}", params=_items(params))), fmt)
 
