@@ -167,6 +167,13 @@ def test_while_a_server_holds_the_data_directory(server_process, files, tmp_path
     assert json.loads(asked.stdout)["share_free"] == 1
     nokey = run("summary", env={**env, "GAMELENS_SERVER": server.base})
     assert nokey.returncode == 1 and "GAMELENS_KEY" in nokey.stderr
+    said = (server.data_dir / "server.json").read_text()
+    assert json.loads(said)["url"].endswith(f":{server.port}")
+    # a second server on the same directory fails, and leaves the first one's address as it was (it wrote
+    # over it, then removed it as it failed)
+    second = run("serve", "--port", "9", env=env, timeout=60)
+    assert second.returncode == 3, second.stderr
+    assert (server.data_dir / "server.json").read_text() == said
 
 
 def test_the_cli_an_analyst_would_script(server_process, files, tmp_path):

@@ -40,6 +40,16 @@ GameParams = typer.Argument(None, help="version=N reads the stored data of uploa
 SHOWN = ("table", "json", "csv")
 
 
+def _forget_address(address: Path) -> None:
+    """Remove the data directory's server address if this process wrote it (never another server's)."""
+    try:
+        ours = json.loads(address.read_text()).get("pid") == os.getpid()
+    except (OSError, ValueError):
+        return
+    if ours:
+        address.unlink(missing_ok=True)
+
+
 def _format_checked(value: str | None) -> str | None:
     if value is not None and value not in SHOWN:  # else a typo printed a table, exit 0
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(SHOWN)}.")
@@ -67,9 +77,7 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     address = settings.data_dir / SERVER_FILE
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    address.write_text(json.dumps({"url": f"http://{host or settings.host}:{port or settings.port}",
-                                   "pid": os.getpid()}))
+    url = f"http://{host or settings.host}:{port or settings.port}"
     api = create_app(settings)
 
     class GameLensServer(uvicorn.Server):
@@ -80,9 +88,16 @@ def serve(
                 uploads.leaving_at = time.monotonic()
             super().handle_exit(sig, frame)
 
+        async def startup(self, sockets=None) -> None:
+            # Said only once this server holds the directory (its start-up ran) and listens: a second
+            # `serve` on a directory in use wrote over the first's address, then removed it as it failed.
+            await super().startup(sockets)
+            if self.started:
+                address.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+
         async def shutdown(self, sockets=None) -> None:
             await super().shutdown(sockets)
-            address.unlink(missing_ok=True)  # uvicorn then re-raises SIGTERM: the `finally` below never runs
+            _forget_address(address)  # uvicorn then re-raises SIGTERM: the `finally` below never runs
 
     config = uvicorn.Config(api, host=host or settings.host, port=port or settings.port, workers=1, log_config=None,
                             access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
@@ -92,7 +107,7 @@ def serve(
     except KeyboardInterrupt:  # as uvicorn.run does: Ctrl-C is a normal stop
         pass
     finally:
-        address.unlink(missing_ok=True)
+        _forget_address(address)
     if not server.started:  # as uvicorn.run does: a start-up that failed exits 3
         raise SystemExit(3)
 
