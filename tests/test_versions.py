@@ -698,6 +698,11 @@ def test_an_upload_s_parameters_are_known_and_given_once(make_client, files):
     r = client.post("/api/v1/uploads", files={"file": ("g.csv", b"AppID\r\n1\r\n")}, data={"activate": "false"})
     error = r.json()["error"]
     assert r.status_code == 400 and error["param"] == "activate" and "?activate=false" in error["message"], error
+    # a form field given twice (the last one won) and a body sent to the sample (ignored) are refused too
+    r = client.post("/api/v1/uploads", files=[("file", ("g.csv", b"AppID\r\n1\r\n")),
+                                              ("max_rejected_rows", (None, b"7")), ("max_rejected_rows", (None, b"3"))])
+    assert r.status_code == 400 and r.json()["error"]["param"] == "max_rejected_rows", r.text
+    assert client.post("/api/v1/uploads/sample", json={"activate": False}).status_code == 400
     assert client.get("/api/v1/uploads").json()["uploads"] == []  # none of them was queued
 
 

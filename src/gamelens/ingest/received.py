@@ -82,7 +82,10 @@ class _Form:
 
     def _end(self):
         if self._name and self._name != "file":
-            self.fields[self._name] = self._text.decode("utf-8", "replace")
+            text = self._text.decode("utf-8", "replace")
+            if self._name in self.fields:  # as a repeated query parameter is: the last one silently won
+                raise invalid(self._name, [self.fields[self._name], text], f"{self._name} may be given only once.")
+            self.fields[self._name] = text
 
 
 async def receive_file(request, directory: Path, cap: int) -> Received:
