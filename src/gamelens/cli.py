@@ -19,6 +19,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -419,11 +420,9 @@ def game(app_id: str = typer.Argument(..., help="The game's app_id"),
          params: list[str] = GameParams,
          server: str = Server, fmt: str = Format):
     """One game, every field (as GET /api/v1/games/{app_id})."""
-    if not (app_id.isascii() and app_id.isdigit()):  # as the API reads it (an int here also took 20_200)
-        raise GameLensError("invalid_parameter", f"app_id: {app_id!r} is not a whole number", 400,
-                            param="app_id", value=app_id, allowed="a whole number")
+    # As typed, one path segment: the API judges it (an int here read 20_200 as 20200 before the API could)
     with _api(server) as http:
-        _show(_checked(http.get(f"/api/v1/games/{app_id}", params=_items(params))), fmt)
+        _show(_checked(http.get(f"/api/v1/games/{quote(app_id, safe='')}", params=_items(params))), fmt)
 
 
 @app.command(help="Groups and metrics (as GET /api/v1/games/aggregate): group_by=genres metrics=count,median:price "
