@@ -41,16 +41,6 @@ GameParams = typer.Argument(None, help="version=N reads the stored data of uploa
 SHOWN = ("table", "json", "csv")
 
 
-def _forget_address(address: Path) -> None:
-    """Remove the data directory's server address if this process wrote it (never another server's)."""
-    try:
-        ours = json.loads(address.read_text()).get("pid") == os.getpid()
-    except (OSError, ValueError):
-        return
-    if ours:
-        address.unlink(missing_ok=True)
-
-
 def _format_checked(value: str | None) -> str | None:
     if value is not None and value not in SHOWN:  # else a typo printed a table, exit 0
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(SHOWN)}.")
@@ -111,6 +101,16 @@ def serve(
         _forget_address(address)
     if not server.started:  # as uvicorn.run does: a start-up that failed exits 3
         raise SystemExit(3)
+
+
+def _forget_address(address: Path) -> None:
+    """Remove the data directory's server address if this process wrote it (never another server's)."""
+    try:
+        ours = json.loads(address.read_text()).get("pid") == os.getpid()
+    except (OSError, ValueError):
+        return
+    if ours:
+        address.unlink(missing_ok=True)
 
 
 # --- where commands run: the data directory, or a server ----------------------------------------
