@@ -41,6 +41,12 @@ def test_load_and_ask_on_the_data_directory(tmp_path):
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert [r["name"] for r in rows][0] == "Oxygen Not Included" and len(rows) == 3
     studios = run("games", "app_id=1557480", "fields=developers", "--format", "csv", env=env).stdout
+    # no row matched: the header alone, so that a script reading the CSV still finds its columns
+    for args, header in ((["games", "name=zzzz", "fields=name,rating"], ["name", "rating"]),
+                         (["aggregate", "group_by=genres", "metrics=count,avg:price", "name=zzzz"],
+                          ["genres", "count", "avg_price"])):
+        empty = run(*args, "--format", "csv", env=env)
+        assert list(csv.reader(io.StringIO(empty.stdout))) == [header], (args, empty.stdout, empty.stderr)
     assert "aNCHOR Inc. · fuzz, Inc." in studios, studios  # apart as on the page: ", " read as three studios
     bad = run("games", "price=abc", env=env)
     assert bad.returncode == 1 and "is not a number" in bad.stderr and "Traceback" not in bad.stderr

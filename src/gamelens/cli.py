@@ -352,17 +352,23 @@ def _ask(path: str, params: list[str] | None, server: str | None, fmt: str | Non
         if export and response.status_code < 400:
             sys.stdout.buffer.write(response.content)
             return
-        _show(_checked(response), fmt)
+        _show(_checked(response), fmt, _asked_fields(items))
 
 
-def _show(body: dict, fmt: str | None) -> None:
+def _asked_fields(items: list[tuple[str, str]]) -> list[str]:
+    """The columns a page was asked for (fields=), which head its table even when no row matched."""
+    asked = [value for name, value in items if name == "fields"]
+    return [f.strip() for f in asked[-1].split(",") if f.strip()] if asked else []
+
+
+def _show(body: dict, fmt: str | None, fields: list[str] | None = None) -> None:
     """An answer as a table (on a terminal), JSON (piped), or CSV: its rows, or its fields."""
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     if fmt == "json":
         print(json.dumps(body, indent=1, ensure_ascii=False))
         return
     rows = _rows_of(body)
-    names = list(dict.fromkeys(k for row in rows for k in row))
+    names = list(dict.fromkeys(k for row in rows for k in row)) or _columns_without_rows(body, fields or [])
     if fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=names, extrasaction="ignore")
         writer.writeheader()
@@ -376,6 +382,16 @@ def _show(body: dict, fmt: str | None) -> None:
     Console().print(table)
     if "version" in body:
         Console().print(_which_data(body), style="dim")
+
+
+def _columns_without_rows(body: dict, fields: list[str]) -> list[str]:
+    """The header of an answer with no rows, so that a script reading the CSV finds its columns: an
+    aggregate's groups and metrics, or the page's fields."""
+    if isinstance(body.get("group_by"), list) and isinstance(body.get("metrics"), list):
+        return [*body["group_by"], *body["metrics"]]
+    if isinstance(body.get("rows"), list):
+        return fields
+    return []
 
 
 def _which_data(body: dict) -> str:
