@@ -3,6 +3,7 @@
 This table is the place new bad-input cases go: (id, how to build the link, expected code, status).
 """
 
+import hashlib
 import sys
 import time
 
@@ -80,6 +81,8 @@ def test_bad_link_or_file(loaded, files, case_id, build, code, status):
     assert body["error"]["code"] == code, body
     assert body["error"]["message"]
     assert body["upload"]["state"] == "failed"
+    if case_id in ("http_404", "truncated_body", "timeout"):  # not every byte arrived: no file to name
+        assert body["upload"]["sha256"] is None, body["upload"]
     assert dataset_rows(loaded) == before
     # Nothing half-built is left behind.
     names = set(table_names(loaded.app.state.engine))
@@ -118,6 +121,8 @@ def test_a_body_that_came_whole_is_whole_when_it_is_read_after_the_deadline(file
 def test_bad_row_is_reported_with_row_column_value(loaded, files):
     (files.root / "badprice.csv").write_bytes(_rows_with(_set(3, 5, "abc")))
     body = loaded.post("/api/v1/uploads?wait=true", json={"url": files.url("badprice.csv")}).json()
+    # every byte arrived: the record names the file refused, as it names one loaded
+    assert body["upload"]["sha256"] == hashlib.sha256(_rows_with(_set(3, 5, "abc"))).hexdigest()
     assert body["upload"]["rejected_rows"] == [
         {"row": 3, "column": "price", "value": "abc", "expected": "a number with at most 2 decimals"}]
     assert "data row 3" in body["error"]["message"]

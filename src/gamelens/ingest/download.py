@@ -250,6 +250,7 @@ class Stream:
         # clean end is the whole body. Otherwise the connection's end is the body's.
         self.framed = framed
         self.size, self._digest = 0, hashlib.sha256()
+        self.complete = False  # read to its end and checked: its sha256 is the whole file's
 
     @property
     def sha256(self) -> str:
@@ -274,6 +275,7 @@ class Stream:
             raise self._fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.")
         if self.size == 0:
             raise self._fail("empty_file", "The file is empty (0 bytes).")
+        self.complete = True
 
     def _fail(self, code: str, message: str, status: int = 422) -> GameLensError:
         return unloadable(code, message, status, param=self.sent_as)

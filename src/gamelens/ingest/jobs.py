@@ -430,10 +430,12 @@ class Uploads:
             else:
                 opened, sent_as = download.open_file(rec.path, self.settings, self._progress(rec)), "file"
             with opened as stream:
-                result = load.load(self.worker, rec.id, self._then_loading(rec, stream), rec.max_rejected_rows,
-                                   self.settings.load_max_memory_mb, sent_as)
-            self._set(rec, False, sha256=stream.sha256)
-            return result
+                try:
+                    return load.load(self.worker, rec.id, self._then_loading(rec, stream), rec.max_rejected_rows,
+                                     self.settings.load_max_memory_mb, sent_as)
+                finally:  # a load refused for its rows names the file too, once every byte of it arrived
+                    if stream.complete:
+                        self._set(rec, False, sha256=stream.sha256)
         finally:
             _remove_sent_file(rec)
 
