@@ -378,7 +378,65 @@ def test_group_by_year_with_metrics(sample_client, sample_rows):
         assert row["max_negative"] == max(m["negative"] for m in members)
         assert Decimal(str(row["min_price"])) == min(m["price"] for m in members)
         assert row["avg_price"] == pytest.approx(float(statistics.mean(m["price"] for m in members)), abs=1e-4)
-        assert row["uniq_developers"] == len({tuple(m["developers"]) for m in members})
+        assert row["uniq_developers"] == len({d for m in members for d in m["developers"]})
+
+
+def test_uniq_of_a_list_column_counts_its_elements(sample_client, sample_rows):
+    """uniq:tags is the number of distinct tags (it was the number of distinct tag lists: 87 for 254)."""
+    whole = _agg(sample_client, metrics="uniq:tags,uniq:genres,uniq:supported_languages")[0]
+    for name in ("tags", "genres", "supported_languages"):
+        assert whole[f"uniq_{name}"] == len({v for r in sample_rows for v in r[name]}), name
+    by_genre = {row["genres"]: row["uniq_tags"] for row in _agg(sample_client, group_by="genres", metrics="uniq:tags")}
+    assert by_genre == {g: len({t for r in sample_rows if g in r["genres"] for t in r["tags"]})
+                        for g in {g for r in sample_rows for g in r["genres"]}}
+    # grouped by the column itself, each group holds one element
+    assert {row["uniq_tags"] for row in _agg(sample_client, group_by="tags", metrics="uniq:tags")} == {1}
+
+
+def test_having_compares_a_metric_of_dates_with_a_date(sample_client, sample_rows):
+    """having on min:/max: of a date was compared with a number: a 503 for any value."""
+    dated = defaultdict(list)
+    for r in sample_rows:
+        for g in r["genres"]:
+            if r["release_date"]:
+                dated[g].append(r["release_date"])
+    want = {g: min(ds) for g, ds in dated.items() if min(ds) >= "2020-01-01"}
+    rows = _agg(sample_client, group_by="genres", metrics="min:release_date",
+                having="min_release_date__gte:2020-01-01")
+    assert want and {row["genres"]: row["min_release_date"] for row in rows} == want
+    r = sample_client.get("/api/v1/games/aggregate", params={"metrics": "max:release_date",
+                                                            "having": "max_release_date__gt:2020"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "having", r.text
+    assert "is not a date: YYYY-MM-DD" in r.json()["error"]["message"], r.text
+    r = sample_client.get("/api/v1/games/aggregate", params={"metrics": "max:release_date", "having": "nope__gt:1"})
+    assert "max_release_date__gt:<date>" in r.json()["error"]["allowed"], r.text
+
+
+def test_metrics_of_no_games_are_empty_in_every_format(sample_client):
+    """No group_by and no game matching: count 0 and no average, least or median (the CSV wrote nan
+    and min 0 where the JSON said null)."""
+    params = {"name": "no such game", "metrics": "count,avg:price,min:price,max:release_date,median:price,"
+              "p90:price,share(price=0)"}
+    row = sample_client.get("/api/v1/games/aggregate", params=params).json()["rows"][0]
+    assert row == {"count": 0, "avg_price": None, "min_price": None, "max_release_date": None,
+                   "median_price": None, "p90_price": None, "share_price_is": None}
+    exported = sample_client.get("/api/v1/games/aggregate", params={**params, "format": "csv"}).text
+    assert exported.splitlines()[1] == "0,,,,,,", exported
+
+
+def test_every_page_of_a_trend_names_all_its_series(sample_client, sample_rows):
+    """series= and top=N list every series on every page (they listed the page's own)."""
+    top3 = [v for v, _ in _top(sample_rows, "tags", 3)]
+    for params in ({"top": "3"}, {"top": "3", "sort": "-count"}, {"series": ",".join(top3)},
+                   {"top": "3", "metrics": "count,growth", "sort": "-growth"}):
+        url, seen = "/api/v1/games/aggregate", []
+        query = {"group_by": "tags,release_year", "limit": "7", **params}
+        while url:
+            body = sample_client.get(url, params=query).json()
+            assert set(body["series"]) == set(top3), (params, body["series"])
+            seen.append(body["series"])
+            url, query = body["next"], None
+        assert len(seen) > 2 and all(s == seen[0] for s in seen), (params, seen)
 
 
 def test_filters_apply_before_grouping_and_having(sample_client, sample_rows):

@@ -268,12 +268,16 @@ class Metric:
     doc: str
     unit: str = ""  # the unit of its values; empty: the unit of the column it summarises
     float_sql: str = ""  # over a float column, where it differs from `sql`
+    list_sql: str = ""  # over a list column's whole lists, where it differs from `sql`
 
-    def over(self, col: Column, c: str) -> str:
-        """Its SQL over one column, `c` being that column in SQL (query/filters.column_sql)."""
+    def over(self, col: Column, c: str, as_element: bool = False) -> str:
+        """Its SQL over one column, `c` being that column in SQL (query/filters.column_sql); `as_element`:
+        a list column that holds one element per row there (the query groups by it)."""
         if col.kind.filter == "float" and self.float_sql:
             return self.float_sql.format(c=c, whole_part=_whole(col, f"floor({c})"),
                                          fraction=_whole(col, f"round(({c} - floor({c})) * 1000000000000)"))
+        if col.kind.filter == "list" and self.list_sql and not as_element:
+            return self.list_sql.format(c=c)
         return self.sql.format(c=c)
 
 
@@ -302,7 +306,9 @@ _EXACT_FLOAT_SUM = ("round(toFloat64(sum({whole_part})) + sum({fraction}) / 1000
 # Shares, averages and quantiles to 6 decimals: at 4, a share of 0.60345 came as 0.6035, which the page's one
 # decimal of a percent rounded again, to 60.4 % (60.3 is right).
 DECIMALS = 6
-_MEDIAN = f"round(quantileExactInclusive(0.5)(toFloat64({{c}})), {DECIMALS})"
+# -OrNull: over no games (an aggregate without group_by whose filters match none) there is no average, least
+# or median: NULL, which every format writes as empty (avg's NaN and min's 0 were what CSV and Parquet wrote).
+_MEDIAN = f"round(quantileExactInclusiveOrNull(0.5)(toFloat64({{c}})), {DECIMALS})"
 METRICS = {
     m.name: m
     for m in (
@@ -310,14 +316,15 @@ METRICS = {
                "count"),
         Metric("sum", "sum({c})", _NUMERIC, "Sum (of a float column: exact to 4 decimal places)",
                float_sql=_EXACT_FLOAT_SUM),
-        Metric("avg", f"round(avg({{c}}), {DECIMALS})", _NUMERIC, "Average (empty values are skipped)"),
-        Metric("min", "min({c})", _NUMERIC | {"date"}, "Smallest value"),
-        Metric("max", "max({c})", _NUMERIC | {"date"}, "Largest value"),
+        Metric("avg", f"round(avgOrNull({{c}}), {DECIMALS})", _NUMERIC, "Average (empty values are skipped)"),
+        Metric("min", "minOrNull({c})", _NUMERIC | {"date"}, "Smallest value"),
+        Metric("max", "maxOrNull({c})", _NUMERIC | {"date"}, "Largest value"),
         Metric("median", _MEDIAN, _NUMERIC, "Median, exact (the mean of the two middle values for an even count)"),
-        Metric("p90", f"round(quantileExactInclusive(0.9)(toFloat64({{c}})), {DECIMALS})", _NUMERIC,
+        Metric("p90", f"round(quantileExactInclusiveOrNull(0.9)(toFloat64({{c}})), {DECIMALS})", _NUMERIC,
                "90th percentile, exact (linear between ranks)"),
         Metric("uniq", "uniqExact({c})", frozenset({"number", "decimal", "float", "date", "string", "list", "bool"}),
-               "Number of distinct values", "count"),
+               "Number of distinct values (of a list column: of its elements)", "count",
+               list_sql="uniqExactArray({c})"),
         # Over the grouped rows: the previous row of the same group in release_year order (window `w`,
         # added by the query), counted only when it is the calendar year before.
         Metric("growth", "if(lagInFrame(toInt64(`release_year`)) OVER w = toInt64(`release_year`) - 1 AND "

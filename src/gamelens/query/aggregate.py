@@ -9,7 +9,7 @@ into its elements, each distinct element once per game.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .. import schema
@@ -60,6 +60,7 @@ class AggMetric:
     inner: str | None = None  # a per-game expression the inner query adds (share conditions)
     params: dict[str, Any] = field(default_factory=dict)
     window: bool = False  # computed over the grouped rows in release_year order (growth)
+    dated: bool = False  # its values are dates (min:/max: of a date column): having compares dates
 
 
 @dataclass
@@ -115,7 +116,7 @@ def alias_template(metric: schema.Metric) -> str:
     return metric.name
 
 
-def _metric(spec: str, index: int) -> AggMetric:
+def _metric(spec: str, index: int, grouped: frozenset[str] = frozenset()) -> AggMetric:
     share = _SHARE.match(spec)
     if share:
         return _share(spec, share.group(1), index)
@@ -134,7 +135,11 @@ def _metric(spec: str, index: int) -> AggMetric:
         fits = [c.name for c in schema.COLUMNS if c.kind.filter in metric.families]
         raise invalid("metrics", spec, f"{fn} needs one of these columns: {', '.join(fits)}.",
                       [f"{fn}:{c}" for c in fits], "unknown_metric")
-    return AggMetric(ALIAS_WITH_COLUMN.format(name=fn, column=col_name), metric.over(col, filters.column_sql(col)))
+    # A list column grouped by holds one element per row (build.join_elements): uniq:tags by tags is 1.
+    sql = metric.over(col, filters.column_sql(col), as_element=col_name in grouped)
+    # A metric without a unit of its own (min, max) gives values of its column's type.
+    dated = col.kind.filter == "date" and not metric.unit
+    return AggMetric(ALIAS_WITH_COLUMN.format(name=fn, column=col_name), sql, dated=dated)
 
 
 def _share(spec: str, condition: str, index: int) -> AggMetric:
@@ -151,7 +156,7 @@ def _share(spec: str, condition: str, index: int) -> AggMetric:
     name, _, op = param.strip().partition("__")
     alias = SHARE_ALIAS.format(column=name, operator=op or SHARE_ALIAS_NO_OPERATOR)
     # An empty value never meets a condition (as in filters): NULL counts as 0, not as missing.
-    share = f"round(avg(__s{index}), {schema.DECIMALS})"
+    share = f"round(avgOrNull(__s{index}), {schema.DECIMALS})"  # of no games: none (schema._MEDIAN)
     return AggMetric(alias, share, f"ifNull(toUInt8({cond.sql}), 0) AS __s{index}", cond.params)
 
 
@@ -163,27 +168,39 @@ _HAVING_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "exact": "=", "ne
 
 def _having(specs: list[str], metrics: list[AggMetric]) -> Where:
     # growth is computed over the groups having kept (a window, after HAVING): it cannot choose them.
-    names = [m.alias for m in metrics if not m.window]
+    kept = {m.alias: m for m in metrics if not m.window}
     windows = {m.alias for m in metrics if m.window}
-    allowed = [f"{n}__{op}:<number>" for n in names for op in _HAVING_SQL]
+    allowed = [f"{n}__{op}:<{'date' if m.dated else 'number'}>" for n, m in kept.items() for op in _HAVING_SQL]
     conds, params = [], {}
     for i, spec in enumerate(s for raw in specs for s in csv_list(raw)):
         m = _HAVING.match(spec)
         if m and m.group(1) in windows:
             raise invalid("having", spec, "growth compares each kept group with the year before, so it cannot "
                           "choose the groups; sort by it instead (sort=-growth).", allowed)
-        if not m or m.group(1) not in names:
-            raise invalid("having", spec, "having is metric__op:number, the metric among those requested "
+        if not m or m.group(1) not in kept:
+            raise invalid("having", spec, "having is metric__op:value, the metric among those requested "
                           "(e.g. count__gte:10).", allowed)
-        try:
-            value = float(m.group(3))
-        except ValueError:
-            raise invalid("having", spec, f"{m.group(3)!r} is not a number.") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise invalid("having", spec, "having needs a finite number.")
-        conds.append(f"{ident(m.group(1))} {_HAVING_SQL[m.group(2)]} {{h{i}:Float64}}")
+        value, ch_type = _having_value(spec, m.group(3), kept[m.group(1)])
+        conds.append(f"{ident(m.group(1))} {_HAVING_SQL[m.group(2)]} {{h{i}:{ch_type}}}")
         params[f"h{i}"] = value
     return Where(" AND ".join(conds) or "1", params)
+
+
+def _having_value(spec: str, text: str, metric: AggMetric) -> tuple[Any, str]:
+    """The value a having compares its metric with, and its parameter's type: a date for a metric of
+    dates (a number there was a type error in the engine: a 503), else a finite number."""
+    if metric.dated:
+        try:
+            return filters.parse_date(text), "Date32"
+        except ValueError as exc:
+            raise invalid("having", spec, f"{text!r} is not {exc.args[0]}.") from None
+    try:
+        value = float(text)
+    except ValueError:
+        raise invalid("having", spec, f"{text!r} is not a number.") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise invalid("having", spec, "having needs a finite number.")
+    return value, "Float64"
 
 
 def _unique_aliases(metrics: list[AggMetric]) -> list[AggMetric]:
@@ -209,7 +226,7 @@ def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: in
     specs = list(dict.fromkeys(_metric_specs(single.get("metrics", "count"))))
     if not specs:
         raise invalid("metrics", single.get("metrics"), "Give at least one metric.")
-    metrics = _unique_aliases([_metric(spec, i) for i, spec in enumerate(specs)])
+    metrics = _unique_aliases([_metric(spec, i, frozenset(group_by)) for i, spec in enumerate(specs)])
     top = int_param(single, "top", 0, 1, MAX_TOP) if "top" in single else None
     if top and not group_by:
         raise invalid("top", single["top"], "top keeps the top N values of the first group_by key: give group_by.")
@@ -381,7 +398,8 @@ OPENAPI_PARAMS = [
                   "list column) to keep, in any case: chosen series, e.g. "
                   "group_by=genres,release_year&series=Action,Strategy.",
                   "Action,Strategy"),
-    openapi.param("having", "Repeatable: metric__op:number, op one of gt, gte, lt, lte, exact, ne.", "count__gte:10"),
+    openapi.param("having", "Repeatable: metric__op:value, op one of gt, gte, lt, lte, exact, ne; the value a "
+                  "number, or a date (YYYY-MM-DD) for min: and max: of a date.", "count__gte:10"),
     openapi.param("sort", "Comma-separated metric or group names, - for descending (default -count).", "-count"),
     *openapi.PAGING, openapi.VERSION, *openapi.FILTERS,
 ]
@@ -411,9 +429,21 @@ class Aggregate(Endpoint):
                   "version": snap.upload_id}
         if req.top or req.series is not None:  # the series, in the order the rows give them (rank or chosen
             # order unless sorted otherwise); a chosen value without games is not among them
-            answer["series"] = list(dict.fromkeys(row[req.group_by[0]] for row in answer["rows"]))
+            answer["series"] = self._series(reader, req, snap, answer, spent)
         answer["engine_ms"] = round(sum(spent), 2)
         return answer
+
+    @staticmethod
+    def _series(reader: Explorer, req: AggRequest, snap: Snapshot, answer: dict, spent: list) -> list:
+        """Every page names all the series, in the order of the rows: from the page itself when it
+        holds them all, else from every group in that order (one ORDER BY: a sort by growth is a
+        window, which a window's own order cannot hold). A trend has few groups: its top N or chosen
+        series times its second key's values."""
+        rows = answer["rows"]
+        if req.offset > 0 or answer["next"] is not None:
+            every = replace(req, offset=0)
+            rows = reader.select(snap, *page_sql(every, snap.table, answer["total_groups"]), spent=spent).dicts()
+        return list(dict.fromkeys(row[req.group_by[0]] for row in rows))
 
     @staticmethod
     def prepare(reader: Explorer, req: AggRequest, snap: Snapshot, spent: list) -> None:
