@@ -86,6 +86,30 @@ def test_hostile_aggregate_input(sample_client, query):
     assert r.json()["error"]["param"]
 
 
+@pytest.mark.parametrize("query,says", [
+    ("reviews__gt=18446744073709551615", "between -9223372036854775807 and 9223372036854775807"),
+    ("reviews__gt=" + "9" * 5000, "between -9223372036854775807 and 9223372036854775807"),
+    ("app_id=%EF%BC%92%EF%BC%90", "is not a whole number"),  # full-width digits, refused as in a path
+    ("limit=%D9%A3", "limit must be a whole number"),  # an Arabic-Indic 3
+])
+def test_a_whole_number_is_ascii_digits_in_the_int64_range(sample_client, query, says):
+    r = sample_client.get(f"/api/v1/games?{query}")
+    assert r.status_code == 400 and says in r.json()["error"]["message"], r.text
+
+
+def test_a_parameter_that_names_nothing_is_told_apart_from_the_read_s_own(sample_client):
+    """`?limit=5` on the summary said "Unknown column 'limit'" and left `version` out of what is allowed;
+    the aggregate's OpenAPI told of a cursor it does not take."""
+    error = sample_client.get("/api/v1/games/summary", params={"limit": "5"}).json()["error"]
+    assert error["code"] == "unknown_column" and "Unknown parameter 'limit'" in error["message"], error
+    assert "version" in error["allowed"] and "genres" in error["allowed"]
+    error = sample_client.get("/api/v1/games/aggregate", params={"cursor": "x"}).json()["error"]
+    assert {"version", "top", "having"} <= set(error["allowed"]), error
+    params = sample_client.get("/openapi.json").json()["paths"]["/api/v1/games/aggregate"]["get"]["parameters"]
+    said = {p["name"]: p["description"] for p in params}
+    assert "cursor" not in said["offset"] and "with top or series" in said["limit"], said
+
+
 def test_literal_wildcards_match_literally(sample_client, sample_rows):
     for value in ("%", "_", "\\"):
         want = sorted(r["app_id"] for r in sample_rows if value in r["name"])

@@ -401,7 +401,10 @@ OPENAPI_PARAMS = [
     openapi.param("having", "Repeatable: metric__op:value, op one of gt, gte, lt, lte, exact, ne; the value a "
                   "number, or a date (YYYY-MM-DD) for min: and max: of a date.", "count__gte:10"),
     openapi.param("sort", "Comma-separated metric or group names, - for descending (default -count).", "-count"),
-    *openapi.PAGING, openapi.VERSION, *openapi.FILTERS,
+    openapi.param("limit", f"Groups per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}; with top or series "
+                  f"{MAX_LIMIT}, every point of the series).", "50", "integer"),
+    openapi.param("offset", "Groups to skip.", "0", "integer"),
+    openapi.FORMAT, openapi.VERSION, *openapi.FILTERS,
 ]
 
 

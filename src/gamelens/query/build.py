@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from .. import schema
 from ..engine import ident
-from ..errors import invalid
+from ..errors import GameLensError, invalid
 from ..ingest import physical
 from . import filters, formats
 
@@ -30,7 +30,7 @@ def int_param(items: dict[str, str], name: str, default: int, lo: int, hi: int) 
     raw = items.get(name)
     if raw is None:
         return default
-    if not re.fullmatch(r"\d{1,12}", raw.strip()) or not lo <= int(raw) <= hi:
+    if not re.fullmatch(r"[0-9]{1,12}", raw.strip()) or not lo <= int(raw) <= hi:  # ASCII digits, as paths
         allowed = f"a whole number from {lo} to {hi}"
         raise invalid(name, raw, f"{name} must be {allowed}.", allowed)
     return int(raw)
@@ -68,13 +68,26 @@ class Where:
 
 def where(items: list[tuple[str, str]], control: set[str]) -> Where:
     """AND of every filter parameter (anything that is not a control parameter)."""
-    conds = [filters.parse(k, v, f"f{i}") for i, (k, v) in enumerate(items) if k not in control]
+    conds = [_filter(k, v, f"f{i}", control) for i, (k, v) in enumerate(items) if k not in control]
     if not conds:
         return Where()
     params: dict[str, Any] = {}
     for c in conds:
         params.update(c.params)
     return Where(" AND ".join(f"({c.sql})" for c in conds), params, any(c.scans for c in conds))
+
+
+def _filter(param: str, raw: str, key: str, control: set[str]) -> filters.Condition:
+    """One filter; a parameter that names no column is told apart from the read's own parameters, which
+    the answer lists too (`?limit=5` on the summary said only "Unknown column 'limit'")."""
+    try:
+        return filters.parse(param, raw, key)
+    except GameLensError as exc:
+        if exc.code != "unknown_column":
+            raise
+        own = sorted(control | {"version"})
+        raise invalid(param, raw, f"Unknown parameter {param!r}: neither a column to filter by nor one of this "
+                      f"read's own parameters ({', '.join(own)}).", [*own, *exc.allowed], "unknown_column") from None
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,10 @@ INT64 = 2**63
 
 
 def _number(text: str) -> int:
-    if not re.fullmatch(r"[+-]?\d{1,19}", text.strip()) or abs(int(text)) >= INT64:
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):  # ASCII digits only, as a path's app_id
         raise ValueError("a whole number")
+    if len(text.strip().lstrip("+-")) > 19 or abs(int(text)) >= INT64:  # the engine's parameter is an Int64
+        raise ValueError(f"a whole number between -{INT64 - 1} and {INT64 - 1}")
     return int(text)
 
 

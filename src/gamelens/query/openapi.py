@@ -41,14 +41,15 @@ def _bucket_example(b: schema.Bucket) -> str:
     return examples[b.unit]
 
 
+FORMAT = param("format", "json (default), or an export: "
+               f"{', '.join(f'{f.name} ({f.doc})' for f in formats.EXPORTS.values())}. "
+               "An export holds every matching row up to GAMELENS_EXPORT_MAX_ROWS (headers X-Total-Count, "
+               "X-Truncated). An Accept header naming an export's media type (text/csv, ...) works too.", "json",
+               enum=list(formats.NAMES))
 PAGING = [
     param("limit", f"Rows per page, 1 to {build.MAX_LIMIT} (default {build.DEFAULT_LIMIT}).", "50", "integer"),
     param("offset", "Rows to skip (prefer cursor for deep pages).", "0", "integer"),
-    param("format", "json (default), or an export: "
-           f"{', '.join(f'{f.name} ({f.doc})' for f in formats.EXPORTS.values())}. "
-           "An export holds every matching row up to GAMELENS_EXPORT_MAX_ROWS (headers X-Total-Count, X-Truncated). "
-           "An Accept header naming an export's media type (text/csv, ...) works too.", "json",
-           enum=list(formats.NAMES)),
+    FORMAT,
 ]
 FILTERS = _filter_params()
 VERSION = param("version", "An upload id: read that stored version (one kept and not served yet, or an earlier one) "
