@@ -1231,6 +1231,8 @@ def test_small_screens_keyboards_and_dark_rooms(browser, server):
         pg.wait_for_selector("#results th[data-field=price]")
         pg.press("#results th[data-field=price]", "Enter")
         pg.wait_for_url(re.compile("sort=-price"))
+        pg.press("#results th[data-field=price]", " ")  # Space too, as on a button
+        pg.wait_for_url(re.compile("sort=price(&|$)"))
     finally:
         pg.context.close()
 

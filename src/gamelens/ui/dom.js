@@ -12,6 +12,12 @@ export const el = (tag, attrs = {}, ...children) => {
   for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
   return node;
 };
+// A focusable header or row acts as a button does: on Enter and on Space (which would scroll the page).
+export const onActivate = (act) => (event) => {
+  if (event.key !== "Enter" && event.key !== " ") return;
+  event.preventDefault();
+  act();
+};
 export const SVGNS = "http://www.w3.org/2000/svg";
 export const svg = (tag, attrs = {}, text) => {
   const node = document.createElementNS(SVGNS, tag);

@@ -2,7 +2,7 @@
 
 import { getJson, getSideJson } from "../api.js";
 import { barChart, isWhole, yearChart } from "../charts.js";
-import { $, el } from "../dom.js";
+import { $, el, onActivate } from "../dom.js";
 import { readFilterForm } from "../filters.js";
 import { cell, datesAsDays, formatterFor, isBucket, label, metricHeading, plural, unitOf } from "../format.js";
 import { filterParams, go, isCurrent, nextSort, page, state } from "../state.js";
@@ -105,13 +105,13 @@ export async function renderAggregate(params) {
   const arrow = (n) => ({ [n]: " ▲", [`-${n}`]: " ▼" }[sorted.split(",")[0]] || "");  // the first key's
   $("#agg-table thead").replaceChildren(el("tr", {}, ...names.map((n, i) => el("th", {
     class: i >= groups ? "num sortable" : "sortable", title: n, "data-field": n, tabindex: "0",
-    onclick: () => sortGroupsBy(n, i >= groups), onkeydown: (event) => { if (event.key === "Enter") sortGroupsBy(n, i >= groups); },
+    onclick: () => sortGroupsBy(n, i >= groups), onkeydown: onActivate(() => sortGroupsBy(n, i >= groups)),
   }, heading(n, i) + arrow(n)))));
   $("#agg-table tbody").replaceChildren(...body.rows.map((r, row) => {
     const games = gamesOf(params, group, r[group]);
     const drill = () => { opened = { from: params.toString(), row }; go(games); };
     const open = games ? { class: "drill", tabindex: "0", title: "Show these games", onclick: drill,
-      onkeydown: (event) => { if (event.key === "Enter") drill(); } } : {};
+      onkeydown: onActivate(drill) } : {};
     return el("tr", open, ...names.map((n, i) =>
       el("td", { class: i >= body.group_by.length ? "num" : "" }, n === group && r[n] === null ? "(none)" : cell(n, r[n]))));
   }));

@@ -1,7 +1,7 @@
 // Explore: rows, the summary of the matching games, a game's own page, exports.
 
 import { api, getJson, getSideJson } from "../api.js";
-import { $, el, showMessage } from "../dom.js";
+import { $, el, onActivate, showMessage } from "../dom.js";
 import { clearFilters } from "../filters.js";
 import { cell, column, fmtMoney, fmtNumber, fmtPercent, hint, isNumeric, label, plural } from "../format.js";
 import { filterParams, go, isCurrent, nextSort, page, state } from "../state.js";
@@ -39,11 +39,11 @@ export async function renderExplore(params) {
     const dir = { [f]: " ▲", [`-${f}`]: " ▼" }[sort] || "";
     const classes = [col?.sortable ? "sortable" : "", i === 0 && f === "name" ? "sticky" : "", isNumeric(col) ? "num" : ""].join(" ").trim();
     return el("th", { class: classes, "data-field": f, title: hint(col), onclick: col?.sortable ? () => sortBy(f) : null,
-      tabindex: col?.sortable ? "0" : null, onkeydown: col?.sortable ? (event) => { if (event.key === "Enter") sortBy(f); } : null },
+      tabindex: col?.sortable ? "0" : null, onkeydown: col?.sortable ? onActivate(() => sortBy(f)) : null },
       label(f) + (col?.derived ? " ƒ" : "") + dir);
   })));
   $("#results tbody").replaceChildren(...body.rows.map((row) => el("tr", { "data-app-id": row.app_id, tabindex: "0",
-    onclick: () => openGame(row.app_id), onkeydown: (event) => { if (event.key === "Enter") openGame(row.app_id); } },
+    onclick: () => openGame(row.app_id), onkeydown: onActivate(() => openGame(row.app_id)) },
     ...shown.map((f, i) => el("td", { class: [i === 0 && f === "name" ? "sticky" : "", isNumeric(column(f)) ? "num" : ""].join(" ").trim(),
       title: typeof row[f] === "string" && row[f].length > 40 ? row[f].slice(0, 300) : null }, cell(f, row[f]))))));
   // A cursor page's first row is numbered from `from` in its link (its offset among the matching rows), so
