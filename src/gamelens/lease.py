@@ -57,21 +57,29 @@ class WriterLease:
                 # Above every generation that wrote an upload record too: its records fence the older
                 # generations' (Store.save_upload), even if the lease's own tables were lost.
                 after = max(top, self.store.newest_record_writer())
-                if self.store.claim(f"{WRITER_LOCK}{after + 1}", f"holder:{self.holder}"):
+                if self._claim(after + 1):
                     break
                 continue  # a lost race to create it: look again at once
             if time.monotonic() > deadline:
                 raise self._refusal(holder)
             time.sleep(min(1.0, self.ttl / 5))
         self.generation = after + 1
-        _HERE.add(self.holder)
-        try:
-            self.store.heartbeat(self.holder, self.host, self.pid)
-        except BaseException:
-            self.release()
-            raise
         self._thread = threading.Thread(target=self._beat, name="gamelens-lease", daemon=True)
         self._thread.start()
+
+    def _claim(self, generation: int) -> bool:
+        """Claim a generation, alive before the claim shows: a contender that reads the claim finds its
+        holder alive (in this process, or heard from), never dead in the moment between the claim and
+        its first beat (it then took the next generation: two writers until the first one's next beat)."""
+        _HERE.add(self.holder)
+        claimed = False
+        try:
+            self.store.heartbeat(self.holder, self.host, self.pid)
+            claimed = self.store.claim(f"{WRITER_LOCK}{generation}", f"holder:{self.holder}")
+        finally:
+            if not claimed:
+                _HERE.discard(self.holder)
+        return claimed
 
     def _top(self) -> tuple[int, str | None]:
         """The greatest generation and its holder (0, None when there is none)."""
