@@ -1318,6 +1318,22 @@ def test_compare_among_the_link_s_filters(page, server):
     assert "genres=indie&" not in page.url and page.text_content("#compare-among") == ""
 
 
+def test_compare_a_link_naming_one_side(page, server):
+    """A link naming only A compares A with all games (not with the default pair's B, which it never named);
+    setting A from the form on the default pair keeps B as shown, and the link then names both."""
+    rows = read_sample()
+    page.goto(f"{server.base}/?view=compare&a=linux%3Dtrue")
+    page.wait_for_selector("#compare-table[data-segments='linux=true|']")
+    games = page.locator("#compare-table tr[data-figure=games] td").all_text_contents()
+    assert games == [str(sum(r["Linux"] == "TRUE" for r in rows)), str(len(rows))], games
+    assert "B: all games" in page.text_content("#compare-table thead")
+    page.goto(f"{server.base}/?view=compare&name=a")
+    page.wait_for_selector("#compare-table[data-segments='price=0|price__gt=0']")
+    page.click("#compare-a")
+    page.wait_for_selector("#compare-table[data-segments='name=a|price__gt=0']")
+    assert "b=price__gt%3D0" in page.url
+
+
 def test_a_late_answer_never_draws_over_a_newer_choice(page, server):
     """The default pair's summaries are held back until the Indie pair has been drawn: when they arrive,
     the table still shows the pair chosen last (they once drew over it, a flaky CI failure)."""

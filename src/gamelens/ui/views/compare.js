@@ -23,13 +23,22 @@ export function buildCompareForm() {
   for (const side of ["a", "b"]) $(`#compare-${side}`).addEventListener("click", () => {
     const segment = readFilterForm();  // the segment is what the filter form shows
     const params = new URLSearchParams([...state()].filter(([k]) => CONTROL.has(k)));  // its filters are the segment's now
+    const [a, b] = pair(params);  // the other side stays what the table shows, and the link says it
+    params.set("a", a);
+    params.set("b", b);
     params.set(side, segment.toString());
     go(params);
   });
 }
+// The pair a link asks for: free vs paid when it names neither side; a side it leaves out is all games
+// (a link naming only A compares A with everything, not with a preset's B that the link never named).
+function pair(params) {
+  if (!params.has("a") && !params.has("b")) return ["price=0", "price__gt=0"];
+  return [params.get("a") ?? "", params.get("b") ?? ""];
+}
 // Two segments side by side: the figures an analyst weighs, from one summary each.
 export async function renderCompare(params) {
-  const a = params.get("a") || "price=0", b = params.get("b") || "price__gt=0";
+  const [a, b] = pair(params);
   const match = COMPARISONS.find(([, x, y]) => x === a && y === b);
   $("#compare-preset").value = match ? `${a}|${b}` : "";
   // The link's filters (the form's applied ones) hold for both: "free vs paid" among Indie games.
