@@ -357,6 +357,21 @@ def test_health_checks_answer_head_as_monitors_send_it(client):
         assert r.status_code == status and r.content == b"", (path, r.status_code)
 
 
+@pytest.mark.parametrize("path", ["/api/v1/games?genres=indie&limit=3", "/api/v1/games?format=csv&limit=3",
+                                  "/api/v1/games/aggregate?group_by=genres", "/api/v1/games/summary",
+                                  "/api/v1/games/20200", "/api/v1/games/1", "/api/v1/games?bogus=1", "/api/v1/schema",
+                                  "/api/v1/uploads", "/api/v1/keys"])
+def test_every_read_answers_head_as_its_get_without_a_body(loaded, path):
+    """`curl -I` on an export's link, a cache checking its ETag: HEAD gets GET's status and headers, no body,
+    and the same key check; the OpenAPI document lists each read once."""
+    got, head = loaded.get(path), loaded.head(path)
+    assert head.status_code == got.status_code and head.content == b"", (path, head.status_code)
+    for name in ("content-type", "etag", "x-dataset-version", "cache-control"):
+        assert head.headers.get(name) == got.headers.get(name), name
+    assert loaded.head(path, headers={"Authorization": ""}).status_code == 401
+    assert not [p for p, ops in loaded.get("/openapi.json").json()["paths"].items() if "head" in ops]
+
+
 @pytest.mark.parametrize("path,body", [
     ("/api/v1/uploads", b'{"url": "http://example.com/g.csv", "max_rejected_rows": 1e400}'),
     ("/api/v1/uploads", b'{"url": "http://example.com/g.csv", "max_rejected_rows": NaN}'),

@@ -37,9 +37,3 @@ def readyz(engine: Annotated[Engine, Depends(get_engine)]):
         log.warning("readiness check failed", exc_info=True)
         raise GameLensError("not_ready", "The database does not answer.", 503) from None
     return {"status": "ready"}
-
-
-# Uptime monitors often probe with HEAD (UptimeRobot's default): the same checks, no body. Left out of
-# the OpenAPI document, which lists each check once.
-for _path, _check in (("/healthz", healthz), ("/readyz", readyz)):
-    router.add_api_route(_path, _check, methods=["HEAD"], include_in_schema=False)
