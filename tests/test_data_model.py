@@ -364,7 +364,8 @@ def test_series_and_growth_are_used_as_meant(model_client, params, code):
 
 def test_a_sum_of_a_column_with_empty_values_is_exact_to_4_places(model_client, generated):
     """rating and review_score are empty for a game without reviews (and the engine holds NaN under
-    them): their sums skip those games, are null when every game is one, and are exact to 4 places,
+    them): their sums skip those games, are 0 when every game is one (as a sum over no games, and as
+    pandas sums), and are exact to 4 places,
     not off by the rounding of each value (the sample's review scores summed to 63.942, not 63.9419)."""
     for name in ("rating", "review_score"):
         [whole] = model_client.get("/api/v1/games/aggregate", params={"metrics": f"sum:{name}"}).json()["rows"]
@@ -378,7 +379,7 @@ def test_a_sum_of_a_column_with_empty_values_is_exact_to_4_places(model_client, 
             assert Decimal(repr(row[f"sum_{name}"])) == round(exact, 4), (row, exact)
         [none] = model_client.get("/api/v1/games/aggregate", params={"metrics": f"sum:{name}",
                                                                       "reviews": "0"}).json()["rows"]
-        assert none == {f"sum_{name}": None}
+        assert none == {f"sum_{name}": 0}
     assert any(r["rating"] is None for r in generated)
 
 

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -312,6 +313,28 @@ def test_a_value_with_a_comma_is_written_in_double_quotes(sample_client):
         path = "/api/v1/games/aggregate" if "series" in params else "/api/v1/games"
         r = sample_client.get(path, params=params)
         assert r.status_code == 400 and "double quotes" in r.json()["error"]["message"], r.text
+
+
+def test_spaces_around_a_listed_or_whole_element_value_are_dropped(sample_client, sample_rows):
+    """`genres__in=Indie, RPG` is two genres (" RPG" matched none: RPG was dropped without a word), and a
+    value a list compares whole is trimmed as its elements are; a price list past the column's range is no
+    503 (its conversion overflowed)."""
+    def total(**params):
+        r = sample_client.get("/api/v1/games", params={**params, "fields": "app_id", "limit": 1})
+        assert r.status_code == 200, r.text
+        return r.json()["total"]
+
+    either = sum(bool({"Indie", "RPG"} & set(g["genres"])) for g in sample_rows)
+    indie = sum("Indie" in g["genres"] for g in sample_rows)
+    assert either > indie
+    assert total(genres__in="Indie, RPG") == total(genres__in="Indie,RPG") == either
+    assert total(genres__in=' Indie , "RPG"') == either
+    assert total(genres__has=" Indie ") == indie and total(genres__ne=" Indie") == len(sample_rows) - indie
+    free_or_19 = sum(g["price"] in (0, Decimal("19.99")) for g in sample_rows)
+    assert total(price__in="0, 19.99") == free_or_19
+    assert total(price__in="1e17") == 0 and total(price__in="19.99,-1e20") == total(price=19.99)
+    r = sample_client.get("/api/v1/games/aggregate", params={"metrics": "share(price__in=1e18)"})
+    assert r.status_code == 200 and r.json()["rows"][0]["share_price_in"] == 0, r.text
 
 
 @pytest.mark.parametrize("accept,media", [

@@ -424,6 +424,21 @@ def test_metrics_of_no_games_are_empty_in_every_format(sample_client):
     assert exported.splitlines()[1] == "0,,,,,,", exported
 
 
+def test_a_sum_over_no_values_is_0_also_of_a_column_that_may_be_empty(sample_client, sample_rows):
+    """sum:rating of games with no reviews (every rating empty) is 0, as sum:price beside it (it was null);
+    a having on a date says how to write one without a comma, which would end the having."""
+    row = sample_client.get("/api/v1/games/aggregate", params={
+        "name": "no such game", "metrics": "count,sum:price,sum:rating,sum:score_rank"}).json()["rows"][0]
+    assert row == {"count": 0, "sum_price": 0, "sum_rating": 0, "sum_score_rank": 0}, row
+    rows = sample_client.get("/api/v1/games/aggregate", params={
+        "reviews": "0", "group_by": "genres", "metrics": "count,sum:rating,sum:est_revenue"}).json()["rows"]
+    assert rows and all(r["sum_rating"] == 0 and r["sum_est_revenue"] == 0 for r in rows), rows
+    assert sum(r["count"] for r in rows) == sum(len(g["genres"]) for g in sample_rows if g["reviews"] == 0)
+    r = sample_client.get("/api/v1/games/aggregate", params={"metrics": "max:release_date",
+                                                            "having": "max_release_date__gt:x"})
+    assert r.status_code == 400 and "," not in r.json()["error"]["message"].split("is not")[1], r.text
+
+
 def test_every_page_of_a_trend_names_all_its_series(sample_client, sample_rows):
     """series= and top=N list every series on every page (they listed the page's own)."""
     top3 = [v for v, _ in _top(sample_rows, "tags", 3)]

@@ -302,7 +302,7 @@ _NUMERIC = frozenset({"number", "decimal", "float"})
 # overflow), and the total is rounded to 4 places, so a sum reads as it would on paper. Rounding each value
 # to 4 places first, as before, let the error grow with the rows (a sum of 100 ratings was 0.0002 off).
 # {whole_part} and {fraction}: the two parts as whole numbers (Metric.over).
-_EXACT_FLOAT_SUM = ("round(toFloat64(sum({whole_part})) + sum({fraction}) / 1000000000000, 4)")
+_EXACT_FLOAT_SUM = ("ifNull(round(toFloat64(sum({whole_part})) + sum({fraction}) / 1000000000000, 4), 0)")
 # Shares, averages and quantiles to 6 decimals: at 4, a share of 0.60345 came as 0.6035, which the page's one
 # decimal of a percent rounded again, to 60.4 % (60.3 is right).
 DECIMALS = 6
@@ -314,7 +314,9 @@ METRICS = {
     for m in (
         Metric("count", "count()", frozenset(), "Number of games (of elements, when grouping by a list column)",
                "count"),
-        Metric("sum", "sum({c})", _NUMERIC, "Sum (of a float column: exact to 4 decimal places)",
+        # A sum over no values is 0, also of a column that may be empty (rating, score_rank), whose sum()
+        # would be NULL where every value is empty, unlike price's 0 beside it.
+        Metric("sum", "ifNull(sum({c}), 0)", _NUMERIC, "Sum (of a float column: exact to 4 decimal places)",
                float_sql=_EXACT_FLOAT_SUM),
         Metric("avg", f"round(avgOrNull({{c}}), {DECIMALS})", _NUMERIC, "Average (empty values are skipped)"),
         Metric("min", "minOrNull({c})", _NUMERIC | {"date"}, "Smallest value"),

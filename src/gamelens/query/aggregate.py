@@ -192,8 +192,9 @@ def _having_value(spec: str, text: str, metric: AggMetric) -> tuple[Any, str]:
     if metric.dated:
         try:
             return filters.parse_date(text), "Date32"
-        except ValueError as exc:
-            raise invalid("having", spec, f"{text!r} is not {exc.args[0]}.") from None
+        except ValueError:
+            # not parse_date's own words: its `Oct 21, 2008` holds a comma, which ends a having here
+            raise invalid("having", spec, f"{text!r} is not a date: YYYY-MM-DD or 'May 2020'.") from None
     try:
         value = float(text)
     except ValueError:

@@ -119,6 +119,9 @@ class Op:
     # (LowCardinality): the matching elements are found first, then the games by the text index
     # (`hasAny`): `genres=indie` counted in 7 ms against 61 at 500 MB.
     elements_sql: str = ""
+    # It compares whole list elements, which the load stores trimmed (schema._SPLIT): a value with
+    # spaces around it (`genres__has= Indie`) is trimmed too, or it could never match.
+    whole_element: bool = False
 
 
 def _ops(*ops: Op) -> dict[str, Op]:
@@ -138,9 +141,13 @@ _COMPARABLE = _ops(
     Op("in", "equals one of a comma-separated list", "{c} IN {p}", "list"),
     Op("isnull", "is empty (true) or not (false)", "isNull({c}) = {p}", "flag", nullable_only=True),
 )
+# A price list is tested with has(): `IN` converts the list to the column's Decimal64 first, which
+# overflows (code 407) on a value past 9.2e16 that the bound Decimal(38, 10) holds; has() compares in
+# the wider type, as `=` and `<` do.
+_DECIMAL = {**_COMPARABLE, "in": Op("in", "equals one of a comma-separated list", "has({p}, {c})", "list")}
 REGISTRY: dict[str, dict[str, Op]] = {
     "number": _COMPARABLE,
-    "decimal": _COMPARABLE,
+    "decimal": _DECIMAL,
     "float": _COMPARABLE,
     "date": _COMPARABLE,
     "bool": _ops(Op("exact", "equals", "{c} = {p}"), Op("ne", "does not equal", "{c} != {p}")),
@@ -157,12 +164,12 @@ REGISTRY: dict[str, dict[str, Op]] = {
     "list": _ops(
         Op("contains", "an element contains this, any case", "arrayExists(x -> x ILIKE {like}, {c})",
            elements_sql="hasAny({c}, arrayFilter(x -> x ILIKE {like}, {elements}))"),
-        Op("has", "an element equals this exactly", "has({c}, {p})"),
+        Op("has", "an element equals this exactly", "has({c}, {p})", whole_element=True),
         Op("startswith", "an element starts with this, any case",
            "arrayExists(x -> startsWith(lowerUTF8(x), lowerUTF8({p})), {c})",
            elements_sql="hasAny({c}, arrayFilter(x -> startsWith(lowerUTF8(x), lowerUTF8({p})), {elements}))"),
         Op("in", "an element equals one of a comma-separated list", "hasAny({c}, {p})", "list"),
-        Op("ne", "no element equals this exactly", "NOT has({c}, {p})"),
+        Op("ne", "no element equals this exactly", "NOT has({c}, {p})", whole_element=True),
         Op("isnull", "the list is empty (true) or not (false)", "empty({c}) = {p}", "flag"),
     ),
 }
@@ -276,6 +283,8 @@ def parse(param: str, raw: str, key: str) -> Condition:
             value, ch_type = [], f"Array({ch_type})"
             for wrong in value_list(raw):
                 value.append(parser(wrong))
+        elif op.whole_element:
+            value = parser(raw.strip())
         else:
             value = parser(raw)
     except ValueError as exc:
@@ -342,9 +351,11 @@ def like_pattern(text: str) -> str:
 
 def value_list(raw: str) -> list[str]:
     """Comma-separated values (`__in`, `series`), read as one CSV line: a value in double quotes may
-    hold commas, as studio names often do (`"Wise Wizard Games, LLC",Valve`), and `""` is a quote in it."""
+    hold commas, as studio names often do (`"Wise Wizard Games, LLC",Valve`), and `""` is a quote in it.
+    Each value is trimmed: `Indie, RPG` is two genres, as people write a list (list elements are stored
+    trimmed, and a number's parser trims too)."""
     try:
-        return next(csv.reader([raw], strict=True), [])
+        return [value.strip() for value in next(csv.reader([raw], strict=True, skipinitialspace=True), [])]
     except csv.Error:
         raise ValueError('a comma-separated list (a value that holds a comma goes in double quotes: '
                          '"Studio, LLC")') from None
