@@ -394,3 +394,11 @@ def test_a_cursor_with_a_lone_surrogate_is_400(sample_client):
 def test_aggregate_csv_exports_of_any_group(sample_client, group_by):
     r = sample_client.get("/api/v1/games/aggregate", params={"group_by": group_by, "format": "csv", "limit": 5})
     assert r.status_code == 200 and len(r.text.splitlines()) >= 2, r.text[:300]
+
+
+@pytest.mark.parametrize("value", ["²", "①", "٣", "１"])
+def test_a_form_s_tolerance_takes_ascii_digits_only(client, value):
+    """`max_rejected_rows=²` passed str.isdigit() and then failed int(): a 500; `٣` read as 3."""
+    r = client.post("/api/v1/uploads", files={"file": ("a.csv", b"AppID\n1\n", "text/csv"),
+                                              "max_rejected_rows": (None, value)})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "max_rejected_rows", r.text

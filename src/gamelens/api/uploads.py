@@ -115,7 +115,8 @@ def _tolerance(fields: dict[str, str]) -> int | None:
     raw = fields.get("max_rejected_rows", "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) > 1_000_000:
+    # ASCII digits only: isdigit() alone passes `²` (int() then fails: a 500) and `٣`
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 1_000_000:
         raise invalid("max_rejected_rows", raw, "max_rejected_rows is a whole number from 0 to 1000000.")
     return int(raw)
 
