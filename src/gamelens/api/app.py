@@ -167,17 +167,21 @@ def _answer_head(router: APIRouter) -> None:
     """Every GET answers HEAD too (RFC 9110 9.3.2): the same checks, status and headers, no body. Uptime
     monitors probe so (UptimeRobot's default), `curl -I` sizes an export, a cache checks an ETag. The
     twins are left out of the OpenAPI document, which lists each route once."""
-    heads = {route.path for route in router.routes if isinstance(route, APIRoute) and "HEAD" in route.methods}
     routes = []
     for route in router.routes:
         routes.append(route)
-        if isinstance(route, APIRoute) and "GET" in route.methods and route.path not in heads:
+        if isinstance(route, APIRoute) and "GET" in route.methods and "HEAD" not in route.methods:
             # next to its GET: a later catch-all (the page's static files) would answer HEAD first
             routes.append(APIRoute(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False,
                                    dependencies=route.dependencies, response_model=route.response_model,
                                    response_model_exclude_unset=route.response_model_exclude_unset,
                                    response_class=route.response_class))
     router.routes[:] = routes
+
+
+# Once, at import: the routers are the modules' own, shared by every app this process creates.
+for _router in (meta.router, uploads.router, games.router, keys.router, ui.router):
+    _answer_head(_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -221,8 +225,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Store a games CSV from a link; explore it by any field.",
                   docs_url=None, redoc_url=None)  # /docs is served by api/ui.py, from local files
     install_error_handlers(app)
-    for router in (meta.router, uploads.router, games.router, keys.router, ui.router):
-        _answer_head(router)  # once per router: a second app in this process finds the twins there
     app.include_router(meta.router)  # health checks: no key
     app.include_router(uploads.router)  # readers see uploads; admin routes say so themselves
     app.include_router(games.router, dependencies=[Depends(principal)])

@@ -30,10 +30,10 @@ export function buildCompareForm() {
     go(params);
   });
 }
-// The pair a link asks for: free vs paid when it names neither side; a side it leaves out is all games
+// The pair a link asks for: the first ready-made pair (free vs paid) when it names neither side; a side it leaves out is all games
 // (a link naming only A compares A with everything, not with a preset's B that the link never named).
 function pair(params) {
-  if (!params.has("a") && !params.has("b")) return ["price=0", "price__gt=0"];
+  if (!params.has("a") && !params.has("b")) return COMPARISONS[0].slice(1);
   return [params.get("a") ?? "", params.get("b") ?? ""];
 }
 // Two segments side by side: the figures an analyst weighs, from one summary each.
