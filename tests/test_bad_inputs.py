@@ -188,14 +188,15 @@ def test_refused_links_are_400_at_submit(client, url, code):
 
 
 def test_an_upload_request_in_the_wrong_shape_says_the_right_one(client):
-    """No body, a CSV as the body, a link without a scheme, the file in a field of another name, an
-    empty file: each 4xx says what to send instead (a newcomer met "Invalid JSON", "not no scheme",
+    """No body, a body of another type (text/plain), a link without a scheme, the file in a field of another
+    name, an empty file: each 4xx says what to send instead (a newcomer met "Invalid JSON", "not no scheme",
     "a form field other than the file is at most 1 KiB" and "The link returned an empty file")."""
-    csv_body = {"content": b"AppID,Name\r\n1,a\r\n", "headers": {"Content-Type": "text/csv"}}
-    for sent in ({}, csv_body):
+    plain_body = {"content": b"AppID,Name\r\n1,a\r\n", "headers": {"Content-Type": "text/plain"}}
+    for sent in ({}, plain_body):
         r = client.post("/api/v1/uploads", **sent)
         assert r.status_code == 400 and r.json()["error"]["param"] == "body", r.json()
-        assert '{"url": ' in r.json()["error"]["message"] and "`file`" in r.json()["error"]["message"]
+        message = r.json()["error"]["message"]
+        assert '{"url": ' in message and "`file`" in message and "text/csv" in message, message
     for schemeless in ("example.com/games.csv", "example.com:8080/games.csv", "localhost:8000"):
         r = client.post("/api/v1/uploads", json={"url": schemeless})
         error = r.json()["error"]

@@ -236,6 +236,33 @@ def test_upload_a_file_from_disk(client, files):
     assert client.get("/api/v1/games", params={"limit": 1}).json()["total"] == 100
 
 
+def test_upload_the_csv_itself_as_the_body(make_client, files):
+    """`curl --data-binary @games.csv -H 'Content-Type: text/csv'`: the body is the file (it was a 400
+    asking for JSON or a form), named by a Content-Disposition header if one came; capped as a file is,
+    with or without Content-Length, leaving nothing behind."""
+    client = make_client(max_upload_mb=1)
+    data = (files.root / "sample.csv").read_bytes()
+    r = client.post("/api/v1/uploads?wait=true", content=data, headers={"Content-Type": "text/csv; charset=utf-8"})
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert (rec["state"], rec["rows_loaded"], rec["source"]) == ("succeeded", 100, "file")
+    assert (rec["url"], rec["bytes_received"]) == ("upload.csv", len(data))
+    named = {"Content-Type": "application/csv", "Content-Disposition": 'attachment; filename="../my games.csv"'}
+    rec = client.post("/api/v1/uploads?wait=true", content=data, headers=named).json()
+    assert (rec["state"], rec["url"]) == ("succeeded", "my games.csv"), rec
+    big = write_csv(sample_table()[:1] + sample_table()[1:] * 40)  # ~6.6 MB
+
+    def chunked():
+        for i in range(0, len(big), 64 * 1024):
+            yield big[i:i + 64 * 1024]
+
+    for body in (big, chunked()):
+        r = client.post("/api/v1/uploads", content=body, headers={"Content-Type": "text/csv"})
+        assert r.status_code == 413 and r.json()["error"]["code"] in ("too_large", "body_too_large"), r.text
+    assert not list(engine_of(client).incoming.glob("upload-*"))
+    assert client.get("/api/v1/games", params={"limit": 1}).json()["version"] == rec["id"]
+
+
 @pytest.mark.above_the_engine
 def test_a_sent_file_that_cannot_be_removed_costs_nothing_but_the_file(client, files, monkeypatch, caplog):
     """Removing the upload's copy can fail (permissions, a busy disk): the upload still succeeds, its

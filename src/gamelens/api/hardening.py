@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 from ..errors import GameLensError, shutting_down
+from ..ingest.received import FILE_TYPES, media_type
 
 # How often a request waiting for its body looks whether a stop began (as the upload worker's waiters do).
 STOP_POLL_S = 0.2
@@ -20,7 +21,7 @@ SECURITY_HEADERS = [
 
 
 class Limits:
-    """Caps on the query string and the body. A file sent to /api/v1/uploads (multipart) may be as
+    """Caps on the query string and the body. A file sent to /api/v1/uploads (multipart, text/csv) may be as
     large as GAMELENS_MAX_UPLOAD_MB (plus a little for the form around it); any other body is small."""
 
     FORM_OVERHEAD = 64 * 1024
@@ -32,8 +33,8 @@ class Limits:
         self.stopping = stopping
 
     def _body_cap(self, scope, headers: dict[bytes, bytes]) -> int:
-        multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
-        if multipart and scope["method"] == "POST" and scope["path"] == "/api/v1/uploads":
+        a_file = media_type(headers.get(b"content-type", b"").decode("latin-1")) in FILE_TYPES
+        if a_file and scope["method"] == "POST" and scope["path"] == "/api/v1/uploads":
             return self.max_upload
         return self.max_body
 

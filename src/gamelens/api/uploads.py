@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import ErrorBody, GameLensError, invalid, shutting_down
 from ..ingest import download
 from ..ingest.jobs import Uploads
-from ..ingest.received import receive_file
+from ..ingest.received import CSV_TYPES, FILE_TYPES, media_type, receive_csv, receive_file
 from ..keys import Principal
 from ..settings import Settings
 from . import answers
@@ -76,7 +76,9 @@ _BODIES = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": UploadRequest.model_json_schema()},
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "The CSV file"},
-        "max_rejected_rows": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}}}}}}
+        "max_rejected_rows": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}}},
+    "text/csv": {"schema": {"type": "string", "format": "binary",
+                            "description": "The CSV file itself (rejected rows: the default tolerance)"}}}}}
 
 
 def shown_to(who: Principal, rec: dict) -> dict:
@@ -122,13 +124,16 @@ def _tolerance(fields: dict[str, str]) -> int | None:
 
 
 NOT_JSON = ('The body is not JSON: send a link as {"url": "https://..."} (Content-Type: application/json), or '
-            "the CSV itself as multipart/form-data in a field named `file`.")
-
-
+            "the CSV as multipart/form-data in a field named `file`, or as the body itself with Content-Type: "
+            "text/csv.")
 async def _submit_file(request: Request, uploads: Uploads, settings: Settings, who: Principal, activate: bool
                        ) -> dict:
-    """A file in a multipart body."""
-    got = await receive_file(request, uploads.engine.incoming, settings.max_upload_mb * 1024 * 1024)
+    """A file in a multipart body, or the body itself (text/csv)."""
+    cap = settings.max_upload_mb * 1024 * 1024
+    if media_type(request.headers.get("content-type", "")) in CSV_TYPES:
+        got = await receive_csv(request, uploads.engine.incoming, cap)
+    else:
+        got = await receive_file(request, uploads.engine.incoming, cap)
     try:
         _known_fields(got.fields)
         return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name,
@@ -183,7 +188,8 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
                          f"is kept. Once the server is back, {location} shows how it ended.")
 
 
-@router.post("", status_code=202, summary="Load a CSV: a public link (JSON) or a file (multipart/form-data)",
+@router.post("", status_code=202, summary="Load a CSV: a public link (JSON), or a file (multipart/form-data or "
+             "text/csv)",
              openapi_extra=_BODIES, dependencies=[*Writes, Depends(admin), Depends(_known_query)],
              response_model=answers.Upload,
              responses={**WAITED, 507: {"model": UploadError, "description": NO_ROOM}})
@@ -192,7 +198,7 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         activate: Activate = True):
     guard = request.app.state.guard
     uploads.check_keep(activate)  # before the bytes come, and costing no upload of the hourly limit
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if media_type(request.headers.get("content-type", "")) in FILE_TYPES:
         guard.limit(guard.uploads, who.name, "uploads")  # before the bytes come: receiving them is the cost
         return await _answer(uploads, await _submit_file(request, uploads, settings, who, activate), wait)
     # A malformed body or link (ftp://...), or a host refused (private, unknown), is its own 400 and costs no

@@ -1,6 +1,6 @@
-"""A CSV sent in the request body (multipart/form-data) -> a file in the data directory, streamed to
-disk as it arrives (never held in memory) and capped like a download. The upload worker then loads
-that file exactly as it loads a link, and removes it.
+"""A CSV sent in the request body (multipart/form-data, or the CSV itself as `text/csv`) -> a file in the
+data directory, streamed to disk as it arrives (never held in memory) and capped like a download. The
+upload worker then loads that file exactly as it loads a link, and removes it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from starlette.requests import ClientDisconnect
 
 from ..errors import GameLensError, invalid, unloadable
 
+# The bodies that carry a file: a form, or the CSV itself (api/hardening.Limits lets them be as large as one).
+CSV_TYPES = ("text/csv", "application/csv")
+FILE_TYPES = ("multipart/form-data", *CSV_TYPES)
 FIELD_LIMIT = 1024  # a form field other than the file (max_rejected_rows) is short
+
+
+def media_type(content_type: str) -> str:
+    """`text/csv; charset=utf-8` -> `text/csv`."""
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 @dataclass
@@ -64,16 +72,22 @@ class _Form:
         if self._name == "file":
             if self.out is not None:
                 raise invalid("file", None, "Send one file per upload.")
-            self.filename = os.path.basename(options.get(b"filename", b"upload.csv").decode("utf-8", "replace"))
-            self.out = open(self.path, "wb")  # noqa: SIM115 (closed in receive_file)
+            self.open_file(options.get(b"filename", b"upload.csv"))
+
+    def open_file(self, filename: bytes) -> None:
+        self.filename = os.path.basename(filename.decode("utf-8", "replace")) or "upload.csv"
+        self.out = open(self.path, "wb")  # noqa: SIM115 (closed by receive_file or receive_csv, or _discard)
+
+    def write_file(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.cap:
+            raise unloadable("too_large", f"The file is larger than the limit of {self.cap} bytes "
+                             "(GAMELENS_MAX_UPLOAD_MB).", 413, param="file")
+        self.out.write(data)
 
     def _data(self, data, start, end):
         if self._name == "file":
-            self.size += end - start
-            if self.size > self.cap:
-                raise unloadable("too_large", f"The file is larger than the limit of {self.cap} bytes "
-                                 "(GAMELENS_MAX_UPLOAD_MB).", 413, param="file")
-            self.out.write(data[start:end])
+            self.write_file(data[start:end])
         else:
             self._text += data[start:end]
             if len(self._text) > FIELD_LIMIT:
@@ -95,15 +109,43 @@ async def receive_file(request, directory: Path, cap: int) -> Received:
     boundary = options.get(b"boundary")
     if not boundary:
         raise invalid("content-type", request.headers.get("content-type"), "A multipart body needs its boundary.")
-    directory.mkdir(parents=True, exist_ok=True)
-    form = _Form(directory / f"upload-{uuid.uuid4().hex}.csv", cap)
+    form = _Form(_new_path(directory), cap)
     parser = MultipartParser(boundary, form.callbacks())
-    try:
+    async with _kept_or_discarded(form, "multipart/form-data"):
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
         if form.out is not None:
             form.out.close()  # writes what is buffered: a full disk fails here too
+    if form.out is None:
+        raise invalid("file", None, "Send the CSV as the form field named 'file' (multipart/form-data).",
+                      allowed=["file"])
+    return Received(form.path, form.filename or "upload.csv", form.fields)
+
+
+async def receive_csv(request, directory: Path, cap: int) -> Received:
+    """Stream a body that is the CSV itself (Content-Type: text/csv) into a new file under `directory`;
+    its name from a Content-Disposition header's filename, if one came."""
+    _, options = parse_options_header(request.headers.get("content-disposition", ""))
+    form = _Form(_new_path(directory), cap)
+    async with _kept_or_discarded(form, "text/csv"):
+        form.open_file(options.get(b"filename", b""))
+        async for chunk in request.stream():
+            form.write_file(chunk)
+        form.out.close()
+    return Received(form.path, form.filename, {})
+
+
+def _new_path(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"upload-{uuid.uuid4().hex}.csv"
+
+
+@contextlib.asynccontextmanager
+async def _kept_or_discarded(form: _Form, kind: str):
+    """The part received is removed when receiving it fails; what failed becomes its answer."""
+    try:
+        yield
     except (GameLensError, ClientDisconnect):  # its own answer; the client left
         _discard(form)
         raise
@@ -115,12 +157,7 @@ async def receive_file(request, directory: Path, cap: int) -> Received:
         raise
     except Exception as exc:  # the body is not valid multipart
         _discard(form)
-        raise invalid("file", None, f"The request body is not valid multipart/form-data ({type(exc).__name__})."
-                      ) from None
-    if form.out is None:
-        raise invalid("file", None, "Send the CSV as the form field named 'file' (multipart/form-data).",
-                      allowed=["file"])
-    return Received(form.path, form.filename or "upload.csv", form.fields)
+        raise invalid("file", None, f"The request body is not valid {kind} ({type(exc).__name__}).") from None
 
 
 def _discard(form: _Form) -> None:
