@@ -209,6 +209,13 @@ def test_request_size_caps(make_client):
     assert r.status_code == 414 and r.json()["error"]["code"] == "query_too_long"
     r = client.post("/api/v1/uploads", json={"url": "http://example.com/" + "x" * 2000})
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    # a file sent as another type of body: the 413 names the two a file may come as
+    for body in (b"AppID,Name\n" * 200, iter([b"AppID,Name\n" * 200])):  # with and without Content-Length
+        r = client.post("/api/v1/uploads", content=body, headers={"Content-Type": "text/plain"})
+        message = r.json()["error"]["message"]
+        assert r.status_code == 413 and "multipart/form-data" in message and "text/csv" in message, message
+    r = client.post("/api/v1/keys", content=b"{" * 2000, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "text/csv" not in r.json()["error"]["message"]
 
 
 def test_cors_off_unless_configured(make_client):

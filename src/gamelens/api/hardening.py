@@ -34,9 +34,17 @@ class Limits:
 
     def _body_cap(self, scope, headers: dict[bytes, bytes]) -> int:
         a_file = media_type(headers.get(b"content-type", b"").decode("latin-1")) in FILE_TYPES
-        if a_file and scope["method"] == "POST" and scope["path"] == "/api/v1/uploads":
+        if a_file and _uploads(scope):
             return self.max_upload
         return self.max_body
+
+    def _too_large(self, scope, cap: int) -> GameLensError:
+        setting = "GAMELENS_MAX_UPLOAD_MB" if cap == self.max_upload else "GAMELENS_MAX_BODY_KB"
+        hint = ""
+        if cap != self.max_upload and _uploads(scope):  # a file sent in a body of another type
+            hint = (" A file goes as multipart/form-data (a field named `file`), or as the body with Content-Type: "
+                    "text/csv.")
+        return GameLensError("body_too_large", f"The request body is over {cap} bytes ({setting}).{hint}", 413)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -61,7 +69,7 @@ class Limits:
             body_left = message["type"] == "http.request" and message.get("more_body", False)
             received += len(message.get("body", b""))
             if received > cap:  # a body without Content-Length, longer than allowed
-                raise GameLensError("body_too_large", f"The request body is over {cap} bytes.", 413)
+                raise self._too_large(scope, cap)
             return message
 
         async def with_headers(message):
@@ -81,9 +89,12 @@ class Limits:
                                  "(GAMELENS_MAX_QUERY_STRING).", 414)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and (not value.isdigit() or int(value) > cap):
-                setting = "GAMELENS_MAX_UPLOAD_MB" if cap == self.max_upload else "GAMELENS_MAX_BODY_KB"
-                return GameLensError("body_too_large", f"The request body is over {cap} bytes ({setting}).", 413)
+                return self._too_large(scope, cap)
         return None
+
+
+def _uploads(scope) -> bool:
+    return scope["method"] == "POST" and scope["path"] == "/api/v1/uploads"
 
 
 def _declares_body(headers: dict[bytes, bytes]) -> bool:
