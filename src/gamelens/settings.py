@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `gamelens serve` listens on.")
     port: int = Field(8000, description="Port `gamelens serve` listens on.")
 
-    max_upload_mb: int = Field(200, ge=1, description="Largest CSV accepted, counted on bytes received.")
+    max_upload_mb: int = Field(200, ge=1, description="Largest CSV accepted, counted on bytes received "
+                               "(and, for a gzip file, on the bytes it unpacks to).")
     allow_private_urls: bool = Field(
         False, description="Allow links to addresses that are not globally routable (private, loopback, CGNAT...; "
         "local use and tests only)."

@@ -29,6 +29,7 @@ import httpx
 
 from ..errors import GameLensError, unloadable
 from ..settings import Settings
+from .unpack import Gunzip, is_gzip
 
 MAX_REDIRECTS = 5
 FILE_CHUNK = 1 << 20
@@ -257,10 +258,17 @@ class Stream:
         return self._digest.hexdigest()
 
     def __iter__(self) -> Iterator[bytes]:
+        """The file's bytes; a gzip file's unpacked (unpack.py)."""
+        gunzip = None
         try:
             for chunk in self._chunks:
                 self._feed(chunk)
-                yield chunk
+                if self.size == len(chunk) and is_gzip(chunk):  # the first chunk
+                    gunzip = Gunzip(self.cap, self._fail)
+                if gunzip is None:
+                    yield chunk
+                else:
+                    yield from gunzip.feed(chunk)
         except httpx.TimeoutException:
             raise fail("download_timeout", "The host stopped sending data (timeout).") from None
         except httpx.HTTPError as exc:
@@ -275,6 +283,8 @@ class Stream:
             raise self._fail("truncated", f"The transfer ended after {self.size} of {self.expected} bytes.")
         if self.size == 0:
             raise self._fail("empty_file", "The file is empty (0 bytes).")
+        if gunzip is not None:
+            gunzip.finish()
         self.complete = True
 
     def _fail(self, code: str, message: str, status: int = 422) -> GameLensError:
