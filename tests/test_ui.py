@@ -7,6 +7,7 @@ Screenshots land in test-artifacts/ (the README's copies are in docs/).
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import math
 import os
@@ -192,6 +193,17 @@ def test_upload_a_file_from_disk(page, server):
     while page.locator("#upload-history tbody tr td").first.text_content() == first and time.monotonic() < deadline:
         time.sleep(0.2)
     assert page.locator("#upload-history tbody tr td").first.text_content() != first
+
+
+def test_upload_a_gzip_file_from_disk(page, server, tmp_path):
+    """The file box takes a `.csv.gz` (its chooser offered CSV files only), and it loads as the CSV."""
+    packed = tmp_path / "games.csv.gz"
+    packed.write_bytes(gzip.compress(SAMPLE.read_bytes()))
+    page.goto(f"{server.base}/?view=upload")
+    assert ".gz" in page.get_attribute("#upload-file", "accept")
+    page.set_input_files("#upload-file", str(packed))
+    page.wait_for_selector("#upload-state[data-state=succeeded]")
+    assert "100 rows stored" in page.text_content("#upload-result")
 
 
 def test_a_list_s_elements_read_apart_in_the_table(page, server):
