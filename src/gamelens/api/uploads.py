@@ -126,6 +126,8 @@ def _tolerance(fields: dict[str, str]) -> int | None:
 NOT_JSON = ('The body is not JSON: send a link as {"url": "https://..."} (Content-Type: application/json), or '
             "the CSV as multipart/form-data in a field named `file`, or as the body itself with Content-Type: "
             "text/csv.")
+
+
 async def _submit_file(request: Request, uploads: Uploads, settings: Settings, who: Principal, activate: bool
                        ) -> dict:
     """A file in a multipart body, or the body itself (text/csv)."""

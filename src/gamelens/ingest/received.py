@@ -155,7 +155,7 @@ async def _kept_or_discarded(form: _Form, kind: str):
             raise GameLensError("insufficient_storage", "The server has no room left on its disk for this file; "
                                 "nothing was stored. Try again once it has.", 507) from None
         raise
-    except Exception as exc:  # the body is not valid multipart
+    except Exception as exc:  # the body is not what its Content-Type says (a multipart parser's error)
         _discard(form)
         raise invalid("file", None, f"The request body is not valid {kind} ({type(exc).__name__}).") from None
 
