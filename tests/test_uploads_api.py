@@ -2,12 +2,14 @@
 
 import errno
 import gzip
+import io
 import os
 import pathlib
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 
 import pytest
 
@@ -248,9 +250,12 @@ def test_upload_the_csv_itself_as_the_body(make_client, files):
     rec = r.json()
     assert (rec["state"], rec["rows_loaded"], rec["source"]) == ("succeeded", 100, "file")
     assert (rec["url"], rec["bytes_received"]) == ("upload.csv", len(data))
-    named = {"Content-Type": "application/csv", "Content-Disposition": 'attachment; filename="../my games.csv"'}
-    rec = client.post("/api/v1/uploads?wait=true", content=data, headers=named).json()
-    assert (rec["state"], rec["url"]) == ("succeeded", "my games.csv"), rec
+    for disposition, name in (('attachment; filename="../my games.csv"', "my games.csv"),
+                              ("attachment; filename*=UTF-8''j%C3%A9u.csv", "jéu.csv"),  # RFC 6266's form
+                              ('attachment; filename="' + "x" * 5000 + '"', "x" * 255)):  # kept to 255
+        named = {"Content-Type": "application/csv", "Content-Disposition": disposition}
+        rec = client.post("/api/v1/uploads?wait=true", content=data, headers=named).json()
+        assert (rec["state"], rec["url"]) == ("succeeded", name), rec
     big = write_csv(sample_table()[:1] + sample_table()[1:] * 40)  # ~6.6 MB
 
     def chunked():
@@ -264,10 +269,18 @@ def test_upload_the_csv_itself_as_the_body(make_client, files):
     assert client.get("/api/v1/games", params={"limit": 1}).json()["version"] == rec["id"]
 
 
+def _zipped(data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("games.csv", data)
+    return out.getvalue()
+
+
 def test_a_gzip_file_is_unpacked_as_it_streams(make_client, files):
     """`games.csv.gz` by link, form, body or in two gzip members one after another loads as the CSV
-    does (it failed as not UTF-8); one cut short, one that is not gzip past its first bytes and one
-    that unpacks past the cap are refused, each saying why, and the data served stays."""
+    does (it failed as not UTF-8), so does one padded with NULs; one cut short, one that is not gzip past
+    its first bytes, one followed by other bytes, one that unpacks past the cap and a zip archive are
+    refused, each saying why (a zip was "not UTF-8"), and the data served stays."""
     client = make_client(max_upload_mb=1)
     data = (files.root / "sample.csv").read_bytes()
     assert upload(client, files.url("sample.csv"))["state"] == "succeeded"
@@ -276,7 +289,9 @@ def test_a_gzip_file_is_unpacked_as_it_streams(make_client, files):
     (files.root / "sample.csv.gz").write_bytes(packed)
     half = data.index(b"\n", len(data) // 2) + 1
     (files.root / "members.csv.gz").write_bytes(gzip.compress(data[:half]) + gzip.compress(data[half:]))
-    for name in ("sample.csv.gz", "members.csv.gz"):
+    # padded with NULs after its end, as tape and block tools pad (gzip and Python's gzip skip them)
+    (files.root / "padded.csv.gz").write_bytes(packed + b"\0" * 700)
+    for name in ("sample.csv.gz", "members.csv.gz", "padded.csv.gz"):
         rec = upload(client, files.url(name))
         assert (rec["state"], rec["rows_loaded"]) == ("succeeded", 100), rec
         assert dataset_rows(client) == served
@@ -289,7 +304,8 @@ def test_a_gzip_file_is_unpacked_as_it_streams(make_client, files):
     assert len(bomb) < 1 << 20
     for sent, code, status in ((packed[:len(packed) // 2], "truncated", 422),
                                (packed[:10] + b"not deflate at all" * 10, "bad_gzip", 422),
-                               (bomb, "too_large", 413)):
+                               (bomb, "too_large", 413), (packed + b"trailing", "bad_gzip", 422),
+                               (_zipped(data), "zip_not_csv", 422)):
         r = client.post("/api/v1/uploads?wait=true", files={"file": ("games.csv.gz", sent)})
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
         assert dataset_rows(client) == served

@@ -229,6 +229,8 @@ def _looks_like_html(first: bytes, content_type: str) -> bool:
     return "text/html" in content_type or head.startswith((b"<!doctype", b"<html", b"<head", b"<?xml"))
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first local file header
+
 _HTML = {"url": "The link returned a web page (HTML), not a CSV file: use a direct download link (e.g. a sheet "
                 "published as CSV), not a sharing or login page.",
          "file": "The file is a web page (HTML), not a CSV file: save or export the data as CSV."}
@@ -293,6 +295,9 @@ class Stream:
     def _feed(self, chunk: bytes) -> None:
         if self.size == 0 and chunk and _looks_like_html(chunk, self.content_type):
             raise self._fail("html_not_csv", _HTML[self.sent_as])
+        if self.size == 0 and chunk.startswith(ZIP_MAGIC):  # it said "not UTF-8 text"
+            raise self._fail("zip_not_csv", "The file is a zip archive, not a CSV file: unzip it and send the CSV "
+                             "(or the CSV compressed with gzip).")
         self.size += len(chunk)
         if self.size > self.cap:
             raise self._fail("too_large", f"The file is larger than the limit of {self.cap} bytes "

@@ -10,6 +10,7 @@ import errno
 import os
 import uuid
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -20,6 +21,7 @@ from ..errors import GameLensError, invalid, unloadable
 # The bodies that carry a file: a form, or the CSV itself (api/hardening.Limits lets them be as large as one).
 CSV_TYPES = ("text/csv", "application/csv")
 FILE_TYPES = ("multipart/form-data", *CSV_TYPES)
+NAME_CHARS = 255  # of a sent file's name
 FIELD_LIMIT = 1024  # a form field other than the file (max_rejected_rows) is short
 
 
@@ -75,7 +77,8 @@ class _Form:
             self.open_file(options.get(b"filename", b"upload.csv"))
 
     def open_file(self, filename: bytes) -> None:
-        self.filename = os.path.basename(filename.decode("utf-8", "replace")) or "upload.csv"
+        # Only the name, and a file system's longest (it is shown in the upload's record).
+        self.filename = os.path.basename(filename.decode("utf-8", "replace"))[:NAME_CHARS] or "upload.csv"
         self.out = open(self.path, "wb")  # noqa: SIM115 (closed by receive_file or receive_csv, or _discard)
 
     def write_file(self, data: bytes) -> None:
@@ -126,14 +129,20 @@ async def receive_file(request, directory: Path, cap: int) -> Received:
 async def receive_csv(request, directory: Path, cap: int) -> Received:
     """Stream a body that is the CSV itself (Content-Type: text/csv) into a new file under `directory`;
     its name from a Content-Disposition header's filename, if one came."""
-    _, options = parse_options_header(request.headers.get("content-disposition", ""))
     form = _Form(_new_path(directory), cap)
     async with _kept_or_discarded(form, "text/csv"):
-        form.open_file(options.get(b"filename", b""))
+        form.open_file(_disposition_name(request.headers.get("content-disposition", "")).encode())
         async for chunk in request.stream():
             form.write_file(chunk)
         form.out.close()
     return Received(form.path, form.filename, {})
+
+
+def _disposition_name(header: str) -> str:
+    """The filename of a Content-Disposition header, `filename*=UTF-8''...` (RFC 6266) too; "" if none."""
+    message = Message()
+    message["content-disposition"] = header
+    return message.get_filename() or ""
 
 
 def _new_path(directory: Path) -> Path:

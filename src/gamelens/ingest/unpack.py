@@ -31,7 +31,9 @@ class Gunzip:
     def feed(self, data: bytes) -> Iterator[bytes]:
         while data:
             if self._member.eof:  # a member ended and more bytes follow: the next member
-                self._member = zlib.decompressobj(_GZIP)
+                data = self._next_member(data)
+                if not data:
+                    return
             try:
                 piece = self._member.decompress(data, PIECE)
             except zlib.error as exc:
@@ -44,6 +46,17 @@ class Gunzip:
                                  "(GAMELENS_MAX_UPLOAD_MB).", 413)
             if piece:
                 yield piece
+
+    def _next_member(self, data: bytes) -> bytes:
+        """What follows a member: NULs are padding (as gzip and Python's gzip module skip them), else
+        another member must start."""
+        data = data.lstrip(b"\0")
+        if data and not is_gzip(data[:len(MAGIC)]) and len(data) >= len(MAGIC):
+            raise self._fail("bad_gzip", "The gzip file is followed by bytes that are not gzip; send the file as "
+                             "gzip wrote it.", 422)
+        if data:
+            self._member = zlib.decompressobj(_GZIP)
+        return data
 
     def finish(self) -> None:
         """The last chunk came: the file must end where a member does."""
