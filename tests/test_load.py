@@ -221,3 +221,26 @@ def test_blank_lines_at_the_end_of_the_file_are_no_rows(client, files, ending):
     (files.root / "blank_end.csv").write_bytes(data)
     rec = upload(client, files.url("blank_end.csv"))
     assert rec["state"] == "succeeded" and rec["rows_loaded"] == 100 and rec["rows_rejected"] == 0, rec
+
+
+def test_a_gzip_file_unpacks_in_bounded_memory():
+    """300 MB of unpacked bytes from a 0.3 MB gzip file, fed as 64 KB chunks: Python holds a piece at a
+    time (unpack.PIECE), not what a chunk unpacks to (real memory, by tracemalloc)."""
+    import tracemalloc
+    import zlib
+
+    from gamelens.ingest.unpack import Gunzip
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    packed = packer.compress(b"\n" * (300 << 20)) + packer.flush()
+    gunzip = Gunzip(1 << 40, lambda *error: AssertionError(error))
+    tracemalloc.start()
+    try:
+        chunks = (packed[i:i + (1 << 16)] for i in range(0, len(packed), 1 << 16))
+        unpacked = sum(len(piece) for chunk in chunks for piece in gunzip.feed(chunk))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    gunzip.finish()
+    assert unpacked == 300 << 20
+    assert peak < 8 << 20, peak
