@@ -51,7 +51,7 @@ class Gunzip:
         """What follows a member: NULs are padding (as gzip and Python's gzip module skip them), else
         another member must start."""
         data = data.lstrip(b"\0")
-        if data and not is_gzip(data[:len(MAGIC)]) and len(data) >= len(MAGIC):
+        if len(data) >= len(MAGIC) and not is_gzip(data):  # (a shorter rest fails as a cut member)
             raise self._fail("bad_gzip", "The gzip file is followed by bytes that are not gzip; send the file as "
                              "gzip wrote it.", 422)
         if data:
