@@ -3,6 +3,8 @@
 Paths:
   /files/NAME                 the file, with Content-Length
   /gzip/NAME                  gzip Content-Encoding
+  /gzip-gzip/NAME             `Content-Encoding: gzip, gzip`: the file gzipped twice
+  /byte-first/NAME            the file's first byte alone, then the rest (Content-Length, two writes)
   /redirect/N/NAME            N redirects (302) then the file
   /redirect-to?url=U          one redirect to U
   /status/CODE                that status, empty body
@@ -77,12 +79,25 @@ class FileServer:
         parts = urlsplit(h.path)
         seg = parts.path.strip("/").split("/")
         mode, rest = seg[0], seg[1:]
-        if mode in ("files", "gzip", "truncated", "hold", "slow") and not (self.root / rest[-1]).is_file():
+        by_file = ("files", "gzip", "gzip-gzip", "byte-first", "truncated", "hold", "slow")
+        if mode in by_file and not (self.root / rest[-1]).is_file():
             self._send(h, 404, b"no such file")
         elif mode == "files":
             self._send(h, 200, (self.root / rest[0]).read_bytes())
         elif mode == "gzip":
             self._send(h, 200, gzip.compress((self.root / rest[0]).read_bytes()), extra={"Content-Encoding": "gzip"})
+        elif mode == "gzip-gzip":
+            twice = gzip.compress(gzip.compress((self.root / rest[0]).read_bytes()))
+            self._send(h, 200, twice, extra={"Content-Encoding": "gzip, gzip"})
+        elif mode == "byte-first":
+            data = (self.root / rest[0]).read_bytes()
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data[:1])
+            h.wfile.flush()
+            time.sleep(0.05)
+            h.wfile.write(data[1:])
         elif mode == "redirect":
             n = int(rest[0])
             target = f"/redirect/{n - 1}/{rest[1]}" if n > 1 else f"/files/{rest[1]}"

@@ -252,7 +252,10 @@ def test_upload_the_csv_itself_as_the_body(make_client, files):
     assert (rec["url"], rec["bytes_received"]) == ("upload.csv", len(data))
     for disposition, name in (('attachment; filename="../my games.csv"', "my games.csv"),
                               ("attachment; filename*=UTF-8''j%C3%A9u.csv", "jéu.csv"),  # RFC 6266's form
-                              ('attachment; filename="' + "x" * 5000 + '"', "x" * 255)):  # kept to 255
+                              ('attachment; filename="' + "x" * 5000 + '"', "x" * 255),  # kept to 255
+                              ('attachment; filename="C:\\Users\\a\\héllo €.csv"'.encode(),
+                               "héllo €.csv"),  # UTF-8 bytes, as clients send them; a Windows path's name
+                              ("attachment; filename*=UTF-8''a%00b%0Ac.csv", "abc.csv")):  # no control characters
         named = {"Content-Type": "application/csv", "Content-Disposition": disposition}
         rec = client.post("/api/v1/uploads?wait=true", content=data, headers=named).json()
         assert (rec["state"], rec["url"]) == ("succeeded", name), rec
@@ -295,6 +298,12 @@ def test_a_gzip_file_is_unpacked_as_it_streams(make_client, files):
         rec = upload(client, files.url(name))
         assert (rec["state"], rec["rows_loaded"]) == ("succeeded", 100), rec
         assert dataset_rows(client) == served
+    # a host that sends the first byte alone (the gzip check read the first chunk only: "not UTF-8")
+    rec = upload(client, files.url("sample.csv.gz", "byte-first"))
+    assert (rec["state"], rec["rows_loaded"]) == ("succeeded", 100), rec
+    # stacked Content-Encoding is refused: httpx unpacked every layer at once (a few KB -> gigabytes)
+    r = client.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv", "gzip-gzip")})
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "content_encoding"), r.text
     rec = client.post("/api/v1/uploads?wait=true", files={"file": ("games.csv.gz", packed)}).json()
     assert (rec["state"], rec["rows_loaded"], rec["bytes_received"]) == ("succeeded", 100, len(packed)), rec
     rec = client.post("/api/v1/uploads?wait=true", content=packed, headers={"Content-Type": "text/csv"}).json()
@@ -305,6 +314,7 @@ def test_a_gzip_file_is_unpacked_as_it_streams(make_client, files):
     for sent, code, status in ((packed[:len(packed) // 2], "truncated", 422),
                                (packed[:10] + b"not deflate at all" * 10, "bad_gzip", 422),
                                (bomb, "too_large", 413), (packed + b"trailing", "bad_gzip", 422),
+                               (packed + b"\n", "bad_gzip", 422),  # it said "cut short"
                                (_zipped(data), "zip_not_csv", 422)):
         r = client.post("/api/v1/uploads?wait=true", files={"file": ("games.csv.gz", sent)})
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text

@@ -33,7 +33,9 @@ class Limits:
         self.stopping = stopping
 
     def _body_cap(self, scope, headers: dict[bytes, bytes]) -> int:
-        a_file = media_type(headers.get(b"content-type", b"").decode("latin-1")) in FILE_TYPES
+        # the first Content-Type, as the route reads it (Starlette's Headers.get)
+        sent = next((value for name, value in scope.get("headers", []) if name == b"content-type"), b"")
+        a_file = media_type(sent.decode("latin-1")) in FILE_TYPES
         if a_file and _uploads(scope):
             return self.max_upload
         return self.max_body

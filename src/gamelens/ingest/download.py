@@ -236,6 +236,24 @@ _HTML = {"url": "The link returned a web page (HTML), not a CSV file: use a dire
          "file": "The file is a web page (HTML), not a CSV file: save or export the data as CSV."}
 
 
+FIRST_BYTES = 16  # what the checks of a file's start read (HTML, zip, gzip)
+
+
+def _first_bytes_together(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks, the first at least FIRST_BYTES long (a host may send its first byte alone)."""
+    head = b""
+    for chunk in chunks:
+        if head is None:
+            yield chunk
+            continue
+        head += chunk
+        if len(head) >= FIRST_BYTES:
+            yield head
+            head = None
+    if head:
+        yield head
+
+
 class Stream:
     """The bytes of one source, checked as they pass: HTML sniffing, the size cap, the deadline,
     the announced length; sha256 and size are known once it has been read to the end."""
@@ -263,7 +281,7 @@ class Stream:
         """The file's bytes; a gzip file's unpacked (unpack.py)."""
         gunzip = None
         try:
-            for chunk in self._chunks:
+            for chunk in _first_bytes_together(self._chunks):
                 self._feed(chunk)
                 if self.size == len(chunk) and is_gzip(chunk):  # the first chunk
                     gunzip = Gunzip(self.cap, self._fail)
@@ -382,7 +400,10 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None,
     or when `stop` is set, a watch shuts the connections (not with GAMELENS_DOWNLOAD_PROXY, whose
     connections httpx makes itself: there the read timeout and the check between blocks hold). A
     connect in progress ends by its own timeout, which the deadline shortens."""
-    headers = {"Accept": "text/csv, text/plain;q=0.9, */*;q=0.5", "User-Agent": "GameLens/0.1"}
+    # gzip only, unpacked here a piece at a time (_response_chunks): httpx would unpack every layer of
+    # `Content-Encoding: gzip, gzip` at once, gigabytes from a few KB.
+    headers = {"Accept": "text/csv, text/plain;q=0.9, */*;q=0.5", "Accept-Encoding": "gzip",
+               "User-Agent": "GameLens/0.1"}
     deadline = time.monotonic() + settings.download_timeout_s
     backend = _GuardedBackend(settings.allow_private_urls, deadline)
     done = threading.Event()
@@ -423,10 +444,33 @@ def _response_stream(resp: httpx.Response, settings: Settings, progress, backend
     if expected is not None and expected > cap:
         raise fail("too_large", f"The file is {expected} bytes; the limit is {cap} bytes "
                    "(GAMELENS_MAX_UPLOAD_MB).", 413)
-    return Stream(resp.iter_bytes(), settings, expected=expected,
+    return Stream(_response_chunks(resp, cap, lambda: backend.was_cut), settings, expected=expected,
                   content_type=resp.headers.get("content-type", ""), progress=progress, deadline=deadline,
                   was_cut=lambda: backend.was_cut,
                   framed=length.isdigit() or "chunked" in resp.headers.get("transfer-encoding", "").lower())
+
+
+GZIP_ENCODINGS = ("gzip", "x-gzip")
+
+
+def _response_chunks(resp: httpx.Response, cap: int, was_cut: Callable[[], bool]) -> Iterator[bytes]:
+    """The body as sent (iter_raw: httpx unpacks nothing), one layer of gzip Content-Encoding unpacked
+    in bounded pieces; any other encoding, or several, is refused."""
+    encoding = resp.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return resp.iter_raw()
+    if encoding not in GZIP_ENCODINGS:
+        raise fail("content_encoding", f"The link's answer is compressed as {encoding!r}; GameLens reads it plain "
+                   "or gzip-compressed once.")
+    return _unpacked(resp.iter_raw(), Gunzip(cap, fail), was_cut)
+
+
+def _unpacked(chunks: Iterator[bytes], gunzip: Gunzip, was_cut: Callable[[], bool]) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield from gunzip.feed(chunk)
+    if was_cut() and not gunzip.ended:  # the deadline's cut, not the host, ended it
+        raise _cut_short()
+    gunzip.finish()
 
 
 @contextmanager

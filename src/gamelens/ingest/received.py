@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from email.message import Message
@@ -77,8 +77,10 @@ class _Form:
             self.open_file(options.get(b"filename", b"upload.csv"))
 
     def open_file(self, filename: bytes) -> None:
-        # Only the name, and a file system's longest (it is shown in the upload's record).
-        self.filename = os.path.basename(filename.decode("utf-8", "replace"))[:NAME_CHARS] or "upload.csv"
+        # Only the name (after a / or a Windows \\), printable, and a file system's longest (it is shown
+        # in the upload's record).
+        name = re.split(r"[\\/]", filename.decode("utf-8", "replace"))[-1]
+        self.filename = "".join(c for c in name if c.isprintable())[:NAME_CHARS] or "upload.csv"
         self.out = open(self.path, "wb")  # noqa: SIM115 (closed by receive_file or receive_csv, or _discard)
 
     def write_file(self, data: bytes) -> None:
@@ -141,8 +143,16 @@ async def receive_csv(request, directory: Path, cap: int) -> Received:
 def _disposition_name(header: str) -> str:
     """The filename of a Content-Disposition header, `filename*=UTF-8''...` (RFC 6266) too; "" if none."""
     message = Message()
-    message["content-disposition"] = header
+    message["content-disposition"] = _utf8(header)
     return message.get_filename() or ""
+
+
+def _utf8(header: str) -> str:
+    """A header's text as its bytes meant it: HTTP hands headers over as Latin-1, clients send UTF-8."""
+    try:
+        return header.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return header
 
 
 def _new_path(directory: Path) -> Path:

@@ -51,14 +51,19 @@ class Gunzip:
         """What follows a member: NULs are padding (as gzip and Python's gzip module skip them), else
         another member must start."""
         data = data.lstrip(b"\0")
-        if len(data) >= len(MAGIC) and not is_gzip(data):  # (a shorter rest fails as a cut member)
+        if not MAGIC.startswith(data[:len(MAGIC)]):  # (the magic's first byte alone fails as a cut member)
             raise self._fail("bad_gzip", "The gzip file is followed by bytes that are not gzip; send the file as "
                              "gzip wrote it.", 422)
         if data:
             self._member = zlib.decompressobj(_GZIP)
         return data
 
+    @property
+    def ended(self) -> bool:
+        """The bytes so far end where a member does."""
+        return self._member.eof
+
     def finish(self) -> None:
         """The last chunk came: the file must end where a member does."""
-        if not self._member.eof:
+        if not self.ended:
             raise self._fail("truncated", "The gzip file ends before its data does: it was cut short.", 422)
