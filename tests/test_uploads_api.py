@@ -239,6 +239,23 @@ def test_upload_a_file_from_disk(client, files):
     assert client.get("/api/v1/games", params={"limit": 1}).json()["total"] == 100
 
 
+def test_a_form_without_its_closing_boundary_is_refused(client, files):
+    """A multipart body that stops before `--boundary--` may hold a file cut short: it was loaded and
+    served (50 of 100 rows); now a 400, nothing stored."""
+    upload(client, files.url("sample.csv"))
+    served = dataset_rows(client)
+    half = SAMPLE.read_bytes()[:SAMPLE.read_bytes().index(b"\n", len(SAMPLE.read_bytes()) // 2) + 1]
+    body, ctype = _multipart("half.csv", half)
+    cut = body[:body.rindex(b"\r\n--")]
+    r = client.post("/api/v1/uploads?wait=true", content=cut, headers={"Content-Type": ctype})
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "file"), r.text
+    assert "closing boundary" in r.json()["error"]["message"]
+    assert dataset_rows(client) == served
+    assert not list(engine_of(client).incoming.glob("upload-*"))
+    r = client.post("/api/v1/uploads?wait=true", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 200 and r.json()["rows_loaded"] > 0, r.text
+
+
 def test_upload_the_csv_itself_as_the_body(make_client, files):
     """`curl --data-binary @games.csv -H 'Content-Type: text/csv'`: the body is the file (it was a 400
     asking for JSON or a form), named by a Content-Disposition header if one came; capped as a file is,

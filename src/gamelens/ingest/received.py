@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from ..errors import GameLensError, invalid, unloadable
@@ -120,6 +120,9 @@ async def receive_file(request, directory: Path, cap: int) -> Received:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+        if parser.state != MultipartState.END:  # the closing boundary is the only proof the file came whole
+            raise invalid("file", None, "The multipart body ends before its closing boundary: the file may be cut "
+                          "short, and nothing was stored.")
         if form.out is not None:
             form.out.close()  # writes what is buffered: a full disk fails here too
     if form.out is None:
