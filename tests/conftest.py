@@ -282,7 +282,7 @@ class ServerProcess:
     def client(self, **kw):
         import httpx
 
-        return httpx.Client(base_url=self.base, headers=AUTH, timeout=60, **kw)
+        return httpx.Client(base_url=self.base, headers=AUTH, **{"timeout": 60, **kw})
 
     def start(self, timeout: float = 60) -> ServerProcess:
         import subprocess

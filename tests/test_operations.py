@@ -134,6 +134,40 @@ def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, f
         assert http.get("/api/v1/games?limit=1").status_code == 409  # nothing was ever switched in
 
 
+def test_requests_waiting_for_uploads_leave_the_server_answering(server_process, files):
+    """Forty-two `?wait=true` uploads queued behind a link that stalls: health, readiness and reads still
+    answer. Each wait held one of the 40 threads sync routes run in, so they all waited for the link."""
+    server = server_process(uploads_per_hour=100).start()
+    with server.client() as http:
+        assert http.post("/api/v1/uploads/sample?wait=true").status_code == 200
+    answered: list[int] = []
+
+    def post() -> None:
+        with server.client(timeout=120) as http:
+            answered.append(http.post("/api/v1/uploads?wait=true", json={"url": files.url("sample.csv", "hold")})
+                            .status_code)
+
+    files.hold.clear()
+    waiting = [threading.Thread(target=post) for _ in range(42)]
+    try:
+        for thread in waiting:
+            thread.start()
+        with server.client(timeout=20) as http:  # they would wait until the link answers
+            for _ in range(200):
+                if len(http.get("/api/v1/uploads").json()["uploads"]) == 43:
+                    break
+                time.sleep(0.1)
+            assert len(http.get("/api/v1/uploads").json()["uploads"]) == 43
+            assert http.get("/healthz").status_code == 200
+            assert http.get("/readyz").status_code == 200
+            assert http.get("/api/v1/games?limit=1").json()["total"] == 100
+    finally:
+        files.hold.set()
+    for thread in waiting:
+        thread.join(120)
+    assert answered == [200] * 42
+
+
 # The start of a multipart body: the file's part headers and its first line.
 _FORM_START = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="g.csv"\r\n'
                b"Content-Type: text/csv\r\n\r\nAppID,Name\r\n")

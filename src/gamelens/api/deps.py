@@ -1,6 +1,9 @@
-"""Cross-cutting pieces routes receive as dependencies (so tests swap them without patching)."""
+"""Cross-cutting pieces routes receive as dependencies (so tests swap them without patching).
 
-from collections.abc import Callable
+They read no file and ask no database, so they are async: FastAPI runs a plain `def` dependency in its thread
+pool, and a request would queue for a thread there just to read an attribute."""
+
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -11,26 +14,26 @@ from ..query.run import Explorer
 from ..settings import Settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def get_uploads(request: Request) -> Uploads:
+async def get_uploads(request: Request) -> Uploads:
     return request.app.state.uploads
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_explorer(request: Request) -> Explorer:
+async def get_explorer(request: Request) -> Explorer:
     return request.app.state.explorer
 
 
-def known_query(allowed: tuple[str, ...], what: str = "") -> Callable[[Request], None]:
+def known_query(allowed: tuple[str, ...], what: str = "") -> Callable[[Request], Awaitable[None]]:
     """A dependency refusing the query parameters a route does not read, and any given twice: a typo
     (`?limt=5`) is a 400 naming it, not a silently different answer. `what`: " for an upload"."""
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         for name in request.query_params:
             values = request.query_params.getlist(name)
             if name not in allowed:

@@ -3,6 +3,8 @@
 import logging
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import PlainTextResponse
 
@@ -18,8 +20,13 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["meta"])
 
 
+# Probes answer while every thread of the pool the sync routes share is busy (a burst of slow reads):
+# /healthz needs no thread, /readyz's one query has threads of its own.
+PROBE_THREADS = anyio.CapacityLimiter(2)
+
+
 @router.get("/healthz", summary="The process is alive", response_model=answers.Status)
-def healthz():
+async def healthz():
     return {"status": "ok"}
 
 
@@ -30,9 +37,9 @@ def metrics():
 
 
 @router.get("/readyz", summary="The database answers", response_model=answers.Status)
-def readyz(engine: Annotated[Engine, Depends(get_engine)]):
+async def readyz(engine: Annotated[Engine, Depends(get_engine)]):
     try:
-        Store(engine).ping()
+        await anyio.to_thread.run_sync(Store(engine).ping, limiter=PROBE_THREADS)
     except Exception:  # whatever the cause, it is logged; the answer says only "not ready"
         log.warning("readiness check failed", exc_info=True)
         raise GameLensError("not_ready", "The database does not answer.", 503) from None

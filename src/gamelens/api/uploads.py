@@ -7,6 +7,7 @@ from pathlib import PurePath
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +36,7 @@ Activate = Annotated[bool, Query(description="Serve the data once it is loaded a
                                  "keep it beside the data served, to look at its record (rows, rejected rows, "
                                  "warnings) first; POST /api/v1/uploads/{id}/activate serves it.")]
 SAMPLE = files("gamelens") / "data" / "sample_games.csv"
+WAIT_POLL_S = 0.1  # how often a request waiting for its upload looks whether it ended (a flag, no query)
 
 
 class UploadError(ErrorBody):
@@ -162,11 +164,20 @@ async def _link_body(request: Request) -> UploadRequest:
 FAILED_STATUS = {"too_large": 413, "insufficient_storage": 507}
 
 
-async def _answer(uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
+async def _waited(request: Request, uploads: Uploads, upload_id: int) -> dict:
+    """The upload's record once a client that waits for it may have it. It waits on the event loop, not in a
+    thread: forty waiters behind a stalled link held every thread the sync routes run in (reads and /readyz
+    waited up to a minute), and a waiter whose client left held its thread until the upload ended."""
+    while uploads.waits_on(upload_id) and not await request.is_disconnected():
+        await anyio.sleep(WAIT_POLL_S)
+    return await run_in_threadpool(uploads.get, upload_id)
+
+
+async def _answer(request: Request, uploads: Uploads, rec: dict, wait: bool) -> JSONResponse:
     location = f"/api/v1/uploads/{rec['id']}"
     if not wait:
         return JSONResponse(rec, 202, headers={"Location": location})
-    rec = await run_in_threadpool(uploads.wait, rec["id"])
+    rec = await _waited(request, uploads, rec["id"])
     if rec["state"] == "succeeded":
         return JSONResponse(rec, 200, headers={"Location": location})
     if rec["state"] == "failed":
@@ -202,7 +213,7 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
     uploads.check_keep(activate)  # before the bytes come, and costing no upload of the hourly limit
     if media_type(request.headers.get("content-type", "")) in FILE_TYPES:
         guard.limit(guard.uploads, who.name, "uploads")  # before the bytes come: receiving them is the cost
-        return await _answer(uploads, await _submit_file(request, uploads, settings, who, activate), wait)
+        return await _answer(request, uploads, await _submit_file(request, uploads, settings, who, activate), wait)
     # A malformed body or link (ftp://...), or a host refused (private, unknown), is its own 400 and costs no
     # upload of the per-key allowance: a typo in a host name must not use up a key's uploads. (Checked
     # again when queued, and at every connection.)
@@ -210,7 +221,7 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
     await run_in_threadpool(download.check_url, body.url, settings.allow_private_urls)
     guard.limit(guard.uploads, who.name, "uploads")
     rec = await run_in_threadpool(uploads.submit, body.url, who.name, body.max_rejected_rows, activate)
-    return await _answer(uploads, rec, wait)
+    return await _answer(request, uploads, rec, wait)
 
 
 @router.post("/sample", status_code=202, summary="Load the 100-row sample that ships with GameLens",
@@ -225,7 +236,7 @@ async def load_sample(request: Request, who: Admin, uploads: Jobs, wait: Wait = 
     guard.limit(guard.uploads, who.name, "uploads")
     rec = await run_in_threadpool(uploads.submit_file, FilePath(str(SAMPLE)), "sample_games.csv", "sample", who.name,
                                   None, activate)
-    return await _answer(uploads, rec, wait)
+    return await _answer(request, uploads, rec, wait)
 
 
 @router.get("", summary="Upload history, newest first", response_model=answers.Uploads,

@@ -302,13 +302,20 @@ class Uploads:
 
     def wait(self, upload_id: int, timeout: float = math.inf) -> dict:
         """The upload's record once it ended, after `timeout` seconds, or when the grace of a stop that
-        began ends (then it may still be running)."""
+        began ends (then it may still be running). It holds its thread: the API waits with `waits_on`."""
         event = self._done.get(upload_id)
         deadline = time.monotonic() + timeout
-        while event is not None and not event.wait(LEAVING_POLL_S):
-            if time.monotonic() >= min(deadline, self._grace_ends()):
-                break
+        while event is not None and self.waits_on(upload_id, deadline):
+            event.wait(LEAVING_POLL_S)
         return self.get(upload_id)
+
+    def waits_on(self, upload_id: int, deadline: float = math.inf) -> bool:
+        """Whether a client waiting for this upload waits on: it has not ended here, and neither `deadline`
+        (time.monotonic()) nor the grace of a stop that began has passed."""
+        event = self._done.get(upload_id)
+        if event is None or event.is_set():
+            return False
+        return time.monotonic() < min(deadline, self._grace_ends())
 
     # the worker
 
