@@ -384,6 +384,13 @@ def test_numbers_json_cannot_say_back_are_400(client, path, body):
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter", r.text
 
 
+@pytest.mark.parametrize("value", [True, "5", 1.0])
+def test_a_link_s_tolerance_is_a_json_integer(client, value):
+    """`true` was read as 1, `"5"` as 5 and `1.0` as 1: a number of rows is an integer, as the schema says."""
+    r = client.post("/api/v1/uploads", json={"url": "http://example.com/g.csv", "max_rejected_rows": value})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "max_rejected_rows", r.text
+
+
 def test_a_cursor_with_a_lone_surrogate_is_400(sample_client):
     r = sample_client.get("/api/v1/games", params={"sort": "name", "cursor": _cursor("name", ["\ud800", 1, 1])})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor", r.text

@@ -70,7 +70,7 @@ class UploadRequest(BaseModel):
 
     url: str = Field(..., max_length=4096, examples=["https://example.com/games.csv"])
     max_rejected_rows: int | None = Field(
-        None, ge=0, le=1_000_000, description="Rows allowed to fail parsing (dropped and listed); "
+        None, ge=0, le=1_000_000, strict=True, description="Rows allowed to fail parsing (dropped and listed); "
         "default GAMELENS_MAX_REJECTED_ROWS.")
 
 
