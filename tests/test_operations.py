@@ -229,6 +229,25 @@ def test_a_body_that_stalls_at_a_stop_is_answered_503_at_once(server_process):
 
 
 @pytest.mark.above_the_engine
+def test_a_body_that_stalls_is_answered_408(server_process):
+    """Clients that send part of a body (a file; a link's JSON; a new key's JSON) and then nothing: after
+    GAMELENS_BODY_TIMEOUT_S each gets a 408 JSON body, and the file's part is removed. uvicorn waits for a
+    body forever: the connection and the partial file were held until the client left."""
+    server = server_process(body_timeout_s=1).start()
+    stalled = [_send_part_of_a_body(server, "multipart/form-data; boundary=b0undary", 100_000, _FORM_START),
+               _send_part_of_a_body(server, "text/csv", 100_000, b"AppID,Name\r\n"),
+               _send_part_of_a_body(server, "application/json", 100, b'{"url": "http://'),
+               _send_part_of_a_body(server, "application/json", 100, b'{"name": "ci', "/api/v1/keys")]
+    for status, headers, body in [_read_answer(conn) for conn in stalled]:
+        assert status == 408 and headers["content-type"] == "application/json", (status, body)
+        error = json.loads(body)["error"]
+        assert error["code"] == "body_timeout" and "GAMELENS_BODY_TIMEOUT_S" in error["message"], error
+    assert not list((server.data_dir / "incoming").glob("upload-*"))
+    with server.client() as http:
+        assert http.get("/api/v1/uploads").json()["uploads"] == []  # nothing was queued
+
+
+@pytest.mark.above_the_engine
 def test_a_client_that_leaves_mid_body_is_no_server_error(server_process):
     """A link's JSON body cut off by the client: logged as its 400, not as an unhandled error and a 500."""
     server = server_process().start()

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     uploads_per_hour: int = Field(10, ge=1, description="Uploads per hour per key.")
     max_query_string: int = Field(8192, ge=256, description="Longest query string accepted (bytes).")
     max_body_kb: int = Field(64, ge=1, description="Largest request body accepted (KiB).")
+    body_timeout_s: float = Field(60, gt=0, description="Longest silence while a request body arrives (an upload's "
+                                  "file): past it, 408 and the partial file is removed.")
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty = CORS off.")
 
     log_format: Literal["json", "text"] = Field("json", description="Log lines as JSON objects, or plain text.")

@@ -235,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     app.add_middleware(Limits, max_query_string=settings.max_query_string, max_body=settings.max_body_kb * 1024,
-                       max_upload=settings.max_upload_mb * 1024 * 1024, stopping=lambda: _stopping(app))
+                       max_upload=settings.max_upload_mb * 1024 * 1024, body_timeout=settings.body_timeout_s,
+                       stopping=lambda: _stopping(app))
     app.add_middleware(RequestContext)  # outermost: every response, errors included, has a request id
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 
 from ..errors import GameLensError, shutting_down
@@ -26,11 +27,11 @@ class Limits:
 
     FORM_OVERHEAD = 64 * 1024
 
-    def __init__(self, app, max_query_string: int, max_body: int, max_upload: int,
+    def __init__(self, app, max_query_string: int, max_body: int, max_upload: int, body_timeout: float = 60,
                  stopping: Callable[[], bool] = lambda: False):
         self.app, self.max_query, self.max_body = app, max_query_string, max_body
         self.max_upload = max_upload + self.FORM_OVERHEAD
-        self.stopping = stopping
+        self.body_timeout, self.stopping = body_timeout, stopping
 
     def _body_cap(self, scope, headers: dict[bytes, bytes]) -> int:
         # the first Content-Type, as the route reads it (Starlette's Headers.get)
@@ -67,7 +68,7 @@ class Limits:
             # left are waits for a disconnect (a streamed answer's).
             if not body_left or answering:
                 return await receive()
-            message = await _body_unless_stopping(receive, lambda: self.stopping() and not answering)
+            message = await _body_unless_stopping(receive, self.stopping, lambda: answering, self.body_timeout)
             body_left = message["type"] == "http.request" and message.get("more_body", False)
             received += len(message.get("body", b""))
             if received > cap:  # a body without Content-Length, longer than allowed
@@ -103,26 +104,38 @@ def _declares_body(headers: dict[bytes, bytes]) -> bool:
     return headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
 
 
-async def _body_unless_stopping(receive, refusing: Callable[[], bool]) -> dict:
-    """The body's next message; a 503 instead for a body still arriving once `refusing` (a stop began
-    and the answer has not: a streamed answer may ask before it starts, and then waits here). A client
+async def _body_unless_stopping(receive, stopping: Callable[[], bool], answering: Callable[[], bool],
+                                timeout: float) -> dict:
+    """The body's next message; a 503 instead for a body still arriving once a stop began, unless the
+    answer has begun (a streamed answer may ask before it starts, and then waits here). A client
     that sends nothing more, or trickles, would otherwise hold the request until uvicorn's wait
     (GAMELENS_SHUTDOWN_GRACE_S + 5 s) ran out and uvicorn cancelled it with a plain-text 500. A body
-    that is all in (uvicorn holds it) is the app's to answer."""
+    that is all in (uvicorn holds it) is the app's to answer. A 408 once nothing came for `timeout`
+    seconds: uvicorn waits for a body forever, and a stalled upload held its connection and file."""
     pending = asyncio.ensure_future(receive())
+    silent_until = time.monotonic() + timeout
     try:
         while True:
             done, _ = await asyncio.wait({pending}, timeout=STOP_POLL_S)
             if done:
                 break
-            if refusing():
+            if answering():  # no other answer can be sent now
+                continue
+            if stopping():
                 raise _refused_at_the_stop()
+            if time.monotonic() >= silent_until:
+                raise _stalled(timeout)
     finally:
         pending.cancel()  # nothing when it is done
     message = pending.result()
-    if message.get("more_body", False) and refusing():
+    if message.get("more_body", False) and stopping() and not answering():
         raise _refused_at_the_stop()
     return message
+
+
+def _stalled(timeout: float) -> GameLensError:
+    return GameLensError("body_timeout", f"Nothing of the request body arrived for {timeout:g} s "
+                         "(GAMELENS_BODY_TIMEOUT_S): send it again.", 408)
 
 
 def _refused_at_the_stop() -> GameLensError:
