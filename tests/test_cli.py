@@ -183,6 +183,8 @@ def test_while_a_server_holds_the_data_directory(server_process, files, tmp_path
     # over it, then removed it as it failed)
     second = run("serve", "--port", "9", env=env, timeout=60)
     assert second.returncode == 3, second.stderr
+    assert "one GameLens process per data directory" in second.stderr, second.stderr
+    assert "Traceback" not in second.stderr, second.stderr  # the sentence alone, not ~60 lines before it
     assert (server.data_dir / "server.json").read_text() == said
 
 

@@ -90,8 +90,9 @@ def serve(
             await super().shutdown(sockets)
             _forget_address(address)  # uvicorn then re-raises SIGTERM: the `finally` below never runs
 
-    config = uvicorn.Config(api, host=host or settings.host, port=port or settings.port, workers=1, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
+    config = uvicorn.Config(_failed_start_said_plainly(api), host=host or settings.host, port=port or settings.port,
+                            workers=1, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5)
     server = GameLensServer(config)
     try:
         server.run()
@@ -101,6 +102,32 @@ def serve(
         _forget_address(address)
     if not server.started:  # as uvicorn.run does: a start-up that failed exits 3
         raise SystemExit(3)
+
+
+def _failed_start_said_plainly(app):
+    """The app as uvicorn runs it. uvicorn logs a failed start-up as the traceback the app sends with it (~60
+    lines); a start-up refused for a reason we name (a data directory another server holds) is that sentence."""
+    async def run(scope, receive, send):
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        failed: dict = {}
+
+        async def held(message):  # the failure is sent once its exception is seen
+            if message["type"] == "lifespan.startup.failed":
+                failed.update(message)
+                return
+            await send(message)
+
+        try:
+            await app(scope, receive, held)
+        except BaseException as exc:
+            if failed and isinstance(exc, GameLensError):
+                failed["message"] = f"GameLens cannot start: {exc.message}"
+            if failed:
+                await send(failed)
+            raise
+    return run
 
 
 def _forget_address(address: Path) -> None:
