@@ -75,6 +75,14 @@ class FileServer:
         h.end_headers()
         h.wfile.write(body)
 
+    def _announce(self, h, name: str) -> bytes:
+        """The file's status and whole Content-Length: what a mode then sends of it is its misbehaviour."""
+        data = (self.root / name).read_bytes()
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        return data
+
     def route(self, h) -> None:
         parts = urlsplit(h.path)
         seg = parts.path.strip("/").split("/")
@@ -90,10 +98,7 @@ class FileServer:
             twice = gzip.compress(gzip.compress((self.root / rest[0]).read_bytes()))
             self._send(h, 200, twice, extra={"Content-Encoding": "gzip, gzip"})
         elif mode == "byte-first":
-            data = (self.root / rest[0]).read_bytes()
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
+            data = self._announce(h, rest[0])
             h.wfile.write(data[:1])
             h.wfile.flush()
             time.sleep(0.05)
@@ -110,28 +115,19 @@ class FileServer:
             self._send(h, 200, b"<!DOCTYPE html><html><body>Sign in to continue</body></html>",
                        "text/html; charset=utf-8")
         elif mode == "slow":
-            data = (self.root / rest[0]).read_bytes()
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
+            data = self._announce(h, rest[0])
             h.wfile.write(data[:5000])
             h.wfile.flush()
             time.sleep(5)
         elif mode == "truncated":
-            data = (self.root / rest[0]).read_bytes()
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
+            data = self._announce(h, rest[0])
             h.wfile.write(data[: len(data) // 2])
             h.wfile.flush()
             h.close_connection = True
         elif mode in ("trickle-headers", "trickle-gzip"):
             self._trickle(h, mode)
         elif mode == "hold":
-            data = (self.root / rest[0]).read_bytes()
-            h.send_response(200)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
+            data = self._announce(h, rest[0])
             step = max(1, len(data) // 20)
             for i in range(0, len(data), step):
                 h.wfile.write(data[i:i + step])
