@@ -102,6 +102,29 @@ def test_extra_columns_are_ignored_and_listed(client, files):
     assert rec["warnings"] == ["Ignored unknown column(s): Metacritic url"]
 
 
+def test_many_or_long_unknown_columns_are_named_briefly(client, files):
+    """Thousands of unknown names, or one very long one, were copied whole into the upload's record."""
+    from .conftest import sample_table, write_csv
+
+    names = ["x" * 5000] + [f"extra {i}" for i in range(2000)]
+    table = [row + (names if i == 0 else [""] * len(names)) for i, row in enumerate(sample_table())]
+    (files.root / "wide.csv").write_bytes(write_csv(table))
+    rec = upload(client, files.url("wide.csv"))
+    assert rec["state"] == "succeeded", rec
+    assert rec["warnings"] == ["Ignored unknown column(s): " + "x" * 60 + "…, " + ", ".join(names[1:10])
+                               + " and 1991 more"], rec["warnings"][0][:300]
+
+
+def test_a_file_with_carriage_returns_alone_says_so(client, files):
+    """Classic Mac OS line endings (CR alone) failed with Python's csv wording about universal newlines."""
+    from .conftest import sample_table, write_csv
+
+    (files.root / "cr.csv").write_bytes(write_csv(sample_table(), lineterminator="\r"))
+    rec = upload(client, files.url("cr.csv"))
+    assert rec["state"] == "failed" and rec["error"]["code"] == "cr_line_endings", rec
+    assert "LF or CRLF" in rec["error"]["message"]
+
+
 @pytest.mark.parametrize("second", ["AppID", "app_id", "Name"])
 def test_a_column_named_twice_fails_the_upload_and_keeps_the_data(client, files, second):
     """The index column's empty header renamed AppID loaded the row numbers as app ids without a word."""

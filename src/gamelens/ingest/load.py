@@ -69,12 +69,15 @@ def read_header(chunks: Iterator[bytes]) -> tuple[list[str], bytes]:
         if chunk is None:
             break
         prefix += chunk
-    line = prefix.split(b"\n", 1)[0]
+    line = prefix.split(b"\n", 1)[0].rstrip(b"\r")
     try:
-        header = next(csv.reader([line.decode("utf-8-sig").rstrip("\r")]), None)
+        header = next(csv.reader([line.decode("utf-8-sig")]), None)
     except UnicodeDecodeError:
         raise unloadable("not_utf8", "The header line is not UTF-8 text; save the file as CSV UTF-8.") from None
     except csv.Error as exc:
+        if b"\r" in line:  # the database would read the whole file as one line
+            raise unloadable("cr_line_endings", "Lines end with a carriage return alone (classic Mac OS line "
+                             "endings): save the file with LF or CRLF line endings.") from None
         raise unloadable("bad_header", f"The header line is not valid CSV: {exc}") from None
     if not header or not any(h.strip() for h in header):
         raise unloadable("empty_file", "The file is empty: it has no header line.")
@@ -103,7 +106,15 @@ def check_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
     used = set(fields.values())
     ours = set(schema.output_names())  # an export's other columns (derived, raw text) are ours
     extra = [h for i, h in enumerate(header) if h.strip() and i not in used and h not in ours]
-    return fields, [f"Ignored unknown column(s): {', '.join(extra)}"] if extra else []
+    return fields, [_ignored(extra)] if extra else []
+
+
+def _ignored(names: list[str], shown: int = 10, longest: int = 60) -> str:
+    """The warning naming ignored columns, kept short: a header of thousands of names, or of one name of
+    a megabyte, was copied whole into the upload's record."""
+    said = [name if len(name) <= longest else name[:longest] + "…" for name in names[:shown]]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"Ignored unknown column(s): {', '.join(said)}{more}"
 
 
 def _parse_expr(c: schema.Column, r: str) -> str:
