@@ -382,6 +382,9 @@ def test_file_uploads_are_capped_and_checked(make_client, files):
     big = write_csv(sample_table()[:1] + sample_table()[1:] * 40)  # ~6.6 MB
     r = client.post("/api/v1/uploads", files={"file": ("big.csv", big, "text/csv")})
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    assert "1048576 bytes (GAMELENS_MAX_UPLOAD_MB)" in r.json()["error"]["message"], r.text  # not the form's 64 KB more
+    r = client.post("/api/v1/uploads", content=big, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 413 and "1048576 bytes (GAMELENS_MAX_UPLOAD_MB)" in r.json()["error"]["message"], r.text
     assert not list(engine_of(client).incoming.glob("upload-*"))
     r = client.post("/api/v1/uploads", files={"other": ("x.csv", b"a,b\n", "text/csv")})
     assert r.status_code == 400 and r.json()["error"]["param"] == "file"

@@ -30,7 +30,7 @@ class Limits:
     def __init__(self, app, max_query_string: int, max_body: int, max_upload: int, body_timeout: float = 60,
                  stopping: Callable[[], bool] = lambda: False):
         self.app, self.max_query, self.max_body = app, max_query_string, max_body
-        self.max_upload = max_upload + self.FORM_OVERHEAD
+        self.file_limit, self.max_upload = max_upload, max_upload + self.FORM_OVERHEAD
         self.body_timeout, self.stopping = body_timeout, stopping
 
     def _body_cap(self, scope, headers: dict[bytes, bytes]) -> int:
@@ -42,12 +42,15 @@ class Limits:
         return self.max_body
 
     def _too_large(self, scope, cap: int) -> GameLensError:
-        setting = "GAMELENS_MAX_UPLOAD_MB" if cap == self.max_upload else "GAMELENS_MAX_BODY_KB"
+        if cap == self.max_upload:  # the limit a user set, not the form's allowance above it
+            return GameLensError("body_too_large", f"The file is over the limit of {self.file_limit} bytes "
+                                 "(GAMELENS_MAX_UPLOAD_MB).", 413)
         hint = ""
         if cap != self.max_upload and _uploads(scope):  # a file sent in a body of another type
             hint = (" A file goes as multipart/form-data (a field named `file`), or as the body with Content-Type: "
                     "text/csv.")
-        return GameLensError("body_too_large", f"The request body is over {cap} bytes ({setting}).{hint}", 413)
+        return GameLensError("body_too_large", f"The request body is over {cap} bytes (GAMELENS_MAX_BODY_KB).{hint}",
+                             413)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
