@@ -109,13 +109,23 @@ class KeyStore:
         return len(self._cache)
 
     def verify(self, key: str) -> Principal | None:
-        # Keys changed by another process: one request re-reads them (at most once a second), the
-        # others meanwhile verify against the copy in hand.
-        if time.monotonic() - self._loaded_at > CACHE_SECONDS and self._reloading.acquire(blocking=False):
+        self.reload_if_due()
+        return self.match(key)
+
+    def reload_due(self) -> bool:
+        return time.monotonic() - self._loaded_at > CACHE_SECONDS
+
+    def reload_if_due(self) -> None:
+        """Keys changed by another process: one caller re-reads them (at most once a second), the
+        others meanwhile verify against the copy in hand."""
+        if self.reload_due() and self._reloading.acquire(blocking=False):
             try:
                 self._reload()
             finally:
                 self._reloading.release()
+
+    def match(self, key: str) -> Principal | None:
+        """The key's principal among the keys in hand (no database read)."""
         digest = _hash(key)
         found = None
         with self._lock:

@@ -10,6 +10,7 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import GameLensError
@@ -67,7 +68,7 @@ class Guard:
         env = self.settings.admin_key
         if env is not None and hmac.compare_digest(env.get_secret_value().encode(), key.encode()):
             return Principal(ENV_ADMIN, "admin")
-        return self.keys.verify(key)
+        return self.keys.match(key)
 
     def limit(self, bucket: TokenBucket, name: str, what: str) -> None:
         wait = bucket.take(name)
@@ -92,8 +93,10 @@ def _unauthorized(message: str) -> GameLensError:
     return GameLensError("unauthorized", message, 401, headers={"WWW-Authenticate": 'Bearer realm="gamelens"'})
 
 
-def principal(request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
-              header: Annotated[str | None, Depends(API_KEY)]) -> Principal:
+# The dependencies below are async: FastAPI runs a plain `def` one in its thread pool, one thread hop per
+# dependency per request, and the key check needs the database only to re-read the keys once a second.
+async def principal(request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+                    header: Annotated[str | None, Depends(API_KEY)]) -> Principal:
     guard: Guard = request.app.state.guard
     if guard.settings.auth == "off":
         who = ANONYMOUS
@@ -103,6 +106,8 @@ def principal(request: Request, bearer: Annotated[HTTPAuthorizationCredentials |
         if not key:
             guard.limit(guard.requests, client, "requests")
             raise _unauthorized("An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'.")
+        if guard.keys.reload_due():  # a database read: not on the event loop
+            await run_in_threadpool(guard.keys.reload_if_due)
         who = guard.identify(key)
         if who is None:
             guard.limit(guard.requests, client, "requests")
@@ -112,13 +117,13 @@ def principal(request: Request, bearer: Annotated[HTTPAuthorizationCredentials |
     return who
 
 
-def admin(who: Principal = Depends(principal)) -> Principal:  # noqa: B008 (FastAPI's idiom)
+async def admin(who: Principal = Depends(principal)) -> Principal:  # noqa: B008 (FastAPI's idiom)
     if not who.is_admin:
         raise GameLensError("forbidden", "This needs an admin key; yours is a reader key.", 403)
     return who
 
 
-def writer(request: Request) -> None:
+async def writer(request: Request) -> None:
     """Writes (uploads, activate, keys) are done by the writer: a reader says where to send them."""
     settings = request.app.state.settings
     if settings.role != "reader" and request.app.state.uploads.may_write():
