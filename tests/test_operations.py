@@ -134,6 +134,7 @@ def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, f
         assert http.get("/api/v1/games?limit=1").status_code == 409  # nothing was ever switched in
 
 
+@pytest.mark.above_the_engine
 def test_requests_waiting_for_uploads_leave_the_server_answering(server_process, files):
     """Forty-two `?wait=true` uploads queued behind a link that stalls: health, readiness and reads still
     answer. Each wait held one of the 40 threads sync routes run in, so they all waited for the link."""
