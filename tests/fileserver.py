@@ -12,6 +12,7 @@ Paths:
   /slow/NAME                  headers, then silence longer than the test's read timeout
   /truncated/NAME             Content-Length of the whole file, half the bytes, then close
   /hold/NAME                  streams the file slowly while the `hold` event is clear
+  /held/NAME                  half the file, then the rest once the `hold` event is set (at most 60 s)
   /trickle-headers/NAME       a status line, then one byte of a header that never ends every 0.2 s (20 s)
   /trickle-gzip/NAME          gzip headers, then one byte of a gzip file name that never ends every 0.2 s
 """
@@ -87,7 +88,7 @@ class FileServer:
         parts = urlsplit(h.path)
         seg = parts.path.strip("/").split("/")
         mode, rest = seg[0], seg[1:]
-        by_file = ("files", "gzip", "gzip-gzip", "byte-first", "truncated", "hold", "slow")
+        by_file = ("files", "gzip", "gzip-gzip", "byte-first", "truncated", "hold", "held", "slow")
         if mode in by_file and not (self.root / rest[-1]).is_file():
             self._send(h, 404, b"no such file")
         elif mode == "files":
@@ -126,6 +127,12 @@ class FileServer:
             h.close_connection = True
         elif mode in ("trickle-headers", "trickle-gzip"):
             self._trickle(h, mode)
+        elif mode == "held":
+            data = self._announce(h, rest[0])
+            h.wfile.write(data[: len(data) // 2])
+            h.wfile.flush()
+            self.hold.wait(60)
+            h.wfile.write(data[len(data) // 2:])
         elif mode == "hold":
             data = self._announce(h, rest[0])
             step = max(1, len(data) // 20)
