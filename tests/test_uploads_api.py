@@ -375,6 +375,20 @@ def test_a_bad_file_fails_like_a_bad_link_and_keeps_the_data(client, files):
     tolerated = client.post("/api/v1/uploads?wait=true", files={"file": ("bad.csv", write_csv(rows), "text/csv")},
                             data={"max_rejected_rows": "1"}).json()
     assert tolerated["state"] == "succeeded" and tolerated["rows_rejected"] == 1
+    # the CSV as the body: its tolerance in the query string (it had none but the default)
+    raw = {"Content-Type": "text/csv"}
+    r = client.post("/api/v1/uploads?wait=true&max_rejected_rows=0", content=write_csv(rows), headers=raw)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_rows", r.text
+    r = client.post("/api/v1/uploads?wait=true&max_rejected_rows=1", content=write_csv(rows), headers=raw)
+    assert r.status_code == 200 and r.json()["rows_rejected"] == 1, r.text
+    for bad in ("-1", "lots", "1000001"):  # refused before the file is read
+        r = client.post(f"/api/v1/uploads?max_rejected_rows={bad}", content=write_csv(rows), headers=raw)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "max_rejected_rows", r.text
+    # a link's and a form's go where they always went: in the query string it would be one of two places
+    r = client.post("/api/v1/uploads?max_rejected_rows=1", json={"url": files.url("sample.csv")})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "max_rejected_rows", r.text
+    r = client.post("/api/v1/uploads?max_rejected_rows=1", files={"file": ("bad.csv", write_csv(rows), "text/csv")})
+    assert r.status_code == 400 and "form field" in r.json()["error"]["message"], r.text
 
 
 def test_file_uploads_are_capped_and_checked(make_client, files):

@@ -80,7 +80,8 @@ _BODIES = {"requestBody": {"required": True, "content": {
         "file": {"type": "string", "format": "binary", "description": "The CSV file"},
         "max_rejected_rows": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}}},
     "text/csv": {"schema": {"type": "string", "format": "binary",
-                            "description": "The CSV file itself (rejected rows: the default tolerance)"}}}}}
+                            "description": "The CSV file itself (rejected rows: ?max_rejected_rows=N, else "
+                                           "GAMELENS_MAX_REJECTED_ROWS)"}}}}}
 
 
 def shown_to(who: Principal, rec: dict) -> dict:
@@ -106,6 +107,11 @@ FORM_FIELDS = ("file", "max_rejected_rows")
 
 
 _known_query = known_query(UPLOAD_QUERY, " for an upload")
+# A CSV sent as the body has no field of its own for its tolerance: the query string carries it.
+_known_upload_query = known_query((*UPLOAD_QUERY, "max_rejected_rows"), " for an upload")
+Tolerance = Annotated[int | None, Query(ge=0, le=1_000_000, description="With a CSV sent as the body (text/csv) "
+                                        "only: rows allowed to fail parsing; default GAMELENS_MAX_REJECTED_ROWS. "
+                                        "A link's goes in its JSON, a form's in a form field.")]
 
 
 def _known_fields(fields: dict[str, str]) -> None:
@@ -130,9 +136,10 @@ NOT_JSON = ('The body is not JSON: send a link as {"url": "https://..."} (Conten
             "text/csv.")
 
 
-async def _submit_file(request: Request, uploads: Uploads, settings: Settings, who: Principal, activate: bool
-                       ) -> dict:
-    """A file in a multipart body, or the body itself (text/csv)."""
+async def _submit_file(request: Request, uploads: Uploads, settings: Settings, who: Principal, activate: bool,
+                       tolerance: int | None) -> dict:
+    """A file in a multipart body (its tolerance in a form field), or the body itself (text/csv; its
+    tolerance from the query string)."""
     cap = settings.max_upload_mb * 1024 * 1024
     if media_type(request.headers.get("content-type", "")) in CSV_TYPES:
         got = await receive_csv(request, uploads.engine.incoming, cap)
@@ -140,8 +147,10 @@ async def _submit_file(request: Request, uploads: Uploads, settings: Settings, w
         got = await receive_file(request, uploads.engine.incoming, cap)
     try:
         _known_fields(got.fields)
-        return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name,
-                                       _tolerance(got.fields), activate)
+        if "max_rejected_rows" in got.fields:
+            tolerance = _tolerance(got.fields)
+        return await run_in_threadpool(uploads.submit_file, got.path, got.filename, "file", who.name, tolerance,
+                                       activate)
     except BaseException:
         got.path.unlink(missing_ok=True)
         raise
@@ -203,17 +212,22 @@ def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensEr
 
 @router.post("", status_code=202, summary="Load a CSV: a public link (JSON), or a file (multipart/form-data or "
              "text/csv)",
-             openapi_extra=_BODIES, dependencies=[*Writes, Depends(admin), Depends(_known_query)],
+             openapi_extra=_BODIES, dependencies=[*Writes, Depends(admin), Depends(_known_upload_query)],
              response_model=answers.Upload,
              responses={**WAITED, 507: {"model": UploadError, "description": NO_ROOM}})
 async def create_upload(request: Request, who: Admin, uploads: Jobs,
                         settings: Annotated[Settings, Depends(get_settings)], wait: Wait = False,
-                        activate: Activate = True):
+                        activate: Activate = True, max_rejected_rows: Tolerance = None):
     guard = request.app.state.guard
     uploads.check_keep(activate)  # before the bytes come, and costing no upload of the hourly limit
-    if media_type(request.headers.get("content-type", "")) in FILE_TYPES:
+    sent = media_type(request.headers.get("content-type", ""))
+    if max_rejected_rows is not None and sent not in CSV_TYPES:  # before the bytes come
+        raise invalid("max_rejected_rows", max_rejected_rows, "max_rejected_rows goes in the query string only "
+                      "with a CSV sent as the body (text/csv): a link's goes in its JSON, a form's in a form field.")
+    if sent in FILE_TYPES:
         guard.limit(guard.uploads, who.name, "uploads")  # before the bytes come: receiving them is the cost
-        return await _answer(request, uploads, await _submit_file(request, uploads, settings, who, activate), wait)
+        rec = await _submit_file(request, uploads, settings, who, activate, max_rejected_rows)
+        return await _answer(request, uploads, rec, wait)
     # A malformed body or link (ftp://...), or a host refused (private, unknown), is its own 400 and costs no
     # upload of the per-key allowance: a typo in a host name must not use up a key's uploads. (Checked
     # again when queued, and at every connection.)
