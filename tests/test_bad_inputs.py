@@ -81,6 +81,8 @@ def test_bad_link_or_file(loaded, files, case_id, build, code, status):
     assert body["error"]["code"] == code, body
     assert body["error"]["message"]
     assert body["upload"]["state"] == "failed"
+    if code in ("not_utf8", "empty_file"):  # it names the request's field that sent the file
+        assert body["error"]["param"] == "url", body
     if case_id in ("http_404", "truncated_body", "timeout"):  # not every byte arrived: no file to name
         assert body["upload"]["sha256"] is None, body["upload"]
     assert dataset_rows(loaded) == before

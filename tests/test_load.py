@@ -122,7 +122,7 @@ def test_a_file_with_carriage_returns_alone_says_so(client, files):
     (files.root / "cr.csv").write_bytes(write_csv(sample_table(), lineterminator="\r"))
     rec = upload(client, files.url("cr.csv"))
     assert rec["state"] == "failed" and rec["error"]["code"] == "cr_line_endings", rec
-    assert "LF or CRLF" in rec["error"]["message"]
+    assert "LF or CRLF" in rec["error"]["message"] and rec["error"]["param"] == "url"
 
 
 @pytest.mark.parametrize("second", ["AppID", "app_id", "Name"])

@@ -59,10 +59,11 @@ class LoadResult:
 MAX_HEADER = 1 << 20
 
 
-def read_header(chunks: Iterator[bytes]) -> tuple[list[str], bytes]:
+def read_header(chunks: Iterator[bytes], param: str = "file") -> tuple[list[str], bytes]:
     """The header line, parsed with Python's csv module (the rest is ClickHouse's job).
 
-    Returns it with the bytes read so far, which still have to be passed on to the database."""
+    Returns it with the bytes read so far, which still have to be passed on to the database. Its errors
+    name `param`, the request's field that sent the file."""
     prefix = b""
     while b"\n" not in prefix and len(prefix) < MAX_HEADER:
         chunk = next(chunks, None)
@@ -73,14 +74,15 @@ def read_header(chunks: Iterator[bytes]) -> tuple[list[str], bytes]:
     try:
         header = next(csv.reader([line.decode("utf-8-sig")]), None)
     except UnicodeDecodeError:
-        raise unloadable("not_utf8", "The header line is not UTF-8 text; save the file as CSV UTF-8.") from None
+        raise unloadable("not_utf8", "The header line is not UTF-8 text; save the file as CSV UTF-8.",
+                         param=param) from None
     except csv.Error as exc:
         if b"\r" in line:  # the database would read the whole file as one line
             raise unloadable("cr_line_endings", "Lines end with a carriage return alone (classic Mac OS line "
-                             "endings): save the file with LF or CRLF line endings.") from None
-        raise unloadable("bad_header", f"The header line is not valid CSV: {exc}") from None
+                             "endings): save the file with LF or CRLF line endings.", param=param) from None
+        raise unloadable("bad_header", f"The header line is not valid CSV: {exc}", param=param) from None
     if not header or not any(h.strip() for h in header):
-        raise unloadable("empty_file", "The file is empty: it has no header line.")
+        raise unloadable("empty_file", "The file is empty: it has no header line.", param=param)
     return header, prefix
 
 
@@ -177,7 +179,7 @@ def load(engine: Engine, upload_id: int, source: Iterable[bytes], max_rejected: 
     """Stream `source` into the staging table of `upload_id` and check it; the caller swaps it in.
     `param`: the request's field that sent the data (`url` for a link), which its rows' errors name."""
     chunks = iter(source)
-    header, prefix = read_header(chunks)
+    header, prefix = read_header(chunks, param)
     fields, warnings = check_header(header)
     result = LoadResult(warnings=warnings)
     table = versions.stage_name(upload_id)
