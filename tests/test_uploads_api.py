@@ -300,7 +300,8 @@ def test_a_gzip_file_is_unpacked_as_it_streams(make_client, files):
     """`games.csv.gz` by link, form, body or in two gzip members one after another loads as the CSV
     does (it failed as not UTF-8), so does one padded with NULs; one cut short, one that is not gzip past
     its first bytes, one followed by other bytes, one that unpacks past the cap and a zip archive are
-    refused, each saying why (a zip was "not UTF-8"), and the data served stays."""
+    refused, each saying why (a zip was "not UTF-8", so were a gzip file or a zip archive gzipped again), and
+    the data served stays."""
     client = make_client(max_upload_mb=1)
     data = (files.root / "sample.csv").read_bytes()
     assert upload(client, files.url("sample.csv"))["state"] == "succeeded"
@@ -332,7 +333,9 @@ def test_a_gzip_file_is_unpacked_as_it_streams(make_client, files):
                                (packed[:10] + b"not deflate at all" * 10, "bad_gzip", 422),
                                (bomb, "too_large", 413), (packed + b"trailing", "bad_gzip", 422),
                                (packed + b"\n", "bad_gzip", 422),  # it said "cut short"
-                               (_zipped(data), "zip_not_csv", 422)):
+                               (_zipped(data), "zip_not_csv", 422),
+                               (gzip.compress(packed), "bad_gzip", 422),  # it said "not UTF-8"
+                               (gzip.compress(_zipped(data)), "zip_not_csv", 422)):
         r = client.post("/api/v1/uploads?wait=true", files={"file": ("games.csv.gz", sent)})
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
         assert dataset_rows(client) == served

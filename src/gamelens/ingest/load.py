@@ -19,6 +19,8 @@ from ..engine import CSV_PARSE_ERRORS, Engine, ident
 from ..errors import EngineError, GameLensError, unloadable
 from ..store import Store
 from . import migrations, physical, versions
+from .download import ZIP_MAGIC
+from .unpack import is_gzip
 
 MAX_REPORTED = 10
 
@@ -70,6 +72,7 @@ def read_header(chunks: Iterator[bytes], param: str = "file") -> tuple[list[str]
         if chunk is None:
             break
         prefix += chunk
+    _refuse_packed(prefix, param)
     line = prefix.split(b"\n", 1)[0].rstrip(b"\r")
     try:
         header = next(csv.reader([line.decode("utf-8-sig")]), None)
@@ -84,6 +87,17 @@ def read_header(chunks: Iterator[bytes], param: str = "file") -> tuple[list[str]
     if not header or not any(h.strip() for h in header):
         raise unloadable("empty_file", "The file is empty: it has no header line.", param=param)
     return header, prefix
+
+
+def _refuse_packed(head: bytes, param: str) -> None:
+    """What a gzip file unpacked to, when that is packed again (the download checks the first bytes it
+    receives, not those they unpack to): it said "not UTF-8 text"."""
+    if is_gzip(head):
+        raise unloadable("bad_gzip", "The file is gzip-compressed twice: unpack it once and send it again.",
+                         param=param)
+    if head.startswith(ZIP_MAGIC):
+        raise unloadable("zip_not_csv", "The gzip file holds a zip archive, not a CSV file: send the CSV itself "
+                         "(or the CSV compressed with gzip).", param=param)
 
 
 def check_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
