@@ -1,6 +1,7 @@
 """Upload routes: a link (JSON) or a file (multipart) to load, the bundled sample, progress, history,
 re-activating a kept version."""
 
+import asyncio
 from importlib.resources import files
 from pathlib import Path as FilePath
 from pathlib import PurePath
@@ -36,7 +37,7 @@ Activate = Annotated[bool, Query(description="Serve the data once it is loaded a
                                  "keep it beside the data served, to look at its record (rows, rejected rows, "
                                  "warnings) first; POST /api/v1/uploads/{id}/activate serves it.")]
 SAMPLE = files("gamelens") / "data" / "sample_games.csv"
-WAIT_POLL_S = 0.1  # how often a request waiting for its upload looks whether it ended (a flag, no query)
+WAIT_POLL_S = 0.2  # how often a request waiting for its upload looks at a stop and at its client (no query)
 
 
 class UploadError(ErrorBody):
@@ -176,9 +177,14 @@ FAILED_STATUS = {"too_large": 413, "insufficient_storage": 507}
 async def _waited(request: Request, uploads: Uploads, upload_id: int) -> dict:
     """The upload's record once a client that waits for it may have it. It waits on the event loop, not in a
     thread: forty waiters behind a stalled link held every thread the sync routes run in (reads and /readyz
-    waited up to a minute), and a waiter whose client left held its thread until the upload ended."""
+    waited up to a minute), and a waiter whose client left held its thread until the upload ended. Woken
+    at the end itself (the record it answers with is the one of that moment: indexes still building)."""
+    loop = asyncio.get_running_loop()
+    ended = asyncio.Event()
+    uploads.when_ended(upload_id, lambda: loop.call_soon_threadsafe(ended.set))
     while uploads.waits_on(upload_id) and not await request.is_disconnected():
-        await anyio.sleep(WAIT_POLL_S)
+        with anyio.move_on_after(WAIT_POLL_S):  # between wake-ups: a stop's grace, a client that left
+            await ended.wait()
     return await run_in_threadpool(uploads.get, upload_id)
 
 

@@ -16,6 +16,7 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ class Uploads:
         self._live: dict[int, UploadRecord] = {}
         self._unwritten: dict[int, UploadRecord] = {}  # ended uploads whose record the database refused
         self._done: dict[int, threading.Event] = {}
+        self._enders: dict[int, list[Callable[[], None]]] = {}  # called once an upload ended (when_ended)
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         # When a stop signal arrived (time.monotonic()), set by `gamelens serve` (cli.serve): the running
@@ -309,6 +311,27 @@ class Uploads:
             event.wait(LEAVING_POLL_S)
         return self.get(upload_id)
 
+    def when_ended(self, upload_id: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once the upload ended here (its data served, or failed), from the worker's thread;
+        at once if it has ended, or does not run here. For a waiter without a thread of its own (the API)."""
+        with self._lock:
+            event = self._done.get(upload_id)
+            if event is not None and not event.is_set():
+                self._enders.setdefault(upload_id, []).append(callback)
+                return
+        callback()
+
+    def _end(self, upload_id: int) -> None:
+        """The upload ended: wake whoever waits for it (the event, then the callbacks, each once)."""
+        with self._lock:
+            self._done[upload_id].set()
+            callbacks = self._enders.pop(upload_id, [])
+        for callback in callbacks:
+            try:
+                callback()
+            except RuntimeError:  # a waiter's event loop already closed (the server stopping): nobody to wake
+                log.debug("a waiter of upload %s could not be woken", upload_id, exc_info=True)
+
     def waits_on(self, upload_id: int, deadline: float = math.inf) -> bool:
         """Whether a client waiting for this upload waits on: it has not ended here, and neither `deadline`
         (time.monotonic()) nor the grace of a stop that began has passed."""
@@ -373,11 +396,12 @@ class Uploads:
             finally:
                 with self._lock:
                     rec = self._live.pop(upload_id, None)
-                    done = self._done.pop(upload_id)
                 try:
                     _remove_sent_file(rec)  # one that never ran (another writer; at a stop, the first queued) too
                 finally:
-                    done.set()  # a request waiting on it is answered whatever happened to the file
+                    self._end(upload_id)  # a request waiting on it is answered whatever happened to the file
+                    with self._lock:
+                        self._done.pop(upload_id)
 
     def _set(self, rec: UploadRecord, persist: bool = True, **changes: Any) -> None:
         with self._lock:
@@ -478,7 +502,7 @@ class Uploads:
                   rows_rejected=result.rejected, rejected_rows=result.rejected_rows, warnings=result.warnings,
                   timings_ms=timings, stored_bytes=result.stored_bytes, error=None, indexes="building")
         UPLOAD_ROWS.inc(result.rows)
-        self._done[rec.id].set()  # the data is served: a waiting client need not wait for the indexes
+        self._end(rec.id)  # the data is served: a waiting client need not wait for the indexes
 
     def _index(self, rec: UploadRecord) -> None:
         """Give the new version its final layout (one part, with indexes) while it is already served;
