@@ -392,6 +392,7 @@ def test_a_link_s_tolerance_is_a_json_integer(client, value):
     """`true` was read as 1, `"5"` as 5 and `1.0` as 1: a number of rows is an integer, as the schema says."""
     r = client.post("/api/v1/uploads", json={"url": "http://example.com/g.csv", "max_rejected_rows": value})
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_rejected_rows", r.text
+    assert "is not a whole number" in r.json()["error"]["message"], r.text  # in the API's words
 
 
 def test_a_cursor_with_a_lone_surrogate_is_400(sample_client):

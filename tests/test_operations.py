@@ -123,6 +123,8 @@ def test_a_request_waiting_for_an_upload_is_answered_at_a_stop(server_process, f
         assert body["error"]["code"] == "shutting_down" and r.headers["retry-after"], (name, body)
         assert r.headers["location"] == f"/api/v1/uploads/{body['upload']['id']}"
     assert answered["queued"].json()["upload"]["started_at"] is None  # never started (marked by the stop next)
+    assert "waiting for its turn" in answered["queued"].json()["error"]["message"]  # not "did not end"
+    assert "did not end within" in answered["running"].json()["error"]["message"]
     log = server.log.read_text()
     assert "timeout graceful shutdown exceeded" not in log and "marked interrupted" in log, log[-3000:]
     assert not (server.data_dir / "server.json").exists()  # a stop by SIGTERM removes the address too

@@ -105,6 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
 _OWN_WORDS = {
     "int_parsing": ("is not a whole number", "a whole number"),
     "int_from_float": ("is not a whole number", "a whole number"),
+    "int_type": ("is not a whole number", "a whole number"),  # a strict field (JSON true, "5", 1.0)
     "greater_than_equal": ("is below the least allowed, {ge}", "from {ge}"),
     "less_than_equal": ("is above the most allowed, {le}", "up to {le}"),
     "missing": ("is required", None),

@@ -110,9 +110,11 @@ FORM_FIELDS = ("file", "max_rejected_rows")
 _known_query = known_query(UPLOAD_QUERY, " for an upload")
 # A CSV sent as the body has no field of its own for its tolerance: the query string carries it.
 _known_upload_query = known_query((*UPLOAD_QUERY, "max_rejected_rows"), " for an upload")
-Tolerance = Annotated[int | None, Query(ge=0, le=1_000_000, description="With a CSV sent as the body (text/csv) "
-                                        "only: rows allowed to fail parsing; default GAMELENS_MAX_REJECTED_ROWS. "
-                                        "A link's goes in its JSON, a form's in a form field.")]
+# Text, read by the form field's rule (`_tolerance`): as an int, `1_0`, `5.0` and `+5` passed as 10, 5 and 5.
+Tolerance = Annotated[str | None, Query(description="With a CSV sent as the body (text/csv) only: rows allowed "
+                                        "to fail parsing, a whole number from 0 to 1000000; default "
+                                        "GAMELENS_MAX_REJECTED_ROWS. A link's goes in its JSON, a form's in a form "
+                                        "field.", examples=["10"])]
 
 
 def _known_fields(fields: dict[str, str]) -> None:
@@ -210,6 +212,10 @@ async def _answer(request: Request, uploads: Uploads, rec: dict, wait: bool) -> 
 def _cut_by_the_stop(rec: dict, location: str, settings: Settings) -> GameLensError:
     # Not "it is interrupted": the shutdown marks it only after this answer, and data already being
     # switched in at that moment is served (its record then says succeeded).
+    if rec["started_at"] is None:  # it was said to have "not ended" though it never began
+        return shutting_down(f"The server is shutting down and upload {rec['id']} was still waiting for its turn: "
+                             "it does not start, and the previous dataset is kept. Send it again once the server "
+                             f"is back ({location} will show it interrupted).")
     return shutting_down(f"The server is shutting down and upload {rec['id']} did not end within "
                          f"GAMELENS_SHUTDOWN_GRACE_S ({settings.shutdown_grace_s:g} s). It is being stopped: unless "
                          "its data was already being switched in, it ends interrupted and the previous dataset "
@@ -230,9 +236,10 @@ async def create_upload(request: Request, who: Admin, uploads: Jobs,
     if max_rejected_rows is not None and sent not in CSV_TYPES:  # before the bytes come
         raise invalid("max_rejected_rows", max_rejected_rows, "max_rejected_rows goes in the query string only "
                       "with a CSV sent as the body (text/csv): a link's goes in its JSON, a form's in a form field.")
+    tolerance = _tolerance({"max_rejected_rows": max_rejected_rows or ""})  # before the bytes come
     if sent in FILE_TYPES:
         guard.limit(guard.uploads, who.name, "uploads")  # before the bytes come: receiving them is the cost
-        rec = await _submit_file(request, uploads, settings, who, activate, max_rejected_rows)
+        rec = await _submit_file(request, uploads, settings, who, activate, tolerance)
         return await _answer(request, uploads, rec, wait)
     # A malformed body or link (ftp://...), or a host refused (private, unknown), is its own 400 and costs no
     # upload of the per-key allowance: a typo in a host name must not use up a key's uploads. (Checked
