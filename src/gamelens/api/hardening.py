@@ -43,7 +43,8 @@ class Limits:
 
     def _too_large(self, scope, cap: int) -> GameLensError:
         if cap == self.max_upload:  # the limit a user set, not the form's allowance above it
-            return GameLensError("body_too_large", f"The file is larger than the limit of {self.file_limit} bytes "
+            # the route's own code for a file over the limit (it answers too_large up to the form's allowance)
+            return GameLensError("too_large", f"The file is larger than the limit of {self.file_limit} bytes "
                                  "(GAMELENS_MAX_UPLOAD_MB).", 413, param="file")
         hint = ""
         if cap != self.max_upload and _uploads(scope):  # a file sent in a body of another type

@@ -31,8 +31,9 @@ class RejectedRows(GameLensError):
 
     def __init__(self, count: int, rows: list[dict], max_rejected: int, param: str):
         first = rows[0]
-        super().__init__("bad_rows", f"{count} row(s) have values that do not fit their column (limit "
-                         f"GAMELENS_MAX_REJECTED_ROWS={max_rejected}); first: data row {first['row']}, column "
+        super().__init__("bad_rows", f"{count} row(s) have values that do not fit their column (this upload "
+                         f"tolerates {max_rejected}: its max_rejected_rows, else GAMELENS_MAX_REJECTED_ROWS); "
+                         f"first: data row {first['row']}, column "
                          f"{first['column']}, value {first['value']!r}, expected {first['expected']}.",
                          422, param=param, value=rows)
         self.count = count
