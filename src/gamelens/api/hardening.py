@@ -27,7 +27,7 @@ class Limits:
 
     FORM_OVERHEAD = 64 * 1024
 
-    def __init__(self, app, max_query_string: int, max_body: int, max_upload: int, body_timeout: float = 60,
+    def __init__(self, app, max_query_string: int, max_body: int, max_upload: int, body_timeout: float,
                  stopping: Callable[[], bool] = lambda: False):
         self.app, self.max_query, self.max_body = app, max_query_string, max_body
         self.file_limit, self.max_upload = max_upload, max_upload + self.FORM_OVERHEAD
