@@ -62,7 +62,7 @@ def _drop_rank(client, table: str) -> None:
     """Make the version one without ranks (as earlier releases wrote them). In service a table never
     loses a column, so a process keeps what it saw: this one forgets it."""
     engine_of(client).execute(f"ALTER TABLE {table} DROP COLUMN {RANK}", settings={"mutations_sync": 2})
-    _versions(client)._all_ranks.clear()
+    _versions(client)._all_derived.clear()
 
 
 def _stored_ranks(client, upload_id: int) -> dict[str, set[int]]:
@@ -123,9 +123,9 @@ def test_a_start_ranks_the_versions_finished_without_their_ranks(ranked):
 def test_a_start_stopping_ranks_no_more_versions(ranked):
     client, upload_id = ranked
     _drop_rank(client, _versions(client).table(upload_id))
-    _versions(client).rank_unranked(stopping=lambda: True)
+    _versions(client).rank_and_pack(stopping=lambda: True)
     assert RANK not in _snap(client).ranks
-    _versions(client).rank_unranked(stopping=lambda: False)
+    _versions(client).rank_and_pack(stopping=lambda: False)
     assert RANK in _snap(client).ranks
 
 
@@ -136,11 +136,11 @@ def test_a_start_leaves_a_newer_release_s_version_as_it_is(ranked):
     _drop_rank(client, _versions(client).table(upload_id))
     store.comment(name, f"upload:{upload_id} layout:{migrations.LAYOUT + 1}")
     try:
-        _versions(client).rank_unranked(stopping=lambda: False)
+        _versions(client).rank_and_pack(stopping=lambda: False)
         assert RANK not in store.ranks(name)
     finally:
         store.comment(name, f"upload:{upload_id} layout:{migrations.LAYOUT}")
-    _versions(client).rank_unranked(stopping=lambda: False)
+    _versions(client).rank_and_pack(stopping=lambda: False)
     assert RANK in _snap(client).ranks
 
 

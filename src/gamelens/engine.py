@@ -308,7 +308,7 @@ _LIMIT_ERRORS = {
 _CODE = re.compile(r"Code: (\d+)\.")
 
 # JSON output that maps cleanly onto Python values: numbers as numbers, NaN never appears.
-_JSON_SETTINGS = {
+JSON_SETTINGS = {
     "output_format_json_quote_64bit_integers": 0,
     "output_format_json_quote_decimals": 0,
     "output_format_json_named_tuples_as_objects": 1,
@@ -469,7 +469,7 @@ class Engine:
     def select(self, sql: str, params: dict[str, Any] | None = None, *, readonly: bool = True,
                settings: dict | None = None) -> Result:
         # Caller settings first: the read-only limits come last and win.
-        settings = {**_JSON_SETTINGS, **(settings or {}), **(self._reads() if readonly else {})}
+        settings = {**JSON_SETTINGS, **(settings or {}), **(self._reads() if readonly else {})}
         with self.connection() as conn:
             raw = conn.run(sql + settings_clause(settings), params, "JSONCompact")
         doc = orjson.loads(raw) if raw.strip() else {"meta": [], "data": []}
@@ -511,7 +511,7 @@ class Engine:
         never holds a connection or a running query (whose time limit would cut the export), and an
         engine failure is still a proper error response. `settings` may only be the server's own
         export limits (rows, time)."""
-        settings = {**_JSON_SETTINGS, **self._reads(), **(settings or {})}
+        settings = {**JSON_SETTINGS, **self._reads(), **(settings or {})}
         with self.connection() as conn:
             conn.spool(sql + settings_clause(settings), params, fmt, out)
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import schema
-from .engine import TABLE_ALREADY_EXISTS, Result, ident, settings_clause
+from .engine import JSON_SETTINGS, TABLE_ALREADY_EXISTS, Result, ident, settings_clause
 from .errors import EngineError
 from .ingest import physical
 
@@ -187,7 +187,7 @@ class Store:
         of (row, rank), and take their own name in one rename: a reader sees them whole or not at all.
         Idempotent: run again after a stop, it starts over (abandon_rank first)."""
         table, rank = self.q(name), physical.rank_column(column)
-        if rank in self.ranks(name):
+        if rank in self.derived(name):
             return
         work, join = f"{rank}_new", rank_join(name, column)
         self.abandon_rank(name, column)
@@ -211,6 +211,28 @@ class Store:
         self.t.execute(f"ALTER TABLE {self.q(name)} DROP COLUMN IF EXISTS {physical.rank_column(column)}_new",
                        settings=SYNC)
         self.drop(rank_join(name, column))
+
+    def build_packed(self, name: str) -> None:
+        """Store the packed fields (physical.PACKED): written into a column under a working name, which
+        takes its own name in one rename, so a reader sees them whole or not at all. The arrays are the
+        engine's own JSON of each value, as a page's statement returns it (engine.JSON_SETTINGS).
+        Idempotent: run again after a stop, it starts over (abandon_packed first)."""
+        table, work = self.q(name), f"{physical.PACKED}_new"
+        if physical.PACKED in self.derived(name):
+            return
+        self.abandon_packed(name)
+        values = ", ".join(ident(f) for f in physical.PACKED_FIELDS)
+        self.t.execute(f"ALTER TABLE {table} ADD COLUMN {work} String", settings=SYNC)
+        self.t.execute(f"ALTER TABLE {table} UPDATE {work} = formatRowNoNewline('JSONCompactEachRow', {values}) "
+                       "WHERE 1", settings={**SYNC, **JSON_SETTINGS})
+        self.t.execute(f"ALTER TABLE {table} RENAME COLUMN {work} TO {physical.PACKED}", settings=SYNC)
+
+    def abandon_packed(self, name: str) -> None:
+        """Remove what a stopped or failed build_packed left: its update and the working column (the
+        version's other unfinished mutations go too, as in abandon_rank)."""
+        self.t.execute("KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND NOT is_done",
+                       {"db": self.db, "t": name})
+        self.t.execute(f"ALTER TABLE {self.q(name)} DROP COLUMN IF EXISTS {physical.PACKED}_new", settings=SYNC)
 
     def copy_table(self, source: str, copy: str) -> None:
         """A table like `source` holding its parts by hard links (no data is copied)."""
@@ -258,12 +280,16 @@ class Store:
             "ON t.name = concat('games_v', toString(p.upload_id))", {"db": self.db})
         return tuple(res.rows[0]) if res.rows else None
 
-    def ranks(self, name: str) -> frozenset[str]:
-        """The sort ranks (physical.RANKED) table `name` holds."""
+    def derived(self, name: str) -> frozenset[str]:
+        """The columns a finish adds that table `name` holds: its sort ranks (physical.RANKED) and its
+        packed fields (physical.PACKED)."""
         return frozenset(r for (r,) in self._select(
             "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} AND "
-            "name IN {ranks:Array(String)}",
-            {"db": self.db, "t": name, "ranks": [physical.rank_column(c) for c in physical.RANKED]}).rows)
+            "name IN {derived:Array(String)}", {"db": self.db, "t": name, "derived": list(physical.DERIVED)}).rows)
+
+    def ranks(self, name: str) -> frozenset[str]:
+        """The sort ranks (physical.RANKED) table `name` holds."""
+        return self.derived(name) - {physical.PACKED}
 
     def pointer_history(self) -> tuple[int, list[tuple[int, int]]]:
         """The server's time now (ns) and the pointer's rows (at, upload id) in order."""

@@ -351,7 +351,7 @@ class Uploads:
                 return
             if rec.indexes == "building" and rec.id in stored:
                 self._index(rec)
-        self.versions.rank_unranked(self._cut.is_set)
+        self.versions.rank_and_pack(self._cut.is_set)
 
     def _janitor_interval(self) -> float:
         """How often the idle worker looks for replaced versions whose time has come."""

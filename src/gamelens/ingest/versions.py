@@ -69,6 +69,7 @@ class Snapshot:
     identity: str
     deadline: float
     ranks: frozenset[str] = frozenset()  # the sort ranks its table holds (physical.RANKED)
+    packed: bool = False  # its table holds the packed fields (physical.PACKED)
 
     def check_time(self, needs_s: float) -> None:
         """Refuse (503 busy) a statement that might need `needs_s` (a connection wait and its time
@@ -144,8 +145,8 @@ class Versions:
         self._refresher_lock = threading.Lock()
         self._refreshed_at = -1e9  # when the last reading beside the requests started (monotonic)
         self._closed = False  # no reading starts beside the requests once the engine is closing
-        # table UUID -> its sort ranks, once it holds them all: a table never loses a column
-        self._all_ranks: dict[str, frozenset[str]] = {}
+        # table UUID -> its derived columns, once it holds them all: a table never loses a column
+        self._all_derived: dict[str, frozenset[str]] = {}
 
     def _on(self, engine: Engine | None) -> Store:
         """The statements on `engine`'s connections (the request side's, unless the worker passes its own)."""
@@ -165,8 +166,8 @@ class Versions:
         upload_id, snap, problem = None, None, None
         if pointer is not None:
             upload_id, uuid, comment = pointer
-            ranks = self._ranks(upload_id, uuid, engine)
-            snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s, ranks,
+            derived = self._derived(upload_id, uuid, engine)
+            snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s, derived,
                                            f"The active dataset (upload {upload_id})")
         with self._seen_lock:
             if started < self._seen.read_at:
@@ -178,19 +179,19 @@ class Versions:
                     listener(snap)
         return upload_id
 
-    def _ranks(self, upload_id: int, uuid: str, engine: Engine | None) -> frozenset[str]:
-        """The sort ranks of the version the pointer names, read again only until it holds them all
-        (a statement of their own, ~1 ms). There are none on a cluster (see finish)."""
+    def _derived(self, upload_id: int, uuid: str, engine: Engine | None) -> frozenset[str]:
+        """The derived columns (sort ranks, packed fields: physical.DERIVED) of a version, read again only
+        until it holds them all (a statement of their own, ~1 ms). There are none on a cluster (see finish)."""
         if self.cluster or not uuid:
             return frozenset()
-        if uuid not in self._all_ranks:
-            ranks = self._on(engine).ranks(version_name(upload_id))
-            if len(ranks) < len(physical.RANKED):
-                return ranks
-            self._all_ranks[uuid] = ranks
-        return self._all_ranks[uuid]
+        if uuid not in self._all_derived:
+            derived = self._on(engine).derived(version_name(upload_id))
+            if len(derived) < len(physical.DERIVED):
+                return derived
+            self._all_derived[uuid] = derived
+        return self._all_derived[uuid]
 
-    def _servable(self, upload_id: int, uuid: str, comment: str, deadline: float, ranks: frozenset[str], what: str
+    def _servable(self, upload_id: int, uuid: str, comment: str, deadline: float, derived: frozenset[str], what: str
                   ) -> tuple[Snapshot | None, GameLensError | None]:
         """A snapshot of a version table, or why it cannot be read (`what` names it in the message)."""
         if not uuid:  # cannot happen by our own hand: the active version is never dropped
@@ -201,7 +202,8 @@ class Versions:
             return None, GameLensError(
                 "dataset_not_upgraded", f"{what} is not in the layout this release reads; it is upgraded "
                 "when the server that writes starts (see the upload's record).", 503, headers={"Retry-After": "5"})
-        return Snapshot(upload_id, self.table(upload_id), uuid, deadline, ranks), None
+        ranks = derived - {physical.PACKED}
+        return Snapshot(upload_id, self.table(upload_id), uuid, deadline, ranks, physical.PACKED in derived), None
 
     def active(self, fresh: bool = False, engine: Engine | None = None) -> int | None:
         """The active upload id (None before the first upload), cached for REFRESH_S. The worker
@@ -239,7 +241,7 @@ class Versions:
                                 f"is stored: {listed}.", 404, param="version", value=upload_id, allowed=stored)
         uuid, comment = found
         snap, problem = self._servable(upload_id, uuid, comment, started + self.longest_read_s,
-                                       self._ranks(upload_id, uuid, None), f"The data of upload {upload_id}")
+                                       self._derived(upload_id, uuid, None), f"The data of upload {upload_id}")
         if problem is not None:
             raise problem
         return snap
@@ -374,6 +376,7 @@ class Versions:
         if not self.cluster:  # a Join table is one replica's own: another would read no ranks from it
             for column in physical.RANKED:
                 self._rank(name, column)
+            self._pack(name)  # not tried on a cluster: no replica reads it there (see _derived)
         refused: list[str] = []
         for indexes in physical.index_passes(self.store.stored_bytes(name)):
             if self._index_pass(name, indexes):
@@ -425,10 +428,25 @@ class Versions:
                         column, name, _why(exc))
             self._abandon_rank(name, column)
 
-    def rank_unranked(self, stopping: Callable[[], bool]) -> None:
-        """Versions finished without their ranks (by a release before ranks, or after a failed rank build)
-        get them: at start, once the resumed index builds are done, until `stopping()` says a stop's grace
-        is over. Versions at another layout are left as they are (they are not served)."""
+    def _pack(self, name: str) -> None:
+        """Store the packed fields (readers use them from their next reading of the pointer). A failure
+        costs speed only, as a rank's does (_rank)."""
+        try:
+            self.store.build_packed(name)
+        except GameLensError as exc:
+            log.warning("storing the packed fields of %s failed (%s); pages read their columns", name, _why(exc))
+            self._abandon_packed(name)
+
+    def _abandon_packed(self, name: str) -> None:
+        try:
+            self.store.abandon_packed(name)
+        except GameLensError as exc:
+            log.warning("removing a packing of %s failed (%s); the next start removes it", name, _why(exc))
+
+    def rank_and_pack(self, stopping: Callable[[], bool]) -> None:
+        """Versions finished without their ranks or packed fields (by an earlier release, or after a failed
+        build) get them: at start, once the resumed index builds are done, until `stopping()` says a stop's
+        grace is over. Versions at another layout are left as they are (they are not served)."""
         if self.cluster:
             return
         for h in self.holdings(self.writer):
@@ -438,6 +456,9 @@ class Versions:
                 if stopping():
                     return
                 self._rank(h.name, column)
+            if stopping():
+                return
+            self._pack(h.name)
 
     def _abandon_rank(self, name: str, column: str) -> None:
         try:
