@@ -12,8 +12,10 @@ the engine alone (chDB), from the same generated file, in the same run.
    codec (LZ4, against none); each query is timed on them (median of 7, condition cache off), and the
    bytes of their active parts on disk are summed. Also: what LZ4 saves on the real sample's descriptions.
 3. On the finished table: `rating` stored at load (as GameLens does) against the same formula
-   computed by the query from `positive` and `negative`; and pages sorted by `name` through its
-   stored rank (physical.RANKED, as GameLens sorts a finished version) against the text itself.
+   computed by the query from `positive` and `negative`; pages sorted by `name` through its
+   stored rank (physical.RANKED, as GameLens sorts a finished version) against the text itself; and
+   pages of every field read from the packed column (physical.PACKED, written then, as a finish does)
+   against their columns (the pages of item 2 read the columns).
 4. "finishing peak RSS": the loaded table finished as GameLens does (versions.finish: one merge, then
    each index written on its own, the allocator's freed pages released between steps) against the
    indexes built in the merge (declared before one OPTIMIZE FINAL); each in a fresh process, peak RSS
@@ -178,6 +180,28 @@ for q, items in RANKED.items():
     text = timed(*rows.rows_sql(req, "b.finished"))
     req.ranks = ranks
     out["ranked"][q] = {"rank": timed(*rows.rows_sql(req, "b.finished")), "text": text}
+# Pages of every field from the packed column against the columns themselves, on the finished table.
+t = time.perf_counter()
+Store(e).build_packed("finished")
+out["pack_s"] = time.perf_counter() - t
+out["pack_bytes"] = e.select(
+    "SELECT sum(data_compressed_bytes) FROM system.columns WHERE database = 'b' AND table = 'finished' "
+    "AND name = {c:String}", {"c": physical.PACKED}, readonly=False).scalar()
+PACKED = {
+    "page, all fields (price=19.99)": [("price", "19.99")],
+    "first page sorted by -positive,name": [("sort", "-positive,name")],
+    "middle page sorted by -positive,name": [("sort", "-positive,name"), ("offset", half)],
+    "first page sorted by -rating": [("sort", "-rating")],
+    "middle page sorted by -rating": [("sort", "-rating"), ("offset", half)],
+}
+out["packed"] = {}
+for q, items in PACKED.items():
+    req = rows.parse(items)
+    req.limit += 1  # as the page asks
+    req.ranks = ranks
+    columns = timed(*rows.rows_sql(req, "b.finished"))
+    req.packed = True
+    out["packed"][q] = {"packed": timed(*rows.rows_sql(req, "b.finished")), "columns": columns}
 # How much LZ4 saves on real descriptions: the published sample's, in a table of their own.
 e.execute("CREATE TABLE b.sample (about String) ENGINE = MergeTree ORDER BY tuple() "
           "SETTINGS min_bytes_for_wide_part = 0")
@@ -268,6 +292,11 @@ def main(mb: float) -> None:
     print("\n| sorted by name, ms | by its stored rank | by the text | text / rank |\n|---|---|---|---|")
     for q, row in res["ranked"].items():
         print(f"| {q} | {row['rank']:.1f} | {row['text']:.1f} | {row['text'] / row['rank']:.2f} |")
+    print(f"\npacked fields: written in {res['pack_s']:.1f} s, {res['pack_bytes'] / 1e6:.1f} MB on disk "
+          f"({res['pack_bytes'] / res['bytes']['finished (GameLens)']:.1%} of the finished table)")
+    print("\n| every field, ms | packed column | columns | columns / packed |\n|---|---|---|---|")
+    for q, row in res["packed"].items():
+        print(f"| {q} | {row['packed']:.1f} | {row['columns']:.1f} | {row['columns'] / row['packed']:.2f} |")
 
 
 if __name__ == "__main__":
