@@ -11,7 +11,8 @@ At start, before serving, each kept version below LAYOUT is upgraded on a copy (
 are attached to a new table by hard links, the steps run there, and the copy takes the version's name
 in one EXCHANGE. A step that fails leaves the version exactly as it was: it is reported on its
 upload record and never served. The next layout change is one more Step at the end of STEPS (and
-LAYOUT moves to its number).
+LAYOUT moves to its number). A step that changes what a packed field holds (physical.PACKED_FIELDS)
+drops the packed column (physical.PACKED) too: the next start packs the version again.
 """
 
 from __future__ import annotations
