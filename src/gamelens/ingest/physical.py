@@ -38,9 +38,10 @@ A version's table is written once, by one load, and then only read:
 - then every field a page returns but the description is stored once more, as one JSON array per game
   (PACKED; Store.build_packed): a page sorted by another key reads its 51 rows from ~50 granules of
   every column it returns, ~1 ms per column, while this one column costs ~7 ms. At 500 MB, engine
-  alone, median of 11 (by hand): the middle page of every field sorted by `-positive,name` 60.8 -> 44.5
-  ms, its first page 48.4 -> 31.2, a keyset page 53.1 -> 33.2; +20 MB on disk (+4.5 %); 0.9 s more to
-  finish. The description stays out: it is most of the table's bytes. Readers use it once it is there
+  alone, pages of every field: the first sorted by `-positive,name` 41.1 -> 29.7 ms, the middle one
+  54.1 -> 47.0, the first by `-rating` 44.6 -> 31.8, one in the table's order (`price=19.99`) 12.2 ->
+  8.7; +20.1 MB on disk (+4.7 %), written in 0.9 s [bench table "every field"]. The description stays
+  out: it is most of the table's bytes. Readers use it once it is there
   (Snapshot.packed), from PACK_FROM fields up (query/rows.py); versions without it read the columns,
   with the same answers, until the next start packs them (Versions.rank_and_pack).
 - then each text index is declared and written on that part, one at a time above
