@@ -12,6 +12,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -345,6 +347,24 @@ def sample_client(files):
 @pytest.fixture(scope="session")
 def sample_rows() -> list[dict]:
     return [python_row(r) for r in read_sample()]
+
+
+@contextmanager
+def finished_app(files, name: str, table: list[list[str]]) -> Iterator[tuple[TestClient, int]]:
+    """An app that runs every request (no answer cache) serving `table`, uploaded as file `name` and
+    finished (its ranks, packed fields and indexes built); yields the client and the upload's id."""
+    (files.root / name).write_bytes(write_csv(table))
+    with TestClient(create_app(make_settings(cache_mb=0)), headers=AUTH) as client:
+        rec = upload(client, files.url(name))
+        assert rec["state"] == "succeeded" and rec["indexes"] == "ready", rec
+        yield client, rec["id"]
+
+
+def fresh_snapshot(client: TestClient):
+    """The version the app serves, as a read of the pointer made now sees it."""
+    versions = client.app.state.uploads.versions
+    versions.active(fresh=True)
+    return versions.current()
 
 
 def walk(client: TestClient, first_params: dict, use_cursor: bool) -> list[dict]:

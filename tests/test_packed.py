@@ -3,15 +3,13 @@
 theirs, with answers equal to the columns' own, and only once every row has it."""
 
 import pytest
-from fastapi.testclient import TestClient
 
 from gamelens import schema
-from gamelens.api.app import create_app
 from gamelens.ingest import physical
 from gamelens.ingest.versions import version_name
 from gamelens.query.rows import PACK_FROM
 
-from .conftest import AUTH, engine_of, make_settings, sample_table, statements_of, upload, write_csv
+from .conftest import engine_of, finished_app, fresh_snapshot, sample_table, statements_of
 
 PACKED = physical.PACKED
 # Text a JSON writer must escape, or may write differently: quotes, backslashes, a tab, slashes, a
@@ -29,21 +27,12 @@ def packed(files):
         row[head.index("Name")] = name
     table[-1][head.index("Price")] = "0.00"
     table[-2][head.index("Release date")] = "coming soon"
-    (files.root / "packed.csv").write_bytes(write_csv(table))
-    with TestClient(create_app(make_settings(cache_mb=0)), headers=AUTH) as client:  # every request is run
-        rec = upload(client, files.url("packed.csv"))
-        assert rec["state"] == "succeeded" and rec["indexes"] == "ready", rec
-        yield client, rec["id"]
+    with finished_app(files, "packed.csv", table) as app:
+        yield app
 
 
 def _versions(client):
     return client.app.state.uploads.versions
-
-
-def _snap(client):
-    versions = _versions(client)
-    versions.active(fresh=True)
-    return versions.current()
 
 
 def _drop_packed(client, upload_id: int) -> None:
@@ -83,7 +72,7 @@ def _from_the_columns(client, sort: str | None) -> list[dict]:
 @pytest.mark.parametrize("sort", SORTS)
 def test_a_page_of_every_field_reads_the_packed_column_and_answers_as_the_columns_do(packed, monkeypatch, sort):
     client, _ = packed
-    assert _snap(client).packed
+    assert fresh_snapshot(client).packed
     statements = statements_of(client.app.state.explorer, monkeypatch)
     every = _page(client, sort)
     pages = [s for s in statements if "ORDER BY" in s and "count()" not in s]
@@ -116,12 +105,12 @@ def test_a_version_without_packed_fields_reads_the_columns_and_a_finish_packs_th
     client, upload_id = packed
     want = _page(client, "-positive,name")
     _drop_packed(client, upload_id)
-    assert not _snap(client).packed
+    assert not fresh_snapshot(client).packed
     statements = statements_of(client.app.state.explorer, monkeypatch)
     assert _page(client, "-positive,name") == want
     assert statements and not any(PACKED in s for s in statements)
     assert _versions(client).finish(upload_id) == "ready"
-    assert _snap(client).packed
+    assert fresh_snapshot(client).packed
     assert _page(client, "-positive,name") == want
     assert PACKED in _page_statement(statements)
 
@@ -132,9 +121,9 @@ def test_a_start_packs_the_versions_finished_without_them(packed):
     client, upload_id = packed
     _drop_packed(client, upload_id)
     _versions(client).rank_and_pack(stopping=lambda: True)
-    assert not _snap(client).packed
+    assert not fresh_snapshot(client).packed
     client.app.state.uploads._resume_indexes()
-    assert _snap(client).packed
+    assert fresh_snapshot(client).packed
     assert _page(client, None) == _from_the_columns(client, None)
 
 
@@ -145,11 +134,11 @@ def test_a_packing_stopped_midway_starts_over(packed):
     name, table = version_name(upload_id), versions.table(upload_id)
     _drop_packed(client, upload_id)
     engine.execute(f"ALTER TABLE {table} ADD COLUMN {PACKED}_new String DEFAULT '[1]'", settings={"mutations_sync": 2})
-    assert not _snap(client).packed
+    assert not fresh_snapshot(client).packed
     versions.store.build_packed(name)
     assert versions.store.derived(name) >= {PACKED}
     columns = {n for (n,) in engine.select("SELECT name FROM system.columns WHERE database = {db:String} AND "
                                            "table = {t:String}", {"db": versions.store.db, "t": name}).rows}
     assert f"{PACKED}_new" not in columns
-    assert _snap(client).packed
+    assert fresh_snapshot(client).packed
     assert _page(client, "-rating") == _from_the_columns(client, "-rating")

@@ -5,14 +5,12 @@ import csv
 import io
 
 import pytest
-from fastapi.testclient import TestClient
 
-from gamelens.api.app import create_app
 from gamelens.engine import engine_error
 from gamelens.ingest import migrations, physical
 from gamelens.ingest.versions import version_name
 
-from .conftest import AUTH, engine_of, make_settings, sample_table, statements_of, upload, walk, write_csv
+from .conftest import engine_of, finished_app, fresh_snapshot, sample_table, statements_of, walk
 
 RANK = physical.rank_column("name")
 # Ties, case, accents, an empty name, a prefix and a trailing space: byte order decides, as in the engine.
@@ -25,21 +23,12 @@ def ranked(files):
     table = sample_table()
     for row, name in zip(table[1:], NAMES, strict=False):
         row[table[0].index("Name")] = name
-    (files.root / "ranked_names.csv").write_bytes(write_csv(table))
-    with TestClient(create_app(make_settings(cache_mb=0)), headers=AUTH) as client:  # every request is run
-        rec = upload(client, files.url("ranked_names.csv"))
-        assert rec["state"] == "succeeded" and rec["indexes"] == "ready", rec
-        yield client, rec["id"]
+    with finished_app(files, "ranked_names.csv", table) as app:
+        yield app
 
 
 def _versions(client):
     return client.app.state.uploads.versions
-
-
-def _snap(client):
-    versions = _versions(client)
-    versions.active(fresh=True)
-    return versions.current()
 
 
 def _python_order(client, sort: str) -> list[int]:
@@ -83,7 +72,7 @@ def test_every_name_has_the_rank_of_its_place_in_byte_order(ranked):
 @pytest.mark.parametrize("sort", ["name", "-name", "-positive,name"])
 def test_pages_sorted_by_name_read_the_rank_and_keep_the_order(ranked, monkeypatch, sort):
     client, _ = ranked
-    assert RANK in _snap(client).ranks
+    assert RANK in fresh_snapshot(client).ranks
     want = _python_order(client, sort)
     statements = statements_of(client.app.state.explorer, monkeypatch)
     assert _ids(client, sort, use_cursor=False) == want
@@ -99,13 +88,13 @@ def test_a_version_without_ranks_sorts_by_the_text_and_a_finish_builds_them(rank
     client, upload_id = ranked
     table = _versions(client).table(upload_id)
     _drop_rank(client, table)
-    assert RANK not in _snap(client).ranks
+    assert RANK not in fresh_snapshot(client).ranks
     want = _python_order(client, "-positive,name")
     statements = statements_of(client.app.state.explorer, monkeypatch)
     assert _ids(client, "-positive,name", use_cursor=True) == want
     assert statements and not any(RANK in s for s in statements)
     assert _versions(client).finish(upload_id) == "ready"
-    assert RANK in _snap(client).ranks
+    assert RANK in fresh_snapshot(client).ranks
     assert _ids(client, "-positive,name", use_cursor=False) == want
 
 
@@ -114,9 +103,9 @@ def test_a_start_ranks_the_versions_finished_without_their_ranks(ranked):
     (test_upgrades.py starts on the earlier releases' own databases)."""
     client, upload_id = ranked
     _drop_rank(client, _versions(client).table(upload_id))
-    assert RANK not in _snap(client).ranks
+    assert RANK not in fresh_snapshot(client).ranks
     client.app.state.uploads._resume_indexes()
-    assert RANK in _snap(client).ranks
+    assert RANK in fresh_snapshot(client).ranks
     assert _ids(client, "-name", use_cursor=True) == _python_order(client, "-name")
 
 
@@ -124,9 +113,9 @@ def test_a_start_stopping_ranks_no_more_versions(ranked):
     client, upload_id = ranked
     _drop_rank(client, _versions(client).table(upload_id))
     _versions(client).rank_and_pack(stopping=lambda: True)
-    assert RANK not in _snap(client).ranks
+    assert RANK not in fresh_snapshot(client).ranks
     _versions(client).rank_and_pack(stopping=lambda: False)
-    assert RANK in _snap(client).ranks
+    assert RANK in fresh_snapshot(client).ranks
 
 
 def test_a_start_leaves_a_newer_release_s_version_as_it_is(ranked):
@@ -141,7 +130,7 @@ def test_a_start_leaves_a_newer_release_s_version_as_it_is(ranked):
     finally:
         store.comment(name, f"upload:{upload_id} layout:{migrations.LAYOUT}")
     _versions(client).rank_and_pack(stopping=lambda: False)
-    assert RANK in _snap(client).ranks
+    assert RANK in fresh_snapshot(client).ranks
 
 
 def test_a_rank_build_stopped_midway_starts_over(ranked):
@@ -155,7 +144,7 @@ def test_a_rank_build_stopped_midway_starts_over(ranked):
     join = versions.store.q(f"{name}{RANK}")
     engine.execute(f"CREATE TABLE {join} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
     engine.execute(f"INSERT INTO {join} SELECT _row, 9 FROM {table}")
-    assert RANK not in _snap(client).ranks
+    assert RANK not in fresh_snapshot(client).ranks
     versions.store.build_rank(name, "name")
     ranks = _stored_ranks(client, upload_id)
     assert sorted(ranks, key=str.encode) == sorted(ranks, key=lambda n: min(ranks[n]))
@@ -166,7 +155,7 @@ def test_a_rank_build_stopped_midway_starts_over(ranked):
     engine.execute(f"CREATE TABLE {join} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
     versions.tidy(client.app.state.settings.keep_versions, {upload_id})
     assert f"{name}{RANK}" not in {t[0] for t in versions.store.tables()}
-    assert RANK in _snap(client).ranks
+    assert RANK in fresh_snapshot(client).ranks
 
 
 # The engine's errors as the driver raises them: one it reports as such, and a limit (memory), which
@@ -188,11 +177,11 @@ def test_a_failed_rank_build_leaves_the_text_sort_and_the_indexes(ranked, monkey
     monkeypatch.setattr(versions.store, "build_rank", refused)
     assert versions.finish(upload_id) == "ready"
     assert "storing the sort rank of name" in caplog.text
-    assert RANK not in _snap(client).ranks
+    assert RANK not in fresh_snapshot(client).ranks
     assert _ids(client, "-positive,name", use_cursor=False) == _python_order(client, "-positive,name")
     monkeypatch.undo()
     versions.store.build_rank(version_name(upload_id), "name")
-    assert RANK in _snap(client).ranks
+    assert RANK in fresh_snapshot(client).ranks
 
 
 def _unfinished_mutations(client, name: str) -> list:
@@ -229,7 +218,7 @@ def test_a_rank_update_left_failing_is_killed_and_the_build_starts_over(ranked):
     name = _stuck_update(client, upload_id)
     assert _versions(client).finish(upload_id) == "ready"
     assert not _unfinished_mutations(client, name) and not _work_column_left(client, name)
-    assert RANK in _snap(client).ranks
+    assert RANK in fresh_snapshot(client).ranks
     assert _ids(client, "name", use_cursor=True) == _python_order(client, "name")
 
 
@@ -243,4 +232,4 @@ def test_the_next_start_kills_a_rank_update_left_failing(ranked):
     assert not _unfinished_mutations(client, name) and not _work_column_left(client, name)
     assert f"{name}{RANK}" not in {t[0] for t in versions.store.tables()}
     assert versions.finish(upload_id) == "ready"
-    assert RANK in _snap(client).ranks
+    assert RANK in fresh_snapshot(client).ranks
