@@ -142,3 +142,27 @@ def test_a_packing_stopped_midway_starts_over(packed):
     assert f"{PACKED}_new" not in columns
     assert fresh_snapshot(client).packed
     assert _page(client, "-rating") == _from_the_columns(client, "-rating")
+
+
+@pytest.mark.above_the_engine
+def test_a_packing_that_differs_from_a_read_is_not_served(packed, monkeypatch, caplog):
+    """A mutation formats with the server's settings, not the statement's: arrays that a read would
+    format otherwise (here, left unwritten) are checked, dropped and never read."""
+    client, upload_id = packed
+    versions = _versions(client)
+    name = version_name(upload_id)
+    _drop_packed(client, upload_id)
+    real = versions.store.t.execute
+
+    def without_update(sql, *args, **kwargs):
+        if " UPDATE " not in sql:
+            real(sql, *args, **kwargs)
+
+    monkeypatch.setattr(versions.store.t, "execute", without_update)
+    versions._pack(name)
+    monkeypatch.undo()
+    assert "packing_differs" in caplog.text
+    assert not fresh_snapshot(client).packed
+    assert versions.store.derived(name) == {physical.rank_column("name")}
+    versions._pack(name)
+    assert fresh_snapshot(client).packed

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import schema
-from .engine import JSON_SETTINGS, TABLE_ALREADY_EXISTS, Result, ident, settings_clause
-from .errors import EngineError
+from .engine import TABLE_ALREADY_EXISTS, Result, ident, settings_clause
+from .errors import EngineError, GameLensError
 from .ingest import physical
 
 LEGACY_ACTIVE = "games"  # release 421b14a's name for the active version; now the BI users' view
@@ -215,16 +215,21 @@ class Store:
     def build_packed(self, name: str) -> None:
         """Store the packed fields (physical.PACKED): written into a column under a working name, which
         takes its own name in one rename, so a reader sees them whole or not at all. The arrays are the
-        engine's own JSON of each value, as a page's statement returns it (engine.JSON_SETTINGS).
-        Idempotent: run again after a stop, it starts over (abandon_packed first)."""
+        engine's own JSON of each value, as a page's statement returns it; the mutation formats them
+        with the server's settings, so its first rows are checked against a read's formatting first
+        (`packing_differs`: not served). Idempotent: run again after a stop, it starts over."""
         table, work = self.q(name), f"{physical.PACKED}_new"
         if physical.PACKED in self.derived(name):
             return
         self.abandon_packed(name)
-        values = ", ".join(ident(f) for f in physical.PACKED_FIELDS)
+        packed = f"formatRowNoNewline('JSONCompactEachRow', {', '.join(physical.PACKED_VALUES)})"
         self.t.execute(f"ALTER TABLE {table} ADD COLUMN {work} String", settings=SYNC)
-        self.t.execute(f"ALTER TABLE {table} UPDATE {work} = formatRowNoNewline('JSONCompactEachRow', {values}) "
-                       "WHERE 1", settings={**SYNC, **JSON_SETTINGS})
+        self.t.execute(f"ALTER TABLE {table} UPDATE {work} = {packed} WHERE 1", settings=SYNC)
+        differ = self._select(f"SELECT count() FROM (SELECT {work} AS stored, {packed} AS read FROM {table} "
+                              f"LIMIT {physical.PACK_CHECK_ROWS}) WHERE stored != read").scalar()
+        if differ:
+            raise GameLensError("packing_differs", f"The packed fields of {name} differ from the columns as a read "
+                                "formats them (this server's JSON settings): pages read the columns.", 500)
         self.t.execute(f"ALTER TABLE {table} RENAME COLUMN {work} TO {physical.PACKED}", settings=SYNC)
 
     def abandon_packed(self, name: str) -> None:

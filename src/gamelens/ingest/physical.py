@@ -118,9 +118,26 @@ def rank_column(column: str) -> str:
 UNPACKED = ("about_the_game",)
 PACKED_FIELDS = tuple(name for name in schema.output_names()
                       if name not in UNPACKED and not (name in schema.BY_NAME and schema.BY_NAME[name].virtual))
-# The column is named for its fields: a release that packs other fields (or packs them otherwise) adds
-# a column of its own name, so no reader ever takes one column's arrays for another's.
-PACKED = "_packed_" + hashlib.sha1(",".join(("JSONCompactEachRow", *PACKED_FIELDS)).encode()).hexdigest()[:8]
+
+
+def packed_value(name: str) -> str:
+    """A packed field as the packing formats it. A mutation formats with the server's own settings, not
+    the statement's (engine.JSON_SETTINGS do not reach it), and some ClickHouse releases quote 64-bit
+    integers in JSON by default: those go in as Float64, which prints a whole number as a page's
+    statement prints the integer (`reviews` stays far under 2^53). Store.build_packed checks the rest."""
+    col = schema.BY_NAME.get(name)
+    if col is not None and col.ch_type in ("UInt64", "Int64"):
+        return f"toFloat64({ident(name)})"
+    return ident(name)
+
+
+PACKED_VALUES = tuple(packed_value(name) for name in PACKED_FIELDS)
+# The column is named for what it packs and how: a release that packs other fields (or packs them
+# otherwise) adds a column of its own name, so no reader ever takes one column's arrays for another's.
+PACKED = "_packed_" + hashlib.sha1(",".join(("JSONCompactEachRow", *PACKED_VALUES)).encode()).hexdigest()[:8]
+# Rows of a new packed column compared with the same arrays formatted by a read (Store.build_packed):
+# a setting that formats them otherwise does so in every row.
+PACK_CHECK_ROWS = 1000
 
 # The columns a finish adds after the merge (Versions.finish), each used once it is there.
 DERIVED = (*(rank_column(c) for c in RANKED), PACKED)
