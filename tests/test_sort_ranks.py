@@ -1,8 +1,10 @@
 """Text sorted by a stored rank (ingest/physical.RANKED, Store.build_rank): the same order as the text
 itself, used only once every row of the version has its rank."""
 
+import base64
 import csv
 import io
+import json
 
 import pytest
 
@@ -81,6 +83,39 @@ def test_pages_sorted_by_name_read_the_rank_and_keep_the_order(ranked, monkeypat
     assert pages and all(RANK in s for s in pages), pages
     export = client.get("/api/v1/games", params={"sort": sort, "format": "csv", "fields": "app_id"})
     assert [int(r[0]) for r in list(csv.reader(io.StringIO(export.text)))[1:]] == want
+
+
+def _decoded(cursor: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+
+
+def _encoded(doc: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+
+def test_a_cursor_compares_ranks_in_its_own_version_and_values_in_another(ranked, monkeypatch):
+    """A next_cursor carries its keys' ranks in the version it came from: there the keyset condition
+    compares numbers; a cursor from another version (after a switch), or from a release before, compares
+    the values: the same rows."""
+    client, _ = ranked
+    params = {"sort": "-positive,name", "limit": 4, "fields": "app_id"}
+    statements = statements_of(client.app.state.explorer, monkeypatch)
+    assert _ids(client, "-positive,name", use_cursor=True) == _python_order(client, "-positive,name")
+    keyset_pages = [s for s in statements if "{c1:" in s]
+    assert keyset_pages and all(f"{RANK} > {{c1:UInt32}}" in s for s in keyset_pages), keyset_pages
+    doc = _decoded(client.get("/api/v1/games", params=params).json()["next_cursor"])
+    here = client.get("/api/v1/games", params={**params, "cursor": _encoded(doc)}).json()["rows"]
+    elsewhere = {**doc, "r": {"t": "another version", "v": doc["r"]["v"]}}
+    before_ranks = {k: v for k, v in doc.items() if k != "r"}
+    for cursor in (elsewhere, before_ranks):
+        statements.clear()
+        assert client.get("/api/v1/games", params={**params, "cursor": _encoded(cursor)}).json()["rows"] == here
+        page = [s for s in statements if "count()" not in s][-1]
+        assert "`name` > {c1:String}" in page and RANK not in page.split(" WHERE ")[1].split("ORDER BY")[0], page
+    for bad in ({"t": doc["r"]["t"], "v": [-1]}, {"t": doc["r"]["t"], "v": [1, 2]}, {"t": 5, "v": [1]}, [1],
+                {"t": doc["r"]["t"], "v": [True]}):
+        r = client.get("/api/v1/games", params={**params, "cursor": _encoded({**doc, "r": bad})})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor", (bad, r.text)
 
 
 def test_a_version_without_ranks_sorts_by_the_text_and_a_finish_builds_them(ranked, monkeypatch):

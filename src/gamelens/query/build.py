@@ -145,13 +145,23 @@ def sort_keys(raw: str | None) -> tuple[str, list[Key]]:
 
 def order_by(keys: list[Key], ranks: frozenset[str] = frozenset()) -> str:
     """ORDER BY the keys, each by its rank where the version stores one (`ranks`, Snapshot.ranks; see
-    ingest/physical.py for the figures). Cursors and keyset conditions keep the values themselves,
-    which order the rows the same way."""
+    ingest/physical.py for the figures). Cursors keep the values themselves, which order the rows the
+    same way in any version, and their ranks in the version they came from (ranked_keys)."""
     return ", ".join(f"{k.rank if k.rank in ranks else k.sql} {'DESC' if k.desc else 'ASC'}" for k in keys)
 
 
-def encode_cursor(sort: str, values: list[Any]) -> str:
-    raw = json.dumps({"s": sort, "k": values}, separators=(",", ":"), default=str).encode()
+def ranked_keys(keys: list[Key], ranks: frozenset[str]) -> list[Key]:
+    """The keys a version stores a rank of: a page returns their ranks too, for its next cursor."""
+    return [k for k in keys if k.rank in ranks]
+
+
+def encode_cursor(sort: str, values: list[Any], identity: str = "", rank_values: list[int] | None = None) -> str:
+    """The last row's key values; with its keys' ranks in the version `identity` (a table's UUID) if
+    it has any: a keyset condition on that version compares numbers, not text (keyset)."""
+    doc: dict[str, Any] = {"s": sort, "k": values}
+    if rank_values:
+        doc["r"] = {"t": identity, "v": rank_values}
+    raw = json.dumps(doc, separators=(",", ":"), default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -209,22 +219,57 @@ def _no_constants(name: str):
     raise ValueError(name)  # NaN, Infinity: not JSON, and not a value of any key
 
 
-def keyset(cursor: str, sort: str, keys: list[Key]) -> Where:
-    """Rows strictly after the cursor's row in the (key1, key2, ...) order, directions included."""
+def _cursor_doc(cursor: str, sort: str, keys: list[Key]) -> dict | None:
+    """A cursor's JSON if it is one for this sort, with a valid value for each key; None if not."""
     try:
         doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), parse_constant=_no_constants)
         values = doc["k"]
         ok = doc["s"] == sort and isinstance(values, list) and len(values) == len(keys)
     except (ValueError, TypeError, KeyError, binascii.Error, RecursionError):
-        ok = False
+        return None
     if not ok or not all(_cursor_value_ok(v, k.ch_type) for v, k in zip(values, keys, strict=True)):
+        return None
+    return doc
+
+
+def _cursor_ranks(doc: dict, keys: list[Key], identity: str, ranks: frozenset[str]) -> list[int] | None:
+    """The ranks a cursor carries, if they are of this version (`identity`) and it stores them all; None
+    if it carries none or they are of another version (then its values are compared). False if malformed."""
+    if "r" not in doc:
+        return None
+    r, ranked = doc["r"], [k for k in keys if k.rank]
+    if not (isinstance(r, dict) and isinstance(r.get("t"), str) and isinstance(r.get("v"), list)
+            and len(r["v"]) == len(ranked) and all(_cursor_value_ok(v, "UInt32") for v in r["v"])):
+        return False
+    if r["t"] != identity or not all(k.rank in ranks for k in ranked):
+        return None
+    return r["v"]
+
+
+def keyset(cursor: str, sort: str, keys: list[Key], identity: str = "", ranks: frozenset[str] = frozenset()
+           ) -> Where:
+    """Rows strictly after the cursor's row in the (key1, key2, ...) order, directions included. A key
+    the version stores a rank of is compared by that rank when the cursor carries it from this version:
+    numbers, not text, for every row (the middle page by `-positive,name` at 500 MB, engine alone, its
+    keys: 23.3 -> 15.2 ms, by hand, median of 11)."""
+    doc = _cursor_doc(cursor, sort, keys)
+    rank_values = _cursor_ranks(doc, keys, identity, ranks) if doc is not None else False
+    if doc is None or rank_values is False:
         raise invalid("cursor", cursor, "Invalid cursor: use the next_cursor of a response with the same sort.",
                       code="invalid_cursor")
-    params = {f"c{i}": v for i, v in enumerate(values)}
+    compared = []  # (sql, type, value) of each key, in order
+    ranked_values = iter(rank_values or [])
+    for key, value in zip(keys, doc["k"], strict=True):
+        if rank_values and key.rank:
+            compared.append((key.rank, "UInt32", next(ranked_values)))
+        else:
+            compared.append((key.sql, key.ch_type, value))
+    params = {f"c{i}": value for i, (_, _, value) in enumerate(compared)}
     ors = []
     for i, key in enumerate(keys):
-        eq = [f"{k.sql} = {{c{j}:{k.ch_type}}}" for j, k in enumerate(keys[:i])]
-        eq.append(f"{key.sql} {'<' if key.desc else '>'} {{c{i}:{key.ch_type}}}")
+        eq = [f"{sql} = {{c{j}:{ch_type}}}" for j, (sql, ch_type, _) in enumerate(compared[:i])]
+        sql, ch_type, _ = compared[i]
+        eq.append(f"{sql} {'<' if key.desc else '>'} {{c{i}:{ch_type}}}")
         ors.append("(" + " AND ".join(eq) + ")")
     return Where("(" + " OR ".join(ors) + ")", params)
 

@@ -35,6 +35,7 @@ from .build import (
     keyset,
     order_by,
     page_url,
+    ranked_keys,
     single_params,
     sort_keys,
     source_form,
@@ -100,6 +101,7 @@ class RowsRequest:
     limited: bool = False  # the client gave a limit (an export then stops there, not at the cap)
     ranks: frozenset[str] = frozenset()  # the sort ranks of the version it reads (Snapshot.ranks)
     packed: bool = False  # the version it reads holds the packed fields (Snapshot.packed)
+    identity: str = ""  # the version it reads (Snapshot.identity): a cursor's ranks are of one version
 
 
 def page_settings(req: RowsRequest) -> dict[str, int]:
@@ -163,7 +165,7 @@ def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: in
 def _after_cursor(req: RowsRequest) -> Where:
     if not req.cursor:
         return req.where
-    after = keyset(req.cursor, req.sort, req.keys)
+    after = keyset(req.cursor, req.sort, req.keys, req.identity, req.ranks)
     return Where(f"{req.where.sql} AND {after.sql}", {**req.where.params, **after.params}, req.where.scans)
 
 
@@ -194,9 +196,10 @@ def unpacked(req: RowsRequest, rows: list[list]) -> list[list]:
 
 def rows_sql(req: RowsRequest, table: str) -> tuple[str, dict[str, Any]]:
     """The page: its fields (or the packed ones as one column: _read_fields, unpacked) plus hidden
-    sort-key columns __k0.. for the next cursor."""
+    sort-key columns __k0.. and the ranks __r0.. of those the version ranks, for the next cursor."""
     cond = _after_cursor(req)
     cols = _read_fields(req) + [f"{k.sql} AS __k{i}" for i, k in enumerate(req.keys)]
+    cols += [f"{k.rank} AS __r{i}" for i, k in enumerate(ranked_keys(req.keys, req.ranks))]
     order = order_by(req.keys, req.ranks)
     page = f"WHERE {cond.sql} ORDER BY {order} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}"
     if req.offset and req.keys[0].sql == ident(schema.KEY):
@@ -263,7 +266,7 @@ class Rows(Endpoint):
     def answer(self, reader: Explorer, req: RowsRequest, items: Items, path: str, snap: Snapshot) -> dict:
         page_size = req.limit
         req.limit += 1  # one more row tells whether a next page exists
-        req.ranks, req.packed = snap.ranks, snap.packed
+        req.ranks, req.packed, req.identity = snap.ranks, snap.packed, snap.identity
         spent: list[float] = []
         facets = {name: reader.beside(self._facet, reader, req, name, snap, spent) for name in req.facets}
         if req.where.scans and _stops_early(req, snap):
@@ -276,8 +279,10 @@ class Rows(Endpoint):
             rows = reader.select(snap, *rows_sql(req, snap.table), page_settings(req), spent).rows
             total, counted_ms = counting.result().scalar(), 0.0
         more, data = len(rows) > page_size, unpacked(req, rows[:page_size])
-        width = len(req.fields)
-        next_cursor = encode_cursor(req.sort, data[-1][width:]) if more else None
+        width, ends = len(req.fields), len(req.fields) + len(req.keys)
+        next_cursor = None
+        if more:
+            next_cursor = encode_cursor(req.sort, data[-1][width:ends], snap.identity, data[-1][ends:])
         if not more:
             next_url = None
         elif req.cursor:  # a cursor says where a page starts: an offset beside it (earlier links) is dropped
