@@ -206,8 +206,7 @@ class Store:
         mutation and resumes it at start; without its Join table it would fail for ever and hold every
         later mutation of the table, the text indexes' too), the working column, the Join table. The
         version's other unfinished mutations go too: only finish() makes them, and it makes them again."""
-        self.t.execute("KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND NOT is_done",
-                       {"db": self.db, "t": name})
+        self._kill_unfinished_mutations(name)
         self.t.execute(f"ALTER TABLE {self.q(name)} DROP COLUMN IF EXISTS {physical.rank_column(column)}_new",
                        settings=SYNC)
         self.drop(rank_join(name, column))
@@ -232,11 +231,14 @@ class Store:
                                 "formats them (this server's JSON settings): pages read the columns.", 500)
         self.t.execute(f"ALTER TABLE {table} RENAME COLUMN {work} TO {physical.PACKED}", settings=SYNC)
 
+    def _kill_unfinished_mutations(self, name: str) -> None:
+        self.t.execute("KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND NOT is_done",
+                       {"db": self.db, "t": name})
+
     def abandon_packed(self, name: str) -> None:
         """Remove what a stopped or failed build_packed left: its update and the working column (the
         version's other unfinished mutations go too, as in abandon_rank)."""
-        self.t.execute("KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND NOT is_done",
-                       {"db": self.db, "t": name})
+        self._kill_unfinished_mutations(name)
         self.t.execute(f"ALTER TABLE {self.q(name)} DROP COLUMN IF EXISTS {physical.PACKED}_new", settings=SYNC)
 
     def copy_table(self, source: str, copy: str) -> None:
@@ -291,10 +293,6 @@ class Store:
         return frozenset(r for (r,) in self._select(
             "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} AND "
             "name IN {derived:Array(String)}", {"db": self.db, "t": name, "derived": list(physical.DERIVED)}).rows)
-
-    def ranks(self, name: str) -> frozenset[str]:
-        """The sort ranks (physical.RANKED) table `name` holds."""
-        return self.derived(name) - {physical.PACKED}
 
     def pointer_history(self) -> tuple[int, list[tuple[int, int]]]:
         """The server's time now (ns) and the pointer's rows (at, upload id) in order."""
