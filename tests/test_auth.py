@@ -305,7 +305,7 @@ def test_a_revoked_key_stops_at_once_even_during_a_reload(make_client):
     client = make_client()
     store = client.app.state.guard.keys
     key = client.post("/api/v1/keys", json={"name": "racer", "role": "reader"}).json()["key"]
-    assert store.verify(key) is not None
+    assert store.match(key) is not None
     read, resume = threading.Event(), threading.Event()
     real = store._records
 
@@ -323,7 +323,7 @@ def test_a_revoked_key_stops_at_once_even_during_a_reload(make_client):
     assert client.delete("/api/v1/keys/racer").status_code == 200
     resume.set()
     stale.join()
-    assert store.verify(key) is None
+    assert store.match(key) is None
     assert client.get("/api/v1/schema", headers={"Authorization": f"Bearer {key}"}).status_code == 401
 
 

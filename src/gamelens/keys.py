@@ -108,10 +108,6 @@ class KeyStore:
     def count_active(self) -> int:
         return len(self._cache)
 
-    def verify(self, key: str) -> Principal | None:
-        self.reload_if_due()
-        return self.match(key)
-
     def reload_due(self) -> bool:
         return time.monotonic() - self._loaded_at > CACHE_SECONDS
 
