@@ -74,7 +74,7 @@ NEEDLE_PAGE_ROWS = 16384
 
 # A page of this many packed fields (physical.PACKED) or more reads them from the packed column: it costs
 # what ~7 columns do where a page's rows are scattered (the middle page sorted by `-positive,name` at
-# 500 MB, engine alone, median of 11: its keys 25.6 ms, with the packed column 32.6, with 7 columns
+# 500 MB, engine alone, by hand, median of 11: its keys 25.6 ms, with the packed column 32.6, with 7 columns
 # 28.7, with the 22 packed fields as columns ~44), so below this the columns are cheaper.
 PACK_FROM = 10
 
