@@ -159,12 +159,24 @@ def ranked_keys(keys: list[Key], ranks: frozenset[str]) -> list[Key]:
     return []
 
 
+# A text key value longer than this (as JSON) is left out of a cursor: a next link must fit the query
+# string's cap (GAMELENS_MAX_QUERY_STRING, 8 KB by default), and a description or a long name would not
+# (1,100 CJK characters took 8.9 KB, helper-58). The page after it reads the value from the cursor's row
+# in its version instead (keyset), which a version of its own table can do: on another version such a
+# cursor is refused.
+CURSOR_TEXT_MAX = 256
+
+
 def encode_cursor(sort: str, values: list[Any], identity: str = "", rank_values: list[int] | None = None) -> str:
     """The last row's key values; with its keys' ranks in the version `identity` (a table's UUID) if
-    it has any: a keyset condition on that version compares numbers, not text (keyset)."""
-    doc: dict[str, Any] = {"s": sort, "k": values}
+    it has any: a keyset condition on that version compares numbers, not text (keyset). Long text values
+    are left out (CURSOR_TEXT_MAX) and named, with that version, under "o"."""
+    long = [i for i, v in enumerate(values) if isinstance(v, str) and len(json.dumps(v)) > CURSOR_TEXT_MAX]
+    doc: dict[str, Any] = {"s": sort, "k": [None if i in long else v for i, v in enumerate(values)]}
     if rank_values:
         doc["r"] = {"t": identity, "v": rank_values}
+    if long:
+        doc["o"] = {"t": identity, "i": long}
     raw = json.dumps(doc, separators=(",", ":"), default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -229,16 +241,33 @@ def _bad_cursor(cursor: str) -> GameLensError:
 
 
 def _cursor_doc(cursor: str, sort: str, keys: list[Key]) -> dict:
-    """A cursor's JSON: one for this sort, with a valid value for each key."""
+    """A cursor's JSON: one for this sort, with a valid value for each key but those it left out."""
     try:
         doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), parse_constant=_no_constants)
         values = doc["k"]
         ok = doc["s"] == sort and isinstance(values, list) and len(values) == len(keys)
+        left_out = _left_out(doc, keys) if ok else set()
     except (ValueError, TypeError, KeyError, binascii.Error, RecursionError):
         ok = False
-    if not ok or not all(_cursor_value_ok(v, k.ch_type) for v, k in zip(values, keys, strict=True)):
+    if not ok or not all(i in left_out or _cursor_value_ok(v, k.ch_type)
+                         for i, (v, k) in enumerate(zip(values, keys, strict=True))):
         raise _bad_cursor(cursor)
     return doc
+
+
+def _left_out(doc: dict, keys: list[Key]) -> set[int]:
+    """The positions of the text values a cursor left out (encode_cursor); ValueError if malformed."""
+    if "o" not in doc:
+        return set()
+    o = doc["o"]
+    if not (isinstance(o, dict) and isinstance(o.get("t"), str) and isinstance(o.get("i"), list)):
+        raise ValueError("o")
+    left_out = set()
+    for i in o["i"]:
+        if type(i) is not int or not 0 <= i < len(keys) or keys[i].ch_type != "String" or doc["k"][i] is not None:
+            raise ValueError("o")
+        left_out.add(i)
+    return left_out
 
 
 def _cursor_ranks(cursor: str, doc: dict, keys: list[Key], identity: str, ranks: frozenset[str]) -> list[int] | None:
@@ -255,27 +284,46 @@ def _cursor_ranks(cursor: str, doc: dict, keys: list[Key], identity: str, ranks:
     return r["v"]
 
 
-def keyset(cursor: str, sort: str, keys: list[Key], identity: str = "", ranks: frozenset[str] = frozenset()
-           ) -> Where:
+def _row_value(key: Key, keys: list[Key], values: list[Any], table: str) -> tuple[str, dict[str, Any]]:
+    """A key's value read from the cursor's row (its app_id and source row number are keys too)."""
+    app_id = next(v for k, v in zip(keys, values, strict=True) if k.sql == ident(schema.KEY))
+    row = values[-1]
+    return (f"(SELECT {key.sql} FROM {table} WHERE {ident(schema.KEY)} = {{c_app:UInt32}} "
+            f"AND {schema.ROW_COL} = {{c_row:UInt64}})", {"c_app": app_id, "c_row": row})
+
+
+def keyset(cursor: str, sort: str, keys: list[Key], table: str, identity: str = "",
+           ranks: frozenset[str] = frozenset()) -> Where:
     """Rows strictly after the cursor's row in the (key1, key2, ...) order, directions included. A key
     the version stores a rank of is compared by that rank when the cursor carries it from this version:
     numbers, not text, for every row (the middle page by `-positive,name` at 500 MB, engine alone, its
-    keys: 23.3 -> 15.2 ms, by hand, median of 11)."""
+    keys: 23.3 -> 15.2 ms, by hand, median of 11). A value the cursor left out is read from its row in
+    `table`, if the cursor is of this version."""
     doc = _cursor_doc(cursor, sort, keys)
     rank_values = _cursor_ranks(cursor, doc, keys, identity, ranks)
-    compared = []  # (sql, type, value) of each key, in order
+    left_out = _left_out(doc, keys)
+    if left_out and doc["o"]["t"] != identity:
+        raise invalid("cursor", cursor, "This cursor's page sorted by a long text, of another version of the "
+                      "data than the one read now: start again from the first page, or page by offset.",
+                      code="invalid_cursor")
+    compared, params = [], {}  # compared: (sql, value's SQL) of each key, in order
     ranked_values = iter(rank_values or [])
-    for key, value in zip(keys, doc["k"], strict=True):
+    for i, (key, value) in enumerate(zip(keys, doc["k"], strict=True)):
         if rank_values and key.rank:
-            compared.append((key.rank, "UInt32", next(ranked_values)))
+            compared.append((key.rank, f"{{c{i}:UInt32}}"))
+            params[f"c{i}"] = next(ranked_values)
+        elif i in left_out:
+            value_sql, row_params = _row_value(key, keys, doc["k"], table)
+            compared.append((key.sql, value_sql))
+            params.update(row_params)
         else:
-            compared.append((key.sql, key.ch_type, value))
-    params = {f"c{i}": value for i, (_, _, value) in enumerate(compared)}
+            compared.append((key.sql, f"{{c{i}:{key.ch_type}}}"))
+            params[f"c{i}"] = value
     ors = []
     for i, key in enumerate(keys):
-        eq = [f"{sql} = {{c{j}:{ch_type}}}" for j, (sql, ch_type, _) in enumerate(compared[:i])]
-        sql, ch_type, _ = compared[i]
-        eq.append(f"{sql} {'<' if key.desc else '>'} {{c{i}:{ch_type}}}")
+        eq = [f"{sql} = {value_sql}" for sql, value_sql in compared[:i]]
+        sql, value_sql = compared[i]
+        eq.append(f"{sql} {'<' if key.desc else '>'} {value_sql}")
         ors.append("(" + " AND ".join(eq) + ")")
     return Where("(" + " OR ".join(ors) + ")", params)
 

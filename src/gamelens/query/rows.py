@@ -162,10 +162,10 @@ def parse(items: list[tuple[str, str]], accept: str | None = None, max_limit: in
         facet_size=int_param(single, "facet_size", FACET_DEFAULT, 1, FACET_MAX), format=fmt)
 
 
-def _after_cursor(req: RowsRequest) -> Where:
+def _after_cursor(req: RowsRequest, table: str) -> Where:
     if not req.cursor:
         return req.where
-    after = keyset(req.cursor, req.sort, req.keys, req.identity, req.ranks)
+    after = keyset(req.cursor, req.sort, req.keys, table, req.identity, req.ranks)
     return Where(f"{req.where.sql} AND {after.sql}", {**req.where.params, **after.params}, req.where.scans)
 
 
@@ -215,7 +215,7 @@ def rows_sql(req: RowsRequest, table: str) -> tuple[str, dict[str, Any]]:
     """The page: its fields (or the packed ones as one column: _read_fields, unpacked) plus hidden
     sort-key columns __k0.. (but those taken from the packed column: _keys_from_packed) and the ranks
     __r0.. of those the version ranks, for the next cursor."""
-    cond = _after_cursor(req)
+    cond = _after_cursor(req, table)
     keys = zip(req.keys, _keys_from_packed(req), strict=True)
     cols = _read_fields(req) + [f"{k.sql} AS __k{i}" for i, (k, packed) in enumerate(keys) if packed is None]
     cols += [f"{k.rank} AS __r{i}" for i, k in enumerate(ranked_keys(req.keys, req.ranks))]
@@ -235,7 +235,7 @@ def rows_sql(req: RowsRequest, table: str) -> tuple[str, dict[str, Any]]:
 
 def export_sql(req: RowsRequest, table: str, limit: int) -> tuple[str, dict[str, Any]]:
     """Every requested row from `offset`, at most `limit`; CSV columns in the source file's form."""
-    cond = _after_cursor(req)
+    cond = _after_cursor(req, table)
     if source_form(req.format):
         cols = [f"{csv_expr(f)} AS {ident(f)}" for f in req.fields]
     else:
