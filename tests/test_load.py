@@ -181,6 +181,35 @@ def test_tolerated_bad_rows_are_dropped_and_listed(client, files):
     assert engine.select(f"SELECT count() FROM {active_table(client)}").scalar() == 98
 
 
+def test_a_backslash_n_cell_is_text_as_written_quoted_or_not(client, files):
+    """`\\N` is ClickHouse's CSV null; to a CSV reader it is two characters. Kept as written (it was
+    loaded as an empty name, and as an empty list of tags, helper-58), and a number written so is refused
+    naming it."""
+    from .conftest import sample_table, write_csv
+
+    table = sample_table()
+    head = table[0]
+    table[1][head.index("Name")] = "\\N"
+    table[2][head.index("Tags")] = "\\N"
+    table[3][head.index("Release date")] = "\\N"
+    table[4][head.index("Price")] = "\\N"
+    table[5][head.index("Name")] = "\\N"
+    body = write_csv(table).replace(b"\\N", b'"\\N"', 1)  # the first quoted, the rest bare
+    assert body.count(b'"\\N"') == 1 and body.count(b"\\N") == 5
+    (files.root / "backslash_n.csv").write_bytes(body)
+    rec = upload(client, files.url("backslash_n.csv"), max_rejected_rows=1)
+    assert rec["state"] == "succeeded", rec
+    assert [(r["row"], r["column"], r["value"]) for r in rec["rejected_rows"]] == [(4, "price", "\\N")]
+    with open(files.root / "backslash_n.csv", encoding="utf-8", newline="") as f:
+        want = [python_row(r) for i, r in enumerate(csv.DictReader(f), 1) if i != 4]
+    got = stored(client)
+    assert len(got) == len(want) == 99
+    for g, w in zip(got, want, strict=True):
+        assert same_row(g, w), (g, w)
+    assert got[0]["name"] == got[3]["name"] == "\\N"
+    assert got[1]["tags"] == ["\\N"] and got[2]["release_date_raw"] == "\\N"
+
+
 def test_list_elements_are_trimmed_as_the_oracle_says(client, files):
     """Spaces around list elements (as hand-edited files have) are not part of the elements."""
     from .conftest import sample_table, write_csv

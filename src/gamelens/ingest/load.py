@@ -44,6 +44,9 @@ CSV_SETTINGS = {
     "input_format_csv_trim_whitespaces": 0,
     # A file that ends with blank lines (editors leave one) has no rows there, as Python's csv reads it.
     "input_format_csv_skip_trailing_empty_lines": 1,
+    # A bare `\N` is ClickHouse's CSV null, which a String field took as its default, '' (a name `\N`
+    # loaded empty); a CSV reader sees the two characters, and so does the load without this default.
+    "input_format_null_as_default": 0,
     "input_format_allow_errors_num": 0,
     "input_format_allow_errors_ratio": 0,
     **physical.INSERT_SETTINGS,
