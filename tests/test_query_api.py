@@ -9,7 +9,7 @@ import pytest
 
 from gamelens.query import answers
 
-from .conftest import walk
+from .conftest import sample_table, statements_of, upload, walk, write_csv
 
 
 def _page(client, **params):
@@ -350,3 +350,26 @@ def test_the_accept_header_chooses_by_quality(sample_client, accept, media):
     r = sample_client.get("/api/v1/games", params={"limit": 2}, headers={"Accept": accept})
     assert r.status_code == 200 and r.headers["content-type"].startswith(media), (accept, r.headers)
     assert r.headers["vary"] == "Accept"
+
+
+def test_pages_of_every_game_count_each_version_once(make_client, files, monkeypatch):
+    """A version's number of games is read once (Explorer.whole_count): pages of them all then run one
+    statement. A filtered page still counts; a version switched to has its own total, and one read by
+    `version=N` too."""
+    client = make_client(cache_mb=0)
+    assert upload(client, files.url("sample.csv"))["state"] == "succeeded"
+    statements = statements_of(client.app.state.explorer, monkeypatch)
+    pages = [client.get("/api/v1/games", params={"limit": 3, "sort": sort, "fields": "app_id"}).json()
+             for sort in ("-rating", "name", "-positive,name")]
+    assert [p["total"] for p in pages] == [100, 100, 100]
+    assert sum("count()" in s for s in statements) <= 1, statements
+    statements.clear()
+    filtered = client.get("/api/v1/games", params={"genres": "indie", "fields": "app_id"}).json()
+    assert 0 < filtered["total"] < 100 and sum("count()" in s for s in statements) == 1
+    table = sample_table()
+    (files.root / "ten_games.csv").write_bytes(write_csv(table[:11]))
+    second = upload(client, files.url("ten_games.csv"))
+    assert second["state"] == "succeeded"
+    assert client.get("/api/v1/games", params={"fields": "app_id"}).json()["total"] == 10
+    first_id = second["id"] - 1
+    assert client.get("/api/v1/games", params={"fields": "app_id", "version": first_id}).json()["total"] == 100

@@ -292,6 +292,9 @@ class Rows(Endpoint):
             total, rows, counted_ms = self._needle_page_beside_count(reader, req, snap)
         elif req.where.scans:
             total, rows, counted_ms = self._count_then_page(reader, req, snap)
+        elif (whole := reader.whole_count(snap, req.where)) is not None:
+            rows = reader.select(snap, *rows_sql(req, snap.table), page_settings(req), spent).rows
+            total, counted_ms = whole, 0.0
         else:
             counting = reader.beside(reader.select, snap, *count_sql(req.where, snap.table), spent=spent)
             # on this thread: one hop fewer
