@@ -402,7 +402,9 @@ class SwitchBetweenStatements:
 
 
 @pytest.mark.parametrize("path,params,pattern", [
-    ("/api/v1/games", {"limit": 1000, "fields": "app_id", "facet": "genres"}, r"^SELECT count\(\)"),
+    # a filter (every game), so the page counts: a page of a whole version takes its count read once
+    ("/api/v1/games", {"limit": 1000, "fields": "app_id", "facet": "genres", "app_id__gte": "0"},
+     r"^SELECT count\(\)"),
     ("/api/v1/games", {"limit": 1000, "fields": "app_id", "format": "ndjson"}, r"^SELECT count\(\)"),
 ], ids=["page_total", "export_count"])
 def test_a_switch_in_the_middle_of_a_request_does_not_mix_versions(make_client, files, path, params, pattern):
