@@ -4,9 +4,11 @@ a real local HTTP server serving the sample and its variants, and the app driven
 from __future__ import annotations
 
 import ast
+import base64
 import csv
 import io
 import itertools
+import json
 import math
 import os
 import shutil
@@ -395,3 +397,13 @@ def statements_of(explorer, monkeypatch) -> list[str]:
 
     monkeypatch.setattr(explorer, "select", counted)
     return statements
+
+
+def decoded_cursor(cursor: str) -> dict:
+    """A next_cursor's JSON (query/build.encode_cursor)."""
+    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+
+
+def encoded_cursor(doc: dict) -> str:
+    """A cursor made by hand from its JSON."""
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")

@@ -1,10 +1,8 @@
 """Text sorted by a stored rank (ingest/physical.RANKED, Store.build_rank): the same order as the text
 itself, used only once every row of the version has its rank."""
 
-import base64
 import csv
 import io
-import json
 
 import pytest
 
@@ -12,7 +10,16 @@ from gamelens.engine import engine_error
 from gamelens.ingest import migrations, physical
 from gamelens.ingest.versions import version_name
 
-from .conftest import engine_of, finished_app, fresh_snapshot, sample_table, statements_of, walk
+from .conftest import (
+    decoded_cursor,
+    encoded_cursor,
+    engine_of,
+    finished_app,
+    fresh_snapshot,
+    sample_table,
+    statements_of,
+    walk,
+)
 
 RANK = physical.rank_column("name")
 # Ties, case, accents, an empty name, a prefix and a trailing space: byte order decides, as in the engine.
@@ -85,14 +92,6 @@ def test_pages_sorted_by_name_read_the_rank_and_keep_the_order(ranked, monkeypat
     assert [int(r[0]) for r in list(csv.reader(io.StringIO(export.text)))[1:]] == want
 
 
-def _decoded(cursor: str) -> dict:
-    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-
-
-def _encoded(doc: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
-
-
 def test_a_cursor_compares_ranks_in_its_own_version_and_values_in_another(ranked, monkeypatch):
     """A next_cursor carries its keys' ranks in the version it came from: there the keyset condition
     compares numbers; a cursor from another version (after a switch), or from a release before, compares
@@ -103,18 +102,18 @@ def test_a_cursor_compares_ranks_in_its_own_version_and_values_in_another(ranked
     assert _ids(client, "-positive,name", use_cursor=True) == _python_order(client, "-positive,name")
     keyset_pages = [s for s in statements if "{c1:" in s]
     assert keyset_pages and all(f"{RANK} > {{c1:UInt32}}" in s for s in keyset_pages), keyset_pages
-    doc = _decoded(client.get("/api/v1/games", params=params).json()["next_cursor"])
-    here = client.get("/api/v1/games", params={**params, "cursor": _encoded(doc)}).json()["rows"]
+    doc = decoded_cursor(client.get("/api/v1/games", params=params).json()["next_cursor"])
+    here = client.get("/api/v1/games", params={**params, "cursor": encoded_cursor(doc)}).json()["rows"]
     elsewhere = {**doc, "r": {"t": "another version", "v": doc["r"]["v"]}}
     before_ranks = {k: v for k, v in doc.items() if k != "r"}
     for cursor in (elsewhere, before_ranks):
         statements.clear()
-        assert client.get("/api/v1/games", params={**params, "cursor": _encoded(cursor)}).json()["rows"] == here
+        assert client.get("/api/v1/games", params={**params, "cursor": encoded_cursor(cursor)}).json()["rows"] == here
         page = [s for s in statements if "count()" not in s][-1]
         assert "`name` > {c1:String}" in page and RANK not in page.split(" WHERE ")[1].split("ORDER BY")[0], page
     for bad in ({"t": doc["r"]["t"], "v": [-1]}, {"t": doc["r"]["t"], "v": [1, 2]}, {"t": 5, "v": [1]}, [1],
                 {"t": doc["r"]["t"], "v": [True]}):
-        r = client.get("/api/v1/games", params={**params, "cursor": _encoded({**doc, "r": bad})})
+        r = client.get("/api/v1/games", params={**params, "cursor": encoded_cursor({**doc, "r": bad})})
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor", (bad, r.text)
 
 
