@@ -86,6 +86,14 @@ def sample_table() -> list[list[str]]:
         return list(csv.reader(f))
 
 
+def sample_named(names: list[str]) -> list[list[str]]:
+    """The sample as a table, its first data rows renamed `names`, in order."""
+    table = sample_table()
+    for row, name in zip(table[1:], names, strict=False):
+        row[table[0].index("Name")] = name
+    return table
+
+
 def variants() -> dict[str, bytes]:
     """The sample, and the same data as other producers write it."""
     table = sample_table()
@@ -369,8 +377,9 @@ def fresh_snapshot(client: TestClient):
     return versions.current()
 
 
-def walk(client: TestClient, first_params: dict, use_cursor: bool) -> list[dict]:
-    """Every row of GET /games, page by page: by offset or by the next cursor."""
+def walk(client: TestClient, first_params: dict, use_cursor: bool, cursors: list[str] | None = None) -> list[dict]:
+    """Every row of GET /games, page by page: by offset or by the next cursor (each one handed out is
+    appended to `cursors`, if given)."""
     rows, params = [], dict(first_params)
     for _ in range(200):
         r = client.get("/api/v1/games", params=params)
@@ -379,6 +388,8 @@ def walk(client: TestClient, first_params: dict, use_cursor: bool) -> list[dict]
         rows += body["rows"]
         if not body["next"]:
             return rows
+        if cursors is not None:
+            cursors.append(body["next_cursor"])
         if use_cursor:
             params["cursor"] = body["next_cursor"]
         else:

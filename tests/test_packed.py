@@ -9,7 +9,7 @@ from gamelens.ingest import physical
 from gamelens.ingest.versions import version_name
 from gamelens.query.rows import PACK_FROM
 
-from .conftest import engine_of, finished_app, fresh_snapshot, sample_table, statements_of, walk
+from .conftest import engine_of, finished_app, fresh_snapshot, sample_named, statements_of, walk
 
 PACKED = physical.PACKED
 # Text a JSON writer must escape, or may write differently: quotes, backslashes, a tab, slashes, a
@@ -21,10 +21,8 @@ SORTS = [None, "-positive,name", "price,-release_date", "-rating"]
 @pytest.fixture(scope="module")
 def packed(files):
     """The real sample with awkward names, a free and an undated game, finished (packed fields built)."""
-    table = sample_table()
+    table = sample_named(NAMES)
     head = table[0]
-    for row, name in zip(table[1:], NAMES, strict=False):
-        row[head.index("Name")] = name
     table[-1][head.index("Price")] = "0.00"
     table[-2][head.index("Release date")] = "coming soon"
     with finished_app(files, "packed.csv", table) as app:

@@ -16,7 +16,7 @@ from .conftest import (
     engine_of,
     finished_app,
     fresh_snapshot,
-    sample_table,
+    sample_named,
     statements_of,
     walk,
 )
@@ -29,10 +29,7 @@ NAMES = ["b", "B", "a", "", "é", "e", "ä", "Z", "b", "b ", "ab", "a", "Ω", "B
 @pytest.fixture(scope="module")
 def ranked(files):
     """An app whose version has names with every kind of tie and order, finished (ranks built)."""
-    table = sample_table()
-    for row, name in zip(table[1:], NAMES, strict=False):
-        row[table[0].index("Name")] = name
-    with finished_app(files, "ranked_names.csv", table) as app:
+    with finished_app(files, "ranked_names.csv", sample_named(NAMES)) as app:
         yield app
 
 
