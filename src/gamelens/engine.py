@@ -339,6 +339,13 @@ READ_TUNING = {
     # its dictionary scan gives up past 50 postings, and then costs more than the scan alone.
     "text_index_like_min_pattern_length": 2,
 }
+# The embedded engine maps a file it reads 64 MB or more of (at 500 MB, the descriptions a needle scan
+# reads) instead of copying it out of the page cache: such scans take ~15% less time [bench/query.py,
+# the SCANNED lines; docs/measured.md, thirtieth pass]. Smaller reads, every read at 50 MB and a load's
+# parts (~10 MB of descriptions each) are copied as before. A mapped file stays open in the engine's cache
+# after its table is dropped, its disk space with it, so Store.drop unmaps (Engine.unmap_files). A
+# server's reads keep its own settings.
+MAPPED_READS = {"local_filesystem_read_method": "mmap", "min_bytes_to_use_mmap_io": 64 << 20}
 
 
 def settings_clause(settings: dict[str, Any]) -> str:
@@ -396,6 +403,7 @@ class Engine:
         # so it can read a local named pipe; a server cannot.
         url = settings.clickhouse_url
         self.in_process = url is None or url.startswith("chdb:")
+        self.mapped_reads = dict(MAPPED_READS) if self.in_process else {}
 
     # connections
 
@@ -501,7 +509,13 @@ class Engine:
             known = self.select("SELECT name FROM system.settings WHERE name IN {names:Array(String)}",
                                 {"names": list(READ_TUNING)}, readonly=False).rows
             self._tuning = {name: READ_TUNING[name] for (name,) in known}
-        return {**self._tuning, **self.read_settings}
+        return {**self._tuning, **self.mapped_reads, **self.read_settings}
+
+    def unmap_files(self) -> None:
+        """Close the files the engine in this process keeps mapped (MAPPED_READS): a dropped table's
+        files keep their disk space while they are mapped. A server's reads map nothing of ours."""
+        if self.mapped_reads:
+            self.execute("SYSTEM DROP MMAP CACHE")
 
     def spool(self, sql: str, params: dict[str, Any] | None, fmt: str, out, settings: dict | None = None) -> None:
         """Write the whole result in `fmt` into `out` (a query/spool.Spool: write(bytes), or adopt(path) of a

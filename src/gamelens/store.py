@@ -42,6 +42,8 @@ class Transport(Protocol):
     def select(self, sql: str, params: dict[str, Any] | None = None, *, readonly: bool = True,
                settings: dict | None = None) -> Result: ...
 
+    def unmap_files(self) -> None: ...
+
 
 def _column_ddl(col: schema.Column) -> str:
     """A stored column's declaration, with its codec where physical.CODECS gives one."""
@@ -136,6 +138,7 @@ class Store:
 
     def drop(self, name: str) -> None:
         self.t.execute(f"DROP TABLE IF EXISTS {self.q(name)} SYNC")
+        self.t.unmap_files()  # its files' disk space is free only once no read keeps them mapped
 
     def count(self, name: str) -> int:
         return self._select(f"SELECT count() FROM {self.q(name)}").scalar()
