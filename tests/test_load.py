@@ -154,6 +154,36 @@ def test_unparseable_date_is_kept_as_text_with_a_warning(client, files):
     assert row["release_date"] is None and row["release_date_raw"] == "Coming soon"
 
 
+# A day as written -> as stored: to the end of the column's Date (a DateTime, which the parse used,
+# wrapped Feb 8, 2106 to 1970-01-01, helper-61); a day outside it is not a date (kept as text, warned).
+DAYS = {"Feb 8, 2106": "2106-02-08", "Dec 31, 2106": "2106-12-31", "Jun 6, 2149": "2149-06-06",
+        "Jan 1, 1970": "1970-01-01", "Jun 7, 2149": None, "Dec 31, 1969": None}
+
+
+def test_a_day_is_stored_as_written_to_the_end_of_the_columns_range(client, files):
+    from .conftest import sample_table, write_csv
+
+    table = sample_table()
+    for row, text in zip(table[1:], DAYS, strict=False):
+        row[table[0].index("Release date")] = text
+    (files.root / "days.csv").write_bytes(write_csv(table))
+    rec = upload(client, files.url("days.csv"))
+    assert rec["state"] == "succeeded" and rec["rows_loaded"] == 100, rec
+    assert len(rec["warnings"]) == 1 and rec["warnings"][0].startswith("2 release_date value(s) are not dates")
+    got = {r["release_date_raw"]: r["release_date"] for r in stored(client)}
+    assert {text: got[text] for text in DAYS} == DAYS
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/Los_Angeles", "UTC"])
+def test_a_days_parse_is_the_same_in_any_time_zone_of_the_server(client, zone):
+    """East of UTC, Jan 1, 1970 was parsed as an instant before the DateTime's start: not a date."""
+    parse = schema.KINDS["date"].parse.format(r="{text:String}")
+    for text, day in {**DAYS, "Oct 21, 2008": "2008-10-21", "May 2020": "2020-05-01"}.items():
+        got = engine_of(client).select(f"SELECT toString({parse})", {"text": text},
+                                       settings={"session_timezone": zone}).scalar()
+        assert got == day, (zone, text, got)
+
+
 def test_duplicate_app_ids_are_kept_and_reported(client, files):
     from .conftest import sample_table, write_csv
 

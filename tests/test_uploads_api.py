@@ -394,6 +394,23 @@ def test_a_bad_file_fails_like_a_bad_link_and_keeps_the_data(client, files):
     assert r.status_code == 400 and "form field" in r.json()["error"]["message"], r.text
 
 
+def test_a_file_of_rejected_rows_only_fails_whatever_it_tolerates(client, files):
+    """Tolerated, its rows were dropped and an empty version was switched in: every read answered 0
+    games (helper-61). It fails as a file with no rows does, and the data served stays."""
+    upload(client, files.url("sample.csv"))
+    before = dataset_rows(client)
+    rows = sample_table()
+    for row in rows[1:]:
+        row[rows[0].index("Price")] = "abc"
+    r = client.post("/api/v1/uploads?wait=true", files={"file": ("all_bad.csv", write_csv(rows), "text/csv")},
+                    data={"max_rejected_rows": "1000"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_rows", r.text
+    assert r.json()["error"]["message"].startswith("Every one of the file's 100 row(s)"), r.text
+    assert r.json()["upload"]["state"] == "failed" and r.json()["upload"]["rows_rejected"] == 100
+    assert dataset_rows(client) == before
+    assert client.get("/api/v1/games?limit=1").json()["total"] == 100
+
+
 def test_file_uploads_are_capped_and_checked(make_client, files):
     client = make_client(max_upload_mb=1)
     big = write_csv(sample_table()[:1] + sample_table()[1:] * 40)  # ~6.6 MB

@@ -86,7 +86,12 @@ _PYLIST_CSV = ("concat('[', arrayStringConcat(arrayMap(x -> if(position(x, '''')
                "{c}), ', '), ']')")
 # The CSV writes "Oct 21, 2008", or "May 2020" when only the month is known (stored as its 1st day).
 _DATE_FORMATS = ("%b %e, %Y", "%b %Y", "%M %e, %Y", "%M %Y", "%Y-%m-%d")
-_DATE = "toDate(coalesce(" + ", ".join(f"parseDateTimeOrNull(trimBoth({{r}}), '{f}')" for f in _DATE_FORMATS) + "))"
+# Parsed as a DateTime64 in UTC: a DateTime ends in 2106 (Feb 8, 2106 wrapped to 1970-01-01) and reads the
+# server's time zone (east of UTC, Jan 1, 1970 fell before its start). A day the column's Date cannot hold
+# (before 1970, after 2149-06-06) is not a date: stored empty, its text kept, as any other.
+_PARSED = "coalesce(" + ", ".join(f"parseDateTime64OrNull(trimBoth({{r}}), '{f}', 'UTC')" for f in _DATE_FORMATS) + ")"
+_DATE = (f"if({_PARSED} BETWEEN toDateTime64('1970-01-01', 0, 'UTC') AND toDateTime64('2149-06-06', 0, 'UTC'), "
+         f"toDate({_PARSED}), NULL)")
 
 KINDS = {
     k.name: k

@@ -26,14 +26,17 @@ MAX_REPORTED = 10
 
 
 class RejectedRows(GameLensError):
-    """More rows do not fit their column than the upload tolerates: the error lists the first of them
-    (`value`) and says how many there are (`count`, the failed record's rows_rejected)."""
+    """More rows do not fit their column than the upload tolerates, or all of them do: the error lists
+    the first of them (`value`) and says how many there are (`count`, the failed record's rows_rejected)."""
 
-    def __init__(self, count: int, rows: list[dict], max_rejected: int, param: str):
+    def __init__(self, count: int, rows: list[dict], max_rejected: int, param: str, every: bool = False):
         first = rows[0]
-        super().__init__("bad_rows", f"{count} row(s) have values that do not fit their column (this upload "
-                         f"tolerates {max_rejected}: its max_rejected_rows, else GAMELENS_MAX_REJECTED_ROWS); "
-                         f"first: data row {first['row']}, column "
+        if every:  # what tolerating them would leave is an empty dataset
+            why = f"Every one of the file's {count} row(s) has a value that does not fit its column"
+        else:
+            why = (f"{count} row(s) have values that do not fit their column (this upload tolerates "
+                   f"{max_rejected}: its max_rejected_rows, else GAMELENS_MAX_REJECTED_ROWS)")
+        super().__init__("bad_rows", f"{why}; first: data row {first['row']}, column "
                          f"{first['column']}, value {first['value']!r}, expected {first['expected']}.",
                          422, param=param, value=rows)
         self.count = count
@@ -249,6 +252,8 @@ def _check(store: Store, table: str, result: LoadResult, max_rejected: int, para
                                 for row, cols, sizes in rows for col, value in cols.items()]
         if bad > max_rejected:
             raise RejectedRows(bad, result.rejected_rows, max_rejected, param)
+        if bad == total:  # dropping them would switch an empty dataset in
+            raise RejectedRows(bad, result.rejected_rows, max_rejected, param, every=True)
         store.drop_bad_rows(table)
         result.rejected = bad
         result.warnings.append(f"Dropped {bad} row(s) with values that do not fit their column.")
