@@ -245,3 +245,17 @@ def test_a_mistyped_command_fails_saying_what(tmp_path, args, extra, says):
     r = run(*args, env=_env(tmp_path / "data", **extra))
     assert r.returncode != 0 and says in " ".join((r.stdout + r.stderr).split()), (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and not (tmp_path / "data").exists()
+
+
+def test_a_refused_setting_is_one_clear_line_naming_its_variable(tmp_path):
+    """A GAMELENS_* value the settings refuse was a pydantic traceback (with GAMELENS_LOAD_VIA=insert and
+    no server, every upload failed instead, helper-61); the message's `[a-z]` was read as markup."""
+    bad = run("serve", env=_env(tmp_path / "d", GAMELENS_DATABASE="Bad-Name"))
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr
+    assert "GAMELENS_DATABASE: String should match pattern '^[a-z][a-z0-9_]{0,62}$'" in bad.stderr, bad.stderr
+    insert = run("load", str(SAMPLE), env=_env(tmp_path / "d", GAMELENS_LOAD_VIA="insert"))
+    assert insert.returncode == 1 and "Traceback" not in insert.stderr, insert.stderr
+    assert "GAMELENS_LOAD_VIA=insert" in insert.stderr and "GAMELENS_CLICKHOUSE_URL" in insert.stderr
+    loaded = run("load", str(SAMPLE), env=_env(tmp_path / "d", GAMELENS_LOAD_VIA="insert",
+                                                GAMELENS_CLICKHOUSE_URL=f"chdb://{tmp_path / 'd'}"))
+    assert loaded.returncode == 0, loaded.stderr

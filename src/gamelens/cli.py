@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .errors import GameLensError
@@ -150,7 +151,7 @@ def _local():
     from .store import Store
 
     settings = get_settings()
-    console.print(f"Data directory: {settings.data_dir.resolve()}")
+    console.print(f"Data directory: {escape(str(settings.data_dir.resolve()))}")
     engine = Engine(settings)
     try:
         store = Store(engine, settings.clickhouse_cluster)
@@ -197,7 +198,7 @@ def _api(server: str | None, writes: bool = False, creates: bool = False):
         raise GameLensError("no_data", f"There is no GameLens data in {settings.data_dir.resolve()}: set "
                             "GAMELENS_DATA_DIR to a server's data directory, or ask a server with --server URL and "
                             "GAMELENS_KEY.", 404)
-    console.print(f"Data directory: {settings.data_dir.resolve()}")
+    console.print(f"Data directory: {escape(str(settings.data_dir.resolve()))}")
     logging.getLogger("gamelens").setLevel(logging.ERROR)  # the command's own output says what happened
     # One question, then the process ends: no answer cache to keep (nor to warm in the background).
     local = settings.model_copy(update={"auth": "off", "role": "all" if writes else "reader", "cache_mb": 0})
@@ -221,7 +222,7 @@ def _client(server: str):
     if not (key.isascii() and key.isprintable()) or " " in key:  # a pasted "glk_…" hint, or a stray newline
         raise GameLensError("invalid_key", "GAMELENS_KEY holds characters no key has (a key is printable ASCII "
                             "with no space): was its hint pasted, or a newline with it?", 401)
-    console.print(f"Server: {server}")
+    console.print(f"Server: {escape(server)}")
     try:
         return httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=600)
     except httpx.InvalidURL as exc:
@@ -347,11 +348,11 @@ def _follow_on(http, rec: dict) -> dict:
 
 def _report(rec: dict) -> None:
     if rec["state"] != "succeeded":
-        console.print(f"[red]Upload {rec['id']} {rec['state']}:[/red] {rec['error']['message']}")
+        console.print(f"[red]Upload {rec['id']} {rec['state']}:[/red] {escape(rec['error']['message'])}")
         raise typer.Exit(1)
     console.print(f"[green]Loaded {rec['rows_loaded']} rows[/green] (upload {rec['id']}, sha256 {rec['sha256']})")
     for warning in rec["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     if rec["stored"] and not rec["active"]:  # loaded with --no-activate (or another one was switched in since)
         console.print(f"Kept, not served: `gamelens games version={rec['id']}` reads it, "
                       f"`gamelens activate {rec['id']}` serves it.")
@@ -563,21 +564,36 @@ def main() -> None:
         if as_json:
             print(json.dumps(exc.body()), file=sys.stderr)
         else:
-            console.print(f"[red]error:[/red] {exc.message}")
+            # escaped: a message quotes values, and `[a-z]` or `['English']` would read as markup
+            console.print(f"[red]error:[/red] {escape(exc.message)}")
             if exc.allowed:
-                console.print(f"allowed: {_listed(exc.allowed)}")
+                console.print(f"allowed: {escape(_listed(exc.allowed))}")
         raise SystemExit(1) from None
 
 
 def _run() -> None:
     """The command; a server it cannot reach is one of our errors."""
     import httpx
+    import pydantic
 
     try:
         app()
     except httpx.TransportError as exc:  # GAMELENS_SERVER down, or no such host
         raise GameLensError("server_unreachable", f"Cannot reach the server ({type(exc).__name__}): is "
                             "GAMELENS_SERVER right, and is the server running?", 503) from None
+    except pydantic.ValidationError as exc:  # a GAMELENS_* variable the settings refuse
+        raise GameLensError("bad_settings", _refused_settings(exc), 400) from None
+
+
+def _refused_settings(exc) -> str:
+    """Each refused variable by its GAMELENS_ name (one that refuses a combination is named in its message)."""
+    lines = []
+    for err in exc.errors():
+        if err["loc"]:
+            lines.append(f"GAMELENS_{str(err['loc'][0]).upper()}: {err['msg']}")
+        else:
+            lines.append(err["msg"].removeprefix("Value error, "))
+    return "; ".join(lines)
 
 
 def _listed(allowed) -> str:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -143,6 +143,15 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @model_validator(mode="after")
+    def _insert_needs_a_url(self):
+        # Only clickhouse-connect sends an INSERT body; the embedded driver failed every upload so.
+        if self.load_via == "insert" and self.clickhouse_url is None:
+            raise ValueError("GAMELENS_LOAD_VIA=insert streams the CSV as an INSERT body, which needs "
+                             "GAMELENS_CLICKHOUSE_URL (a server, or chdb://<data dir> for the embedded engine); "
+                             "without it, use auto or pipe")
+        return self
 
 
 @lru_cache
