@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     )
     load_via: Literal["auto", "pipe", "insert"] = Field(
         "auto", description="How CSV bytes reach the engine: `pipe` (a named pipe read by file(), same "
-        "machine only), `insert` (streamed as an INSERT body, as to a server); `auto` picks pipe when it can.")
+        "machine only), `insert` (streamed as an INSERT body, as to a server; needs GAMELENS_CLICKHOUSE_URL); `auto` "
+        "picks pipe when it can.")
     database: str = Field("gamelens", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="ClickHouse database.")
     clickhouse_cluster: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_]{1,64}$", description="A ClickHouse cluster name: the database is created on it "
