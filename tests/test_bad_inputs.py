@@ -63,6 +63,9 @@ CASES = [
     ("latin1_header", _file("latin1h.csv", b"Nom \xe9t\xe9," + SAMPLE_BYTES), "not_utf8", 422),
     ("unclosed_quote", _file("quote.csv", write_csv(sample_table()[:5]) + b'9,1,"unterminated,\r\n'),
      "malformed_csv", 422),
+    # the engine's message on it named the load's pipe, a path in the server's data directory (helper-61)
+    ("unclosed_quote_in_header", _file("quoteh.csv", write_csv([HEADER])[:-2] + b',"Extra\r\n'
+                                       + write_csv([r + ["x"] for r in sample_table()[1:]])), "malformed_csv", 422),
 ]
 
 
@@ -81,6 +84,9 @@ def test_bad_link_or_file(loaded, files, case_id, build, code, status):
     assert r.status_code == status, body
     assert body["error"]["code"] == code, body
     assert body["error"]["message"]
+    # the client's own file is described; nothing of the server (its paths, the engine's own words)
+    assert str(loaded.app.state.settings.data_dir.resolve()) not in r.text, body
+    assert "DB::Exception" not in r.text and "While executing" not in r.text, body
     assert body["upload"]["state"] == "failed"
     if code in ("not_utf8", "empty_file"):  # it names the request's field that sent the file
         assert body["error"]["param"] == "url", body

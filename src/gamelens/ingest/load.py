@@ -183,13 +183,16 @@ def select_exprs(fields: dict[str, int]) -> tuple[list[str], list[str]]:
 
 
 _ROW = re.compile(r"\(at row (\d+)\)")
+# Where the engine's message turns to its own context: the row (said our way), the file it read (a path on
+# the server: a header line it could not read named the load's pipe in the data directory, helper-61).
+_CONTEXT = re.compile(r": \((?:at row|in file/uri) ")
 
 
 def _parse_failure(exc: EngineError) -> GameLensError:
     """Turn ClickHouse's CSV parse error into a clear one with the data row number. (Its text is
     about the client's own file, so, unlike other engine errors, it is shown.)"""
     m = _ROW.search(exc.detail)
-    detail = exc.detail.split(": (at row")[0].split("DB::Exception: ")[-1]
+    detail = _CONTEXT.split(exc.detail.split("DB::Exception: ")[-1], maxsplit=1)[0]
     where = f" at data row {m.group(1)} (line {int(m.group(1)) + 1} if no field spans lines)" if m else ""
     return unloadable("malformed_csv", f"The file is not valid CSV for this schema{where}: {detail}",
                 value={"row": int(m.group(1))} if m else None)
