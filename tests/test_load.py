@@ -184,6 +184,27 @@ def test_a_days_parse_is_the_same_in_any_time_zone_of_the_server(client, zone):
         assert got == day, (zone, text, got)
 
 
+def test_a_header_of_thousands_of_fields_loads_up_to_the_cap_and_is_refused_past_it(client, files):
+    """Past ~20,000 fields the engine refused the load's statement, which came back as a server error
+    to retry (helper-61): a header wider than load.MAX_FIELDS is a clear 422 before anything is read."""
+    from gamelens.ingest.load import MAX_FIELDS
+
+    from .conftest import sample_table, write_csv
+
+    table = sample_table()[:4]
+    for width in (MAX_FIELDS, MAX_FIELDS + 1):
+        extra = width - len(table[0])
+        wide = [table[0] + [f"x{i}" for i in range(extra)]] + [row + [""] * extra for row in table[1:]]
+        (files.root / f"wide{width}.csv").write_bytes(write_csv(wide))
+    rec = upload(client, files.url(f"wide{MAX_FIELDS}.csv"))
+    assert rec["state"] == "succeeded" and rec["rows_loaded"] == 3, rec
+    before = dataset_rows(client)
+    r = client.post("/api/v1/uploads?wait=true", json={"url": files.url(f"wide{MAX_FIELDS + 1}.csv")})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "too_many_columns", r.text
+    assert f"{MAX_FIELDS + 1:,} fields" in r.json()["error"]["message"] and r.json()["error"]["param"] == "header"
+    assert dataset_rows(client) == before
+
+
 def test_duplicate_app_ids_are_kept_and_reported(client, files):
     from .conftest import sample_table, write_csv
 

@@ -107,10 +107,19 @@ def _refuse_packed(head: bytes, param: str) -> None:
                          "(or the CSV compressed with gzip).", param=param)
 
 
+# Fields a header may have. Each is read as text by the load's statement, which the engine refused as too
+# large at ~20,000 (as "try again shortly", helper-61); no export of these columns comes near.
+MAX_FIELDS = 4096
+
+
 def check_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
     """Map each column to its field's position in the file, found by its CSV header or by its API
     name (a GameLens CSV export uses API names); fail naming the missing columns, and the repeated ones
     (which of two AppID fields is the id is not ours to guess); warn about ignored unknown ones."""
+    if len(header) > MAX_FIELDS:
+        raise unloadable("too_many_columns", f"The header has {len(header):,} fields; a file may have at most "
+                         f"{MAX_FIELDS:,} (GameLens reads {len(schema.SOURCE_COLUMNS)} of them, by name).",
+                         param="header", allowed=[c.header for c in schema.SOURCE_COLUMNS])
     fields, missing, repeated = {}, [], []
     for c in schema.SOURCE_COLUMNS:
         found = [i for i, h in enumerate(header) if h in (c.header, c.name)]
