@@ -53,6 +53,8 @@ def _float(text: str) -> float:
         raise ValueError("a number such as 0.8") from None
     if not math.isfinite(value) or abs(value) >= 1e300:
         raise ValueError("a finite number such as 0.8")
+    if value == 0:  # -0 as 0: equal to it in `=`, but not in an IN set, which hashes its bits (helper-60)
+        return 0.0
     return value
 
 
@@ -284,7 +286,7 @@ def parse(param: str, raw: str, key: str) -> Condition:
             for wrong in value_list(raw):
                 value.append(parser(wrong))
         elif op.whole_element:
-            value = parser(raw.strip())
+            value = parser(raw.strip(SPACES))
         else:
             value = parser(raw)
     except ValueError as exc:
@@ -349,13 +351,19 @@ def like_pattern(text: str) -> str:
     return "%" + re.sub(r"([%_\\])", r"\\\1", text) + "%"
 
 
+# What a value's ends lose, as a list element's did at the load (schema._SPLIT's trimBoth): spaces only.
+# All whitespace went, so `tags__has=%C2%A0Indie` found the games with `Indie`, and never the one whose
+# element is ` Indie` with a no-break space (helper-60).
+SPACES = " "
+
+
 def value_list(raw: str) -> list[str]:
     """Comma-separated values (`__in`, `series`), read as one CSV line: a value in double quotes may
     hold commas, as studio names often do (`"Wise Wizard Games, LLC",Valve`), and `""` is a quote in it.
     Each value is trimmed: `Indie, RPG` is two genres, as people write a list (list elements are stored
     trimmed, and a number's parser trims too)."""
     try:
-        return [value.strip() for value in next(csv.reader([raw], strict=True, skipinitialspace=True), [])]
+        return [value.strip(SPACES) for value in next(csv.reader([raw], strict=True, skipinitialspace=True), [])]
     except csv.Error:
         raise ValueError('a comma-separated list (a value that holds a comma goes in double quotes: '
                          '"Studio, LLC")') from None
