@@ -43,6 +43,7 @@ CASES = [
     ("html_page", lambda f, c: f"{f.base}/html", "html_not_csv", 422),
     ("truncated_body", lambda f, c: f.url("sample.csv", "truncated"), "truncated", 422),
     ("too_many_redirects", lambda f, c: f.url("sample.csv", "redirect/6"), "too_many_redirects", 422),
+    ("redirect_without_location", lambda f, c: f"{f.base}/status/302", "http_status", 422),
     ("empty_file", _file("empty.csv", b""), "empty_file", 422),
     ("header_only", _file("header.csv", write_csv([HEADER])), "no_rows", 422),
     ("missing_column", _file("nocol.csv", write_csv([r[:5] + r[6:] for r in sample_table()])),

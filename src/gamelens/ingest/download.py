@@ -219,9 +219,8 @@ def _client(settings: Settings, backend: _GuardedBackend) -> httpx.Client:
 def _check_location(response: httpx.Response) -> None:
     """A redirect's Location, checked as a link (400 bad_url) as soon as it arrives: httpx parses it
     itself before open_url sees the response, and would fail it as a protocol error."""
-    location = response.headers.get("location")
-    if response.is_redirect and location is not None:
-        check_link(urljoin(str(response.request.url), location))
+    if response.has_redirect_location:
+        check_link(urljoin(str(response.request.url), response.headers["location"]))
 
 
 def _looks_like_html(first: bytes, content_type: str) -> bool:
@@ -416,8 +415,10 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None,
                 if settings.download_proxy and not settings.allow_private_urls:
                     resolve(host, port, False)  # the proxy connects: check the host here, at every hop
                 with client.stream("GET", url, headers=headers) as resp:
-                    if resp.is_redirect:
-                        url = urljoin(url, resp.headers.get("location", ""))
+                    # A 3xx with no Location is an answer, not a redirect: it was asked again, to
+                    # too_many_redirects (helper-61); it is http_status.
+                    if resp.has_redirect_location:
+                        url = urljoin(url, resp.headers["location"])
                         continue
                     yield _response_stream(resp, settings, progress, backend, deadline)
                     return
