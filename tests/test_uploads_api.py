@@ -57,6 +57,24 @@ def test_submit_returns_202_and_location_then_progress(client, files):
     assert {"download", "load", "swap"} <= set(done["timings_ms"]) <= {"download", "load", "swap", "indexes"}
 
 
+def test_the_history_shows_a_running_uploads_progress_as_its_own_record_does(client, files):
+    """The list showed a running upload's saved record (0 bytes received) while its own showed 5000 (helper-61)."""
+    files.hold.clear()
+    try:
+        rec = client.post("/api/v1/uploads", json={"url": files.url("sample.csv", "hold")}).json()
+        deadline = time.monotonic() + 10
+        while not client.get(f"/api/v1/uploads/{rec['id']}").json()["bytes_received"]:
+            assert time.monotonic() < deadline, "no byte arrived"
+            time.sleep(0.05)
+        listed = [r for r in client.get("/api/v1/uploads").json()["uploads"] if r["id"] == rec["id"]]
+        own = client.get(f"/api/v1/uploads/{rec['id']}").json()
+        assert listed[0]["state"] == "downloading" and listed[0]["bytes_received"] > 0, listed
+        assert listed[0]["bytes_expected"] == own["bytes_expected"] == (files.root / "sample.csv").stat().st_size
+    finally:
+        files.hold.set()
+    assert wait_state(client, rec["id"], ("succeeded", "failed"))["state"] == "succeeded"
+
+
 def test_history_newest_first_and_404(client, files):
     a = upload(client, _first_rows(files, "ten.csv", 10))
     b = upload(client, f"{files.base}/status/404")

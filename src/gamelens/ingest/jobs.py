@@ -226,10 +226,12 @@ class Uploads:
         return [unwritten.get(rec.id, rec) for rec in self._records()]
 
     def list(self) -> list[dict]:
+        """The records, with this process's uploads as get() shows them: a running one's progress (its
+        saved record said 0 bytes, helper-61), an ended one's record not written yet."""
         stored, active = self.versions.stored_ids(), self.versions.active()
         with self._lock:
-            unwritten = {i: rec.model_copy(deep=True) for i, rec in self._unwritten.items()}
-        return [self._present(unwritten.get(rec.id, rec), stored, active) for rec in self._records()]
+            local = {i: rec.model_copy(deep=True) for i, rec in {**self._unwritten, **self._live}.items()}
+        return [self._present(local.get(rec.id, rec), stored, active) for rec in self._records()]
 
     def get(self, upload_id: int) -> dict:
         with self._lock:
