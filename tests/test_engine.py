@@ -98,7 +98,7 @@ def _mapped(uuid: str) -> list[str]:
 
 
 def test_a_dropped_tables_mapped_files_are_unmapped(engine):
-    """Scans map the files they read whole (engine.MAPPED_READS: from 64 MB; here from 1 byte, so this
+    """Scans map the files they read whole (engine.MAPPED_READS: from 8 MB; here from 1 byte, so this
     small table's file is mapped); dropping the table must unmap them, or its disk space stays taken."""
     if not engine.in_process:  # a server's own reads: GameLens asks it to map nothing
         assert "local_filesystem_read_method" not in engine._reads()
@@ -113,3 +113,41 @@ def test_a_dropped_tables_mapped_files_are_unmapped(engine):
     assert any(path.endswith("/s.bin") for path in _mapped(uuid))
     Store(engine).drop("m")
     assert _mapped(uuid) == []
+
+
+def test_the_parts_a_finish_replaces_are_not_left_mapped(make_client, files, monkeypatch):
+    """A read between the switch and the finish maps the load's parts (from 1 byte here); the merge
+    replaces them, and once the finish is done no mapping of the version names a part it no longer has."""
+    from gamelens.ingest import physical
+
+    from .conftest import upload, wait_indexes
+
+    client = make_client()
+    engine, worker = client.app.state.engine, client.app.state.uploads.worker
+    if not engine.in_process:  # a server's own reads: GameLens asks it to map nothing
+        assert "local_filesystem_read_method" not in engine._reads()
+        return
+    monkeypatch.setitem(engine.mapped_reads, "min_bytes_to_use_mmap_io", 1)
+    merge = Store.merge
+    before: list[str] = []
+
+    def read_then_merge(store, name):
+        table = f"`{store.db}`.`{name}`"
+        assert engine.select(f"SELECT count() FROM {table} WHERE about_the_game LIKE '%no such text%'").scalar() == 0
+        uuid = store.version_table(name)[0]
+        before.extend(_mapped(uuid))
+        merge(store, name)
+
+    monkeypatch.setattr(Store, "merge", read_then_merge)
+    # No sort ranks: their Join tables' drops unmap everything too, and would hide a finish that does not.
+    monkeypatch.setattr(physical, "RANKED", ())
+    rec = upload(client, files.url("sample.csv"))
+    assert wait_indexes(client, rec["id"])["indexes"] == "ready"
+    name = f"games_v{rec['id']}"
+    uuid = Store(worker).version_table(name)[0]
+    assert before, "the read mapped none of the load's files"
+    active = {part for (part,) in engine.select("SELECT name FROM system.parts WHERE database = {db:String} "
+                                                "AND table = {t:String} AND active", {"db": engine.db, "t": name},
+                                                readonly=False).rows}
+    mapped = [path for path in _mapped(uuid) if path != "(deleted)"]
+    assert all(path.split(f"{uuid}/")[1].split("/")[0] in active for path in mapped), (mapped, active)

@@ -339,13 +339,14 @@ READ_TUNING = {
     # its dictionary scan gives up past 50 postings, and then costs more than the scan alone.
     "text_index_like_min_pattern_length": 2,
 }
-# The embedded engine maps a file it reads 64 MB or more of (at 500 MB, the descriptions a needle scan
-# reads) instead of copying it out of the page cache: such scans take ~15% less time [bench/query.py,
-# the SCANNED lines; docs/measured.md, thirtieth pass]. Smaller reads, every read at 50 MB and a load's
-# parts (~10 MB of descriptions each) are copied as before. A mapped file stays open in the engine's cache
-# after its table is dropped, its disk space with it, so Store.drop unmaps (Engine.unmap_files). A
-# server's reads keep its own settings.
-MAPPED_READS = {"local_filesystem_read_method": "mmap", "min_bytes_to_use_mmap_io": 64 << 20}
+# The embedded engine maps a file it reads 8 MB or more of instead of copying it out of the page cache:
+# at 500 MB, the descriptions, which a needle scans whole and a page reads a granule of per row. Needles
+# the text index cannot take whole run 10-26% faster, the deep and multi-key sorted pages 8-16%
+# [bench/query.py; docs/measured.md, thirtieth pass]. Smaller reads are copied as before. A mapped file
+# stays open in the engine's cache, its disk space with it, until unmapped (Engine.unmap_files): after a
+# table is dropped (Store.drop), and after a finish's merge replaced the load's parts (Versions.finish;
+# their descriptions are ~8 MB each at 500 MB). A server's reads keep its own settings.
+MAPPED_READS = {"local_filesystem_read_method": "mmap", "min_bytes_to_use_mmap_io": 8 << 20}
 
 
 def settings_clause(settings: dict[str, Any]) -> str:
