@@ -342,10 +342,10 @@ READ_TUNING = {
 # The embedded engine maps a file it reads 8 MB or more of instead of copying it out of the page cache:
 # at 500 MB, the descriptions, which a needle scans whole and a page reads a granule of per row. Needles
 # the text index cannot take whole run 10-26% faster, the deep and multi-key sorted pages 8-16%
-# [bench/query.py; docs/measured.md, thirtieth pass]. Smaller reads are copied as before. A mapped file
-# stays open in the engine's cache, its disk space with it, until unmapped (Engine.unmap_files): after a
-# table is dropped (Store.drop), and after a finish's merge replaced the load's parts (Versions.finish;
-# their descriptions are ~8 MB each at 500 MB). A server's reads keep its own settings.
+# [bench/query.py; docs/measured.md, thirtieth pass]. Smaller reads are copied as before. The engine's
+# cache keeps a file mapped, and so its disk space taken, after its table is dropped: Store.drop unmaps
+# (Engine.unmap_files). The parts a merge replaces it unmaps itself as it removes them (helper-62). A
+# server's reads keep its own settings.
 MAPPED_READS = {"local_filesystem_read_method": "mmap", "min_bytes_to_use_mmap_io": 8 << 20}
 
 

@@ -387,7 +387,6 @@ class Versions:
             # One statement is all or nothing: each index is written alone, so the others are built.
             log.info("the server refused one of the text indexes %s of %s; writing them one at a time", indexes, name)
             refused += [index for index in indexes if not self._index_pass(name, [index])]
-        self.writer.unmap_files()  # the load's parts, replaced by the merge, may be mapped by reads since
         if not refused:
             return "ready"
         self._drop_declared(name, refused)
