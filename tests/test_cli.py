@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from .conftest import ADMIN_KEY, SAMPLE
+from .conftest import ADMIN_KEY, SAMPLE, sample_named, write_csv
 
 CMD = [sys.executable, "-m", "gamelens"]
 
@@ -250,12 +250,28 @@ def test_a_mistyped_command_fails_saying_what(tmp_path, args, extra, says):
 def test_a_refused_setting_is_one_clear_line_naming_its_variable(tmp_path):
     """A GAMELENS_* value the settings refuse was a pydantic traceback (with GAMELENS_LOAD_VIA=insert and
     no server, every upload failed instead, helper-61); the message's `[a-z]` was read as markup."""
-    bad = run("serve", env=_env(tmp_path / "d", GAMELENS_DATABASE="Bad-Name"))
+    bad = run("serve", env={**_env(tmp_path / "d", GAMELENS_DATABASE="Bad-Name"), "COLUMNS": "80"})
     assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr
     assert "GAMELENS_DATABASE: String should match pattern '^[a-z][a-z0-9_]{0,62}$'" in bad.stderr, bad.stderr
-    insert = run("load", str(SAMPLE), env=_env(tmp_path / "d", GAMELENS_LOAD_VIA="insert"))
+    insert = run("load", str(SAMPLE), env={**_env(tmp_path / "d", GAMELENS_LOAD_VIA="insert"), "COLUMNS": "80"})
     assert insert.returncode == 1 and "Traceback" not in insert.stderr, insert.stderr
+    assert len(insert.stderr.strip().splitlines()) == 1, insert.stderr  # not wrapped at the terminal's width
     assert "GAMELENS_LOAD_VIA=insert" in insert.stderr and "GAMELENS_CLICKHOUSE_URL" in insert.stderr
     loaded = run("load", str(SAMPLE), env=_env(tmp_path / "d", GAMELENS_LOAD_VIA="insert",
                                                 GAMELENS_CLICKHOUSE_URL=f"chdb://{tmp_path / 'd'}"))
     assert loaded.returncode == 0, loaded.stderr
+
+
+def test_text_the_cli_did_not_write_is_printed_as_written(tmp_path):
+    """rich read `[beta]` in a name as markup and `:x:` as an emoji code, in a table's cells and in an error's
+    value (helper-62)."""
+    names = ["[beta] Quest", "[bold]Loud[/bold] Game", "Wizard :x: Edition"]
+    table = sample_named(names)
+    (tmp_path / "m.csv").write_bytes(write_csv(table[:4]))
+    env = _env(tmp_path / "d")
+    assert run("load", str(tmp_path / "m.csv"), env=env).returncode == 0
+    out = run("games", "fields=name", "--format", "table", env=env).stdout
+    for name in names:
+        assert name in out, out
+    refused = run("game", ":x:", env=env)
+    assert refused.returncode == 1 and "':x:' is not" in refused.stderr, refused.stderr

@@ -32,7 +32,8 @@ from .settings import get_settings
 
 app = typer.Typer(help="GameLens: store a games CSV and explore it.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console(stderr=True)
+# emoji=False: a message or a value that holds `:x:` is printed as written, not as an emoji (helper-62).
+console = Console(stderr=True, emoji=False)
 Server = typer.Option(None, "--server", envvar="GAMELENS_SERVER",
                       help="Send the command to a running GameLens (e.g. http://127.0.0.1:8000) with the key in "
                       "GAMELENS_KEY, instead of opening the data directory.")
@@ -403,13 +404,14 @@ def _show(body: dict, fmt: str | None, fields: list[str] | None = None) -> None:
         writer.writerows({k: _text(v) for k, v in row.items()} for row in rows)
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(*names, show_lines=False)
-    for row in rows:
-        table.add_row(*(_text(row.get(n), 60) for n in names))
-    Console().print(table)
+    for row in rows:  # each cell as Text: a name such as `[beta] Quest` is data, not markup (helper-62)
+        table.add_row(*(Text(_text(row.get(n), 60)) for n in names))
+    Console(emoji=False).print(table)
     if "version" in body:
-        Console().print(_which_data(body), style="dim")
+        Console(emoji=False).print(Text(_which_data(body), style="dim"))
 
 
 def _columns_without_rows(body: dict, fields: list[str]) -> list[str]:
@@ -565,7 +567,7 @@ def main() -> None:
             print(json.dumps(exc.body()), file=sys.stderr)
         else:
             # escaped: a message quotes values, and `[a-z]` or `['English']` would read as markup
-            console.print(f"[red]error:[/red] {escape(exc.message)}")
+            console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)  # one line, however long
             if exc.allowed:
                 console.print(f"allowed: {escape(_listed(exc.allowed))}")
         raise SystemExit(1) from None
