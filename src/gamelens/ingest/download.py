@@ -220,7 +220,16 @@ def _check_location(response: httpx.Response) -> None:
     """A redirect's Location, checked as a link (400 bad_url) as soon as it arrives: httpx parses it
     itself before open_url sees the response, and would fail it as a protocol error."""
     if response.has_redirect_location:
-        check_link(urljoin(str(response.request.url), response.headers["location"]))
+        check_link(_redirect_target(str(response.request.url), response.headers["location"]))
+
+
+def _redirect_target(url: str, location: str) -> str:
+    """Where a redirect points. A Location urljoin cannot read (`http://[::1`) is a bad link, not a
+    server error (it failed the upload as `internal`, helper-62)."""
+    try:
+        return urljoin(url, location)
+    except ValueError:
+        raise fail("bad_url", "The link redirected to a location that is not a valid URL.", 400) from None
 
 
 def _looks_like_html(first: bytes, content_type: str) -> bool:
@@ -418,7 +427,7 @@ def open_url(url: str, settings: Settings, progress: Progress | None = None,
                     # A 3xx with no Location is an answer, not a redirect: it was asked again, to
                     # too_many_redirects (helper-61); it is http_status.
                     if resp.has_redirect_location:
-                        url = urljoin(url, resp.headers["location"])
+                        url = _redirect_target(url, resp.headers["location"])
                         continue
                     yield _response_stream(resp, settings, progress, backend, deadline)
                     return
