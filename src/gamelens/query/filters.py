@@ -360,8 +360,8 @@ SPACES = " "
 def value_list(raw: str) -> list[str]:
     """Comma-separated values (`__in`, `series`), read as one CSV line: a value in double quotes may
     hold commas, as studio names often do (`"Wise Wizard Games, LLC",Valve`), and `""` is a quote in it.
-    Each value is trimmed: `Indie, RPG` is two genres, as people write a list (list elements are stored
-    trimmed, and a number's parser trims too)."""
+    Each value loses the spaces at its ends (SPACES): `Indie, RPG` is two genres, as people write a list
+    (list elements are stored so, and a number's parser trims any whitespace)."""
     try:
         return [value.strip(SPACES) for value in next(csv.reader([raw], strict=True, skipinitialspace=True), [])]
     except csv.Error:
