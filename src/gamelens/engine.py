@@ -339,14 +339,15 @@ READ_TUNING = {
     # its dictionary scan gives up past 50 postings, and then costs more than the scan alone.
     "text_index_like_min_pattern_length": 2,
 }
-# The embedded engine maps a file it reads 8 MB or more of instead of copying it out of the page cache:
-# at 500 MB, the descriptions, which a needle scans whole and a page reads a granule of per row. Needles
-# the text index cannot take whole run 10-26% faster, the deep and multi-key sorted pages 8-16%
-# [bench/query.py; docs/measured.md, thirtieth pass]. Smaller reads are copied as before. The engine's
-# cache keeps a file mapped, and so its disk space taken, after its table is dropped: Store.drop unmaps
-# (Engine.unmap_files). The parts a merge replaces it unmaps itself as it removes them (helper-62). A
-# server's reads keep its own settings.
-MAPPED_READS = {"local_filesystem_read_method": "mmap", "min_bytes_to_use_mmap_io": 8 << 20}
+# The embedded engine maps a file it reads 64 MB or more of (the engine's own advice) instead of copying
+# it out of the page cache: at 500 MB, the descriptions a needle scans whole. Needles the text index cannot
+# take whole run 10-26% faster [bench/query.py; docs/measured.md, thirtieth pass]. From 8 MB, sorted pages
+# gained 8-16% too, but a load's checks and warm-up then mapped its parts, and a mapped file's pages count
+# in the process's RSS: +386 / +598 MB loading / finishing 500 MB against +208 / +286 [bench/ingest.py
+# 500]. The engine's cache keeps a file mapped, and so its disk space taken, after its table is dropped:
+# Store.drop unmaps (Engine.unmap_files); the parts a merge replaces it unmaps itself as it removes them
+# (helper-62). A server's reads keep its own settings.
+MAPPED_READS = {"local_filesystem_read_method": "mmap", "min_bytes_to_use_mmap_io": 64 << 20}
 
 
 def settings_clause(settings: dict[str, Any]) -> str:
