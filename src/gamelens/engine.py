@@ -339,15 +339,16 @@ READ_TUNING = {
     # its dictionary scan gives up past 50 postings, and then costs more than the scan alone.
     "text_index_like_min_pattern_length": 2,
 }
-# The embedded engine maps a file it reads 64 MB or more of (the engine's own advice) instead of copying
-# it out of the page cache: at 500 MB, the descriptions a needle scans whole. Needles the text index cannot
-# take whole run 10-26% faster [bench/query.py; docs/measured.md, thirtieth pass]. From 8 MB, sorted pages
-# gained 8-16% too, but a load's checks and warm-up then mapped its parts, and a mapped file's pages count
-# in the process's RSS: +386 / +598 MB loading / finishing 500 MB against +208 / +286 [bench/ingest.py
-# 500]. The engine's cache keeps a file mapped, and so its disk space taken, after its table is dropped:
-# Store.drop unmaps (Engine.unmap_files); the parts a merge replaces it unmaps itself as it removes them
-# (helper-62). A server's reads keep its own settings.
-MAPPED_READS = {"local_filesystem_read_method": "mmap", "min_bytes_to_use_mmap_io": 64 << 20}
+# A needle's scan of every description (filters.Condition.scans; query/rows.py) maps the files it reads,
+# 8 MB or more in all, instead of copying them out of the page cache: at 500 MB such needles run 10-26%
+# faster [bench/query.py, the "description: ..." lines; docs/measured.md, thirtieth pass]. Only those
+# statements: a mapped file's pages count in the process's RSS while it is mapped, and with every read
+# mapped, a load's checks and the warm-up of its first views kept its parts mapped until the merge's parts
+# were gone (+384 / +589 MB loading / finishing 500 MB against +208 / +286, bench/ingest.py 500; sorted
+# pages were 8-16% faster so). The engine's cache keeps a file mapped, and so its disk space taken, after
+# its table is dropped: Store.drop unmaps (Engine.unmap_files); the parts a merge replaces it unmaps
+# itself as it removes them (helper-62). A server's reads keep its own settings.
+MAPPED_READS = {"local_filesystem_read_method": "mmap", "min_bytes_to_use_mmap_io": 8 << 20}
 
 
 def settings_clause(settings: dict[str, Any]) -> str:
@@ -405,7 +406,7 @@ class Engine:
         # so it can read a local named pipe; a server cannot.
         url = settings.clickhouse_url
         self.in_process = url is None or url.startswith("chdb:")
-        self.mapped_reads = dict(MAPPED_READS) if self.in_process else {}
+        self.mapped_reads = dict(MAPPED_READS) if self.in_process else {}  # the settings of a scan (above)
 
     # connections
 
@@ -511,7 +512,7 @@ class Engine:
             known = self.select("SELECT name FROM system.settings WHERE name IN {names:Array(String)}",
                                 {"names": list(READ_TUNING)}, readonly=False).rows
             self._tuning = {name: READ_TUNING[name] for (name,) in known}
-        return {**self._tuning, **self.mapped_reads, **self.read_settings}
+        return {**self._tuning, **self.read_settings}
 
     def unmap_files(self) -> None:
         """Close the files the engine in this process keeps mapped (MAPPED_READS): a dropped table's

@@ -72,6 +72,11 @@ SORTED_PAGE_SETTINGS = {"max_block_size": 16384}
 NEEDLE_PAGE_ROWS = 16384
 
 
+def _scan(reader: Explorer, settings: dict | None = None) -> dict:
+    """A needle's statement's settings: it reads every description, mapped (engine.MAPPED_READS)."""
+    return {**(settings or {}), **reader.engine.mapped_reads}
+
+
 # A page of this many packed fields (physical.PACKED) or more reads them from the packed column: it costs
 # what ~7 columns do where a page's rows are scattered (the middle page sorted by `-positive,name` at
 # 500 MB, engine alone, by hand, median of 11: its keys 25.6 ms, with the packed column 32.6, with 7 columns
@@ -327,10 +332,10 @@ class Rows(Endpoint):
         The count first, on every core, and the page only where the count says it has rows:
         `python bench/query.py 500`, lines "description: ..." [notes in docs/measured.md]."""
         counted: list[float] = []
-        total = reader.select(snap, *count_sql(req.where, snap.table), spent=counted).scalar()
+        total = reader.select(snap, *count_sql(req.where, snap.table), _scan(reader), counted).scalar()
         if total <= req.offset:  # past the last match: the page is empty
             return total, [], sum(counted)
-        rows = reader.select(snap, *rows_sql(req, snap.table), page_settings(req), counted).rows
+        rows = reader.select(snap, *rows_sql(req, snap.table), _scan(reader, page_settings(req)), counted).rows
         return total, rows, sum(counted)
 
     @staticmethod
@@ -339,15 +344,15 @@ class Rows(Endpoint):
         NEEDLE_PAGE_ROWS rows (see there). A page that read more may have stopped short of its rows."""
         counted: list[float] = []
         read: list[float] = []
-        counting = reader.beside(reader.select, snap, *count_sql(req.where, snap.table), spent=counted)
-        tried = reader.select(snap, *rows_sql(req, snap.table), _budgeted(req), read)
+        counting = reader.beside(reader.select, snap, *count_sql(req.where, snap.table), _scan(reader), counted)
+        tried = reader.select(snap, *rows_sql(req, snap.table), _scan(reader, _budgeted(req)), read)
         total = counting.result().scalar()
         beside_ms = max(counted + read)
         if _whole(len(tried.rows), tried.stats.get("rows_read"), total, req):
             return total, tried.rows, beside_ms
         if not total:
             return total, [], beside_ms
-        rows = reader.select(snap, *rows_sql(req, snap.table), page_settings(req), read).rows
+        rows = reader.select(snap, *rows_sql(req, snap.table), _scan(reader, page_settings(req)), read).rows
         return total, rows, beside_ms + read[-1]
 
     @staticmethod
