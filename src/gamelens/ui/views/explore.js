@@ -10,6 +10,12 @@ export const DEFAULT_FIELDS = ["name", "release_date", "price", "reviews", "rati
 export function chosenFields(params) {
   return params.get("fields") ? params.get("fields").split(",").filter((f) => column(f) || f.endsWith("_raw")) : DEFAULT_FIELDS;
 }
+// The columns in the table's order: the name first (a row starts with what the game is), then the link's.
+// An export writes them so too (it wrote the link's order, helper-63).
+function shownFields(params) {
+  const fields = chosenFields(params);
+  return ["name", ...fields.filter((f) => f !== "name")].filter((f) => fields.includes(f));
+}
 export function buildColumnChooser() {
   const names = page.schema.columns.map((c) => c.name);
   $("#column-list").replaceChildren(...names.map((name) => el("label", { title: hint(column(name)) },
@@ -25,7 +31,7 @@ export function buildColumnChooser() {
 export async function renderExplore(params) {
   const fields = chosenFields(params);
   for (const box of $("#column-list").querySelectorAll("input")) box.checked = fields.includes(box.value);
-  const shown = ["name", ...fields.filter((f) => f !== "name")].filter((f) => fields.includes(f));
+  const shown = shownFields(params);
   const q = new URLSearchParams(params);
   for (const k of ["view", "page", "from", "game"]) q.delete(k);
   q.set("fields", [...new Set([...shown, "app_id"])].join(","));
@@ -204,7 +210,7 @@ export function buildExportButtons() {
 function rowsExportQuery() {
   const params = state();
   for (const k of ["view", "offset", "limit", "cursor", "page", "from", "game"]) params.delete(k);
-  params.set("fields", chosenFields(params).join(","));  // the columns shown, also when the link names none
+  params.set("fields", shownFields(params).join(","));  // the columns shown, also when the link names none
   return params;
 }
 // An export's file name says what it holds, and whose data: gamelens-games-upload2-genres-indie,
