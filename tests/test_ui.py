@@ -1341,6 +1341,16 @@ def test_compare_among_the_link_s_filters(page, server):
     assert "genres=indie&" not in page.url and page.text_content("#compare-among") == ""
 
 
+def test_compare_a_side_with_no_games_shows_no_figures(page, server):
+    """Its revenue read $0.00 where every other figure was blank (helper-63)."""
+    page.goto(f"{server.base}/?view=compare&price__gt=1000")
+    page.wait_for_selector("#compare-table[data-segments='price=0|price__gt=0']")
+    for figure in ("share_free", "median_price", "median_reviews", "avg_rating", "est_revenue"):
+        cells = page.locator(f"#compare-table tr[data-figure={figure}] td").all_text_contents()
+        assert cells == ["", ""], (figure, cells)  # blank, as a figure the summary has none of
+    assert page.locator("#compare-table tr[data-figure=games] td").all_text_contents() == ["0", "0"]
+
+
 def test_compare_a_link_naming_one_side(page, server):
     """A link naming only A compares A with all games (not with the default pair's B, which it never named);
     setting A from the form on the default pair keeps B as shown, and the link then names both."""

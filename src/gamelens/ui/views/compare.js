@@ -53,9 +53,11 @@ export async function renderCompare(params) {
     ["median_reviews", "Median reviews", exactNumber], ["avg_rating", "Average rating", fmtPercent],
     ["est_revenue", "Est. revenue", exactMoney]];
   const named = (q) => describe(q) || "all games";
+  // A side with no games has no figures but its count (its revenue read $0.00 beside blanks, helper-63).
+  const figure = (side, key) => (key === "games" || side.games ? side[key] : null);
   $("#compare-table thead").replaceChildren(el("tr", {}, el("th", {}, ""), el("th", { class: "num" }, `A: ${named(a)}`),
     el("th", { class: "num" }, `B: ${named(b)}`)));
   $("#compare-table tbody").replaceChildren(...rows.map(([key, text, fmt]) => el("tr", { "data-figure": key },
-    el("th", {}, text), el("td", { class: "num" }, fmt(sa[key])), el("td", { class: "num" }, fmt(sb[key])))));
+    el("th", {}, text), el("td", { class: "num" }, fmt(figure(sa, key))), el("td", { class: "num" }, fmt(figure(sb, key))))));
   $("#compare-table").dataset.segments = `${a}|${b}`;  // what the table now shows
 }
