@@ -101,7 +101,7 @@ def test_a_dropped_tables_mapped_files_are_unmapped(engine):
     """Scans map the files they read (engine.MAPPED_READS: from 8 MB; here from 1 byte, so this small
     table's file is mapped); dropping the table must unmap them, or its disk space stays taken."""
     if not engine.in_process:  # a server's own reads: GameLens asks it to map nothing
-        assert "local_filesystem_read_method" not in engine._reads()
+        assert engine.mapped_reads == {}
         return
     engine.mapped_reads["min_bytes_to_use_mmap_io"] = 1
     db = f"`{engine.db}`"
