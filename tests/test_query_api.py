@@ -343,6 +343,11 @@ def test_spaces_around_a_listed_or_whole_element_value_are_dropped(sample_client
     ("application/x-ndjson;q=0.5, text/csv;q=0.9", "text/csv"), ("*/*", "application/json"),
     ("*/*, text/csv;q=0.1", "application/json"),  # anything, JSON the server's own, before CSV at 0.1
     ("text/csv;q=1.5, application/json;q=0.5", "application/json"),  # a quality past 1 is no quality
+    ("text/*", "text/csv"), ("application/*", "application/json"), ("text/html", "application/json"),
+    ("text/csv, application/json", "text/csv"),  # the first named of equals
+    ("*/*, text/csv", "text/csv"),  # the more specific range of equals
+    ("*/*;q=0.5, text/*;q=0", "application/json"), ("application/json;q=0, */*", "text/csv"),
+    ("application/*;q=0, text/*;q=0.2", "text/csv"),
 ])
 def test_the_accept_header_chooses_by_quality(sample_client, accept, media):
     """RFC 9110: media types in any case, each with its quality; q=0 refuses one. The answer says it
@@ -350,6 +355,20 @@ def test_the_accept_header_chooses_by_quality(sample_client, accept, media):
     r = sample_client.get("/api/v1/games", params={"limit": 2}, headers={"Accept": accept})
     assert r.status_code == 200 and r.headers["content-type"].startswith(media), (accept, r.headers)
     assert r.headers["vary"] == "Accept"
+
+
+@pytest.mark.parametrize("accept", ["application/json;q=0", "*/*;q=0", "application/*;q=0, text/csv;q=0"])
+def test_an_accept_header_refusing_every_format_is_not_acceptable(sample_client, accept):
+    """JSON is the answer when the header names no format, but not when it refuses JSON: 406 with the
+    uniform body naming the media types; ?format= still decides over the header."""
+    for path in ("/api/v1/games", "/api/v1/games/aggregate"):
+        r = sample_client.get(path, params={"limit": 2}, headers={"Accept": accept})
+        assert r.status_code == 406, (path, accept, r.text)
+        error = r.json()["error"]
+        assert error["code"] == "not_acceptable" and error["param"] == "Accept" and error["value"] == accept
+        assert "application/json" in error["allowed"] and "text/csv" in error["allowed"]
+        asked = sample_client.get(path, params={"limit": 2, "format": "json"}, headers={"Accept": accept})
+        assert asked.status_code == 200 and asked.json()["rows"], asked.text
 
 
 def test_pages_of_every_game_count_each_version_once(make_client, files, monkeypatch):

@@ -69,6 +69,7 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES = {status: {"model": ErrorBody, "description": text} for status, text in {
     400: "Bad input: unknown column, operator or value", 401: "Missing, wrong or revoked API key",
     403: "Needs an admin key", 404: "Not found", 405: "Method not allowed", 409: "Conflict (e.g. no dataset yet)",
+    406: "The Accept header refuses every format of the answer",
     413: "Body or file too large", 414: "Query string too long",
     422: "The link or its file cannot be loaded (the host failed, or the file is not a valid games CSV)",
     429: "Rate limited (see Retry-After)", 503: "The database is busy or a query hit a server limit",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import invalid
+from ..errors import GameLensError, invalid
 
 JSON = "json"
 
@@ -48,10 +48,11 @@ NAMES = (JSON, *EXPORTS)
 
 
 def chosen(asked: str | None, accept: str | None) -> str:
-    """The format of an answer: `?format=` when given, else the one the Accept header prefers: JSON
-    (named, or `*/*` or `application/*`, the answer's own type) or an export named by its media type,
-    whichever has the highest quality (the first named of equals), JSON when none is named; a media type
-    at q=0 is one the client refuses."""
+    """The format of an answer: `?format=` when given, else the one the Accept header prefers (RFC 9110
+    12.5.1): each format takes the quality of the most specific media range naming it (`text/csv`, then
+    `text/*`, then `*/*`); the highest quality wins, then the more specific range, then the first named,
+    then JSON (the answer's own type) before the exports. JSON when the header names no format, unless it
+    refuses JSON (q=0): then 406, as nothing the client accepts can be sent."""
     if asked is None:
         return _by_accept(accept or "")
     if asked not in NAMES:
@@ -59,18 +60,48 @@ def chosen(asked: str | None, accept: str | None) -> str:
     return asked
 
 
-JSON_MEDIA = ("application/json", "application/*", "*/*")
+MEDIA: dict[str, tuple[str, ...]] = {
+    JSON: ("application/json",),
+    **{f.name: (f.media_type.split(";")[0], *f.also_accepted) for f in EXPORTS.values()},
+}
 
 
 def _by_accept(accept: str) -> str:
-    best, best_q = JSON, 0.0
-    for media, q in _media_ranges(accept):
-        for fmt in EXPORTS.values():
-            if media in (fmt.media_type.split(";")[0], *fmt.also_accepted) and q > best_q:
-                best, best_q = fmt.name, q
-        if media in JSON_MEDIA and q > best_q:
-            best, best_q = JSON, q
+    offers = []
+    matches = {name: _match(types, _media_ranges(accept)) for name, types in MEDIA.items()}
+    for order, (name, match) in enumerate(matches.items()):
+        if match is not None and match[0] > 0:
+            q, specificity, position = match
+            offers.append((q, specificity, -position, -order, name))
+    if offers:
+        return max(offers)[-1]
+    if matches[JSON] is None:  # a header that names none of them: the header is disregarded
+        return JSON
+    raise GameLensError("not_acceptable", "The Accept header refuses every format this answer has: name one "
+                        "of these, or ask with ?format=.", 406, param="Accept", value=accept,
+                        allowed=[types[0] for types in MEDIA.values()])
+
+
+def _match(types: tuple[str, ...], ranges: list[tuple[str, float]]) -> tuple[float, int, int] | None:
+    """(quality, specificity, position) of the most specific range of `ranges` naming one of `types`
+    (the first of equals); None when none names them."""
+    best = None
+    for position, (media, q) in enumerate(ranges):
+        specificity = _specificity(media, types)
+        if specificity is not None and (best is None or specificity > best[1]):
+            best = (q, specificity, position)
     return best
+
+
+def _specificity(media: str, types: tuple[str, ...]) -> int | None:
+    """2 for a range naming one of `types`, 1 for its type's wildcard (`text/*`), 0 for `*/*`."""
+    if media in types:
+        return 2
+    if media in {t.split("/")[0] + "/*" for t in types}:
+        return 1
+    if media == "*/*":
+        return 0
+    return None
 
 
 def _media_ranges(accept: str) -> list[tuple[str, float]]:
