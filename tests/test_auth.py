@@ -160,6 +160,9 @@ def test_upload_records_the_key_name(secured, files):
     client, _, _ = secured
     rec = upload(client, files.url("sample.csv"))
     assert rec["created_by"] == "env-admin"
+    ops = client.post("/api/v1/keys", json={"name": "ops", "role": "admin"}).json()["key"]
+    r = client.post("/api/v1/uploads/sample?wait=true&activate=false", headers={"Authorization": f"Bearer {ops}"})
+    assert (r.status_code, r.json()["created_by"]) == (200, "ops"), r.text
 
 
 def test_rate_limit_triggers_and_recovers(make_client):
@@ -280,6 +283,7 @@ def test_the_first_start_key_is_logged_once_and_never_again(files):
             [key] = {k for line in logs.lines for k in re.findall(r"glk_[A-Za-z0-9_-]{43}", line)}
             admin = {"Authorization": f"Bearer {key}"}
             assert upload_with(client, admin, files.url("sample.csv"))
+            assert client.get("/api/v1/uploads/1", headers=admin).json()["created_by"] == "admin"
             made = client.post("/api/v1/keys", json={"name": "logged", "role": "reader"}, headers=admin).json()["key"]
             client.get("/api/v1/games?price=abc", headers={"X-API-Key": made})
             client.get("/api/v1/games", headers={"Authorization": f"Bearer {made}x"})
