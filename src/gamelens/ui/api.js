@@ -55,6 +55,8 @@ function noteVersion(version, looking) {
   if (servedSeen !== null && servedSeen !== version) showMessage(`The data served is now upload ${version} (it was upload ${servedSeen}).`);
   servedSeen = version;
 }
+// This page served upload `id` itself and said so: its next answers do not announce the switch again.
+export const servedBySelf = (id) => { servedSeen = String(id); };
 export const getJson = async (path) => (await api(path)).json();
 // A request beside the view's main one: listed, not what "Copy as curl" copies.
 export const getSideJson = async (path) => (await api(path, { side: true })).json();

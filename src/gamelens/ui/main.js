@@ -1,7 +1,7 @@
 // GameLens web UI: ES modules, no build step, nothing from a CDN. This one draws the current view and
 // wires the page's controls; each view is a module of its own (views/).
 
-import { api, curlOf, forgetSideCalls, getJson, getSideJson, key, lastCallMade } from "./api.js";
+import { api, curlOf, forgetSideCalls, getJson, getSideJson, key, lastCallMade, servedBySelf } from "./api.js";
 import { $, el, showMessage } from "./dom.js";
 import { buildFilterForm, fillFilterForm, loadSuggestions } from "./filters.js";
 import { VIEWS, filterParams, go, isCurrent, leaveVersion, onNavigate, page, state, viewOf } from "./state.js";
@@ -114,6 +114,7 @@ async function serveLookedAt() {
     showMessage(e.message, "error");
     return;
   }
+  servedBySelf(id);
   leaveVersion();  // it is the data served now: the views read it without `version=`
   showMessage(`Upload ${id} is served now.`);
 }

@@ -1,6 +1,6 @@
 // Upload: a link, a file or the sample; live progress; the history.
 
-import { api, getJson } from "../api.js";
+import { api, getJson, servedBySelf } from "../api.js";
 import { $, el, showMessage } from "../dom.js";
 import { plural } from "../format.js";
 import { go, state, viewOf } from "../state.js";
@@ -81,6 +81,7 @@ async function activate(id, message) {
     showMessage(e.message, "error");
     return;
   }
+  servedBySelf(id);
   showMessage(message);
   announced = id;
   if ($("#activate-new")) $("#activate-new").parentElement.replaceChildren(`Upload ${id} is served now. `,
