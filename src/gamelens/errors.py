@@ -33,12 +33,13 @@ class GameLensError(Exception):
         return {"error": err}
 
 
-def invalid(param: str, value: Any, message: str, allowed: Any = None, code: str = "invalid_parameter"
-            ) -> GameLensError:
-    """A request parameter the client must change: 400, naming the parameter and what is allowed."""
+def invalid(param: str, value: Any, message: str, allowed: Any = None, code: str = "invalid_parameter",
+            status: int = 400) -> GameLensError:
+    """A request parameter (or header) the client must change: 400 unless said, naming it and what is
+    allowed."""
     if isinstance(value, str) and len(value) > 200:
         value = value[:200] + "…"
-    return GameLensError(code, message, 400, param=param, value=value, allowed=allowed)
+    return GameLensError(code, message, status, param=param, value=value, allowed=allowed)
 
 
 def unloadable(code: str, message: str, status: int = 422, **kw: Any) -> GameLensError:

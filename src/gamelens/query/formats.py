@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import GameLensError, invalid
+from ..errors import invalid
 
 JSON = "json"
 
@@ -67,8 +67,8 @@ MEDIA: dict[str, tuple[str, ...]] = {
 
 
 def _by_accept(accept: str) -> str:
-    offers = []
-    matches = {name: _match(types, _media_ranges(accept)) for name, types in MEDIA.items()}
+    ranges, offers = _media_ranges(accept), []
+    matches = {name: _match(types, ranges) for name, types in MEDIA.items()}
     for order, (name, match) in enumerate(matches.items()):
         if match is not None and match[0] > 0:
             q, specificity, position = match
@@ -77,9 +77,8 @@ def _by_accept(accept: str) -> str:
         return max(offers)[-1]
     if matches[JSON] is None:  # a header that names none of them: the header is disregarded
         return JSON
-    raise GameLensError("not_acceptable", "The Accept header refuses every format this answer has: name one "
-                        "of these, or ask with ?format=.", 406, param="Accept", value=accept,
-                        allowed=[types[0] for types in MEDIA.values()])
+    raise invalid("Accept", accept, "The Accept header refuses every format this answer has: name one of "
+                  "these, or ask with ?format=.", [types[0] for types in MEDIA.values()], "not_acceptable", 406)
 
 
 def _match(types: tuple[str, ...], ranges: list[tuple[str, float]]) -> tuple[float, int, int] | None:
