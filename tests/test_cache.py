@@ -7,6 +7,7 @@ import gc
 import tracemalloc
 import urllib.parse
 
+from gamelens.query import cache as cache_module
 from gamelens.query.cache import make_key
 from gamelens.query.run import WARM
 
@@ -74,6 +75,31 @@ def test_etags_name_the_dataset_not_only_its_upload_id(make_client, files):
         again = second.get(path, headers={"If-None-Match": tag})
         assert again.status_code == 200 and again.headers["etag"] != tag, path
         assert first.get(path, headers={"If-None-Match": tag}).status_code == 304
+
+
+def test_another_releases_etag_never_earns_a_304(make_client, files, monkeypatch):
+    """An upgrade keeps the version (same table, same UUID) but may change its answers (an average's
+    decimals, a new field): an ETag the release before gave must not be answered 304 by this one."""
+    client = make_client()
+    upload(client, files.url("sample.csv"))
+    tags = {path: client.get(path).headers["etag"] for path in READS}
+    monkeypatch.setattr(cache_module, "RELEASE", b"the release before")
+    for path, tag in tags.items():
+        r = client.get(path, headers={"If-None-Match": tag})
+        assert r.status_code == 200 and r.headers["etag"] != tag, path
+
+
+def test_a_release_digest_changes_with_any_module_of_the_package(tmp_path):
+    (tmp_path / "query").mkdir()
+    (tmp_path / "query" / "summary.py").write_text("DECIMALS = 4\n")
+    (tmp_path / "schema.py").write_text("")
+    before = cache_module.release_digest(tmp_path)
+    assert cache_module.release_digest(tmp_path) == before
+    (tmp_path / "query" / "summary.py").write_text("DECIMALS = 6\n")
+    changed = cache_module.release_digest(tmp_path)
+    assert changed != before
+    (tmp_path / "query" / "summary.py").rename(tmp_path / "query" / "summaries.py")  # a module's name counts
+    assert cache_module.release_digest(tmp_path) not in (before, changed)
 
 
 def test_the_default_views_are_ready_before_the_switch(make_client, files):

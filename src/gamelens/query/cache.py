@@ -1,8 +1,9 @@
 """Answers of read requests, kept per dataset version, as the bytes that are sent.
 
 A version is never modified, so an answer computed for it never goes stale: the key is the version's
-identity (its table's UUID) and a digest of the route and the request's parameters in a canonical
-order; no other invalidation is needed, and a switch of versions drops every other version's answers.
+identity (its table's UUID) and a digest of this release's code, the route and the request's parameters
+in a canonical order; no other invalidation is needed, and a switch of versions drops every other
+version's answers.
 The ETag is a function of the key alone, so a conditional request (If-None-Match) is answered without
 any work.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import NamedTuple
 
 from ..observe import CACHE_REQUESTS
@@ -29,16 +31,30 @@ from ..observe import CACHE_REQUESTS
 ENTRY_OVERHEAD = 400
 
 
+def release_digest(package: Path) -> bytes:
+    """A digest of a release's own code (every module of the package): the code shapes the answers (an
+    average's decimals, a new field), and a version's data alone does not say which release read it.
+    After an upgrade, or beside a replica of another release on the same database, an ETag of the other
+    release's answer must not earn a 304. (The package's version number is not raised per release.)"""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.digest()
+
+
+RELEASE = release_digest(Path(__file__).resolve().parent.parent)
+
+
 class Key(NamedTuple):
     identity: str  # the dataset version's table UUID
-    digest: bytes  # of the route, the canonical parameters and the settings bound into reads
+    digest: bytes  # of the release, the route, the canonical parameters and the settings bound into reads
 
 
 def make_key(identity: str, route: str, items: list[tuple[str, str]], constants: dict) -> Key:
     """`identity` names the dataset itself (its table's UUID), not only its upload id: two databases
     that each have an upload 1 never share a key or an ETag. `constants` are the settings bound into
     every read (the review multiple): changing one changes the answers, so the key too."""
-    canonical = repr((route, sorted(items), sorted(constants.items()))).encode()
+    canonical = repr((RELEASE, route, sorted(items), sorted(constants.items()))).encode()
     return Key(identity, hashlib.blake2b(canonical, digest_size=16).digest())
 
 
