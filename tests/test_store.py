@@ -4,9 +4,15 @@ is one statement, and a cluster gets the replicated forms there and nowhere else
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
+import pytest
+
+from gamelens import store as store_module
 from gamelens.engine import BAD_ARGUMENTS, SUPPORT_IS_DISABLED, Engine, Result
 from gamelens.errors import EngineError
 from gamelens.ingest import load, physical
@@ -267,3 +273,54 @@ def test_indexes_written_one_at_a_time_after_a_refused_statement_are_ready(make_
     rec = upload(client, _file(files, "v18.csv", 18))
     assert rec["state"] == "succeeded" and rec["indexes"] == "ready", rec
     assert _written_indexes(client, rec["id"]) == set(physical.INDEXES)
+
+
+# A table of one ~31 MB part of text that does not compress, on a 60 MB disk: the engine would rewrite it
+# only with 1.1 times that unreserved (store.REWRITE_ROOM), and waits for ever short of it.
+_NO_ROOM = """
+import sys
+from gamelens.errors import GameLensError
+from gamelens.settings import Settings
+from gamelens.engine import Engine
+from gamelens.store import Store
+engine = Engine(Settings(data_dir=sys.argv[1]))
+store = Store(engine)
+store.create_database()
+for name, rows in (("big", 300_000), ("small", 1_000)):
+    engine.execute(f"CREATE TABLE `{engine.db}`.{name} (k UInt64, s String) ENGINE = MergeTree ORDER BY k")
+    engine.execute(f"INSERT INTO `{engine.db}`.{name} SELECT number, randomPrintableASCII(100) FROM numbers({rows})")
+for name in ("big", "small"):
+    try:
+        store.rewrite(name, f"ALTER TABLE `{engine.db}`.{name} UPDATE s = upper(s) WHERE 1")
+        print(name, "rewritten")
+    except GameLensError as exc:
+        print(name, exc.status, exc.code)
+"""
+
+
+def test_a_rewrite_without_room_on_the_disk_is_refused_not_waited_for(tmp_path):
+    """helper-66: on a nearly full disk the finishing mutations (ranks, packing, indexes; dropping a stopped
+    build's column at a start) waited for ever. Now they are refused (507) when the disk lacks the room
+    the engine needs; a table with room is rewritten. In its own process: chDB opens one data directory."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small disk (tmpfs) needs root, as CI runs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=60m", "tmpfs", str(disk)], check=True)
+    try:
+        out = subprocess.run([sys.executable, "-c", _NO_ROOM, str(disk / "data")], capture_output=True, text=True,
+                             timeout=120)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+    assert out.stdout.split("\n")[:2] == ["big 507 insufficient_storage", "small rewritten"], out.stderr[-2000:]
+
+
+def test_a_version_finished_without_room_is_served_and_says_its_indexes_failed(make_client, files, monkeypatch):
+    """No room to rewrite the version (as above): its ranks, packed fields and indexes are left out, the
+    upload succeeds and serves, and the record says the indexes failed; nothing waits."""
+    monkeypatch.setattr(store_module, "REWRITE_ROOM", 1e15)
+    client = make_client()
+    rec = upload(client, _file(files, "v23.csv", 23))
+    assert (rec["state"], rec["indexes"], rec["rows_loaded"]) == ("succeeded", "failed", 23), rec
+    assert client.get("/api/v1/games", params={"sort": "name", "limit": 3}).json()["total"] == 23
+    assert Store(client.app.state.engine).derived(f"games_v{rec['id']}") == frozenset()

@@ -31,6 +31,10 @@ POINTER, UPLOADS, KEYS, LEASE = "active_version", "uploads", "api_keys", "writer
 UPLOAD_CLAIM, WRITER_LOCK = "upload_claim_", "writer_lock_"
 # A mutation (MATERIALIZE, DROP COLUMN, index builds) returns once it is done on every part.
 SYNC = {"mutations_sync": 2, "alter_sync": 2}
+# The engine rewrites a part only while its disk has this many times the part's size unreserved (its
+# DISK_USAGE_COEFFICIENT_TO_RESERVE); short of that the mutation waits, and a statement waiting on it
+# (SYNC) waits for ever: a nearly full disk hung the upload worker and, tidying a version, a start.
+REWRITE_ROOM = 1.1
 _MONOTONIC_NS = "greatest(toUInt64(toUnixTimestamp64Nano(now64(9))), (SELECT max({col}) + 1 FROM {table}{where}))"
 
 
@@ -176,13 +180,13 @@ class Store:
                              for i, (col, kind) in physical.INDEXES.items() if i in indexes)
         self.t.execute(f"ALTER TABLE {table} {declared}", settings=SYNC)
         written = ", ".join(f"MATERIALIZE INDEX {i}" for i in indexes)
-        self.t.execute(f"ALTER TABLE {table} {written}", settings=SYNC)
+        self.rewrite(name, f"ALTER TABLE {table} {written}")
 
     def drop_indexes(self, name: str, indexes: list[str]) -> None:
         """Drop the declarations of text indexes the server would not write (Versions.finish): the table
         then declares exactly the indexes it holds, and no later merge tries to build one."""
         dropped = ", ".join(f"DROP INDEX IF EXISTS {i}" for i in indexes)
-        self.t.execute(f"ALTER TABLE {self.q(name)} {dropped}", settings=SYNC)
+        self.rewrite(name, f"ALTER TABLE {self.q(name)} {dropped}")
 
     def build_rank(self, name: str, column: str) -> None:
         """Store `column`'s sort rank (physical.RANKED): equal values share a rank, and rank order is
@@ -194,14 +198,15 @@ class Store:
             return
         work, join = f"{rank}_new", rank_join(name, column)
         self.abandon_rank(name, column)
+        self._check_room(name)
         self.t.execute(f"CREATE TABLE {self.q(join)} (row UInt64, rank UInt32) ENGINE = Join(ANY, LEFT, row)")
         self.t.execute(f"INSERT INTO {self.q(join)} SELECT {schema.ROW_COL}, "
                        f"toUInt32(dense_rank() OVER (ORDER BY {ident(column)})) FROM {table}")
         self.t.execute(f"ALTER TABLE {table} ADD COLUMN {work} UInt32", settings=SYNC)
         # joinGet reads another table, which ClickHouse calls non-deterministic: allowed for this one.
-        self.t.execute(f"ALTER TABLE {table} UPDATE {work} = joinGet({{join:String}}, 'rank', {schema.ROW_COL}) "
-                       "WHERE 1", {"join": f"{self.db}.{join}"}, {**SYNC, "allow_nondeterministic_mutations": 1})
-        self.t.execute(f"ALTER TABLE {table} RENAME COLUMN {work} TO {rank}", settings=SYNC)
+        self.rewrite(name, f"ALTER TABLE {table} UPDATE {work} = joinGet({{join:String}}, 'rank', {schema.ROW_COL}) "
+                     "WHERE 1", {"join": f"{self.db}.{join}"}, {**SYNC, "allow_nondeterministic_mutations": 1})
+        self.rewrite(name, f"ALTER TABLE {table} RENAME COLUMN {work} TO {rank}")
         self.drop(join)
 
     def abandon_rank(self, name: str, column: str) -> None:
@@ -210,8 +215,7 @@ class Store:
         later mutation of the table, the text indexes' too), the working column, the Join table. The
         version's other unfinished mutations go too: only finish() makes them, and it makes them again."""
         self._kill_unfinished_mutations(name)
-        self.t.execute(f"ALTER TABLE {self.q(name)} DROP COLUMN IF EXISTS {physical.rank_column(column)}_new",
-                       settings=SYNC)
+        self._drop_working_column(name, f"{physical.rank_column(column)}_new")
         self.drop(rank_join(name, column))
 
     def build_packed(self, name: str) -> None:
@@ -224,15 +228,16 @@ class Store:
         if physical.PACKED in self.derived(name):
             return
         self.abandon_packed(name)
+        self._check_room(name)
         packed = f"formatRowNoNewline('JSONCompactEachRow', {', '.join(physical.PACKED_VALUES)})"
         self.t.execute(f"ALTER TABLE {table} ADD COLUMN {work} String", settings=SYNC)
-        self.t.execute(f"ALTER TABLE {table} UPDATE {work} = {packed} WHERE 1", settings=SYNC)
+        self.rewrite(name, f"ALTER TABLE {table} UPDATE {work} = {packed} WHERE 1")
         differ = self._select(f"SELECT count() FROM (SELECT {work} AS stored, {packed} AS read FROM {table} "
                               f"LIMIT {physical.PACK_CHECK_ROWS}) WHERE stored != read").scalar()
         if differ:
             raise GameLensError("packing_differs", f"The packed fields of {name} differ from the columns as a read "
                                 "formats them (this server's JSON settings): pages read the columns.", 500)
-        self.t.execute(f"ALTER TABLE {table} RENAME COLUMN {work} TO {physical.PACKED}", settings=SYNC)
+        self.rewrite(name, f"ALTER TABLE {table} RENAME COLUMN {work} TO {physical.PACKED}")
 
     def _kill_unfinished_mutations(self, name: str) -> None:
         self.t.execute("KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND NOT is_done",
@@ -242,7 +247,32 @@ class Store:
         """Remove what a stopped or failed build_packed left: its update and the working column (the
         version's other unfinished mutations go too, as in abandon_rank)."""
         self._kill_unfinished_mutations(name)
-        self.t.execute(f"ALTER TABLE {self.q(name)} DROP COLUMN IF EXISTS {physical.PACKED}_new", settings=SYNC)
+        self._drop_working_column(name, f"{physical.PACKED}_new")
+
+    def _drop_working_column(self, name: str, column: str) -> None:
+        """Drop a stopped build's working column, if it is there: dropping rewrites every part."""
+        if self._select("SELECT count() FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+                        "AND name = {c:String}", {"db": self.db, "t": name, "c": column}).scalar():
+            self.rewrite(name, f"ALTER TABLE {self.q(name)} DROP COLUMN IF EXISTS {column}")
+
+    def rewrite(self, name: str, sql: str, params: dict[str, Any] | None = None, settings: dict = SYNC) -> None:
+        """Run a statement that rewrites the parts of table `name` (a mutation) and waits for it: only
+        with the room the engine needs (_check_room), else it would wait for ever."""
+        self._check_room(name)
+        self.t.execute(sql, params, settings)
+
+    def _check_room(self, name: str) -> None:
+        """507 insufficient_storage unless the disk of each of the table's parts has REWRITE_ROOM times
+        the largest of them unreserved, as the engine asks before it rewrites a part."""
+        short = self._select(
+            "SELECT count() FROM (SELECT disk_name, max(bytes_on_disk) AS largest FROM system.parts "
+            "WHERE database = {db:String} AND table = {t:String} AND active GROUP BY disk_name) AS p "
+            "INNER JOIN system.disks AS d ON d.name = p.disk_name "
+            "WHERE p.largest * {room:Float64} > d.unreserved_space",
+            {"db": self.db, "t": name, "room": REWRITE_ROOM}).scalar()
+        if short:
+            raise GameLensError("insufficient_storage", f"The database's disk has no room to rewrite {name}: it "
+                                f"needs {REWRITE_ROOM}x its largest part free.", 507)
 
     def copy_table(self, source: str, copy: str) -> None:
         """A table like `source` holding its parts by hard links (no data is copied)."""
@@ -253,10 +283,10 @@ class Store:
         return self._select(f"SELECT (SELECT count() FROM {self.q(a)}) = (SELECT count() FROM {self.q(b)})"
                             ).scalar() == 1
 
-    def alter(self, statements: Iterable[str]) -> None:
-        """Run a migration step's statements (migrations.py), each to the end on every part."""
+    def alter(self, name: str, statements: Iterable[str]) -> None:
+        """Run a migration step's statements on table `name` (migrations.py), each to the end on every part."""
         for sql in statements:
-            self.t.execute(sql, settings=SYNC)
+            self.rewrite(name, sql)
 
     def studio_lists_and_review_columns(self, name: str) -> list[str]:
         """Layout 1 -> 2 (migrations.py): studio text becomes lists (the schema's split) and the stored

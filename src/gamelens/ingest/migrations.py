@@ -82,7 +82,7 @@ def upgrade(store: Store, table: str, upload_id: int, layout: int) -> None:
         store.copy_table(table, copy)  # hard links: no data is copied
         for step in STEPS:
             if step.to > layout:
-                store.alter(step.statements(store, copy))
+                store.alter(copy, step.statements(store, copy))
         store.comment(copy, comment_for(upload_id))
         if not store.same_count(table, copy):
             raise GameLensError("upgrade_failed", "The upgraded copy does not hold every row.", 500)

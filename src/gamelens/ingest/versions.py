@@ -571,7 +571,7 @@ class Versions:
             for column in physical.RANKED:
                 version = name.removesuffix(physical.rank_column(column))
                 if version != name and version in tables:
-                    self.store.abandon_rank(version, column)
+                    self._abandon_rank(version, column)  # a failure (no room on the disk) is logged: a start goes on
             self.store.drop(name)
 
     def _drop_old_claims(self) -> None:
