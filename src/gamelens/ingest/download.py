@@ -124,8 +124,10 @@ def check_link(url: str) -> tuple[str, int]:
     """The link's form: a URL httpx accepts (no control characters, a valid host), http(s), a host
     name, a valid port. Returns (host, port)."""
     try:
-        host = httpx.URL(url).raw_host.decode("ascii")
-    except httpx.InvalidURL:
+        parsed = httpx.URL(url)
+        host = parsed.raw_host.decode("ascii")
+        parsed.host  # noqa: B018 (httpx decodes an `xn--` label here, when it sends: `xn--zz` is no host)
+    except (httpx.InvalidURL, UnicodeError):  # idna's IDNAError is a UnicodeError
         raise fail("bad_url", "The link is not a valid URL (a control character, or a malformed host or port).",
                    400) from None
     parts = urlsplit(url)
