@@ -7,6 +7,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -304,8 +305,6 @@ def upload_with(client, headers, url) -> bool:
 
 def test_a_revoked_key_stops_at_once_even_during_a_reload(make_client):
     """A cache reload that read the keys before a revoke must not bring the revoked key back."""
-    import threading
-
     client = make_client()
     store = client.app.state.guard.keys
     key = client.post("/api/v1/keys", json={"name": "racer", "role": "reader"}).json()["key"]
@@ -379,3 +378,47 @@ def test_openapi_declares_both_ways_to_send_a_key(client):
         assert {"APIKeyHeader": []} in doc["paths"][path][method]["security"], path
     r = client.get("/api/v1/schema", headers={"Authorization": "", "X-API-Key": ADMIN_KEY})
     assert r.status_code == 200
+
+
+def test_keys_created_or_revoked_at_once_under_one_name_are_one_change(make_client, monkeypatch):
+    """helper-66: three creates of `bob` at once all answered 201 with three keys, of which one was
+    stored (the others never worked); three revokes all answered 200. Of the requests that read the
+    same record, exactly one changes it (a claim in the database: replicas race the same way); the
+    others are told, 409 and 404 as when they come one after another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = make_client()
+    store = client.app.state.guard.keys
+    real = store.store.key_doc
+    barrier = threading.Barrier(4)
+
+    def read_together(name):  # every request reads the record before any of them claims the change
+        doc = real(name)
+        barrier.wait(10)
+        return doc
+
+    monkeypatch.setattr(store.store, "key_doc", read_together)
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda _: client.post("/api/v1/keys", json={"name": "bob", "role": "reader"}), range(4)))
+    assert sorted(r.status_code for r in made) == [201, 409, 409, 409], [r.text for r in made]
+    [key] = [r.json()["key"] for r in made if r.status_code == 201]
+    assert client.get("/api/v1/schema", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    with ThreadPoolExecutor(4) as pool:
+        revoked = list(pool.map(lambda _: client.delete("/api/v1/keys/bob"), range(4)))
+    assert sorted(r.status_code for r in revoked) == [200, 404, 404, 404], [r.text for r in revoked]
+    [when] = [r.json()["revoked_at"] for r in revoked if r.status_code == 200]
+    assert [k["revoked_at"] for k in client.get("/api/v1/keys").json()["keys"] if k["name"] == "bob"] == [when]
+
+
+def test_a_claim_on_a_keys_change_whose_claimer_stopped_is_void_in_time(make_client, monkeypatch):
+    """A claimer that stopped between its claim and its record would block the name for ever: its claim
+    is void after keys.CLAIM_VOID_S (0 here), and the next claim of the same change is taken."""
+    from gamelens import keys as keys_module
+
+    client = make_client()
+    store = client.app.state.guard.keys
+    assert store._claim_change("carol", None)  # a claimer that stops here
+    assert client.post("/api/v1/keys", json={"name": "carol"}).status_code == 409
+    monkeypatch.setattr(keys_module, "CLAIM_VOID_S", -1)
+    r = client.post("/api/v1/keys", json={"name": "carol"})
+    assert r.status_code == 201, r.text

@@ -21,7 +21,7 @@ from typing import get_args
 from .engine import Engine
 from .errors import GameLensError
 from .records import KeyRecord, Role
-from .store import Store
+from .store import KEY_CLAIM, Store
 
 PREFIX = "glk_"
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -29,6 +29,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 # Keys are re-read when this process's copy is older than this: another process (a replica) may have
 # created or revoked one; so a new key works, and a revoked one stops, everywhere within about a second.
 CACHE_SECONDS = 1.0
+# A claim on a key's change whose record did not follow within this time (by the server's clock) is a
+# stopped claimer's: the next claim of the same change is taken (see _claim_change).
+CLAIM_VOID_S = 30
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,13 @@ class KeyStore:
                                 param="name", value=name)
         if role not in ROLES:
             raise GameLensError("invalid_role", "Unknown role.", 400, param="role", value=role, allowed=list(ROLES))
-        if any(r.name == name and not r.revoked_at for r in self._records()):
-            raise GameLensError("key_exists", f"An active key named {name!r} exists; revoke it first.", 409,
-                                param="name", value=name)
+        doc = self.store.key_doc(name)
+        exists = GameLensError("key_exists", f"An active key named {name!r} exists; revoke it first.", 409,
+                               param="name", value=name)
+        if doc is not None and not KeyRecord.model_validate_json(doc).revoked_at:
+            raise exists
+        if not self._claim_change(name, doc):  # another request, here or in a replica, is creating it
+            raise exists
         key = PREFIX + secrets.token_urlsafe(32)
         rec = KeyRecord(name=name, role=role, hash=_hash(key), hint=key[:8] + "…",
                         created_at=self.store.now())
@@ -98,12 +105,32 @@ class KeyStore:
         return [r.shown() for r in self._records()]
 
     def revoke(self, name: str) -> dict:
-        rec = next((r for r in self._records() if r.name == name and not r.revoked_at), None)
-        if rec is None:
-            raise GameLensError("not_found", f"There is no active key named {name!r}.", 404, param="name", value=name)
+        doc = self.store.key_doc(name)
+        rec = None if doc is None else KeyRecord.model_validate_json(doc)
+        gone = GameLensError("not_found", f"There is no active key named {name!r}.", 404, param="name", value=name)
+        if rec is None or rec.revoked_at:
+            raise gone
+        if not self._claim_change(name, doc):  # another request is revoking it
+            raise gone
         rec = rec.model_copy(update={"revoked_at": self.store.now()})
         self._save(rec)
         return rec.shown()
+
+    def _claim_change(self, name: str, doc: str | None) -> bool:
+        """Whether this call may change key `name` from its record `doc` (None: never created): of all
+        the requests that read the same record and try, in any process, exactly one gets it, by creating
+        the claim table named for that record (Store.claim). A claim whose claimer stopped before it wrote
+        is void after CLAIM_VOID_S: then the next numbered claim of the same change is taken."""
+        state = hashlib.sha256(f"{name}\0{doc or ''}".encode()).hexdigest()[:32]
+        prefix = f"{KEY_CLAIM}{state}_"
+        claims = self.store.claims(prefix)
+        attempt = 1
+        if claims:
+            number, _, age = claims[-1]
+            if age <= CLAIM_VOID_S:
+                return False
+            attempt = number + 1
+        return self.store.claim(f"{prefix}{attempt}")
 
     def count_active(self) -> int:
         return len(self._cache)

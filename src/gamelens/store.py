@@ -28,7 +28,7 @@ LEGACY_ACTIVE = "games"  # release 421b14a's name for the active version; now th
 POINTER, UPLOADS, KEYS, LEASE = "active_version", "uploads", "api_keys", "writer_lease"
 # Claims are empty tables: CREATE TABLE is atomic (and ordered through Keeper in a Replicated
 # database), so of all the processes that try to create one name, exactly one succeeds.
-UPLOAD_CLAIM, WRITER_LOCK = "upload_claim_", "writer_lock_"
+UPLOAD_CLAIM, WRITER_LOCK, KEY_CLAIM = "upload_claim_", "writer_lock_", "key_claim_"
 # A mutation (MATERIALIZE, DROP COLUMN, index builds) returns once it is done on every part.
 SYNC = {"mutations_sync": 2, "alter_sync": 2}
 # The engine rewrites a part only while its disk has this many times the part's size unreserved (its
@@ -407,6 +407,18 @@ class Store:
         k = self.q(KEYS)
         version = _MONOTONIC_NS.format(col="version", table=k, where=" WHERE name = {name:String}")
         self._insert(f"INSERT INTO {k} SELECT {{name:String}}, {version}, {{doc:String}}", {"name": name, "doc": doc})
+
+    def key_doc(self, name: str) -> str | None:
+        """The record of the key named `name` as stored (the newest write), or None."""
+        rows = self._select(f"SELECT doc FROM {self.q(KEYS)} FINAL WHERE name = {{name:String}}", {"name": name}).rows
+        return rows[0][0] if rows else None
+
+    def old_tables(self, prefix: str, seconds: int) -> list[str]:
+        """Tables named `prefix`… created more than `seconds` ago by the server's clock."""
+        return [name for (name,) in self._select(
+            "SELECT name FROM system.tables WHERE database = {db:String} AND startsWith(name, {p:String}) "
+            "AND dateDiff('second', metadata_modification_time, now()) > {s:UInt32}",
+            {"db": self.db, "p": prefix, "s": seconds}).rows]
 
     def key_docs(self) -> list[str]:
         return [doc for (doc,) in self._select(f"SELECT doc FROM {self.q(KEYS)} FINAL ORDER BY name").rows]

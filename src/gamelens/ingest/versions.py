@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from ..engine import INDEXES_UNSUPPORTED, Engine
 from ..errors import EngineError, GameLensError
 from ..records import IndexState
-from ..store import LEGACY_ACTIVE, UPLOAD_CLAIM, WRITER_LOCK, Store
+from ..store import KEY_CLAIM, LEGACY_ACTIVE, UPLOAD_CLAIM, WRITER_LOCK, Store
 from . import migrations, physical
 
 log = logging.getLogger(__name__)
@@ -576,14 +576,16 @@ class Versions:
 
     def _drop_old_claims(self) -> None:
         """Upload id claims below the newest that are over an hour old: no claimer's count can be that
-        stale, so none can claim those ids again (the newest stays: the next id counts from it); and the
-        writer's older generations."""
+        stale, so none can claim those ids again (the newest stays: the next id counts from it); the
+        writer's older generations; and claims on keys' changes over an hour old (keys.KeyStore._claim_change)."""
         claims = self.store.claims(UPLOAD_CLAIM)
         for number, _, age in claims[:-1]:
             if age > 3600:
                 self.store.drop(f"{UPLOAD_CLAIM}{number}")
         for number, _, _ in self.store.claims(WRITER_LOCK)[:-1]:  # only the newest generation counts
             self.store.drop(f"{WRITER_LOCK}{number}")
+        for name in self.store.old_tables(KEY_CLAIM, 3600):  # its key's record moved on long ago
+            self.store.drop(name)
 
     def upgrade(self) -> dict[int, str | None]:
         """Bring every kept version below today's layout up to it (migrations.py), before serving.
