@@ -275,3 +275,62 @@ def test_text_the_cli_did_not_write_is_printed_as_written(tmp_path):
         assert name in out, out
     refused = run("game", ":x:", env=env)
     assert refused.returncode == 1 and "':x:' is not" in refused.stderr, refused.stderr
+
+
+def test_what_the_data_holds_never_acts_on_the_terminal_or_the_spreadsheet(tmp_path):
+    """helper-68: a name's ESC sequences (colours, the window's title, a cleared screen) and bidirectional
+    overrides reached the terminal raw in a table; the CSV of --format csv wrote `=cmd|evil` as is (the
+    API's export neutralises it) and booleans as True."""
+    names = ["Red \x1b[31mAlert", "Title \x1b]0;owned\x07 Game", "Evil \u202eGame", "=cmd|' /C calc'!A0"]
+    table = sample_named(names)
+    (tmp_path / "m.csv").write_bytes(write_csv(table[:5]))
+    env = _env(tmp_path / "d")
+    assert run("load", str(tmp_path / "m.csv"), env=env).returncode == 0
+    shown = run("games", "fields=name,windows", "sort=app_id", "--format", "table", env=env).stdout
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown, shown
+    assert "Red \\x1b[31mAlert" in shown and "Evil \\u202eGame" in shown, shown
+    rows = list(csv.DictReader(io.StringIO(run("games", "fields=name,windows", "--format", "csv", env=env).stdout)))
+    by_name = {r["name"]: r for r in rows}
+    assert "'=cmd|' /C calc'!A0" in by_name, by_name
+    assert {r["windows"] for r in rows} <= {"true", "false"}, rows
+
+
+def test_a_data_directory_that_is_a_file_is_one_clear_line(tmp_path):
+    (tmp_path / "v2.csv").write_text("not a directory")
+    for args in (["sample"], ["keys", "create", "--name", "a"], ["schema"]):
+        r = run(*args, env=_env(tmp_path / "v2.csv"))
+        assert r.returncode == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert "GAMELENS_DATA_DIR" in r.stderr and "cannot hold the data" in r.stderr, (args, r.stderr)
+
+
+def test_any_scheme_is_a_link_the_upload_judges(tmp_path):
+    """`HTTP://…` and `ftp://…` were read as file paths ("No such file or directory")."""
+    env = _env(tmp_path / "d")
+    ftp = run("load", "ftp://example.com/games.csv", env=env)
+    assert ftp.returncode == 1 and "Only http and https links" in ftp.stderr, ftp.stderr
+    upper = run("load", "HTTP://127.0.0.1:9/games.csv", env=env)
+    assert upper.returncode == 1 and "No such file" not in upper.stderr, upper.stderr
+
+
+def test_ctrl_c_cancels_a_load_at_once_and_says_so(tmp_path, files):
+    """helper-68: Ctrl-C during a load on the data directory waited the server's whole grace (20 s), in
+    which the upload could still be switched in; a second Ctrl-C crashed the engine (exit -11). Now the
+    upload stops at once, its record says interrupted, the data served is unchanged, and a second
+    Ctrl-C changes nothing."""
+    import signal
+    import time
+
+    env = _env(tmp_path / "d", GAMELENS_ALLOW_PRIVATE_URLS="true")
+    assert run("sample", env=env).returncode == 0
+    proc = subprocess.Popen([*CMD, "load", files.url("sample.csv", "slow")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # its first 5,000 bytes came; the rest would not for 5 s (then it fails as truncated)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and time.monotonic() - started < 12, (proc.returncode, err)
+    assert "Interrupted" in err and "interrupted" in err and "Traceback" not in err, err
+    history = json.loads(run("uploads", env=env).stdout)["uploads"]
+    assert [(u["id"], u["state"], u["active"]) for u in history] == [(2, "interrupted", False), (1, "succeeded", True)]

@@ -14,8 +14,11 @@ import csv
 import json
 import logging
 import os
+import re
+import signal
 import sys
 import time
+import unicodedata
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import schema as dataset_schema
 from .errors import GameLensError
 from .query import formats
 from .settings import get_settings
@@ -50,7 +54,8 @@ def _format_checked(value: str | None) -> str | None:
 
 
 Format = typer.Option(None, "--format", callback=_format_checked,
-                      help="table (the default on a terminal), json (the default when piped) or csv.")
+                      help="table (the default on a terminal), json (the default when piped) or csv (the table "
+                      "as CSV; format=csv is the API's export, values as the source file writes them).")
 # What `games` shows unless fields= asks for more (descriptions are long).
 GAMES_FIELDS = "app_id,name,release_date,price,reviews,rating,est_owners,genres"
 SERVER_FILE = "server.json"  # where a running server says where it listens (in its data directory)
@@ -153,7 +158,11 @@ def _local():
 
     settings = get_settings()
     console.print(f"Data directory: {escape(str(settings.data_dir.resolve()))}")
-    engine = Engine(settings)
+    logging.getLogger("gamelens").setLevel(logging.ERROR)  # the command's own output says what happened
+    try:
+        engine = Engine(settings)
+    except OSError as exc:  # GAMELENS_DATA_DIR names a file, or a directory it may not write
+        raise _unusable_data_dir(exc, settings) from None
     try:
         store = Store(engine, settings.clickhouse_cluster)
         store.create_database()
@@ -164,6 +173,11 @@ def _local():
         yield engine
     finally:
         engine.close()
+
+
+def _unusable_data_dir(exc: OSError, settings) -> GameLensError:
+    return GameLensError("bad_data_dir", f"GAMELENS_DATA_DIR {settings.data_dir.resolve()} cannot hold the data: "
+                         f"{exc.strerror or exc}.", 400)
 
 
 def _in_use(exc: GameLensError, settings) -> GameLensError:
@@ -208,6 +222,8 @@ def _api(server: str | None, writes: bool = False, creates: bool = False):
         client.__enter__()
     except GameLensError as exc:
         raise _in_use(exc, settings) from None
+    except OSError as exc:
+        raise _unusable_data_dir(exc, settings) from None
     try:
         yield client
     finally:
@@ -247,6 +263,9 @@ def _checked(response) -> dict:
 # --- loading -------------------------------------------------------------------------------------
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # HTTP://, ftp://: a link (refused or not), not a path
+
+
 def _readable(source: str) -> Path:
     """A local file to load, checked before anything is sent or recorded: a wrong path is one line."""
     try:
@@ -269,7 +288,7 @@ def load(
     server: str = Server,
 ):
     """Load a CSV from a link or a file (the previous dataset stays until the new one is checked)."""
-    link = source.startswith(("http://", "https://"))
+    link = _URL.match(source) is not None  # any scheme: the upload says which ones it takes
     if server:
         query = {} if activate else {"activate": "false"}
         with _client(server) as http:
@@ -289,7 +308,7 @@ def load(
             rec = jobs.submit(source, "cli", max_rejected_rows, activate)
         else:
             rec = jobs.submit_file(path, str(path), "path", "cli", max_rejected_rows, activate)
-        _report(_follow(lambda: jobs.get(rec["id"]), jobs.states()["running"]))
+        _report(_follow_here(jobs, rec))
 
 
 @app.command()
@@ -304,7 +323,7 @@ def sample(server: str = Server, activate: bool = typer.Option(True, help="As fo
 
     with _uploads() as jobs:
         rec = jobs.submit_file(Path(str(SAMPLE)), "sample_games.csv", "sample", "cli", None, activate)
-        _report(_follow(lambda: jobs.get(rec["id"]), jobs.states()["running"]))
+        _report(_follow_here(jobs, rec))
 
 
 @contextmanager
@@ -341,6 +360,21 @@ def _follow(poll, running: list[str]) -> dict:
             time.sleep(0.2)
 
 
+def _follow_here(jobs, rec: dict) -> dict:
+    """_follow an upload this process runs. Ctrl-C cancels it: it stops now, not after the server's grace
+    (GAMELENS_SHUTDOWN_GRACE_S, in which it could still be switched in), and its record says how it ended."""
+    try:
+        return _follow(lambda: jobs.get(rec["id"]), jobs.states()["running"])
+    except KeyboardInterrupt:
+        # Leaving: a second Ctrl-C must not cut the stop short, or the engine closes under a statement
+        # in flight (chDB then crashes the process and the record stays `downloading`).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        console.print("Interrupted: stopping the upload.")
+        jobs.leaving_at = time.monotonic() - jobs.settings.shutdown_grace_s  # its grace is over
+        jobs.stop()
+        return jobs.get(rec["id"])
+
+
 def _follow_on(http, rec: dict) -> dict:
     """_follow an upload the server is running."""
     running = _checked(http.get("/api/v1/uploads"))["states"]["running"]
@@ -348,12 +382,15 @@ def _follow_on(http, rec: dict) -> dict:
 
 
 def _report(rec: dict) -> None:
+    """How an upload ended, a line each (not wrapped at the terminal's width: a sha256 stays whole)."""
     if rec["state"] != "succeeded":
-        console.print(f"[red]Upload {rec['id']} {rec['state']}:[/red] {escape(rec['error']['message'])}")
+        console.print(f"[red]Upload {rec['id']} {rec['state']}:[/red] {_said(rec['error']['message'])}",
+                      soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"[green]Loaded {rec['rows_loaded']} rows[/green] (upload {rec['id']}, sha256 {rec['sha256']})")
+    console.print(f"[green]Loaded {rec['rows_loaded']} rows[/green] (upload {rec['id']}, sha256 {rec['sha256']})",
+                  soft_wrap=True)
     for warning in rec["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+        console.print(f"[yellow]warning:[/yellow] {_said(warning)}", soft_wrap=True)
     if rec["stored"] and not rec["active"]:  # loaded with --no-activate (or another one was switched in since)
         console.print(f"Kept, not served: `gamelens games version={rec['id']}` reads it, "
                       f"`gamelens activate {rec['id']}` serves it.")
@@ -398,17 +435,17 @@ def _show(body: dict, fmt: str | None, fields: list[str] | None = None) -> None:
         return
     rows = _rows_of(body)
     names = list(dict.fromkeys(k for row in rows for k in row)) or _columns_without_rows(body, fields or [])
-    if fmt == "csv":
+    if fmt == "csv":  # the table as CSV; safe in a spreadsheet, as the API's export (format=csv) is
         writer = csv.DictWriter(sys.stdout, fieldnames=names, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows({k: _text(v) for k, v in row.items()} for row in rows)
+        writer.writerows({k: _neutralised(_text(v)) for k, v in row.items()} for row in rows)
         return
     from rich.table import Table
     from rich.text import Text
 
     table = Table(*names, show_lines=False)
     for row in rows:  # each cell as Text: a name such as `[beta] Quest` is data, not markup (helper-62)
-        table.add_row(*(Text(_text(row.get(n), 60)) for n in names))
+        table.add_row(*(Text(_printable(_text(row.get(n), 60))) for n in names))
     Console(emoji=False).print(table)
     if "version" in body:
         Console(emoji=False).print(Text(_which_data(body), style="dim"))
@@ -437,7 +474,40 @@ def _rows_of(body: dict) -> list[dict]:
     return [{"field": k, "value": v} for k, v in body.items() if not isinstance(v, dict)]
 
 
+# What a terminal would act on rather than show: control characters (ESC starts a sequence that can
+# clear the screen or set the title) and the bidirectional overrides that reorder what follows.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _printable(text: str) -> str:
+    """Text from the data as a terminal should show it: each control character (but a newline) written
+    as its escape (ESC as backslash, x1b), not sent to the terminal."""
+    return "".join(_escaped(c) if c != "\n" and (unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS) else c
+                   for c in text)
+
+
+def _escaped(c: str) -> str:
+    return repr(c)[1:-1] if unicodedata.category(c) == "Cc" else f"\\u{ord(c):04x}"
+
+
+def _said(message: str) -> str:
+    """A message (an error, a warning) quoting values from a request or the data, for the console."""
+    return escape(_printable(message))
+
+
+_RUNNABLE = re.compile(dataset_schema.RUNNABLE)
+
+
+def _neutralised(text: str) -> str:
+    """A CSV cell a spreadsheet could run as a formula, with a leading ' (schema.NEUTRALISE's rule)."""
+    if _RUNNABLE.match(unicodedata.normalize("NFKC", text[:256])):
+        return "'" + text
+    return text
+
+
 def _text(value, width: int | None = None) -> str:
+    if isinstance(value, bool):  # as JSON and the API's CSV write it
+        return "true" if value else "false"
     if isinstance(value, list):  # apart by " · ", as on the page: studio names hold commas
         value = " · ".join(_text(v) for v in value)
     if isinstance(value, dict):  # an item of a summary's list: {"value": "Indie", "games": 67} -> "Indie: 67"
@@ -551,7 +621,7 @@ def keys_list(server: str = Server, fmt: str = Format):
 def keys_revoke(name: str, server: str = Server):
     """Revoke the active key with this name."""
     with _api(server, writes=True) as http:
-        _checked(http.delete(f"/api/v1/keys/{name}"))
+        _checked(http.delete(f"/api/v1/keys/{quote(name, safe='')}"))
     console.print(f"Revoked {name}.")
 
 
@@ -567,9 +637,9 @@ def main() -> None:
             print(json.dumps(exc.body()), file=sys.stderr)
         else:
             # escaped: a message quotes values, and `[a-z]` or `['English']` would read as markup
-            console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)  # one line, however long
+            console.print(f"[red]error:[/red] {_said(exc.message)}", soft_wrap=True)  # one line, however long
             if exc.allowed:
-                console.print(f"allowed: {escape(_listed(exc.allowed))}")
+                console.print(f"allowed: {_said(_listed(exc.allowed))}", soft_wrap=True)
         raise SystemExit(1) from None
 
 

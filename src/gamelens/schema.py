@@ -64,8 +64,8 @@ _PYLIST = (
 # quotes, it starts with a tab or CR, or with whitespace (newlines too) and then = + - @ or |. Leading
 # quotes count, so that a cell that already starts with ' and a formula also gets one more, and the
 # upload's one dropped ' gives it back whole. Only the first 256 characters are looked at.
-_RUNNABLE = r"^'*([\t\r]|\s*[=+\-@|])"
-_RUNNABLE_SQL = sql_text(_RUNNABLE)
+RUNNABLE = r"^'*([\t\r]|\s*[=+\-@|])"
+_RUNNABLE_SQL = sql_text(RUNNABLE)
 
 
 def _runnable(e: str) -> str:
