@@ -33,7 +33,8 @@ UPLOAD_CLAIM, WRITER_LOCK, KEY_CLAIM = "upload_claim_", "writer_lock_", "key_cla
 SYNC = {"mutations_sync": 2, "alter_sync": 2}
 # The engine rewrites a part only while its disk has this many times the part's size unreserved (its
 # DISK_USAGE_COEFFICIENT_TO_RESERVE); short of that the mutation waits, and a statement waiting on it
-# (SYNC) waits for ever: a nearly full disk hung the upload worker and, tidying a version, a start.
+# (SYNC) waits for ever: a nearly full disk hung the upload worker and, tidying a version, a start
+# (helper-66). Store.rewrite asks it of the whole table (see _check_room).
 REWRITE_ROOM = 1.1
 _MONOTONIC_NS = "greatest(toUInt64(toUnixTimestamp64Nano(now64(9))), (SELECT max({col}) + 1 FROM {table}{where}))"
 
@@ -262,17 +263,19 @@ class Store:
         self.t.execute(sql, params, settings)
 
     def _check_room(self, name: str) -> None:
-        """507 insufficient_storage unless the disk of each of the table's parts has REWRITE_ROOM times
-        the largest of them unreserved, as the engine asks before it rewrites a part."""
+        """507 insufficient_storage unless the table's disk has REWRITE_ROOM times all its parts unreserved.
+        The engine asks that of each part as it rewrites it, but the parts it replaced stay on the disk
+        for a while (old_parts_lifetime): with room for only the largest, the second part waited (helper-67,
+        two parts left by an OPTIMIZE that had no room to merge)."""
         short = self._select(
-            "SELECT count() FROM (SELECT disk_name, max(bytes_on_disk) AS largest FROM system.parts "
+            "SELECT count() FROM (SELECT disk_name, sum(bytes_on_disk) AS bytes FROM system.parts "
             "WHERE database = {db:String} AND table = {t:String} AND active GROUP BY disk_name) AS p "
             "INNER JOIN system.disks AS d ON d.name = p.disk_name "
-            "WHERE p.largest * {room:Float64} > d.unreserved_space",
+            "WHERE p.bytes * {room:Float64} > d.unreserved_space",
             {"db": self.db, "t": name, "room": REWRITE_ROOM}).scalar()
         if short:
             raise GameLensError("insufficient_storage", f"The database's disk has no room to rewrite {name}: it "
-                                f"needs {REWRITE_ROOM}x its largest part free.", 507)
+                                f"needs {REWRITE_ROOM}x the table's size free.", 507)
 
     def copy_table(self, source: str, copy: str) -> None:
         """A table like `source` holding its parts by hard links (no data is copied)."""

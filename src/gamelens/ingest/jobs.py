@@ -345,13 +345,14 @@ class Uploads:
     # the worker
 
     def _resume_indexes(self) -> None:
-        """Indexes a stop interrupted (or an upgrade left to build) are built (the statements are idempotent);
+        """Indexes a stop interrupted (or an upgrade left to build) are built (the statements are idempotent),
+        and those whose build failed are tried again (a disk with no room then may have some now, helper-67);
         then versions without their sort ranks get them."""
         stored = set(self.versions.stored_ids(self.worker))
         for rec in self._known_records():
             if self._cut.is_set():  # a stop's grace is over: the next start goes on
                 return
-            if rec.indexes == "building" and rec.id in stored:
+            if rec.indexes in ("building", "failed") and rec.id in stored:
                 self._index(rec)
         self.versions.rank_and_pack(self._cut.is_set)
 
