@@ -422,3 +422,33 @@ def test_a_claim_on_a_keys_change_whose_claimer_stopped_is_void_in_time(make_cli
     monkeypatch.setattr(keys_module, "CLAIM_VOID_S", -1)
     r = client.post("/api/v1/keys", json={"name": "carol"})
     assert r.status_code == 201, r.text
+
+
+def test_a_keys_change_that_could_not_be_written_leaves_the_name_free(make_client, monkeypatch):
+    """helper-67: a create whose write failed (a full disk) kept its claim: the name was refused as
+    `key_exists` for 30 s with no key; so would be a start's first admin key."""
+    from gamelens.errors import GameLensError
+
+    client = make_client()
+    store = client.app.state.guard.keys
+
+    def full_disk(name, doc):
+        raise GameLensError("insufficient_storage", "no room", 507)
+
+    with monkeypatch.context() as m:
+        m.setattr(store.store, "save_key", full_disk)
+        assert client.post("/api/v1/keys", json={"name": "gina"}).status_code == 507
+    r = client.post("/api/v1/keys", json={"name": "gina"})
+    assert r.status_code == 201, r.text
+
+
+def test_a_first_start_while_the_admin_key_is_claimed_starts_all_the_same(caplog):
+    """A start whose first admin key another process is creating (or stopped creating) logs it and starts;
+    it raised `key_exists` and the server did not start."""
+    settings = make_settings()
+    with TestClient(create_app(settings)) as client:
+        assert client.app.state.guard.keys._claim_change("admin", None)
+    with TestClient(create_app(settings.model_copy(update={"admin_key": None}))) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.app.state.guard.keys.count_active() == 0
+    assert "another process is creating the first admin key" in caplog.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -22,6 +23,8 @@ from .engine import Engine
 from .errors import GameLensError
 from .records import KeyRecord, Role
 from .store import KEY_CLAIM, Store
+
+log = logging.getLogger(__name__)
 
 PREFIX = "glk_"
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -66,8 +69,14 @@ class KeyStore:
     def _records(self) -> list[KeyRecord]:
         return [KeyRecord.model_validate_json(doc) for doc in self.store.key_docs()]
 
-    def _save(self, rec: KeyRecord) -> None:
-        self.store.save_key(rec.name, rec.model_dump_json())
+    def _save(self, rec: KeyRecord, claim: str) -> None:
+        """Write the change `claim` (_claim_change) was taken for; if the write fails, nothing changed,
+        and the claim goes (else the name stayed refused for CLAIM_VOID_S, helper-67)."""
+        try:
+            self.store.save_key(rec.name, rec.model_dump_json())
+        except GameLensError:
+            self._release(claim)
+            raise
         with self._lock:
             self._generation += 1
             if rec.revoked_at:  # effective at once in this process, whatever reload is under way
@@ -93,12 +102,13 @@ class KeyStore:
                                param="name", value=name)
         if doc is not None and not KeyRecord.model_validate_json(doc).revoked_at:
             raise exists
-        if not self._claim_change(name, doc):  # another request, here or in a replica, is creating it
+        claim = self._claim_change(name, doc)
+        if claim is None:  # another request, here or in a replica, is creating it
             raise exists
         key = PREFIX + secrets.token_urlsafe(32)
         rec = KeyRecord(name=name, role=role, hash=_hash(key), hint=key[:8] + "…",
                         created_at=self.store.now())
-        self._save(rec)
+        self._save(rec, claim)
         return {"name": name, "role": role, "key": key, "created_at": rec.shown()["created_at"]}
 
     def list(self) -> list[dict]:
@@ -110,17 +120,24 @@ class KeyStore:
         gone = GameLensError("not_found", f"There is no active key named {name!r}.", 404, param="name", value=name)
         if rec is None or rec.revoked_at:
             raise gone
-        if not self._claim_change(name, doc):  # another request is revoking it
+        claim = self._claim_change(name, doc)
+        if claim is None:  # another request is revoking it
             raise gone
         rec = rec.model_copy(update={"revoked_at": self.store.now()})
-        self._save(rec)
+        self._save(rec, claim)
         return rec.shown()
 
-    def _claim_change(self, name: str, doc: str | None) -> bool:
-        """Whether this call may change key `name` from its record `doc` (None: never created): of all
-        the requests that read the same record and try, in any process, exactly one gets it, by creating
-        the claim table named for that record (Store.claim). A claim whose claimer stopped before it wrote
-        is void after CLAIM_VOID_S: then the next numbered claim of the same change is taken."""
+    def _release(self, claim: str) -> None:
+        try:
+            self.store.drop(claim)
+        except GameLensError as exc:  # it is void after CLAIM_VOID_S all the same
+            log.warning("releasing the claim %s failed (%s)", claim, exc.code)
+
+    def _claim_change(self, name: str, doc: str | None) -> str | None:
+        """The claim this call took to change key `name` from its record `doc` (None: never created), or
+        None: of all the requests that read the same record and try, in any process, exactly one gets it,
+        by creating the claim table named for that record (Store.claim). A claim whose claimer stopped
+        before it wrote is void after CLAIM_VOID_S: then the next numbered claim of the same change is taken."""
         state = hashlib.sha256(f"{name}\0{doc or ''}".encode()).hexdigest()[:32]
         prefix = f"{KEY_CLAIM}{state}_"
         claims = self.store.claims(prefix)
@@ -128,9 +145,12 @@ class KeyStore:
         if claims:
             number, _, age = claims[-1]
             if age <= CLAIM_VOID_S:
-                return False
+                return None
             attempt = number + 1
-        return self.store.claim(f"{prefix}{attempt}")
+        claim = f"{prefix}{attempt}"
+        if self.store.claim(claim):
+            return claim
+        return None
 
     def count_active(self) -> int:
         return len(self._cache)

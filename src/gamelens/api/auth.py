@@ -59,7 +59,15 @@ class Guard:
             log.warning("GAMELENS_AUTH=off: every request is treated as an admin. Do not expose this server.")
             return
         if self.keys.count_active() == 0 and self.settings.admin_key is None:
-            created = self.keys.create("admin", "admin")
+            try:
+                created = self.keys.create("admin", "admin")
+            except GameLensError as exc:
+                if exc.code != "key_exists":
+                    raise
+                # Another process (a replica's first start) is creating it, or one stopped while it did:
+                # then the next start, CLAIM_VOID_S later, creates it.
+                log.warning("another process is creating the first admin key; it is not shown here")
+                return
             # Printed once, on purpose (like Jupyter's token); it is never logged again.
             log.warning("No API key existed, so an admin key was created. It is shown only now:\n\n    %s\n",
                         created["key"])
