@@ -364,13 +364,20 @@ def test_an_accept_header_refusing_every_format_is_not_acceptable(sample_client,
     uniform body naming the media types; ?format= still decides over the header."""
     for path in ("/api/v1/games", "/api/v1/games/aggregate"):
         r = sample_client.get(path, params={"limit": 2}, headers={"Accept": accept})
-        assert r.status_code == 406, (path, accept, r.text)
+        assert r.status_code == 406 and r.headers["vary"] == "Accept", (path, accept, r.text, r.headers)
         error = r.json()["error"]
         assert error["code"] == "not_acceptable" and error["param"] == "Accept"
         assert error["value"] == (accept if len(accept) <= 200 else accept[:200] + "…")
         assert "application/json" in error["allowed"] and "text/csv" in error["allowed"]
         asked = sample_client.get(path, params={"limit": 2, "format": "json"}, headers={"Accept": accept})
         assert asked.status_code == 200 and asked.json()["rows"], asked.text
+
+
+def test_every_accept_line_counts(sample_client):
+    """Two Accept lines mean their lists joined (RFC 9110 5.3): only the first was read (helper-67)."""
+    headers = [("Accept", "application/json;q=0"), ("Accept", "text/csv")]
+    r = sample_client.get("/api/v1/games", params={"limit": 2}, headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv"), (r.status_code, r.text)
 
 
 def test_pages_of_every_game_count_each_version_once(make_client, files, monkeypatch):

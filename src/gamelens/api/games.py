@@ -65,7 +65,8 @@ class SpooledResponse(StreamingResponse):
 
 def _read(request: Request, explorer: Explorer, endpoint: Endpoint) -> Response:
     """The JSON answer, or the same query exported when asked by ?format= or Accept."""
-    items, accept = _items(request), request.headers.get("accept")
+    # Each Accept line counts: a client (or a proxy) may send several, which mean their lists joined.
+    items, accept = _items(request), ", ".join(request.headers.getlist("accept")) or None
     if not endpoint.exports:
         return _answer(request, explorer, endpoint, items)
     if formats.chosen(dict(items).get("format"), accept) == formats.JSON:

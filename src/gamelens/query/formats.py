@@ -77,8 +77,10 @@ def _by_accept(accept: str) -> str:
         return max(offers)[-1]
     if matches[JSON] is None:  # a header that names none of them: the header is disregarded
         return JSON
-    raise invalid("Accept", accept, "The Accept header refuses every format this answer has: name one of "
-                  "these, or ask with ?format=.", [types[0] for types in MEDIA.values()], "not_acceptable", 406)
+    refused = invalid("Accept", accept, "The Accept header refuses every format this answer has: name one of "
+                      "these, or ask with ?format=.", [types[0] for types in MEDIA.values()], "not_acceptable", 406)
+    refused.headers["Vary"] = "Accept"  # as the answers say: another Accept gets an answer
+    raise refused
 
 
 def _match(types: tuple[str, ...], ranges: list[tuple[str, float]]) -> tuple[float, int, int] | None:
