@@ -334,3 +334,17 @@ def test_ctrl_c_cancels_a_load_at_once_and_says_so(tmp_path, files):
     assert "Interrupted" in err and "interrupted" in err and "Traceback" not in err, err
     history = json.loads(run("uploads", env=env).stdout)["uploads"]
     assert [(u["id"], u["state"], u["active"]) for u in history] == [(2, "interrupted", False), (1, "succeeded", True)]
+
+
+def test_a_tables_facets_and_a_failed_uploads_error_are_shown(tmp_path):
+    """helper-68: facets were printed only as JSON, and the history's table and CSV left out why an upload
+    failed."""
+    env = _env(tmp_path / "d")
+    assert run("sample", env=env).returncode == 0
+    shown = run("games", "facet=genres", "facet_size=2", "limit=1", "--format", "table", env=env).stdout
+    assert "genres: Indie 67 · Adventure 46" in shown, shown
+    (tmp_path / "bad.csv").write_text("not,a,games,file\n1,2,3,4\n")
+    assert run("load", str(tmp_path / "bad.csv"), env=env).returncode == 1
+    failed = json.loads(run("uploads", env=env).stdout)["uploads"][0]
+    rows = list(csv.DictReader(io.StringIO(run("uploads", "--format", "csv", env=env).stdout)))
+    assert rows[0]["error"].startswith(f"{failed['error']['code']}: "), rows[0]

@@ -376,9 +376,14 @@ def _follow_here(jobs, rec: dict) -> dict:
 
 
 def _follow_on(http, rec: dict) -> dict:
-    """_follow an upload the server is running."""
+    """_follow an upload the server is running; Ctrl-C stops following it, not the upload: say so."""
     running = _checked(http.get("/api/v1/uploads"))["states"]["running"]
-    return _follow(lambda: _checked(http.get(f"/api/v1/uploads/{rec['id']}")), running)
+    try:
+        return _follow(lambda: _checked(http.get(f"/api/v1/uploads/{rec['id']}")), running)
+    except KeyboardInterrupt:
+        console.print(f"Stopped following upload {rec['id']}: the server goes on with it (`gamelens uploads` "
+                      "says how it ends).", soft_wrap=True)
+        raise typer.Exit(130) from None
 
 
 def _report(rec: dict) -> None:
@@ -447,6 +452,9 @@ def _show(body: dict, fmt: str | None, fields: list[str] | None = None) -> None:
     for row in rows:  # each cell as Text: a name such as `[beta] Quest` is data, not markup (helper-62)
         table.add_row(*(Text(_printable(_text(row.get(n), 60))) for n in names))
     Console(emoji=False).print(table)
+    for name, counts in (body.get("facets") or {}).items():  # asked with facet=: under the rows, as on the page
+        shown = " · ".join(f"{_printable(_text(c['value']))} {c['count']:,}" for c in counts)
+        Console(emoji=False).print(Text(f"{name}: {shown}"))
     if "version" in body:
         Console(emoji=False).print(Text(_which_data(body), style="dim"))
 
@@ -571,7 +579,8 @@ def uploads(server: str = Server, fmt: str = Format):
     with _api(server) as http:
         body = _checked(http.get("/api/v1/uploads"))
     if (fmt or ("table" if sys.stdout.isatty() else "json")) != "json":
-        columns = ("id", "state", "active", "stored", "rows_loaded", "finished_at", "url", "indexes", "upgrade_error")
+        columns = ("id", "state", "active", "stored", "rows_loaded", "finished_at", "url", "indexes", "error",
+                   "upgrade_error")
         body = {"uploads": [{k: u.get(k) for k in columns} for u in body["uploads"]]}
     _show(body, fmt)
 
