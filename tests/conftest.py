@@ -179,12 +179,39 @@ def test_clickhouse_url() -> str | None:
 SHORT_GRACE = {"queue_timeout_s": 0.25, "query_timeout_s": 1, "export_timeout_s": 1, "version_drop_margin_s": 0}
 
 
+_made_databases: list[str] = []  # every database a test's settings named, in order (see _drop_databases)
+
+
 def make_settings(**overrides) -> Settings:
     base = dict(clickhouse_url=test_clickhouse_url(), load_via="insert" if test_clickhouse_url() else "auto",
                 data_dir=DATA_DIR, database=f"t{os.getpid()}_{next(_db_counter)}", allow_private_urls=True,
                 read_timeout_s=2, connect_timeout_s=2, download_timeout_s=30, admin_key=ADMIN_KEY,
                 rate_per_minute=100_000, uploads_per_hour=10_000, max_query_string=1 << 20)
-    return Settings(**{**base, **overrides})
+    settings = Settings(**{**base, **overrides})
+    _made_databases.append(settings.database)
+    return settings
+
+
+@pytest.fixture(autouse=True)
+def _drop_databases():
+    """Drop the databases a test made once it is done (autouse: torn down after its apps have stopped).
+    The embedded engine stops when its last connection closes, and the next app's first connection
+    starts it again, loading every table in the data directory: kept, the tables of earlier tests made
+    each start slower (0.2 s at the first test, 0.7 s after 60, measured), and the suite with them.
+    Databases made before the test (a module's shared app) are left to their owner."""
+    before = len(_made_databases)
+    yield
+    made = dict.fromkeys(_made_databases[before:])  # once each, in order
+    del _made_databases[before:]
+    if not made:
+        return
+    engine = Engine(make_settings(database="default"))  # one that exists on any server
+    _made_databases.pop()
+    try:
+        for name in made:
+            engine.execute(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+    finally:
+        engine.close()
 
 
 @pytest.fixture(scope="session")
