@@ -488,14 +488,20 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 
 
 def _printable(text: str) -> str:
-    """Text from the data as a terminal should show it: each control character (but a newline) written
-    as its escape (ESC as backslash, x1b), not sent to the terminal."""
-    return "".join(_escaped(c) if c != "\n" and (unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS) else c
-                   for c in text)
+    """Text from the data as a terminal should show it: each control character (but a newline) and each
+    bidirectional control written as its escape (ESC as backslash, x1b), not sent to the terminal."""
+    return "".join(_shown(c) for c in text)
 
 
-def _escaped(c: str) -> str:
-    return repr(c)[1:-1] if unicodedata.category(c) == "Cc" else f"\\u{ord(c):04x}"
+def _shown(c: str) -> str:
+    """One character of _printable."""
+    if c == "\n":
+        return c
+    if unicodedata.category(c) == "Cc":
+        return repr(c)[1:-1]
+    if c in _BIDI_CONTROLS:
+        return f"\\u{ord(c):04x}"
+    return c
 
 
 def _said(message: str) -> str:
