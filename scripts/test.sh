@@ -36,7 +36,9 @@ run_pytest() {
 # downloads and graces, so a third overlaps those waits. Pass 1 here, one run each: 9 min 13 s on two
 # workers (7 min 51 s in the last CI run on two), 6 min 17 s on three, 7 min 6 s on four (beside other
 # work); pass 2: 4 min 3 s on three (5 min 34 s on two in that CI run). Fifteenth pass (docs/measured.md):
-# pass 1 455 s on three, 462 s on four; pass 2 276 s on three.
+# pass 1 455 s on three, 462 s on four; pass 2 276 s on three. Thirty-second (each test's databases dropped
+# after it, tests/conftest.py _drop_databases): pass 1 548 s on three (709 before), 596 s on four; pass 2 282 s
+# (365 before).
 WORKERS=(-n "${GAMELENS_TEST_WORKERS:-3}")
 
 # 1. The embedded engine through chDB's own driver (the default): every test.
