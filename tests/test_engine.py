@@ -32,6 +32,17 @@ def test_failed_query_output_never_leaks_into_the_next(engine):
         assert engine.select("SELECT 42 AS x").rows == [[42]]
 
 
+def test_a_statement_that_raises_leaves_the_engine_running(engine):
+    """The connection that raised is closed; were it the only one, chDB would stop the engine and start
+    it again at the next statement (its tables loaded again, its caches empty): uptime says which."""
+    engine.close()  # no connection of this engine open; none of another app in this test either
+    engine.select("SELECT 1")
+    time.sleep(1.1)
+    with pytest.raises(GameLensError):
+        engine.select("SELECT throwIf(1)", readonly=False)
+    assert engine.select("SELECT uptime()").scalar() >= 1
+
+
 def test_exchange_needs_our_atomic_database(engine):
     engines = dict(engine.select("SELECT name, engine FROM system.databases").rows)
     assert engines[engine.db] == "Atomic"

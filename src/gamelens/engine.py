@@ -14,6 +14,8 @@ chDB facts designed around (each has a regression test in tests/test_engine.py):
 - a chDB connection runs one statement at a time, so reads use a small pool of connections;
 - after a statement raises, the next one on that connection may return the failed one's partial
   output, so a connection that raised is closed and replaced, never reused;
+- the engine stops when its last connection closes, and the next one starts it again (loading every
+  table, its caches empty), so an in-process Engine holds one idle connection until close();
 - EXCHANGE TABLES needs an Atomic database and chDB's `default` is not one: store.py creates ours.
 """
 
@@ -385,6 +387,7 @@ class Engine:
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._created = 0
         self._lock = threading.Lock()
+        self._anchor = None  # in process: an idle connection that keeps the engine running (_hold)
         # Limits a request cannot lift: appended by the engine to every read statement.
         self.read_settings = {
             "max_execution_time": settings.query_limit_s,
@@ -444,6 +447,7 @@ class Engine:
             if self._created < self.pool_size:
                 self._created += 1
                 try:
+                    self._hold()
                     return self._open()
                 except Exception as exc:
                     self._created -= 1
@@ -454,6 +458,13 @@ class Engine:
             return self._pool.get(timeout=self.settings.queue_timeout_s)
         except queue.Empty:
             raise GameLensError("busy", "The database is busy; try again shortly.", 503) from None
+
+    def _hold(self) -> None:
+        """Open the in-process engine's anchor, if it has none (called under the lock). A connection that
+        raised is closed (module doc): were it the only one open, every error would stop the engine and
+        the next statement start it again (uptime back to 0: tests/test_engine.py)."""
+        if self.in_process and self._anchor is None:
+            self._anchor = self._open()
 
     def _discard(self, conn) -> None:
         with self._lock:
@@ -468,7 +479,11 @@ class Engine:
             try:
                 self._discard(self._pool.get_nowait())
             except queue.Empty:
-                return
+                break
+        with self._lock:
+            anchor, self._anchor = self._anchor, None
+        if anchor is not None:  # the last connection: the engine stops here
+            anchor.close()
 
     # statements
 
