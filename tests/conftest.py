@@ -202,6 +202,7 @@ def _drop_databases():
     before = len(_made_databases)
     yield
     made = dict.fromkeys(_made_databases[before:])  # once each, in order
+    made.pop("default", None)  # the engine's own (named by the engine below): dropped, nothing would open
     del _made_databases[before:]
     if not made:
         return

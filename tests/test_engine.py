@@ -43,6 +43,20 @@ def test_a_statement_that_raises_leaves_the_engine_running(engine):
     assert engine.select("SELECT uptime()").scalar() >= 1
 
 
+def test_an_engine_closed_under_a_statement_holds_the_engine_again(engine):
+    """close() while a statement runs: its connection comes back to the pool afterwards, and the engine
+    must hold its idle connection again before it is used (helper-69)."""
+    engine.close()
+    reading = threading.Thread(target=engine.select, args=("SELECT sleep(1.5)",), kwargs={"readonly": False})
+    reading.start()
+    time.sleep(0.3)
+    engine.close()
+    reading.join()
+    with pytest.raises(GameLensError):
+        engine.select("SELECT throwIf(1)", readonly=False)
+    assert engine.select("SELECT uptime()").scalar() >= 1
+
+
 def test_exchange_needs_our_atomic_database(engine):
     engines = dict(engine.select("SELECT name, engine FROM system.databases").rows)
     assert engines[engine.db] == "Atomic"

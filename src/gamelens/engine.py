@@ -439,6 +439,7 @@ class Engine:
             self._pool.put(conn)
 
     def _take(self):
+        self._hold()
         try:
             return self._pool.get_nowait()
         except queue.Empty:
@@ -447,24 +448,34 @@ class Engine:
             if self._created < self.pool_size:
                 self._created += 1
                 try:
-                    self._hold()
-                    return self._open()
-                except Exception as exc:
+                    return self._opened()
+                except GameLensError:
                     self._created -= 1
-                    if isinstance(exc, GameLensError):
-                        raise
-                    raise engine_error(exc) from exc  # e.g. the server is unreachable
+                    raise
         try:
             return self._pool.get(timeout=self.settings.queue_timeout_s)
         except queue.Empty:
             raise GameLensError("busy", "The database is busy; try again shortly.", 503) from None
 
+    def _opened(self):
+        """_open, its failure (e.g. the server is unreachable) as a GameLensError."""
+        try:
+            return self._open()
+        except GameLensError:
+            raise
+        except Exception as exc:
+            raise engine_error(exc) from exc
+
     def _hold(self) -> None:
-        """Open the in-process engine's anchor, if it has none (called under the lock). A connection that
-        raised is closed (module doc): were it the only one open, every error would stop the engine and
-        the next statement start it again (uptime back to 0: tests/test_engine.py)."""
-        if self.in_process and self._anchor is None:
-            self._anchor = self._open()
+        """Open the in-process engine's anchor if it has none: also after a close() that a statement in
+        flight outlived (its connection comes back to the pool). A connection that raised is closed (module
+        doc): were it the only one open, every error would stop the engine and the next statement start it
+        again (uptime back to 0: tests/test_engine.py)."""
+        if not self.in_process or self._anchor is not None:
+            return
+        with self._lock:
+            if self._anchor is None:
+                self._anchor = self._opened()
 
     def _discard(self, conn) -> None:
         with self._lock:
