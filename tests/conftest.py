@@ -192,13 +192,54 @@ def make_settings(**overrides) -> Settings:
     return settings
 
 
+class _EngineHold:
+    """One idle connection per test process to its embedded engine, from the first test to the last.
+    chDB stops the engine when its last connection closes and starts it again at the next connection
+    (the data directory's tables loaded again): without this, each test's apps and its database's drop
+    did that once or twice, about 0.1 s each time. A server process opens its engine once and holds it,
+    as this does; tests of what happens when the engine stops take `engine_unheld`."""
+
+    def __init__(self) -> None:
+        self.conn = None
+
+    def hold(self) -> None:
+        if self.conn is None and test_clickhouse_url() in (None, f"chdb://{DATA_DIR.resolve()}"):
+            import chdb  # the tests' own handle; the product's code reaches chDB through gamelens.engine
+
+            self.conn = chdb.connect(str(DATA_DIR.resolve()))
+
+    def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
+
+_hold = _EngineHold()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engine_held():
+    _hold.hold()
+    yield
+    _hold.release()
+
+
+@pytest.fixture
+def engine_unheld():
+    """The test process's engine without the suite's idle connection (_EngineHold): it stops when the
+    test's last connection closes, as it would in a process of the product's."""
+    _hold.release()
+    yield
+    _hold.hold()
+
+
 @pytest.fixture(autouse=True)
 def _drop_databases():
     """Drop the databases a test made once it is done (autouse: torn down after its apps have stopped).
-    The embedded engine stops when its last connection closes, and the next app's first connection
-    starts it again, loading every table in the data directory: kept, the tables of earlier tests made
-    each start slower (0.2 s at the first test, 0.7 s after 60, measured), and the suite with them.
-    Databases made before the test (a module's shared app) are left to their owner."""
+    A start of the embedded engine loads every table in the data directory (engine_unheld's tests, a
+    subprocess on it): kept, the tables of earlier tests made each start slower (0.2 s at the first test,
+    0.7 s after 60, measured by bench/statements.py), and the suite with them. Databases made before the
+    test (a module's shared app) are left to their owner."""
     before = len(_made_databases)
     yield
     made = dict.fromkeys(_made_databases[before:])  # once each, in order

@@ -32,7 +32,7 @@ def test_failed_query_output_never_leaks_into_the_next(engine):
         assert engine.select("SELECT 42 AS x").rows == [[42]]
 
 
-def test_a_statement_that_raises_leaves_the_engine_running(engine):
+def test_a_statement_that_raises_leaves_the_engine_running(engine_unheld, engine):
     """The connection that raised is closed; were it the only one, chDB would stop the engine and start
     it again at the next statement (its tables loaded again, its caches empty): uptime says which."""
     engine.close()  # no connection of this engine open; none of another app in this test either
@@ -43,7 +43,7 @@ def test_a_statement_that_raises_leaves_the_engine_running(engine):
     assert engine.select("SELECT uptime()").scalar() >= 1
 
 
-def test_an_engine_closed_under_a_statement_holds_the_engine_again(engine):
+def test_an_engine_closed_under_a_statement_holds_the_engine_again(engine_unheld, engine):
     """close() while a statement runs: its connection comes back to the pool afterwards, and the engine
     must hold its idle connection again before it is used (helper-69)."""
     engine.close()
