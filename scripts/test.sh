@@ -38,7 +38,8 @@ run_pytest() {
 # work); pass 2: 4 min 3 s on three (5 min 34 s on two in that CI run). Fifteenth pass (docs/measured.md):
 # pass 1 455 s on three, 462 s on four; pass 2 276 s on three. Thirty-second (each test's databases dropped
 # after it, tests/conftest.py _drop_databases): pass 1 548 s on three (709 before), 596 s on four; pass 2 282 s
-# (365 before).
+# (365 before). Thirty-third (one idle connection per test process holds the engine, tests/conftest.py
+# _EngineHold): pass 1 436 s (515 just before, the same hour), pass 2 181 s.
 WORKERS=(-n "${GAMELENS_TEST_WORKERS:-3}")
 
 # 1. The embedded engine through chDB's own driver (the default): every test.

@@ -14,7 +14,7 @@ from .conftest import test_clickhouse_url as engine_url
 ABSENT = ("pandas", "numpy", "dateutil", "pytz", "six", "pyarrow")
 
 CHILD = textwrap.dedent("""
-    import importlib.abc, json, sys, tempfile
+    import importlib.abc, json, sys
 
     class Absent(importlib.abc.MetaPathFinder):  # as if they were not installed
         def find_spec(self, name, path, target=None):
@@ -27,7 +27,7 @@ CHILD = textwrap.dedent("""
     from gamelens.api.app import create_app
     from gamelens.settings import Settings
 
-    settings = Settings(data_dir=tempfile.mkdtemp(), clickhouse_url={url!r}, database="deps",
+    settings = Settings(data_dir={data_dir!r}, clickhouse_url={url!r}, database="deps",
                         admin_key={key!r}, load_via="insert" if {url!r} else "auto")
     status = {{}}
     with TestClient(create_app(settings), headers={{"Authorization": "Bearer {key}"}}) as client:
@@ -45,8 +45,18 @@ PATHS = ["/api/v1/games", "/api/v1/games?format=csv", "/api/v1/games?format=ndjs
          "/api/v1/games/aggregate?group_by=tags,release_year&top=3", "/api/v1/schema", "/"]
 
 
-def test_the_service_runs_without_pandas_and_pyarrow():
-    child = CHILD.format(absent=ABSENT, url=engine_url(), key=ADMIN_KEY, paths=PATHS)
+def _engine_url(data_dir: str) -> str | None:
+    """The suite's engine; clickhouse-connect's chdb:// on the child's own data directory (this process
+    holds its own: conftest._EngineHold, and chDB opens one per process)."""
+    url = engine_url()
+    if url is not None and url.startswith("chdb://"):
+        return f"chdb://{data_dir}"
+    return url
+
+
+def test_the_service_runs_without_pandas_and_pyarrow(tmp_path):
+    data_dir = str(tmp_path.resolve())
+    child = CHILD.format(absent=ABSENT, url=_engine_url(data_dir), data_dir=data_dir, key=ADMIN_KEY, paths=PATHS)
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     status = json.loads(done.stdout.strip().splitlines()[-1])
