@@ -23,6 +23,8 @@ from gamelens.store import Store
 
 from .conftest import AUTH, make_settings, python_row, read_sample, table_names, upload
 
+# As a new release's process would: the engine starts on the rebuilt tables, loading them from disk.
+pytestmark = pytest.mark.usefixtures("engine_unheld")
 LAYOUTS = Path(__file__).parent / "data" / "layouts"
 RANK = physical.rank_column("name")
 RELEASES = ["421b14a", "c1d0440"]  # the releases that landed before this layout's

@@ -273,6 +273,7 @@ def test_a_replaced_version_goes_only_after_the_longest_read(make_client, files)
     assert_serves(client, v1["id"], 10)
 
 
+@pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
 def test_a_restart_keeps_a_version_replaced_moments_ago(files):
     """Start-up reconciliation follows the same rule as pruning: a version replaced just before a
     restart may still be read (by another process, or a client's next page) and is kept."""
@@ -586,6 +587,7 @@ def _an_upload_whose_end_was_never_recorded(settings, files, rows: int) -> int:
     return upload_id
 
 
+@pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
 def test_a_record_still_unwritten_at_a_stop_is_completed_at_the_next_start(files):
     """The next start completes the record as succeeded (the pointer named its kept data), and its
     indexes are built (again: idempotent), whether or not the stopped server got to them."""
@@ -600,6 +602,7 @@ def test_a_record_still_unwritten_at_a_stop_is_completed_at_the_next_start(files
 
 
 @pytest.mark.above_the_engine
+@pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
 def test_a_completed_record_the_database_refuses_at_start_still_gets_its_indexes(files, monkeypatch):
     """As above, and the next start's own completion of the record is refused once too: the worker
     builds the indexes from the record it holds (not from the database's, still `loading`), and the
@@ -659,6 +662,7 @@ def test_an_upload_with_activate_false_is_kept_and_served_only_once_activated(ma
     assert _served(client) == (v2["id"], 20)
 
 
+@pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
 def test_a_first_upload_kept_is_not_served_by_a_restart(files):
     """With nothing served yet, a kept upload stays unserved across a restart (start-up repairs a pointer
     that names nothing by serving the newest upload that was meant to be served, not this one)."""
