@@ -1,7 +1,7 @@
 """What an app's start and an upload of the sample cost in statements, and how a start grows when the
 databases of earlier apps stay in the data directory (the embedded engine stops when its last connection
-closes, and its next start loads every table there: the test suite's case, tests/conftest.py
-`_drop_databases`). One process, the embedded engine, a fresh data directory per variant.
+closes, and its next start loads every table there: the test suite's case before tests/conftest.py
+`_drop_databases` and `_EngineHold`). One process, the embedded engine, a fresh data directory per variant.
 
     python bench/statements.py 60     # rounds per variant: each an app on a new database, one upload
 """

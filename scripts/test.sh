@@ -39,7 +39,8 @@ run_pytest() {
 # pass 1 455 s on three, 462 s on four; pass 2 276 s on three. Thirty-second (each test's databases dropped
 # after it, tests/conftest.py _drop_databases): pass 1 548 s on three (709 before), 596 s on four; pass 2 282 s
 # (365 before). Thirty-third (one idle connection per test process holds the engine, tests/conftest.py
-# _EngineHold): pass 1 436 s (515 just before, the same hour), pass 2 181 s.
+# _EngineHold), three workers: pass 1 436 s (515 just before, the same hour), pass 2 181 s (282 at the last
+# pass, not measured again the same hour).
 WORKERS=(-n "${GAMELENS_TEST_WORKERS:-3}")
 
 # 1. The embedded engine through chDB's own driver (the default): every test.

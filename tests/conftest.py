@@ -236,8 +236,8 @@ def engine_unheld():
 @pytest.fixture(autouse=True)
 def _drop_databases():
     """Drop the databases a test made once it is done (autouse: torn down after its apps have stopped).
-    A start of the embedded engine loads every table in the data directory (engine_unheld's tests, a
-    subprocess on it): kept, the tables of earlier tests made each start slower (0.2 s at the first test,
+    A start of the embedded engine loads every table in the data directory (engine_unheld's tests):
+    kept, the tables of earlier tests made each start slower (0.2 s at the first test,
     0.7 s after 60, measured by bench/statements.py), and the suite with them. Databases made before the
     test (a module's shared app) are left to their owner."""
     before = len(_made_databases)

@@ -406,6 +406,7 @@ def test_a_server_that_began_to_stop_takes_no_new_upload(make_client, files):
     assert not incoming.exists() or not list(incoming.iterdir())
 
 
+@pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
 def test_engine_failure_mid_load_keeps_the_previous_dataset(files):
     settings = make_settings()
     with TestClient(create_app(settings), headers=AUTH) as client:

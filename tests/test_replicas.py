@@ -300,6 +300,7 @@ def test_a_writer_fenced_off_during_a_load_does_not_switch_to_its_data(make_clie
     assert f"games_v{rec['id']}" not in table_names(client.app.state.engine)
 
 
+@pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
 def test_a_writer_generation_rises_above_the_records_even_if_the_lease_tables_were_lost():
     """A database whose writer_lock tables were lost (its records kept): the next writer still takes a
     generation above every record's writer, so its own records are not fenced off (Store.save_upload)."""
@@ -359,6 +360,7 @@ def test_a_restart_on_the_same_host_and_pid_is_not_a_second_writer(replicas):
     replicas("all")
 
 
+@pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
 def test_a_writer_that_stopped_is_followed_by_another(replicas, files):
     first = replicas("writer")
     upload(first, _file(files, "w10.csv", 10))

@@ -218,6 +218,7 @@ def assert_serves(client, upload_id: int, rows: int) -> None:
     assert _served(client) == (upload_id, rows)
 
 
+@pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
 def test_a_rollback_during_a_read_keeps_the_data_online(files):
     """Issue 16's reproduction, GAMELENS_KEEP_VERSIONS=1: while an export reads version 1, upload 2
     lands and version 1 is activated again. When the export ends, every read still answers from
