@@ -212,8 +212,12 @@ def test_the_cli_an_analyst_would_script(server_process, files, tmp_path):
     as_csv = list(csv.DictReader(io.StringIO(run("aggregate", "group_by=genres", "metrics=count,share(rating__gte=0.8)",
                                                  "--format", "csv", env=env).stdout)))
     assert as_csv and {"genres", "count", "share_rating_gte"} <= set(as_csv[0])
-    columns = {c["name"] for c in json.loads(run("schema", env=env).stdout)["columns"]}
-    assert {"app_id", "rating", "tags"} <= columns
+    served = json.loads(run("schema", env=env).stdout)
+    assert {"app_id", "rating", "tags"} <= {c["name"] for c in served["columns"]}
+    # Without a server, the same document, and no data directory is opened or made for it
+    here = run("schema", env=_env(tmp_path / "mistyped"))
+    assert here.returncode == 0 and json.loads(here.stdout) == served, here.stderr
+    assert not (tmp_path / "mistyped").exists()
     as_table = list(csv.DictReader(io.StringIO(run("schema", "--format", "csv", env=env).stdout)))
     assert {"release_year", "price_band"} <= {c["name"] for c in as_table}  # the buckets filter too
     history = json.loads(run("uploads", env=env).stdout)["uploads"]
@@ -297,7 +301,7 @@ def test_what_the_data_holds_never_acts_on_the_terminal_or_the_spreadsheet(tmp_p
 
 def test_a_data_directory_that_is_a_file_is_one_clear_line(tmp_path):
     (tmp_path / "v2.csv").write_text("not a directory")
-    for args in (["sample"], ["keys", "create", "--name", "a"], ["schema"]):
+    for args in (["sample"], ["keys", "create", "--name", "a"]):
         r = run(*args, env=_env(tmp_path / "v2.csv"))
         assert r.returncode == 1 and "Traceback" not in r.stderr, (args, r.stderr)
         assert "GAMELENS_DATA_DIR" in r.stderr and "cannot hold the data" in r.stderr, (args, r.stderr)

@@ -568,11 +568,24 @@ def summary(params: list[str] = Params, server: str = Server, fmt: str = Format)
     _ask("/summary", params, server, fmt)
 
 
+def _schema_here() -> dict:
+    """GET /api/v1/schema's body as the API sends it (its response model, unset fields left out), from the
+    settings alone: the schema needs no data, so no data directory is opened (nor made, where a name was
+    mistyped)."""
+    from .query.answers import SchemaDoc
+    from .query.run import schema_doc
+
+    return SchemaDoc.model_validate(schema_doc(get_settings())).model_dump(mode="json", exclude_unset=True)
+
+
 @app.command()
 def schema(server: str = Server, fmt: str = Format):
     """Every column and bucket: type, unit, operators (as GET /api/v1/schema)."""
-    with _api(server, creates=True) as http:  # the schema needs no data
-        body = _checked(http.get("/api/v1/schema"))
+    if server:
+        with _api(server) as http:
+            body = _checked(http.get("/api/v1/schema"))
+    else:
+        body = _schema_here()
     if (fmt or ("table" if sys.stdout.isatty() else "json")) != "json":
         named = body["columns"] + body["buckets"]  # a bucket (release_year, price_band) filters as a column does
         body = {"columns": [{k: c.get(k) for k in ("name", "type", "unit", "operators", "doc")} for c in named]}
