@@ -192,26 +192,37 @@ def make_settings(**overrides) -> Settings:
     return settings
 
 
+def _default_engine() -> Engine:
+    """An Engine on `default`, a database that exists on any server (not one of the test's own)."""
+    engine = Engine(make_settings(database="default"))
+    _made_databases.pop()
+    return engine
+
+
 class _EngineHold:
-    """One idle connection per test process to its embedded engine, from the first test to the last.
-    chDB stops the engine when its last connection closes and starts it again at the next connection
-    (the data directory's tables loaded again): without this, each test's apps and its database's drop
-    did that once or twice, about 0.1 s each time. A server process opens its engine once and holds it,
-    as this does; tests of what happens when the engine stops take `engine_unheld`."""
+    """The test process's embedded engine kept running from its first test to its last, by an Engine
+    left open (an open in-process Engine holds an idle connection: engine.py). chDB stops the engine when
+    its last connection closes and starts it again at the next connection (the data directory's tables
+    loaded again): without this, each test's apps and its database's drop did that once or twice, about
+    0.1 s each time. A server process opens its engine once and holds it, as this does; tests of what
+    happens when the engine stops take `engine_unheld`."""
 
     def __init__(self) -> None:
-        self.conn = None
+        self.engine: Engine | None = None
 
     def hold(self) -> None:
-        if self.conn is None and test_clickhouse_url() in (None, f"chdb://{DATA_DIR.resolve()}"):
-            import chdb  # the tests' own handle; the product's code reaches chDB through gamelens.engine
-
-            self.conn = chdb.connect(str(DATA_DIR.resolve()))
+        if self.engine is not None:
+            return
+        engine = _default_engine()
+        if not engine.in_process:  # a ClickHouse server: nothing of it stops with this process's connections
+            return
+        engine.select("SELECT 1")  # its first statement opens its idle connection
+        self.engine = engine
 
     def release(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.close()
 
 
 _hold = _EngineHold()
@@ -237,9 +248,9 @@ def engine_unheld():
 def _drop_databases():
     """Drop the databases a test made once it is done (autouse: torn down after its apps have stopped).
     A start of the embedded engine loads every table in the data directory (engine_unheld's tests):
-    kept, the tables of earlier tests made each start slower (0.2 s at the first test,
-    0.7 s after 60, measured by bench/statements.py), and the suite with them. Databases made before the
-    test (a module's shared app) are left to their owner."""
+    kept, the tables of earlier tests made each start slower (`python bench/statements.py 60`: 0.49,
+    0.37 and 0.80 s at apps 1, 20 and 60, against 0.19-0.21 s dropped), and the suite with them.
+    Databases made before the test (a module's shared app) are left to their owner."""
     before = len(_made_databases)
     yield
     made = dict.fromkeys(_made_databases[before:])  # once each, in order
@@ -247,8 +258,7 @@ def _drop_databases():
     del _made_databases[before:]
     if not made:
         return
-    engine = Engine(make_settings(database="default"))  # one that exists on any server
-    _made_databases.pop()
+    engine = _default_engine()
     try:
         for name in made:
             engine.execute(f"DROP DATABASE IF EXISTS `{name}` SYNC")
