@@ -340,6 +340,29 @@ def test_ctrl_c_cancels_a_load_at_once_and_says_so(tmp_path, files):
     assert [(u["id"], u["state"], u["active"]) for u in history] == [(2, "interrupted", False), (1, "succeeded", True)]
 
 
+def test_ctrl_c_after_a_load_ends_it_cleanly(tmp_path):
+    """After "Loaded …" the version is finished (one part, its indexes) before the command ends; Ctrl-C
+    there raised out of the stop, and the engine closed under the finishing's statement: exit -11, or 130
+    with the engine's shutdown errors. Now the stop runs whole, and the data is served: exit 0, or 130
+    where the signal came before the stop began (the command still ran), without an error."""
+    import signal
+
+    env = _env(tmp_path / "d")
+    proc = subprocess.Popen([*CMD, "sample"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = []
+    for line in proc.stderr:
+        said.append(line)
+        if "Loaded" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, rest = proc.communicate(timeout=60)
+    err = "".join(said) + rest
+    assert proc.returncode in (0, 130) and "Traceback" not in err and "Exception" not in err, (proc.returncode, err)
+    history = json.loads(run("uploads", env=env).stdout)["uploads"]
+    assert [(u["id"], u["state"], u["active"]) for u in history] == [(1, "succeeded", True)], history
+    assert json.loads(run("games", "limit=1", env=env).stdout)["total"] == 100
+
+
 def test_a_tables_facets_and_a_failed_uploads_error_are_shown(tmp_path):
     """helper-68: facets were printed only as JSON, and the history's table and CSV left out why an upload
     failed."""

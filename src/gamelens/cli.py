@@ -343,8 +343,23 @@ def _uploads():
             jobs.start()
             yield jobs
         finally:
+            # Ctrl-C from here on ends the work's grace instead of raising: the stop must run whole, or the
+            # engine closes under the worker's statement in flight (chDB then crashes the process, exit -11;
+            # after "Loaded …" that statement is the version's finishing).
+            signal.signal(signal.SIGINT, lambda *_: _end_grace(jobs))
             jobs.stop()
+            # Then ignored: what is left (the lease, the engine's close) is short, and a handler of Python's
+            # own is reset to the default as the interpreter ends, where a late Ctrl-C killed it (exit -2).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             lease.release()
+
+
+def _end_grace(jobs) -> None:
+    """Ctrl-C while the writer's work runs or stops: its grace (GAMELENS_SHUTDOWN_GRACE_S, in which an upload
+    could still be switched in) is over now; the statement in flight still ends first."""
+    if jobs.leaving_at is None:
+        console.print("Interrupted: stopping (the statement in flight ends first).")
+    jobs.leaving_at = time.monotonic() - jobs.settings.shutdown_grace_s
 
 
 def _follow(poll, running: list[str]) -> dict:
@@ -366,11 +381,9 @@ def _follow_here(jobs, rec: dict) -> dict:
     try:
         return _follow(lambda: jobs.get(rec["id"]), jobs.states()["running"])
     except KeyboardInterrupt:
-        # Leaving: a second Ctrl-C must not cut the stop short, or the engine closes under a statement
-        # in flight (chDB then crashes the process and the record stays `downloading`).
+        # A second Ctrl-C must not cut the stop short (_uploads), nor does it say so twice.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        console.print("Interrupted: stopping the upload.")
-        jobs.leaving_at = time.monotonic() - jobs.settings.shutdown_grace_s  # its grace is over
+        _end_grace(jobs)
         jobs.stop()
         return jobs.get(rec["id"])
 

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How often a request waiting for an upload's end looks whether the server began to stop.
+# How often a request waiting for an upload's end looks whether the server began to stop, and a stop
+# waiting for the worker whether its grace was ended meanwhile (Uploads._join_within_grace).
 LEAVING_POLL_S = 0.2
 # How often the idle worker tries again to write a record the database refused (Uploads._save_ended).
 RECORD_RETRY_S = 2.0
@@ -169,7 +170,7 @@ class Uploads:
         self._stopping.set()
         self._queue.put(None)
         if self._worker:
-            self._worker.join(min(self.settings.shutdown_grace_s, max(0.0, self._grace_ends() - time.monotonic())))
+            self._join_within_grace()
         with self._lock:
             cut = [rec for rec in self._live.values() if rec.running]
         for rec in cut:
@@ -191,6 +192,16 @@ class Uploads:
             if self._worker.is_alive():
                 log.error("the upload worker did not stop within GAMELENS_READ_TIMEOUT_S; closing anyway")
         self.worker.close()
+
+    def _join_within_grace(self) -> None:
+        """Wait for the worker until the grace ends, in short waits: a grace ended while it waits (the CLI's
+        Ctrl-C sets leaving_at) ends the wait too, instead of the whole grace."""
+        began = time.monotonic()
+        while self._worker.is_alive():
+            left = min(began + self.settings.shutdown_grace_s, self._grace_ends()) - time.monotonic()
+            if left <= 0:
+                return
+            self._worker.join(min(left, LEAVING_POLL_S))
 
     def _interrupt(self, rec: UploadRecord, message: str) -> None:
         self._set(rec, state="interrupted", finished_at=self._now(), error={"code": "interrupted", "message": message})
