@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from .conftest import ADMIN_KEY, SAMPLE, sample_named, write_csv
+from .conftest import ADMIN_KEY, SAMPLE, sample_named, sample_table, write_csv
 
 CMD = [sys.executable, "-m", "gamelens"]
 
@@ -347,8 +347,14 @@ def test_ctrl_c_after_a_load_ends_it_cleanly(tmp_path):
     where the signal came before the stop began (the command still ran), without an error."""
     import signal
 
+    table = sample_table()
+    app_id = table[0].index("AppID")
+    rows = [[*row[:app_id], str(int(row[app_id]) + k * 10_000_000), *row[app_id + 1:]]
+            for k in range(30) for row in table[1:]]  # 3,000 games: a finishing that takes a moment
+    (tmp_path / "g.csv").write_bytes(write_csv([table[0], *rows]))
     env = _env(tmp_path / "d")
-    proc = subprocess.Popen([*CMD, "sample"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*CMD, "load", str(tmp_path / "g.csv")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     said = []
     for line in proc.stderr:
         said.append(line)
@@ -360,7 +366,7 @@ def test_ctrl_c_after_a_load_ends_it_cleanly(tmp_path):
     assert proc.returncode in (0, 130) and "Traceback" not in err and "Exception" not in err, (proc.returncode, err)
     history = json.loads(run("uploads", env=env).stdout)["uploads"]
     assert [(u["id"], u["state"], u["active"]) for u in history] == [(1, "succeeded", True)], history
-    assert json.loads(run("games", "limit=1", env=env).stdout)["total"] == 100
+    assert json.loads(run("games", "limit=1", env=env).stdout)["total"] == 3000
 
 
 def test_a_tables_facets_and_a_failed_uploads_error_are_shown(tmp_path):
