@@ -5,10 +5,11 @@ the engine alone (chDB), from the same generated file, in the same run.
 
 1. "load peak RSS": GameLens's loader with physical.INSERT_SETTINGS and merges off, against the
    engine's default insert blocks and parse chunks with merges on; each in a fresh process.
-2. Then, from one load, six tables: as loaded (many parts, no index), finished (one part, the
+2. Then, from one load, seven tables: as loaded (many parts, no index), finished (one part, the
    name's sort rank and the text indexes, as GameLens serves it), finished without indexes, finished with the default
    granularity (8192), finished without indexes with the engine's default compression blocks
-   (64 KB, against 8 KB), and finished without indexes with the descriptions in the engine's default
+   (64 KB, against 8 KB), finished without indexes with blocks of up to the engine's default 1 MB
+   (against 128 KB), and finished without indexes with the descriptions in the engine's default
    codec (LZ4, against none); each query is timed on them (median of 7, condition cache off), and the
    bytes of their active parts on disk are summed. Also: what LZ4 saves on the real sample's descriptions.
 3. On the finished table: `rating` stored at load (as GameLens does) against the same formula
@@ -111,6 +112,13 @@ e.execute("INSERT INTO b.blocks64 SELECT * FROM b.noindex")
 e.execute("ALTER TABLE b.blocks64 MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
 e.execute("OPTIMIZE TABLE b.blocks64 FINAL")
 tables["64 KB blocks, no indexes"] = "blocks64"
+# Blocks of the engine's default size at most (1 MB) against physical.TABLE_SETTINGS' 128 KB.
+e.execute(ddl.replace("b.loaded", "b.max1mb").replace("max_compress_block_size = 131072",
+                                                       "max_compress_block_size = 1048576"))
+e.execute("INSERT INTO b.max1mb SELECT * FROM b.noindex")
+e.execute("ALTER TABLE b.max1mb MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
+e.execute("OPTIMIZE TABLE b.max1mb FINAL")
+tables["1 MB blocks at most, no indexes"] = "max1mb"
 # The descriptions in the engine's default codec (LZ4) against physical.CODECS' uncompressed.
 e.execute(ddl.replace("b.loaded", "b.lz4").replace(" CODEC(NONE)", ""))
 e.execute("INSERT INTO b.lz4 SELECT * EXCEPT _rank_name FROM b.finished")
