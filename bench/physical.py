@@ -100,31 +100,24 @@ finish_s = copy("finished", True)
 tables["finished (GameLens)"] = "finished"
 copy("noindex", True, indexes=False)
 tables["finished, no indexes"] = "noindex"
-e.execute(ddl.replace("b.loaded", "b.g8192b").replace("index_granularity = 1024", "index_granularity = 8192"))
-e.execute("INSERT INTO b.g8192b SELECT * FROM b.noindex")  # the same rows, without the rank column
-e.execute("ALTER TABLE b.g8192b MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
-e.execute("OPTIMIZE TABLE b.g8192b FINAL")
-tables["granularity 8192"] = "g8192b"
+# A table of the finished rows (without the rank column) whose DDL has `old` replaced by `new`, in one part.
+def rebuilt(name, old, new, rows="SELECT * FROM b.noindex"):
+    assert old in ddl, old
+    e.execute(ddl.replace("b.loaded", f"b.{name}").replace(old, new))
+    e.execute(f"INSERT INTO b.{name} {rows}")
+    e.execute(f"ALTER TABLE b.{name} MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
+    e.execute(f"OPTIMIZE TABLE b.{name} FINAL")
+    return name
+tables["granularity 8192"] = rebuilt("g8192b", "index_granularity = 1024", "index_granularity = 8192")
 # The engine's default compression blocks (64 KB) against physical.TABLE_SETTINGS' 8 KB.
-e.execute(ddl.replace("b.loaded", "b.blocks64").replace("min_compress_block_size = 8192",
-                                                         "min_compress_block_size = 65536"))
-e.execute("INSERT INTO b.blocks64 SELECT * FROM b.noindex")
-e.execute("ALTER TABLE b.blocks64 MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
-e.execute("OPTIMIZE TABLE b.blocks64 FINAL")
-tables["64 KB blocks, no indexes"] = "blocks64"
+tables["64 KB blocks, no indexes"] = rebuilt("blocks64", "min_compress_block_size = 8192",
+                                             "min_compress_block_size = 65536")
 # Blocks of the engine's default size at most (1 MB) against physical.TABLE_SETTINGS' 128 KB.
-e.execute(ddl.replace("b.loaded", "b.max1mb").replace("max_compress_block_size = 131072",
-                                                       "max_compress_block_size = 1048576"))
-e.execute("INSERT INTO b.max1mb SELECT * FROM b.noindex")
-e.execute("ALTER TABLE b.max1mb MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
-e.execute("OPTIMIZE TABLE b.max1mb FINAL")
-tables["1 MB blocks at most, no indexes"] = "max1mb"
+tables["1 MB blocks at most, no indexes"] = rebuilt("max1mb", "max_compress_block_size = 131072",
+                                                    "max_compress_block_size = 1048576")
 # The descriptions in the engine's default codec (LZ4) against physical.CODECS' uncompressed.
-e.execute(ddl.replace("b.loaded", "b.lz4").replace(" CODEC(NONE)", ""))
-e.execute("INSERT INTO b.lz4 SELECT * EXCEPT _rank_name FROM b.finished")
-e.execute("ALTER TABLE b.lz4 MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
-e.execute("OPTIMIZE TABLE b.lz4 FINAL")
-tables["LZ4 descriptions, no indexes"] = "lz4"
+tables["LZ4 descriptions, no indexes"] = rebuilt("lz4", " CODEC(NONE)", "",
+                                                 "SELECT * EXCEPT _rank_name FROM b.finished")
 half = str(e.select("SELECT count() FROM b.finished").scalar() // 2)
 QUERIES = {
     "description substring": ([("about_the_game", "zombie")], "count"),
