@@ -340,21 +340,21 @@ def test_ctrl_c_cancels_a_load_at_once_and_says_so(tmp_path, files):
     assert [(u["id"], u["state"], u["active"]) for u in history] == [(2, "interrupted", False), (1, "succeeded", True)]
 
 
-def test_ctrl_c_after_a_load_ends_it_cleanly(tmp_path):
-    """After "Loaded …" the version is finished (one part, its indexes) before the command ends; Ctrl-C
-    there raised out of the stop, and the engine closed under the finishing's statement: exit -11, or 130
-    with the engine's shutdown errors. Now the stop runs whole, and the data is served: exit 0, or 130
-    where the signal came before the stop began (the command still ran), without an error."""
+def _sigint_at_loaded(tmp_path, ignored: bool = False) -> tuple[int, str, dict]:
+    """Load 3,000 games (a finishing that takes a moment) with the CLI and send SIGINT when it says
+    "Loaded"; `ignored`: the command starts with SIGINT ignored (nohup, a script's background job).
+    Returns its exit code, its stderr, and its environment."""
     import signal
 
     table = sample_table()
     app_id = table[0].index("AppID")
     rows = [[*row[:app_id], str(int(row[app_id]) + k * 10_000_000), *row[app_id + 1:]]
-            for k in range(30) for row in table[1:]]  # 3,000 games: a finishing that takes a moment
+            for k in range(30) for row in table[1:]]
     (tmp_path / "g.csv").write_bytes(write_csv([table[0], *rows]))
     env = _env(tmp_path / "d")
+    start = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None
     proc = subprocess.Popen([*CMD, "load", str(tmp_path / "g.csv")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=start)
     said = []
     for line in proc.stderr:
         said.append(line)
@@ -362,11 +362,29 @@ def test_ctrl_c_after_a_load_ends_it_cleanly(tmp_path):
             proc.send_signal(signal.SIGINT)
             break
     _, rest = proc.communicate(timeout=60)
-    err = "".join(said) + rest
-    assert proc.returncode in (0, 130) and "Traceback" not in err and "Exception" not in err, (proc.returncode, err)
+    return proc.returncode, "".join(said) + rest, env
+
+
+def test_ctrl_c_after_a_load_ends_it_cleanly(tmp_path):
+    """After "Loaded …" the version is finished (one part, its indexes) before the command ends; Ctrl-C
+    there raised out of the stop, and the engine closed under the finishing's statement: exit -11, or 130
+    with the engine's shutdown errors. Now the stop runs whole, and the data is served: exit 0, or 130
+    where the signal came before the stop began (the command still ran), without an error."""
+    code, err, env = _sigint_at_loaded(tmp_path)
+    assert code in (0, 130) and "Traceback" not in err and "Exception" not in err, (code, err)
     history = json.loads(run("uploads", env=env).stdout)["uploads"]
     assert [(u["id"], u["state"], u["active"]) for u in history] == [(1, "succeeded", True)], history
     assert json.loads(run("games", "limit=1", env=env).stdout)["total"] == 3000
+
+
+def test_a_load_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
+    """helper-71: the stop's Ctrl-C handler was installed even where the command started with SIGINT
+    ignored, so a stray SIGINT ended the finishing's grace there. Now it stays ignored: the load ends as
+    if none came, its indexes built."""
+    code, err, env = _sigint_at_loaded(tmp_path, ignored=True)
+    assert code == 0 and "Interrupted" not in err, (code, err)
+    history = json.loads(run("uploads", env=env).stdout)["uploads"]
+    assert [(u["state"], u["indexes"]) for u in history] == [("succeeded", "ready")], history
 
 
 def test_a_tables_facets_and_a_failed_uploads_error_are_shown(tmp_path):

@@ -345,8 +345,10 @@ def _uploads():
         finally:
             # Ctrl-C from here on ends the work's grace instead of raising: the stop must run whole, or the
             # engine closes under the worker's statement in flight (chDB then crashes the process, exit -11;
-            # after "Loaded …" that statement is the version's finishing).
-            signal.signal(signal.SIGINT, lambda *_: _end_grace(jobs))
+            # after "Loaded …" that statement is the version's finishing). Not where SIGINT was ignored
+            # when the command started (nohup, a script's background job): there it stays ignored.
+            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+                signal.signal(signal.SIGINT, lambda *_: _end_grace(jobs))
             jobs.stop()
             # Then ignored: what is left (the lease, the engine's close) is short, and a handler of Python's
             # own is reset to the default as the interpreter ends, where a late Ctrl-C killed it (exit -2).
