@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -322,7 +323,6 @@ def test_ctrl_c_cancels_a_load_at_once_and_says_so(tmp_path, files):
     upload stops at once, its record says interrupted, the data served is unchanged, and a second
     Ctrl-C changes nothing."""
     import signal
-    import time
 
     env = _env(tmp_path / "d", GAMELENS_ALLOW_PRIVATE_URLS="true")
     assert run("sample", env=env).returncode == 0
@@ -342,7 +342,8 @@ def test_ctrl_c_cancels_a_load_at_once_and_says_so(tmp_path, files):
 
 def _sigint_at_loaded(tmp_path, ignored: bool = False) -> tuple[int, str, dict]:
     """Load 3,000 games (a finishing that takes a moment) with the CLI and send SIGINT when it says
-    "Loaded"; `ignored`: the command starts with SIGINT ignored (nohup, a script's background job).
+    "Loaded"; `ignored`: the command starts with SIGINT ignored (nohup, a script's background job), and
+    gets one every 50 ms until it ends.
     Returns its exit code, its stderr, and its environment."""
     import signal
 
@@ -361,6 +362,9 @@ def _sigint_at_loaded(tmp_path, ignored: bool = False) -> tuple[int, str, dict]:
         if "Loaded" in line:
             proc.send_signal(signal.SIGINT)
             break
+    while ignored and proc.poll() is None:  # again until it ends: one lands in its stop, whatever the timing
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
     return proc.returncode, "".join(said) + rest, env
 
