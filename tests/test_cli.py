@@ -340,6 +340,22 @@ def test_ctrl_c_cancels_a_load_at_once_and_says_so(tmp_path, files):
     assert [(u["id"], u["state"], u["active"]) for u in history] == [(2, "interrupted", False), (1, "succeeded", True)]
 
 
+def test_sigterm_stops_a_load_as_ctrl_c_does(tmp_path, files):
+    """helper-71: SIGTERM (`timeout`, a service manager) ended a load at once, and its record said
+    `downloading` until the next writer's start. Now it stops as Ctrl-C does: the record says interrupted."""
+    import signal
+
+    env = _env(tmp_path / "d", GAMELENS_ALLOW_PRIVATE_URLS="true")
+    proc = subprocess.Popen([*CMD, "load", files.url("sample.csv", "slow")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # its first 5,000 bytes came; the rest would not for 5 s (then it fails as truncated)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Interrupted" in err and "Traceback" not in err, (proc.returncode, err)
+    history = json.loads(run("uploads", env=env).stdout)["uploads"]
+    assert [(u["id"], u["state"]) for u in history] == [(1, "interrupted")], history
+
+
 def _sigint_at_loaded(tmp_path, ignored: bool = False) -> tuple[int, str, dict]:
     """Load 3,000 games (a finishing that takes a moment) with the CLI and send SIGINT when it says
     "Loaded"; `ignored`: the command starts with SIGINT ignored (nohup, a script's background job), and

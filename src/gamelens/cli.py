@@ -341,19 +341,28 @@ def _uploads():
         jobs.hold(lease)
         try:
             jobs.start()
+            # SIGTERM (`timeout`, a service manager) stops an upload as Ctrl-C does: its record says so now.
+            # It ended the process at once, the record `downloading` until the next writer's start.
+            _stop_signals_to(signal.default_int_handler)
             yield jobs
         finally:
             # Ctrl-C from here on ends the work's grace instead of raising: the stop must run whole, or the
             # engine closes under the worker's statement in flight (chDB then crashes the process, exit -11;
-            # after "Loaded …" that statement is the version's finishing). Not where SIGINT was ignored
-            # when the command started (nohup, a script's background job): there it stays ignored.
-            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-                signal.signal(signal.SIGINT, lambda *_: _end_grace(jobs))
+            # after "Loaded …" that statement is the version's finishing).
+            _stop_signals_to(lambda *_: _end_grace(jobs))
             jobs.stop()
             # Then ignored: what is left (the lease, the engine's close) is short, and a handler of Python's
             # own is reset to the default as the interpreter ends, where a late Ctrl-C killed it (exit -2).
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            _stop_signals_to(signal.SIG_IGN)
             lease.release()
+
+
+def _stop_signals_to(handler) -> None:
+    """Ctrl-C and SIGTERM go to `handler`, but for one that is ignored: as the command started (nohup, a
+    script's background job), or since a stop began (_follow_here)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, handler)
 
 
 def _end_grace(jobs) -> None:
@@ -384,7 +393,7 @@ def _follow_here(jobs, rec: dict) -> dict:
         return _follow(lambda: jobs.get(rec["id"]), jobs.states()["running"])
     except KeyboardInterrupt:
         # A second Ctrl-C must not cut the stop short (_uploads), nor does it say so twice.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _stop_signals_to(signal.SIG_IGN)
         _end_grace(jobs)
         jobs.stop()
         return jobs.get(rec["id"])
