@@ -366,8 +366,8 @@ def _stop_signals_to(handler) -> None:
 
 
 def _end_grace(jobs) -> None:
-    """Ctrl-C while the writer's work runs or stops: its grace (GAMELENS_SHUTDOWN_GRACE_S, in which an upload
-    could still be switched in) is over now; the statement in flight still ends first."""
+    """Ctrl-C (or SIGTERM) while the writer's work runs or stops: its grace (GAMELENS_SHUTDOWN_GRACE_S, in
+    which an upload could still be switched in) is over now; the statement in flight still ends first."""
     if jobs.leaving_at is None:
         console.print("Interrupted: stopping (the statement in flight ends first).")
     jobs.leaving_at = time.monotonic() - jobs.settings.shutdown_grace_s

@@ -17,12 +17,13 @@ A version's table is written once, by one load, and then only read:
   one of the packed fields ~470 KB, so each was cut into blocks of up to 1 MB. A page's row is read
   from its granule's start through its own block, and a scan passes every block through the CPU's
   caches: blocks of 128 KB read less for a row and stay in the caches. At 500 MB, `python bench/
-  query.py 500` twice each, interleaved with the code before, p95 ms over HTTP: the deep offset page
-  49.7, 47.9 -> 43.8, 47.2, the deep keyset page 43.0, 43.5 -> 37.7, 40.5, `é` 92.3, 84.9 -> 65.2, 67.9,
-  `co-op` 90.0, 88.6 -> 77.9, 80.5; the packed fields take 28.6 MB on disk against 20.2 (LZ4 of smaller
-  blocks); smaller columns hold less than 128 KB a granule and are not cut [bench/physical.py column
-  "1 MB blocks at most, no indexes" against "finished, no indexes", lines "middle page sorted by
-  -positive,name" and "description scan: ..."]. Versions written before keep their blocks.
+  query.py 500` three times each, interleaved with the code before, p95 ms over HTTP: the deep offset
+  page 47.5-49.7 -> 43.8-51.1 (p50 43.3-44.1 -> 40.5-42.5), the deep keyset page 41.3-43.5 -> 37.7-40.5,
+  `é` 83.2-92.3 -> 65.2-71.8, `co-op` 88.6-95.5 -> 77.9-80.5 [docs/measured.md, thirty-fourth pass];
+  the packed fields take 28.6 MB on disk against 20.2 (LZ4 of smaller blocks); smaller columns hold
+  less than 128 KB a granule and are not cut [bench/physical.py column "1 MB blocks at most, no
+  indexes" against "finished, no indexes", lines "middle page sorted by -positive,name" and
+  "description scan: ..."]. Versions written before keep their blocks.
 - `about_the_game` is stored uncompressed (CODECS): a needle the text index cannot take whole reads
   every description, and decompressing them was a third of its time. At 500 MB, engine alone: the scan
   for `co-op` 114.0 -> 85.9 ms, for `é` 116.6 -> 76.1; pages sorted by another key unchanged within
