@@ -356,10 +356,10 @@ def test_sigterm_stops_a_load_as_ctrl_c_does(tmp_path, files):
     assert [(u["id"], u["state"]) for u in history] == [(1, "interrupted")], history
 
 
-def _sigint_at_loaded(tmp_path, ignored: bool = False) -> tuple[int, str, dict]:
+def _sigint_at_loaded(tmp_path, ignored: bool = False, **settings: str) -> tuple[int, str, dict]:
     """Load 3,000 games (a finishing that takes a moment) with the CLI and send SIGINT when it says
     "Loaded"; `ignored`: the command starts with SIGINT ignored (nohup, a script's background job), and
-    gets one every 50 ms until it ends.
+    gets one every 50 ms until it ends. `settings`: GAMELENS_* variables of its environment.
     Returns its exit code, its stderr, and its environment."""
     import signal
 
@@ -368,7 +368,7 @@ def _sigint_at_loaded(tmp_path, ignored: bool = False) -> tuple[int, str, dict]:
     rows = [[*row[:app_id], str(int(row[app_id]) + k * 10_000_000), *row[app_id + 1:]]
             for k in range(30) for row in table[1:]]
     (tmp_path / "g.csv").write_bytes(write_csv([table[0], *rows]))
-    env = _env(tmp_path / "d")
+    env = _env(tmp_path / "d", **settings)
     start = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None
     proc = subprocess.Popen([*CMD, "load", str(tmp_path / "g.csv")], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=start)
@@ -395,6 +395,19 @@ def test_ctrl_c_after_a_load_ends_it_cleanly(tmp_path):
     history = json.loads(run("uploads", env=env).stdout)["uploads"]
     assert [(u["id"], u["state"], u["active"]) for u in history] == [(1, "succeeded", True)], history
     assert json.loads(run("games", "limit=1", env=env).stdout)["total"] == 3000
+
+
+def test_a_stop_cancels_a_finishing_statement_that_outlives_it(tmp_path):
+    """helper-71: a finishing statement still running when the stop's grace and its wait for the worker
+    (GAMELENS_READ_TIMEOUT_S) were over was left running, and the engine closed under it: the process
+    crashed (-11), 3 times in 4 here. Now the stop cancels it first: the load ends as after any Ctrl-C
+    (test_ctrl_c_after_a_load_ends_it_cleanly), and the next start builds what the stop cut."""
+    code, err, env = _sigint_at_loaded(tmp_path, GAMELENS_SHUTDOWN_GRACE_S="0", GAMELENS_READ_TIMEOUT_S="0")
+    assert code in (0, 130) and "Traceback" not in err and "Exception" not in err, (code, err)
+    history = json.loads(run("uploads", env=env).stdout)["uploads"]
+    assert [(u["state"], u["active"]) for u in history] == [("succeeded", True)], history
+    assert history[0]["indexes"] in ("building", "ready"), history  # cut by a stop, not failed
+    assert json.loads(run("games", "limit=1", "about_the_game=zombie", env=env).stdout)["total"] > 0
 
 
 def test_a_load_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):

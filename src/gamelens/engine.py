@@ -288,7 +288,9 @@ TIMEOUT_EXCEEDED = 159
 TOO_SLOW = 160
 MEMORY_LIMIT_EXCEEDED = 241
 NOT_ENOUGH_SPACE = 243
+UNFINISHED = 341
 SUPPORT_IS_DISABLED = 344
+QUERY_WAS_CANCELLED = 394
 TOO_MANY_ROWS_OR_BYTES = 396
 # A CSV that does not fit the declared structure fails its load with one of these.
 CSV_PARSE_ERRORS = frozenset({CANNOT_PARSE_TEXT, CANNOT_PARSE_QUOTED_STRING, CANNOT_PARSE_INPUT_ASSERTION_FAILED,
@@ -298,6 +300,10 @@ CSV_PARSE_ERRORS = frozenset({CANNOT_PARSE_TEXT, CANNOT_PARSE_QUOTED_STRING, CAN
 # index type (INCORRECT_QUERY), arguments it does not know (BAD_ARGUMENTS), an experimental feature
 # switched off (SUPPORT_IS_DISABLED).
 INDEXES_UNSUPPORTED = frozenset({BAD_ARGUMENTS, INCORRECT_QUERY, SUPPORT_IS_DISABLED})
+
+# A statement that Engine.cancel_statements stopped ends with one of these: a mutation's wait (KILL
+# MUTATION), any other statement (KILL QUERY).
+CANCELLED = frozenset({UNFINISHED, QUERY_WAS_CANCELLED})
 
 # Limits a client can hit with a legal request, and how they are reported.
 _LIMIT_ERRORS = {
@@ -315,6 +321,11 @@ JSON_SETTINGS = {
     "output_format_json_quote_decimals": 0,
     "output_format_json_named_tuples_as_objects": 1,
 }
+
+
+def is_cancelled(exc: BaseException) -> bool:
+    """Whether a statement ended because Engine.cancel_statements stopped it (a stop, not a failure)."""
+    return isinstance(exc, EngineError) and exc.engine_code in CANCELLED
 
 
 def engine_error(exc: Exception) -> EngineError | GameLensError:
@@ -518,6 +529,23 @@ class Engine:
              "rows_read": statistics.get("rows_read"),
              "rows_before_limit": doc.get("rows_before_limit_at_least")},
         )
+
+    def cancel_statements(self) -> None:
+        """Cancel the statements in flight and the unfinished mutations of this engine in this process: a
+        stop's last step, for those that outlived its wait. chDB can crash the process when it closes under
+        a running statement (tests/test_cli.py::test_a_stop_cancels_a_finishing_statement_that_outlives_it).
+        On its own connection: the pool's may all be taken. A server's are left alone: closing a client
+        does not harm it, and its statements may be other processes'."""
+        if not self.in_process:
+            return
+        conn = self._opened()
+        try:
+            conn.command("KILL MUTATION WHERE database = {db:String} AND NOT is_done", {"db": self.db})
+            conn.command("KILL QUERY WHERE query_kind != 'KillQuery'", None)
+        except Exception as exc:
+            raise engine_error(exc) from exc
+        finally:
+            conn.close()
 
     def release_memory(self) -> None:
         """Hand the memory a load or an index build freed back to the system. The engine's allocator

@@ -109,8 +109,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Logging level.")
     shutdown_grace_s: float = Field(20, ge=0, description="On shutdown (from the stop signal), how long a running "
                                     "upload may take to finish before it is marked interrupted (it then stops at its "
-                                    "next block; the statement it has in flight is waited for, up to "
-                                    "GAMELENS_READ_TIMEOUT_S). New uploads are refused and queued ones do not start; "
+                                    "next block; the statement it has in flight is cancelled, and the next start "
+                                    "completes what it cut). New uploads are refused and queued ones do not start; "
                                     "a request waiting for one (wait=true) is answered by the grace's end.")
 
 

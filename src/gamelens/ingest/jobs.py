@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..engine import WORKER_CONNECTIONS, Engine
+from ..engine import WORKER_CONNECTIONS, Engine, is_cancelled
 from ..errors import GameLensError, shutting_down
 from ..observe import UPLOAD_ROWS, UPLOAD_SECONDS, UPLOADS
 from ..records import FINAL, RUNNING, UploadRecord
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 LEAVING_POLL_S = 0.2
 # How often the idle worker tries again to write a record the database refused (Uploads._save_ended).
 RECORD_RETRY_S = 2.0
+# How long a stop waits for the worker once its statements are cancelled: a cancelled statement ends at its
+# next check (the merge of a 500 MB version took 2-2.5 s to, by hand), so this bounds only a hang.
+CANCELLED_WAIT_S = 30.0
 SHUT_DOWN = "The server shut down before this upload ended; the previous dataset was kept. Submit it again."
 NOT_THE_WRITER = ("This server stopped being the writer before this upload ended; the dataset was left as it was. "
                   "Submit it again to the writer.")
@@ -182,16 +185,24 @@ class Uploads:
         self._write_unwritten()  # a last try; the next start completes those still refused (recover)
         self._cut.set()
         if self._worker and self._worker.is_alive():
-            # Its statement in flight should end before the engine closes (chDB can crash the process
-            # when one outlives it): the download's connection is shut (download.open_url's watch) or
-            # it stops at its next block, and an interrupted upload takes no further step. Bounded, in
-            # case a statement takes longer. (An idle worker ends at once, on the queue's None.)
-            if cut:
-                log.warning("waiting for the upload worker's statement in flight")
-            self._worker.join(self.settings.read_timeout_s)
-            if self._worker.is_alive():
-                log.error("the upload worker did not stop within GAMELENS_READ_TIMEOUT_S; closing anyway")
+            self._end_worker(bool(cut))
         self.worker.close()
+
+    def _end_worker(self, cut: bool) -> None:
+        """Its statement in flight must end before the engine closes (chDB can crash the process when one
+        outlives it). The grace is over, so it is cancelled (a finishing's statement can take longer than
+        any wait: the next start builds what it cut); the download's connection is shut too
+        (download.open_url's watch), and an interrupted upload takes no further step. Bounded, in case
+        the worker still takes longer. (An idle worker ends at once, on the queue's None.)"""
+        if cut:
+            log.warning("cancelling the upload worker's statement in flight")
+        try:
+            self.worker.cancel_statements()
+        except GameLensError as exc:
+            log.error("cancelling the upload worker's statements failed (%s)", exc.code)
+        self._worker.join(CANCELLED_WAIT_S)
+        if self._worker.is_alive():
+            log.error("the upload worker did not stop within %s s of its cancel; closing anyway", CANCELLED_WAIT_S)
 
     def _join_within_grace(self) -> None:
         """Wait for the worker until the grace ends, in short waits: a grace ended while it waits (the CLI's
@@ -365,7 +376,12 @@ class Uploads:
                 return
             if rec.indexes in ("building", "failed") and rec.id in stored:
                 self._index(rec)
-        self.versions.rank_and_pack(self._cut.is_set)
+        try:
+            self.versions.rank_and_pack(self._cut.is_set)
+        except GameLensError as exc:
+            if not is_cancelled(exc):
+                raise
+            log.warning("the stop cut a sort rank's or the packed fields' build; the next start builds it")
 
     def _janitor_interval(self) -> float:
         """How often the idle worker looks for replaced versions whose time has come."""
@@ -525,6 +541,9 @@ class Uploads:
         try:
             state = self.versions.finish(rec.id)
         except GameLensError as exc:
+            if is_cancelled(exc):  # a stop cut it: the record still says building, and the next start goes on
+                log.warning("the stop cut the finishing of upload %s; the next start completes it", rec.id)
+                return
             log.warning("building the indexes of upload %s failed: %s", rec.id, exc.message)
             state = "failed"
         took = round((time.monotonic() - t0) * 1000)
