@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from gamelens.engine import Engine
-from gamelens.errors import GameLensError
+from gamelens.engine import UNFINISHED, Engine
+from gamelens.errors import EngineError, GameLensError
 from gamelens.store import Store
 
 from .conftest import DATA_DIR, make_settings
@@ -95,6 +95,29 @@ def test_reads_run_in_parallel_with_a_long_statement(engine):
     assert engine.select("SELECT 1").scalar() == 1
     assert not done.is_set()  # the short read did not wait for the long one
     assert done.wait(30)
+
+
+def test_a_cancel_ends_a_statement_in_flight_and_is_told_from_a_failure(engine):
+    """A stop's last step (Uploads._end_worker): the statement in flight ends at once, and was_cancelled says
+    so. The code a killed mutation's wait ends with (UNFINISHED) is also a failed mutation's: before a
+    cancel it stays a failure (a rank build that fails is abandoned, not left for the next start)."""
+    assert not engine.was_cancelled(EngineError("a mutation failed", UNFINISHED))
+    ended: list[BaseException] = []
+
+    def long():
+        try:
+            engine.select("SELECT count() FROM numbers(10000000000) WHERE sipHash64(number) % 7 = 1", readonly=False)
+        except GameLensError as exc:
+            ended.append(exc)
+
+    statement = threading.Thread(target=long, daemon=True)
+    statement.start()
+    time.sleep(0.5)
+    engine.cancel_statements()
+    statement.join(20)
+    assert not statement.is_alive() and len(ended) == 1 and engine.was_cancelled(ended[0]), ended
+    assert engine.select("SELECT 1").scalar() == 1  # the engine serves on
+    assert engine.was_cancelled(EngineError("a mutation's wait, killed", UNFINISHED))
 
 
 def test_read_path_is_read_only_and_limited(engine):

@@ -302,7 +302,8 @@ CSV_PARSE_ERRORS = frozenset({CANNOT_PARSE_TEXT, CANNOT_PARSE_QUOTED_STRING, CAN
 INDEXES_UNSUPPORTED = frozenset({BAD_ARGUMENTS, INCORRECT_QUERY, SUPPORT_IS_DISABLED})
 
 # A statement that Engine.cancel_statements stopped ends with one of these: a mutation's wait (KILL
-# MUTATION), any other statement (KILL QUERY).
+# MUTATION), any other statement (KILL QUERY). UNFINISHED also says that a mutation failed: only after
+# a cancel does it mean one (Engine.was_cancelled).
 CANCELLED = frozenset({UNFINISHED, QUERY_WAS_CANCELLED})
 
 # Limits a client can hit with a legal request, and how they are reported.
@@ -321,11 +322,6 @@ JSON_SETTINGS = {
     "output_format_json_quote_decimals": 0,
     "output_format_json_named_tuples_as_objects": 1,
 }
-
-
-def is_cancelled(exc: BaseException) -> bool:
-    """Whether a statement ended because Engine.cancel_statements stopped it (a stop, not a failure)."""
-    return isinstance(exc, EngineError) and exc.engine_code in CANCELLED
 
 
 def engine_error(exc: Exception) -> EngineError | GameLensError:
@@ -412,6 +408,7 @@ class Engine:
             "readonly": 2,  # 2: reads only; settings above stay as set here
         }
         self._tuning: dict[str, Any] | None = None  # READ_TUNING as far as the engine knows it
+        self._cancelled = False  # cancel_statements ran: a stop's (was_cancelled)
         self._jemalloc: bool | None = None  # whether the engine in this process can purge (see release_memory)
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the engine's files, and load pipes
         self.incoming = Path(settings.data_dir) / "incoming"  # load pipes and files sent in requests
@@ -538,6 +535,7 @@ class Engine:
         does not harm it, and its statements may be other processes'."""
         if not self.in_process:
             return
+        self._cancelled = True
         conn = self._opened()
         try:
             conn.command("KILL MUTATION WHERE database = {db:String} AND NOT is_done", {"db": self.db})
@@ -546,6 +544,10 @@ class Engine:
             raise engine_error(exc) from exc
         finally:
             conn.close()
+
+    def was_cancelled(self, exc: BaseException) -> bool:
+        """Whether a statement ended because cancel_statements stopped it (a stop, not a failure)."""
+        return self._cancelled and isinstance(exc, EngineError) and exc.engine_code in CANCELLED
 
     def release_memory(self) -> None:
         """Hand the memory a load or an index build freed back to the system. The engine's allocator

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..engine import WORKER_CONNECTIONS, Engine, is_cancelled
+from ..engine import WORKER_CONNECTIONS, Engine
 from ..errors import GameLensError, shutting_down
 from ..observe import UPLOAD_ROWS, UPLOAD_SECONDS, UPLOADS
 from ..records import FINAL, RUNNING, UploadRecord
@@ -379,7 +379,7 @@ class Uploads:
         try:
             self.versions.rank_and_pack(self._cut.is_set)
         except GameLensError as exc:
-            if not is_cancelled(exc):
+            if not self.worker.was_cancelled(exc):
                 raise
             log.warning("the stop cut a sort rank's or the packed fields' build; the next start builds it")
 
@@ -541,7 +541,7 @@ class Uploads:
         try:
             state = self.versions.finish(rec.id)
         except GameLensError as exc:
-            if is_cancelled(exc):  # a stop cut it: the record still says building, and the next start goes on
+            if self.worker.was_cancelled(exc):  # a stop cut it: the record says building; the next start goes on
                 log.warning("the stop cut the finishing of upload %s; the next start completes it", rec.id)
                 return
             log.warning("building the indexes of upload %s failed: %s", rec.id, exc.message)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..engine import INDEXES_UNSUPPORTED, Engine, is_cancelled
+from ..engine import INDEXES_UNSUPPORTED, Engine
 from ..errors import EngineError, GameLensError
 from ..records import IndexState
 from ..store import KEY_CLAIM, LEGACY_ACTIVE, UPLOAD_CLAIM, WRITER_LOCK, Store
@@ -424,7 +424,7 @@ class Versions:
         try:
             self.store.build_rank(name, column)
         except GameLensError as exc:
-            if is_cancelled(exc):  # a stop: what it left is removed at the next start, before it builds again
+            if self.writer.was_cancelled(exc):  # a stop: the next start removes what it left, then builds again
                 raise
             log.warning("storing the sort rank of %s in %s failed (%s); pages sorted by it read the text",
                         column, name, _why(exc))
@@ -436,7 +436,7 @@ class Versions:
         try:
             self.store.build_packed(name)
         except GameLensError as exc:
-            if is_cancelled(exc):  # a stop, as in _rank
+            if self.writer.was_cancelled(exc):  # a stop, as in _rank
                 raise
             log.warning("storing the packed fields of %s failed (%s); pages read their columns", name, _why(exc))
             self._abandon_packed(name)
