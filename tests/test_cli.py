@@ -356,6 +356,26 @@ def test_sigterm_stops_a_load_as_ctrl_c_does(tmp_path, files):
     assert [(u["id"], u["state"]) for u in history] == [(1, "interrupted")], history
 
 
+def _write_3000_games(path) -> None:
+    """The sample 30 times over, each copy with its own app_ids: a finishing that takes a moment."""
+    table = sample_table()
+    app_id = table[0].index("AppID")
+    rows = [[*row[:app_id], str(int(row[app_id]) + k * 10_000_000), *row[app_id + 1:]]
+            for k in range(30) for row in table[1:]]
+    path.write_bytes(write_csv([table[0], *rows]))
+
+
+def test_a_load_ends_once_its_version_is_finished(tmp_path):
+    """Without a signal, a load waits for its version's finishing (one part, ranks, text indexes), however
+    long: it was given GAMELENS_SHUTDOWN_GRACE_S, a stop's grace, and then cut (with a grace of 0, always)."""
+    _write_3000_games(tmp_path / "g.csv")
+    env = _env(tmp_path / "d", GAMELENS_SHUTDOWN_GRACE_S="0")
+    loaded = run("load", str(tmp_path / "g.csv"), env=env)
+    assert loaded.returncode == 0 and "Finishing upload 1 (its indexes" in loaded.stderr, loaded.stderr
+    history = json.loads(run("uploads", env=env).stdout)["uploads"]
+    assert [(u["state"], u["indexes"]) for u in history] == [("succeeded", "ready")], history
+
+
 def _sigint_at_loaded(tmp_path, ignored: bool = False, **settings: str) -> tuple[int, str, dict]:
     """Load 3,000 games (a finishing that takes a moment) with the CLI and send SIGINT when it says
     "Loaded"; `ignored`: the command starts with SIGINT ignored (nohup, a script's background job), and
@@ -363,11 +383,7 @@ def _sigint_at_loaded(tmp_path, ignored: bool = False, **settings: str) -> tuple
     Returns its exit code, its stderr, and its environment."""
     import signal
 
-    table = sample_table()
-    app_id = table[0].index("AppID")
-    rows = [[*row[:app_id], str(int(row[app_id]) + k * 10_000_000), *row[app_id + 1:]]
-            for k in range(30) for row in table[1:]]
-    (tmp_path / "g.csv").write_bytes(write_csv([table[0], *rows]))
+    _write_3000_games(tmp_path / "g.csv")
     env = _env(tmp_path / "d", **settings)
     start = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None
     proc = subprocess.Popen([*CMD, "load", str(tmp_path / "g.csv")], env=env, stdout=subprocess.PIPE,

@@ -287,7 +287,8 @@ def load(
                                   "served, for `gamelens activate ID` once its record looks right."),
     server: str = Server,
 ):
-    """Load a CSV from a link or a file (the previous dataset stays until the new one is checked)."""
+    """Load a CSV from a link or a file (the previous dataset stays until the new one is checked). Here, not
+    through a server, it ends once the new data is finished (its indexes); Ctrl-C leaves those to the next start."""
     link = _URL.match(source) is not None  # any scheme: the upload says which ones it takes
     if server:
         query = {} if activate else {"activate": "false"}
@@ -345,16 +346,29 @@ def _uploads():
             # It ended the process at once, the record `downloading` until the next writer's start.
             _stop_signals_to(signal.default_int_handler)
             yield jobs
+        except KeyboardInterrupt:  # after the load was followed (e.g. at "Loaded …"): the finishing stops too
+            _end_grace(jobs)
+            raise
         finally:
             # Ctrl-C from here on ends the work's grace instead of raising: the stop must run whole, or the
             # engine closes under the worker's statement in flight (chDB then crashes the process, exit -11;
             # after "Loaded …" that statement is the version's finishing).
             _stop_signals_to(lambda *_: _end_grace(jobs))
-            jobs.stop()
+            _say_if_finishing(jobs)
+            jobs.stop(grace=False)  # a load ends once its version is finished; Ctrl-C leaves that to the next start
             # Then ignored: what is left (the lease, the engine's close) is short, and a handler of Python's
             # own is reset to the default as the interpreter ends, where a late Ctrl-C killed it (exit -2).
             _stop_signals_to(signal.SIG_IGN)
             lease.release()
+
+
+def _say_if_finishing(jobs) -> None:
+    """A load ends once its version is finished (one part, its ranks and text indexes): say so while it is,
+    unless a Ctrl-C already ended that wait."""
+    if jobs.leaving_at is not None:
+        return
+    for upload_id in jobs.finishing():
+        console.print(f"Finishing upload {upload_id} (its indexes; Ctrl-C leaves them to the next start)…")
 
 
 def _stop_signals_to(handler) -> None:

@@ -166,14 +166,15 @@ class Uploads:
             return math.inf
         return self.leaving_at + self.settings.shutdown_grace_s
 
-    def stop(self) -> None:
+    def stop(self, grace: bool = True) -> None:
         """Graceful shutdown: queued uploads do not start; the running one gets GAMELENS_SHUTDOWN_GRACE_S
         (from the stop signal, when there was one) to finish, then is marked interrupted (the next start
-        removes what it left)."""
+        removes what it left). `grace` false: no bound but a stop signal's (leaving_at), for the CLI, whose
+        load ends once its version is finished, however long that takes."""
         self._stopping.set()
         self._queue.put(None)
         if self._worker:
-            self._join_within_grace()
+            self._join_within_grace(grace)
         with self._lock:
             cut = [rec for rec in self._live.values() if rec.running]
         for rec in cut:
@@ -204,12 +205,14 @@ class Uploads:
         if self._worker.is_alive():
             log.error("the upload worker did not stop within %s s of its cancel; closing anyway", CANCELLED_WAIT_S)
 
-    def _join_within_grace(self) -> None:
+    def _join_within_grace(self, grace: bool) -> None:
         """Wait for the worker until the grace ends, in short waits: a grace ended while it waits (the CLI's
         Ctrl-C sets leaving_at) ends the wait too, instead of the whole grace."""
-        began = time.monotonic()
+        ends = math.inf
+        if grace:
+            ends = time.monotonic() + self.settings.shutdown_grace_s
         while self._worker.is_alive():
-            left = min(began + self.settings.shutdown_grace_s, self._grace_ends()) - time.monotonic()
+            left = min(ends, self._grace_ends()) - time.monotonic()
             if left <= 0:
                 return
             self._worker.join(min(left, LEAVING_POLL_S))
@@ -254,6 +257,11 @@ class Uploads:
         with self._lock:
             local = {i: rec.model_copy(deep=True) for i, rec in {**self._unwritten, **self._live}.items()}
         return [self._present(local.get(rec.id, rec), stored, active) for rec in self._records()]
+
+    def finishing(self) -> list[int]:
+        """The uploads of this process whose versions are being finished (indexes: building)."""
+        with self._lock:
+            return [rec.id for rec in self._live.values() if rec.indexes == "building"]
 
     def get(self, upload_id: int) -> dict:
         with self._lock:
