@@ -40,7 +40,7 @@ LEAVING_POLL_S = 0.2
 # How often the idle worker tries again to write a record the database refused (Uploads._save_ended).
 RECORD_RETRY_S = 2.0
 # How long a stop waits for the worker once its statements are cancelled: a cancelled statement ends at its
-# next check (the merge of a 500 MB version took 2-2.5 s to, by hand), so this bounds only a hang.
+# next check (the merge of a 500 MB version took 2-2.5 s to end, by hand), so this bounds only a hang.
 CANCELLED_WAIT_S = 30.0
 SHUT_DOWN = "The server shut down before this upload ended; the previous dataset was kept. Submit it again."
 NOT_THE_WRITER = ("This server stopped being the writer before this upload ended; the dataset was left as it was. "
@@ -206,8 +206,8 @@ class Uploads:
             log.error("the upload worker did not stop within %s s of its cancel; closing anyway", CANCELLED_WAIT_S)
 
     def _join_within_grace(self, grace: bool) -> None:
-        """Wait for the worker until the grace ends, in short waits: a grace ended while it waits (the CLI's
-        Ctrl-C sets leaving_at) ends the wait too, instead of the whole grace."""
+        """Wait for the worker until the grace ends (with `grace` false, only a stop signal's), in short waits:
+        a grace ended while it waits (the CLI's Ctrl-C sets leaving_at) ends the wait too."""
         ends = math.inf
         if grace:
             ends = time.monotonic() + self.settings.shutdown_grace_s
