@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import gamelens.engine as engine_module
 from gamelens.engine import UNFINISHED, Engine
 from gamelens.errors import EngineError, GameLensError
 from gamelens.store import Store
@@ -43,9 +44,12 @@ def test_a_statement_that_raises_leaves_the_engine_running(engine_unheld, engine
     assert engine.select("SELECT uptime()").scalar() >= 1
 
 
-def test_an_engine_closed_under_a_statement_holds_the_engine_again(engine_unheld, engine):
-    """close() while a statement runs: its connection comes back to the pool afterwards, and the engine
-    must hold its idle connection again before it is used (helper-69)."""
+def test_an_engine_closed_under_a_statement_holds_the_engine_again(engine_unheld, engine, monkeypatch):
+    """close() while a statement runs that outlives the close's cancel and wait (here: not cancelled, a short
+    wait): its connection comes back to the pool afterwards, and the engine must hold its idle connection
+    again before it is used (helper-69)."""
+    monkeypatch.setattr(engine, "cancel_statements", lambda: None)
+    monkeypatch.setattr(engine_module, "CANCELLED_WAIT_S", 0.1)
     engine.close()
     reading = threading.Thread(target=engine.select, args=("SELECT sleep(1.5)",), kwargs={"readonly": False})
     reading.start()
@@ -118,6 +122,52 @@ def test_a_cancel_ends_a_statement_in_flight_and_is_told_from_a_failure(engine):
     assert not statement.is_alive() and len(ended) == 1 and engine.was_cancelled(ended[0]), ended
     assert engine.select("SELECT 1").scalar() == 1  # the engine serves on
     assert engine.was_cancelled(EngineError("a mutation's wait, killed", UNFINISHED))
+
+
+def _long_statement(engine: Engine, ended: list[BaseException]) -> threading.Thread:
+    """A statement of `engine` that runs for minutes unless cancelled, started on a thread; what it raised
+    goes to `ended`."""
+    def long():
+        try:
+            engine.select("SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 1", readonly=False)
+        except GameLensError as exc:
+            ended.append(exc)
+
+    statement = threading.Thread(target=long, daemon=True)
+    statement.start()
+    time.sleep(0.5)
+    return statement
+
+
+def test_a_cancel_ends_only_its_own_engine_s_statements(engine):
+    """The upload worker has an engine of its own beside the requests' (and tests run several apps in one
+    process): a stop's cancel ends its own engine's statements, not another's (Engine.tag)."""
+    other = Engine(engine.settings)
+    ours, theirs = [], []
+    mine, not_mine = _long_statement(engine, ours), _long_statement(other, theirs)
+    try:
+        engine.cancel_statements()
+        mine.join(20)
+        assert not mine.is_alive() and engine.was_cancelled(ours[0]), ours
+        time.sleep(0.5)
+        assert not_mine.is_alive() and theirs == []
+    finally:
+        other.cancel_statements()
+        not_mine.join(20)
+        other.close()
+    assert not not_mine.is_alive() and other.was_cancelled(theirs[0]), theirs
+
+
+def test_a_close_cancels_the_statements_still_running_and_waits_for_them(engine):
+    """A request past the server's graceful timeout still runs its statement when the app closes the engine:
+    the close cancels it and waits, instead of leaving it to hold the process (or to crash it as the
+    interpreter exits under it)."""
+    ended: list[BaseException] = []
+    statement = _long_statement(engine, ended)
+    engine.close()
+    statement.join(5)  # the connection came back before close returned; the thread then ends at once
+    assert not statement.is_alive() and len(ended) == 1 and engine.was_cancelled(ended[0]), ended
+    assert engine.select("SELECT 1").scalar() == 1  # a statement after a close opens the engine again
 
 
 def test_read_path_is_read_only_and_limited(engine):

@@ -16,6 +16,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
+from gamelens.errors import GameLensError
 from gamelens.ingest import load
 from gamelens.observe import JsonFormatter
 from gamelens.records import RUNNING, UploadRecord
@@ -591,6 +592,30 @@ def test_a_stop_without_grace_after_the_bytes_are_in_ends_cleanly(server_process
         total = http.get("/api/v1/games?limit=1").json()["total"]
         rows = len(sample_table()) - 1
         assert total == (rows * 100 if after["state"] == "succeeded" else rows), (after, total)
+
+
+def test_a_statement_still_running_when_the_app_stops_is_cancelled_first(files):
+    """A request whose statement outlived the server's graceful timeout (uvicorn then runs the lifespan's end
+    while its thread still reads): the stop cancels it and goes on, instead of waiting for it to end
+    (GAMELENS_QUERY_LIMIT_S) in the explorer's close or at the interpreter's exit. The statement here is
+    one of the request engine's; a client's requests end far sooner than any graceful timeout."""
+    ended: list[BaseException] = []
+    with TestClient(create_app(make_settings()), headers=AUTH) as client:
+        upload(client, files.url("sample.csv"))
+        engine = client.app.state.engine
+
+        def read():
+            try:
+                engine.select("SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 1",
+                              readonly=False)
+            except GameLensError as exc:
+                ended.append(exc)
+
+        reading = threading.Thread(target=read, daemon=True)
+        reading.start()
+        time.sleep(0.5)
+    reading.join(5)
+    assert not reading.is_alive() and len(ended) == 1 and engine.was_cancelled(ended[0]), ended
 
 
 def test_a_host_that_trickles_bytes_does_not_hold_the_shutdown(server_process, files):

@@ -32,6 +32,7 @@ import re
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ def _stderr_to_log():
 
 
 class ChdbTransport:
-    def __init__(self, path: str, outgoing: Path):
+    def __init__(self, path: str, outgoing: Path, tag: str):
         import chdb  # imported here: only this module may touch the driver
 
         self._outgoing = outgoing
@@ -105,6 +106,7 @@ class ChdbTransport:
                 "data_dir_in_use", f"Cannot open the embedded database at {path}: another process (or another "
                 "data directory in this process) holds it; one GameLens process per data directory.",
                 503) from None
+        self.command(f"SET log_comment = {sql_text(tag)}", None)  # for the session's statements (Engine.tag)
 
     def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
         return self._conn.query(sql, fmt, params=_ch_params(params)).bytes()
@@ -168,12 +170,12 @@ class ChdbTransport:
 
 
 class ConnectTransport:
-    def __init__(self, url: str, database: str):
+    def __init__(self, url: str, database: str, tag: str):
         import clickhouse_connect
 
         # Over HTTP, no session: concurrent statements must not queue behind a session lock.
         extra = {} if url.startswith("chdb:") else {"autogenerate_session_id": False}
-        self._client = clickhouse_connect.get_client(dsn=url, **extra)
+        self._client = clickhouse_connect.get_client(dsn=url, settings={"log_comment": tag}, **extra)
 
     def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
         return self._client.raw_query(sql, parameters=_server_binds(sql, params), fmt=fmt)
@@ -305,6 +307,10 @@ INDEXES_UNSUPPORTED = frozenset({BAD_ARGUMENTS, INCORRECT_QUERY, SUPPORT_IS_DISA
 # MUTATION), any other statement (KILL QUERY). UNFINISHED also says that a mutation failed: only after
 # a cancel does it mean one (Engine.was_cancelled).
 CANCELLED = frozenset({UNFINISHED, QUERY_WAS_CANCELLED})
+# How long a stop waits for cancelled statements (or the upload worker running them) to end: a cancelled
+# statement ends at its next check (the merge of a 500 MB version took 2-2.5 s to end, by hand), so this
+# bounds only a hang.
+CANCELLED_WAIT_S = 30.0
 
 # Limits a client can hit with a legal request, and how they are reported.
 _LIMIT_ERRORS = {
@@ -394,6 +400,11 @@ class Engine:
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._created = 0
         self._lock = threading.Lock()
+        self._lent = 0  # connections taken from the pool and not yet given back: statements in flight
+        self._given_back = threading.Condition(self._lock)
+        # In every statement's `log_comment` (the transports set it): a cancel ends this engine's statements
+        # only, not another's in this process (the upload worker has its own; tests run several apps).
+        self.tag = f"gamelens-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._anchor = None  # in process: an idle connection that keeps the engine running (_hold)
         # Limits a request cannot lift: appended by the engine to every read statement.
         self.read_settings = {
@@ -424,14 +435,15 @@ class Engine:
     def _open(self):
         s = self.settings
         if s.clickhouse_url:
-            return ConnectTransport(s.clickhouse_url, self.db)
-        return ChdbTransport(str(s.data_dir.resolve()), self.outgoing)
+            return ConnectTransport(s.clickhouse_url, self.db, self.tag)
+        return ChdbTransport(str(s.data_dir.resolve()), self.outgoing, self.tag)
 
     @contextmanager
     def connection(self):
         """A pooled connection. One that raised is closed and replaced (see module doc); the
         driver's exceptions leave as GameLensError, so no caller sees chdb or clickhouse_connect."""
         conn = self._take()
+        self._lend(1)
         try:
             yield conn
         except GameLensError:
@@ -445,6 +457,13 @@ class Engine:
             raise
         else:
             self._pool.put(conn)
+        finally:
+            self._lend(-1)
+
+    def _lend(self, n: int) -> None:
+        with self._lock:
+            self._lent += n
+            self._given_back.notify_all()
 
     def _take(self):
         self._hold()
@@ -494,6 +513,7 @@ class Engine:
             log.debug("closing a failed connection raised", exc_info=True)
 
     def close(self) -> None:
+        self.end_statements()
         while True:
             try:
                 self._discard(self._pool.get_nowait())
@@ -539,11 +559,29 @@ class Engine:
         conn = self._opened()
         try:
             conn.command("KILL MUTATION WHERE database = {db:String} AND NOT is_done", {"db": self.db})
-            conn.command("KILL QUERY WHERE query_kind != 'KillQuery'", None)
+            conn.command("KILL QUERY WHERE Settings['log_comment'] = {tag:String}", {"tag": self.tag})
         except Exception as exc:
             raise engine_error(exc) from exc
         finally:
             conn.close()
+
+    def end_statements(self) -> None:
+        """Cancel the statements still running on this engine's connections, and wait for them (at most
+        CANCELLED_WAIT_S): before the engine closes, a request that outlived the server's graceful timeout
+        (`serve`'s stop) would otherwise hold the process until its statement ends (GAMELENS_QUERY_LIMIT_S),
+        or crash it if the interpreter exits under it. Nothing to do when none runs (a CLI command's close)."""
+        if not self.in_process or not self._lent:
+            return
+        log.warning("cancelling %s statement(s) still running at shutdown", self._lent)
+        try:
+            self.cancel_statements()
+        except GameLensError as exc:
+            log.error("cancelling the statements in flight failed (%s)", exc.code)
+            return
+        with self._lock:
+            if not self._given_back.wait_for(lambda: self._lent == 0, CANCELLED_WAIT_S):
+                log.error("%s statement(s) did not end within %s s of their cancel; closing anyway", self._lent,
+                          CANCELLED_WAIT_S)
 
     def was_cancelled(self, exc: BaseException) -> bool:
         """Whether a statement ended because cancel_statements stopped it (a stop, not a failure)."""

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..engine import WORKER_CONNECTIONS, Engine
+from ..engine import CANCELLED_WAIT_S, WORKER_CONNECTIONS, Engine
 from ..errors import GameLensError, shutting_down
 from ..observe import UPLOAD_ROWS, UPLOAD_SECONDS, UPLOADS
 from ..records import FINAL, RUNNING, UploadRecord
@@ -39,9 +39,6 @@ log = logging.getLogger(__name__)
 LEAVING_POLL_S = 0.2
 # How often the idle worker tries again to write a record the database refused (Uploads._save_ended).
 RECORD_RETRY_S = 2.0
-# How long a stop waits for the worker once its statements are cancelled: a cancelled statement ends at its
-# next check (the merge of a 500 MB version took 2-2.5 s to end, by hand), so this bounds only a hang.
-CANCELLED_WAIT_S = 30.0
 SHUT_DOWN = "The server shut down before this upload ended; the previous dataset was kept. Submit it again."
 NOT_THE_WRITER = ("This server stopped being the writer before this upload ended; the dataset was left as it was. "
                   "Submit it again to the writer.")

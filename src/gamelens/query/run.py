@@ -78,8 +78,11 @@ class Explorer:
 
     def close(self) -> None:
         """Stop warming and wait for the statements in flight: the engine is closed next, and chDB
-        crashes the process when a statement still runs as it shuts down."""
+        crashes the process when a statement still runs as it shuts down. Those still running now (a
+        request past the server's graceful timeout, a warm-up) are cancelled first: a stop is not held
+        until they end."""
         self._closing.set()
+        self.engine.end_statements()
         for thread in self._warming:
             thread.join()
         self._parallel.shutdown(wait=True, cancel_futures=True)
@@ -247,7 +250,8 @@ class Explorer:
             try:
                 self.warm(snap)
             except Exception:  # only a cache: it fills as pages are read
-                log.warning("warming the cache of upload %s failed", snap.upload_id, exc_info=True)
+                if not self._closing.is_set():  # else a stop cut it (end_statements): nothing failed
+                    log.warning("warming the cache of upload %s failed", snap.upload_id, exc_info=True)
 
         thread = threading.Thread(target=warm, name="gamelens-warm", daemon=True)
         self._warming = [t for t in self._warming if t.is_alive()] + [thread]  # switches seen in a row
