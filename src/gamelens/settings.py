@@ -111,7 +111,8 @@ class Settings(BaseSettings):
                                     "upload may take to finish before it is marked interrupted (it then stops at its "
                                     "next block; the statement it has in flight is cancelled, and the next start "
                                     "completes what it cut). New uploads are refused and queued ones do not start; "
-                                    "a request waiting for one (wait=true) is answered by the grace's end.")
+                                    "a request waiting for one (wait=true) is answered by the grace's end; a request "
+                                    "still running 5 s after it has its statement cancelled.")
 
 
     @property
