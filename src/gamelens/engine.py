@@ -559,7 +559,8 @@ class Engine:
         conn = self._opened()
         try:
             conn.command("KILL MUTATION WHERE database = {db:String} AND NOT is_done", {"db": self.db})
-            conn.command("KILL QUERY WHERE Settings['log_comment'] = {tag:String}", {"tag": self.tag})
+            conn.command("KILL QUERY WHERE Settings['log_comment'] = {tag:String} AND query_kind != 'KillQuery'",
+                         {"tag": self.tag})  # not itself: its own connection carries the tag too
         except Exception as exc:
             raise engine_error(exc) from exc
         finally:
