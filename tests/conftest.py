@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +60,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from gamelens.api.app import create_app  # noqa: E402
 from gamelens.engine import Engine  # noqa: E402
+from gamelens.errors import GameLensError  # noqa: E402
 from gamelens.settings import Settings  # noqa: E402
 from gamelens.store import Store  # noqa: E402
 
@@ -497,3 +499,18 @@ def decoded_cursor(cursor: str) -> dict:
 def encoded_cursor(doc: dict) -> str:
     """A cursor made by hand from its JSON."""
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+
+def long_statement(engine: Engine, ended: list[BaseException]) -> threading.Thread:
+    """A statement of `engine` that runs for minutes unless cancelled, started on a thread (and running
+    once this returns); what it raised goes to `ended`."""
+    def long():
+        try:
+            engine.select("SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 1", readonly=False)
+        except GameLensError as exc:
+            ended.append(exc)
+
+    statement = threading.Thread(target=long, daemon=True)
+    statement.start()
+    time.sleep(0.5)
+    return statement

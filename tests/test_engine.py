@@ -13,7 +13,7 @@ from gamelens.engine import UNFINISHED, Engine
 from gamelens.errors import EngineError, GameLensError
 from gamelens.store import Store
 
-from .conftest import DATA_DIR, make_settings
+from .conftest import DATA_DIR, long_statement, make_settings
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_one_process_per_data_directory(engine):
     assert "one GameLens process per data directory" in out.stderr
 
 
-def test_reads_run_in_parallel_with_a_long_statement(engine):
+def test_reads_run_in_parallel_with_along_statement(engine):
     # One chDB connection runs one statement at a time; the pool lets a short read pass a long one.
     done = threading.Event()
     slow = Engine(make_settings(database=engine.db, query_timeout_s=3))  # the long one stops after 3 s
@@ -107,16 +107,7 @@ def test_a_cancel_ends_a_statement_in_flight_and_is_told_from_a_failure(engine):
     cancel it stays a failure (a rank build that fails is abandoned, not left for the next start)."""
     assert not engine.was_cancelled(EngineError("a mutation failed", UNFINISHED))
     ended: list[BaseException] = []
-
-    def long():
-        try:
-            engine.select("SELECT count() FROM numbers(10000000000) WHERE sipHash64(number) % 7 = 1", readonly=False)
-        except GameLensError as exc:
-            ended.append(exc)
-
-    statement = threading.Thread(target=long, daemon=True)
-    statement.start()
-    time.sleep(0.5)
+    statement = long_statement(engine, ended)
     engine.cancel_statements()
     statement.join(20)
     assert not statement.is_alive() and len(ended) == 1 and engine.was_cancelled(ended[0]), ended
@@ -124,27 +115,12 @@ def test_a_cancel_ends_a_statement_in_flight_and_is_told_from_a_failure(engine):
     assert engine.was_cancelled(EngineError("a mutation's wait, killed", UNFINISHED))
 
 
-def _long_statement(engine: Engine, ended: list[BaseException]) -> threading.Thread:
-    """A statement of `engine` that runs for minutes unless cancelled, started on a thread; what it raised
-    goes to `ended`."""
-    def long():
-        try:
-            engine.select("SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 1", readonly=False)
-        except GameLensError as exc:
-            ended.append(exc)
-
-    statement = threading.Thread(target=long, daemon=True)
-    statement.start()
-    time.sleep(0.5)
-    return statement
-
-
 def test_a_cancel_ends_only_its_own_engine_s_statements(engine):
     """The upload worker has an engine of its own beside the requests' (and tests run several apps in one
     process): a stop's cancel ends its own engine's statements, not another's (Engine.tag)."""
     other = Engine(engine.settings)
     ours, theirs = [], []
-    mine, not_mine = _long_statement(engine, ours), _long_statement(other, theirs)
+    mine, not_mine = long_statement(engine, ours), long_statement(other, theirs)
     try:
         engine.cancel_statements()
         mine.join(20)
@@ -163,7 +139,7 @@ def test_a_close_cancels_the_statements_still_running_and_waits_for_them(engine)
     the close cancels it and waits, instead of leaving it to hold the process (or to crash it as the
     interpreter exits under it)."""
     ended: list[BaseException] = []
-    statement = _long_statement(engine, ended)
+    statement = long_statement(engine, ended)
     engine.close()
     statement.join(5)  # the connection came back before close returned; the thread then ends at once
     assert not statement.is_alive() and len(ended) == 1 and engine.was_cancelled(ended[0]), ended

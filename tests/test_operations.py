@@ -16,12 +16,11 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
-from gamelens.errors import GameLensError
 from gamelens.ingest import load
 from gamelens.observe import JsonFormatter
 from gamelens.records import RUNNING, UploadRecord
 
-from .conftest import AUTH, dataset_rows, make_settings, sample_table, table_names, upload, write_csv
+from .conftest import AUTH, dataset_rows, long_statement, make_settings, sample_table, table_names, upload, write_csv
 
 
 @pytest.mark.above_the_engine
@@ -603,17 +602,7 @@ def test_a_statement_still_running_when_the_app_stops_is_cancelled_first(files):
     with TestClient(create_app(make_settings()), headers=AUTH) as client:
         upload(client, files.url("sample.csv"))
         engine = client.app.state.engine
-
-        def read():
-            try:
-                engine.select("SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 1",
-                              readonly=False)
-            except GameLensError as exc:
-                ended.append(exc)
-
-        reading = threading.Thread(target=read, daemon=True)
-        reading.start()
-        time.sleep(0.5)
+        reading = long_statement(engine, ended)
     reading.join(5)
     assert not reading.is_alive() and len(ended) == 1 and engine.was_cancelled(ended[0]), ended
 
