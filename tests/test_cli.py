@@ -326,9 +326,10 @@ def test_ctrl_c_cancels_a_load_at_once_and_says_so(tmp_path, files):
 
     env = _env(tmp_path / "d", GAMELENS_ALLOW_PRIVATE_URLS="true")
     assert run("sample", env=env).returncode == 0
+    asked = len(files.requests)
     proc = subprocess.Popen([*CMD, "load", files.url("sample.csv", "slow")], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # its first 5,000 bytes came; the rest would not for 5 s (then it fails as truncated)
+    _downloading(files, asked, proc)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
@@ -346,14 +347,28 @@ def test_sigterm_stops_a_load_as_ctrl_c_does(tmp_path, files):
     import signal
 
     env = _env(tmp_path / "d", GAMELENS_ALLOW_PRIVATE_URLS="true")
+    asked = len(files.requests)
     proc = subprocess.Popen([*CMD, "load", files.url("sample.csv", "slow")], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # its first 5,000 bytes came; the rest would not for 5 s (then it fails as truncated)
+    _downloading(files, asked, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "Interrupted" in err and "Traceback" not in err, (proc.returncode, err)
     history = json.loads(run("uploads", env=env).stdout)["uploads"]
     assert [(u["id"], u["state"]) for u in history] == [(1, "interrupted")], history
+
+
+def _downloading(files, asked: int, proc: subprocess.Popen) -> None:
+    """Once the CLI's download of /slow/sample.csv has begun (the file server's requests after the first
+    `asked`) and its first 5,000 bytes came (the rest would not for 5 s, then it fails as truncated). Not a
+    fixed sleep: on a busy machine (helper-73) a signal came before the upload began, and the CLI ended as
+    an interrupted command (130), not as an interrupted load (1)."""
+    for _ in range(300):
+        if any(path.startswith("/slow/sample.csv") for path in files.requests[asked:]):
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(1)
 
 
 def _write_3000_games(path) -> None:
