@@ -211,3 +211,26 @@ def test_only_a_needles_scan_maps_the_files_it_reads(make_client, files):
     body = client.get("/api/v1/games?about_the_game=co-op").json()
     assert body["total"] > 0 and _mapped(uuid), body
     engine.unmap_files()
+
+
+def test_a_connection_whose_session_setting_failed_is_closed(engine_unheld, engine, monkeypatch):
+    """ChdbTransport sets its session's log_comment as it opens; if that fails, the connection it just
+    opened is closed, not left holding the embedded engine: with no other connection open, the engine
+    stops, and the next statement starts it again (uptime says which). The failed transport is kept
+    alive here, as a traceback or a log record may keep it: freed at once, chDB would close it anyway."""
+    engine.close()  # no connection of this engine open; none of another app in this test either
+    real = engine_module.ChdbTransport.command
+    kept = []
+
+    def refuse_set(self, sql, params):
+        if sql.startswith("SET log_comment"):
+            kept.append(self)
+            raise RuntimeError("refused")
+        return real(self, sql, params)
+
+    monkeypatch.setattr(engine_module.ChdbTransport, "command", refuse_set)
+    with pytest.raises(GameLensError):
+        engine.select("SELECT 1")
+    monkeypatch.setattr(engine_module.ChdbTransport, "command", real)
+    time.sleep(1.1)
+    assert engine.select("SELECT uptime()").scalar() < 1

@@ -106,7 +106,13 @@ class ChdbTransport:
                 "data_dir_in_use", f"Cannot open the embedded database at {path}: another process (or another "
                 "data directory in this process) holds it; one GameLens process per data directory.",
                 503) from None
-        self.command(f"SET log_comment = {sql_text(tag)}", None)  # for the session's statements (Engine.tag)
+        try:
+            self.command(f"SET log_comment = {sql_text(tag)}", None)  # for the session's statements (Engine.tag)
+        except BaseException:
+            # Closed here, not when the garbage collector frees it: whatever keeps the failure (its traceback,
+            # a log record) keeps this object, and an open connection keeps the embedded engine running.
+            self._conn.close()
+            raise
 
     def run(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
         return self._conn.query(sql, fmt, params=_ch_params(params)).bytes()
