@@ -114,9 +114,11 @@ def test_a_release_s_data_serves_after_the_upgrade(release, files):
         # The older version, activated again after a new upload, serves too.
         new = upload(client, files.url("sample.csv"))
         assert new["state"] == "succeeded", new
-        # The worker gave the old versions their sort ranks and packed fields before it took the upload.
+        # The worker gave the old versions their sort ranks, packed fields and element bitmaps before it
+        # took the upload.
         store = client.app.state.uploads.versions.store
-        assert all(store.derived(name) == {RANK, physical.PACKED} for name in ("games_v1", "games_v2")), release
+        assert all(store.derived(name) == {RANK, physical.PACKED, physical.ELEMENTS}
+                   for name in ("games_v1", "games_v2")), release
         assert client.post("/api/v1/uploads/1/activate").status_code == 200
         assert_every_read_answers(client)
         assert_served_as_the_oracle_says(client, held_ids(release, "games_v1"))

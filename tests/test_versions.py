@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from gamelens.api.app import create_app
 from gamelens.errors import GameLensError
+from gamelens.ingest import physical
 from gamelens.ingest.versions import Versions
 from gamelens.store import Store
 
@@ -269,6 +270,8 @@ def test_a_replaced_version_goes_only_after_the_longest_read(make_client, files)
     assert client.post(f"/api/v1/uploads/{v1['id']}/activate").status_code == 200
     assert_serves(client, v1["id"], 10)
     eventually(lambda: _stored(client) == {v1["id"]})
+    elements = {n for n in table_names(engine_of(client)) if n.startswith(physical.elements_table(""))}
+    assert elements == {physical.elements_table(f"games_v{v1['id']}")}  # v2's went with it
     r = client.post(f"/api/v1/uploads/{v2['id']}/activate")
     assert r.status_code == 409 and r.json()["error"]["code"] == "version_not_kept", r.text
     assert_serves(client, v1["id"], 10)

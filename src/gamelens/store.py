@@ -240,6 +240,37 @@ class Store:
                                 "formats them (this server's JSON settings): pages read the columns.", 500)
         self.rewrite(name, f"ALTER TABLE {table} RENAME COLUMN {work} TO {physical.PACKED}")
 
+    def build_elements(self, name: str) -> None:
+        """Store, for each element of the lists physical.ELEMENT_LISTS, the bitmap of the rows (`_row`) of
+        the games that list it, in the version's own table (physical.elements_table). It is written under
+        a working name, which takes its own name in one rename: a reader sees it whole or not at all.
+        Idempotent: run again after a stop, it starts over (abandon_elements first)."""
+        if physical.ELEMENTS in self.derived(name):
+            return
+        table, work = self.q(name), self.q(f"{physical.elements_table(name)}_new")
+        self.abandon_elements(name)
+        if self._select(f"SELECT max({schema.ROW_COL}) >= 4294967296 FROM {table}").scalar():
+            raise GameLensError("rows_past_bitmaps", f"{name} numbers its rows past 2^32, beyond a bitmap's "
+                                "32-bit numbers: its lists are read instead.", 500)
+        self.t.execute(f"CREATE TABLE {work} (list LowCardinality(String), element String, "
+                       f"rows AggregateFunction(groupBitmap, UInt32)) ENGINE = {self._engine()} "
+                       "ORDER BY (list, element)")
+        for column in physical.ELEMENT_LISTS:
+            self.t.execute(f"INSERT INTO {work} SELECT {{list:String}}, __e, groupBitmapState(toUInt32("
+                           f"{schema.ROW_COL})) FROM {table} ARRAY JOIN {ident(column)} AS __e GROUP BY __e",
+                           {"list": column})
+        self.rename(f"{physical.elements_table(name)}_new", physical.elements_table(name))
+
+    def abandon_elements(self, name: str) -> None:
+        """Remove what a stopped or failed build_elements left: its working table."""
+        self.drop(f"{physical.elements_table(name)}_new")
+
+    def drop_version(self, name: str) -> None:
+        """Drop a dataset table and what was derived from it: its element bitmaps first (a version without
+        them is read from its lists; bitmaps without their version would be a stray, dropped at start)."""
+        self.drop(physical.elements_table(name))
+        self.drop(name)
+
     def _kill_unfinished_mutations(self, name: str) -> None:
         self.t.execute("KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND NOT is_done",
                        {"db": self.db, "t": name})
@@ -324,11 +355,14 @@ class Store:
         return tuple(res.rows[0]) if res.rows else None
 
     def derived(self, name: str) -> frozenset[str]:
-        """The columns a finish adds that table `name` holds: its sort ranks (physical.RANKED) and its
-        packed fields (physical.PACKED)."""
+        """What a finish adds that table `name` has: the columns of its sort ranks (physical.RANKED) and
+        packed fields (physical.PACKED), and physical.ELEMENTS if its table of element bitmaps is there."""
         return frozenset(r for (r,) in self._select(
             "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} AND "
-            "name IN {derived:Array(String)}", {"db": self.db, "t": name, "derived": list(physical.DERIVED)}).rows)
+            "name IN {derived:Array(String)} UNION ALL SELECT {mark:String} FROM system.tables "
+            "WHERE database = {db:String} AND name = {elements:String}",
+            {"db": self.db, "t": name, "derived": list(physical.DERIVED), "mark": physical.ELEMENTS,
+             "elements": physical.elements_table(name)}).rows)
 
     def pointer_history(self) -> tuple[int, list[tuple[int, int]]]:
         """The server's time now (ns) and the pointer's rows (at, upload id) in order."""

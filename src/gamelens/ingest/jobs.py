@@ -386,7 +386,8 @@ class Uploads:
         except GameLensError as exc:
             if not self.worker.was_cancelled(exc):
                 raise
-            log.warning("the stop cut a sort rank's or the packed fields' build; the next start builds it")
+            log.warning("the stop cut a sort rank's, the packed fields' or the element bitmaps' build; the next "
+                        "start builds it")
 
     def _janitor_interval(self) -> float:
         """How often the idle worker looks for replaced versions whose time has come."""

@@ -55,6 +55,12 @@ A version's table is written once, by one load, and then only read:
   out: it is most of the table's bytes. Readers use it once it is there
   (Snapshot.packed), from PACK_FROM fields up (query/rows.py); versions without it read the columns,
   with the same answers, until the next start packs them (Versions.rank_and_pack).
+- then each element of the tags and the genres gets the bitmap of its games' rows (`_row`), in a table
+  of the version's own (ELEMENT_LISTS, elements_table; Store.build_elements): a segment's top tags
+  and genres AND its rows' bitmap with each element's instead of reading every list of the segment
+  [bench/segments.py lines "top tags and genres"]. Readers use it once it is there (Snapshot.elements);
+  before that (earlier releases' versions, a failed build), the same answers come from the lists, until
+  the next start builds it (Versions.rank_and_pack). The table goes with its version (Store.drop_version).
 - then each text index is declared and written on that part, one at a time above
   ONE_PASS_INDEXES_BYTES (below it, all of them in two statements: one ADD, one MATERIALIZE), and
   the engine's freed memory is handed back between steps (Engine.release_memory): the merge no
@@ -151,8 +157,24 @@ PACKED = "_packed_" + hashlib.sha1(",".join(("JSONCompactEachRow", *PACKED_VALUE
 # a setting that formats them otherwise does so in every row.
 PACK_CHECK_ROWS = 1000
 
-# The columns a finish adds after the merge (Versions.finish), each used once it is there.
-DERIVED = (*(rank_column(c) for c in RANKED), PACKED)
+# The lists whose elements' games are stored as bitmaps of their rows (Store.build_elements), in a table of
+# the version's own (elements_table): a segment's top elements of these lists (the summary's top tags and
+# genres) are then one statement that reads the segment's rows, not its lists. At 500 MB, `genres=indie`,
+# engine alone (`python bench/segments.py 500`): see that bench's lines "top tags and genres".
+ELEMENT_LISTS = ("tags", "genres")
+# Its mark among a version's derived parts (Store.derived): the table is there.
+ELEMENTS = "_elements"
+
+
+def elements_table(version: str) -> str:
+    """The table of a version's element bitmaps: named apart from every `games_v…`, `stage_…` and
+    `upgrade_…` table (the catalogue's holdings are those)."""
+    return f"elements_{version}"
+
+
+# What a finish adds after the merge (Versions.finish), each used once it is there: columns of the
+# version's table, and its table of element bitmaps.
+DERIVED = (*(rank_column(c) for c in RANKED), PACKED, ELEMENTS)
 
 
 INDEXES = {f"i_{c.name}": (c.name, _index_type(c)) for c in schema.STORED_COLUMNS if _index_type(c)}

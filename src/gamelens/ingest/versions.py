@@ -70,6 +70,7 @@ class Snapshot:
     deadline: float
     ranks: frozenset[str] = frozenset()  # the sort ranks its table holds (physical.RANKED)
     packed: bool = False  # its table holds the packed fields (physical.PACKED)
+    elements: str = ""  # the quoted table of its element bitmaps (physical.elements_table); "" if it has none
 
     def check_time(self, needs_s: float) -> None:
         """Refuse (503 busy) a statement that might need `needs_s` (a connection wait and its time
@@ -202,8 +203,12 @@ class Versions:
             return None, GameLensError(
                 "dataset_not_upgraded", f"{what} is not in the layout this release reads; it is upgraded "
                 "when the server that writes starts (see the upload's record).", 503, headers={"Retry-After": "5"})
-        ranks = derived - {physical.PACKED}
-        return Snapshot(upload_id, self.table(upload_id), uuid, deadline, ranks, physical.PACKED in derived), None
+        ranks = derived - {physical.PACKED, physical.ELEMENTS}
+        elements = ""
+        if physical.ELEMENTS in derived:
+            elements = self.store.q(physical.elements_table(version_name(upload_id)))
+        return Snapshot(upload_id, self.table(upload_id), uuid, deadline, ranks, physical.PACKED in derived,
+                        elements), None
 
     def active(self, fresh: bool = False, engine: Engine | None = None) -> int | None:
         """The active upload id (None before the first upload), cached for REFRESH_S. The worker
@@ -377,6 +382,7 @@ class Versions:
             for column in physical.RANKED:
                 self._rank(name, column)
             self._pack(name)  # not tried on a cluster: no replica reads it there (see _derived)
+            self._elements(name)
         refused: list[str] = []
         for indexes in physical.index_passes(self.store.stored_bytes(name)):
             if self._index_pass(name, indexes):
@@ -441,6 +447,22 @@ class Versions:
             log.warning("storing the packed fields of %s failed (%s); pages read their columns", name, _why(exc))
             self._abandon_packed(name)
 
+    def _elements(self, name: str) -> None:
+        """Store the element bitmaps (readers use them from their next reading of the pointer). A failure
+        costs speed only, as a rank's does (_rank): segments' top lists read the lists."""
+        try:
+            self.store.build_elements(name)
+        except GameLensError as exc:
+            if self.writer.was_cancelled(exc):  # a stop, as in _rank
+                raise
+            log.warning("storing the element bitmaps of %s failed (%s); segments' top lists read the lists",
+                        name, _why(exc))
+            try:
+                self.store.abandon_elements(name)
+            except GameLensError as again:
+                log.warning("removing an element bitmaps' build of %s failed (%s); the next start removes it",
+                            name, _why(again))
+
     def _abandon_packed(self, name: str) -> None:
         try:
             self.store.abandon_packed(name)
@@ -448,9 +470,9 @@ class Versions:
             log.warning("removing a packing of %s failed (%s); the next start removes it", name, _why(exc))
 
     def rank_and_pack(self, stopping: Callable[[], bool]) -> None:
-        """Versions finished without their ranks or packed fields (by an earlier release, or after a failed
-        build) get them: at start, once the resumed index builds are done, until `stopping()` says a stop's
-        grace is over. Versions at another layout are left as they are (they are not served)."""
+        """Versions finished without their ranks, packed fields or element bitmaps (by an earlier release, or
+        after a failed build) get them: at start, once the resumed index builds are done, until `stopping()`
+        says a stop's grace is over. Versions at another layout are left as they are (they are not served)."""
         if self.cluster:
             return
         for h in self.holdings(self.writer):
@@ -463,6 +485,9 @@ class Versions:
             if stopping():
                 return
             self._pack(h.name)
+            if stopping():
+                return
+            self._elements(h.name)
 
     def _abandon_rank(self, name: str, column: str) -> None:
         try:
@@ -499,7 +524,7 @@ class Versions:
                 continue
             if upload_id in left and now - left[upload_id] <= self.grace_ns:
                 continue  # a request that resolved it before the switch may still be reading it
-            self.store.drop(version_name(upload_id))
+            self.store.drop_version(version_name(upload_id))
 
     def discard(self, upload_id: int) -> None:
         """Drop what a failed upload built: its staging table and, if it got that far, its version
@@ -509,7 +534,7 @@ class Versions:
             self.store.drop(stage_name(upload_id))
             _, history = self._history()
             if all(named != upload_id for _, named in history):
-                self.store.drop(version_name(upload_id))
+                self.store.drop_version(version_name(upload_id))
 
     # --- start-up ---------------------------------------------------------------------------------
 
@@ -556,14 +581,25 @@ class Versions:
             for h in self.holdings(self.writer):
                 never_served = h.upload_id not in named and h.upload_id not in acknowledged
                 if not h.is_version or never_served:
-                    self.store.drop(h.name)
+                    self.store.drop_version(h.name)
             tables = {name: engine for name, _, _, engine in self.store.tables()}
             for name in tables:
                 if name.startswith("stage_") and name.endswith("_csv"):
                     self.store.drop(name)
+            self._drop_stray_elements(tables)
             self._abandon_rank_builds(tables)
             self._drop_old_claims()
             self._prune(keep)
+
+    def _drop_stray_elements(self, tables: dict[str, str]) -> None:
+        """Element bitmaps whose version is gone (a stop between Store.drop_version's two drops), and a
+        stopped build's working table (Store.build_elements builds it again)."""
+        prefix = physical.elements_table("")
+        for name in tables:
+            if not name.startswith(prefix):
+                continue
+            if name.endswith("_new") or name.removeprefix(prefix) not in tables:
+                self.store.drop(name)
 
     def _abandon_rank_builds(self, tables: dict[str, str]) -> None:
         """Join tables are only a stopped Store.build_rank's: its version's build is abandoned (its

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import schema
+from ..ingest import physical
 from . import answers, filters, openapi
 from .build import MAX_LIMIT, Where, value_counts, where
 from .endpoint import Endpoint, Items
@@ -20,6 +21,7 @@ TOP = 10
 # The summary's lists of a list column's values by games: for the whole version they are its ranking,
 # which query/run.py reads once per version: then these statements do not run.
 RANKED = {"top_tags": "tags", "top_genres": "genres"}
+assert set(RANKED.values()) <= set(physical.ELEMENT_LISTS), "a segment's top lists come from its element bitmaps"
 
 
 # The overview's column of games per price band, the band's number first: (numbers, games). Measured
@@ -32,6 +34,16 @@ def _bands(counts: tuple[list[int], list[int]]) -> list[dict]:
     labels = schema.BUCKETS["price_band"].labels
     numbers, games = counts
     return [{"band": labels[i], "games": n} for i, n in zip(numbers, games, strict=True)]
+
+
+def lists_sql(cond: Where, table: str, elements: str) -> tuple[str, dict[str, Any]]:
+    """The top TOP elements of each RANKED list over the games meeting `cond`, from the version's element
+    bitmaps (`elements`, physical.elements_table): the matching games' rows as one bitmap, ANDed with
+    each element's. The same (list, value, games) as value_counts gives, largest first, ties by value."""
+    return (f"WITH (SELECT groupBitmapState(toUInt32({schema.ROW_COL})) FROM {table} WHERE {cond.sql}) AS __rows "
+            f"SELECT list, element AS value, bitmapAndCardinality(rows, __rows) AS games FROM {elements} "
+            "WHERE list IN {lists:Array(String)} AND games > 0 ORDER BY list, games DESC, value ASC "
+            "LIMIT {n:UInt64} BY list", {**cond.params, "lists": list(RANKED.values()), "n": TOP})
 
 
 def _col(name: str) -> str:
@@ -70,6 +82,15 @@ def statements(cond: Where, table: str, unrepeated: frozenset[str] = frozenset()
     }
 
 
+def _by_list(rows: list[list]) -> dict[str, list[dict]]:
+    """lists_sql's rows as the summary's parts (top_tags, top_genres), each in its order."""
+    parts: dict[str, list[dict]] = {part: [] for part in RANKED}
+    part_of = {name: part for part, name in RANKED.items()}
+    for name, value, games in rows:
+        parts[part_of[name]].append({"value": value, "games": games})
+    return parts
+
+
 class Summary(Endpoint):
     name, path, model = "summary", "/games/summary", answers.Summary
     openapi_params = [openapi.VERSION, *openapi.FILTERS]
@@ -79,8 +100,9 @@ class Summary(Endpoint):
         return where(items, set())  # every parameter is a filter
 
     def answer(self, reader: Explorer, cond: Where, items: Items, path: str, snap: Snapshot) -> dict:
-        """Its statements side by side; over the whole version, its top tags and genres come from
-        their rankings."""
+        """Its statements side by side; its top tags and genres come from the version's rankings over the
+        whole version, from its element bitmaps over a segment (one statement for both lists), and from
+        the lists themselves in a version that has no bitmaps (yet)."""
         spent: list[float] = []
         unrepeated = frozenset(name for name in RANKED.values() if not reader.repeats(snap, name))
         todo = statements(cond, snap.table, unrepeated)
@@ -91,8 +113,15 @@ class Summary(Endpoint):
             if ranking is not None:
                 del todo[part]
                 ranked[part] = [{"value": v, "games": n} for v, n in ranking[:TOP]]
+        lists = None
+        if snap.elements and not ranked:  # a segment: its top lists from the element bitmaps, in one statement
+            for part in RANKED:
+                del todo[part]
+            lists = reader.beside(reader.select, snap, *lists_sql(cond, snap.table, snap.elements), spent=spent)
         futures = {name: reader.beside(reader.select, snap, sql, params, spent=spent)
                    for name, (sql, params) in todo.items()}
+        if lists is not None:
+            ranked = _by_list(lists.result().rows)
         parts = {name: ranked[name] if name in ranked else futures[name].result().dicts() for name in names}
         overview = parts.pop("overview")[0]
         bands = _bands(overview.pop(BAND_COUNTS))

@@ -1,0 +1,110 @@
+"""A segment's top tags and genres (GET /games/summary over a filter): read from the lists, as versions
+without element bitmaps are read, against the version's element bitmaps (physical.ELEMENT_LISTS), on the
+engine alone, in the same run.
+
+    python bench/segments.py 500
+
+The generated file is loaded by `gamelens load` into a data directory of its own (the load ends once the
+version is finished, its bitmaps written). Then, for each segment, median of REPEAT (condition cache off):
+- "top tags and genres": the two statements of a version without bitmaps (top tags, top genres; the
+  engine's elapsed time of each, summed) against the one statement that reads them from the bitmaps;
+- "whole summary": the summary's statements side by side on two threads, as a request runs them (wall
+  time): five without bitmaps, four with them.
+Each line's ratio is the first figure over the second (above 1: the bitmaps are faster).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from gamelens.engine import Engine  # noqa: E402
+from gamelens.ingest.versions import Versions  # noqa: E402
+from gamelens.query import summary  # noqa: E402
+from gamelens.query.build import where  # noqa: E402
+from gamelens.query.run import Explorer  # noqa: E402
+from gamelens.settings import Settings  # noqa: E402
+from generate import generate  # noqa: E402
+from harness import OUT  # noqa: E402
+
+REPEAT = 15
+SEGMENTS = {"genres=indie": [("genres", "indie")], "tags=horror": [("tags", "horror")],
+            "price__lt=5": [("price__lt", "5")],
+            "genres=action&windows=true": [("genres", "action"), ("windows", "true")]}
+
+
+def load(path: Path, data: Path) -> None:
+    env = {**os.environ, "GAMELENS_DATA_DIR": str(data), "GAMELENS_MAX_UPLOAD_MB": "100000"}
+    subprocess.run([sys.executable, "-m", "gamelens", "load", str(path)], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def median_ms(run) -> float:
+    run()  # once before: the first read of a column maps its file
+    return statistics.median(run() for _ in range(REPEAT))
+
+
+def segment(explorer: Explorer, pool: ThreadPoolExecutor, snap, items) -> tuple[float, float, float, float]:
+    cond = where(items, set())
+    with_lists = summary.statements(cond, snap.table)
+    lists = [with_lists[part] for part in summary.RANKED]
+    bitmaps = summary.lists_sql(cond, snap.table, snap.elements)
+    others = [sql for part, sql in with_lists.items() if part not in summary.RANKED]
+
+    def engine_ms(*statements):
+        return lambda: sum(explorer.select(snap, *s).stats["elapsed_ms"] for s in statements)
+
+    def side_by_side(statements):
+        def run():
+            t = time.perf_counter()
+            for f in [pool.submit(explorer.select, snap, *s) for s in statements]:
+                f.result()
+            return (time.perf_counter() - t) * 1000
+        return run
+
+    return (median_ms(engine_ms(*lists)), median_ms(engine_ms(bitmaps)),
+            median_ms(side_by_side([*lists, *others])), median_ms(side_by_side([bitmaps, *others])))
+
+
+def main(mb: float) -> None:
+    path = OUT / f"games_{mb:g}mb.csv"
+    if not path.exists():
+        generate(mb, path)
+    data = Path(tempfile.mkdtemp(prefix="gamelens-segments-"))
+    try:
+        load(path, data)
+        settings = Settings(data_dir=data, query_condition_cache=False)
+        engine = Engine(settings)
+        versions = Versions(engine)
+        explorer = Explorer(engine, versions, settings)
+        pool = ThreadPoolExecutor(2)
+        try:
+            snap = versions.current()
+            assert snap.elements, "the load's finish wrote no element bitmaps"
+            print(f"\n{mb:g} MB, median of {REPEAT}, engine alone, condition cache off\n")
+            print("| segment | top tags and genres: lists ms | bitmaps ms | ratio | "
+                  "whole summary: lists ms | bitmaps ms | ratio |")
+            print("|---|---|---|---|---|---|---|")
+            for name, items in SEGMENTS.items():
+                a, b, c, d = segment(explorer, pool, snap, items)
+                print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f} | {c:.1f} | {d:.1f} | {c / d:.2f} |", flush=True)
+        finally:
+            pool.shutdown()
+            explorer.close()
+            engine.close()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:] or ["50"]:
+        main(float(arg))

@@ -1,0 +1,111 @@
+"""Element bitmaps (ingest/physical.ELEMENT_LISTS, Store.build_elements): each tag's and genre's games as
+a bitmap of their rows, in a table of the version's own, from which a segment's top lists come. Written by
+a finish, or by a start for a version without them; until then the lists are read, with the same answers."""
+
+from collections import Counter
+
+import pytest
+
+from gamelens.ingest import physical
+from gamelens.ingest.versions import version_name
+
+from .conftest import engine_of, finished_app, fresh_snapshot, sample_table, statements_of, table_names
+
+SEGMENT = {"genres": "indie"}
+
+
+@pytest.fixture(scope="module")
+def finished(files):
+    """The sample, finished (its element bitmaps written)."""
+    with finished_app(files, "elements_sample.csv", sample_table()) as app:
+        yield app
+
+
+def _versions(client):
+    return client.app.state.uploads.versions
+
+
+def _summary(client, monkeypatch) -> tuple[dict, list[str]]:
+    """The segment's summary, and the statements it ran."""
+    statements = statements_of(client.app.state.explorer, monkeypatch)
+    body = client.get("/api/v1/games/summary", params=SEGMENT).json()
+    monkeypatch.undo()
+    body.pop("engine_ms", None)
+    body.pop("took_ms", None)
+    return body, statements
+
+
+def _read_bitmaps(statements: list[str]) -> bool:
+    return any("bitmapAndCardinality" in sql for sql in statements)
+
+
+def _drop_bitmaps(client, upload_id: int) -> None:
+    """Make the version one without bitmaps (as earlier releases wrote them). In service a version never
+    loses them, so a process keeps what it saw: this one forgets it."""
+    _versions(client).store.drop(physical.elements_table(version_name(upload_id)))
+    _versions(client)._all_derived.clear()
+
+
+def _elements_tables(client) -> set[str]:
+    return {n for n in table_names(engine_of(client)) if n.startswith(physical.elements_table(""))}
+
+
+def test_each_element_holds_the_rows_of_the_games_that_list_it(finished, sample_rows):
+    client, upload_id = finished
+    snap = fresh_snapshot(client)
+    for name in physical.ELEMENT_LISTS:
+        want = Counter(v for r in sample_rows for v in set(r[name]))
+        got = engine_of(client).select(
+            f"SELECT element, bitmapCardinality(rows) FROM {snap.elements} WHERE list = {{l:String}}",
+            {"l": name}).rows
+        assert dict(got) == dict(want), name
+    rows_of_indie = engine_of(client).select(
+        f"SELECT arraySort(groupArray(_row)) FROM {snap.table} WHERE has(genres, 'Indie')").scalar()
+    assert engine_of(client).select(f"SELECT bitmapToArray(rows) FROM {snap.elements} WHERE list = 'genres' "
+                                    "AND element = 'Indie'").scalar() == rows_of_indie
+
+
+def test_a_version_without_bitmaps_reads_its_lists_and_a_start_writes_them(finished, monkeypatch):
+    """The same summary from the lists; the next start (its resumed finishing) writes the bitmaps."""
+    client, upload_id = finished
+    client.app.state.explorer.cache.keep_only("")
+    with_bitmaps, statements = _summary(client, monkeypatch)
+    assert _read_bitmaps(statements)
+    _drop_bitmaps(client, upload_id)
+    assert fresh_snapshot(client).elements == ""
+    client.app.state.explorer.cache.keep_only("")
+    from_lists, statements = _summary(client, monkeypatch)
+    assert from_lists == with_bitmaps and not _read_bitmaps(statements)
+    client.app.state.uploads._resume_indexes()
+    assert fresh_snapshot(client).elements
+    client.app.state.explorer.cache.keep_only("")
+    again, statements = _summary(client, monkeypatch)
+    assert again == with_bitmaps and _read_bitmaps(statements)
+
+
+def test_a_failed_build_leaves_no_table_and_the_lists_read(finished, monkeypatch, caplog):
+    """A build that fails midway (here: a list the table does not have, after the first lists were
+    written) removes its working table; the version is read from its lists, and a finish writes them."""
+    client, upload_id = finished
+    versions = _versions(client)
+    _drop_bitmaps(client, upload_id)
+    monkeypatch.setattr(physical, "ELEMENT_LISTS", (*physical.ELEMENT_LISTS, "no_such_list"))
+    assert versions.finish(upload_id) == "ready"
+    monkeypatch.undo()
+    assert "storing the element bitmaps" in caplog.text
+    assert _elements_tables(client) == set()
+    assert fresh_snapshot(client).elements == ""
+    assert versions.finish(upload_id) == "ready"
+    assert _elements_tables(client) == {physical.elements_table(version_name(upload_id))}
+    assert fresh_snapshot(client).elements
+
+
+def test_a_start_drops_a_stopped_build_and_bitmaps_without_their_version(finished):
+    client, upload_id = finished
+    versions, own = _versions(client), physical.elements_table(version_name(upload_id))
+    engine = engine_of(client)
+    for left in (f"{own}_new", physical.elements_table(version_name(upload_id + 100))):
+        engine.execute(f"CREATE TABLE {versions.store.q(left)} (x UInt8) ENGINE = MergeTree ORDER BY x")
+    versions.tidy(client.app.state.settings.keep_versions, {upload_id})
+    assert _elements_tables(client) == {own}
+    assert fresh_snapshot(client).elements
