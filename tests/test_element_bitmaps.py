@@ -6,8 +6,10 @@ from collections import Counter
 
 import pytest
 
+from gamelens import schema
 from gamelens.ingest import physical
 from gamelens.ingest.versions import version_name
+from gamelens.query import filters
 
 from .conftest import engine_of, finished_app, fresh_snapshot, sample_table, statements_of, table_names
 
@@ -48,6 +50,10 @@ def _drop_bitmaps(client, upload_id: int) -> None:
 
 def _elements_tables(client) -> set[str]:
     return {n for n in table_names(engine_of(client)) if n.startswith(physical.elements_table(""))}
+
+
+def test_every_list_of_few_elements_has_its_bitmaps():
+    assert set(physical.ELEMENT_LISTS) == {c.name for c in schema.COLUMNS if filters.by_elements(c)}
 
 
 def test_each_element_holds_the_rows_of_the_games_that_list_it(finished, sample_rows):

@@ -346,6 +346,34 @@ def test_a_segment_s_top_lists_are_python_s(sample_client, sample_rows, monkeypa
     assert any("bitmapAndCardinality" in sql for sql in statements) == bitmaps
 
 
+@pytest.mark.parametrize("bitmaps", [True, False])
+@pytest.mark.parametrize("params,test", SEGMENTS, ids=[str(p) for p, _ in SEGMENTS])
+def test_a_segment_s_facets_and_top_series_are_python_s(sample_client, sample_rows, monkeypatch, bitmaps,
+                                                        params, test):
+    """Facets under filters and the series of top=N: from the element bitmaps for every list that has them
+    (physical.ELEMENT_LISTS), from the lists in a version without them; a scalar's facet is counted."""
+    explorer, versions = sample_client.app.state.explorer, sample_client.app.state.uploads.versions
+    versions.active(fresh=True)
+    snap = versions.current()
+    if not bitmaps:
+        monkeypatch.setattr(versions, "current", lambda: dataclasses.replace(snap, elements=""))
+    explorer.cache.keep_only("")
+    rows = [r for r in sample_rows if test(r)]
+    lists = ["genres", "tags", "categories", "supported_languages"]
+    statements = statements_of(explorer, monkeypatch)
+    body = sample_client.get("/api/v1/games", params={**params, "facet": [*lists, "required_age"], "facet_size": 4,
+                                                      "limit": 1}).json()
+    for name in lists:
+        assert [(f["value"], f["count"]) for f in body["facets"][name]] == _top(rows, name, 4), name
+    ages = Counter(r["required_age"] for r in rows)
+    assert [(f["value"], f["count"]) for f in body["facets"]["required_age"]] == sorted(
+        ages.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
+    assert sum("bitmapAndCardinality" in sql for sql in statements) == (len(lists) if bitmaps else 0)
+    trend = sample_client.get("/api/v1/games/aggregate", params={**params, "group_by": "tags,release_year",
+                                                                 "top": 3}).json()
+    assert trend["series"] == [v for v, _ in _top(rows, "tags", 3)]
+
+
 def col_default(schema_doc, name):
     return next(c["default_operator"] for c in schema_doc["columns"] if c["name"] == name)
 

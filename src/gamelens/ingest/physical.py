@@ -159,9 +159,10 @@ PACK_CHECK_ROWS = 1000
 
 # The lists whose elements' games are stored as bitmaps of their rows (Store.build_elements), in a table of
 # the version's own (elements_table): a segment's top elements of these lists (the summary's top tags and
-# genres) are then one statement that reads the segment's rows, not its lists. At 500 MB, `genres=indie`,
-# engine alone (`python bench/segments.py 500`): see that bench's lines "top tags and genres".
-ELEMENT_LISTS = ("tags", "genres")
+# genres, a facet under filters, the series of top=N) are then one statement that reads the segment's rows,
+# not its lists [`python bench/segments.py 500`, lines "top tags and genres"]. Every list whose elements are
+# few (LowCardinality, as query/filters.by_elements): studios are many, and no summary lists them.
+ELEMENT_LISTS = ("tags", "genres", "categories", "supported_languages")
 # Its mark among a version's derived parts (Store.derived): the table is there.
 ELEMENTS = "_elements"
 

@@ -459,7 +459,12 @@ class Aggregate(Endpoint):
         req.unrepeated = frozenset(g for g in req.group_by if is_list(g) and not reader.repeats(snap, g))
         if not req.top:
             return
-        ranking = reader.whole_ranking(snap, req.group_by[0], req.where)
+        first = req.group_by[0]
+        ranking = reader.whole_ranking(snap, first, req.where)
+        if ranking is None:
+            counts = reader.element_counts(snap, [first], req.where, req.top, spent)
+            if counts is not None:
+                ranking = counts[first]
         if ranking is None:
             req.series = reader.select(snap, *top_sql(req, snap.table), spent=spent).scalar()
         else:

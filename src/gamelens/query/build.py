@@ -397,6 +397,17 @@ def value_counts(name: str, table: str, cond: str, count: str = "count", having:
     return f"{source} GROUP BY value HAVING {having} ORDER BY {count} DESC, value ASC"
 
 
+def element_counts_sql(cond: Where, table: str, elements: str, lists: list[str], limit: int
+                       ) -> tuple[str, dict[str, Any]]:
+    """(list, value, games): the top `limit` elements of each of `lists` over the games meeting `cond`, from
+    the version's element bitmaps (`elements`, physical.elements_table): the matching games' rows as one
+    bitmap, ANDed with each element's. The same as value_counts: each game once, most first, ties by value."""
+    return (f"WITH (SELECT groupBitmapState(toUInt32({schema.ROW_COL})) FROM {table} WHERE {cond.sql}) AS __rows "
+            f"SELECT list, element AS value, bitmapAndCardinality(rows, __rows) AS games FROM {elements} "
+            "WHERE list IN {__lists:Array(String)} AND games > 0 ORDER BY list, games DESC, value ASC "
+            "LIMIT {__n:UInt64} BY list", {**cond.params, "__lists": lists, "__n": limit})
+
+
 def ranking_sql(name: str, table: str, limit: int) -> tuple[str, dict[str, Any]]:
     """Every element of list `name` over the whole version: its number of games, most first (at most
     `limit`), and whether some game lists it more than once (then its groups keep each once)."""

@@ -250,6 +250,16 @@ def export_sql(req: RowsRequest, table: str, limit: int) -> tuple[str, dict[str,
     return sql, {**cond.params, "lim": limit, "off": req.offset}
 
 
+def _segment_ranking(reader: Explorer, req: RowsRequest, name: str, snap: Snapshot, spent: list) -> list:
+    """A facet's values under filters: a list's from the version's element bitmaps when it has them (one
+    statement that reads no list), else counted from the column."""
+    counts = reader.element_counts(snap, [name], req.where, req.facet_size, spent)
+    if counts is not None:
+        return counts[name]
+    repeats = reader.repeats(snap, name)
+    return reader.select(snap, *facet_sql(req, name, snap.table, repeats), spent=spent).rows
+
+
 def facet_sql(req: RowsRequest, name: str, table: str, repeats: bool = True) -> tuple[str, dict[str, Any]]:
     sql = value_counts(name, table, req.where.sql, repeats=repeats) + " LIMIT {fsize:UInt64}"
     return sql, {**req.where.params, "fsize": req.facet_size}
@@ -359,8 +369,7 @@ class Rows(Endpoint):
     def _facet(reader: Explorer, req: RowsRequest, name: str, snap: Snapshot, spent: list) -> list[dict]:
         ranking = reader.whole_ranking(snap, name, req.where)
         if ranking is None:
-            repeats = reader.repeats(snap, name)
-            ranking = reader.select(snap, *facet_sql(req, name, snap.table, repeats), spent=spent).rows
+            ranking = _segment_ranking(reader, req, name, snap, spent)
         return [{"value": v, "count": n} for v, n in ranking[:req.facet_size]]
 
     def prepare_export(self, reader: Explorer, req: RowsRequest, snap: Snapshot) -> None:

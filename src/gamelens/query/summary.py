@@ -44,16 +44,6 @@ def _bands(overview: dict) -> list[dict]:
             if n]
 
 
-def lists_sql(cond: Where, table: str, elements: str) -> tuple[str, dict[str, Any]]:
-    """The top TOP elements of each RANKED list over the games meeting `cond`, from the version's element
-    bitmaps (`elements`, physical.elements_table): the matching games' rows as one bitmap, ANDed with
-    each element's. The same (list, value, games) as value_counts gives, largest first, ties by value."""
-    return (f"WITH (SELECT groupBitmapState(toUInt32({schema.ROW_COL})) FROM {table} WHERE {cond.sql}) AS __rows "
-            f"SELECT list, element AS value, bitmapAndCardinality(rows, __rows) AS games FROM {elements} "
-            "WHERE list IN {lists:Array(String)} AND games > 0 ORDER BY list, games DESC, value ASC "
-            "LIMIT {n:UInt64} BY list", {**cond.params, "lists": list(RANKED.values()), "n": TOP})
-
-
 def _col(name: str) -> str:
     return filters.column_sql(schema.BY_NAME[name])
 
@@ -88,15 +78,6 @@ def statements(cond: Where, table: str, unrepeated: frozenset[str] = frozenset()
     }
 
 
-def _by_list(rows: list[list]) -> dict[str, list[dict]]:
-    """lists_sql's rows as the summary's parts (top_tags, top_genres), each in its order."""
-    parts: dict[str, list[dict]] = {part: [] for part in RANKED}
-    part_of = {name: part for part, name in RANKED.items()}
-    for name, value, games in rows:
-        parts[part_of[name]].append({"value": value, "games": games})
-    return parts
-
-
 class Summary(Endpoint):
     name, path, model = "summary", "/games/summary", answers.Summary
     openapi_params = [openapi.VERSION, *openapi.FILTERS]
@@ -123,11 +104,12 @@ class Summary(Endpoint):
         if snap.elements and not ranked:  # a segment: its top lists from the element bitmaps, in one statement
             for part in RANKED:
                 del todo[part]
-            lists = reader.beside(reader.select, snap, *lists_sql(cond, snap.table, snap.elements), spent=spent)
+            lists = reader.beside(reader.element_counts, snap, list(RANKED.values()), cond, TOP, spent)
         futures = {name: reader.beside(reader.select, snap, sql, params, spent=spent)
                    for name, (sql, params) in todo.items()}
         if lists is not None:
-            ranked = _by_list(lists.result().rows)
+            counts = lists.result()
+            ranked = {part: [{"value": v, "games": n} for v, n in counts[name]] for part, name in RANKED.items()}
         parts = {name: ranked[name] if name in ranked else futures[name].result().dicts() for name in names}
         overview = parts.pop("overview")[0]
         bands = _bands(overview)
