@@ -10,7 +10,9 @@ version is finished, its bitmaps written). Then, for each segment, median of REP
   engine's elapsed time of each, summed) against the one statement that reads them from the bitmaps;
 - "whole summary": the summary's statements side by side on two threads, as a request runs them (wall
   time): five without bitmaps, four with them.
-Each line's ratio is the first figure over the second (above 1: the bitmaps are faster).
+Each line's ratio is the first figure over the second (above 1: the bitmaps are faster). Then what the
+bitmaps cost: the time to write them again (Store.build_elements, as a finish does, median of 3) and the
+table's bytes on disk.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from gamelens.engine import Engine  # noqa: E402
+from gamelens.ingest import physical  # noqa: E402
 from gamelens.ingest.versions import Versions  # noqa: E402
 from gamelens.query import summary  # noqa: E402
 from gamelens.query.build import where  # noqa: E402
 from gamelens.query.run import Explorer  # noqa: E402
 from gamelens.settings import Settings  # noqa: E402
+from gamelens.store import Store  # noqa: E402
 from generate import generate  # noqa: E402
 from harness import OUT  # noqa: E402
 
@@ -75,6 +79,20 @@ def segment(explorer: Explorer, pool: ThreadPoolExecutor, snap, items) -> tuple[
             median_ms(side_by_side([*lists, *others])), median_ms(side_by_side([bitmaps, *others])))
 
 
+def cost(engine: Engine, snap) -> None:
+    store, name = Store(engine), snap.table.split(".")[-1].strip("`")
+    on_disk = store._select("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} AND "
+                            "table = {t:String} AND active", {"db": store.db, "t": physical.elements_table(name)})
+    took = []
+    for _ in range(3):
+        store.drop(physical.elements_table(name))
+        t = time.perf_counter()
+        store.build_elements(name)
+        took.append(time.perf_counter() - t)
+    print(f"\nwriting the bitmaps of {', '.join(physical.ELEMENT_LISTS)}: {statistics.median(took):.2f} s; "
+          f"{on_disk.scalar() / 1e6:.1f} MB on disk")
+
+
 def main(mb: float) -> None:
     path = OUT / f"games_{mb:g}mb.csv"
     if not path.exists():
@@ -97,6 +115,7 @@ def main(mb: float) -> None:
             for name, items in SEGMENTS.items():
                 a, b, c, d = segment(explorer, pool, snap, items)
                 print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f} | {c:.1f} | {d:.1f} | {c / d:.2f} |", flush=True)
+            cost(engine, snap)
         finally:
             pool.shutdown()
             explorer.close()

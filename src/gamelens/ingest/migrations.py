@@ -72,7 +72,9 @@ def upgrade_name(upload_id: int) -> str:
 def upgrade(store: Store, table: str, upload_id: int, layout: int) -> None:
     """Bring the version table `table` from `layout` to LAYOUT, atomically: the steps run on a copy,
     which replaces the table only once all of them succeeded and it holds every row. On any failure
-    the copy goes and the table is untouched."""
+    the copy goes and the table is untouched. The steps keep every row's `_row`, which the version's
+    element bitmaps name (physical.elements_table): a step that changed a list column or numbered the
+    rows again would have to drop them too (Store.drop_version's first drop; a start writes them again)."""
     if layout == LAYOUT:  # written before layouts were recorded: only the record is missing
         store.comment(table, comment_for(upload_id))
         return
