@@ -33,7 +33,7 @@ from gamelens.engine import Engine  # noqa: E402
 from gamelens.ingest import physical  # noqa: E402
 from gamelens.ingest.versions import Versions  # noqa: E402
 from gamelens.query import summary  # noqa: E402
-from gamelens.query.build import where  # noqa: E402
+from gamelens.query.build import element_counts_sql, where  # noqa: E402
 from gamelens.query.run import Explorer  # noqa: E402
 from gamelens.settings import Settings  # noqa: E402
 from gamelens.store import Store  # noqa: E402
@@ -61,7 +61,7 @@ def segment(explorer: Explorer, pool: ThreadPoolExecutor, snap, items) -> tuple[
     cond = where(items, set())
     with_lists = summary.statements(cond, snap.table)
     lists = [with_lists[part] for part in summary.RANKED]
-    bitmaps = summary.lists_sql(cond, snap.table, snap.elements)
+    bitmaps = element_counts_sql(cond, snap.table, snap.elements, list(summary.RANKED.values()), summary.TOP)
     others = [sql for part, sql in with_lists.items() if part not in summary.RANKED]
 
     def engine_ms(*statements):
