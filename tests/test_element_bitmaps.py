@@ -3,13 +3,15 @@ a bitmap of their rows, in a table of the version's own, from which a segment's 
 a finish, or by a start for a version without them; until then the lists are read, with the same answers."""
 
 from collections import Counter
+from concurrent.futures import CancelledError, Future
 
 import pytest
 
 from gamelens import schema
+from gamelens.errors import GameLensError
 from gamelens.ingest import physical
 from gamelens.ingest.versions import version_name
-from gamelens.query import filters
+from gamelens.query import filters, rows
 
 from .conftest import engine_of, finished_app, fresh_snapshot, sample_table, statements_of, table_names
 
@@ -115,3 +117,24 @@ def test_a_start_drops_a_stopped_build_and_bitmaps_without_their_version(finishe
     versions.tidy(client.app.state.settings.keep_versions, {upload_id})
     assert _elements_tables(client) == {own}
     assert fresh_snapshot(client).elements
+
+
+def test_facets_counted_together_each_get_their_answer_or_the_failure():
+    """rows._each_list: one statement's counts become each facet's answer; its failure, or its cancellation
+    at a stop, reaches every facet waiting on it (none waits for ever)."""
+    counted = Future()
+    parts = rows._each_list(counted, ["tags", "genres"])
+    counted.set_result({"tags": [("2D", 3)], "genres": [("Indie", 5), ("RPG", 1)]})
+    assert parts["tags"].result(0) == [{"value": "2D", "count": 3}]
+    assert parts["genres"].result(0) == [{"value": "Indie", "count": 5}, {"value": "RPG", "count": 1}]
+    failed = Future()
+    parts = rows._each_list(failed, ["tags", "genres"])
+    failed.set_exception(GameLensError("busy", "try again", 503))
+    for part in parts.values():
+        with pytest.raises(GameLensError):
+            part.result(0)
+    cancelled = Future()
+    parts = rows._each_list(cancelled, ["tags"])
+    cancelled.cancel()
+    with pytest.raises(CancelledError):
+        parts["tags"].result(0)

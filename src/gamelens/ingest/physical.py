@@ -55,10 +55,11 @@ A version's table is written once, by one load, and then only read:
   out: it is most of the table's bytes. Readers use it once it is there
   (Snapshot.packed), from PACK_FROM fields up (query/rows.py); versions without it read the columns,
   with the same answers, until the next start packs them (Versions.rank_and_pack).
-- then each element of the tags and the genres gets the bitmap of its games' rows (`_row`), in a table
-  of the version's own (ELEMENT_LISTS, elements_table; Store.build_elements): a segment's top tags
-  and genres AND its rows' bitmap with each element's instead of reading every list of the segment
-  [bench/segments.py lines "top tags and genres"]. Readers use it once it is there (Snapshot.elements);
+- then each element of the lists of few elements (tags, genres, categories, languages) gets the bitmap
+  of its games' rows (`_row`), in a table of the version's own (ELEMENT_LISTS, elements_table;
+  Store.build_elements): a segment's top tags and genres, and its facets of those lists, AND its rows'
+  bitmap with each element's instead of reading every list of the segment [bench/segments.py lines
+  "top tags and genres"; 0.12 s and 6.6 MB at 500 MB, its last line]. Readers use it once it is there (Snapshot.elements);
   before that (earlier releases' versions, a failed build), the same answers come from the lists, until
   the next start builds it (Versions.rank_and_pack). The table goes with its version (Store.drop_version).
 - then each text index is declared and written on that part, one at a time above

@@ -8,6 +8,7 @@ never overlap or skip; the keyset cursor carries the last row's values of exactl
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -250,14 +251,24 @@ def export_sql(req: RowsRequest, table: str, limit: int) -> tuple[str, dict[str,
     return sql, {**cond.params, "lim": limit, "off": req.offset}
 
 
-def _segment_ranking(reader: Explorer, req: RowsRequest, name: str, snap: Snapshot, spent: list) -> list:
-    """A facet's values under filters: a list's from the version's element bitmaps when it has them (one
-    statement that reads no list), else counted from the column."""
-    counts = reader.element_counts(snap, [name], req.where, req.facet_size, spent)
-    if counts is not None:
-        return counts[name]
-    repeats = reader.repeats(snap, name)
-    return reader.select(snap, *facet_sql(req, name, snap.table, repeats), spent=spent).rows
+def _each_list(counted: Future, names: list[str]) -> dict[str, Future]:
+    """Explorer.element_counts of several lists, pending, as one facet answer per list."""
+    parts: dict[str, Future] = {name: Future() for name in names}
+
+    def split(done: Future) -> None:
+        if done.cancelled():  # the pool shut down (a stop): so are they
+            for part in parts.values():
+                part.cancel()
+            return
+        if done.exception() is not None:
+            for part in parts.values():
+                part.set_exception(done.exception())
+            return
+        for name, part in parts.items():
+            part.set_result([{"value": v, "count": n} for v, n in done.result()[name]])
+
+    counted.add_done_callback(split)
+    return parts
 
 
 def facet_sql(req: RowsRequest, name: str, table: str, repeats: bool = True) -> tuple[str, dict[str, Any]]:
@@ -302,7 +313,7 @@ class Rows(Endpoint):
         req.limit += 1  # one more row tells whether a next page exists
         req.ranks, req.packed, req.identity = snap.ranks, snap.packed, snap.identity
         spent: list[float] = []
-        facets = {name: reader.beside(self._facet, reader, req, name, snap, spent) for name in req.facets}
+        facets = self._facets(reader, req, snap, spent)
         if req.where.scans and _stops_early(req, snap):
             total, rows, counted_ms = self._needle_page_beside_count(reader, req, snap)
         elif req.where.scans:
@@ -366,10 +377,28 @@ class Rows(Endpoint):
         return total, rows, beside_ms + read[-1]
 
     @staticmethod
+    def _facets(reader: Explorer, req: RowsRequest, snap: Snapshot, spent: list) -> dict[str, Future]:
+        """Each facet's values, on the query pool. Under filters, the facets of lists that have element bitmaps
+        are counted from them together, in one statement that reads the segment's rows once."""
+        together = []
+        if snap.elements:
+            together = [name for name in req.facets if name in physical.ELEMENT_LISTS
+                        and reader.whole_ranking(snap, name, req.where) is None]
+        futures = {}
+        if together:
+            counted = reader.beside(reader.element_counts, snap, together, req.where, req.facet_size, spent)
+            futures = _each_list(counted, together)
+        for name in req.facets:
+            if name not in futures:
+                futures[name] = reader.beside(Rows._facet, reader, req, name, snap, spent)
+        return {name: futures[name] for name in req.facets}  # in the request's order
+
+    @staticmethod
     def _facet(reader: Explorer, req: RowsRequest, name: str, snap: Snapshot, spent: list) -> list[dict]:
         ranking = reader.whole_ranking(snap, name, req.where)
         if ranking is None:
-            ranking = _segment_ranking(reader, req, name, snap, spent)
+            repeats = reader.repeats(snap, name)
+            ranking = reader.select(snap, *facet_sql(req, name, snap.table, repeats), spent=spent).rows
         return [{"value": v, "count": n} for v, n in ranking[:req.facet_size]]
 
     def prepare_export(self, reader: Explorer, req: RowsRequest, snap: Snapshot) -> None:
