@@ -61,7 +61,8 @@ A version's table is written once, by one load, and then only read:
   bitmap with each element's instead of reading every list of the segment [bench/segments.py lines
   "top tags and genres"; 0.12 s and 6.6 MB at 500 MB, its last line]. Readers use it once it is there
   (Snapshot.elements); before that (earlier releases' versions, a failed build), the same answers come
-  from the lists, until the next start builds it (Versions.rank_and_pack). The table goes with its version (Store.drop_version).
+  from the lists, until the next start builds it (Versions.rank_and_pack). The table goes with its
+  version (Store.drop_version).
 - then each text index is declared and written on that part, one at a time above
   ONE_PASS_INDEXES_BYTES (below it, all of them in two statements: one ADD, one MATERIALIZE), and
   the engine's freed memory is handed back between steps (Engine.release_memory): the merge no
