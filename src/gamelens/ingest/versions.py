@@ -423,51 +423,37 @@ class Versions:
         return written
 
     def _rank(self, name: str, column: str) -> None:
-        """Store a sort rank (readers use it from their next reading of the pointer). A failure costs
-        speed only: pages sort by the text while the rank is missing, and the indexes are built all
-        the same. Limit errors (memory, time) count as failures too: the engine reports them as our
-        own errors (engine.engine_error), not as EngineError."""
-        try:
-            self.store.build_rank(name, column)
-        except GameLensError as exc:
-            if self.writer.was_cancelled(exc):  # a stop: the next start removes what it left, then builds again
-                raise
-            log.warning("storing the sort rank of %s in %s failed (%s); pages sorted by it read the text",
-                        column, name, _why(exc))
-            self._abandon_rank(name, column)
+        self._derive(f"the sort rank of {column} in {name}", "pages sorted by it read the text",
+                     lambda: self.store.build_rank(name, column), lambda: self.store.abandon_rank(name, column))
 
     def _pack(self, name: str) -> None:
-        """Store the packed fields (readers use them from their next reading of the pointer). A failure
-        costs speed only, as a rank's does (_rank)."""
-        try:
-            self.store.build_packed(name)
-        except GameLensError as exc:
-            if self.writer.was_cancelled(exc):  # a stop, as in _rank
-                raise
-            log.warning("storing the packed fields of %s failed (%s); pages read their columns", name, _why(exc))
-            self._abandon_packed(name)
+        self._derive(f"the packed fields of {name}", "pages read their columns",
+                     lambda: self.store.build_packed(name), lambda: self.store.abandon_packed(name))
 
     def _elements(self, name: str) -> None:
-        """Store the element bitmaps (readers use them from their next reading of the pointer). A failure
-        costs speed only, as a rank's does (_rank): segments' top lists read the lists."""
-        try:
-            self.store.build_elements(name)
-        except GameLensError as exc:
-            if self.writer.was_cancelled(exc):  # a stop, as in _rank
-                raise
-            log.warning("storing the element bitmaps of %s failed (%s); segments' top lists read the lists",
-                        name, _why(exc))
-            try:
-                self.store.abandon_elements(name)
-            except GameLensError as again:
-                log.warning("removing an element bitmaps' build of %s failed (%s); the next start removes it",
-                            name, _why(again))
+        self._derive(f"the element bitmaps of {name}", "segments' top lists read the lists",
+                     lambda: self.store.build_elements(name), lambda: self.store.abandon_elements(name))
 
-    def _abandon_packed(self, name: str) -> None:
+    def _derive(self, what: str, meanwhile: str, build: Callable[[], None], abandon: Callable[[], None]) -> None:
+        """Store something a finish derives from a version: a sort rank, the packed fields, the element
+        bitmaps (readers use it from their next reading of the pointer). A failure costs speed only (what
+        readers do `meanwhile`), and the indexes are built all the same: what it left is removed, and the next
+        start tries again. Limit errors (memory, time) count as failures too: the engine reports them as
+        our own errors (engine.engine_error), not as EngineError. A stop's cancel is no failure: it goes up,
+        and the next start removes what it left, then builds again."""
         try:
-            self.store.abandon_packed(name)
+            build()
         except GameLensError as exc:
-            log.warning("removing a packing of %s failed (%s); the next start removes it", name, _why(exc))
+            if self.writer.was_cancelled(exc):
+                raise
+            log.warning("storing %s failed (%s); %s", what, _why(exc), meanwhile)
+            self._abandon(what, abandon)
+
+    def _abandon(self, what: str, abandon: Callable[[], None]) -> None:
+        try:
+            abandon()
+        except GameLensError as exc:
+            log.warning("removing the unfinished %s failed (%s); the next start removes it", what, _why(exc))
 
     def rank_and_pack(self, stopping: Callable[[], bool]) -> None:
         """Versions finished without their ranks, packed fields or element bitmaps (by an earlier release, or
@@ -490,10 +476,7 @@ class Versions:
             self._elements(h.name)
 
     def _abandon_rank(self, name: str, column: str) -> None:
-        try:
-            self.store.abandon_rank(name, column)
-        except GameLensError as exc:
-            log.warning("removing a rank build of %s failed (%s); the next start removes it", name, _why(exc))
+        self._abandon(f"the sort rank of {column} in {name}", lambda: self.store.abandon_rank(name, column))
 
     # --- dropping by the server's clock -----------------------------------------------------------
 
