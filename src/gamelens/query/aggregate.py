@@ -461,10 +461,8 @@ class Aggregate(Endpoint):
             return
         first = req.group_by[0]
         ranking = reader.whole_ranking(snap, first, req.where)
-        if ranking is None:
-            counts = reader.element_counts(snap, [first], req.where, req.top, spent)
-            if counts is not None:
-                ranking = counts[first]
+        if ranking is None and reader.bitmapped(snap, [first]):
+            ranking = reader.element_counts(snap, [first], req.where, req.top, spent)[first]
         if ranking is None:
             req.series = reader.select(snap, *top_sql(req, snap.table), spent=spent).scalar()
         else:

@@ -380,10 +380,8 @@ class Rows(Endpoint):
     def _facets(reader: Explorer, req: RowsRequest, snap: Snapshot, spent: list) -> dict[str, Future]:
         """Each facet's values, on the query pool. Under filters, the facets of lists that have element bitmaps
         are counted from them together, in one statement that reads the segment's rows once."""
-        together = []
-        if snap.elements:
-            together = [name for name in req.facets if name in physical.ELEMENT_LISTS
-                        and reader.whole_ranking(snap, name, req.where) is None]
+        together = [name for name in reader.bitmapped(snap, req.facets)
+                    if reader.whole_ranking(snap, name, req.where) is None]
         futures = {}
         if together:
             counted = reader.beside(reader.element_counts, snap, together, req.where, req.facet_size, spent)

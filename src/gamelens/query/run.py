@@ -165,14 +165,19 @@ class Explorer:
             return None
         return self._ranking_of(snap, name)
 
+    @staticmethod
+    def bitmapped(snap: Snapshot, names: list[str]) -> list[str]:
+        """Those of `names` whose elements `snap`'s version counts from its element bitmaps (element_counts):
+        lists of physical.ELEMENT_LISTS, once the version has its bitmaps; the others read their lists."""
+        if not snap.elements:
+            return []
+        return [name for name in names if name in physical.ELEMENT_LISTS]
+
     def element_counts(self, snap: Snapshot, names: list[str], where: build.Where, limit: int,
-                       spent: list | None = None) -> dict[str, list[tuple[str, int]]] | None:
-        """The top `limit` elements of each list of `names` (with their games) over the games meeting `where`,
-        from the version's element bitmaps, in one statement; None if the version has none (yet) or a list
-        has none (physical.ELEMENT_LISTS): its lists are read then. A segment's top tags and genres at 500 MB,
-        engine alone: `python bench/segments.py 500`."""
-        if not snap.elements or not set(names) <= set(physical.ELEMENT_LISTS):
-            return None
+                       spent: list | None = None) -> dict[str, list[tuple[str, int]]]:
+        """The top `limit` elements of each list of `names` (bitmapped) with their games, over the games
+        meeting `where`, from the version's element bitmaps, in one statement. A segment's top tags and
+        genres at 500 MB, engine alone: `python bench/segments.py 500`."""
         sql, params = build.element_counts_sql(where, snap.table, snap.elements, names, limit)
         counts: dict[str, list[tuple[str, int]]] = {name: [] for name in names}
         for name, value, games in self.select(snap, sql, params, spent=spent).rows:

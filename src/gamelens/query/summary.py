@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import schema
-from ..ingest import physical
 from . import answers, filters, openapi
 from .build import MAX_LIMIT, Where, value_counts, where
 from .endpoint import Endpoint, Items
@@ -21,7 +20,6 @@ TOP = 10
 # The summary's lists of a list column's values by games: for the whole version they are its ranking,
 # which query/run.py reads once per version: then these statements do not run.
 RANKED = {"top_tags": "tags", "top_genres": "genres"}
-assert set(RANKED.values()) <= set(physical.ELEMENT_LISTS), "a segment's top lists come from its element bitmaps"
 
 
 # The overview's columns of games per price band (`__band<number>`), counted in the same pass. Measured by
@@ -32,7 +30,7 @@ assert set(RANKED.values()) <= set(physical.ELEMENT_LISTS), "a segment's top lis
 BAND = "__band"
 
 
-def _band_counts() -> str:
+def band_counts_sql() -> str:
     band = schema.BUCKETS["price_band"]
     return ", ".join(f"countIf({band.order} = {i}) AS {BAND}{i}" for i in range(len(band.labels)))
 
@@ -67,7 +65,7 @@ def statements(cond: Where, table: str, unrepeated: frozenset[str] = frozenset()
                      "AS est_revenue, "
                      # The price bands in the same pass: their own GROUP BY read the prices again (one
                      # statement fewer: 14 ms of the engine's time at 500 MB, see BAND).
-                     f"{_band_counts()} FROM {t} WHERE {w}", p),
+                     f"{band_counts_sql()} FROM {t} WHERE {w}", p),
         **{part: (value_counts(name, t, w, "games", repeats=name not in unrepeated) + " LIMIT {n:UInt64}",
                   {**p, **top})
            for part, name in RANKED.items()},
@@ -101,10 +99,11 @@ class Summary(Endpoint):
                 del todo[part]
                 ranked[part] = [{"value": v, "games": n} for v, n in ranking[:TOP]]
         lists = None
-        if snap.elements and not ranked:  # a segment: its top lists from the element bitmaps, in one statement
+        columns = list(RANKED.values())
+        if not ranked and reader.bitmapped(snap, columns) == columns:  # a segment: both lists in one statement
             for part in RANKED:
                 del todo[part]
-            lists = reader.beside(reader.element_counts, snap, list(RANKED.values()), cond, TOP, spent)
+            lists = reader.beside(reader.element_counts, snap, columns, cond, TOP, spent)
         futures = {name: reader.beside(reader.select, snap, sql, params, spent=spent)
                    for name, (sql, params) in todo.items()}
         if lists is not None:
