@@ -10,13 +10,16 @@ version is finished, its bitmaps written). Then, for each segment, median of REP
   engine's elapsed time of each, summed) against the one statement that reads them from the bitmaps;
 - "whole summary": the summary's statements side by side on two threads, as a request runs them (wall
   time): five without bitmaps, four with them.
-Each line's ratio is the first figure over the second (above 1: the bitmaps are faster). Then what the
-bitmaps cost: the time to write them again (Store.build_elements, as a finish does, median of 3) and the
-table's bytes on disk.
+Each line's ratio is the first figure over the second (above 1: the bitmaps are faster). Then the summary's
+overview on one thread (engine elapsed, median of REPEAT): as sent before the thirty-seventh pass (its price
+bands by a `sumMap` of every row, `est_revenue` summed as whole parts and fractions) against as sent (a
+`countIf` per band, the revenue in whole cents). Then what the bitmaps cost: the time to write them again
+(Store.build_elements, as a finish does, median of 3) and the table's bytes on disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import statistics
@@ -29,10 +32,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from gamelens import schema  # noqa: E402
 from gamelens.engine import Engine  # noqa: E402
 from gamelens.ingest import physical  # noqa: E402
 from gamelens.ingest.versions import Versions  # noqa: E402
-from gamelens.query import summary  # noqa: E402
+from gamelens.query import filters, summary  # noqa: E402
 from gamelens.query.build import element_counts_sql, where  # noqa: E402
 from gamelens.query.run import Explorer  # noqa: E402
 from gamelens.settings import Settings  # noqa: E402
@@ -79,9 +83,31 @@ def segment(explorer: Explorer, pool: ThreadPoolExecutor, snap, items) -> tuple[
             median_ms(side_by_side([*lists, *others])), median_ms(side_by_side([bitmaps, *others])))
 
 
+def overview_before(cond, table: str) -> tuple[str, dict]:
+    """The summary's overview as sent before the thirty-seventh pass: today's statement with its band counts
+    and its revenue sum in their earlier forms."""
+    sql, params = summary.statements(cond, table)["overview"]
+    col = schema.BY_NAME["est_revenue"]
+    c, total = filters.column_sql(col), schema.METRICS["sum"]
+    sql = sql.replace(total.over(col, c), total.over(dataclasses.replace(col, cents=False), c))
+    bands = f"sumMap([toUInt8({schema.BUCKETS['price_band'].order})], [toUInt64(1)]) AS __band_games"
+    return sql.replace(summary.band_counts_sql(), bands), params
+
+
+def overview(explorer: Explorer, snap) -> None:
+    print("\n| segment | overview before ms | as sent ms | ratio |\n|---|---|---|---|")
+    one_thread = {"max_threads": 1}
+    for name, items in SEGMENTS.items():
+        cond = where(items, set())
+        sent = summary.statements(cond, snap.table)["overview"]
+        before, now = (median_ms(lambda s=s: explorer.select(snap, *s, one_thread).stats["elapsed_ms"])
+                       for s in (overview_before(cond, snap.table), sent))
+        print(f"| {name} | {before:.1f} | {now:.1f} | {before / now:.2f} |", flush=True)
+
+
 def cost(engine: Engine, snap) -> None:
     store, name = Store(engine), snap.table.split(".")[-1].strip("`")
-    on_disk = store._select("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} AND "
+    on_disk = engine.select("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} AND "
                             "table = {t:String} AND active", {"db": store.db, "t": physical.elements_table(name)})
     took = []
     for _ in range(3):
@@ -115,6 +141,7 @@ def main(mb: float) -> None:
             for name, items in SEGMENTS.items():
                 a, b, c, d = segment(explorer, pool, snap, items)
                 print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f} | {c:.1f} | {d:.1f} | {c / d:.2f} |", flush=True)
+            overview(explorer, snap)
             cost(engine, snap)
         finally:
             pool.shutdown()
