@@ -5,7 +5,8 @@ engine alone, in the same run.
     python bench/segments.py 500
 
 The generated file is loaded by `gamelens load` into a data directory of its own (the load ends once the
-version is finished, its bitmaps written). Then, for each segment, median of REPEAT (condition cache off):
+version is finished, its bitmaps written). Then, for each segment, median of REPEAT, the two sides of each
+comparison taken in turn (condition cache off):
 - "top tags and genres": the two statements of a version without bitmaps (top tags, top genres; the
   engine's elapsed time of each, summed) against the one statement that reads them from the bitmaps;
 - "whole summary": the summary's statements side by side on two threads, as a request runs them (wall
@@ -56,9 +57,12 @@ def load(path: Path, data: Path) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def median_ms(run) -> float:
-    run()  # once before: the first read of a column maps its file
-    return statistics.median(run() for _ in range(REPEAT))
+def medians(*runs) -> list[float]:
+    """Each run's median of REPEAT, the runs taken in turn (this machine's speed drifts within a minute)."""
+    for run in runs:
+        run()  # once before: the first read of a column maps its file
+    times = [[run() for run in runs] for _ in range(REPEAT)]
+    return [statistics.median(column) for column in zip(*times, strict=True)]
 
 
 def segment(explorer: Explorer, pool: ThreadPoolExecutor, snap, items) -> tuple[float, float, float, float]:
@@ -79,8 +83,8 @@ def segment(explorer: Explorer, pool: ThreadPoolExecutor, snap, items) -> tuple[
             return (time.perf_counter() - t) * 1000
         return run
 
-    return (median_ms(engine_ms(*lists)), median_ms(engine_ms(bitmaps)),
-            median_ms(side_by_side([*lists, *others])), median_ms(side_by_side([bitmaps, *others])))
+    return (*medians(engine_ms(*lists), engine_ms(bitmaps)),
+            *medians(side_by_side([*lists, *others]), side_by_side([bitmaps, *others])))
 
 
 def overview_before(cond, table: str) -> tuple[str, dict]:
@@ -100,8 +104,8 @@ def overview(explorer: Explorer, snap) -> None:
     for name, items in SEGMENTS.items():
         cond = where(items, set())
         sent = summary.statements(cond, snap.table)["overview"]
-        before, now = (median_ms(lambda s=s: explorer.select(snap, *s, one_thread).stats["elapsed_ms"])
-                       for s in (overview_before(cond, snap.table), sent))
+        before, now = medians(*(lambda s=s: explorer.select(snap, *s, one_thread).stats["elapsed_ms"]
+                                for s in (overview_before(cond, snap.table), sent)))
         print(f"| {name} | {before:.1f} | {now:.1f} | {before / now:.2f} |", flush=True)
 
 
