@@ -25,8 +25,8 @@ RANKED = {"top_tags": "tags", "top_genres": "genres"}
 # The overview's columns of games per price band (`__band<number>`), counted in the same pass. Measured by
 # hand (engine alone, 500 MB, `genres=indie`, median of 15, two runs): the overview 19.8 and 22.3 ms with the
 # bands' own GROUP BY beside it 14.4 and 14.8; the overview counting them 22.9 and 24.1 (as a sumMap). A
-# countIf per band instead of the sumMap's arrays of every row: 37.5 -> 32.4 ms on one thread (thirty-seventh
-# pass, by hand, the revenue summed as cents in both) [docs/measured.md].
+# countIf per band instead of the sumMap's arrays of every row, and the revenue in cents (schema._CENTS_SUM):
+# `python bench/segments.py 500`, the table "overview before / as sent".
 BAND = "__band"
 
 
