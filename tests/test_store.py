@@ -75,6 +75,28 @@ def test_a_version_stores_each_column_in_its_declared_codec(make_client, files):
     assert {name: codec for name, codec in codecs.items() if name not in physical.CODECS and codec} == {}
 
 
+def test_a_large_version_is_merged_in_lz4_not_in_the_zstd_the_engine_picks_for_large_parts():
+    """The engine writes a merged part of some 150 MB or more in ZSTD(3) (by hand: one part of 100 MB in
+    LZ4, of 200 MB in ZSTD(3)), which a scan decompresses about twice as slowly: a version of the 500 MB
+    file was stored that way. physical.TABLE_SETTINGS names LZ4 for every part of a version's table."""
+    engine = Engine(make_settings())
+    store = Store(engine)
+    try:
+        store.create_database()
+        store.create_version_table("games_v1", "")
+        for _ in range(2):  # two parts of ~120 MB, merged into one of ~240 MB
+            engine.execute(f"INSERT INTO {store.q('games_v1')} (app_id, about_the_game) "
+                           "SELECT number, randomPrintableASCII(1000) FROM numbers(120000)")
+        store.merge("games_v1")
+        parts = engine.select("SELECT default_compression_codec, bytes_on_disk FROM system.parts WHERE "
+                              "database = {db:String} AND table = 'games_v1' AND active", {"db": engine.db},
+                              readonly=False).rows
+    finally:
+        engine.close()
+    assert len(parts) == 1 and parts[0][1] > 200e6, parts
+    assert parts[0][0] == "LZ4", parts
+
+
 def test_a_server_without_text_indexes_serves_the_same_answers(make_client, files):
     """The server refuses ADD INDEX as one without text indexes does (SUPPORT_IS_DISABLED): the record
     says `indexes: unsupported`, the version is merged all the same, and substring answers do not change."""

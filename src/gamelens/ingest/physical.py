@@ -93,6 +93,7 @@ TABLE_SETTINGS = {
     "vertical_merge_algorithm_min_rows_to_activate": 1,
     "vertical_merge_algorithm_min_columns_to_activate": 1,
     "merge_max_block_size": 2048,
+    "default_compression_codec": "'LZ4'",
 }
 # Columns stored with a codec other than the engine's default (LZ4); see the docstring.
 CODECS = {"about_the_game": "NONE"}
