@@ -5,13 +5,15 @@ the engine alone (chDB), from the same generated file, in the same run.
 
 1. "load peak RSS": GameLens's loader with physical.INSERT_SETTINGS and merges off, against the
    engine's default insert blocks and parse chunks with merges on; each in a fresh process.
-2. Then, from one load, seven tables: as loaded (many parts, no index), finished (one part, the
+2. Then, from one load, eight tables: as loaded (many parts, no index), finished (one part, the
    name's sort rank and the text indexes, as GameLens serves it), finished without indexes, finished with the default
    granularity (8192), finished without indexes with the engine's default compression blocks
    (64 KB, against 8 KB), finished without indexes with blocks of up to the engine's default 1 MB
    (against 128 KB), and finished without indexes with the descriptions in the engine's default
-   codec (LZ4, against none); each query is timed on them (median of 7, condition cache off), and the
-   bytes of their active parts on disk are summed. Also: what LZ4 saves on the real sample's descriptions.
+   codec (LZ4, against none), and finished without indexes with every part in ZSTD(3) (the engine's
+   codec for a merged part past ~150 MB, against LZ4); each query is timed on them (median of 7,
+   condition cache off), and the bytes of their active parts on disk are summed. Also: what LZ4 saves
+   on the real sample's descriptions.
 3. On the finished table: `rating` stored at load (as GameLens does) against the same formula
    computed by the query from `positive` and `negative`; pages sorted by `name` through its
    stored rank (physical.RANKED, as GameLens sorts a finished version) against the text itself; and
@@ -75,7 +77,7 @@ TABLES = r"""
 import json, statistics, sys, time
 from gamelens.engine import Engine
 from gamelens.ingest import physical
-from gamelens.query import build, rows
+from gamelens.query import build, rows, summary
 from gamelens.settings import Settings
 from gamelens.store import Store
 # The condition cache off as the docstring says (a read's own settings cannot turn it off: the server's win).
@@ -118,6 +120,9 @@ tables["1 MB blocks at most, no indexes"] = rebuilt("max1mb", "max_compress_bloc
 # The descriptions in the engine's default codec (LZ4) against physical.CODECS' uncompressed.
 tables["LZ4 descriptions, no indexes"] = rebuilt("lz4", " CODEC(NONE)", "",
                                                  "SELECT * EXCEPT _rank_name FROM b.finished")
+# Every part in ZSTD(3), as the engine writes a merged part past ~150 MB, against physical.TABLE_SETTINGS' LZ4.
+tables["ZSTD(3) parts, no indexes"] = rebuilt("zstd", "default_compression_codec = 'LZ4'",
+                                              "default_compression_codec = 'ZSTD(3)'")
 half = str(e.select("SELECT count() FROM b.finished").scalar() // 2)
 QUERIES = {
     "description substring": ([("about_the_game", "zombie")], "count"),
@@ -135,6 +140,8 @@ QUERIES = {
     # where there is: see query/filters.word_runs).
     "description scan: co-op": ([("about_the_game", "co-op")], "count"),
     "description scan: é": ([("about_the_game", "é")], "count"),
+    # The segment summary's overview (counts, quantiles, averages and sums of its numbers): a scan of numbers.
+    "summary overview, price__lt=5": ([("price__lt", "5")], "overview"),
 }
 def timed(sql, params):
     xs = []
@@ -151,7 +158,12 @@ for q, (items, what) in QUERIES.items():
     req = rows.parse(items)
     row = {}
     for label, t in tables.items():
-        sql, params = build.count_sql(req.where, f"b.{t}") if what == "count" else rows.rows_sql(req, f"b.{t}")
+        if what == "count":
+            sql, params = build.count_sql(req.where, f"b.{t}")
+        elif what == "overview":
+            sql, params = summary.statements(req.where, f"b.{t}")["overview"]
+        else:
+            sql, params = rows.rows_sql(req, f"b.{t}")
         row[label] = timed(sql, params)
     out["queries"][q] = row
 # rating stored at load, against its formula computed by the query (schema's SQL, inlined).

@@ -63,7 +63,7 @@ def test_a_finished_version_is_one_part_with_every_index_written(make_client, fi
 
 def test_a_version_stores_each_column_in_its_declared_codec(make_client, files):
     """physical.CODECS: the descriptions are stored uncompressed (scans and sorted pages skip their
-    decompression); every other column in the engine's default."""
+    decompression); every other column in the table's default (LZ4: TABLE_SETTINGS)."""
     client = make_client()
     rec = upload(client, _file(files, "v5.csv", 5))
     engine = client.app.state.engine
