@@ -11,7 +11,7 @@ the engine alone (chDB), from the same generated file, in the same run.
    (64 KB, against 8 KB), finished without indexes with blocks of up to the engine's default 1 MB
    (against 128 KB), and finished without indexes with the descriptions in the engine's default
    codec (LZ4, against none), and finished without indexes with every part in ZSTD(3) (the engine's
-   codec for a merged part past ~150 MB, against LZ4); each query is timed on them (median of 7,
+   codec for a part of 100 MB or more, against LZ4); each query is timed on them (median of 7,
    condition cache off), and the bytes of their active parts on disk are summed. Also: what LZ4 saves
    on the real sample's descriptions.
 3. On the finished table: `rating` stored at load (as GameLens does) against the same formula
@@ -120,7 +120,7 @@ tables["1 MB blocks at most, no indexes"] = rebuilt("max1mb", "max_compress_bloc
 # The descriptions in the engine's default codec (LZ4) against physical.CODECS' uncompressed.
 tables["LZ4 descriptions, no indexes"] = rebuilt("lz4", " CODEC(NONE)", "",
                                                  "SELECT * EXCEPT _rank_name FROM b.finished")
-# Every part in ZSTD(3), as the engine writes a merged part past ~150 MB, against physical.TABLE_SETTINGS' LZ4.
+# Every part in ZSTD(3), as the engine writes a part of 100 MB or more, against physical.TABLE_SETTINGS' LZ4.
 tables["ZSTD(3) parts, no indexes"] = rebuilt("zstd", "default_compression_codec = 'LZ4'",
                                               "default_compression_codec = 'ZSTD(3)'")
 half = str(e.select("SELECT count() FROM b.finished").scalar() // 2)

@@ -76,9 +76,9 @@ def test_a_version_stores_each_column_in_its_declared_codec(make_client, files):
 
 
 def test_a_large_version_is_merged_in_lz4_not_in_the_zstd_the_engine_picks_for_large_parts():
-    """The engine writes a merged part of some 150 MB or more in ZSTD(3) (by hand: one part of 100 MB in
-    LZ4, of 200 MB in ZSTD(3)), which a scan decompresses about twice as slowly: a version of the 500 MB
-    file was stored that way. physical.TABLE_SETTINGS names LZ4 for every part of a version's table."""
+    """The engine's default writes a part it expects to reach 100 MB in ZSTD(3) (ClickHouse pull request
+    108786), which reads decompress up to twice as slowly: a version of the 500 MB file was stored that way.
+    physical.TABLE_SETTINGS names LZ4 for every part of a version's table."""
     engine = Engine(make_settings())
     store = Store(engine)
     try:

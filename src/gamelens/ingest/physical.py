@@ -24,9 +24,10 @@ A version's table is written once, by one load, and then only read:
   less than 128 KB a granule and are not cut [bench/physical.py column "1 MB blocks at most, no
   indexes" against "finished, no indexes", lines "middle page sorted by -positive,name" and
   "description scan: ..."]. Versions written before keep their blocks.
-- every part in LZ4 (`default_compression_codec`): the engine writes a merged part of some 150 MB or more
-  in ZSTD(3) (by hand: one part of 100 MB in LZ4, of 200 MB in ZSTD(3)), so the finishing merge of a
-  500 MB version stored every column but the description that way, and reads spent up to twice as long
+- every part in LZ4 (`default_compression_codec`): the engine's own default writes a part it expects to
+  reach 100 MB in ZSTD(3) (ClickHouse pull request 108786; by hand, one merged part of 100 MB came out in
+  LZ4, one of 200 MB in ZSTD(3)), so the finishing merge of a 500 MB version stored every column but the
+  description that way, and reads spent up to twice as long
   decompressing it. At 500 MB, engine alone: the first page of every field sorted by `-positive,name`
   42.2 -> 26.1 ms, the page sorted by reviews 14.1 -> 8.1, the summary's overview 17.8 -> 15.7; +3.4 % on
   disk [bench/physical.py column "ZSTD(3) parts, no indexes" against "finished, no indexes"]. Over HTTP,
