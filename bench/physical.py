@@ -120,7 +120,7 @@ tables["1 MB blocks at most, no indexes"] = rebuilt("max1mb", "max_compress_bloc
 # The descriptions in the engine's default codec (LZ4) against physical.CODECS' uncompressed.
 tables["LZ4 descriptions, no indexes"] = rebuilt("lz4", " CODEC(NONE)", "",
                                                  "SELECT * EXCEPT _rank_name FROM b.finished")
-# Every part in ZSTD(3), as the engine writes a part of 100 MB or more, against physical.TABLE_SETTINGS' LZ4.
+# Every part in ZSTD(3), as the engine writes a part of 100 MB or more, against physical.CODEC_SETTING's LZ4.
 tables["ZSTD(3) parts, no indexes"] = rebuilt("zstd", "default_compression_codec = 'LZ4'",
                                               "default_compression_codec = 'ZSTD(3)'")
 half = str(e.select("SELECT count() FROM b.finished").scalar() // 2)

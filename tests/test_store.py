@@ -63,7 +63,7 @@ def test_a_finished_version_is_one_part_with_every_index_written(make_client, fi
 
 def test_a_version_stores_each_column_in_its_declared_codec(make_client, files):
     """physical.CODECS: the descriptions are stored uncompressed (scans and sorted pages skip their
-    decompression); every other column in the table's default (LZ4: TABLE_SETTINGS)."""
+    decompression); every other column in the table's default (LZ4: physical.CODEC_SETTING)."""
     client = make_client()
     rec = upload(client, _file(files, "v5.csv", 5))
     engine = client.app.state.engine
@@ -78,7 +78,7 @@ def test_a_version_stores_each_column_in_its_declared_codec(make_client, files):
 def test_a_large_version_is_merged_in_lz4_not_in_the_zstd_the_engine_picks_for_large_parts():
     """The engine's default writes a part it expects to reach 100 MB in ZSTD(3) (ClickHouse pull request
     108786), which reads decompress up to twice as slowly: a version of the 500 MB file was stored that way.
-    physical.TABLE_SETTINGS names LZ4 for every part of a version's table."""
+    physical.CODEC_SETTING names LZ4 for every part of a version's table."""
     engine = Engine(make_settings())
     store = Store(engine)
     try:
@@ -95,6 +95,23 @@ def test_a_large_version_is_merged_in_lz4_not_in_the_zstd_the_engine_picks_for_l
         engine.close()
     assert len(parts) == 1 and parts[0][1] > 200e6, parts
     assert parts[0][0] == "LZ4", parts
+
+
+def test_a_server_without_the_codec_setting_gets_its_table_without_it(make_client, files, monkeypatch):
+    """A server before ClickHouse 25.4 refuses a MergeTree setting it does not know, as CREATE TABLE here
+    refuses a made-up one (code 115): its version tables are declared without physical.CODEC_SETTING (its
+    parts are LZ4 by default anyway), and an upload serves."""
+    codec, _ = physical.CODEC_SETTING
+    monkeypatch.setattr(physical, "CODEC_SETTING", ("made_up_codec_setting", "'LZ4'"))
+    client = make_client()
+    rec = upload(client, _file(files, "v7.csv", 7))
+    assert rec["state"] == "succeeded", rec
+    engine = client.app.state.engine
+    ddl = engine.select("SELECT create_table_query FROM system.tables WHERE database = {db:String} AND "
+                        "name = {t:String}", {"db": engine.db, "t": f"games_v{rec['id']}"}, readonly=False).scalar()
+    assert "made_up_codec_setting" not in ddl and codec not in ddl, ddl
+    assert client.get("/api/v1/games", params={"limit": 1}).json()["total"] == 7
+    assert Store(engine).has_table_setting(codec) and not Store(engine).has_table_setting("made_up_codec_setting")
 
 
 def test_a_server_without_text_indexes_serves_the_same_answers(make_client, files):

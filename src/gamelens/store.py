@@ -161,10 +161,19 @@ class Store:
             if c.raw_name:
                 cols.append(f"{ident(c.raw_name)} String")
         cols += [f"{schema.ROW_COL} UInt64", f"{schema.BAD_COL} Map(String, String)"]
-        settings = ", ".join(f"{k} = {v}" for k, v in physical.TABLE_SETTINGS.items())
+        chosen = dict(physical.TABLE_SETTINGS)
+        codec, value = physical.CODEC_SETTING
+        if self.has_table_setting(codec):
+            chosen[codec] = value
+        settings = ", ".join(f"{k} = {v}" for k, v in chosen.items())
         self.t.execute(f"DROP TABLE IF EXISTS {self.q(name)}")
         self.t.execute(f"CREATE TABLE {self.q(name)} ({', '.join(cols)}) ENGINE = {self._engine()} "
                        f"ORDER BY {ident(schema.KEY)} SETTINGS {settings} COMMENT {_lit(comment)}")
+
+    def has_table_setting(self, name: str) -> bool:
+        """Whether the server knows MergeTree setting `name` (physical.CODEC_SETTING is newer than some)."""
+        return bool(self._select("SELECT count() FROM system.merge_tree_settings WHERE name = {n:String}",
+                                 {"n": name}).scalar())
 
     def merge(self, name: str) -> None:
         """Allow merges again and merge every part into one. Idempotent: run again after a stop, it

@@ -24,7 +24,7 @@ A version's table is written once, by one load, and then only read:
   less than 128 KB a granule and are not cut [bench/physical.py column "1 MB blocks at most, no
   indexes" against "finished, no indexes", lines "middle page sorted by -positive,name" and
   "description scan: ..."]. Versions written before keep their blocks.
-- every part in LZ4 (`default_compression_codec`): the engine's own default writes a part it expects to
+- every part in LZ4 (CODEC_SETTING): the engine's own default writes a part it expects to
   reach 100 MB in ZSTD(3) (ClickHouse pull request 108786; by hand, one merged part of 100 MB came out in
   LZ4, one of 200 MB in ZSTD(3)), so the finishing merge of a 500 MB version stored every column but the
   description that way, and reads spent up to twice as long
@@ -103,8 +103,10 @@ TABLE_SETTINGS = {
     "vertical_merge_algorithm_min_rows_to_activate": 1,
     "vertical_merge_algorithm_min_columns_to_activate": 1,
     "merge_max_block_size": 2048,
-    "default_compression_codec": "'LZ4'",
 }
+# Every part in LZ4 (see the docstring), named only on a server that has the setting (ClickHouse 25.4 on):
+# the releases before it wrote every part in LZ4 anyway, and refuse a setting they do not know.
+CODEC_SETTING = ("default_compression_codec", "'LZ4'")
 # Columns stored with a codec other than the engine's default (LZ4); see the docstring.
 CODECS = {"about_the_game": "NONE"}
 
