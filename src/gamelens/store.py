@@ -161,11 +161,7 @@ class Store:
             if c.raw_name:
                 cols.append(f"{ident(c.raw_name)} String")
         cols += [f"{schema.ROW_COL} UInt64", f"{schema.BAD_COL} Map(String, String)"]
-        chosen = dict(physical.TABLE_SETTINGS)
-        codec, value = physical.CODEC_SETTING
-        if self.has_table_setting(codec):
-            chosen[codec] = value
-        settings = ", ".join(f"{k} = {v}" for k, v in chosen.items())
+        settings = ", ".join(f"{k} = {v}" for k, v in {**physical.TABLE_SETTINGS, **self._codec()}.items())
         self.t.execute(f"DROP TABLE IF EXISTS {self.q(name)}")
         self.t.execute(f"CREATE TABLE {self.q(name)} ({', '.join(cols)}) ENGINE = {self._engine()} "
                        f"ORDER BY {ident(schema.KEY)} SETTINGS {settings} COMMENT {_lit(comment)}")
@@ -175,10 +171,18 @@ class Store:
         return bool(self._select("SELECT count() FROM system.merge_tree_settings WHERE name = {n:String}",
                                  {"n": name}).scalar())
 
+    def _codec(self) -> dict[str, str]:
+        """physical.CODEC_SETTING, where the server knows it."""
+        codec, value = physical.CODEC_SETTING
+        if self.has_table_setting(codec):
+            return {codec: value}
+        return {}
+
     def merge(self, name: str) -> None:
-        """Allow merges again and merge every part into one. Idempotent: run again after a stop, it
-        finishes the job."""
-        merges = ", ".join(f"{k} = {v}" for k, v in physical.MERGE_SETTINGS.items())
+        """Allow merges again and merge every part into one, in LZ4 (physical.CODEC_SETTING: declared here
+        too for a table an earlier release loaded and did not merge before it stopped). Idempotent: run
+        again after a stop, it finishes the job."""
+        merges = ", ".join(f"{k} = {v}" for k, v in {**physical.MERGE_SETTINGS, **self._codec()}.items())
         self.t.execute(f"ALTER TABLE {self.q(name)} MODIFY SETTING {merges}", settings=SYNC)
         self.t.execute(f"OPTIMIZE TABLE {self.q(name)} FINAL", settings=SYNC)
 
