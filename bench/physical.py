@@ -21,8 +21,9 @@ the engine alone (chDB), from the same generated file, in the same run.
    against their columns (the pages of item 2 read the columns).
 4. "finishing peak RSS": the loaded table finished as GameLens does (versions.finish: one merge, then
    each index written on its own, the allocator's freed pages released between steps) against the
-   indexes built in the merge (declared before one OPTIMIZE FINAL); each in a fresh process, peak RSS
-   over that process's RSS before it loaded the same file.
+   indexes built in the merge (declared before one OPTIMIZE FINAL), and against GameLens's finish without
+   physical.CODEC_SETTING (the engine's ZSTD(3) for the merged part); each in a fresh process, peak RSS
+   over that process's RSS before it loaded the same file, and the finished version's bytes on disk.
 """
 
 from __future__ import annotations
@@ -225,6 +226,9 @@ out["sample"] = e.select("SELECT sum(data_uncompressed_bytes), sum(data_compress
 print(json.dumps(out))
 """
 
+# GameLens's finish without physical.CODEC_SETTING: the version's part in the engine's default codec (ZSTD(3)).
+ZSTD = "GameLens without its LZ4 setting (the engine's ZSTD(3))"
+
 # Load the file, then finish the table one way; peak RSS of the finish over the RSS before the load
 # (what bench/ingest.py's "finishing peak - idle" counts in a server).
 FINISH = r"""
@@ -236,6 +240,8 @@ from gamelens.ingest.download import open_file
 from gamelens.ingest.versions import Versions
 from gamelens.settings import Settings
 from gamelens.store import SYNC, Store
+if "ZSTD" in sys.argv[3]:  # the table declares no codec: the engine's default picks ZSTD(3) for the merged part
+    physical.CODEC_SETTING = ("no_such_setting", "''")
 s = Settings(data_dir=sys.argv[1], database="gamelens", max_upload_mb=100000, query_timeout_s=600)
 e = Engine(s, pool_size=2)
 store = Store(e)
@@ -260,7 +266,9 @@ if sys.argv[3] == "in the merge":
 else:
     Versions(e).finish(1)
 took = time.perf_counter() - t
-print(json.dumps({"seconds": took, "peak_mb": (peak[0] - before) / 2**20}), flush=True)
+on_disk = e.select("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'gamelens' AND "
+                   "table = 'games_v1' AND active", readonly=False).scalar()
+print(json.dumps({"seconds": took, "peak_mb": (peak[0] - before) / 2**20, "mb": on_disk / 1e6}), flush=True)
 os._exit(0)  # chDB's own shutdown can crash once the sampler thread is running; the figures are out
 """
 
@@ -294,11 +302,13 @@ def main(mb: float) -> None:
     raw, lz4 = res["sample"]
     print(f"\nthe real sample's descriptions: {raw:,} bytes, {lz4:,} in LZ4 ({raw / lz4:.2f}x); descriptions "
           "stored uncompressed: column \"finished, no indexes\" against \"LZ4 descriptions, no indexes\"")
-    print("\n| finishing peak RSS | seconds | peak RSS over the RSS before the load, MB |\n|---|---|---|")
-    for way in ("GameLens: one merge, then each index on its own, memory released between steps", "in the merge"):
+    print("\n| finishing peak RSS | seconds | peak RSS over the RSS before the load, MB | the version on disk, MB |"
+          "\n|---|---|---|---|")
+    for way in ("GameLens: one merge, then each index on its own, memory released between steps", "in the merge",
+                ZSTD):
         with tempfile.TemporaryDirectory() as d:
             r = child(FINISH, d, str(path), way)
-        print(f"| {way} | {r['seconds']:.1f} | {r['peak_mb']:.0f} |")
+        print(f"| {way} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | {r['mb']:.1f} |")
     print("\n| rating, ms | stored at load | computed by the query | query time / stored |\n|---|---|---|---|")
     for q, row in res["derived"].items():
         print(f"| {q} | {row['stored']:.1f} | {row['query time']:.1f} | {row['query time'] / row['stored']:.2f} |")
