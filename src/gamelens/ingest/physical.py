@@ -27,11 +27,12 @@ A version's table is written once, by one load, and then only read:
 - every part in LZ4 (CODEC_SETTING): the engine's own default writes a part it expects to reach 100 MB in
   ZSTD(3) (ClickHouse pull request 108786; by hand, one merged part of 100 MB came out in LZ4, one of 200 MB
   in ZSTD(3)), so the finishing merge of a 500 MB version stored every column but the description that way,
-  and reads spent up to twice as long decompressing it. At 500 MB, engine alone: the first page of every field
-  sorted by `-positive,name` 42.2 -> 26.1 ms, the page sorted by reviews 14.1 -> 8.1, the summary's overview
-  17.8 -> 15.7; +3.4 % on disk for the columns [bench/physical.py column "ZSTD(3) parts, no indexes" against
-  "finished, no indexes"], and the packed column 28.6 -> 44.8 MB [its line "packed fields"; docs/measured.md,
-  thirty-fourth and thirty-eighth passes]: +5.5 % for a served version. Over HTTP, `python bench/query.py 500`
+  and reads spent up to twice as long decompressing it. At 500 MB, engine alone, two runs: the page sorted by
+  reviews 14.1 -> 8.1 and 12.1 -> 9.6 ms, the middle page sorted by `-positive,name` 81.2 -> 71.1 and 90.2 ->
+  66.0, the summary's overview 17.8 -> 15.7 and 17.4 -> 15.6, the first page of every field 42.2 -> 26.1 and
+  34.5 -> 34.8 [bench/physical.py column "ZSTD(3) parts, no indexes" against "finished, no indexes"]; a
+  finished version 523.2 -> 554.0 MB on disk (+5.9 %, most of it the packed column), finished in 7.3 -> 6.4 s
+  [its table "finishing peak RSS", last line against the first]. Over HTTP, `python bench/query.py 500`
   interleaved with the code before, p95 ms: the segment summary 63.5 -> 49.1, the deep keyset page 41.1 ->
   34.0, the multi-key sort 38.7 -> 32.3 [docs/measured.md, thirty-eighth pass]. Declared at the table's
   creation and at its merge (Store.merge: a table an earlier release loaded but did not merge); versions an
