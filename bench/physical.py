@@ -103,12 +103,17 @@ finish_s = copy("finished", True)
 tables["finished (GameLens)"] = "finished"
 copy("noindex", True, indexes=False)
 tables["finished, no indexes"] = "noindex"
-# A table of the finished rows (without the rank column) whose DDL has `old` replaced by `new`, in one part.
-def rebuilt(name, old, new, rows="SELECT * FROM b.noindex"):
+# A table of the finished rows (without the rank column) whose DDL has `old` replaced by `new`, merged into
+# one part as a finish merges (Store.merge: in LZ4), or in `codec`.
+def rebuilt(name, old="", new="", rows="SELECT * FROM b.noindex", codec=None):
     assert old in ddl, old
     e.execute(ddl.replace("b.loaded", f"b.{name}").replace(old, new))
     e.execute(f"INSERT INTO b.{name} {rows}")
-    e.execute(f"ALTER TABLE b.{name} MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600")
+    if codec is None:
+        Store(e).merge(name)
+        return name
+    e.execute(f"ALTER TABLE b.{name} MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 161061273600, "
+              f"default_compression_codec = '{codec}'")
     e.execute(f"OPTIMIZE TABLE b.{name} FINAL")
     return name
 tables["granularity 8192"] = rebuilt("g8192b", "index_granularity = 1024", "index_granularity = 8192")
@@ -122,8 +127,7 @@ tables["1 MB blocks at most, no indexes"] = rebuilt("max1mb", "max_compress_bloc
 tables["LZ4 descriptions, no indexes"] = rebuilt("lz4", " CODEC(NONE)", "",
                                                  "SELECT * EXCEPT _rank_name FROM b.finished")
 # Every part in ZSTD(3), as the engine writes a part of 100 MB or more, against physical.CODEC_SETTING's LZ4.
-tables["ZSTD(3) parts, no indexes"] = rebuilt("zstd", "default_compression_codec = 'LZ4'",
-                                              "default_compression_codec = 'ZSTD(3)'")
+tables["ZSTD(3) parts, no indexes"] = rebuilt("zstd", codec="ZSTD(3)")
 half = str(e.select("SELECT count() FROM b.finished").scalar() // 2)
 QUERIES = {
     "description substring": ([("about_the_game", "zombie")], "count"),

@@ -75,19 +75,16 @@ def test_a_version_stores_each_column_in_its_declared_codec(make_client, files):
     assert {name: codec for name, codec in codecs.items() if name not in physical.CODECS and codec} == {}
 
 
-@pytest.mark.parametrize("declared", ["by this release", "not: an earlier release's table, not yet merged"])
-def test_a_large_version_is_merged_in_lz4_not_in_the_zstd_the_engine_picks_for_large_parts(declared):
+def test_a_large_version_is_merged_in_lz4_not_in_the_zstd_the_engine_picks_for_large_parts():
     """The engine's default writes a part it expects to reach 100 MB in ZSTD(3) (ClickHouse pull request
     108786), which reads decompress up to twice as slowly: a version of the 500 MB file was stored that way.
-    physical.CODEC_SETTING names LZ4 for every part of a version's table, also of one an earlier release
-    loaded (without it) and stopped before merging: the merge declares it."""
+    The merge that makes a version's one part declares physical.CODEC_SETTING (LZ4) first, for a table this
+    release created and one an earlier release loaded and stopped before merging alike."""
     engine = Engine(make_settings())
     store = Store(engine)
     try:
         store.create_database()
         store.create_version_table("games_v1", "")
-        if declared != "by this release":
-            engine.execute(f"ALTER TABLE {store.q('games_v1')} RESET SETTING {physical.CODEC_SETTING[0]}")
         for _ in range(2):  # two parts of ~120 MB, merged into one of ~240 MB
             engine.execute(f"INSERT INTO {store.q('games_v1')} (app_id, about_the_game) "
                            "SELECT number, randomPrintableASCII(1000) FROM numbers(120000)")
@@ -102,14 +99,14 @@ def test_a_large_version_is_merged_in_lz4_not_in_the_zstd_the_engine_picks_for_l
 
 
 def test_a_server_without_the_codec_setting_gets_its_table_without_it(make_client, files, monkeypatch):
-    """A server before ClickHouse 25.4 refuses a MergeTree setting it does not know, as CREATE TABLE here
-    refuses a made-up one (code 115): its version tables are declared without physical.CODEC_SETTING (its
-    parts are LZ4 by default anyway), and an upload serves."""
+    """A server before ClickHouse 25.4 refuses a MergeTree setting it does not know, as MODIFY SETTING here
+    refuses a made-up one (code 115): its version tables are merged without physical.CODEC_SETTING (its
+    parts are LZ4 by default anyway), and an upload is finished whole."""
     codec, _ = physical.CODEC_SETTING
     monkeypatch.setattr(physical, "CODEC_SETTING", ("made_up_codec_setting", "'LZ4'"))
     client = make_client()
     rec = upload(client, _file(files, "v7.csv", 7))
-    assert rec["state"] == "succeeded", rec
+    assert rec["state"] == "succeeded" and rec["indexes"] == "ready", rec  # the merge, and the finish after it
     engine = client.app.state.engine
     ddl = engine.select("SELECT create_table_query FROM system.tables WHERE database = {db:String} AND "
                         "name = {t:String}", {"db": engine.db, "t": f"games_v{rec['id']}"}, readonly=False).scalar()

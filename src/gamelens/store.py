@@ -161,7 +161,7 @@ class Store:
             if c.raw_name:
                 cols.append(f"{ident(c.raw_name)} String")
         cols += [f"{schema.ROW_COL} UInt64", f"{schema.BAD_COL} Map(String, String)"]
-        settings = ", ".join(f"{k} = {v}" for k, v in {**physical.TABLE_SETTINGS, **self._codec()}.items())
+        settings = ", ".join(f"{k} = {v}" for k, v in physical.TABLE_SETTINGS.items())
         self.t.execute(f"DROP TABLE IF EXISTS {self.q(name)}")
         self.t.execute(f"CREATE TABLE {self.q(name)} ({', '.join(cols)}) ENGINE = {self._engine()} "
                        f"ORDER BY {ident(schema.KEY)} SETTINGS {settings} COMMENT {_lit(comment)}")
@@ -179,9 +179,10 @@ class Store:
         return {}
 
     def merge(self, name: str) -> None:
-        """Allow merges again and merge every part into one, in LZ4 (physical.CODEC_SETTING: declared here
-        too for a table an earlier release loaded and did not merge before it stopped). Idempotent: run
-        again after a stop, it finishes the job."""
+        """Allow merges again and merge every part into one, in LZ4 (physical.CODEC_SETTING: the load's parts
+        are small, this merge writes the large one, and the mutations after it follow the table's setting;
+        declared here, it covers a table an earlier release loaded and did not merge as well). Idempotent:
+        run again after a stop, it finishes the job."""
         merges = ", ".join(f"{k} = {v}" for k, v in {**physical.MERGE_SETTINGS, **self._codec()}.items())
         self.t.execute(f"ALTER TABLE {self.q(name)} MODIFY SETTING {merges}", settings=SYNC)
         self.t.execute(f"OPTIMIZE TABLE {self.q(name)} FINAL", settings=SYNC)

@@ -34,9 +34,9 @@ A version's table is written once, by one load, and then only read:
   finished version 523.2 -> 554.0 MB on disk (+5.9 %, most of it the packed column), finished in 7.3 -> 6.4 s
   [its table "finishing peak RSS", last line against the first]. Over HTTP, `python bench/query.py 500`
   interleaved with the code before, p95 ms: the segment summary 63.5 -> 49.1, the deep keyset page 41.1 ->
-  34.0, the multi-key sort 38.7 -> 32.3 [docs/measured.md, thirty-eighth pass]. Declared at the table's
-  creation and at its merge (Store.merge: a table an earlier release loaded but did not merge); versions an
-  earlier release finished keep their codec.
+  34.0, the multi-key sort 38.7 -> 32.3 [docs/measured.md, thirty-eighth pass]. Declared by the merge
+  that writes the one large part (Store.merge; the load's parts are small), so also for a table an earlier
+  release loaded but did not merge; versions an earlier release finished keep their codec.
 - `about_the_game` is stored uncompressed (CODECS): a needle the text index cannot take whole reads
   every description, and decompressing them was a third of its time. At 500 MB, engine alone: the scan
   for `co-op` 114.0 -> 85.9 ms, for `é` 116.6 -> 76.1; pages sorted by another key unchanged within
