@@ -53,11 +53,23 @@ def sql_text(text: str) -> str:
 # time of reading the same text unparsed (the other list columns 0.98-1.17x).
 _PYLIST_ELEMENT = r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^,'"\[\]\s][^,'"\[\]]*)"""
 _UNESCAPE = "replaceRegexpAll(concat(g[1], g[2]), " + sql_text(r"""\\(['"\\])""") + ", " + sql_text(r"\1") + ")"
-_PYLIST = (
+# The form nearly every row has, a list Python wrote of names with no quote or backslash in them
+# (['English', 'French']), is split at each "', '" with no regular expression: exactly when the text
+# is ['...'] with no " and no \ in it, and every ' between its brackets is one of a separator's (two
+# per "', '", counted as the split counts them, left to right). Its elements are then what
+# _PYLIST_ELEMENT reads (tests/test_load.py compares the two on generated texts).
+# `python bench/parse.py 500`: see docs/measured.md (thirty-ninth pass).
+_INNER = "substring({r}, 3, length({r}) - 4)"
+_PLAIN_PYLIST = ("startsWith({r}, '[\\'') AND endsWith({r}, '\\']') AND length({r}) >= 4 "
+                 "AND position({r}, '\"') = 0 AND position({r}, '\\\\') = 0 "
+                 f"AND countSubstrings({_INNER}, '\\'') = 2 * countSubstrings({_INNER}, '\\', \\'')")
+_PLAIN_ELEMENTS = f"arrayFilter(x -> x != '', splitByString('\\', \\'', {_INNER}))"
+_GENERAL_PYLIST = (
     "if(startsWith(trimLeft({r}), '['), "
     f"arrayFilter(x -> x != '', arrayMap(g -> if(g[3] != '', trimBoth(g[3]), {_UNESCAPE}), "
     "extractAllGroupsVertical({r}, " + sql_text(_PYLIST_ELEMENT) + "))), " + _SPLIT + ")"
 )
+_PYLIST = f"if({_PLAIN_PYLIST}, {_PLAIN_ELEMENTS}, {_GENERAL_PYLIST})"
 # CSV injection (OWASP): a text cell that a spreadsheet could run is exported with a leading ' so that
 # it shows as text; an upload drops that one ' again (as spreadsheets do), so exports round-trip.
 # "Could run": after Unicode NFKC (full-width ＝ ＠ ﹢ are = @ +; NBSP is a space) and any leading
