@@ -3,12 +3,18 @@ generated file, in the same run: each column's text read plain, against the same
 load's own expression (schema.KINDS): a list into its elements, a day by the first format that reads
 it. Median of 5, two rounds.
 
+Then the load's whole statement (load.select_exprs: every column's parse, the checks, the row numbers)
+from the file into a version's table (Store.create_version_table), against the engine's own typed insert
+of the same file (bench/ingest.py's baseline), each in turn, three times, in a process of its own: wall
+and CPU seconds, and their ratio.
+
     python bench/parse.py 500        # size in MB (the file is generated under bench/out once)
 """
 
 from __future__ import annotations
 
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,6 +57,57 @@ def main(megabytes: float) -> None:
             print(f"| {col.name} ({col.kind.name}) | {plain:.3f} | {parsed:.3f} | {parsed / plain:.2f} |")
 
 
+STATEMENTS = r"""
+import resource, sys, tempfile, time
+from gamelens.engine import Engine
+from gamelens.ingest import load, migrations
+from gamelens.settings import Settings
+from gamelens.store import Store
+
+path = sys.argv[1]
+engine = Engine(Settings(data_dir=tempfile.mkdtemp(prefix="gamelens-parse-"), database="bench"))
+store = Store(engine)
+store.create_database()
+with open(path, "rb") as f:
+    header, _ = load.read_header(iter([f.read(1 << 16)]), "file")
+columns, exprs = load.select_exprs(load.check_header(header)[0])
+text = ", ".join(f"c{i} String" for i in range(len(header)))
+typed = ("c0 UInt32, c1 UInt32, c2 String, c3 String, c4 UInt32, c5 Decimal(12, 2), c6 UInt32, c7 String, c8 String, "
+         "c9 Bool, c10 Bool, c11 Bool, c12 UInt32, c13 UInt32, c14 Nullable(UInt32), c15 String, c16 String, "
+         "c17 String, c18 String, c19 String")
+source = "FROM file({p:String}, 'CSVWithNames', {s:String})"
+headless = {"input_format_with_names_use_header": 0}
+
+
+def timed(sql, params, settings):
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    engine.execute(sql, params, settings)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter() - t0, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+
+
+for i in range(3):
+    engine.execute(f"CREATE TABLE bench.typed{i} ({typed.replace('c0 UInt32, ', '')}) ENGINE = MergeTree ORDER BY c1")
+    floor = timed(f"INSERT INTO bench.typed{i} SELECT * EXCEPT c0 {source}", {"p": path, "s": typed}, headless)
+    store.create_version_table(f"stage{i}", migrations.comment_for(1))
+    target = f"bench.stage{i} ({', '.join(f'`{c}`' for c in columns)})"
+    ours = timed(f"INSERT INTO {target} SELECT {', '.join(exprs)} {source}", {"p": path, "s": text},
+                 {**load.CSV_SETTINGS, **headless})
+    print(f"| {i + 1} | {floor[0]:.2f} / {floor[1]:.2f} | {ours[0]:.2f} / {ours[1]:.2f} | "
+          f"{ours[0] / floor[0]:.2f} / {ours[1] / floor[1]:.2f} |", flush=True)
+    engine.execute(f"DROP TABLE bench.typed{i} SYNC")
+    engine.execute(f"DROP TABLE bench.stage{i} SYNC")
+"""
+
+
+def statements(megabytes: float) -> None:
+    path = OUT / f"games_{megabytes:g}mb.csv"
+    print(f"\n| run ({path.name}) | engine's typed insert: wall / CPU s | the load's statement: wall / CPU s "
+          "| ratio: wall / CPU |\n|---|---|---|---|", flush=True)
+    subprocess.run([sys.executable, "-c", STATEMENTS, str(path)], check=True)
+
+
 if __name__ == "__main__":
     for size in sys.argv[1:] or ["50"]:
         main(float(size))
+        statements(float(size))
