@@ -84,10 +84,13 @@ def _runnable(e: str) -> str:
     return f"match(normalizeUTF8NFKC(leftUTF8({e}, 256)), {_RUNNABLE_SQL})"
 
 
-# Templates over {e}, an SQL text expression (valid UTF-8 in NEUTRALISE: it reads stored text; the
-# load checks UTF-8 first: if() evaluates only the branch it takes).
+# Templates over {e}, an SQL text expression (valid UTF-8 in NEUTRALISE: it reads stored text). The load
+# checks UTF-8 first, and also makes the text valid before normalising it: the engine does not always
+# evaluate only the branch if() takes. Where the languages named UNESCAPE in their condition and both
+# branches, it normalised every row, and a byte that is not UTF-8 failed the whole load (code 621)
+# instead of rejecting its row (helper-76; tests/test_bad_inputs.py, every text column).
 NEUTRALISE = "if(" + _runnable("{e}") + ", concat('''', {e}), {e})"
-UNESCAPE = ("if(startsWith({e}, '''') AND isValidUTF8({e}), if(" + _runnable("substring({e}, 2)")
+UNESCAPE = ("if(startsWith({e}, '''') AND isValidUTF8({e}), if(" + _runnable("toValidUTF8(substring({e}, 2))")
             + ", substring({e}, 2), {e}), {e})")
 # ...and back, quotes and backslashes as Python's repr writes them: ['English', "Ogre's", 'a\\b', 'a\'b"c']:
 # backslashes doubled; an element holding a ' and no " in double quotes, any other in single quotes with
