@@ -138,9 +138,12 @@ def test_proxy_variables_of_the_environment_are_ignored(monkeypatch, make_client
     assert "Error:" not in message
 
 
-def test_every_download_verifies_certificates_with_one_context_per_process():
+def test_every_download_verifies_certificates_with_one_context_per_thread():
     """Loading the CA bundle takes about 20 ms and httpx loaded it twice per client, on every upload: the
-    context is made once, and every client, through a proxy too, verifies certificates and host names."""
+    context is made once per thread, and every client, through a proxy too, verifies certificates and
+    host names. Another thread gets its own (httpcore changes it at each connection)."""
+    import threading
+
     plain = [download._client(make_settings(), download._GuardedBackend(False)) for _ in range(2)]
     proxied = download._client(make_settings(download_proxy="http://127.0.0.1:9"), download._GuardedBackend(False))
     contexts = {id(c._transport._pool._ssl_context) for c in [*plain, proxied]}
@@ -148,6 +151,11 @@ def test_every_download_verifies_certificates_with_one_context_per_process():
     context = plain[0]._transport._pool._ssl_context
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert context.cert_store_stats()["x509_ca"] > 0  # the CA bundle is loaded
+    other = []
+    thread = threading.Thread(target=lambda: other.append(download._ssl_context()))
+    thread.start()
+    thread.join()
+    assert other[0] is not context
     for c in [*plain, proxied]:
         c.close()
 

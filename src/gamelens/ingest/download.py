@@ -204,11 +204,19 @@ class _GuardedBackend(httpcore.SyncBackend):
             self._opened.clear()
 
 
-@functools.cache
+_PER_THREAD = threading.local()
+
+
 def _ssl_context() -> ssl.SSLContext:
-    """One per process: loading the CA bundle takes about 20 ms, and a client built with httpx's default
-    loaded it twice, on every upload (40 ms of a 50 MB upload's 0.6 s; bench/ingest.py)."""
-    return httpx.create_ssl_context()
+    """One per thread that downloads (a server's upload worker): loading the CA bundle takes about 20 ms,
+    and a client built with httpx's default loaded it twice, on every upload (bench/timeline.py). Not one
+    per process: httpcore sets the context's ALPN protocols at every connection, which OpenSSL reads
+    without the GIL while another thread's connection is made (helper-76)."""
+    context = getattr(_PER_THREAD, "ssl_context", None)
+    if context is None:
+        context = httpx.create_ssl_context()
+        _PER_THREAD.ssl_context = context
+    return context
 
 
 def _client(settings: Settings, backend: _GuardedBackend) -> httpx.Client:
