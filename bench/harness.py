@@ -18,6 +18,14 @@ import psutil
 
 OUT = Path(__file__).resolve().parent / "out"
 
+# The generated file's columns with their natural types: the engine's own typed insert, the baseline of
+# bench/ingest.py and bench/parse.py (read by position; `idx` is the file's unnamed first column).
+TYPED_STRUCTURE = (
+    "`idx` UInt32, `AppID` UInt32, `Name` String, `Release date` String, `Required age` UInt32, "
+    "`Price` Decimal(12, 2), `DLC count` UInt32, `About the game` String, `Supported languages` String, "
+    "`Windows` Bool, `Mac` Bool, `Linux` Bool, `Positive` UInt32, `Negative` UInt32, `Score rank` Nullable(UInt32), "
+    "`Developers` String, `Publishers` String, `Categories` String, `Genres` String, `Tags` String")
+
 # A static file server that sends with sendfile(): the remote host's CPU is not ours to measure,
 # and python -m http.server copies every byte through Python on the same two cores.
 FILE_SERVER = r"""

@@ -27,7 +27,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate  # noqa: E402
-from harness import OUT, PeakRss, file_server, gamelens_server, wait_indexes  # noqa: E402
+from harness import OUT, TYPED_STRUCTURE, PeakRss, file_server, gamelens_server, wait_indexes  # noqa: E402
 
 BASELINE = r"""
 import sys, time, json
@@ -36,10 +36,7 @@ from gamelens.settings import Settings
 from gamelens.store import Store
 e = Engine(Settings(data_dir=sys.argv[1], database="bench"))
 Store(e).create_database()
-structure = ("`idx` UInt32, `AppID` UInt32, `Name` String, `Release date` String, `Required age` UInt32, "
-  "`Price` Decimal(12, 2), `DLC count` UInt32, `About the game` String, `Supported languages` String, "
-  "`Windows` Bool, `Mac` Bool, `Linux` Bool, `Positive` UInt32, `Negative` UInt32, `Score rank` Nullable(UInt32), "
-  "`Developers` String, `Publishers` String, `Categories` String, `Genres` String, `Tags` String")
+structure = sys.argv[3]
 e.execute("CREATE TABLE bench.t (" + structure.replace("`idx` UInt32, ", "") + ") ENGINE = MergeTree ORDER BY AppID")
 t = time.perf_counter()
 e.execute("INSERT INTO bench.t SELECT * EXCEPT idx FROM file({p:String}, 'CSVWithNames', {s:String})",
@@ -50,7 +47,8 @@ print(json.dumps({"seconds": time.perf_counter() - t, "rows": e.select("SELECT c
 
 def baseline(path: Path) -> dict:
     with tempfile.TemporaryDirectory() as d:
-        child = subprocess.Popen([sys.executable, "-c", BASELINE, d, str(path)], stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen([sys.executable, "-c", BASELINE, d, str(path), TYPED_STRUCTURE],
+                                 stdout=subprocess.PIPE, text=True)
         with PeakRss(psutil.Process(child.pid)) as rss:
             out, _ = child.communicate()
     if child.returncode:

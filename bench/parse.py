@@ -24,7 +24,7 @@ import chdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gamelens import schema  # noqa: E402
 from generate import generate  # noqa: E402
-from harness import OUT  # noqa: E402
+from harness import OUT, TYPED_STRUCTURE  # noqa: E402
 
 REPEAT, ROUNDS = 5, 2
 # What each kind's parsed value is folded into, so the engine computes every row's parse.
@@ -72,9 +72,7 @@ with open(path, "rb") as f:
     header, _ = load.read_header(iter([f.read(1 << 16)]), "file")
 columns, exprs = load.select_exprs(load.check_header(header)[0])
 text = ", ".join(f"c{i} String" for i in range(len(header)))
-typed = ("c0 UInt32, c1 UInt32, c2 String, c3 String, c4 UInt32, c5 Decimal(12, 2), c6 UInt32, c7 String, c8 String, "
-         "c9 Bool, c10 Bool, c11 Bool, c12 UInt32, c13 UInt32, c14 Nullable(UInt32), c15 String, c16 String, "
-         "c17 String, c18 String, c19 String")
+typed = sys.argv[2]
 source = "FROM file({p:String}, 'CSVWithNames', {s:String})"
 headless = {"input_format_with_names_use_header": 0}
 
@@ -87,8 +85,9 @@ def timed(sql, params, settings):
 
 
 for i in range(3):
-    engine.execute(f"CREATE TABLE bench.typed{i} ({typed.replace('c0 UInt32, ', '')}) ENGINE = MergeTree ORDER BY c1")
-    floor = timed(f"INSERT INTO bench.typed{i} SELECT * EXCEPT c0 {source}", {"p": path, "s": typed}, headless)
+    engine.execute(f"CREATE TABLE bench.typed{i} ({typed.replace('`idx` UInt32, ', '')}) ENGINE = MergeTree "
+                   "ORDER BY AppID")
+    floor = timed(f"INSERT INTO bench.typed{i} SELECT * EXCEPT idx {source}", {"p": path, "s": typed}, headless)
     store.create_version_table(f"stage{i}", migrations.comment_for(1))
     target = f"bench.stage{i} ({', '.join(f'`{c}`' for c in columns)})"
     ours = timed(f"INSERT INTO {target} SELECT {', '.join(exprs)} {source}", {"p": path, "s": text},
@@ -104,7 +103,7 @@ def statements(megabytes: float) -> None:
     path = OUT / f"games_{megabytes:g}mb.csv"
     print(f"\n| run ({path.name}) | engine's typed insert: wall / CPU s | the load's statement: wall / CPU s "
           "| ratio: wall / CPU |\n|---|---|---|---|", flush=True)
-    subprocess.run([sys.executable, "-c", STATEMENTS, str(path)], check=True)
+    subprocess.run([sys.executable, "-c", STATEMENTS, str(path), TYPED_STRUCTURE], check=True)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def main(megabytes: float, uploads: int) -> None:
             t1 = time.monotonic()
             print(f"\nupload {i + 1} of {path.name}: served in {(t1 - t0) * 1000:.0f} ms; its record's phases "
                   f"{record['timings_ms']}\n| start ms | took ms | thread | statement |\n|---|---|---|---|")
-            for start, seconds, thread, sql in sorted(s for s in seen if s[0] <= t1):
+            for start, seconds, thread, sql in sorted(s for s in seen if t0 <= s[0] <= t1):
                 print(f"| {(start - t0) * 1000:.1f} | {seconds * 1000:.1f} | {thread} | {sql[:SHOWN]} |")
     server.should_exit = True
     time.sleep(1)

@@ -49,8 +49,8 @@ def sql_text(text: str) -> str:
 # not in brackets is a plain comma list.
 # An unquoted element starts at no space, so the ", " between elements matches nothing: by hand (engine
 # alone, the languages of a generated 500 MB file, median of 5, two runs) 0.304 s otherwise, 0.249 s so,
-# 0.216 s before unquoted elements and escapes were read. `python bench/parse.py 500`: 1.60-1.71x the
-# time of reading the same text unparsed (the other list columns 0.98-1.17x).
+# 0.216 s before unquoted elements and escapes were read. `python bench/parse.py 500`, when every cell was
+# read so: 1.60-1.71x the time of reading the same text unparsed (the other list columns 0.98-1.17x).
 _PYLIST_ELEMENT = r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([^,'"\[\]\s][^,'"\[\]]*)"""
 _UNESCAPE = "replaceRegexpAll(concat(g[1], g[2]), " + sql_text(r"""\\(['"\\])""") + ", " + sql_text(r"\1") + ")"
 # The form nearly every row has, a list Python wrote of names with no quote or backslash in them
