@@ -130,6 +130,22 @@ def _left_at(history: list[tuple[int, int]]) -> dict[int, int]:
     return left
 
 
+def _held(catalogue: list[tuple[str, str, list[str], str]]) -> list[Held]:
+    """The dataset tables (versions, staging tables, upgrade copies) among the catalogue's (Store.tables)."""
+    held = []
+    for name, comment, columns, _ in catalogue:
+        parsed = migrations.parse_comment(comment)
+        if parsed:
+            held.append(Held(name, parsed[0], migrations.layout_of(comment, columns), parsed[1] is not None))
+    return held
+
+
+def _active_first(held: list[Held], active: int | None) -> list[int]:
+    """The upload ids whose versions are held: the active one first, then newest first."""
+    kept = sorted((h.upload_id for h in held if h.is_version), reverse=True)
+    return ([active] if active in kept else []) + [i for i in kept if i != active]
+
+
 class Versions:
     def __init__(self, engine: Engine, writer: Engine | None = None):
         self.engine = engine  # reads of the pointer and the catalogue (request side)
@@ -281,12 +297,7 @@ class Versions:
 
     def holdings(self, engine: Engine | None = None) -> list[Held]:
         """Every dataset table (versions, staging tables, upgrade copies) with its upload and layout."""
-        held = []
-        for name, comment, columns, _ in self._on(engine).tables():
-            parsed = migrations.parse_comment(comment)
-            if parsed:
-                held.append(Held(name, parsed[0], migrations.layout_of(comment, columns), parsed[1] is not None))
-        return held
+        return _held(self._on(engine).tables())
 
     def named_ids(self) -> set[int]:
         """Every upload the pointer has named (its history): those whose data was served."""
@@ -296,9 +307,8 @@ class Versions:
     def stored_ids(self, engine: Engine | None = None) -> list[int]:
         """Upload ids whose data is kept: the active one first, then newest first."""
         engine = engine or self.engine
-        kept = sorted((h.upload_id for h in self.holdings(engine) if h.is_version), reverse=True)
-        active = self.active(fresh=True, engine=engine)
-        return ([active] if active in kept else []) + [i for i in kept if i != active]
+        held = self.holdings(engine)
+        return _active_first(held, self.active(fresh=True, engine=engine))
 
     # --- switching --------------------------------------------------------------------------------
 
@@ -323,8 +333,8 @@ class Versions:
                     log.exception("preparing the cache of upload %s failed", upload_id)
                     warnings.append("Preparing the new version's cached answers failed; they are computed as "
                                     "pages are read.")
-            self._switch(upload_id)
-            return warnings + self._prune_with_warning(keep)
+            catalogue = self._switch(upload_id)
+            return warnings + self._prune_with_warning(keep, catalogue)
 
     def activate(self, upload_id: int) -> None:
         """Make a kept version active again. Compared against the pointer itself; a version whose table
@@ -347,10 +357,10 @@ class Versions:
                 raise GameLensError("switch_superseded", f"Another switch landed at the same time: upload {now} is "
                                     "active.", 409, param="id", value=upload_id)
 
-    def _switch(self, upload_id: int) -> None:
+    def _switch(self, upload_id: int) -> list[tuple[str, str, list[str], str]] | None:
         """The commit: one INSERT, timed by the server's clock and never before the previous switch (a
         clock that stepped back cannot reorder the history). If it raises, the pointer says whether it
-        happened."""
+        happened. Returns the catalogue as read after it (None if that read failed), for the prune."""
         try:
             self.store.point_to(upload_id)
         except GameLensError:
@@ -358,17 +368,20 @@ class Versions:
                 raise
             log.warning("switching to upload %s raised, but the switch happened", upload_id)
         self._read_pointer(self.writer)
-        self._point_view(upload_id)
+        return self._point_view(upload_id)
 
-    def _point_view(self, upload_id: int) -> None:
+    def _point_view(self, upload_id: int) -> list[tuple[str, str, list[str], str]] | None:
         """BI users' view `games` follows the switch. Not while release 421b14a's table still has that
-        name (adopt renames it, then points the view); a failure costs only the view (logged)."""
+        name (adopt renames it, then points the view); a failure costs only the view (logged). Returns
+        the catalogue it read (None if it could not)."""
         try:
-            if any(name == LEGACY_ACTIVE and engine != "View" for name, _, _, engine in self.store.tables()):
-                return
-            self.store.point_view(version_name(upload_id))
+            catalogue = self.store.tables()
+            if not any(name == LEGACY_ACTIVE and engine != "View" for name, _, _, engine in catalogue):
+                self.store.point_view(version_name(upload_id))
         except GameLensError as exc:
             log.warning("pointing the view %s at upload %s failed: %s", LEGACY_ACTIVE, upload_id, exc.code)
+            return None
+        return catalogue
 
     def finish(self, upload_id: int) -> IndexState:
         """Give a served version its final layout: one part, then its indexes (one at a time unless the
@@ -485,9 +498,10 @@ class Versions:
         with self._lock:
             return self._prune_with_warning(keep)
 
-    def _prune_with_warning(self, keep: int) -> list[str]:
+    def _prune_with_warning(self, keep: int, catalogue: list[tuple[str, str, list[str], str]] | None = None
+                            ) -> list[str]:
         try:
-            self._prune(keep)
+            self._prune(keep, catalogue)
         except GameLensError as exc:
             log.warning("pruning old versions failed: %s", exc.message)
             return [f"Removing versions beyond GAMELENS_KEEP_VERSIONS failed ({exc.code}); they are removed "
@@ -498,11 +512,15 @@ class Versions:
         """The server's time now (ns) and the pointer's rows (at, upload id) in order."""
         return self.store.pointer_history()
 
-    def _prune(self, keep: int) -> None:
+    def _prune(self, keep: int, catalogue: list[tuple[str, str, list[str], str]] | None = None) -> None:
+        """`catalogue`: the tables as a switch just read them (a switch's prune reads them once, ~4 ms);
+        none of them is dropped but here, under the same lock. The active version is the history's last."""
+        if catalogue is None:
+            catalogue = self.store.tables()
         now, history = self._history()
         current = history[-1][1] if history else None
         left = _left_at(history)
-        for upload_id in self.stored_ids(self.writer)[keep:]:
+        for upload_id in _active_first(_held(catalogue), current)[keep:]:
             if upload_id == current:
                 continue
             if upload_id in left and now - left[upload_id] <= self.grace_ns:
