@@ -11,7 +11,10 @@ comparison taken in turn (condition cache off):
   engine's elapsed time of each, summed) against the one statement that reads them from the bitmaps;
 - "whole summary": the summary's statements side by side on two threads, as a request runs them (wall
   time): five without bitmaps, four with them.
-Each line's ratio is the first figure over the second (above 1: the bitmaps are faster). Then the summary's
+Each line's ratio is the first figure over the second (above 1: the bitmaps are faster). Then, for the
+segments whose every filter is an element test, "rows of the segment": the bitmaps' statement with the
+segment's rows read from the games (as before the fortieth pass) against taken from the bitmaps
+(filters.ROWS_SQL), engine elapsed, and the whole summary side by side both ways. Then the summary's
 overview on one thread (engine elapsed, median of REPEAT): as sent before the thirty-seventh pass (its price
 bands by a `sumMap` of every row, `est_revenue` summed as whole parts and fractions) against as sent (a
 `countIf` per band, the revenue in whole cents). Then what the bitmaps cost: the time to write them again
@@ -48,7 +51,8 @@ from harness import OUT  # noqa: E402
 REPEAT = 15
 SEGMENTS = {"genres=indie": [("genres", "indie")], "tags=horror": [("tags", "horror")],
             "price__lt=5": [("price__lt", "5")],
-            "genres=action&windows=true": [("genres", "action"), ("windows", "true")]}
+            "genres=action&windows=true": [("genres", "action"), ("windows", "true")],
+            "genres=indie&tags=2d": [("genres", "indie"), ("tags", "2d")]}
 
 
 def load(path: Path, data: Path) -> None:
@@ -75,16 +79,34 @@ def segment(explorer: Explorer, pool: ThreadPoolExecutor, snap, items) -> tuple[
     def engine_ms(*statements):
         return lambda: sum(explorer.select(snap, *s).stats["elapsed_ms"] for s in statements)
 
-    def side_by_side(statements):
-        def run():
-            t = time.perf_counter()
-            for f in [pool.submit(explorer.select, snap, *s) for s in statements]:
-                f.result()
-            return (time.perf_counter() - t) * 1000
-        return run
-
     return (*medians(engine_ms(*lists), engine_ms(bitmaps)),
-            *medians(side_by_side([*lists, *others]), side_by_side([bitmaps, *others])))
+            *medians(side_by_side(explorer, pool, snap, [*lists, *others]),
+                     side_by_side(explorer, pool, snap, [bitmaps, *others])))
+
+
+def side_by_side(explorer: Explorer, pool: ThreadPoolExecutor, snap, statements):
+    """Wall time (ms) of `statements` run on the pool together, as a request runs them."""
+    def run():
+        t = time.perf_counter()
+        for f in [pool.submit(explorer.select, snap, *s) for s in statements]:
+            f.result()
+        return (time.perf_counter() - t) * 1000
+    return run
+
+
+def segment_rows(explorer: Explorer, pool: ThreadPoolExecutor, snap, items) -> tuple[float, ...] | None:
+    """The bitmaps' statement and the whole summary, with the segment's rows read from the games against
+    taken from the bitmaps; None for a segment that some game must be read to know (Where.rows_sql)."""
+    cond = where(items, set())
+    if not cond.rows_sql:
+        return None
+    read = dataclasses.replace(cond, rows_sql="")
+    names = list(summary.RANKED.values())
+    counts = [element_counts_sql(c, snap.table, snap.elements, names, summary.TOP) for c in (read, cond)]
+    others = [s for part, s in summary.statements(cond, snap.table).items() if part not in summary.RANKED]
+    engine = [lambda s=s: explorer.select(snap, *s).stats["elapsed_ms"] for s in counts]
+    whole = [side_by_side(explorer, pool, snap, [s, *others]) for s in counts]
+    return (*medians(*engine), *medians(*whole))
 
 
 def overview_before(cond, table: str) -> tuple[str, dict]:
@@ -145,6 +167,13 @@ def main(mb: float) -> None:
             for name, items in SEGMENTS.items():
                 a, b, c, d = segment(explorer, pool, snap, items)
                 print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f} | {c:.1f} | {d:.1f} | {c / d:.2f} |", flush=True)
+            print("\n| segment | rows of the segment: read from the games ms | from the bitmaps ms | ratio | "
+                  "whole summary: read ms | from the bitmaps ms | ratio |\n|---|---|---|---|---|---|---|")
+            for name, items in SEGMENTS.items():
+                found = segment_rows(explorer, pool, snap, items)
+                if found is not None:
+                    a, b, c, d = found
+                    print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f} | {c:.1f} | {d:.1f} | {c / d:.2f} |", flush=True)
             overview(explorer, snap)
             cost(engine, snap)
         finally:

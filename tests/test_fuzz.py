@@ -56,8 +56,10 @@ def test_filter_parser_accepts_or_says_why(name, value):
     except GameLensError as exc:
         assert exc.status == 400 and exc.param == name
     else:
-        # f0_run<n>: the runs of letters of a needle the text index cannot take whole (filters.word_runs)
-        assert cond.params and all(re.fullmatch(r"f0(_like|_run\d)?", k) for k in cond.params)
+        # f0_run<n>: the runs of letters of a needle the text index cannot take whole (filters.word_runs);
+        # f0_list: the list whose element bitmaps an element test reads (filters.ROWS_SQL), the column's name
+        assert cond.params and all(re.fullmatch(r"f0(_like|_run\d|_list)?", k) for k in cond.params)
+        assert cond.params.get("f0_list", name.partition("__")[0]) == name.partition("__")[0]
         # The value is bound, never part of the SQL: another valid value gives the very same SQL text. A
         # needle's runs of letters and digits shape its SQL (one condition per run), so the first other
         # value tried has the same runs with other letters and digits.

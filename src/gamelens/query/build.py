@@ -64,6 +64,9 @@ class Where:
     sql: str = "1"
     params: dict[str, Any] = field(default_factory=dict)
     scans: bool = False  # a condition may read the text of every game (filters.Condition.scans)
+    # The matching games' rows as one bitmap from a version's element bitmaps ({bitmaps}: its table), when
+    # every condition is an element test (filters.ROWS_SQL); "" when some game must be read to know.
+    rows_sql: str = ""
 
 
 def where(items: list[tuple[str, str]], control: set[str]) -> Where:
@@ -74,7 +77,12 @@ def where(items: list[tuple[str, str]], control: set[str]) -> Where:
     params: dict[str, Any] = {}
     for c in conds:
         params.update(c.params)
-    return Where(" AND ".join(f"({c.sql})" for c in conds), params, any(c.scans for c in conds))
+    rows_sql = ""
+    if all(c.rows_sql for c in conds):
+        rows_sql = conds[0].rows_sql
+        for c in conds[1:]:
+            rows_sql = f"bitmapAnd({rows_sql}, {c.rows_sql})"
+    return Where(" AND ".join(f"({c.sql})" for c in conds), params, any(c.scans for c in conds), rows_sql)
 
 
 def _filter(param: str, raw: str, key: str, control: set[str]) -> filters.Condition:
@@ -401,8 +409,12 @@ def element_counts_sql(cond: Where, table: str, elements: str, lists: list[str],
                        ) -> tuple[str, dict[str, Any]]:
     """(list, value, games): the top `limit` elements of each of `lists` over the games meeting `cond`, from
     the version's element bitmaps (`elements`, physical.elements_table): the matching games' rows as one
-    bitmap, ANDed with each element's. The same as value_counts: each game once, most first, ties by value."""
-    return (f"WITH (SELECT groupBitmapState(toUInt32({schema.ROW_COL})) FROM {table} WHERE {cond.sql}) AS __rows "
+    bitmap, ANDed with each element's. The same as value_counts: each game once, most first, ties by value.
+    The matching rows come from the bitmaps too when every filter is an element test (Where.rows_sql)."""
+    rows = f"(SELECT groupBitmapState(toUInt32({schema.ROW_COL})) FROM {table} WHERE {cond.sql})"
+    if cond.rows_sql:
+        rows = cond.rows_sql.replace("{bitmaps}", elements)
+    return (f"WITH {rows} AS __rows "
             f"SELECT list, element AS value, bitmapAndCardinality(rows, __rows) AS games FROM {elements} "
             "WHERE list IN {__lists:Array(String)} AND games > 0 ORDER BY list, games DESC, value ASC "
             "LIMIT {__n:UInt64} BY list", {**cond.params, "__lists": lists, "__n": limit})
