@@ -91,6 +91,39 @@ def test_a_version_without_bitmaps_reads_its_lists_and_a_start_writes_them(finis
     assert again == with_bitmaps and _read_bitmaps(statements)
 
 
+@pytest.mark.parametrize("lists", [("tags", "genres"), physical.ELEMENT_LISTS], ids=["031593a", "eec6f14"])
+def test_bitmaps_an_earlier_release_wrote_are_read_once_a_start_completes_them(finished, sample_rows, monkeypatch,
+                                                                                 lists):
+    """Releases 031593a to 010e1e4 wrote the bitmaps of tags and genres only, and none before the fortieth pass
+    named the lists in the table's comment. Such a table is not read: a segment of categories, whose rows the
+    bitmaps would give (filters.ROWS_SQL), is counted from the lists. The next start completes it: it writes
+    again a table that lacks a list, and marks one that has them all, which it keeps as it is."""
+    client, upload_id = finished
+    versions, engine = _versions(client), engine_of(client)
+    own = physical.elements_table(version_name(upload_id))
+    engine.execute(f"DELETE FROM {versions.store.q(own)} WHERE list NOT IN {{kept:Array(String)}}",
+                   {"kept": list(lists)})
+    versions.store.comment(own, "")
+    versions._all_derived.clear()
+    assert fresh_snapshot(client).elements == ""
+    segment = [r for r in sample_rows if any("co-op" in c.lower() for c in r["categories"])]
+    want = Counter(t for r in segment for t in set(r["tags"]))
+    want = sorted(want.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    for built in (False, True):
+        client.app.state.explorer.cache.keep_only("")
+        statements = statements_of(client.app.state.explorer, monkeypatch)
+        body = client.get("/api/v1/games/summary", params={"categories": "co-op"}).json()
+        monkeypatch.undo()
+        assert body["games"] == len(segment) and want
+        assert [(t["value"], t["games"]) for t in body["top_tags"]] == want
+        assert _read_bitmaps(statements) == built
+        if not built:
+            uuid = versions.store.uuid(own)
+            client.app.state.uploads._resume_indexes()
+            assert fresh_snapshot(client).elements
+            assert (versions.store.uuid(own) == uuid) == (lists == physical.ELEMENT_LISTS)
+
+
 def test_a_failed_build_leaves_no_table_and_the_lists_read(finished, monkeypatch, caplog):
     """A build that fails midway (here: a list the table does not have, after the first lists were
     written) removes its working table; the version is read from its lists, and a finish writes them."""

@@ -261,19 +261,34 @@ class Store:
         Idempotent: run again after a stop, it starts over (abandon_elements first)."""
         if physical.ELEMENTS in self.derived(name):
             return
+        if self._complete_elements(name):
+            return
         table, work = self.q(name), self.q(f"{physical.elements_table(name)}_new")
         self.abandon_elements(name)
+        self.drop(physical.elements_table(name))  # one an earlier release wrote without a list (no reader uses it)
         if self._select(f"SELECT max({schema.ROW_COL}) >= 4294967296 FROM {table}").scalar():
             raise GameLensError("rows_past_bitmaps", f"{name} numbers its rows past 2^32, beyond a bitmap's "
                                 "32-bit numbers: its lists are read instead.", 500)
         self.t.execute(f"CREATE TABLE {work} (list LowCardinality(String), element String, "
                        f"rows AggregateFunction(groupBitmap, UInt32)) ENGINE = {self._engine()} "
-                       "ORDER BY (list, element)")
+                       f"ORDER BY (list, element) COMMENT {_lit(physical.ELEMENTS_COMMENT)}")
         for column in physical.ELEMENT_LISTS:
             self.t.execute(f"INSERT INTO {work} SELECT {{list:String}}, __e, groupBitmapState(toUInt32("
                            f"{schema.ROW_COL})) FROM {table} ARRAY JOIN {ident(column)} AS __e GROUP BY __e",
                            {"list": column})
         self.rename(f"{physical.elements_table(name)}_new", physical.elements_table(name))
+
+    def _complete_elements(self, name: str) -> bool:
+        """Whether `name`'s element bitmaps, written by a release that gave them no comment, hold every list
+        of physical.ELEMENT_LISTS; if so they get the comment that marks them complete (Store.derived)."""
+        found = self.version_table(physical.elements_table(name))
+        if found is None:
+            return False
+        held = self._select(f"SELECT groupUniqArray(list) FROM {self.q(physical.elements_table(name))}").scalar()
+        if not set(physical.ELEMENT_LISTS) <= set(held):
+            return False
+        self.comment(physical.elements_table(name), physical.ELEMENTS_COMMENT)
+        return True
 
     def abandon_elements(self, name: str) -> None:
         """Remove what a stopped or failed build_elements left: its working table."""
@@ -374,9 +389,9 @@ class Store:
         return frozenset(r for (r,) in self._select(
             "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} AND "
             "name IN {derived:Array(String)} UNION ALL SELECT {mark:String} FROM system.tables "
-            "WHERE database = {db:String} AND name = {elements:String}",
+            "WHERE database = {db:String} AND name = {elements:String} AND comment = {lists:String}",
             {"db": self.db, "t": name, "derived": list(physical.DERIVED), "mark": physical.ELEMENTS,
-             "elements": physical.elements_table(name)}).rows)
+             "elements": physical.elements_table(name), "lists": physical.ELEMENTS_COMMENT}).rows)
 
     def pointer_history(self) -> tuple[int, list[tuple[int, int]]]:
         """The server's time now (ns) and the pointer's rows (at, upload id) in order."""

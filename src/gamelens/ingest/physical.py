@@ -181,8 +181,11 @@ PACK_CHECK_ROWS = 1000
 # not its lists [`python bench/segments.py 500`, lines "top tags and genres"]. Every list whose elements are
 # few (LowCardinality, as query/filters.by_elements): studios are many, and no summary lists them.
 ELEMENT_LISTS = ("tags", "genres", "categories", "supported_languages")
-# Its mark among a version's derived parts (Store.derived): the table is there.
+# Its mark among a version's derived parts (Store.derived): the table is there, and its comment names every
+# list of ELEMENT_LISTS. Releases 031593a to 010e1e4 stored tags and genres only, and none wrote a comment: a
+# start completes such a table (Store.build_elements); until then its version's lists are read.
 ELEMENTS = "_elements"
+ELEMENTS_COMMENT = "lists:" + ",".join(ELEMENT_LISTS)
 
 
 def elements_table(version: str) -> str:
