@@ -257,7 +257,9 @@ class Store:
     def build_elements(self, name: str) -> None:
         """Store, for each element of the lists physical.ELEMENT_LISTS, the bitmap of the rows (`_row`) of
         the games that list it, in the version's own table (physical.elements_table). It is written under
-        a working name, which takes its own name in one rename: a reader sees it whole or not at all.
+        a working name, which takes its own name in one rename: a reader sees it whole or not at all. A
+        table an earlier release wrote without a list is swapped out in one EXCHANGE, then dropped: a
+        process of that release still reads it until then (helper-78).
         Idempotent: run again after a stop, it starts over (abandon_elements first)."""
         if physical.ELEMENTS in self.derived(name):
             return
@@ -265,7 +267,6 @@ class Store:
             return
         table, work = self.q(name), self.q(f"{physical.elements_table(name)}_new")
         self.abandon_elements(name)
-        self.drop(physical.elements_table(name))  # one an earlier release wrote without a list (no reader uses it)
         if self._select(f"SELECT max({schema.ROW_COL}) >= 4294967296 FROM {table}").scalar():
             raise GameLensError("rows_past_bitmaps", f"{name} numbers its rows past 2^32, beyond a bitmap's "
                                 "32-bit numbers: its lists are read instead.", 500)
@@ -276,7 +277,11 @@ class Store:
             self.t.execute(f"INSERT INTO {work} SELECT {{list:String}}, __e, groupBitmapState(toUInt32("
                            f"{schema.ROW_COL})) FROM {table} ARRAY JOIN {ident(column)} AS __e GROUP BY __e",
                            {"list": column})
-        self.rename(f"{physical.elements_table(name)}_new", physical.elements_table(name))
+        if self.version_table(physical.elements_table(name)) is None:
+            self.rename(f"{physical.elements_table(name)}_new", physical.elements_table(name))
+            return
+        self.exchange(f"{physical.elements_table(name)}_new", physical.elements_table(name))
+        self.abandon_elements(name)  # the earlier release's table, now under the working name
 
     def _complete_elements(self, name: str) -> bool:
         """Whether `name`'s element bitmaps, written by a release that gave them no comment, hold every list
