@@ -130,7 +130,11 @@ def _left_at(history: list[tuple[int, int]]) -> dict[int, int]:
     return left
 
 
-def _held(catalogue: list[tuple[str, str, list[str], str]]) -> list[Held]:
+# The database's tables as Store.tables reads them: (name, comment, column names, engine).
+Catalogue = list[tuple[str, str, list[str], str]]
+
+
+def _held(catalogue: Catalogue) -> list[Held]:
     """The dataset tables (versions, staging tables, upgrade copies) among the catalogue's (Store.tables)."""
     held = []
     for name, comment, columns, _ in catalogue:
@@ -357,7 +361,7 @@ class Versions:
                 raise GameLensError("switch_superseded", f"Another switch landed at the same time: upload {now} is "
                                     "active.", 409, param="id", value=upload_id)
 
-    def _switch(self, upload_id: int) -> list[tuple[str, str, list[str], str]] | None:
+    def _switch(self, upload_id: int) -> Catalogue | None:
         """The commit: one INSERT, timed by the server's clock and never before the previous switch (a
         clock that stepped back cannot reorder the history). If it raises, the pointer says whether it
         happened. Returns the catalogue as read after it (None if that read failed), for the prune."""
@@ -370,7 +374,7 @@ class Versions:
         self._read_pointer(self.writer)
         return self._point_view(upload_id)
 
-    def _point_view(self, upload_id: int) -> list[tuple[str, str, list[str], str]] | None:
+    def _point_view(self, upload_id: int) -> Catalogue | None:
         """BI users' view `games` follows the switch. Not while release 421b14a's table still has that
         name (adopt renames it, then points the view); a failure costs only the view (logged). Returns
         the catalogue it read (None if it could not)."""
@@ -498,8 +502,7 @@ class Versions:
         with self._lock:
             return self._prune_with_warning(keep)
 
-    def _prune_with_warning(self, keep: int, catalogue: list[tuple[str, str, list[str], str]] | None = None
-                            ) -> list[str]:
+    def _prune_with_warning(self, keep: int, catalogue: Catalogue | None = None) -> list[str]:
         try:
             self._prune(keep, catalogue)
         except GameLensError as exc:
@@ -512,7 +515,7 @@ class Versions:
         """The server's time now (ns) and the pointer's rows (at, upload id) in order."""
         return self.store.pointer_history()
 
-    def _prune(self, keep: int, catalogue: list[tuple[str, str, list[str], str]] | None = None) -> None:
+    def _prune(self, keep: int, catalogue: Catalogue | None = None) -> None:
         """`catalogue`: the tables as a switch just read them (a switch's prune reads them once, ~4 ms);
         none of them is dropped but here, under the same lock. The active version is the history's last."""
         if catalogue is None:
