@@ -156,6 +156,21 @@ def test_uploads_run_one_at_a_time_in_order(client, files):
     assert client.get(f"/api/v1/uploads/{first['id']}").json()["state"] == "succeeded"
 
 
+def test_a_stop_never_marks_interrupted_an_upload_that_ended_meanwhile(client, files):
+    """A stop lists the running uploads, then marks each interrupted; the worker may switch one in and record
+    it between the two (a CI run saw the record say `interrupted` while the pointer served its data). The
+    upload's end stands: here the stop marks the record object it listed once the upload has succeeded."""
+    uploads = client.app.state.uploads
+    rec = upload(client, files.url("sample.csv"))
+    listed = next(r for r in uploads._records() if r.id == rec["id"])
+    listed.state = "loading"  # as the stop listed it: running
+    done = next(r for r in uploads._records() if r.id == rec["id"])
+    uploads._set(listed, state=done.state, finished_at=done.finished_at)  # the worker's end, in between
+    uploads._interrupt(listed, "The server shut down during this upload.")
+    after = client.get(f"/api/v1/uploads/{rec['id']}").json()
+    assert after["state"] == "succeeded" and after["active"], after
+
+
 def test_killed_mid_download_is_interrupted_after_restart(server_process, files):
     server = server_process().start()
     with server.client() as http:

@@ -64,6 +64,9 @@ class Uploads:
         self._done: dict[int, threading.Event] = {}
         self._enders: dict[int, list[Callable[[], None]]] = {}  # called once an upload ended (when_ended)
         self._lock = threading.Lock()
+        # A record's change of state and its write, one at a time (re-entered by _interrupt): the stop's cut
+        # and the worker's end never cross, so the last record written is the last state decided.
+        self._record_lock = threading.RLock()
         self._worker: threading.Thread | None = None
         # When a stop signal arrived (time.monotonic()), set by `gamelens serve` (cli.serve): the running
         # upload's grace starts then, new uploads are refused, queued ones do not start, and requests
@@ -215,7 +218,13 @@ class Uploads:
             self._worker.join(min(left, LEAVING_POLL_S))
 
     def _interrupt(self, rec: UploadRecord, message: str) -> None:
-        self._set(rec, state="interrupted", finished_at=self._now(), error={"code": "interrupted", "message": message})
+        """Mark a running upload interrupted. One that ended meanwhile keeps its end: a stop lists the running
+        uploads, then marks them, and the worker may record a switch in between (the pointer names its data)."""
+        with self._record_lock:
+            if not rec.running:
+                return
+            self._set(rec, state="interrupted", finished_at=self._now(),
+                      error={"code": "interrupted", "message": message})
         UPLOADS.labels("interrupted").inc()
 
     # records
@@ -440,15 +449,20 @@ class Uploads:
                         self._done.pop(upload_id)
 
     def _set(self, rec: UploadRecord, persist: bool = True, **changes: Any) -> None:
+        if not persist:  # progress: kept in memory, and no wait behind a record's write
+            self._change(rec, changes)
+            return
+        with self._record_lock:
+            self._change(rec, changes)
+            if rec.running:  # a running upload whose record cannot be written fails, and says so
+                self._save(rec)
+                return
+            self._save_ended(rec)
+
+    def _change(self, rec: UploadRecord, changes: dict[str, Any]) -> None:
         with self._lock:
             for name, value in changes.items():
                 setattr(rec, name, value)
-        if not persist:
-            return
-        if rec.running:  # a running upload whose record cannot be written fails, and says so
-            self._save(rec)
-            return
-        self._save_ended(rec)
 
     def _save_ended(self, rec: UploadRecord) -> None:
         """Write how an upload ended. If the database refuses (a full disk), the record waits in memory
