@@ -22,13 +22,17 @@ VENV=${GAMELENS_VENV:-.venv-test}
 
 "$VENV/bin/ruff" check .
 
-# pytest exits 5 when it collected no test: that is a failure here.
+# pytest exits 5 when it collected no test: that is a failure here. A pass that outlives PASS_LIMIT_S (a hang
+# pytest-timeout cannot end, e.g. a worker that never exits) is aborted with SIGABRT, on which every test process
+# prints its threads' stacks (faulthandler), and fails: well before the CI's own 90 min, which says nothing.
+PASS_LIMIT_S=${GAMELENS_TEST_PASS_LIMIT_S:-1500}
 run_pytest() {
   set +e
-  "$VENV/bin/python" -m pytest "$@"
+  timeout --signal=ABRT --kill-after=60 "$PASS_LIMIT_S" "$VENV/bin/python" -m pytest "$@"
   local status=$?
   set -e
   if [ "$status" -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then echo "the pass outlived ${PASS_LIMIT_S} s" >&2; fi
   [ "$status" -eq 0 ] || exit "$status"
 }
 
