@@ -22,13 +22,16 @@ VENV=${GAMELENS_VENV:-.venv-test}
 
 "$VENV/bin/ruff" check .
 
-# pytest exits 5 when it collected no test: that is a failure here. A pass that outlives PASS_LIMIT_S (a hang
-# pytest-timeout cannot end, e.g. a worker that never exits) is aborted with SIGABRT, on which every test process
-# prints its threads' stacks (faulthandler), and fails: well before the CI's own 90 min, which says nothing.
+# pytest exits 5 when it collected no test: that is a failure here. Without a terminal (CI), a pass that outlives
+# PASS_LIMIT_S (a hang pytest-timeout cannot end, e.g. a worker that never exits) is aborted with SIGABRT, on which
+# every test process prints its threads' stacks (faulthandler), and fails: well before the CI's own 90 min, which
+# says nothing. Not in a terminal: `timeout` puts pytest in a process group of its own, which Ctrl-C never reaches.
 PASS_LIMIT_S=${GAMELENS_TEST_PASS_LIMIT_S:-1500}
+BOUND=()
+if [ ! -t 0 ]; then BOUND=(timeout --signal=ABRT --kill-after=60 "$PASS_LIMIT_S"); fi
 run_pytest() {
   set +e
-  timeout --signal=ABRT --kill-after=60 "$PASS_LIMIT_S" "$VENV/bin/python" -m pytest "$@"
+  "${BOUND[@]}" "$VENV/bin/python" -m pytest "$@"
   local status=$?
   set -e
   if [ "$status" -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi
