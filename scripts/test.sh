@@ -22,17 +22,25 @@ VENV=${GAMELENS_VENV:-.venv-test}
 
 "$VENV/bin/ruff" check .
 
-# pytest exits 5 when it collected no test: that is a failure here. Without a terminal (CI), a pass that outlives
-# PASS_LIMIT_S (a hang pytest-timeout cannot end, e.g. a worker that never exits) is aborted with SIGABRT, on which
-# every test process prints its threads' stacks (faulthandler), and fails: well before the CI's own 90 min, which
-# says nothing. Not in a terminal: `timeout` puts pytest in a process group of its own, which Ctrl-C never reaches.
+# pytest exits 5 when it collected no test: that is a failure here. A pass that outlives PASS_LIMIT_S (a hang
+# pytest-timeout cannot end, e.g. a worker that never exits) is aborted with SIGABRT, on which every test process
+# prints its threads' stacks (faulthandler), and fails: well before the CI's own 90 min, which says nothing.
+# `timeout` runs pytest in a process group of its own, out of reach of a terminal's Ctrl-C and of a kill of this
+# script's group: this script passes those signals on (timeout hands them to its whole group).
 PASS_LIMIT_S=${GAMELENS_TEST_PASS_LIMIT_S:-1500}
-BOUND=()
-if [ ! -t 0 ]; then BOUND=(timeout --signal=ABRT --kill-after=60 "$PASS_LIMIT_S"); fi
 run_pytest() {
   set +e
-  "${BOUND[@]}" "$VENV/bin/python" -m pytest "$@"
+  timeout --signal=ABRT --kill-after=60 "$PASS_LIMIT_S" "$VENV/bin/python" -m pytest "$@" &
+  local pid=$!
+  trap 'kill -INT "$pid" 2>/dev/null' INT
+  trap 'kill -TERM "$pid" 2>/dev/null' TERM HUP
+  wait "$pid"
   local status=$?
+  while kill -0 "$pid" 2>/dev/null; do  # a signal ends `wait` early: wait for the pass to end on it
+    wait "$pid"
+    status=$?
+  done
+  trap - INT TERM HUP
   set -e
   if [ "$status" -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi
   if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then echo "the pass outlived ${PASS_LIMIT_S} s" >&2; fi
