@@ -605,6 +605,26 @@ def test_a_record_still_unwritten_at_a_stop_is_completed_at_the_next_start(files
         assert _served(client) == (upload_id, 10)
 
 
+@pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
+def test_an_upload_a_stop_marked_interrupted_as_its_data_was_switched_in_is_succeeded_at_the_next_start(files):
+    """A stop with no grace marks the running upload interrupted while the worker may be switching its data in,
+    and the worker is then cut before it records its end: the pointer serves the upload while its record says
+    `interrupted` (a run of tests/test_operations.py::test_a_stop_without_grace_after_the_bytes_are_in_ends_cleanly
+    saw it). The pointer has the last word: the next start records it succeeded, and builds its indexes."""
+    settings = make_settings()
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        upload_id = upload(client, _file(files, "cut11.csv", sample_table()[1:12]))["id"]
+        uploads = client.app.state.uploads
+        rec = next(r for r in uploads._records() if r.id == upload_id)
+        uploads._set(rec, state="interrupted", indexes=None, error={"code": "interrupted", "message": "shut down"})
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        eventually(lambda: client.get(f"/api/v1/uploads/{upload_id}").json()["indexes"] == "ready")
+        rec = client.get(f"/api/v1/uploads/{upload_id}").json()
+        assert rec["state"] == "succeeded" and rec["rows_loaded"] == 11 and rec["active"], rec
+        assert rec["error"] is None and "recorded it as interrupted" in rec["warnings"][-1], rec
+        assert _served(client) == (upload_id, 11)
+
+
 @pytest.mark.above_the_engine
 @pytest.mark.usefixtures("engine_unheld")  # a restart: the engine starts again too
 def test_a_completed_record_the_database_refuses_at_start_still_gets_its_indexes(files, monkeypatch):

@@ -103,29 +103,39 @@ class Uploads:
     def recover(self) -> None:
         """Uploads whose end was not recorded when the process died (it died while they ran, or the
         database refused their last record) are `interrupted`, or `succeeded` when the pointer named their
-        kept data; their leftovers go; kept versions written by earlier releases are upgraded (a version
-        that cannot be is reported on its record, never served)."""
+        kept data; so is an upload a stop marked `interrupted` while the worker switched its data in (the
+        pointer has the last word); their leftovers go; kept versions written by earlier releases are
+        upgraded (a version that cannot be is reported on its record, never served)."""
         records = self._records()
         # a version loaded to be kept (activate=false) is served only once asked, never by a repair
         self.versions.adopt({rec.id for rec in records if rec.state == "succeeded" and rec.activate})
         running = [rec for rec in records if rec.running]
+        cut = [rec for rec in records if rec.state == "interrupted"]
         served: set[int] = set()
-        if running:  # the pointer's history and the stored tables are read only when there is one to judge
+        if running or cut:  # the pointer's history and the stored tables are read only when there is one to judge
             served = self.versions.named_ids() & set(self.versions.stored_ids(self.worker))
         for rec in running:
             if rec.id in served:
-                rows = self.wstore.count(version_name(rec.id))
-                # Its indexes may not have been built (or their record was lost): built again, idempotently.
-                self._set(rec, state="succeeded", finished_at=self._now(), rows_loaded=rows, indexes="building",
-                          warnings=[*rec.warnings, "The server stopped before this upload's end was recorded (its "
-                                    "data had been switched in); its record was completed at the next start."])
+                self._completed(rec, "The server stopped before this upload's end was recorded (its data had been "
+                                "switched in); its record was completed at the next start.")
             else:
                 self._interrupt(rec, "The server stopped before this upload's end was recorded; the previous "
                                 "dataset was kept. Submit it again.")
+        for rec in cut:
+            if rec.id in served:  # the stop's mark came as the worker switched it in, and the worker was cut
+                self._completed(rec, "The server stopped as this upload's data was switched in, and recorded it "
+                                "as interrupted; the data was served, and its record was completed at the next start.")
         shutil.rmtree(self.engine.incoming, ignore_errors=True)  # pipes and received files of cut-off loads
         shutil.rmtree(self.engine.outgoing, ignore_errors=True)  # Parquet files of cut-off exports
         self.versions.tidy(self.settings.keep_versions, {rec.id for rec in records if rec.state == "succeeded"})
         self._record_upgrades(self.versions.upgrade(), {rec.id: rec for rec in records})
+
+    def _completed(self, rec: UploadRecord, warning: str) -> None:
+        """Record as succeeded an upload whose data the pointer named. Its indexes may not have been built (or
+        their record was lost): built again, idempotently."""
+        rows = self.wstore.count(version_name(rec.id))
+        self._set(rec, state="succeeded", finished_at=self._now(), rows_loaded=rows, indexes="building", error=None,
+                  warnings=[*rec.warnings, warning])
 
     def _record_upgrades(self, outcome: dict[int, str | None], records: dict[int, UploadRecord]) -> None:
         """Say on each upgraded version's record how it went. A version rewritten from an older layout has
