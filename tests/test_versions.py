@@ -610,19 +610,28 @@ def test_an_upload_a_stop_marked_interrupted_as_its_data_was_switched_in_is_succ
     """A stop with no grace marks the running upload interrupted while the worker may be switching its data in,
     and the worker is then cut before it records its end: the pointer serves the upload while its record says
     `interrupted` (a run of tests/test_operations.py::test_a_stop_without_grace_after_the_bytes_are_in_ends_cleanly
-    saw it). The pointer has the last word: the next start records it succeeded, and builds its indexes."""
+    saw it). The pointer has the last word: the next start records it succeeded (at the stop's time), and builds
+    its indexes. One stored but never switched in (kept with activate=false) stays interrupted, and goes."""
     settings = make_settings()
     with TestClient(create_app(settings), headers=AUTH) as client:
-        upload_id = upload(client, _file(files, "cut11.csv", sample_table()[1:12]))["id"]
+        served = upload(client, _file(files, "cut11.csv", sample_table()[1:12]))["id"]
+        kept = _kept(client, _file(files, "cut5.csv", sample_table()[1:6]))["id"]
         uploads = client.app.state.uploads
-        rec = next(r for r in uploads._records() if r.id == upload_id)
-        uploads._set(rec, state="interrupted", indexes=None, error={"code": "interrupted", "message": "shut down"})
+        for rec in [r for r in uploads._records() if r.id in (served, kept)]:
+            uploads._set(rec, state="interrupted", finished_at=uploads._now(), indexes=None,
+                         error={"code": "interrupted", "message": "shut down"})
+        marked = client.get(f"/api/v1/uploads/{served}").json()["finished_at"]
+        assert kept in _stored(client)
     with TestClient(create_app(settings), headers=AUTH) as client:
-        eventually(lambda: client.get(f"/api/v1/uploads/{upload_id}").json()["indexes"] == "ready")
-        rec = client.get(f"/api/v1/uploads/{upload_id}").json()
+        eventually(lambda: client.get(f"/api/v1/uploads/{served}").json()["indexes"] == "ready")
+        rec = client.get(f"/api/v1/uploads/{served}").json()
         assert rec["state"] == "succeeded" and rec["rows_loaded"] == 11 and rec["active"], rec
         assert rec["error"] is None and "recorded it as interrupted" in rec["warnings"][-1], rec
-        assert _served(client) == (upload_id, 11)
+        assert rec["finished_at"] == marked, rec
+        assert _served(client) == (served, 11)
+        left = client.get(f"/api/v1/uploads/{kept}").json()
+        assert left["state"] == "interrupted" and not left["stored"], left
+        assert kept not in _stored(client)
 
 
 @pytest.mark.above_the_engine

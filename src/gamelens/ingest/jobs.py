@@ -134,7 +134,10 @@ class Uploads:
         """Record as succeeded an upload whose data the pointer named. Its indexes may not have been built (or
         their record was lost): built again, idempotently."""
         rows = self.wstore.count(version_name(rec.id))
-        self._set(rec, state="succeeded", finished_at=self._now(), rows_loaded=rows, indexes="building", error=None,
+        finished = rec.finished_at
+        if finished is None:  # a stop's mark keeps its own time: the upload ended then
+            finished = self._now()
+        self._set(rec, state="succeeded", finished_at=finished, rows_loaded=rows, indexes="building", error=None,
                   warnings=[*rec.warnings, warning])
 
     def _record_upgrades(self, outcome: dict[int, str | None], records: dict[int, UploadRecord]) -> None:
